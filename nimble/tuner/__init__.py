@@ -1,0 +1,14 @@
+"""The tuner: workload keys, shape buckets, host fingerprints and the tuning records database."""
+from .buckets import Bucket, BucketKey, BucketMatch, BucketSpace, BucketSpec, buckets_from_histogram
+from .db import BucketSummary, Database
+from .fingerprint import HostFingerprint, host_fingerprint, num_threads
+from .records import ERROR_KINDS, RECORD_FORMAT, RECORD_VERSION, ErrorKind, ImportReport, MalformedLine, TuningRecord
+from .workload import ArgSpec, WorkloadKey
+
+__all__ = [
+    "ArgSpec", "WorkloadKey",
+    "Bucket", "BucketKey", "BucketMatch", "BucketSpace", "BucketSpec", "buckets_from_histogram",
+    "HostFingerprint", "host_fingerprint", "num_threads",
+    "ERROR_KINDS", "RECORD_FORMAT", "RECORD_VERSION", "ErrorKind", "MalformedLine", "TuningRecord",
+    "BucketSummary", "Database", "ImportReport",
+]

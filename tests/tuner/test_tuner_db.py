@@ -1,0 +1,233 @@
+import io
+import logging
+import sqlite3
+
+import pytest
+
+import nimble.tuner.db as dbmod
+from nimble.errors import FormatError
+from nimble.tuner.db import Database, database_url
+from nimble.tuner.fingerprint import HostFingerprint
+from nimble.tuner.records import TuningRecord
+from nimble.tuner.workload import WorkloadKey
+
+HOST = HostFingerprint("Test CPU", "TestVendor", ("avx2", "fma"), 4, 4, "llvm")
+FOREIGN = HostFingerprint("Other CPU", "OtherVendor", ("neon",), 8, 8, "llvm")
+DENSE = WorkloadKey("dense", [(("n", 64), "float32"), ((64, 64), "float32")], "llvm")
+SOFTMAX = WorkloadKey("softmax", [(("n", 128), "float32")], "llvm")
+
+
+def make(index: int, cost: float | None, *, key=DENSE, bucket="n=33..64", host=HOST, error=None,
+         target="llvm") -> TuningRecord:
+    return TuningRecord(
+        workload=key, bucket=bucket, target=target, host=host, config={"tile": index}, config_index=index,
+        costs=[] if cost is None else [cost, cost], error_kind=error, error_message="boom" if error else "",
+        timestamp=f"2026-11-28T10:00:00.{index:06d}Z", tuner="test",
+    )
+
+
+@pytest.fixture
+def db(tmp_path):
+    return Database(tmp_path / "t.db")
+
+
+def test_best_record_is_cheapest_success(db):
+    db.add_records([make(0, 3e-3), make(1, 1e-3), make(2, None, error="build"), make(3, 2e-3)])
+    best = db.best_record(DENSE, "n=33..64", "llvm", HOST)
+    assert best == make(1, 1e-3)
+    assert db.best_record(DENSE, "n=1..8", "llvm", HOST) is None
+    assert db.best_record(DENSE, "n=33..64", "cuda", HOST) is None
+    assert db.best_record(DENSE.hash, "n=33..64", "llvm", HOST.id) == best
+
+
+def test_add_record_commits_and_skips_duplicates(db):
+    assert db.add_record(make(0, 1e-3)) is True
+    assert db.add_record(make(0, 1e-3)) is False
+    assert db.add_records([make(1, 1e-3), make(1, 1e-3), make(2, 1e-3)]) == 2
+    assert Database(db.url).count() == 3
+
+
+def test_best_record_uses_foreign_hosts_only_when_accepted(db):
+    db.add_record(make(0, 1e-4, host=FOREIGN))
+    assert db.best_record(DENSE, "n=33..64", "llvm", HOST) is None
+    assert db.best_record(DENSE, "n=33..64", "llvm", HOST, accept_foreign=True).host == FOREIGN
+    db.add_record(make(1, 5e-3, host=HOST))  # own record, slower, still preferred
+    assert db.best_record(DENSE, "n=33..64", "llvm", HOST, accept_foreign=True).host == HOST
+    assert db.best_record(DENSE, "n=33..64", "llvm", FOREIGN).host == FOREIGN
+
+
+def test_best_record_defaults_to_this_host(db, monkeypatch):
+    from nimble.tuner.fingerprint import host_fingerprint
+
+    monkeypatch.setenv("NIMBLE_NUM_THREADS", "1")
+    here = host_fingerprint("llvm")
+    db.add_records([make(0, 1e-3, host=here), make(1, 1e-4, host=FOREIGN)])
+    assert db.best_record(DENSE, "n=33..64", "llvm").host == here
+    assert db.measured_configs(DENSE, "n=33..64", "llvm") == {0}
+
+
+def test_measured_configs_include_errors_and_are_per_bucket_and_host(db):
+    db.add_records([make(0, 1e-3), make(1, None, error="timeout"), make(2, 1e-3, bucket="n=1..8"),
+                    make(3, 1e-3, host=FOREIGN)])
+    assert db.measured_configs(DENSE, "n=33..64", "llvm", HOST) == {0, 1}
+    assert db.measured_configs(DENSE, "n=1..8", "llvm", HOST) == {2}
+    assert db.measured_configs(DENSE, "n=33..64", "llvm", FOREIGN) == {3}
+
+
+def test_records_filters(db):
+    db.add_records([make(0, 1e-3), make(1, None, error="crash"), make(2, 1e-3, key=SOFTMAX, bucket="n=65..128"),
+                    make(3, 1e-3, target="llvm -mcpu=znver4")])
+    assert [r.config_index for r in db.records()] == [0, 1, 2, 3]
+    assert [r.config_index for r in db.records(template="softmax")] == [2]
+    assert [r.config_index for r in db.records(workload=DENSE, include_errors=False)] == [0, 3]
+    assert [r.config_index for r in db.records(target="llvm -mcpu=znver4")] == [3]
+    assert [r.config_index for r in db.records(bucket="n=65..128")] == [2]
+    assert db.records(host=FOREIGN) == []
+    assert db.workloads() == [DENSE, SOFTMAX]
+
+
+def test_default_location_and_sqlite_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = Database(target="llvm -mcpu=znver4")
+    assert (tmp_path / "tuning_logs" / "llvm.db").is_file()
+    assert db.url == f"sqlite:///{tmp_path / 'tuning_logs' / 'llvm.db'}"
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+    assert Database(db.url).engine is db.engine  # one engine per URL
+
+
+def test_url_and_path_name_the_same_database(tmp_path):
+    Database(tmp_path / "a.db").add_record(make(0, 1e-3))
+    assert Database(f"sqlite:///{tmp_path / 'a.db'}").count() == 1
+    with pytest.raises(FormatError, match="url_or_path"):
+        database_url("no-such-driver://")
+    with pytest.raises(FormatError, match="url_or_path"):
+        database_url(42)
+
+
+def test_jsonl_round_trip_gives_the_same_best_record(db, tmp_path):
+    db.add_records([make(i, (i + 1) * 1e-3) for i in range(5)] + [make(9, None, error="wrong_result")])
+    path = tmp_path / "out.jsonl"
+    assert db.export_jsonl(path) == 6
+    other = Database(tmp_path / "other.db")
+    report = other.import_jsonl(path)
+    assert (report.added, report.duplicates, report.malformed) == (6, 0, [])
+    assert other.best_record(DENSE, "n=33..64", "llvm", HOST) == db.best_record(DENSE, "n=33..64", "llvm", HOST)
+    assert other.records() == db.records()
+    assert other.import_jsonl(path).duplicates == 6 and other.count() == 6
+
+
+def test_export_filters_and_streams(db):
+    db.add_records([make(0, 1e-3), make(1, None, error="build"), make(2, 1e-3, key=SOFTMAX, bucket="n=1..8")])
+    out = io.StringIO()
+    assert db.export_jsonl(out, template="dense", include_errors=False) == 1
+    assert TuningRecord.from_line(out.getvalue().strip()) == make(0, 1e-3)
+
+
+def test_malformed_lines_reported_with_line_numbers_and_skipped(db, tmp_path, caplog):
+    db.add_record(make(100, 1e-3))
+    good = [make(i, 1e-3).to_line() for i in range(3)]
+    missing_field = make(5, 1e-3).to_line().replace('"config_index":5,', "")
+    wrong_version = make(6, 1e-3).to_line().replace('"version":1', '"version":7')
+    lines = [good[0], "{not json", good[1], missing_field, wrong_version, "", good[2]]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    before = db.records()
+    with caplog.at_level(logging.WARNING, logger="nimble.tuner.db"):
+        report = db.import_jsonl(path)
+    assert [m.line_number for m in report.malformed] == [2, 4, 5]
+    assert "invalid JSON" in report.malformed[0].message
+    assert "config_index" in report.malformed[1].message
+    assert "'version'" in report.malformed[2].message
+    assert report.added == 3 and report.duplicates == 0
+    expected = before + [make(i, 1e-3) for i in range(3)]
+    assert sorted(r.digest for r in db.records()) == sorted(r.digest for r in expected)
+    assert "line 2" in caplog.text and "line 4" in caplog.text and "line 5" in caplog.text
+
+
+def test_merge_between_two_databases(tmp_path):
+    a, b = Database(tmp_path / "a.db"), Database(tmp_path / "b.db")
+    a.add_records([make(i, 1e-3 * (i + 1)) for i in range(3)])
+    b.add_records([make(i, 1e-3 * (i + 1)) for i in range(2, 5)] + [make(7, 1e-4, key=SOFTMAX, bucket="n=1")])
+    report = b.merge(a)
+    assert (report.added, report.duplicates) == (2, 1)
+    assert b.count() == 6 and b.merge(tmp_path / "a.db").added == 0
+    assert {r.digest for r in a.records()} <= {r.digest for r in b.records()}
+    assert b.best_record(DENSE, "n=33..64", "llvm", HOST) == make(0, 1e-3)
+    a.merge(b)
+    assert sorted(r.digest for r in a.records()) == sorted(r.digest for r in b.records())
+
+
+def test_prune_keeps_top_k_per_group_and_drops_errors(db):
+    db.add_records([make(i, 1e-3 * (5 - i)) for i in range(5)])
+    db.add_records([make(10 + i, 1e-3 * (i + 1), bucket="n=1..8") for i in range(4)])
+    db.add_records([make(20 + i, 1e-3 * (i + 1), host=FOREIGN) for i in range(3)])
+    db.add_records([make(30, None, error="crash"), make(31, 1e-3, key=SOFTMAX, bucket="n=1", error="runtime")])
+    best_before = db.best_record(DENSE, "n=33..64", "llvm", HOST)
+    assert db.prune(2, drop_errors=False) == (5 - 2) + (4 - 2) + (3 - 2)
+    assert db.count() == 2 + 2 + 2 + 2
+    assert db.best_record(DENSE, "n=33..64", "llvm", HOST) == best_before
+    assert db.measured_configs(DENSE, "n=33..64", "llvm", HOST) == {3, 4, 30}
+    assert db.prune(2) == 2  # now the errors
+    assert db.count() == 6 and SOFTMAX not in db.workloads()
+    with pytest.raises(FormatError, match="keep_top_k: expected an int >= 1, got 0"):
+        db.prune(0)
+
+
+def test_summary_counts_records_errors_and_best(db):
+    db.add_records([make(0, 2e-3), make(1, 1e-3), make(2, None, error="build"), make(3, 1e-3, bucket="n=1")])
+    rows = {(s.workload.template, s.bucket): s for s in db.summary()}
+    assert (rows["dense", "n=33..64"].records, rows["dense", "n=33..64"].errors) == (3, 1)
+    assert rows["dense", "n=33..64"].best_cost == pytest.approx(1e-3)
+    assert rows["dense", "n=1"].records == 1
+    assert [r.config_index for r in db.best_records()] == [3, 1]
+
+
+def _set_version(path, version):
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (version,))
+
+
+def test_newer_schema_version_is_a_clear_format_error(tmp_path):
+    Database(tmp_path / "new.db")
+    _set_version(tmp_path / "new.db", 5)
+    with pytest.raises(FormatError, match="expected schema version <= 1.*got 5.*upgrade nimble"):
+        Database(tmp_path / "new.db")
+
+
+def test_old_schema_without_migration_is_a_clear_format_error(tmp_path):
+    Database(tmp_path / "old.db")
+    _set_version(tmp_path / "old.db", 0)
+    with pytest.raises(FormatError, match="schema version 0 has no migration to 1"):
+        Database(tmp_path / "old.db")
+
+
+def test_migration_from_a_faked_older_version(tmp_path, monkeypatch):
+    path = tmp_path / "v0.db"
+    Database(path).add_record(make(0, 1e-3))
+    with sqlite3.connect(path) as conn:  # fake version 0: records had no flops column
+        conn.execute("ALTER TABLE records DROP COLUMN flops")
+        conn.execute("UPDATE schema_version SET version = 0")
+    calls = []
+
+    def add_flops(conn):
+        calls.append(1)
+        conn.exec_driver_sql("ALTER TABLE records ADD COLUMN flops FLOAT")
+
+    monkeypatch.setitem(dbmod.MIGRATIONS, 0, add_flops)
+    migrated = Database(path)
+    assert calls == [1] and migrated.schema_version == 1
+    assert migrated.records() == [make(0, 1e-3)]
+    Database(path)  # already at version 1: no second migration
+    assert calls == [1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+
+
+def test_foreign_database_is_refused(tmp_path):
+    path = tmp_path / "foreign.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE records (x INTEGER)")
+    with pytest.raises(FormatError, match="without a schema_version table"):
+        Database(path)

@@ -1,0 +1,1 @@
+"""Console scripts: ``nimble-db`` (records database); each module exposes ``main(argv=None)``."""

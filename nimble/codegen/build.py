@@ -1,0 +1,177 @@
+"""``nimble.build``: schedule -> loop IR -> LLVM -> a callable ``Kernel`` on numpy arrays."""
+from __future__ import annotations
+
+import ctypes
+import re
+
+import numpy as np
+
+from ..debug import debug_level, debug_logger
+from ..errors import NimbleError, ShapeError
+from ..errors import TypeError as NimbleTypeError
+from ..te.expr import BinaryOp, Expr, IntImm, Var
+from ..te.tensor import ComputeOp, Tensor
+from ..tir.lower import lower
+from ..tir.nodes import PrimFunc
+from . import jit
+from .llvm import codegen_llvm
+from .threads import num_threads
+
+log = debug_logger("nimble.codegen")
+TARGETS = ("llvm",)
+
+_PY_OPS = {
+    "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
+    "//": lambda x, y: x // y, "%": lambda x, y: x % y, "min": min, "max": max,
+}
+
+
+def _shape_fn(e: Expr):
+    """A Python function env -> int evaluating an integer shape expression."""
+    if isinstance(e, IntImm):
+        return lambda env, v=e.value: v
+    if isinstance(e, Var):
+        return lambda env, v=e: env[v]
+    if isinstance(e, BinaryOp) and e.symbol in _PY_OPS:
+        fa, fb, op = _shape_fn(e.a), _shape_fn(e.b), _PY_OPS[e.symbol]
+        return lambda env: op(fa(env), fb(env))
+    raise ShapeError(f"shape expression {e} cannot be evaluated at call time")
+
+
+class Kernel:
+    """A compiled kernel: call it with numpy arrays for every arg, or for the inputs only
+    (then the outputs are allocated and returned)."""
+
+    def __init__(self, func: PrimFunc, args: list, llvm_ir: str, obj: bytes, target: str):
+        self.func = func
+        self.name = func.name
+        self.target = target
+        self._llvm_ir = llvm_ir
+        self.object_code = obj
+        self._lib = jit.LoadedObject(obj)
+        n_buf, n_var = len(func.params), len(func.shape_vars)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
+        self._cfunc = proto(self._lib.address(func.name))
+        self.arg_names = [t.name for t in args]
+        self.dtypes = [t.dtype for t in args]
+        self.is_output = [isinstance(t.op, ComputeOp) for t in args]
+        self.inputs = [i for i, o in enumerate(self.is_output) if not o]
+        self.outputs = [i for i, o in enumerate(self.is_output) if o]
+        # per argument, per dimension: ("bind", var) on a variable's first plain occurrence, else ("check", fn)
+        seen: set = set()
+        self._dims: list = []
+        order = self.inputs + self.outputs
+        plans: dict = {}
+        for i in order:
+            plan = []
+            for d in args[i].shape:
+                if isinstance(d, Var) and d not in seen and not self.is_output[i]:
+                    seen.add(d)
+                    plan.append(("bind", d))
+                else:
+                    plan.append(("check", _shape_fn(d), str(d)))
+            plans[i] = plan
+        for i in order:  # a variable only an output has as a plain dim is bound from it
+            for k, step in enumerate(plans[i]):
+                d = args[i].shape[k]
+                if step[0] == "check" and isinstance(d, Var) and d not in seen:
+                    seen.add(d)
+                    plans[i][k] = ("bind", d)
+        self._plans = [plans[i] for i in range(len(args))]
+        self._order = order
+        self._vars = list(func.shape_vars)
+
+    def ir(self) -> str:
+        """The loop IR this kernel was generated from."""
+        return str(self.func)
+
+    def llvm_ir(self) -> str:
+        """The (unoptimised) LLVM IR text of this kernel."""
+        return self._llvm_ir
+
+    def _check(self, i: int, a, env: dict, provenance: dict) -> None:
+        name = f"{self.name}: argument {self.arg_names[i]!r} (#{i})"
+        if not isinstance(a, np.ndarray):
+            raise NimbleTypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+        if a.dtype != self.dtypes[i]:
+            raise NimbleTypeError(f"{name}: expected dtype {self.dtypes[i]}, got {a.dtype}")
+        plan = self._plans[i]
+        if a.ndim != len(plan):
+            raise ShapeError(f"{name}: expected rank {len(plan)}, got rank {a.ndim} (shape {a.shape})")
+        if not a.flags.c_contiguous:
+            raise ShapeError(f"{name}: expected a C-contiguous array (use numpy.ascontiguousarray)")
+        for k, step in enumerate(plan):
+            if step[0] == "bind" and step[1] not in env:
+                env[step[1]] = a.shape[k]
+                provenance[step[1]] = (self.arg_names[i], k)
+            elif step[0] == "bind":
+                if env[step[1]] != a.shape[k]:
+                    src, dim = provenance[step[1]]
+                    raise ShapeError(f"{name}: dimension {k} is {step[1].name} = {a.shape[k]}, but argument "
+                                     f"{src!r} dimension {dim} set {step[1].name} = {env[step[1]]}")
+            else:
+                want = step[1](env)
+                if want != a.shape[k]:
+                    raise ShapeError(f"{name}: dimension {k} must be {step[2]} = {want}, got {a.shape[k]} (shape {a.shape})")
+
+    def __call__(self, *arrays):
+        n_all, n_in = len(self.arg_names), len(self.inputs)
+        if len(arrays) not in (n_all, n_in):
+            raise NimbleTypeError(f"{self.name}: expected {n_in} input arrays ({', '.join(self.arg_names[i] for i in self.inputs)}) "
+                                  f"or all {n_all} arguments, got {len(arrays)}")
+        allocate = len(arrays) == n_in and n_in != n_all
+        full = list(arrays) if not allocate else [None] * n_all
+        if allocate:
+            for pos, i in enumerate(self.inputs):
+                full[i] = arrays[pos]
+        env: dict = {}
+        prov: dict = {}
+        for i in self.inputs:
+            self._check(i, full[i], env, prov)
+        if allocate:
+            for i in self.outputs:
+                shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
+                if any(d < 0 for d in shape):
+                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
+                full[i] = np.empty(shape, dtype=self.dtypes[i])
+        for i in self.outputs:
+            self._check(i, full[i], env, prov)
+            if not full[i].flags.writeable:
+                raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} is read-only")
+            for j, other in enumerate(full):
+                if j != i and np.may_share_memory(full[i], other):
+                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} overlaps argument {self.arg_names[j]!r}")
+        status = self._cfunc(*[a.ctypes.data for a in full], *[env[v] for v in self._vars], num_threads())
+        if status != 0:
+            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
+        if allocate:
+            outs = [full[i] for i in self.outputs]
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        return None
+
+
+def _check_target(target: str) -> str:
+    kind = target.split()[0] if target else ""
+    if kind not in TARGETS:
+        raise NimbleError(f"build: target must be one of {TARGETS}, got {target!r}")
+    return kind
+
+
+def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel") -> Kernel:
+    """Compile a schedule (or output tensors, scheduled naively) to a ``Kernel`` taking ``args``."""
+    _check_target(target)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise NimbleError(f"build: name must be an identifier, got {name!r}")
+    if isinstance(args, Tensor):
+        args = [args]
+    func = lower(schedule_or_tensors, list(args), name)
+    if debug_level() >= 1:
+        log.debug("loop IR of %s:\n%s", name, func)
+    host = jit.host()
+    llvm_ir = codegen_llvm(func, host.triple, str(jit.target_machine().target_data), host.openmp)
+    if debug_level() >= 2:
+        log.debug("LLVM IR of %s:\n%s", name, llvm_ir)
+    obj = jit.compile_object(llvm_ir)
+    return Kernel(func, list(args), llvm_ir, obj, target)
+
+

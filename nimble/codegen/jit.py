@@ -1,0 +1,149 @@
+"""LLVM JIT for the host CPU: optimisation, object emission, an on-disk object cache, loading.
+
+Objects are cached under ``$NIMBLE_CACHE_DIR`` (default ``~/.cache/nimble``) in ``objects/``,
+keyed by a hash of the LLVM IR, the target (triple, CPU, features) and the LLVM version, so a
+second process that builds the same kernel loads the object and skips LLVM's optimiser and
+code generator. ``stats`` counts both paths.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite
+import llvmlite.binding as llvm
+
+from ..errors import NimbleError
+
+log = logging.getLogger("nimble.codegen")
+CODEGEN_VERSION = "1"
+stats = {"llvm_compiles": 0, "cache_hits": 0}
+_lock = threading.Lock()
+_state: dict = {}
+
+
+@dataclass(frozen=True)
+class HostTarget:
+    triple: str
+    cpu: str
+    features: str
+    openmp: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.triple}|{self.cpu}|{self.features}|omp={self.openmp}|llvm={llvm.llvm_version_info}"
+
+
+def _init() -> None:
+    if _state:
+        return
+    with _lock:
+        if _state:
+            return
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        openmp = False
+        for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
+            if not name:
+                continue
+            try:
+                llvm.load_library_permanently(name)
+                openmp = True
+                break
+            except RuntimeError:
+                continue
+        if not openmp:
+            log.warning("libgomp not found: parallel loops will run on one thread")
+        triple = llvm.get_process_triple()
+        cpu = os.environ.get("NIMBLE_CPU") or llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features().flatten() if not os.environ.get("NIMBLE_CPU") else ""
+        target = llvm.Target.from_triple(triple)
+        tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
+        _state.update(host=HostTarget(triple, cpu, features, openmp), tm=tm)
+
+
+def host() -> HostTarget:
+    _init()
+    return _state["host"]
+
+
+def target_machine():
+    _init()
+    return _state["tm"]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("NIMBLE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nimble")
+    return Path(root) / "objects"
+
+
+def object_key(llvm_ir: str) -> str:
+    h = hashlib.sha256()
+    for part in (CODEGEN_VERSION, llvmlite.__version__, host().key, llvm_ir):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def optimize_and_emit(llvm_ir: str) -> bytes:
+    """Parse, verify, optimise (O3, loop and SLP vectorizers on) and emit a host object file."""
+    tm = target_machine()
+    mod = llvm.parse_assembly(llvm_ir)
+    mod.verify()
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pto.loop_unrolling = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    if log.isEnabledFor(logging.DEBUG) and os.environ.get("NIMBLE_DEBUG", "0") >= "2":
+        log.debug("optimised LLVM IR:\n%s", mod)
+    with _lock:
+        stats["llvm_compiles"] += 1
+    return tm.emit_object(mod)
+
+
+def compile_object(llvm_ir: str, use_cache: bool = True) -> bytes:
+    """The object code of ``llvm_ir`` for the host, from the on-disk cache when present."""
+    if not use_cache or os.environ.get("NIMBLE_NO_CACHE"):
+        return optimize_and_emit(llvm_ir)
+    path = cache_dir() / (object_key(llvm_ir) + ".o")
+    try:
+        data = path.read_bytes()
+        with _lock:
+            stats["cache_hits"] += 1
+        return data
+    except OSError:
+        pass
+    data = optimize_and_emit(llvm_ir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home still runs, only slower next time
+        log.warning("object cache not writable (%s): %s", path.parent, exc)
+    return data
+
+
+class LoadedObject:
+    """An object file linked into this process; keeps its code alive."""
+
+    def __init__(self, obj: bytes):
+        _init()
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+        self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self._engine.finalize_object()
+
+    def address(self, name: str) -> int:
+        addr = self._engine.get_function_address(name)
+        if not addr:
+            raise NimbleError(f"symbol {name!r} not found in the kernel object")
+        return addr

@@ -1,0 +1,587 @@
+"""Loop IR -> LLVM IR (llvmlite).
+
+A kernel is ``i32 name(ptr noalias buf..., i64 shape_var..., i32 num_threads)`` returning 0, or
+1 when a heap allocation failed. Vectorized loops of a small constant extent become explicit
+LLVM vector code (contiguous loads/stores, broadcasts, gathers); other vectorized loops are left
+to LLVM's loop vectorizer. Unrolled loops of constant extent are emitted extent times. Parallel
+loops are outlined and run through libgomp's ``GOMP_parallel``, or serially when the work is
+small (see ``PARALLEL_MIN_WORK``) or one thread is asked for.
+"""
+from __future__ import annotations
+
+import os
+
+import llvmlite.ir as ir
+
+from ..errors import NimbleError
+from ..te.expr import (
+    EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min,
+    Mul, Not, Or, Select, Sub, Var, is_float,
+)
+from ..te.simplify import Linear, from_linear, linear, simplify
+from ..te.visit import free_vars, walk
+from ..tir.nodes import Allocate, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
+from .llvm_math import intrinsic, emit_math
+
+I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+PTR = ir.PointerType()
+_TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1}
+_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+_FLAGS = ("contract",)
+MAX_VECTOR_LANES = 64
+MAX_UNROLL = 256
+STACK_LIMIT_BYTES = 64 * 1024
+PARALLEL_MIN_WORK = int(os.environ.get("NIMBLE_PARALLEL_MIN_WORK", "32768"))
+
+
+class CodegenError(NimbleError, ValueError):
+    """The loop IR cannot be turned into LLVM IR."""
+
+
+def llvm_type(dtype: str):
+    return _TYPES[dtype]
+
+
+def _const(ty, value):
+    if isinstance(ty, ir.VectorType):
+        return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
+    return ir.Constant(ty, value)
+
+
+def _alloca(b: ir.IRBuilder, ty, size=None, name=""):
+    """An alloca whose value is an opaque ``ptr`` (llvmlite would print a typed pointer)."""
+    a = b.alloca(ty, size=size, name=name)
+    a.type = PTR
+    return a
+
+
+def _as_ptr(fn: ir.Function):
+    """A function used as a value (a callback), typed as an opaque ``ptr``."""
+    ref = ir.GlobalValue.__new__(type(fn))
+    ref.__dict__.update(fn.__dict__)
+    ref.type = PTR
+    return ref
+
+
+def _gep(b: ir.IRBuilder, ptr, indices, etype):
+    if ptr.type.is_opaque:
+        return b.gep(ptr, indices, source_etype=etype)
+    return b.gep(ptr, indices)
+
+
+def _stmt_exprs(s: Stmt):
+    """Every expression directly held by a statement tree (conditions, indices, values, extents)."""
+    if isinstance(s, For):
+        yield s.min
+        yield s.extent
+        yield from _stmt_exprs(s.body)
+    elif isinstance(s, Store):
+        yield s.index
+        yield s.value
+    elif isinstance(s, IfThenElse):
+        yield s.cond
+        yield from _stmt_exprs(s.then_case)
+        if s.else_case is not None:
+            yield from _stmt_exprs(s.else_case)
+    elif isinstance(s, LetStmt):
+        yield s.value
+        yield from _stmt_exprs(s.body)
+    elif isinstance(s, Allocate):
+        yield s.extent
+        yield from _stmt_exprs(s.body)
+    elif isinstance(s, Seq):
+        for x in s.stmts:
+            yield from _stmt_exprs(x)
+
+
+def _stmts(s: Stmt):
+    yield s
+    if isinstance(s, (For, LetStmt, Allocate)):
+        yield from _stmts(s.body)
+    elif isinstance(s, IfThenElse):
+        yield from _stmts(s.then_case)
+        if s.else_case is not None:
+            yield from _stmts(s.else_case)
+    elif isinstance(s, Seq):
+        for x in s.stmts:
+            yield from _stmts(x)
+
+
+def _uses(s: Stmt):
+    """(free variables, buffers used but not allocated) of a statement tree."""
+    defined, allocated, used_vars, used_bufs = set(), set(), set(), []
+    for st in _stmts(s):
+        if isinstance(st, (For, LetStmt)):
+            defined.add(st.var)
+        if isinstance(st, Allocate):
+            allocated.add(st.buffer)
+        if isinstance(st, Store) and st.buffer not in used_bufs:
+            used_bufs.append(st.buffer)
+    for e in _stmt_exprs(s):
+        for n in walk(e):
+            if isinstance(n, Var):
+                used_vars.add(n)
+            elif isinstance(n, Load) and n.buffer not in used_bufs:
+                used_bufs.append(n.buffer)
+    return sorted(used_vars - defined, key=lambda v: v.name), [b for b in used_bufs if b not in allocated]
+
+
+class _Scope:
+    """Per-LLVM-function emission state."""
+
+    def __init__(self, fn: ir.Function, builder: ir.IRBuilder, status_ptr, nthreads, in_parallel: bool):
+        self.fn = fn
+        self.b = builder
+        self.entry = ir.IRBuilder(fn.entry_basic_block)  # the allocas block, terminated by finish()
+        self.status_ptr = status_ptr
+        self.nthreads = nthreads
+        self.in_parallel = in_parallel
+
+    def finish(self, first_block) -> None:
+        self.entry.branch(first_block)
+
+
+class LLVMCodegen:
+    """Emits one PrimFunc into an LLVM module; ``module`` holds the result."""
+
+    def __init__(self, func: PrimFunc, triple: str = "", data_layout: str = "", use_openmp: bool = True):
+        self.func = func
+        self.module = ir.Module(name=func.name)
+        if triple:
+            self.module.triple = triple
+        if data_layout:
+            self.module.data_layout = data_layout
+        self.use_openmp = use_openmp
+        self.env: dict = {}
+        self.bufs: dict = {}
+        self.vec = None  # (Var, lanes) while emitting an explicit vector loop
+        self.n_outlined = 0
+
+    # ---------------------------------------------------------------------------- entry
+    def emit(self) -> ir.Module:
+        f = self.func
+        arg_types = [PTR] * len(f.params) + [I64] * len(f.shape_vars) + [I32]
+        fn = ir.Function(self.module, ir.FunctionType(I32, arg_types), name=f.name)
+        fn.attributes.add("nounwind")
+        for i, buf in enumerate(f.params):
+            fn.args[i].add_attribute("noalias")
+            fn.args[i].name = _ident(buf.name)
+            self.bufs[buf] = fn.args[i]
+        for j, v in enumerate(f.shape_vars):
+            a = fn.args[len(f.params) + j]
+            a.name = _ident(v.name)
+            self.env[v] = a
+        nthreads = fn.args[-1]
+        nthreads.name = "num_threads"
+        fn.append_basic_block("allocas")
+        block = fn.append_basic_block("entry")
+        b = ir.IRBuilder(block)
+        self.s = _Scope(fn, b, None, nthreads, False)
+        self.s.status_ptr = _alloca(self.s.entry, I32, name="status")
+        b.store(ir.Constant(I32, 0), self.s.status_ptr)
+        self.stmt(f.body)
+        b.ret(b.load(self.s.status_ptr, typ=I32))
+        self.s.finish(block)
+        return self.module
+
+    @property
+    def b(self) -> ir.IRBuilder:
+        return self.s.b
+
+    # ---------------------------------------------------------------------- statements
+    def stmt(self, s: Stmt) -> None:
+        if isinstance(s, Seq):
+            for x in s.stmts:
+                self.stmt(x)
+        elif isinstance(s, Store):
+            self._store(s)
+        elif isinstance(s, For):
+            self._for(s)
+        elif isinstance(s, IfThenElse):
+            self._if(s)
+        elif isinstance(s, LetStmt):
+            self.env[s.var] = self.expr(s.value)
+            self.stmt(s.body)
+        elif isinstance(s, Allocate):
+            self._allocate(s)
+        else:
+            raise CodegenError(f"unknown statement {type(s).__name__}")
+
+    def _store(self, s: Store) -> None:
+        if self.vec is not None:
+            self._vstore(s)
+            return
+        ptr = self._elem_ptr(s.buffer, self.expr(s.index))
+        val = self.expr(s.value)
+        self.b.store(val, ptr, align=_SIZES[s.buffer.dtype])
+
+    def _elem_ptr(self, buf: Buffer, index):
+        return _gep(self.b, self.bufs[buf], [index], llvm_type(buf.dtype))
+
+    def _if(self, s: IfThenElse) -> None:
+        cond = self.expr(s.cond)
+        if s.else_case is None:
+            with self.b.if_then(cond, likely=True):
+                self.stmt(s.then_case)
+        else:
+            with self.b.if_else(cond) as (then, otherwise):
+                with then:
+                    self.stmt(s.then_case)
+                with otherwise:
+                    self.stmt(s.else_case)
+
+    def _allocate(self, s: Allocate) -> None:
+        ty = llvm_type(s.buffer.dtype)
+        ext = simplify(s.extent)
+        if isinstance(ext, IntImm) and ext.value * _SIZES[s.buffer.dtype] <= STACK_LIMIT_BYTES:
+            ptr = _alloca(self.s.entry, ty, size=max(ext.value, 1), name=_ident(s.buffer.name))
+            ptr.align = 64
+            self.bufs[s.buffer] = ptr
+            self.stmt(s.body)
+            return
+        nbytes = self.b.mul(self.expr(ext), ir.Constant(I64, _SIZES[s.buffer.dtype]))
+        nbytes = self.b.add(nbytes, ir.Constant(I64, 64))  # never malloc(0)
+        ptr = self.b.call(self._extern("malloc", PTR, [I64]), [nbytes])
+        failed = self.b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))
+        with self.b.if_else(failed, likely=False) as (then, otherwise):
+            with then:
+                self.b.store(ir.Constant(I32, 1), self.s.status_ptr)
+            with otherwise:
+                self.bufs[s.buffer] = ptr
+                self.stmt(s.body)
+                self.b.call(self._extern("free", ir.VoidType(), [PTR]), [ptr])
+
+    def _extern(self, name: str, ret, args):
+        fn = self.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ret, args), name)
+        return fn
+
+    # --------------------------------------------------------------------------- loops
+    def _for(self, s: For) -> None:
+        ext = simplify(s.extent)
+        if s.kind == "vectorized" and self.vec is None and self._can_vectorize(s, ext):
+            self._vector_loop(s, ext.value)
+        elif s.kind == "unrolled" and isinstance(ext, IntImm) and ext.value <= MAX_UNROLL and self.vec is None:
+            lo = simplify(s.min)
+            for k in range(ext.value):
+                self.env[s.var] = self.expr(simplify(lo + k))
+                self.stmt(s.body)
+        elif s.kind == "parallel" and self.use_openmp and not self.s.in_parallel and self.vec is None:
+            self._parallel_loop(s)
+        else:
+            self._serial_loop(s.var, self.expr(s.min), self.expr(s.extent), lambda: self.stmt(s.body))
+
+    def _serial_loop(self, var: Var, start, extent, body) -> None:
+        b = self.b
+        end = b.add(start, extent)
+        pre = b.block
+        header = b.append_basic_block(f"{_ident(var.name)}.head")
+        body_bb = b.append_basic_block(f"{_ident(var.name)}.body")
+        exit_bb = b.append_basic_block(f"{_ident(var.name)}.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        i = b.phi(I64, name=_ident(var.name))
+        i.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", i, end), body_bb, exit_bb)
+        b.position_at_end(body_bb)
+        self.env[var] = i
+        body()
+        nxt = b.add(i, ir.Constant(I64, 1), flags=("nsw",))
+        i.add_incoming(nxt, b.block)
+        b.branch(header)
+        b.position_at_end(exit_bb)
+
+    # ------------------------------------------------------------------------ parallel
+    def _parallel_loop(self, s: For) -> None:
+        used_vars, used_bufs = _uses(s.body)
+        used_vars = [v for v in used_vars if v is not s.var]
+        for v in used_vars:
+            if v not in self.env:
+                raise CodegenError(f"variable {v.name} is used before it is defined")
+        start, extent = self.expr(s.min), self.expr(s.extent)
+        fields = [start, extent, self.s.status_ptr] + [self.env[v] for v in used_vars] + [self.bufs[bf] for bf in used_bufs]
+        sty = ir.LiteralStructType([f.type for f in fields])
+        data = _alloca(self.s.entry, sty, name="par.data")
+        for k, f in enumerate(fields):
+            self.b.store(f, _gep(self.b, data, [ir.Constant(I32, 0), ir.Constant(I32, k)], sty))
+        self.n_outlined += 1
+        base = f"{self.func.name}.par{self.n_outlined}"
+        range_fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), base)
+        range_fn.linkage = "internal"
+        worker = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), base + ".worker")
+        worker.linkage = "internal"
+        self._emit_range_fn(range_fn, s, sty, used_vars, used_bufs)
+        self._emit_worker(worker, range_fn, sty)
+        b = self.b
+        work = b.mul(extent, self.expr(_work_estimate(s.body, set(self.env))))
+        big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, PARALLEL_MIN_WORK)),
+                     b.and_(b.icmp_signed(">", self.s.nthreads, ir.Constant(I32, 1)),
+                            b.icmp_signed(">", extent, ir.Constant(I64, 1))))
+        with b.if_else(big) as (then, otherwise):
+            with then:
+                gomp = self._extern("GOMP_parallel", ir.VoidType(), [PTR, PTR, I32, I32])
+                b.call(gomp, [_as_ptr(worker), data, self.s.nthreads, ir.Constant(I32, 0)])
+            with otherwise:
+                b.call(range_fn, [data, ir.Constant(I64, 0), extent])
+
+    def _emit_range_fn(self, fn, s: For, sty, used_vars, used_bufs) -> None:
+        saved = (self.s, dict(self.env), dict(self.bufs))
+        fn.append_basic_block("allocas")
+        block = fn.append_basic_block("entry")
+        b = ir.IRBuilder(block)
+        data, lo, hi = fn.args
+        fields = [b.load(_gep(b, data, [ir.Constant(I32, 0), ir.Constant(I32, k)], sty), typ=t)
+                  for k, t in enumerate(sty.elements)]
+        self.s = _Scope(fn, b, fields[2], ir.Constant(I32, 1), True)
+        for v, val in zip(used_vars, fields[3:]):
+            self.env[v] = val
+        for bf, val in zip(used_bufs, fields[3 + len(used_vars):]):
+            self.bufs[bf] = val
+        start = b.add(fields[0], lo)
+        self._serial_loop(s.var, start, b.sub(hi, lo), lambda: self.stmt(s.body))
+        self.b.ret_void()
+        self.s.finish(block)
+        self.s, self.env, self.bufs = saved
+
+    def _emit_worker(self, fn, range_fn, sty) -> None:
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        data = fn.args[0]
+        extent = b.load(_gep(b, data, [ir.Constant(I32, 0), ir.Constant(I32, 1)], sty), typ=I64)
+        tid = b.sext(b.call(self._extern("omp_get_thread_num", I32, []), []), I64)
+        nt = b.sext(b.call(self._extern("omp_get_num_threads", I32, []), []), I64)
+        chunk = b.sdiv(b.sub(b.add(extent, nt), ir.Constant(I64, 1)), nt)
+        lo = b.mul(tid, chunk)
+        hi = b.add(lo, chunk)
+        hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
+        with b.if_then(b.icmp_signed("<", lo, hi)):
+            b.call(range_fn, [data, lo, hi])
+        b.ret_void()
+
+    # ------------------------------------------------------------------- vector loops
+    def _can_vectorize(self, s: For, ext: Expr) -> bool:
+        if not isinstance(ext, IntImm) or not 2 <= ext.value <= MAX_VECTOR_LANES:
+            return False
+        return _vector_body_ok(s.body, s.var)
+
+    def _vector_loop(self, s: For, lanes: int) -> None:
+        self.vec = (s.var, lanes, simplify(s.min))
+        try:
+            self.stmt(s.body)
+        finally:
+            self.vec = None
+
+    def _depends(self, e: Expr) -> bool:
+        return self.vec[0] in free_vars(e)
+
+    def _broadcast(self, x, lanes: int):
+        if isinstance(x.type, ir.VectorType):
+            return x
+        vt = ir.VectorType(x.type, lanes)
+        one = self.b.insert_element(ir.Constant(vt, ir.Undefined), x, ir.Constant(I32, 0))
+        return self.b.shuffle_vector(one, ir.Constant(vt, ir.Undefined), ir.Constant(ir.VectorType(I32, lanes), [0] * lanes))
+
+    def _lane_affine(self, index: Expr):
+        """(base, stride) with index == base + stride * lane, or None."""
+        v, lanes, vmin = self.vec
+        lin = linear(index)
+        stride = lin.terms.get(v, 0)
+        rest = dict(lin.terms)
+        rest.pop(v, None)
+        for atom in rest:
+            if v in free_vars(atom) or self._depends(atom):
+                return None
+        base = simplify(from_linear(Linear(lin.const, rest)) + vmin * stride)
+        return base, stride
+
+    def _vload(self, e: Load):
+        lanes = self.vec[1]
+        ty = llvm_type(e.buffer.dtype)
+        aff = self._lane_affine(e.index)
+        if aff is not None and aff[1] == 1:
+            ptr = self._elem_ptr(e.buffer, self.expr(aff[0]))
+            return self.b.load(ptr, typ=ir.VectorType(ty, lanes), align=_SIZES[e.buffer.dtype])
+        idx = self._vexpr(e.index)
+        out = ir.Constant(ir.VectorType(ty, lanes), ir.Undefined)
+        for lane in range(lanes):
+            li = ir.Constant(I32, lane)
+            p = self._elem_ptr(e.buffer, self.b.extract_element(idx, li))
+            out = self.b.insert_element(out, self.b.load(p, typ=ty, align=_SIZES[e.buffer.dtype]), li)
+        return out
+
+    def _vstore(self, s: Store) -> None:
+        lanes = self.vec[1]
+        val = self._broadcast(self._vexpr(s.value), lanes)
+        aff = self._lane_affine(s.index)
+        if aff is not None and aff[1] == 1:
+            ptr = self._elem_ptr(s.buffer, self.expr(aff[0]))
+            self.b.store(val, ptr, align=_SIZES[s.buffer.dtype])
+            return
+        idx = self._vexpr(s.index)
+        for lane in range(lanes):
+            li = ir.Constant(I32, lane)
+            p = self._elem_ptr(s.buffer, self.b.extract_element(idx, li))
+            self.b.store(self.b.extract_element(val, li), p, align=_SIZES[s.buffer.dtype])
+
+    def _vexpr(self, e: Expr):
+        """``e`` over all lanes: a vector if it varies with the lane, else a scalar."""
+        if not self._depends(e):
+            return self.expr(e)
+        v, lanes, vmin = self.vec
+        if e is v:
+            ramp = ir.Constant(ir.VectorType(I64, lanes), list(range(lanes)))
+            return self.b.add(self._broadcast(self.expr(vmin), lanes), ramp)
+        if isinstance(e, Load):
+            return self._vload(e)
+        return self._emit_node(e, self._vexpr, vector=True)
+
+    # --------------------------------------------------------------------- expressions
+    def expr(self, e: Expr):
+        """``e`` as a scalar LLVM value."""
+        if isinstance(e, IntImm):
+            return ir.Constant(llvm_type(e.dtype), e.value)
+        if isinstance(e, FloatImm):
+            return ir.Constant(llvm_type(e.dtype), e.value)
+        if isinstance(e, Var):
+            try:
+                val = self.env[e]
+            except KeyError:
+                raise CodegenError(f"variable {e.name} is used outside its scope") from None
+            return val
+        if isinstance(e, Load):
+            ptr = self._elem_ptr(e.buffer, self.expr(e.index))
+            return self.b.load(ptr, typ=llvm_type(e.buffer.dtype), align=_SIZES[e.buffer.dtype])
+        return self._emit_node(e, self.expr, vector=False)
+
+    def _emit_node(self, e: Expr, sub, vector: bool):
+        b = self.b
+        lanes = self.vec[1] if vector else 0
+
+        def both(x, y):
+            xv, yv = sub(x), sub(y)
+            if vector:
+                xv, yv = self._broadcast(xv, lanes), self._broadcast(yv, lanes)
+            return xv, yv
+
+        if isinstance(e, BinaryOp):
+            x, y = both(e.a, e.b)
+            fl = is_float(e.a.dtype)
+            if isinstance(e, Add):
+                return b.fadd(x, y, flags=_FLAGS) if fl else b.add(x, y)
+            if isinstance(e, Sub):
+                return b.fsub(x, y, flags=_FLAGS) if fl else b.sub(x, y)
+            if isinstance(e, Mul):
+                return b.fmul(x, y, flags=_FLAGS) if fl else b.mul(x, y)
+            if isinstance(e, Div):
+                return b.fdiv(x, y)
+            if isinstance(e, FloorDiv):
+                return self._floordiv(x, y, fl)
+            if isinstance(e, FloorMod):
+                return self._floormod(x, y, fl)
+            if isinstance(e, Min):
+                return b.select(b.fcmp_unordered("<", x, y) if fl else b.icmp_signed("<", x, y), x, y)
+            if isinstance(e, Max):
+                return b.select(b.fcmp_unordered(">", x, y) if fl else b.icmp_signed(">", x, y), x, y)
+            if isinstance(e, (LT, LE, EQ, NE)):
+                op = {LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)]
+                return b.fcmp_ordered(op, x, y) if fl else b.icmp_signed(op, x, y)
+            if isinstance(e, And):
+                return b.and_(x, y)
+            if isinstance(e, Or):
+                return b.or_(x, y)
+        if isinstance(e, Not):
+            x = sub(e.a)
+            return b.xor(x, _const(x.type, 1))
+        if isinstance(e, Select):
+            c, t, f = sub(e.cond), sub(e.true_value), sub(e.false_value)
+            if vector:
+                c, t, f = (self._broadcast(z, lanes) for z in (c, t, f))
+            return b.select(c, t, f)
+        if isinstance(e, Cast):
+            return self._cast(sub(e.value), e.value.dtype, e.dtype, lanes)
+        if isinstance(e, Call):
+            args = [sub(a) for a in e.args]
+            if vector:
+                args = [self._broadcast(a, lanes) for a in args]
+            return emit_math(b, e.func, args)
+        raise CodegenError(f"cannot emit {type(e).__name__}: {e}")
+
+    def _floordiv(self, x, y, fl: bool):
+        b = self.b
+        if fl:
+            return intrinsic(b, "floor", [b.fdiv(x, y)])
+        q = b.sdiv(x, y)
+        r = b.srem(x, y)
+        zero = _const(x.type, 0)
+        adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("!=", b.icmp_signed("<", r, zero),
+                                                                     b.icmp_signed("<", y, zero)))
+        return b.sub(q, b.zext(adjust, x.type))
+
+    def _floormod(self, x, y, fl: bool):
+        b = self.b
+        if fl:
+            return b.fsub(x, b.fmul(y, intrinsic(b, "floor", [b.fdiv(x, y)])))
+        r = b.srem(x, y)
+        zero = _const(x.type, 0)
+        adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("!=", b.icmp_signed("<", r, zero),
+                                                                     b.icmp_signed("<", y, zero)))
+        return b.select(adjust, b.add(r, y), r)
+
+    def _cast(self, x, src: str, dst: str, lanes: int):
+        b = self.b
+        ty = llvm_type(dst)
+        if lanes and isinstance(x.type, ir.VectorType):
+            ty = ir.VectorType(ty, lanes)
+        if src == dst:
+            return x
+        if dst == "bool":
+            return b.fcmp_unordered("!=", x, _const(x.type, 0.0)) if is_float(src) else b.icmp_signed("!=", x, _const(x.type, 0))
+        if src == "bool":
+            return b.uitofp(x, ty) if is_float(dst) else b.zext(x, ty)
+        if is_float(src) and is_float(dst):
+            return b.fpext(x, ty) if _SIZES[dst] > _SIZES[src] else b.fptrunc(x, ty)
+        if is_float(src):
+            return b.fptosi(x, ty)
+        if is_float(dst):
+            return b.sitofp(x, ty)
+        return b.sext(x, ty) if _SIZES[dst] > _SIZES[src] else b.trunc(x, ty)
+
+
+def _vector_body_ok(s: Stmt, v: Var) -> bool:
+    """An explicit vector loop holds only stores (guards and lets not varying with the lane)."""
+    if isinstance(s, Seq):
+        return all(_vector_body_ok(x, v) for x in s.stmts)
+    if isinstance(s, Store):
+        return v in free_vars(s.index)
+    if isinstance(s, IfThenElse):
+        return v not in free_vars(s.cond) and _vector_body_ok(s.then_case, v) and (
+            s.else_case is None or _vector_body_ok(s.else_case, v))
+    return False
+
+
+def _work_estimate(s: Stmt, available: set) -> Expr:
+    """Innermost-statement executions of ``s`` (symbolic extents bound outside count as such)."""
+    if isinstance(s, For):
+        ext = simplify(s.extent)
+        if not isinstance(ext, IntImm) and not free_vars(ext) <= available:
+            ext = IntImm(16)
+        return simplify(ext * _work_estimate(s.body, available))
+    if isinstance(s, Seq):
+        out = IntImm(0)
+        for x in s.stmts:
+            out = out + _work_estimate(x, available)
+        return simplify(out)
+    if isinstance(s, IfThenElse):
+        return _work_estimate(s.then_case, available)
+    if isinstance(s, (LetStmt, Allocate)):
+        return _work_estimate(s.body, available)
+    return IntImm(1)
+
+
+def _ident(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._" else "_" for c in name)
+
+
+def codegen_llvm(func: PrimFunc, triple: str = "", data_layout: str = "", use_openmp: bool = True) -> str:
+    """The LLVM IR text of one kernel."""
+    return str(LLVMCodegen(func, triple, data_layout, use_openmp).emit())

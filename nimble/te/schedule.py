@@ -1,0 +1,235 @@
+"""Schedules: how each compute stage's loops are split, ordered, annotated and placed.
+
+A schedule never changes what is computed, only how (Halide's split of algorithm and
+schedule). ``create_schedule(outputs)`` makes one stage per compute op reachable from the
+outputs; primitives act on ``s[tensor]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import NimbleError
+from .expr import Expr, IntImm, as_expr, ceildiv, var
+from .simplify import simplify
+from .tensor import ComputeOp, IterVar, PlaceholderOp, Tensor, TensorLoad
+
+
+class ScheduleError(NimbleError, ValueError):
+    """A schedule primitive was applied where it cannot be."""
+
+
+@dataclass(frozen=True)
+class Split:
+    parent: IterVar
+    outer: IterVar
+    inner: IterVar
+    factor: Expr  # inner extent
+
+
+@dataclass(frozen=True)
+class Fuse:
+    outer: IterVar
+    inner: IterVar
+    fused: IterVar
+
+
+LOOP_KINDS = ("serial", "parallel", "vectorized", "unrolled")
+
+
+class Stage:
+    """The loop nest of one compute op."""
+
+    def __init__(self, tensor: Tensor, op: ComputeOp):
+        self.tensor = tensor
+        self.op = op
+        self.scope = "global"
+        self.relations: list = []
+        self.leaf_iter_vars: list = list(op.axis) + list(op.reduce_axis)
+        self.kinds: dict = {}
+        self.attach = "root"  # "root" | "inline" | (Stage, IterVar)
+
+    # --------------------------------------------------------------------------- access
+    @property
+    def axis(self) -> tuple:
+        return self.op.axis
+
+    @property
+    def reduce_axis(self) -> tuple:
+        return self.op.reduce_axis
+
+    @property
+    def name(self) -> str:
+        return self.op.name
+
+    def __repr__(self):
+        return f"Stage({self.name})"
+
+    def _check_leaf(self, iv: IterVar, what: str) -> int:
+        if self.attach == "inline":
+            raise ScheduleError(f"{what}: stage {self.name} is inlined and has no loops")
+        for pos, leaf in enumerate(self.leaf_iter_vars):
+            if leaf is iv:
+                return pos
+        raise ScheduleError(f"{what}: {iv!r} is not a current loop of stage {self.name}")
+
+    # ----------------------------------------------------------------------- primitives
+    def split(self, iv: IterVar, factor=None, nparts=None) -> tuple:
+        """Split ``iv`` into (outer, inner) by the inner ``factor`` or the outer ``nparts``.
+
+        A symbolic extent that the factor may not divide gets a guarded tail: correct for every n.
+        """
+        pos = self._check_leaf(iv, "split")
+        if (factor is None) == (nparts is None):
+            raise ScheduleError("split: give exactly one of factor= or nparts=")
+        if factor is not None:
+            f = as_expr(factor)
+            if isinstance(f, IntImm) and f.value < 1:
+                raise ScheduleError(f"split: factor must be >= 1, got {f.value}")
+            outer_ext = simplify(ceildiv(iv.extent, f))
+        else:
+            p = as_expr(nparts)
+            if isinstance(p, IntImm) and p.value < 1:
+                raise ScheduleError(f"split: nparts must be >= 1, got {p.value}")
+            f = simplify(ceildiv(iv.extent, p))
+            outer_ext = p
+        outer = IterVar(var(iv.var.name + ".o"), outer_ext, iv.kind)
+        inner = IterVar(var(iv.var.name + ".i"), simplify(f), iv.kind)
+        self.relations.append(Split(iv, outer, inner, simplify(f)))
+        self.leaf_iter_vars[pos : pos + 1] = [outer, inner]
+        return outer, inner
+
+    def tile(self, x: IterVar, y: IterVar, x_factor, y_factor) -> tuple:
+        """Split x and y and order the loops (x.o, y.o, x.i, y.i)."""
+        xo, xi = self.split(x, x_factor)
+        yo, yi = self.split(y, y_factor)
+        self.reorder(xo, yo, xi, yi)
+        return xo, yo, xi, yi
+
+    def fuse(self, outer: IterVar, inner: IterVar) -> IterVar:
+        """Fuse two adjacent loops (outer immediately enclosing inner) into one."""
+        po, pi = self._check_leaf(outer, "fuse"), self._check_leaf(inner, "fuse")
+        if pi != po + 1:
+            raise ScheduleError(f"fuse: {outer!r} must immediately enclose {inner!r}")
+        if outer.kind != inner.kind:
+            raise ScheduleError("fuse: cannot fuse a reduction loop with a spatial loop")
+        fused = IterVar(var(f"{outer.var.name}.{inner.var.name}.f"), simplify(outer.extent * inner.extent), outer.kind)
+        self.relations.append(Fuse(outer, inner, fused))
+        self.leaf_iter_vars[po : pi + 1] = [fused]
+        return fused
+
+    def reorder(self, *ivs: IterVar) -> None:
+        """Put the given loops in this order, in the positions they occupy now."""
+        positions = sorted(self._check_leaf(iv, "reorder") for iv in ivs)
+        if len(set(positions)) != len(ivs):
+            raise ScheduleError("reorder: a loop is named twice")
+        for pos, iv in zip(positions, ivs):
+            self.leaf_iter_vars[pos] = iv
+
+    def _annotate(self, iv: IterVar, kind: str) -> None:
+        self._check_leaf(iv, kind)
+        if kind in ("parallel", "vectorized") and iv.kind == "reduce":
+            raise ScheduleError(f"{kind}: a reduction loop ({iv.var.name}) cannot be {kind}")
+        self.kinds[iv] = kind
+
+    def vectorize(self, iv: IterVar) -> None:
+        """Emit this loop as LLVM vector code (explicit lanes when its extent is a small constant)."""
+        self._annotate(iv, "vectorized")
+
+    def unroll(self, iv: IterVar) -> None:
+        """Fully unroll this loop (its extent must be a constant at codegen)."""
+        self._annotate(iv, "unrolled")
+
+    def parallel(self, iv: IterVar) -> None:
+        """Run the iterations of this loop on the thread pool (small trip counts stay serial)."""
+        self._annotate(iv, "parallel")
+
+    def compute_inline(self) -> None:
+        """Substitute this elementwise stage's body into its consumers."""
+        if self.op.reduce_axis:
+            raise ScheduleError(f"compute_inline: {self.name} is a reduction and cannot be inlined")
+        self.attach = "inline"
+
+    def compute_at(self, parent: "Stage", iv: IterVar) -> None:
+        """Compute the region of this stage that ``parent`` needs inside its loop ``iv``."""
+        parent._check_leaf(iv, "compute_at")
+        if parent is self:
+            raise ScheduleError("compute_at: a stage cannot be computed at itself")
+        self.attach = (parent, iv)
+
+    def compute_root(self) -> None:
+        self.attach = "root"
+
+
+class Schedule:
+    """Stages of all compute ops feeding ``outputs``, in producer-before-consumer order."""
+
+    def __init__(self, outputs: list):
+        self.outputs = list(outputs)
+        self.stages: list = []
+        self.stage_of: dict = {}
+        for t in _topo_order(self.outputs):
+            if isinstance(t.op, ComputeOp):
+                st = Stage(t, t.op)
+                self.stages.append(st)
+                self.stage_of[t] = st
+
+    def __getitem__(self, tensor: Tensor) -> Stage:
+        try:
+            return self.stage_of[tensor]
+        except KeyError:
+            raise ScheduleError(f"{tensor!r} has no stage in this schedule (is it a placeholder?)") from None
+
+    def cache_write(self, tensor: Tensor, scope: str = "local") -> Tensor:
+        """Compute ``tensor`` into a new local stage; ``tensor``'s own stage becomes a copy of it.
+
+        The usual use is an accumulator tile: ``CL = s.cache_write(C)``, then
+        ``s[CL].compute_at(s[C], some_loop_of_C)``.
+        """
+        stage = self[tensor]
+        if stage.relations or stage.attach != "root":
+            raise ScheduleError(f"cache_write: call it on {tensor.name} before scheduling its stage")
+        old = stage.op
+        cached = Tensor(tensor.shape, tensor.dtype, ComputeOp(old.name + ".local", old.axis, old.body, old.tag))
+        axis = tuple(IterVar(var(iv.var.name), iv.extent) for iv in old.axis)
+        copy = ComputeOp(old.name, axis, TensorLoad(cached, tuple(iv.var for iv in axis)), old.tag)
+        cstage = Stage(cached, cached.op)
+        cstage.scope = scope
+        stage.op = copy
+        stage.leaf_iter_vars = list(axis)
+        stage.kinds = {}
+        self.stages.insert(self.stages.index(stage), cstage)
+        self.stage_of[cached] = cstage
+        return cached
+
+    def body_of(self, tensor: Tensor):
+        """The op that currently produces ``tensor`` in this schedule."""
+        st = self.stage_of.get(tensor)
+        return st.op if st is not None else tensor.op
+
+
+def _topo_order(outputs: list) -> list:
+    order, seen = [], set()
+
+    def visit(t: Tensor):
+        if t in seen:
+            return
+        seen.add(t)
+        if isinstance(t.op, ComputeOp):
+            for inp in t.op.input_tensors():
+                visit(inp)
+        elif not isinstance(t.op, PlaceholderOp):
+            raise ScheduleError(f"unknown op kind for {t!r}")
+        order.append(t)
+
+    for t in outputs:
+        if not isinstance(t, Tensor):
+            raise ScheduleError(f"create_schedule: expected tensors, got {type(t).__name__}")
+        visit(t)
+    return order
+
+
+def create_schedule(outputs) -> Schedule:
+    """A schedule with the naive loop nest for every stage feeding ``outputs``."""
+    if isinstance(outputs, Tensor):
+        outputs = [outputs]
+    return Schedule(list(outputs))

@@ -1,0 +1,332 @@
+"""Lowering a schedule to the loop IR, with bound inference over symbolic extents."""
+from __future__ import annotations
+
+from ..errors import NimbleError, ShapeError
+from ..te.expr import Add, Expr, IntImm, Max, Min, Var, all_, ceildiv
+from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
+from ..te.simplify import linear, simplify
+from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
+from ..te.visit import free_vars, substitute, transform, walk
+from .nodes import Allocate, Buffer, For, IfThenElse, PrimFunc, Store, seq
+from .partition import partition_loops, simplify_guards
+
+
+class LowerError(NimbleError, ValueError):
+    """The schedule or the argument list cannot be lowered."""
+
+
+def flatten(indices, shape) -> Expr:
+    """Row-major flat offset of ``indices`` in a buffer of ``shape``."""
+    out = None
+    for i, d in zip(indices, shape):
+        out = i if out is None else out * d + i
+    return out if out is not None else IntImm(0)
+
+
+def _bindable_vars(args: list) -> list:
+    out = []
+    for t in args:
+        for d in t.shape:
+            if isinstance(d, Var) and d not in out:
+                out.append(d)
+    return out
+
+
+class _Lowerer:
+    def __init__(self, sch: Schedule, args: list):
+        self.sch = sch
+        self.args = args
+        self.buffers: dict = {}  # tensor -> Buffer
+        self.regions: dict = {}  # tensor -> tuple of (min, extent) per dim, for attached stages
+        self.bodies: dict = {}  # stage -> body expr after inlining
+        self.children: dict = {}  # id(IterVar) -> [Stage] attached there
+        for t in args:
+            self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
+        self._inline()
+        for st in sch.stages:
+            if isinstance(st.attach, tuple):
+                parent, iv = st.attach
+                self.children.setdefault(id(iv), []).append(st)
+
+    # ------------------------------------------------------------------------ inlining
+    def _inline(self):
+        inlined: dict = {}
+        for st in self.sch.stages:
+            body = self._replace_inlined(st.op.body, inlined)
+            if st.attach == "inline":
+                if st.tensor in self.buffers:
+                    raise LowerError(f"compute_inline: {st.name} is a kernel argument and cannot be inlined")
+                inlined[st.tensor] = (tuple(iv.var for iv in st.op.axis), body)
+            else:
+                self.bodies[st] = body
+
+    @staticmethod
+    def _replace_inlined(body: Expr, inlined: dict) -> Expr:
+        if not inlined:
+            return body
+
+        def fn(n):
+            if isinstance(n, TensorLoad) and n.tensor in inlined:
+                params, b = inlined[n.tensor]
+                return substitute(b, dict(zip(params, n.indices)))
+            return None
+
+        return transform(body, fn)
+
+    # ------------------------------------------------------------------------- emission
+    def lower(self, name: str) -> PrimFunc:
+        roots = [st for st in self.sch.stages if st.attach == "root"]
+        body = seq(*[self._emit_stage(st, None) for st in roots])
+        for st in reversed(roots):  # heap intermediates live for the whole kernel
+            if st.tensor not in self.args:
+                buf = self._buffer_of(st, None)
+                body = Allocate(buf, _size(buf.shape), body)
+        body = simplify_guards(body, {})
+        body = partition_loops(body)
+        params = tuple(self.buffers[t] for t in self.args)
+        return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body)
+
+    def _buffer_of(self, st: Stage, region) -> Buffer:
+        t = st.tensor
+        if t not in self.buffers:
+            shape = tuple(ext for _, ext in region) if region is not None else t.shape
+            self.buffers[t] = Buffer(st.op.name, t.dtype, shape, st.scope if region is not None else "global")
+        return self.buffers[t]
+
+    def _emit_stage(self, st: Stage, region):
+        op = st.op
+        body = self.bodies[st]
+        buf = self._buffer_of(st, region)
+        for iv in st.leaf_iter_vars:  # children's buffers must exist before this body reads them
+            for child in self.children.get(id(iv), ()):
+                self.regions[child.tensor] = self._infer_region(child, st, iv)
+                self._buffer_of(child, self.regions[child.tensor])
+        # extents of root axes (a region when attached), then of every derived loop
+        ext: dict = {}
+        for pos, iv in enumerate(op.axis):
+            ext[iv] = region[pos][1] if region is not None else iv.extent
+        for iv in op.reduce_axis:
+            ext[iv] = iv.extent
+        guards_on: list = []  # (parent IterVar, its extent) of splits with a tail
+        for rel in st.relations:
+            if isinstance(rel, Split):
+                pe = simplify(ext[rel.parent])
+                ext[rel.outer] = simplify(ceildiv(pe, rel.factor))
+                ext[rel.inner] = rel.factor
+                if not _divides(rel.factor, pe):
+                    guards_on.append(rel.parent)
+            else:
+                ext[rel.fused] = simplify(ext[rel.outer] * ext[rel.inner])
+        leaves = st.leaf_iter_vars
+        # value of every iter var from the leaf loop variables
+        value: dict = {iv: iv.var for iv in leaves}
+        for rel in reversed(st.relations):
+            if isinstance(rel, Split):
+                value[rel.parent] = value[rel.outer] * rel.factor + value[rel.inner]
+            else:
+                value[rel.outer] = value[rel.fused] // ext[rel.inner]
+                value[rel.inner] = value[rel.fused] % ext[rel.inner]
+        local = {iv: simplify(value[iv]) for iv in op.axis}
+        glob = {}
+        for pos, iv in enumerate(op.axis):
+            glob[iv] = simplify(local[iv] + region[pos][0]) if region is not None else local[iv]
+        for iv in op.reduce_axis:
+            glob[iv] = simplify(value[iv] + iv.dom_min)
+        spatial_guard, reduce_guard = [], []
+        for iv in guards_on:
+            cond = value[iv] < ext[iv]
+            (reduce_guard if iv.kind == "reduce" else spatial_guard).append(cond)
+        if region is not None:  # the region may overhang the tensor in a tail iteration
+            for pos, iv in enumerate(op.axis):
+                spatial_guard.append(glob[iv] < iv.extent)
+        axis_map = {iv.var: glob[iv] for iv in list(op.axis) + list(op.reduce_axis)}
+        out_index = flatten([local[iv] if region is not None else glob[iv] for iv in op.axis], buf.shape)
+        if isinstance(body, Reduce):
+            src = self._to_loads(substitute(body.source, axis_map))
+            init = body.init
+            old = _load(buf, out_index)
+            update = {"sum": lambda: Add(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src)}[
+                body.combiner]()
+            init_stmt = _guarded(Store(buf, out_index, init), spatial_guard)
+            update_stmt = _guarded(Store(buf, out_index, update), spatial_guard + reduce_guard)
+            first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
+            init_nest = self._nest(st, [iv for iv in leaves[first_r:] if iv.kind != "reduce"], ext, init_stmt,
+                                   with_children=False)
+            update_nest = self._nest(st, leaves[first_r:], ext, update_stmt)
+            return self._nest(st, leaves[:first_r], ext, seq(init_nest, update_nest))
+        value_expr = self._to_loads(substitute(body, axis_map))
+        return self._nest(st, leaves, ext, _guarded(Store(buf, out_index, value_expr), spatial_guard))
+
+    def _nest(self, st: Stage, loops: list, ext: dict, inner, with_children: bool = True):
+        for iv in reversed(loops):
+            if with_children:
+                for child in self.children.get(id(iv), ()):
+                    inner = self._emit_attached(child, st, iv, inner)
+            inner = For(iv.var, IntImm(0), ext[iv], st.kinds.get(iv, "serial"), inner)
+        return inner
+
+    def _emit_attached(self, child: Stage, parent: Stage, at, rest):
+        region = self.regions[child.tensor]
+        buf = self.buffers[child.tensor]
+        return Allocate(buf, _size(buf.shape), seq(self._emit_stage(child, region), rest))
+
+    # ----------------------------------------------------------------- bound inference
+    def _infer_region(self, child: Stage, parent: Stage, at) -> tuple:
+        """Per dimension (min, extent) of ``child`` read by ``parent`` within one iteration of ``at``."""
+        for st, b in self.bodies.items():
+            if st is not parent and st is not child and any(
+                    isinstance(n, TensorLoad) and n.tensor is child.tensor for n in walk(b)):
+                raise LowerError(f"compute_at: {child.name} is also read by {st.name}, outside {parent.name}")
+        leaves = parent.leaf_iter_vars
+        pos = next(i for i, iv in enumerate(leaves) if iv is at)
+        inner = leaves[pos + 1:]
+        ext = _leaf_extents(parent)
+        value = {iv: iv.var for iv in leaves}
+        for rel in reversed(parent.relations):
+            if isinstance(rel, Split):
+                value[rel.parent] = value[rel.outer] * rel.factor + value[rel.inner]
+            else:
+                value[rel.outer] = value[rel.fused] // ext[rel.inner]
+                value[rel.inner] = value[rel.fused] % ext[rel.inner]
+        axis_map = {iv.var: simplify(value[iv] + iv.dom_min) for iv in list(parent.op.axis) + list(parent.op.reduce_axis)}
+        inner_vars = {iv.var: ext[iv] for iv in inner}
+        accesses = [n.indices for n in walk(self.bodies[parent]) if isinstance(n, TensorLoad) and n.tensor is child.tensor]
+        if not accesses:
+            raise LowerError(f"compute_at: {parent.name} does not read {child.name}")
+        region = []
+        for d in range(len(child.tensor.shape)):
+            lo_hi = [_span(simplify(substitute(idx[d], axis_map)), inner_vars) for idx in accesses]
+            full = (IntImm(0), child.tensor.shape[d])
+            if any(x is None for x in lo_hi):
+                region.append(full)
+                continue
+            los = [simplify(lo) for lo, _ in lo_hi]
+            his = [simplify(hi) for _, hi in lo_hi]
+            lo, hi = los[0], his[0]
+            for a, b in zip(los[1:], his[1:]):
+                lo, hi = _const_min(lo, a), _const_max(hi, b)
+                if lo is None or hi is None:
+                    break
+            region.append(full if lo is None or hi is None else (lo, simplify(hi - lo + 1)))
+        return tuple(region)
+
+    # ------------------------------------------------------------------------ loads
+    def _to_loads(self, e: Expr) -> Expr:
+        def fn(n):
+            if not isinstance(n, TensorLoad):
+                return None
+            t = n.tensor
+            if t not in self.buffers:
+                if isinstance(t.op, PlaceholderOp):
+                    raise LowerError(f"placeholder {t.name} is read but is not among the kernel's args")
+                raise LowerError(f"{t.name} is read before it is computed (is its stage attached too deep?)")
+            buf = self.buffers[t]
+            region = self.regions.get(t)
+            idx = n.indices
+            if region is not None:
+                idx = [simplify(i - lo) for i, (lo, _) in zip(idx, region)]
+            return _load(buf, simplify(flatten(idx, buf.shape)))
+
+        return transform(e, fn)
+
+
+def _divides(factor: Expr, extent: Expr) -> bool:
+    if isinstance(factor, IntImm) and factor.value == 1:
+        return True
+    return isinstance(simplify(extent % factor), IntImm) and simplify(extent % factor).value == 0
+
+
+def _leaf_extents(st: Stage) -> dict:
+    ext = {iv: iv.extent for iv in list(st.op.axis) + list(st.op.reduce_axis)}
+    for rel in st.relations:
+        if isinstance(rel, Split):
+            ext[rel.outer] = simplify(ceildiv(ext[rel.parent], rel.factor))
+            ext[rel.inner] = rel.factor
+        else:
+            ext[rel.fused] = simplify(ext[rel.outer] * ext[rel.inner])
+    return ext
+
+
+def _span(e: Expr, inner_vars: dict):
+    """(min, max) of ``e`` over the inner loop variables, or None when not linear in them."""
+    lin = linear(e)
+    for atom in lin.terms:
+        if atom in inner_vars:
+            continue
+        if free_vars(atom) & set(inner_vars):
+            return None
+    fixed = substitute(e, {v: IntImm(0) for v in inner_vars})
+    lo = hi = fixed
+    for v, extent in inner_vars.items():
+        c = lin.terms.get(v, 0)
+        if c > 0:
+            hi = hi + (extent - 1) * c
+        elif c < 0:
+            lo = lo + (extent - 1) * c
+    return lo, hi
+
+
+def _const_min(a: Expr, b: Expr):
+    d = simplify(a - b)
+    if isinstance(d, IntImm):
+        return b if d.value > 0 else a
+    return None
+
+
+def _const_max(a: Expr, b: Expr):
+    d = simplify(a - b)
+    if isinstance(d, IntImm):
+        return a if d.value > 0 else b
+    return None
+
+
+def _size(shape) -> Expr:
+    out = IntImm(1)
+    for d in shape:
+        out = out * d
+    return simplify(out)
+
+
+def _load(buf: Buffer, index: Expr):
+    from .nodes import Load
+
+    return Load(buf, index)
+
+
+def _guarded(stmt, conds: list):
+    if not conds:
+        return stmt
+    return IfThenElse(all_(*conds), stmt)
+
+
+def lower(schedule_or_tensors, args: list, name: str = "kernel") -> PrimFunc:
+    """The loop IR of ``schedule_or_tensors`` as a function of ``args`` (inputs and outputs)."""
+    args = list(args)
+    for a in args:
+        if not isinstance(a, Tensor):
+            raise LowerError(f"args: expected te tensors, got {type(a).__name__}")
+    if len(set(args)) != len(args):
+        raise LowerError("args: a tensor is listed twice")
+    if isinstance(schedule_or_tensors, Schedule):
+        sch = schedule_or_tensors
+    else:
+        outs = schedule_or_tensors
+        if isinstance(outs, Tensor):
+            outs = [outs]
+        sch = create_schedule(list(outs))
+    for out in sch.outputs:
+        if out not in args:
+            raise LowerError(f"args: output {out.name} of the schedule is not among the args")
+    bindable = set(_bindable_vars(args))
+    for t in args:
+        for d in t.shape:
+            missing = free_vars(d) - bindable
+            if missing:
+                names = ", ".join(sorted(v.name for v in missing))
+                raise ShapeError(f"args: {t.name} has a dimension {d} using {names}, which no argument has as a plain dimension")
+    for st in sch.stages:
+        for iv in list(st.op.axis) + list(st.op.reduce_axis):
+            missing = free_vars(iv.extent) - bindable
+            if missing:
+                raise ShapeError(f"{st.name}: extent {iv.extent} uses {', '.join(v.name for v in missing)}, unbound by the args")
+    return _Lowerer(sch, args).lower(name)

@@ -1,0 +1,145 @@
+"""The loop IR: buffers, flat loads/stores, loops with kinds, guards, lets and local allocations."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..te.expr import Expr, IntImm, Var
+from ..te.printer import expr_str
+
+
+@dataclass(frozen=True, eq=False)
+class Buffer:
+    """A flat memory region viewed with a (symbolic) shape; identity-hashed.
+
+    scope: "global" (a kernel argument or a heap intermediate) or "local" (a small tile).
+    """
+
+    name: str
+    dtype: str
+    shape: tuple
+    scope: str = "global"
+
+    def __repr__(self):
+        return f"Buffer({self.name}, ({', '.join(map(str, self.shape))}), {self.dtype}, {self.scope})"
+
+
+@dataclass(frozen=True, repr=False)
+class Load(Expr):
+    buffer: Buffer
+    index: Expr
+
+    @property
+    def dtype(self) -> str:
+        return self.buffer.dtype
+
+    def expr_children(self):
+        return (self.index,)
+
+    def with_expr_children(self, new):
+        return Load(self.buffer, new[0])
+
+    def to_str(self):
+        return f"{self.buffer.name}[{expr_str(self.index)}]"
+
+    __str__ = to_str
+    __repr__ = to_str
+
+
+class Stmt:
+    __slots__ = ()
+
+    def __str__(self):
+        from .printer import stmt_str
+
+        return stmt_str(self)
+
+
+@dataclass(frozen=True, repr=False)
+class For(Stmt):
+    """``for var in range(min, min + extent)``; kind is serial/parallel/vectorized/unrolled."""
+
+    var: Var
+    min: Expr
+    extent: Expr
+    kind: str
+    body: Stmt
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
+class Store(Stmt):
+    buffer: Buffer
+    index: Expr
+    value: Expr
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
+class IfThenElse(Stmt):
+    cond: Expr
+    then_case: Stmt
+    else_case: Stmt | None = None
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
+class LetStmt(Stmt):
+    var: Var
+    value: Expr
+    body: Stmt
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
+class Allocate(Stmt):
+    """A buffer alive for ``body``: stack for small constant sizes, heap otherwise."""
+
+    buffer: Buffer
+    extent: Expr  # number of elements
+    body: Stmt
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
+class Seq(Stmt):
+    stmts: tuple
+
+    __repr__ = Stmt.__str__
+
+
+def seq(*stmts) -> Stmt:
+    flat = []
+    for s in stmts:
+        if s is None:
+            continue
+        if isinstance(s, Seq):
+            flat.extend(s.stmts)
+        else:
+            flat.append(s)
+    if len(flat) == 1:
+        return flat[0]
+    return Seq(tuple(flat))
+
+
+@dataclass(frozen=True)
+class PrimFunc:
+    """A kernel: buffer parameters in call order, the shape variables they bind, and the body."""
+
+    name: str
+    params: tuple  # Buffers
+    shape_vars: tuple  # Vars bound from parameter shapes, in call order
+    body: Stmt
+    attrs: dict = field(default_factory=dict, compare=False)
+
+    def __str__(self):
+        from .printer import func_str
+
+        return func_str(self)
+
+
+ZERO = IntImm(0)

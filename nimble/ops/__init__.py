@@ -1,0 +1,32 @@
+"""Operators: the registry and one builder per operator (`nb.dense(x, w)` makes a call of `dense`).
+
+    from nimble import ops as nb
+    y = nb.gelu(nb.add(nb.dense(x, w), b))
+"""
+from .broadcast import (
+    add,
+    divide,
+    equal,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    logical_and,
+    logical_or,
+    maximum,
+    minimum,
+    multiply,
+    not_equal,
+    power,
+    subtract,
+    where,
+)
+from .conv import avg_pool2d, conv2d, max_pool2d
+from .creation import arange, full, nonzero, ones, shape_of, zeros
+from .elementwise import abs, cast, erf, exp, gelu, log, negative, relu, sigmoid, sqrt, tanh  # noqa: A004
+from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul, softmax
+from .reduce import argmax, max, mean, min, sum  # noqa: A004
+from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register
+from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -7,8 +7,6 @@
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import TypeError
 from .expr import (
     Clause,
@@ -47,7 +45,7 @@ def var(name: str, shape=None, dtype: str = "float32", type: Type | None = None)
 
 def const(value, dtype: str | None = None, name: str = "") -> Constant:
     """A constant tensor (Python floats become float32 unless `dtype` says otherwise)."""
-    expr = as_expr(np.asarray(value), dtype)
+    expr = as_expr(value, dtype)
     return Constant(expr.value, name) if name else expr
 
 

@@ -244,7 +244,7 @@ def pattern_vars(pattern: Pattern) -> list[Var]:
 
 
 def as_expr(value, dtype: str | None = None) -> Expr:
-    """An expression as is; a Python number, list or numpy array as a constant (floats default to float32)."""
+    """An expression as is; a number, list or numpy array as a constant (Python floats become float32, ints int64)."""
     if isinstance(value, Expr):
         return value
     if isinstance(value, (list, tuple)) and any(isinstance(v, Expr) for v in value):
@@ -252,6 +252,8 @@ def as_expr(value, dtype: str | None = None) -> Expr:
     array = np.asarray(value)
     if dtype is not None:
         array = array.astype(dtype)
+    elif isinstance(value, (np.ndarray, np.generic)):
+        pass  # numpy values keep their dtype
     elif array.dtype == np.float64:
         array = array.astype(np.float32)
     elif array.dtype.kind in "iu":

@@ -39,6 +39,11 @@ class Unifier:
             d = bound
         return d
 
+    def _shallow(self, t: Type) -> Type:
+        while isinstance(t, IncompleteType) and t in self.solved:
+            t = self.solved[t]
+        return t
+
     def resolve(self, t: Type, finalize: bool = False) -> Type:
         """`t` with solved variables replaced; with `finalize`, unbound call-site dims become `Any`."""
         if isinstance(t, IncompleteType):
@@ -63,7 +68,7 @@ class Unifier:
     # ---- unify -------------------------------------------------------------------------------------------
     def unify(self, a: Type, b: Type, where: str = "") -> Type:
         """The most specific type that is both `a` and `b`; raises naming `where` when there is none."""
-        a, b = self.resolve(a), self.resolve(b)
+        a, b = self._shallow(a), self._shallow(b)
         if isinstance(a, IncompleteType) or isinstance(b, IncompleteType):
             return self._bind(a, b)
         if isinstance(a, TensorType) and isinstance(b, TensorType):

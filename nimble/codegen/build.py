@@ -57,28 +57,10 @@ class Kernel:
         self.is_output = [isinstance(t.op, ComputeOp) for t in args]
         self.inputs = [i for i, o in enumerate(self.is_output) if not o]
         self.outputs = [i for i, o in enumerate(self.is_output) if o]
-        # per argument, per dimension: ("bind", var) on a variable's first plain occurrence, else ("check", fn)
-        seen: set = set()
-        self._dims: list = []
-        order = self.inputs + self.outputs
-        plans: dict = {}
-        for i in order:
-            plan = []
-            for d in args[i].shape:
-                if isinstance(d, Var) and d not in seen and not self.is_output[i]:
-                    seen.add(d)
-                    plan.append(("bind", d))
-                else:
-                    plan.append(("check", _shape_fn(d), str(d)))
-            plans[i] = plan
-        for i in order:  # a variable only an output has as a plain dim is bound from it
-            for k, step in enumerate(plans[i]):
-                d = args[i].shape[k]
-                if step[0] == "check" and isinstance(d, Var) and d not in seen:
-                    seen.add(d)
-                    plans[i][k] = ("bind", d)
-        self._plans = [plans[i] for i in range(len(args))]
-        self._order = order
+        # per argument and dimension: ("bind", var) for a plain variable (bound on first sight,
+        # compared after), else ("check", fn, text) evaluated once the variables are bound
+        self._plans = [[("bind", d) if isinstance(d, Var) else ("check", _shape_fn(d), str(d)) for d in t.shape]
+                       for t in args]
         self._vars = list(func.shape_vars)
 
     def ir(self) -> str:
@@ -89,7 +71,8 @@ class Kernel:
         """The (unoptimised) LLVM IR text of this kernel."""
         return self._llvm_ir
 
-    def _check(self, i: int, a, env: dict, provenance: dict) -> None:
+    def _bind(self, i: int, a, env: dict, provenance: dict) -> None:
+        """Check type, dtype, rank and layout of argument i; bind or compare its plain dims."""
         name = f"{self.name}: argument {self.arg_names[i]!r} (#{i})"
         if not isinstance(a, np.ndarray):
             raise NimbleTypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
@@ -101,18 +84,24 @@ class Kernel:
         if not a.flags.c_contiguous:
             raise ShapeError(f"{name}: expected a C-contiguous array (use numpy.ascontiguousarray)")
         for k, step in enumerate(plan):
-            if step[0] == "bind" and step[1] not in env:
-                env[step[1]] = a.shape[k]
-                provenance[step[1]] = (self.arg_names[i], k)
-            elif step[0] == "bind":
-                if env[step[1]] != a.shape[k]:
-                    src, dim = provenance[step[1]]
-                    raise ShapeError(f"{name}: dimension {k} is {step[1].name} = {a.shape[k]}, but argument "
-                                     f"{src!r} dimension {dim} set {step[1].name} = {env[step[1]]}")
-            else:
+            if step[0] != "bind":
+                continue
+            v = step[1]
+            if v not in env:
+                env[v] = a.shape[k]
+                provenance[v] = (self.arg_names[i], k)
+            elif env[v] != a.shape[k]:
+                src, dim = provenance[v]
+                raise ShapeError(f"{name}: dimension {k} is {v.name} = {a.shape[k]}, but argument "
+                                 f"{src!r} dimension {dim} set {v.name} = {env[v]}")
+
+    def _check_derived(self, i: int, a, env: dict) -> None:
+        for k, step in enumerate(self._plans[i]):
+            if step[0] == "check":
                 want = step[1](env)
                 if want != a.shape[k]:
-                    raise ShapeError(f"{name}: dimension {k} must be {step[2]} = {want}, got {a.shape[k]} (shape {a.shape})")
+                    raise ShapeError(f"{self.name}: argument {self.arg_names[i]!r} (#{i}): dimension {k} must be "
+                                     f"{step[2]} = {want}, got {a.shape[k]} (shape {a.shape})")
 
     def __call__(self, *arrays):
         n_all, n_in = len(self.arg_names), len(self.inputs)
@@ -127,15 +116,23 @@ class Kernel:
         env: dict = {}
         prov: dict = {}
         for i in self.inputs:
-            self._check(i, full[i], env, prov)
+            self._bind(i, full[i], env, prov)
         if allocate:
+            missing = [v for v in self._vars if v not in env]
+            if missing:
+                raise ShapeError(f"{self.name}: {', '.join(v.name for v in missing)} is bound by no input; pass the "
+                                 f"output arrays too (no input binds it)")
             for i in self.outputs:
                 shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
                 if any(d < 0 for d in shape):
                     raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
                 full[i] = np.empty(shape, dtype=self.dtypes[i])
+        else:
+            for i in self.outputs:
+                self._bind(i, full[i], env, prov)
+        for i in range(n_all):
+            self._check_derived(i, full[i], env)
         for i in self.outputs:
-            self._check(i, full[i], env, prov)
             if not full[i].flags.writeable:
                 raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} is read-only")
             for j, other in enumerate(full):

@@ -63,9 +63,14 @@ def _init() -> None:
         triple = llvm.get_process_triple()
         cpu = os.environ.get("NIMBLE_CPU") or llvm.get_host_cpu_name()
         features = llvm.get_host_cpu_features().flatten() if not os.environ.get("NIMBLE_CPU") else ""
-        target = llvm.Target.from_triple(triple)
-        tm = target.create_target_machine(cpu=cpu, features=features, opt=3, codemodel="jitdefault")
-        _state.update(host=HostTarget(triple, cpu, features, openmp), tm=tm)
+        _state["host"] = HostTarget(triple, cpu, features, openmp)
+        _state["tm"] = _new_target_machine()
+
+
+def _new_target_machine():
+    h = _state["host"]
+    target = llvm.Target.from_triple(h.triple)
+    return target.create_target_machine(cpu=h.cpu, features=h.features, opt=3, codemodel="jitdefault")
 
 
 def host() -> HostTarget:
@@ -138,7 +143,8 @@ class LoadedObject:
 
     def __init__(self, obj: bytes):
         _init()
-        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine())
+        # the engine takes ownership of (and frees) its target machine: give it its own
+        self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_target_machine())
         self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self._engine.finalize_object()
 

@@ -90,26 +90,25 @@ def linear(e: Expr, ranges=None) -> Linear:
 
 
 def from_linear(lin: Linear, dtype: str = "int64") -> Expr:
+    """The expression of a linear form: positive terms, then negative ones, then the constant."""
     pos = sorted(((a, c) for a, c in lin.terms.items() if c > 0), key=lambda t: str(t[0]))
     neg = sorted(((a, -c) for a, c in lin.terms.items() if c < 0), key=lambda t: str(t[0]))
+
+    def term(atom, c):
+        return atom if c == 1 else Mul(atom, IntImm(c, dtype))
+
     out = None
     for atom, c in pos:
-        t = atom if c == 1 else Mul(atom, IntImm(c, dtype))
-        out = t if out is None else Add(out, t)
-    if out is None and not neg:
-        return IntImm(lin.const, dtype)
+        out = term(atom, c) if out is None else Add(out, term(atom, c))
+    const_done = out is None
     if out is None:
-        out = IntImm(lin.const, dtype) if lin.const else None
-        k = lin.const
-    else:
-        k = lin.const
-        if k > 0:
-            out = Add(out, IntImm(k, dtype))
+        out = IntImm(lin.const, dtype)
     for atom, c in neg:
-        t = atom if c == 1 else Mul(atom, IntImm(c, dtype))
-        out = Sub(IntImm(0, dtype), t) if out is None else Sub(out, t)
-    if k < 0:
-        out = Sub(out, IntImm(-k, dtype))
+        out = Sub(out, term(atom, c))
+    if not const_done and lin.const > 0:
+        out = Add(out, IntImm(lin.const, dtype))
+    elif not const_done and lin.const < 0:
+        out = Sub(out, IntImm(-lin.const, dtype))
     return out
 
 

@@ -1,0 +1,187 @@
+"""Every schedule primitive keeps results exact on symbolic extents that its factors do not divide."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nimble
+from nimble import te
+
+NS = [0, 1, 2, 5, 13, 31, 97, 131]
+rng = np.random.default_rng(1)
+
+
+def ew():
+    n, m = te.var("n"), te.var("m")
+    A = te.placeholder((n, m), name="A")
+    B = te.compute((n, m), lambda i, j: A[i, j] * A[i, j] + 1.0, name="B")
+    return A, B, te.create_schedule(B)
+
+
+def rowsum():
+    n, m = te.var("n"), te.var("m")
+    A = te.placeholder((n, m), name="A")
+    k = te.reduce_axis(m, "k")
+    B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    return A, B, te.create_schedule(B)
+
+
+def sched_split(s, B):
+    i, j = s[B].axis
+    s[B].split(i, 4)
+    s[B].split(j, nparts=3)
+
+
+def sched_tile(s, B):
+    i, j = s[B].axis
+    s[B].tile(i, j, 3, 8)
+
+
+def sched_fuse(s, B):
+    i, j = s[B].axis
+    f = s[B].fuse(i, j)
+    s[B].split(f, 7)
+
+
+def sched_reorder(s, B):
+    i, j = s[B].axis
+    s[B].reorder(j, i)
+
+
+def sched_vectorize(s, B):
+    i, j = s[B].axis
+    jo, ji = s[B].split(j, 16)
+    s[B].vectorize(ji)
+
+
+def sched_vectorize_symbolic(s, B):
+    i, j = s[B].axis
+    s[B].vectorize(j)
+
+
+def sched_unroll(s, B):
+    i, j = s[B].axis
+    jo, ji = s[B].split(j, 5)
+    s[B].unroll(ji)
+
+
+def sched_parallel(s, B):
+    i, j = s[B].axis
+    io, ii = s[B].split(i, 2)
+    s[B].parallel(io)
+
+
+def sched_fused_parallel_vector(s, B):
+    i, j = s[B].axis
+    jo, ji = s[B].split(j, 8)
+    f = s[B].fuse(i, jo)
+    s[B].parallel(f)
+    s[B].vectorize(ji)
+
+
+EW_SCHEDULES = [sched_split, sched_tile, sched_fuse, sched_reorder, sched_vectorize, sched_vectorize_symbolic,
+                sched_unroll, sched_parallel, sched_fused_parallel_vector]
+
+
+@pytest.mark.parametrize("schedule", EW_SCHEDULES, ids=lambda f: f.__name__)
+def test_elementwise_primitive(schedule):
+    A, B, s = ew()
+    schedule(s, B)
+    k = nimble.build(s, [A, B], name=schedule.__name__)
+    for n in NS:
+        for m in (1, 17, 33):
+            a = rng.standard_normal((n, m)).astype("float32")
+            np.testing.assert_allclose(k(a), a * a + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def red_split_reduce(s, B):
+    (k,) = s[B].reduce_axis
+    ko, ki = s[B].split(k, 8)
+    s[B].unroll(ki)
+
+
+def red_reorder(s, B):
+    (i,) = s[B].axis
+    (k,) = s[B].reduce_axis
+    io, ii = s[B].split(i, 4)
+    ko, ki = s[B].split(k, 3)
+    s[B].reorder(io, ko, ii, ki)
+
+
+def red_parallel(s, B):
+    (i,) = s[B].axis
+    s[B].parallel(i)
+
+
+def red_cache_write(s, B):
+    BL = s.cache_write(B)
+    (i,) = s[B].axis
+    io, ii = s[B].split(i, 8)
+    s[BL].compute_at(s[B], io)
+    (bi,) = s[BL].axis
+    (bk,) = s[BL].reduce_axis
+    s[BL].reorder(bk, bi)
+    s[BL].vectorize(bi)
+
+
+@pytest.mark.parametrize("schedule", [red_split_reduce, red_reorder, red_parallel, red_cache_write],
+                         ids=lambda f: f.__name__)
+def test_reduction_primitive(schedule):
+    A, B, s = rowsum()
+    schedule(s, B)
+    k = nimble.build(s, [A, B], name=schedule.__name__)
+    for n in NS:
+        for m in (0, 1, 10, 29):
+            a = rng.standard_normal((n, m)).astype("float32")
+            np.testing.assert_allclose(k(a), a.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def chain():
+    n = te.var("n")
+    A = te.placeholder((n, 24), name="A")
+    T = te.compute((n, 24), lambda i, j: A[i, j] * 3.0, name="T")
+    U = te.compute((n, 24), lambda i, j: T[i, j] + 1.0, name="U")
+    return A, T, U, te.create_schedule(U)
+
+
+def test_compute_inline():
+    A, T, U, s = chain()
+    s[T].compute_inline()
+    k = nimble.build(s, [A, U], name="inlined")
+    assert "T[" not in k.ir()
+    for n in NS:
+        a = rng.standard_normal((n, 24)).astype("float32")
+        np.testing.assert_allclose(k(a), a * 3.0 + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def test_compute_at_computes_only_the_needed_tile():
+    A, T, U, s = chain()
+    i, j = s[U].axis
+    io, ii = s[U].split(i, 5)
+    s[T].compute_at(s[U], io)
+    k = nimble.build(s, [A, U], name="computed_at")
+    assert "T = alloc float32[120]" in k.ir()  # a 5 x 24 tile, not n x 24
+    for n in NS:
+        a = rng.standard_normal((n, 24)).astype("float32")
+        np.testing.assert_allclose(k(a), a * 3.0 + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def test_intermediate_at_root_gets_a_heap_buffer():
+    A, T, U, s = chain()
+    k = nimble.build(s, [A, U], name="root_intermediate")
+    assert "T = alloc float32[(n * 24)]  # global" in k.ir()
+    a = rng.standard_normal((300, 24)).astype("float32")
+    np.testing.assert_allclose(k(a), a * 3.0 + 1.0, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.sampled_from([0, 1, 3, 7, 20, 61]))
+def test_any_split_factors(f1, f2, n):
+    A, B, s = ew()
+    i, j = s[B].axis
+    io, ii = s[B].split(i, f1)
+    jo, ji = s[B].split(j, f2)
+    s[B].reorder(jo, io, ji, ii)
+    k = nimble.build(s, [A, B], name=f"split_{f1}_{f2}")
+    a = rng.standard_normal((n, 11)).astype("float32")
+    np.testing.assert_allclose(k(a), a * a + 1.0, rtol=1e-6, atol=1e-6)

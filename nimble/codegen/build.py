@@ -14,7 +14,7 @@ from ..te.tensor import ComputeOp, Tensor
 from ..tir.lower import lower
 from ..tir.nodes import PrimFunc
 from . import jit
-from .llvm import codegen_llvm
+from .llvm import PYARRAY_SUFFIX, codegen_llvm
 from .threads import num_threads
 
 log = debug_logger("nimble.codegen")
@@ -50,8 +50,8 @@ class Kernel:
         self.object_code = obj
         self._lib = jit.LoadedObject(obj)
         n_buf, n_var = len(func.params), len(func.shape_vars)
-        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.c_void_p] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
-        self._cfunc = proto(self._lib.address(func.name))
+        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
+        self._cfunc = proto(self._lib.address(func.name + PYARRAY_SUFFIX))
         self.arg_names = [t.name for t in args]
         self.dtypes = [t.dtype for t in args]
         self.is_output = [isinstance(t.op, ComputeOp) for t in args]
@@ -61,6 +61,12 @@ class Kernel:
         # compared after), else ("check", fn, text) evaluated once the variables are bound
         self._plans = [[("bind", d) if isinstance(d, Var) else ("check", _shape_fn(d), str(d)) for d in t.shape]
                        for t in args]
+        self._n_all = len(args)
+        self._all = self.inputs + self.outputs
+        self._specs = [(np.dtype(t.dtype), len(t.shape), tuple((k, d) for k, d in enumerate(t.shape) if isinstance(d, Var)))
+                       for t in args]
+        self._derived = [(i, k, step[1], step[2]) for i, plan in enumerate(self._plans)
+                         for k, step in enumerate(plan) if step[0] == "check"]
         self._vars = list(func.shape_vars)
 
     def ir(self) -> str:
@@ -104,33 +110,70 @@ class Kernel:
                                      f"{step[2]} = {want}, got {a.shape[k]} (shape {a.shape})")
 
     def __call__(self, *arrays):
-        n_all, n_in = len(self.arg_names), len(self.inputs)
-        if len(arrays) not in (n_all, n_in):
-            raise NimbleTypeError(f"{self.name}: expected {n_in} input arrays ({', '.join(self.arg_names[i] for i in self.inputs)}) "
-                                  f"or all {n_all} arguments, got {len(arrays)}")
-        allocate = len(arrays) == n_in and n_in != n_all
-        full = list(arrays) if not allocate else [None] * n_all
-        if allocate:
+        n_all, n_in = self._n_all, len(self.inputs)
+        if len(arrays) == n_all:
+            full, allocate = arrays, False
+        elif len(arrays) == n_in:
+            full, allocate = [None] * n_all, True
             for pos, i in enumerate(self.inputs):
                 full[i] = arrays[pos]
+        else:
+            raise NimbleTypeError(f"{self.name}: expected {n_in} input arrays ({', '.join(self.arg_names[i] for i in self.inputs)}) "
+                                  f"or all {n_all} arguments, got {len(arrays)}")
+        env: dict = {}
+        ndarray = np.ndarray
+        for i in (self.inputs if allocate else self._all):  # fast checks; the slow path words the error
+            a = full[i]
+            dt, nd, binds = self._specs[i]
+            if a.__class__ is not ndarray or a.dtype is not dt or a.ndim != nd or not a.flags.c_contiguous:
+                return self._fail(full, allocate)
+            shape = a.shape
+            for k, v in binds:
+                old = env.get(v)
+                if old is None:
+                    env[v] = shape[k]
+                elif old != shape[k]:
+                    return self._fail(full, allocate)
+        if allocate:
+            if len(env) != len(self._vars):
+                return self._fail(full, allocate)
+            for i in self.outputs:
+                shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
+                if any(d < 0 for d in shape):
+                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
+                full[i] = np.empty(shape, dtype=self.dtypes[i])
+        for i, k, fn, _ in self._derived:
+            if fn(env) != full[i].shape[k]:
+                return self._fail(full, allocate)
+        for i in self.outputs:
+            out = full[i]
+            if not out.flags.writeable:
+                return self._fail(full, allocate)
+            for j in self._all:
+                if j != i and np.may_share_memory(out, full[j]):
+                    return self._fail(full, allocate)
+        status = self._cfunc(*full, *[env[v] for v in self._vars], num_threads())
+        if status != 0:
+            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
+        if allocate:
+            if len(self.outputs) == 1:
+                return full[self.outputs[0]]
+            return tuple(full[i] for i in self.outputs)
+        return None
+
+    def _fail(self, full, allocate: bool):
+        """Re-check the arguments one by one and raise the error that names what is wrong."""
         env: dict = {}
         prov: dict = {}
         for i in self.inputs:
             self._bind(i, full[i], env, prov)
         if allocate:
             missing = [v for v in self._vars if v not in env]
-            if missing:
-                raise ShapeError(f"{self.name}: {', '.join(v.name for v in missing)} is bound by no input; pass the "
-                                 f"output arrays too (no input binds it)")
-            for i in self.outputs:
-                shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
-                if any(d < 0 for d in shape):
-                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
-                full[i] = np.empty(shape, dtype=self.dtypes[i])
-        else:
-            for i in self.outputs:
-                self._bind(i, full[i], env, prov)
-        for i in range(n_all):
+            raise ShapeError(f"{self.name}: {', '.join(v.name for v in missing)} is bound by no input; pass the "
+                             f"output arrays too (no input binds it)")
+        for i in self.outputs:
+            self._bind(i, full[i], env, prov)
+        for i in range(len(full)):
             self._check_derived(i, full[i], env)
         for i in self.outputs:
             if not full[i].flags.writeable:
@@ -138,13 +181,7 @@ class Kernel:
             for j, other in enumerate(full):
                 if j != i and np.may_share_memory(full[i], other):
                     raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} overlaps argument {self.arg_names[j]!r}")
-        status = self._cfunc(*[a.ctypes.data for a in full], *[env[v] for v in self._vars], num_threads())
-        if status != 0:
-            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
-        if allocate:
-            outs = [full[i] for i in self.outputs]
-            return outs[0] if len(outs) == 1 else tuple(outs)
-        return None
+        raise NimbleError(f"{self.name}: arguments rejected by the fast check but not by the full one")  # unreachable
 
 
 def _check_target(target: str) -> str:

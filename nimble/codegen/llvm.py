@@ -31,6 +31,8 @@ _FLAGS = ("contract",)
 MAX_VECTOR_LANES = 64
 MAX_UNROLL = 256
 STACK_LIMIT_BYTES = 64 * 1024
+PYARRAY_SUFFIX = ".pyarrays"
+NDARRAY_DATA_OFFSET = 16  # PyObject_HEAD (refcount, type) then ``char *data`` in PyArrayObject
 PARALLEL_MIN_WORK = int(os.environ.get("NIMBLE_PARALLEL_MIN_WORK", "32768"))
 
 
@@ -182,7 +184,23 @@ class LLVMCodegen:
         self.stmt(f.body)
         b.ret(b.load(self.s.status_ptr, typ=I32))
         self.s.finish(block)
+        self._emit_pyarray_entry(fn)
         return self.module
+
+    def _emit_pyarray_entry(self, main: ir.Function) -> None:
+        """``name.pyarrays``: the same kernel taking numpy array objects (PyArrayObject*).
+
+        It reads each array's data pointer (offset 16 of NumPy's stable PyArrayObject layout), so
+        a caller passes the arrays themselves instead of paying for ``ndarray.ctypes.data``.
+        """
+        n = len(self.func.params)
+        fn = ir.Function(self.module, main.function_type, name=self.func.name + PYARRAY_SUFFIX)
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        args = []
+        for k in range(n):
+            field = b.gep(fn.args[k], [ir.Constant(I64, NDARRAY_DATA_OFFSET)], source_etype=ir.IntType(8))
+            args.append(b.load(field, typ=PTR))
+        b.ret(b.call(main, args + list(fn.args[n:])))
 
     @property
     def b(self) -> ir.IRBuilder:

@@ -1,0 +1,144 @@
+"""Kernel benchmarks against numpy, as ratios measured in the same process, at 1 and 2 threads.
+
+Each thread count runs in its own process (NIMBLE_NUM_THREADS and OPENBLAS_NUM_THREADS set
+together); inside it nimble and numpy are timed alternately, medians of repeats after warm-up.
+
+    python scripts/bench_kernels.py            # full table
+    python scripts/bench_kernels.py --quick    # smaller sizes, fewer repeats
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+PEAK_GFLOPS_PER_CORE = 117.0  # measured: 12 independent 16-wide FMA chains, znver4 (shared/NOTES.md)
+COPY_GBS = 25.0  # numpy copy on one thread
+
+
+def median_time(fn, min_time: float, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < min_time and len(times) < 200):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ------------------------------------------------------------------------------- kernels
+
+
+def elementwise(scheduled: bool):
+    import nimble
+    from nimble import te
+
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    B = te.placeholder((n,), name="B")
+    C = te.compute((n,), lambda i: A[i] + B[i], name="C")
+    s = te.create_schedule(C)
+    if scheduled:
+        (i,) = s[C].axis
+        io, ii = s[C].split(i, 64)
+        s[C].parallel(io)
+        iio, iii = s[C].split(ii, 16)
+        s[C].vectorize(iii)
+    return nimble.build(s, [A, B, C], name="add_sched" if scheduled else "add_naive")
+
+
+def matmul(scheduled: bool, k_dim: int, m_dim: int):
+    import nimble
+    from nimble import te
+
+    n = te.var("n")
+    A = te.placeholder((n, k_dim), name="A")
+    W = te.placeholder((k_dim, m_dim), name="W")
+    k = te.reduce_axis(k_dim, "k")
+    C = te.compute((n, m_dim), lambda i, j: te.sum(A[i, k] * W[k, j], axis=k), name="C")
+    s = te.create_schedule(C)
+    if scheduled:  # register tile of 6 rows x 32 columns (2 zmm), accumulated over k in registers
+        CL = s.cache_write(C)
+        i, j = s[C].axis
+        io, jo, ii, ji = s[C].tile(i, j, 6, 32)
+        s[C].vectorize(ji)
+        s[C].parallel(io)
+        s[CL].compute_at(s[C], jo)
+        ci, cj = s[CL].axis
+        (ck,) = s[CL].reduce_axis
+        s[CL].reorder(ck, ci, cj)
+        s[CL].unroll(ci)
+        s[CL].vectorize(cj)
+    return nimble.build(s, [A, W, C], name="mm_sched" if scheduled else "mm_naive")
+
+
+def run_one(quick: bool) -> list:
+    rows = []
+    rng = np.random.default_rng(0)
+    min_time = 0.1 if quick else 0.4
+    size = 1 << (20 if quick else 22)
+    a, b = rng.standard_normal(size).astype("float32"), rng.standard_normal(size).astype("float32")
+    out = np.empty_like(a)
+    ref = lambda: np.add(a, b, out=out)  # noqa: E731
+    for sched in (False, True):
+        k = elementwise(sched)
+        np.testing.assert_allclose(k(a, b), a + b, rtol=1e-6)
+        t = median_time(lambda: k(a, b, out), min_time)
+        tn = median_time(ref, min_time)
+        gbs = 12 * size / 1e9
+        rows.append(dict(kernel=f"add n={size} ({'vectorized+parallel' if sched else 'naive'})", ms=t * 1e3,
+                         rate=gbs / t, unit="GB/s", numpy_ms=tn * 1e3, numpy_rate=gbs / tn))
+    shapes = [(128, 256, 256)] if quick else [(256, 512, 512), (128, 768, 768), (127, 768, 768), (512, 768, 3072)]
+    for n, kd, md in shapes:
+        x, w = rng.standard_normal((n, kd)).astype("float32"), rng.standard_normal((kd, md)).astype("float32")
+        c = np.empty((n, md), "float32")
+        flop = 2 * n * kd * md / 1e9
+        for sched in (False, True):
+            if not sched and n * kd * md > 256 * 512 * 512:
+                continue
+            k = matmul(sched, kd, md)
+            np.testing.assert_allclose(k(x, w), x @ w, rtol=1e-3, atol=1e-3)
+            t = median_time(lambda: k(x, w, c), min_time)
+            tn = median_time(lambda: np.matmul(x, w, out=c), min_time)
+            rows.append(dict(kernel=f"matmul ({n},{kd})x({kd},{md}) ({'split+reorder+vectorize+parallel' if sched else 'naive'})",
+                             ms=t * 1e3, rate=flop / t, unit="GFLOP/s", numpy_ms=tn * 1e3, numpy_rate=flop / tn))
+    return rows
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_one(args.quick)))
+        return
+    results = {}
+    for t in [int(x) for x in args.threads.split(",")]:
+        env = dict(os.environ, NIMBLE_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
+        cmd = [sys.executable, __file__, "--child"] + (["--quick"] if args.quick else [])
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"benchmark at {t} thread(s) failed:\n{out.stderr}")
+        results[t] = json.loads(out.stdout.strip().splitlines()[-1])
+    print("| kernel | threads | nimble ms | nimble | numpy ms | numpy | nimble / numpy speed | floor |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t, rows in results.items():
+        for r in rows:
+            floor = PEAK_GFLOPS_PER_CORE * t if r["unit"] == "GFLOP/s" else COPY_GBS * t
+            print(f"| {r['kernel']} | {t} | {r['ms']:.3f} | {r['rate']:.1f} {r['unit']} | {r['numpy_ms']:.3f} | "
+                  f"{r['numpy_rate']:.1f} {r['unit']} | {r['numpy_ms'] / r['ms']:.2f}x | "
+                  f"{r['rate'] / floor:.0%} of ~{floor:.0f} {r['unit']} |")
+
+
+if __name__ == "__main__":
+    main()

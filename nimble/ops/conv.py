@@ -126,7 +126,8 @@ def _avg_pool_ref(data, pool_size, strides, padding, count_include_pad):
     if count_include_pad:
         return (total / (kh * kw)).astype(data.dtype)
     counts = _windows(np.ones((1, 1) + data.shape[2:]), kh, kw, strides, (1, 1), pad, 0.0).sum(axis=(4, 5))
-    return (total / counts).astype(data.dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a window wholly in the padding averages to nan
+        return (total / counts).astype(data.dtype)
 
 
 max_pool2d = register(

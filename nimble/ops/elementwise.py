@@ -12,10 +12,9 @@ from .relations import FLOAT_DTYPES, tensor_arg
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
 
-def erf_reference(x: np.ndarray) -> np.ndarray:
-    """erf, elementwise, to double precision (numpy has no erf of its own)."""
-    x = np.asarray(x)
-    return _erf_scalar(x.astype(np.float64)).astype(np.float64).astype(x.dtype)
+def _erf64(x: np.ndarray) -> np.ndarray:
+    """erf of a float64 array, elementwise, to double precision (numpy has no erf of its own)."""
+    return np.asarray(_erf_scalar(x), dtype=np.float64)
 
 
 def _in_float64(fn):
@@ -30,7 +29,7 @@ def _in_float64(fn):
 
 
 def _gelu(x):
-    return 0.5 * x * (1.0 + _erf_scalar(x / math.sqrt(2.0)).astype(np.float64))
+    return 0.5 * x * (1.0 + _erf64(x / math.sqrt(2.0)))
 
 
 def _sigmoid(x):
@@ -44,7 +43,7 @@ FLOAT_UNARY = {
     "exp": (np.exp, "e ** x"),
     "log": (np.log, "natural logarithm"),
     "sqrt": (np.sqrt, "square root"),
-    "erf": (lambda x: _erf_scalar(x).astype(np.float64), "the error function"),
+    "erf": (_erf64, "the error function"),
     "gelu": (_gelu, "x * (1 + erf(x / sqrt(2))) / 2 (the exact, erf form)"),
 }
 

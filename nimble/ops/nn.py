@@ -113,12 +113,16 @@ def _softmax_rel(name):
 
 
 def _softmax_ref(x, axis):
+    if x.size == 0:
+        return x.copy()
     shifted = x.astype(np.float64) - np.max(x, axis=axis, keepdims=True)
     e = np.exp(shifted)
     return (e / np.sum(e, axis=axis, keepdims=True)).astype(x.dtype)
 
 
 def _log_softmax_ref(x, axis):
+    if x.size == 0:
+        return x.copy()
     shifted = x.astype(np.float64) - np.max(x, axis=axis, keepdims=True)
     return (shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))).astype(x.dtype)
 
@@ -152,6 +156,8 @@ def _layer_norm_rel(x, gamma, beta, axis, epsilon):
 
 
 def _layer_norm_ref(x, gamma, beta, axis, epsilon):
+    if x.size == 0:
+        return x.copy()
     ax = axis % x.ndim
     x64 = x.astype(np.float64)
     mean = x64.mean(axis=ax, keepdims=True)

@@ -1,0 +1,305 @@
+"""Hypothesis strategies of inputs + attributes for every registered operator (dims include 0, 1 and primes)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+
+DIMS = st.sampled_from([0, 1, 2, 3, 5, 7])
+POSITIVE_DIMS = st.sampled_from([1, 2, 3, 5, 7])
+
+
+@dataclass
+class Case:
+    args: list
+    attrs: dict = field(default_factory=dict)
+    any_ok: bool = True  # the type relation accepts the first argument with every dim Any
+
+
+def shapes(min_rank=0, max_rank=3, dims=DIMS):
+    return st.lists(dims, min_size=min_rank, max_size=max_rank).map(tuple)
+
+
+def array(draw, shape, dtype="float32", low=-3.0, high=3.0):
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if np.dtype(dtype).kind in "iu":
+        return rng.integers(int(low), int(high) + 1, size=shape).astype(dtype)
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def broadcastable_pair(draw):
+    """Two shapes that broadcast: a base shape, each axis kept or set to 1, leading axes maybe dropped."""
+    base = draw(shapes(0, 3))
+    out = []
+    for _ in range(2):
+        s = tuple(1 if draw(st.booleans()) else d for d in base)
+        out.append(s[draw(st.integers(0, len(s))):])
+    return out
+
+
+def _unary(low=-3.0, high=3.0):
+    @st.composite
+    def case(draw):
+        return Case([array(draw, draw(shapes()), low=low, high=high)])
+
+    return case()
+
+
+def _binary(dtype="float32", low=-3.0, high=3.0):
+    @st.composite
+    def case(draw):
+        a, b = broadcastable_pair(draw)
+        return Case([array(draw, a, dtype, low, high), array(draw, b, dtype, low, high)])
+
+    return case()
+
+
+@st.composite
+def _where(draw):
+    a, b = broadcastable_pair(draw)
+    return Case([array(draw, a, "bool"), array(draw, b), array(draw, a[draw(st.integers(0, len(a))):])])
+
+
+@st.composite
+def _cast(draw):
+    return Case([array(draw, draw(shapes()))], {"dtype": draw(st.sampled_from(["int64", "float64", "int32"]))})
+
+
+@st.composite
+def _dense(draw):
+    lead, k, m = draw(shapes(0, 2)), draw(DIMS), draw(DIMS)
+    return Case([array(draw, lead + (k,)), array(draw, (m, k))])
+
+
+@st.composite
+def _matmul(draw):
+    n, k, m = draw(DIMS), draw(DIMS), draw(DIMS)
+    ba, bb = broadcastable_pair(draw)
+    return Case([array(draw, ba + (n, k)), array(draw, bb + (k, m))])
+
+
+@st.composite
+def _batch_matmul(draw):
+    b, n, k, m = draw(DIMS), draw(DIMS), draw(DIMS), draw(DIMS)
+    transpose_b = draw(st.booleans())
+    return Case([array(draw, (b, n, k)), array(draw, (b, m, k) if transpose_b else (b, k, m))], {"transpose_b": transpose_b})
+
+
+def _axis_of(draw, rank):
+    return draw(st.integers(-rank, rank - 1))
+
+
+@st.composite
+def _softmax(draw):
+    shape = draw(shapes(1, 3))
+    return Case([array(draw, shape)], {"axis": _axis_of(draw, len(shape))})
+
+
+@st.composite
+def _layer_norm(draw):
+    shape = draw(shapes(1, 3))
+    axis = _axis_of(draw, len(shape))
+    c = shape[axis]
+    return Case([array(draw, shape), array(draw, (c,)), array(draw, (c,))], {"axis": axis, "epsilon": 1e-5})
+
+
+@st.composite
+def _batch_norm(draw):
+    shape = draw(shapes(2, 4))
+    c = shape[1]
+    var = array(draw, (c,), low=0.1, high=2.0)
+    return Case([array(draw, shape), array(draw, (c,)), array(draw, (c,)), array(draw, (c,)), var], {"axis": 1})
+
+
+def _reduce(nonempty: bool, multi_axis: bool = True):
+    @st.composite
+    def case(draw):
+        shape = draw(shapes(1, 3, POSITIVE_DIMS if nonempty else DIMS))
+        rank = len(shape)
+        kind = draw(st.sampled_from(["none", "int", "tuple"] if multi_axis else ["none", "int"]))
+        if kind == "none":
+            axis = None
+        elif kind == "int":
+            axis = _axis_of(draw, rank)
+        else:
+            axis = tuple(draw(st.sets(st.integers(0, rank - 1), min_size=1)))
+        return Case([array(draw, shape)], {"axis": axis, "keepdims": draw(st.booleans())})
+
+    return case()
+
+
+@st.composite
+def _reshape(draw):
+    shape = draw(shapes(0, 3))
+    perm = list(np.random.default_rng(draw(st.integers(0, 99))).permutation(len(shape)))
+    newshape = [shape[i] for i in perm]
+    if newshape and draw(st.booleans()) and all(d > 0 for d in shape):
+        newshape[draw(st.integers(0, len(newshape) - 1))] = -1
+    if draw(st.booleans()):
+        newshape = [int(np.prod(shape))] if -1 not in newshape else [-1]
+    return Case([array(draw, shape)], {"newshape": tuple(newshape)})
+
+
+@st.composite
+def _dyn_reshape(draw):
+    case = draw(_reshape())
+    return Case([case.args[0], np.array(case.attrs["newshape"], dtype=np.int64)])
+
+
+@st.composite
+def _transpose(draw):
+    shape = draw(shapes(0, 4))
+    axes = None if draw(st.booleans()) else tuple(draw(st.permutations(range(len(shape)))))
+    return Case([array(draw, shape)], {"axes": axes})
+
+
+@st.composite
+def _expand_dims(draw):
+    shape = draw(shapes(0, 3))
+    return Case([array(draw, shape)], {"axis": draw(st.integers(-len(shape) - 1, len(shape))), "num_newaxis": draw(st.integers(0, 2))})
+
+
+@st.composite
+def _squeeze(draw):
+    shape = draw(shapes(1, 4, st.sampled_from([1, 1, 2, 3, 0])))
+    ones = [i for i, d in enumerate(shape) if d == 1]
+    if ones and draw(st.booleans()):
+        return Case([array(draw, shape)], {"axis": tuple(draw(st.sets(st.sampled_from(ones), min_size=1)))})
+    return Case([array(draw, shape)], {"axis": None}, any_ok=False)
+
+
+@st.composite
+def _concatenate(draw):
+    shape = draw(shapes(1, 3))
+    axis = _axis_of(draw, len(shape))
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        s = list(shape)
+        s[axis] = draw(DIMS)
+        parts.append(array(draw, tuple(s)))
+    return Case([tuple(parts)], {"axis": axis}, any_ok=False)
+
+
+@st.composite
+def _split(draw):
+    shape = draw(shapes(1, 3))
+    axis = _axis_of(draw, len(shape))
+    dim = shape[axis]
+    if draw(st.booleans()):
+        sections = draw(st.sampled_from([s for s in (1, 2, 3, 5, 7) if dim % s == 0]))
+    else:
+        sections = tuple(sorted(draw(st.lists(st.integers(0, dim + 2), max_size=3))))
+    return Case([array(draw, shape)], {"indices_or_sections": sections, "axis": axis})
+
+
+@st.composite
+def _strided_slice(draw):
+    shape = draw(shapes(1, 3))
+    begin, end, strides = [], [], []
+    for d in shape:
+        begin.append(draw(st.integers(-d - 2, d + 2)))
+        end.append(draw(st.integers(-d - 2, d + 2)))
+        strides.append(draw(st.sampled_from([1, 2, 3, -1, -2])))
+    return Case([array(draw, shape)], {"begin": tuple(begin), "end": tuple(end), "strides": tuple(strides)})
+
+
+@st.composite
+def _take(draw):
+    shape = draw(shapes(1, 3, POSITIVE_DIMS))
+    axis = None if draw(st.booleans()) else _axis_of(draw, len(shape))
+    bound = int(np.prod(shape)) if axis is None else shape[axis]
+    indices = array(draw, draw(shapes(0, 2)), "int64", low=-2, high=bound + 1)
+    return Case([array(draw, shape), indices], {"axis": axis, "mode": draw(st.sampled_from(["clip", "wrap"]))})
+
+
+@st.composite
+def _fill(draw):
+    return Case([], {"shape": draw(shapes()), "dtype": draw(st.sampled_from(["float32", "int64"]))})
+
+
+@st.composite
+def _dyn_fill(draw):
+    return Case([np.array(draw(shapes(1, 3)), dtype=np.int64)], {"dtype": "float32"}, any_ok=False)
+
+
+@st.composite
+def _full(draw):
+    return Case([np.array(draw(st.floats(-5, 5, width=32)), np.float32)], {"shape": draw(shapes())}, any_ok=False)
+
+
+@st.composite
+def _dyn_full(draw):
+    return Case([np.array(2.5, np.float32), np.array(draw(shapes(1, 3)), dtype=np.int64)], any_ok=False)
+
+
+@st.composite
+def _arange(draw):
+    start = draw(st.integers(-5, 5))
+    stop = draw(st.integers(-5, 12))
+    step = draw(st.sampled_from([1, 2, 3, -1, -2]))
+    return Case([np.array(v, np.int64) for v in (start, stop, step)], {"dtype": "int64"}, any_ok=False)
+
+
+@st.composite
+def _nonzero(draw):
+    shape = draw(shapes(1, 3))
+    return Case([array(draw, shape, "int64", 0, 1)])
+
+
+@st.composite
+def _shape_of(draw):
+    return Case([array(draw, draw(shapes()))])
+
+
+@st.composite
+def _conv2d(draw):
+    n, groups = draw(st.sampled_from([0, 1, 2])), draw(st.sampled_from([1, 2]))
+    in_per_group, out_per_group = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2]))
+    kh, kw = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 3]))
+    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 3])))
+    dilation = (draw(st.sampled_from([1, 2])), 1)
+    padding = draw(st.sampled_from([(0, 0), (1, 1), (1, 0, 2, 1)]))
+    h = draw(st.integers(dilation[0] * (kh - 1) + 1, 8))
+    w = draw(st.integers(kw, 8))
+    data = array(draw, (n, in_per_group * groups, h, w))
+    weight = array(draw, (out_per_group * groups, in_per_group, kh, kw))
+    attrs = {"strides": strides, "padding": padding, "dilation": dilation, "groups": groups}
+    return Case([data, weight], attrs)
+
+
+def _pool(avg: bool):
+    @st.composite
+    def case(draw):
+        kh, kw = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2]))
+        pad = draw(st.sampled_from([(0, 0), (1, 1), (0, 1, 1, 0)]))
+        h, w = draw(st.integers(kh, 7)), draw(st.integers(kw, 7))
+        attrs = {"pool_size": (kh, kw), "strides": (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 2]))), "padding": pad}
+        if avg:
+            attrs["count_include_pad"] = draw(st.booleans())
+        return Case([array(draw, (draw(st.sampled_from([0, 1, 2])), draw(POSITIVE_DIMS), h, w))], attrs)
+
+    return case()
+
+
+CASES = {
+    "relu": _unary(), "negative": _unary(), "abs": _unary(), "tanh": _unary(), "sigmoid": _unary(-30, 30),
+    "exp": _unary(), "log": _unary(0.01, 5), "sqrt": _unary(0, 5), "erf": _unary(), "gelu": _unary(), "cast": _cast(),
+    "add": _binary(), "subtract": _binary(), "multiply": _binary(), "divide": _binary(low=0.5, high=3),
+    "power": _binary(low=0.5, high=2), "maximum": _binary(), "minimum": _binary(), "equal": _binary("int64", -1, 1),
+    "not_equal": _binary("int64", -1, 1), "less": _binary(), "less_equal": _binary("int64", -1, 1),
+    "greater": _binary(), "greater_equal": _binary("int64", -1, 1), "logical_and": _binary("bool"),
+    "logical_or": _binary("bool"), "where": _where(),
+    "dense": _dense(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
+    "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
+    "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True),
+    "argmax": _reduce(True, multi_axis=False),
+    "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "transpose": _transpose(), "expand_dims": _expand_dims(),
+    "squeeze": _squeeze(), "concatenate": _concatenate(), "split": _split(), "strided_slice": _strided_slice(),
+    "take": _take(), "zeros": _fill(), "ones": _fill(), "dyn.zeros": _dyn_fill(), "dyn.ones": _dyn_fill(),
+    "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
+    "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
+}

@@ -1,9 +1,9 @@
 """nimble: a compiler and virtual machine for dynamic neural networks."""
-from .errors import FormatError, NimbleError, ShapeError, TuningError, TypeError  # noqa: A004
+from .errors import FormatError, NimbleError, OutOfRangeError, ShapeError, TuningError, TypeError  # noqa: A004
 
 __version__ = "0.1.0"
 
-__all__ = ["NimbleError", "ShapeError", "TypeError", "TuningError", "FormatError", "build", "__version__"]
+__all__ = ["NimbleError", "OutOfRangeError", "ShapeError", "TypeError", "TuningError", "FormatError", "build", "__version__"]
 
 
 def __getattr__(name):

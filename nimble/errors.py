@@ -20,3 +20,7 @@ class TuningError(NimbleError, RuntimeError):
 
 class FormatError(NimbleError, ValueError):
     """A file or record is malformed, truncated, of another version, or altered."""
+
+
+class OutOfRangeError(NimbleError, IndexError):
+    """A value read by a kernel (an index, a gathered position) is outside its valid range."""

@@ -7,7 +7,7 @@ import re
 import numpy as np
 
 from ..debug import debug_level, debug_logger
-from ..errors import NimbleError, ShapeError
+from ..errors import NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
 from ..te.expr import BinaryOp, Expr, IntImm, Var
 from ..te.tensor import ComputeOp, Tensor
@@ -154,12 +154,20 @@ class Kernel:
                     return self._fail(full, allocate)
         status = self._cfunc(*full, *[env[v] for v in self._vars], num_threads())
         if status != 0:
-            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
+            self._raise_status(status)
         if allocate:
             if len(self.outputs) == 1:
                 return full[self.outputs[0]]
             return tuple(full[i] for i in self.outputs)
         return None
+
+    def _raise_status(self, status: int):
+        if status == 1:
+            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
+        messages = self.func.attrs.get("assert_messages", ())
+        if 2 <= status < 2 + len(messages):
+            raise OutOfRangeError(f"{self.name}: {messages[status - 2]}")
+        raise NimbleError(f"{self.name}: the kernel returned the unknown status {status}")
 
     def _fail(self, full, allocate: bool):
         """Re-check the arguments one by one and raise the error that names what is wrong."""

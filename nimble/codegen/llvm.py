@@ -16,11 +16,11 @@ import llvmlite.ir as ir
 from ..errors import NimbleError
 from ..te.expr import (
     EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min,
-    Mul, Not, Or, Select, Sub, Var, is_float,
+    Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars, walk
-from ..tir.nodes import Allocate, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
 from .llvm_math import intrinsic, emit_math
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
@@ -28,6 +28,7 @@ PTR = ir.PointerType()
 _TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1}
 _SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
 _FLAGS = ("contract",)
+_REDUCE_FLAGS = ("contract", "reassoc")
 MAX_VECTOR_LANES = 64
 MAX_UNROLL = 256
 STACK_LIMIT_BYTES = 64 * 1024
@@ -77,6 +78,9 @@ def _stmt_exprs(s: Stmt):
         yield s.min
         yield s.extent
         yield from _stmt_exprs(s.body)
+    elif isinstance(s, Assert):
+        yield s.cond
+        yield from _stmt_exprs(s.body)
     elif isinstance(s, Store):
         yield s.index
         yield s.value
@@ -98,7 +102,7 @@ def _stmt_exprs(s: Stmt):
 
 def _stmts(s: Stmt):
     yield s
-    if isinstance(s, (For, LetStmt, Allocate)):
+    if isinstance(s, (For, LetStmt, Allocate, Assert)):
         yield from _stmts(s.body)
     elif isinstance(s, IfThenElse):
         yield from _stmts(s.then_case)
@@ -220,6 +224,12 @@ class LLVMCodegen:
         elif isinstance(s, LetStmt):
             self.env[s.var] = self.expr(s.value)
             self.stmt(s.body)
+        elif isinstance(s, Assert):
+            with self.b.if_else(self.expr(s.cond), likely=True) as (ok, failed):
+                with ok:
+                    self.stmt(s.body)
+                with failed:
+                    self.b.store(ir.Constant(I32, s.code), self.s.status_ptr)
         elif isinstance(s, Allocate):
             self._allocate(s)
         else:
@@ -484,6 +494,8 @@ class LLVMCodegen:
         if isinstance(e, BinaryOp):
             x, y = both(e.a, e.b)
             fl = is_float(e.a.dtype)
+            if isinstance(e, ReductionAdd):
+                return b.fadd(x, y, flags=_REDUCE_FLAGS) if fl else b.add(x, y)
             if isinstance(e, Add):
                 return b.fadd(x, y, flags=_FLAGS) if fl else b.add(x, y)
             if isinstance(e, Sub):
@@ -591,7 +603,7 @@ def _work_estimate(s: Stmt, available: set) -> Expr:
         return simplify(out)
     if isinstance(s, IfThenElse):
         return _work_estimate(s.then_case, available)
-    if isinstance(s, (LetStmt, Allocate)):
+    if isinstance(s, (LetStmt, Allocate, Assert)):
         return _work_estimate(s.body, available)
     return IntImm(1)
 

@@ -146,6 +146,10 @@ class Add(BinaryOp):
     symbol = "+"
 
 
+class ReductionAdd(Add):
+    """The update ``acc + x`` of a sum reduction: codegen lets LLVM reassociate it (vectorize)."""
+
+
 class Sub(BinaryOp):
     symbol = "-"
 

@@ -189,7 +189,7 @@ class Schedule:
         if stage.relations or stage.attach != "root":
             raise ScheduleError(f"cache_write: call it on {tensor.name} before scheduling its stage")
         old = stage.op
-        cached = Tensor(tensor.shape, tensor.dtype, ComputeOp(old.name + ".local", old.axis, old.body, old.tag))
+        cached = Tensor(tensor.shape, tensor.dtype, ComputeOp(old.name + ".local", old.axis, old.body, old.tag, old.checks))
         axis = tuple(IterVar(var(iv.var.name), iv.extent) for iv in old.axis)
         copy = ComputeOp(old.name, axis, TensorLoad(cached, tuple(iv.var for iv in axis)), old.tag)
         cstage = Stage(cached, cached.op)

@@ -68,9 +68,9 @@ def linear(e: Expr, ranges=None) -> Linear:
     if isinstance(e, IntImm):
         return Linear(e.value)
     if isinstance(e, Add):
-        return linear(e.a, ranges).add(linear(e.b, ranges))
+        return _merge_divmod(linear(e.a, ranges).add(linear(e.b, ranges)), ranges)
     if isinstance(e, Sub):
-        return linear(e.a, ranges).add(linear(e.b, ranges), -1)
+        return _merge_divmod(linear(e.a, ranges).add(linear(e.b, ranges), -1), ranges)
     if isinstance(e, Mul):
         la, lb = linear(e.a, ranges), linear(e.b, ranges)
         if la.is_const():
@@ -87,6 +87,24 @@ def linear(e: Expr, ranges=None) -> Linear:
     if isinstance(s, (IntImm, Add, Sub, Mul)) or (s is not e and isinstance(s, Var)):
         return linear(s, ranges)
     return Linear(0, {s: 1})
+
+
+def _merge_divmod(lin: Linear, ranges) -> Linear:
+    """``k*(c*(x//c)) + k*(x%c) -> k*x`` (what fusing and splitting loops leaves behind)."""
+    for atom, k in list(lin.terms.items()):
+        if not isinstance(atom, FloorMod) or atom not in lin.terms:
+            continue
+        x, c = atom.a, atom.b
+        q = FloorDiv(x, c)
+        if isinstance(c, IntImm):
+            partner, want = q, k * c.value
+        else:
+            partner = Mul(q, c) if Mul(q, c) in lin.terms else Mul(c, q)
+            want = k
+        if lin.terms.get(partner) == want:
+            rest = Linear(lin.const, {a: v for a, v in lin.terms.items() if a is not atom and a != partner})
+            lin = rest.add(linear(x, ranges), k)
+    return lin
 
 
 def from_linear(lin: Linear, dtype: str = "int64") -> Expr:

@@ -70,11 +70,12 @@ class PlaceholderOp:
 class ComputeOp:
     """``output[axis...] = body``; ``reduce_axis`` lists the reduction axes of a Reduce body."""
 
-    def __init__(self, name: str, axis: tuple, body: Expr, tag: str = ""):
+    def __init__(self, name: str, axis: tuple, body: Expr, tag: str = "", checks: tuple = ()):
         self.name = name
         self.axis = axis
         self.body = body
         self.tag = tag
+        self.checks = checks  # ((bool Expr over the axes, message), ...) checked before each element is stored
         self.reduce_axis = body.axes if isinstance(body, Reduce) else ()
 
     def input_tensors(self) -> list:
@@ -147,8 +148,13 @@ def placeholder(shape, dtype: str = "float32", name: str = "placeholder") -> Ten
     return Tensor(_shape(shape, name), check_dtype(dtype), PlaceholderOp(name))
 
 
-def compute(shape, fcompute, name: str = "compute", tag: str = "") -> Tensor:
-    """``out[i...] = fcompute(i...)``; fcompute takes one index Var per dimension."""
+def compute(shape, fcompute, name: str = "compute", tag: str = "", checks=None) -> Tensor:
+    """``out[i...] = fcompute(i...)``; fcompute takes one index Var per dimension.
+
+    ``checks(i...)`` may return ``[(condition, message), ...]``: an element whose condition is
+    false is not computed and the kernel call raises ``nimble.OutOfRangeError(message)``
+    (e.g. an embedding index outside the table).
+    """
     shape = _shape(shape, name)
     nargs = len(inspect.signature(fcompute).parameters)
     if nargs != len(shape):
@@ -160,7 +166,13 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "") -> Tensor:
         raise NimbleTypeError(f"{name}: a reduction must be the outermost expression of a compute body")
     if not isinstance(body, Reduce) and _has_nested_reduce(body):
         raise NimbleTypeError(f"{name}: a reduction must be the outermost expression of a compute body")
-    return Tensor(shape, body.dtype, ComputeOp(name, axis, body, tag))
+    conds = ()
+    if checks is not None:
+        conds = tuple((as_expr(c), str(msg)) for c, msg in checks(*[iv.var for iv in axis]))
+        for c, msg in conds:
+            if c.dtype != "bool":
+                raise NimbleTypeError(f"{name}: check {msg!r} must be a bool expression, got {c.dtype}")
+    return Tensor(shape, body.dtype, ComputeOp(name, axis, body, tag, conds))
 
 
 def _has_nested_reduce(e: Expr) -> bool:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from ..errors import NimbleError, ShapeError
-from ..te.expr import Add, Expr, IntImm, Max, Min, Var, all_, ceildiv
+from ..te.expr import Expr, IntImm, Max, Min, ReductionAdd, Var, all_, ceildiv
 from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
 from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
-from .nodes import Allocate, Buffer, For, IfThenElse, PrimFunc, Store, seq
+from .nodes import Allocate, Assert, Buffer, For, IfThenElse, PrimFunc, Store, seq
 from .partition import partition_loops, simplify_guards
 
 
@@ -40,6 +40,7 @@ class _Lowerer:
         self.regions: dict = {}  # tensor -> tuple of (min, extent) per dim, for attached stages
         self.bodies: dict = {}  # stage -> body expr after inlining
         self.children: dict = {}  # id(IterVar) -> [Stage] attached there
+        self.messages: list = []  # assert messages; status code = 2 + position
         for t in args:
             self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
         self._inline()
@@ -84,7 +85,14 @@ class _Lowerer:
         body = simplify_guards(body, {})
         body = partition_loops(body)
         params = tuple(self.buffers[t] for t in self.args)
-        return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body)
+        return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body, {"assert_messages": tuple(self.messages)})
+
+    def _checked(self, op, axis_map: dict, stmt):
+        for cond, msg in reversed(op.checks):
+            if msg not in self.messages:
+                self.messages.append(msg)
+            stmt = Assert(self._to_loads(substitute(cond, axis_map)), 2 + self.messages.index(msg), stmt)
+        return stmt
 
     def _buffer_of(self, st: Stage, region) -> Buffer:
         t = st.tensor
@@ -145,17 +153,18 @@ class _Lowerer:
             src = self._to_loads(substitute(body.source, axis_map))
             init = body.init
             old = _load(buf, out_index)
-            update = {"sum": lambda: Add(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src)}[
+            update = {"sum": lambda: ReductionAdd(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src)}[
                 body.combiner]()
             init_stmt = _guarded(Store(buf, out_index, init), spatial_guard)
-            update_stmt = _guarded(Store(buf, out_index, update), spatial_guard + reduce_guard)
+            update_stmt = _guarded(self._checked(op, axis_map, Store(buf, out_index, update)), spatial_guard + reduce_guard)
             first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
             init_nest = self._nest(st, [iv for iv in leaves[first_r:] if iv.kind != "reduce"], ext, init_stmt,
                                    with_children=False)
             update_nest = self._nest(st, leaves[first_r:], ext, update_stmt)
             return self._nest(st, leaves[:first_r], ext, seq(init_nest, update_nest))
         value_expr = self._to_loads(substitute(body, axis_map))
-        return self._nest(st, leaves, ext, _guarded(Store(buf, out_index, value_expr), spatial_guard))
+        return self._nest(st, leaves, ext, _guarded(self._checked(op, axis_map, Store(buf, out_index, value_expr)),
+                                                    spatial_guard))
 
     def _nest(self, st: Stage, loops: list, ext: dict, inner, with_children: bool = True):
         for iv in reversed(loops):

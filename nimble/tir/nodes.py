@@ -86,6 +86,17 @@ class IfThenElse(Stmt):
 
 
 @dataclass(frozen=True, repr=False)
+class Assert(Stmt):
+    """Run ``body`` if ``cond`` holds, else make the kernel return status ``code`` (>= 2)."""
+
+    cond: Expr
+    code: int
+    body: Stmt
+
+    __repr__ = Stmt.__str__
+
+
+@dataclass(frozen=True, repr=False)
 class LetStmt(Stmt):
     var: Var
     value: Expr

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..te.expr import LT, And, Expr, IntImm, Min, Var
 from ..te.simplify import linear, prove_nonneg, simplify
 from ..te.visit import free_vars
-from .nodes import Allocate, For, IfThenElse, LetStmt, Seq, Stmt, seq
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, seq
 
 
 def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
@@ -41,6 +41,9 @@ def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
     if isinstance(s, LetStmt):
         body = simplify_guards(s.body, ranges)
         return LetStmt(s.var, s.value, body) if body is not None else None
+    if isinstance(s, Assert):
+        body = simplify_guards(s.body, ranges)
+        return Assert(simplify(s.cond, ranges), s.code, body) if body is not None else None
     if isinstance(s, Allocate):
         body = simplify_guards(s.body, ranges)
         return Allocate(s.buffer, s.extent, body) if body is not None else None
@@ -58,7 +61,7 @@ def _guards(s: Stmt):
     elif isinstance(s, Seq):
         for x in s.stmts:
             yield from _guards(x)
-    elif isinstance(s, (LetStmt, Allocate)):
+    elif isinstance(s, (LetStmt, Allocate, Assert)):
         yield from _guards(s.body)
 
 
@@ -82,7 +85,7 @@ def _inner_ranges(s: Stmt, out: dict):
         _inner_ranges(s.then_case, out)
         if s.else_case is not None:
             _inner_ranges(s.else_case, out)
-    elif isinstance(s, (LetStmt, Allocate)):
+    elif isinstance(s, (LetStmt, Allocate, Assert)):
         _inner_ranges(s.body, out)
     return out
 
@@ -154,6 +157,8 @@ def partition_loops(s: Stmt, ranges: dict | None = None) -> Stmt:
         return LetStmt(s.var, s.value, partition_loops(s.body, ranges))
     if isinstance(s, Allocate):
         return Allocate(s.buffer, s.extent, partition_loops(s.body, ranges))
+    if isinstance(s, Assert):
+        return Assert(s.cond, s.code, partition_loops(s.body, ranges))
     return s
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..te.printer import expr_str
 from ..te.simplify import simplify
-from .nodes import Allocate, For, IfThenElse, LetStmt, Seq, Store
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Store
 
 
 def stmt_str(s, indent: int = 0) -> str:
@@ -20,6 +20,8 @@ def stmt_str(s, indent: int = 0) -> str:
         if s.else_case is not None:
             out += f"\n{pad}else:\n{stmt_str(s.else_case, indent + 1)}"
         return out
+    if isinstance(s, Assert):
+        return f"{pad}assert {expr_str(s.cond)}, {s.code}\n{stmt_str(s.body, indent)}"
     if isinstance(s, LetStmt):
         return f"{pad}{s.var.name} = {expr_str(s.value)}\n{stmt_str(s.body, indent)}"
     if isinstance(s, Allocate):

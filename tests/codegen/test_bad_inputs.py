@@ -124,3 +124,18 @@ def test_placeholder_missing_from_args():
     B = te.compute((3,), lambda i: A[i], name="B")
     with pytest.raises(nimble.NimbleError, match="placeholder A"):
         nimble.build(B, [B], name="missing")
+
+
+def test_value_checks_raise_out_of_range_instead_of_reading_outside():
+    n, v = te.var("n"), te.var("v")
+    idx = te.placeholder((n,), "int64", name="idx")
+    W = te.placeholder((v, 8), name="W")
+    O = te.compute((n, 8), lambda i, j: W[te.min_(te.max_(idx[i], 0), v - 1), j], name="O",
+                   checks=lambda i, j: [(te.all_(idx[i] >= 0, idx[i] < v), "an index is outside the table")])
+    k = nimble.build(O, [idx, W, O], name="gather")
+    w = np.arange(80, dtype="float32").reshape(10, 8)
+    np.testing.assert_array_equal(k(np.array([3, 0, 9]), w), w[[3, 0, 9]])
+    with pytest.raises(nimble.OutOfRangeError, match="outside the table"):
+        k(np.array([3, 10]), w)
+    with pytest.raises(nimble.OutOfRangeError):
+        k(np.array([-1]), w)

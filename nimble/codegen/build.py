@@ -38,20 +38,50 @@ def _shape_fn(e: Expr):
     raise ShapeError(f"shape expression {e} cannot be evaluated at call time")
 
 
+class CompiledFunc:
+    """One lowered function, its LLVM IR and object code, linked and callable through ctypes."""
+
+    def __init__(self, func: PrimFunc, llvm_ir: str, object_code: bytes):
+        self.func = func
+        self.llvm_ir = llvm_ir
+        self.object_code = object_code
+        self._lib = jit.LoadedObject(object_code)
+        n_buf, n_var = len(func.params), len(func.shape_vars)
+        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
+        self.cfunc = proto(self._lib.address(func.name + PYARRAY_SUFFIX))
+
+
+def compile_func(func: PrimFunc) -> CompiledFunc:
+    if debug_level() >= 1:
+        log.debug("loop IR of %s:\n%s", func.name, func)
+    host = jit.host()
+    llvm_ir = codegen_llvm(func, host.triple, str(jit.target_machine().target_data), host.openmp)
+    if debug_level() >= 2:
+        log.debug("LLVM IR of %s:\n%s", func.name, llvm_ir)
+    return CompiledFunc(func, llvm_ir, jit.compile_object(llvm_ir))
+
+
 class Kernel:
     """A compiled kernel: call it with numpy arrays for every arg, or for the inputs only
-    (then the outputs are allocated and returned)."""
+    (then the outputs are allocated and returned).
 
-    def __init__(self, func: PrimFunc, args: list, llvm_ir: str, obj: bytes, target: str):
+    Residue variants (``residues=[{n: 8}]`` at build) are picked per call when every named
+    dim is a multiple of its factor; ``variant_calls`` counts the calls each one served (the
+    general function last).
+    """
+
+    def __init__(self, general: CompiledFunc, variants: list, args: list, target: str):
+        func = general.func
         self.func = func
         self.name = func.name
         self.target = target
-        self._llvm_ir = llvm_ir
-        self.object_code = obj
-        self._lib = jit.LoadedObject(obj)
-        n_buf, n_var = len(func.params), len(func.shape_vars)
-        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
-        self._cfunc = proto(self._lib.address(func.name + PYARRAY_SUFFIX))
+        self.general = general
+        self.variants = variants  # [(((var, factor), ...), CompiledFunc)]
+        self.variant_calls = [0] * (len(variants) + 1)
+        self._llvm_ir = general.llvm_ir
+        self.object_code = general.object_code
+        self._cfunc = general.cfunc
+        self._choices = [(tuple(conds), cf.cfunc, k) for k, (conds, cf) in enumerate(variants)]
         self.arg_names = [t.name for t in args]
         self.dtypes = [t.dtype for t in args]
         self.is_output = [isinstance(t.op, ComputeOp) for t in args]
@@ -152,7 +182,13 @@ class Kernel:
             for j in self._all:
                 if j != i and np.may_share_memory(out, full[j]):
                     return self._fail(full, allocate)
-        status = self._cfunc(*full, *[env[v] for v in self._vars], num_threads())
+        cfunc, which = self._cfunc, len(self._choices)
+        for conds, f, k in self._choices:
+            if all(env[v] % factor == 0 for v, factor in conds):
+                cfunc, which = f, k
+                break
+        self.variant_calls[which] += 1
+        status = cfunc(*full, *[env[v] for v in self._vars], num_threads())
         if status != 0:
             self._raise_status(status)
         if allocate:
@@ -199,21 +235,22 @@ def _check_target(target: str) -> str:
     return kind
 
 
-def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel") -> Kernel:
-    """Compile a schedule (or output tensors, scheduled naively) to a ``Kernel`` taking ``args``."""
+def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel", residues=()) -> Kernel:
+    """Compile a schedule (or output tensors, scheduled naively) to a ``Kernel`` taking ``args``.
+
+    ``residues``: dicts {dim var: factor}; each adds a variant compiled for shapes where every
+    such dim is a multiple of its factor (no tail loops), picked at call time.
+    """
     _check_target(target)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise NimbleError(f"build: name must be an identifier, got {name!r}")
     if isinstance(args, Tensor):
         args = [args]
-    func = lower(schedule_or_tensors, list(args), name)
-    if debug_level() >= 1:
-        log.debug("loop IR of %s:\n%s", name, func)
-    host = jit.host()
-    llvm_ir = codegen_llvm(func, host.triple, str(jit.target_machine().target_data), host.openmp)
-    if debug_level() >= 2:
-        log.debug("LLVM IR of %s:\n%s", name, llvm_ir)
-    obj = jit.compile_object(llvm_ir)
-    return Kernel(func, list(args), llvm_ir, obj, target)
+    general = compile_func(lower(schedule_or_tensors, list(args), name))
+    variants = []
+    for k, assume in enumerate(residues):
+        func = lower(schedule_or_tensors, list(args), f"{name}_r{k}", assume_multiple=assume)
+        variants.append((tuple(assume.items()), compile_func(func)))
+    return Kernel(general, variants, list(args), target)
 
 

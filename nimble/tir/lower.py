@@ -7,7 +7,8 @@ from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
 from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
-from .nodes import Allocate, Assert, Buffer, For, IfThenElse, PrimFunc, Store, seq
+from .nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, PrimFunc, Store, seq
+from .transform import substitute_stmt
 from .partition import partition_loops, simplify_guards
 
 
@@ -75,13 +76,16 @@ class _Lowerer:
         return transform(body, fn)
 
     # ------------------------------------------------------------------------- emission
-    def lower(self, name: str) -> PrimFunc:
+    def lower(self, name: str, assume_multiple: dict) -> PrimFunc:
         roots = [st for st in self.sch.stages if st.attach == "root"]
         body = seq(*[self._emit_stage(st, None) for st in roots])
         for st in reversed(roots):  # heap intermediates live for the whole kernel
             if st.tensor not in self.args:
                 buf = self._buffer_of(st, None)
                 body = Allocate(buf, _size(buf.shape), body)
+        for v, factor in assume_multiple.items():  # residue variant: v == factor * v_q
+            q = Var(f"{v.name}_q")
+            body = LetStmt(q, v // factor, substitute_stmt(body, {v: q * factor}))
         body = simplify_guards(body, {})
         body = partition_loops(body)
         params = tuple(self.buffers[t] for t in self.args)
@@ -308,8 +312,12 @@ def _guarded(stmt, conds: list):
     return IfThenElse(all_(*conds), stmt)
 
 
-def lower(schedule_or_tensors, args: list, name: str = "kernel") -> PrimFunc:
-    """The loop IR of ``schedule_or_tensors`` as a function of ``args`` (inputs and outputs)."""
+def lower(schedule_or_tensors, args: list, name: str = "kernel", assume_multiple: dict | None = None) -> PrimFunc:
+    """The loop IR of ``schedule_or_tensors`` as a function of ``args`` (inputs and outputs).
+
+    ``assume_multiple={n: 8}`` lowers a residue variant, valid only when ``n % 8 == 0``: the
+    splits of n by 8 (or its divisors) then need no tail at all.
+    """
     args = list(args)
     for a in args:
         if not isinstance(a, Tensor):
@@ -338,4 +346,8 @@ def lower(schedule_or_tensors, args: list, name: str = "kernel") -> PrimFunc:
             missing = free_vars(iv.extent) - bindable
             if missing:
                 raise ShapeError(f"{st.name}: extent {iv.extent} uses {', '.join(v.name for v in missing)}, unbound by the args")
-    return _Lowerer(sch, args).lower(name)
+    assume_multiple = dict(assume_multiple or {})
+    for v, factor in assume_multiple.items():
+        if v not in bindable or not isinstance(factor, int) or factor < 1:
+            raise LowerError(f"assume_multiple: expected a symbolic dim of the args mapped to a positive int, got {v!r}: {factor!r}")
+    return _Lowerer(sch, args).lower(name, assume_multiple)

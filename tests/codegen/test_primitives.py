@@ -185,3 +185,18 @@ def test_any_split_factors(f1, f2, n):
     k = nimble.build(s, [A, B], name=f"split_{f1}_{f2}")
     a = rng.standard_normal((n, 11)).astype("float32")
     np.testing.assert_allclose(k(a), a * a + 1.0, rtol=1e-6, atol=1e-6)
+
+
+def test_residue_variant_is_picked_when_n_is_a_multiple():
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 2.0, name="B")
+    s = te.create_schedule(B)
+    io, ii = s[B].split(s[B].axis[0], 8)
+    s[B].vectorize(ii)
+    k = nimble.build(s, [A, B], name="residue", residues=[{n: 8}])
+    assert "if " not in str(k.variants[0][1].func)  # no tail, no guard
+    for size in range(0, 40):
+        a = rng.standard_normal(size).astype("float32")
+        np.testing.assert_array_equal(k(a), a * 2.0)
+    assert k.variant_calls == [5, 35]  # 0, 8, 16, 24, 32 took the variant

@@ -179,10 +179,14 @@ class _Printer:
 
     def function_text(self, head: str, fn: Function, indent: int) -> str:
         type_params = f"[{', '.join(map(repr, fn.type_params))}]" if fn.type_params else ""
-        params = ", ".join(self.typed_var(p) for p in fn.params)
+        params = [self.typed_var(p) for p in fn.params]
         ret = f" -> {fn.ret_type!r}" if fn.ret_type is not None else ""
         body = self.block(fn.body, indent + 1)
-        return f"{head}{type_params}({params}){ret} {{\n{body}\n{'  ' * indent}}}"
+        pad = "  " * indent
+        signature = f"{head}{type_params}({', '.join(params)}){ret}"
+        if len(pad + signature) > 100:  # one parameter a line
+            signature = f"{head}{type_params}(\n" + "".join(f"{pad}    {p},\n" for p in params) + f"{pad}){ret}"
+        return f"{signature} {{\n{body}\n{pad}}}"
 
 
 def print_expr(expr: Expr) -> str:

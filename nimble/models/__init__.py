@@ -1,0 +1,8 @@
+"""The paper's dynamic models written in the IR: `lstm`, `tree_lstm` and `bert`.
+
+Each module offers a config dataclass, `random_weights(config, seed)` (PyTorch names and layouts),
+`build_module(weights, config)` and `to_inputs(...)` (the arguments of `@main` for one input).
+"""
+from . import bert, lstm, tree_lstm
+
+__all__ = ["bert", "lstm", "tree_lstm"]

@@ -14,7 +14,7 @@ from .. import ops as nb
 from ..ir.builder import Builder, const, get, if_, tuple_, var
 from ..ir.expr import Function, GlobalVar
 from ..ir.module import IRModule
-from ..ir.types import Any, TensorType, TupleType, scalar_type
+from ..ir.types import Any, TensorType, TupleType
 from .layers import uniform, weight
 
 
@@ -106,6 +106,3 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
     body = b.ret(loop(const(0, "int64"), length, seq, *states, nb.zeros((0, hidden))))
     mod.define("main", Function([seq], body, result_t))
     return mod
-
-
-__all__ = ["LSTMConfig", "random_weights", "to_inputs", "build_module", "scalar_type"]

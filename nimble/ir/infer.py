@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..debug import debug_logger, debug_level
 from ..errors import NimbleError, TypeError
 from .expr import (
     Call,
@@ -31,7 +32,7 @@ from .expr import (
     Var,
 )
 from .module import IRModule, constructor_type
-from .printer import print_function_marked
+from .printer import print_function_marked, print_module
 from .types import (
     ADTType,
     FuncType,
@@ -45,6 +46,8 @@ from .types import (
 from .unify import Unifier
 from .visitor import ExprFunctor, deep_recursion
 
+_log = debug_logger("nimble.ir")
+
 
 @dataclass
 class ModuleTypes:
@@ -52,20 +55,23 @@ class ModuleTypes:
 
     functions: dict
     _types: dict
+    _var_types: dict
     _unifier: Unifier
 
     def __getitem__(self, expr: Expr) -> Type:
         hit = self._types.get(id(expr))
-        if hit is None or hit[0] is not expr:
-            raise NimbleError(f"no type was inferred for {type(expr).__name__} (is it part of the module?)")
-        return self._unifier.resolve(hit[1], finalize=True)
+        if hit is not None and hit[0] is expr:
+            return self._unifier.resolve(hit[1], finalize=True)
+        if isinstance(expr, Var) and expr.id in self._var_types:
+            return self._unifier.resolve(self._var_types[expr.id], finalize=True)
+        raise NimbleError(f"no type was inferred for {type(expr).__name__} (is it part of the module?)")
 
     def function(self, name: str) -> FuncType:
         return self._unifier.resolve(self.functions[name], finalize=True)
 
     def __contains__(self, expr: Expr) -> bool:
         hit = self._types.get(id(expr))
-        return hit is not None and hit[0] is expr
+        return (hit is not None and hit[0] is expr) or (isinstance(expr, Var) and expr.id in self._var_types)
 
 
 def _has_incomplete(t: Type) -> bool:
@@ -311,7 +317,10 @@ def infer_types(mod: IRModule) -> ModuleTypes:
             checker.declare(name, fn)
         for name, fn in mod.functions.items():
             checker.check_global(name, fn)
-    return ModuleTypes(dict(checker.global_types), checker.memo, checker.unifier)
+    types = ModuleTypes(dict(checker.global_types), checker.memo, checker.var_types, checker.unifier)
+    if debug_level() >= 1:
+        _log.debug("typed module:\n%s", print_module(mod, types))
+    return types
 
 
 def infer_type(expr: Expr, mod: IRModule | None = None) -> Type:

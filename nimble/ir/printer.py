@@ -47,7 +47,8 @@ def format_attr(value) -> str:
 class _Printer:
     """Prints one function at a time; can mark the line that computes one target expression."""
 
-    def __init__(self):
+    def __init__(self, types=None):
+        self.types = types  # a ModuleTypes: show inferred types of unannotated variables
         self.lines: list[str] = []
         self.target_id: int | None = None
         self.var_names: dict[int, str] = {}
@@ -68,8 +69,10 @@ class _Printer:
         return "%" + name
 
     def typed_var(self, var: Var) -> str:
-        ann = f": {var.type_annotation!r}" if var.type_annotation is not None else ""
-        return self.var_name(var) + ann
+        t = var.type_annotation
+        if t is None and self.types is not None and var in self.types:
+            t = self.types[var]
+        return self.var_name(var) + (f": {t!r}" if t is not None else "")
 
     def emit(self, text: str, indent: int, expr: Expr | None = None):
         mark = _MARK if expr is not None and id(expr) == self.target_id else ""
@@ -195,9 +198,9 @@ def print_expr(expr: Expr) -> str:
     return printer.block(expr, 0)
 
 
-def print_function(name: str, fn: Function) -> str:
-    """The text of global function `name`."""
-    return _Printer().function_text(f"def @{name}", fn, 0)
+def print_function(name: str, fn: Function, types=None) -> str:
+    """The text of global function `name`; with `types` (from `infer_types`) every variable shows its type."""
+    return _Printer(types).function_text(f"def @{name}", fn, 0)
 
 
 def print_function_marked(name: str, fn: Function, target: Expr, context: int = 3) -> str:
@@ -227,9 +230,12 @@ def print_type_data(type_data) -> str:
     return f"type {type_data.name}{params} {{\n" + "".join(f"  {c},\n" for c in ctors) + "}"
 
 
-def print_module(mod) -> str:
-    """The text of a whole module: its data types, then its functions (`main` last)."""
+def print_module(mod, types=None) -> str:
+    """The text of a whole module: its data types, then its functions (`main` last).
+
+    With `types` (from `infer_types`), let-bound and pattern-bound variables show their inferred types.
+    """
     parts = [print_type_data(td) for td in mod.type_defs.values()]
     names = sorted(mod.functions, key=lambda n: (n == "main", n))
-    parts += [print_function(n, mod.functions[n]) for n in names]
+    parts += [print_function(n, mod.functions[n], types) for n in names]
     return "\n\n".join(parts)

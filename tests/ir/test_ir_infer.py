@@ -251,3 +251,26 @@ def test_global_call_with_wrong_arity_is_an_error():
 
 def test_constant_types_come_from_the_array():
     assert ir.infer_type(ir.const(np.zeros((2, 3), np.int32))) == T(2, 3, dtype="int32")
+
+
+def test_error_inside_a_closure_marks_the_line_in_the_enclosing_function():
+    x = ir.var("x", shape=(Any, 4))
+    y = ir.var("y", shape=(Any, 5))
+    b = ir.Builder()
+    f = b.let("f", ir.Function([y], nb.add(y, x)))
+    mod = module_of([x], b.ret(f(nb.zeros((2, 5)))))
+    with pytest.raises(nimble.ShapeError) as info:
+        ir.infer_types(mod)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "add: cannot broadcast lhs (?, 5) with rhs (?, 4): dim 5 vs 4 at axis 1"
+    assert [line for line in lines if line.startswith(">>")] == [">>     add(%y, %x)"]
+
+
+def test_error_in_a_recursive_call_names_the_callee_argument():
+    mod = ir.IRModule()
+    i, acc = ir.var("i", shape=(), dtype="int64"), ir.var("acc", shape=(Any, 3))
+    loop = ir.GlobalVar("loop")
+    step = loop(nb.add(i, ir.const(1, "int64")), nb.concatenate([acc, acc], axis=1))
+    mod.define(loop, ir.Function([i, acc], ir.if_(nb.less(i, ir.const(3, "int64")), step, acc), T(Any, 3)))
+    with pytest.raises(nimble.ShapeError, match=r"@loop argument %acc: expected dim 3 at axis 1, got 6\n  in @loop:"):
+        ir.infer_types(mod)

@@ -174,3 +174,15 @@ def test_printer_shows_adt_definitions_and_match():
     text = ir.print_module(mod)
     assert "type List[a] {\n  Cons(a, List[a]),\n  Nil,\n}" in text
     assert "Cons(%head, %tail) => {" in text
+
+
+def test_printer_with_types_shows_inferred_types_of_let_variables():
+    x = ir.var("x", shape=(Any, 4))
+    b = ir.Builder()
+    h = b.let("h", nb.concatenate([x, x], axis=1))
+    b.let("unused", nb.sum(h, axis=0))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], b.ret(nb.relu(h))))
+    text = ir.print_module(mod, ir.infer_types(mod))
+    assert "let %h: Tensor[(?, 8), float32] = concatenate((%x, %x), axis=1);" in text
+    assert "let %unused: Tensor[(8,), float32] = sum(%h, axis=0);" in text

@@ -157,3 +157,13 @@ def test_bert_matches_torch_for_20_lengths(model):
         with torch.no_grad():
             want = ref(torch.from_numpy(x))[0].numpy()
         np.testing.assert_allclose(ir.evaluate(mod, *bert.to_inputs(x)), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bert_base_matches_numpy_on_a_short_sequence():
+    base = bert.BertConfig()
+    weights = bert.random_weights(base, seed=0)
+    mod = bert.build_module(weights, base)
+    assert ir.infer_types(mod).function("main").ret_type == TensorType((Any, 768))
+    x = np.random.default_rng(0).standard_normal((5, 768)).astype(np.float32)
+    np.testing.assert_allclose(ir.evaluate(mod, *bert.to_inputs(x)), numpy_bert(weights, x, base), rtol=1e-4, atol=1e-4)

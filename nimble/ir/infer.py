@@ -166,7 +166,10 @@ class _TypeChecker(ExprFunctor):
         if len(call.args) != len(fn_type.arg_types):
             raise TypeError(f"{name} takes {len(fn_type.arg_types)} arguments, got {len(call.args)}")
         for i, (param_t, arg) in enumerate(zip(fn_type.arg_types, call.args)):
-            self.unifier.unify(param_t, self.visit(arg), f"{name} argument {self.param_name(call.op, i)}")
+            arg_t = self.resolved(self.visit(arg))
+            if isinstance(arg_t, FuncType) and arg_t.type_params:  # a polymorphic function passed as a value
+                arg_t = self.instantiate(arg_t)
+            self.unifier.unify(param_t, arg_t, f"{name} argument {self.param_name(call.op, i)}")
         return self.unifier.resolve(fn_type.ret_type, finalize=True)
 
     def param_name(self, callee: Expr, index: int) -> str:

@@ -127,3 +127,13 @@ def test_runtime_shape_reshape_and_arange():
     out = ir.evaluate(mod, np.ones(4, np.float32))
     np.testing.assert_array_equal(out, [[1.0], [2.0], [3.0], [4.0]])
     assert ir.infer_types(mod).function("main").ret_type == T(Any, Any)
+
+
+def test_constructor_passed_as_a_function_value():
+    mod = prelude.add_prelude(ir.IRModule())
+    xs = ir.var("xs", type=prelude.list_type(T(2)))
+    mod.define("main", ir.Function([xs], ir.GlobalVar("map")(prelude.Some, xs)))
+    assert ir.infer_types(mod).function("main").ret_type == prelude.list_type(ir.ADTType("Option", (T(2),)))
+    out = prelude.to_python_list(ir.evaluate(mod, prelude.from_python_list([np.ones(2, np.float32)])))
+    assert out[0].constructor == prelude.Some
+    np.testing.assert_array_equal(out[0].fields[0], [1.0, 1.0])

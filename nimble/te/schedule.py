@@ -47,6 +47,7 @@ class Stage:
         self.leaf_iter_vars: list = list(op.axis) + list(op.reduce_axis)
         self.kinds: dict = {}
         self.attach = "root"  # "root" | "inline" | (Stage, IterVar)
+        self.overcompute_region = False
 
     # --------------------------------------------------------------------------- access
     @property
@@ -155,6 +156,12 @@ class Stage:
         if parent is self:
             raise ScheduleError("compute_at: a stage cannot be computed at itself")
         self.attach = (parent, iv)
+
+    def overcompute(self) -> None:
+        """Compute an attached stage's whole region, also where a tail tile overhangs the
+        tensor, with no guard in its loops. The body must be safe to evaluate there (its reads
+        clamped into range); the consumer still stores only the elements inside the tensor."""
+        self.overcompute_region = True
 
     def compute_root(self) -> None:
         self.attach = "root"

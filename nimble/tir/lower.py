@@ -148,7 +148,7 @@ class _Lowerer:
         for iv in guards_on:
             cond = value[iv] < ext[iv]
             (reduce_guard if iv.kind == "reduce" else spatial_guard).append(cond)
-        if region is not None:  # the region may overhang the tensor in a tail iteration
+        if region is not None and not st.overcompute_region:  # the region may overhang the tensor in a tail tile
             for pos, iv in enumerate(op.axis):
                 spatial_guard.append(glob[iv] < iv.extent)
         axis_map = {iv.var: glob[iv] for iv in list(op.axis) + list(op.reduce_axis)}

@@ -9,11 +9,28 @@ from __future__ import annotations
 from ..te.expr import LT, And, Expr, IntImm, Min, Var
 from ..te.simplify import linear, prove_nonneg, simplify
 from ..te.visit import free_vars
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, seq
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store, seq
+
+
+def _simplify_index(e, ranges):
+    """Simplify the index of every buffer access in ``e`` under the loop ranges in scope."""
+    from ..te.visit import transform
+    from .nodes import Load
+
+    def fn(n):
+        if isinstance(n, Load):
+            idx = simplify(n.index, ranges)
+            return Load(n.buffer, idx) if idx is not n.index else None
+        return None
+
+    return transform(e, fn)
 
 
 def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
-    """Simplify every guard under the loop ranges in scope; drop those proven true or false."""
+    """Simplify guards and access indices under the loop ranges in scope; drop guards proven
+    true or false (and loops left empty)."""
+    if isinstance(s, Store):
+        return Store(s.buffer, simplify(s.index, ranges), _simplify_index(s.value, ranges))
     if isinstance(s, For):
         inner = dict(ranges)
         inner[s.var] = (s.min, simplify(s.min + s.extent - 1))

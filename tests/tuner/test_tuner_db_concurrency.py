@@ -8,6 +8,7 @@ from nimble.tuner.db import Database
 
 WRITER = r"""
 import sys, time
+from pathlib import Path
 from nimble.tuner.db import Database
 from nimble.tuner.fingerprint import HostFingerprint
 from nimble.tuner.records import TuningRecord

@@ -130,7 +130,8 @@ class _TypeChecker(ExprFunctor):
 
     def visit_global_var(self, gv: GlobalVar) -> Type:
         if gv.name not in self.global_types:
-            raise NimbleError(f"call of @{gv.name}, which the module does not define; it has {sorted(self.global_types)}")
+            defined = sorted(self.global_types)
+            raise NimbleError(f"call of @{gv.name}, which the module does not define; it has {defined}")
         return self.global_types[gv.name]
 
     def visit_constructor(self, ctor: Constructor) -> Type:
@@ -154,7 +155,9 @@ class _TypeChecker(ExprFunctor):
         arg_types = [self.resolved(self.visit(a)) for a in call.args]
         for name, t in zip(opdef.arg_names, arg_types):
             if _has_incomplete(t):
-                raise TypeError(f"{opdef.name}: the type of argument {name} is not known here; annotate the variable it comes from")
+                raise TypeError(
+                    f"{opdef.name}: the type of argument {name} is not known here; annotate the variable it comes from"
+                )
         return opdef.infer(arg_types, call.attrs)
 
     def function_call(self, call: Call) -> Type:
@@ -279,7 +282,8 @@ class _TypeChecker(ExprFunctor):
             if not (isinstance(t, ADTType) and t.name == ctor.adt):
                 raise TypeError(f"pattern {ctor.name} matches a {ctor.adt}, but the value is {t!r}")
             if len(pattern.patterns) != len(ctor.inputs):
-                raise TypeError(f"pattern {ctor.name} needs {len(ctor.inputs)} sub-patterns, got {len(pattern.patterns)}")
+                needs, got = len(ctor.inputs), len(pattern.patterns)
+                raise TypeError(f"pattern {ctor.name} needs {needs} sub-patterns, got {got}")
             type_map = dict(zip(td.type_params, t.args))
             for sub, field_t in zip(pattern.patterns, ctor.inputs):
                 self.bind_pattern(sub, substitute(field_t, type_map))

@@ -31,7 +31,9 @@ class TypeData:
 def define_adt(name: str, type_params: tuple | list, constructors: dict) -> TypeData:
     """Make an ADT from `{constructor name: [field types]}`; fields may mention `ADTType(name, type_params)`."""
     params = tuple(TypeVar(p) if isinstance(p, str) else p for p in type_params)
-    ctors = tuple(Constructor(cname, name, tuple(fields), tag) for tag, (cname, fields) in enumerate(constructors.items()))
+    ctors = tuple(
+        Constructor(cname, name, tuple(fields), tag) for tag, (cname, fields) in enumerate(constructors.items())
+    )
     return TypeData(name, params, ctors)
 
 

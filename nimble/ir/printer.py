@@ -33,7 +33,9 @@ from .expr import (
 )
 
 _MARK = "\x00"
-_DTYPE_SUFFIX = {"float32": "f", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "int8": "i8", "uint8": "u8"}
+_DTYPE_SUFFIX = {
+    "float32": "f", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "int8": "i8", "uint8": "u8"
+}
 
 
 def format_attr(value) -> str:
@@ -164,7 +166,8 @@ class _Printer:
         self.scopes.append({})
         while isinstance(expr, Let):
             value = expr.value
-            if isinstance(value, (Var, GlobalVar, Constant, Op, Constructor)) or any(id(value) in sc for sc in self.scopes):
+            named = any(id(value) in scope for scope in self.scopes)
+            if named or isinstance(value, (Var, GlobalVar, Constant, Op, Constructor)):
                 text = self.atom(value, indent)
             else:
                 text = self.inline(value, indent)

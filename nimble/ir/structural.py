@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from .expr import Attrs, Clause, Constant, Constructor, Expr, GlobalVar, Op, Pattern, Var
+from .module import IRModule
 from .types import Type
 
 _SKIP_FIELDS = {Var: ("name", "id"), Constant: ("name",)}
@@ -23,7 +24,13 @@ def _children(node) -> list:
 
 
 def structural_equal(lhs, rhs) -> bool:
-    """True when `lhs` and `rhs` are the same program up to variable names."""
+    """True when `lhs` and `rhs` (expressions, or whole modules) are the same program up to variable names."""
+    if isinstance(lhs, IRModule) or isinstance(rhs, IRModule):
+        return (
+            isinstance(lhs, IRModule) and isinstance(rhs, IRModule)
+            and lhs.type_defs == rhs.type_defs and sorted(lhs.functions) == sorted(rhs.functions)
+            and all(structural_equal(lhs.functions[n], rhs.functions[n]) for n in lhs.functions)
+        )
     lhs_to_rhs: dict[int, Var] = {}
     rhs_seen: set[int] = set()
     stack = [(lhs, rhs)]
@@ -62,6 +69,8 @@ def structural_equal(lhs, rhs) -> bool:
 
 def structural_hash(expr) -> int:
     """A hash consistent with `structural_equal`."""
+    if isinstance(expr, IRModule):
+        return hash(tuple((n, structural_hash(expr.functions[n])) for n in sorted(expr.functions)))
     var_index: dict[int, int] = {}
     h = 0
     stack = [expr]

@@ -200,7 +200,9 @@ def substitute(t: Type, type_map: dict, dim_map: dict | None = None) -> Type:
     if isinstance(t, FuncType):
         inner = {k: v for k, v in type_map.items() if k not in t.type_params}
         return FuncType(
-            tuple(substitute(a, inner, dim_map) for a in t.arg_types), substitute(t.ret_type, inner, dim_map), t.type_params
+            tuple(substitute(a, inner, dim_map) for a in t.arg_types),
+            substitute(t.ret_type, inner, dim_map),
+            t.type_params,
         )
     if isinstance(t, ADTType):
         return ADTType(t.name, tuple(substitute(a, type_map, dim_map) for a in t.args))

@@ -73,18 +73,22 @@ class Unifier:
             return self._bind(a, b)
         if isinstance(a, TensorType) and isinstance(b, TensorType):
             _check_tensor_kind(a, b, where)
-            return TensorType(tuple(self.unify_dim(x, y, where, i) for i, (x, y) in enumerate(zip(a.shape, b.shape))), a.dtype)
+            dims = tuple(self.unify_dim(x, y, where, i) for i, (x, y) in enumerate(zip(a.shape, b.shape)))
+            return TensorType(dims, a.dtype)
         if isinstance(a, TupleType) and isinstance(b, TupleType):
             if len(a.fields) != len(b.fields):
                 raise TypeError(f"{where}: expected a tuple of {len(a.fields)} fields, got {len(b.fields)}")
-            return TupleType(tuple(self.unify(x, y, f"{where}.{i}") for i, (x, y) in enumerate(zip(a.fields, b.fields))))
+            pairs = enumerate(zip(a.fields, b.fields))
+            return TupleType(tuple(self.unify(x, y, f"{where}.{i}") for i, (x, y) in pairs))
         if isinstance(a, FuncType) and isinstance(b, FuncType):
             if len(a.arg_types) != len(b.arg_types):
                 raise TypeError(f"{where}: expected a function of {len(a.arg_types)} arguments, got {len(b.arg_types)}")
-            args = tuple(self.unify(x, y, f"{where} argument {i}") for i, (x, y) in enumerate(zip(a.arg_types, b.arg_types)))
+            pairs = enumerate(zip(a.arg_types, b.arg_types))
+            args = tuple(self.unify(x, y, f"{where} argument {i}") for i, (x, y) in pairs)
             return FuncType(args, self.unify(a.ret_type, b.ret_type, f"{where} result"))
         if isinstance(a, ADTType) and isinstance(b, ADTType) and a.name == b.name and len(a.args) == len(b.args):
-            return ADTType(a.name, tuple(self.unify(x, y, f"{where}[{i}]") for i, (x, y) in enumerate(zip(a.args, b.args))))
+            pairs = enumerate(zip(a.args, b.args))
+            return ADTType(a.name, tuple(self.unify(x, y, f"{where}[{i}]") for i, (x, y) in pairs))
         if isinstance(a, TypeVar) and a == b:
             return a
         raise TypeError(f"{where}: expected {a!r}, got {b!r}")

@@ -78,7 +78,9 @@ def to_inputs(tree, config: TreeLSTMConfig = TreeLSTMConfig()) -> tuple:
 
 def _gates(b: Builder, iou):
     parts = b.let("iou_parts", nb.split(iou, indices_or_sections=3, axis=1))
-    return b.let("i", nb.sigmoid(get(parts, 0))), b.let("o", nb.sigmoid(get(parts, 1))), b.let("u", nb.tanh(get(parts, 2)))
+    in_gate = b.let("i", nb.sigmoid(get(parts, 0)))
+    out_gate = b.let("o", nb.sigmoid(get(parts, 1)))
+    return in_gate, out_gate, b.let("u", nb.tanh(get(parts, 2)))
 
 
 def _leaf_cell(weights: dict, config: TreeLSTMConfig, state_t: TupleType) -> Function:
@@ -96,7 +98,8 @@ def _node_cell(weights: dict, config: TreeLSTMConfig, state_t: TupleType) -> Fun
     b = Builder()
     hs = b.let("hs", nb.concatenate([h_l, h_r], axis=1))
     i, o, u = _gates(b, b.let("iou", linear(hs, weights, "iouh", 2 * h, 3 * h)))
-    forget = b.let("forget", nb.split(nb.sigmoid(linear(hs, weights, "fh", 2 * h, 2 * h)), indices_or_sections=2, axis=1))
+    forget_gates = nb.sigmoid(linear(hs, weights, "fh", 2 * h, 2 * h))
+    forget = b.let("forget", nb.split(forget_gates, indices_or_sections=2, axis=1))
     kept = nb.add(nb.multiply(get(forget, 0), c_l), nb.multiply(get(forget, 1), c_r))
     c = b.let("c", nb.add(nb.multiply(i, u), kept))
     return Function([h_l, c_l, h_r, c_r], b.ret(tuple_(nb.multiply(o, nb.tanh(c)), c)), state_t)

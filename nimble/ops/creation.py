@@ -50,12 +50,16 @@ _ones_static, _ones_dynamic = _fill_static("ones", 1), _fill_dynamic("ones", 1)
 
 def zeros(shape, dtype: str = "float32"):
     """Zeros of a static shape (a tuple) or of a runtime shape (an int tensor expression)."""
-    return _zeros_dynamic(shape, dtype=dtype) if isinstance(shape, Expr) else _zeros_static(shape=tuple(shape), dtype=dtype)
+    if isinstance(shape, Expr):
+        return _zeros_dynamic(shape, dtype=dtype)
+    return _zeros_static(shape=tuple(shape), dtype=dtype)
 
 
 def ones(shape, dtype: str = "float32"):
     """Ones of a static shape (a tuple) or of a runtime shape (an int tensor expression)."""
-    return _ones_dynamic(shape, dtype=dtype) if isinstance(shape, Expr) else _ones_static(shape=tuple(shape), dtype=dtype)
+    if isinstance(shape, Expr):
+        return _ones_dynamic(shape, dtype=dtype)
+    return _ones_static(shape=tuple(shape), dtype=dtype)
 
 
 def _full_rel(fill_value, shape):
@@ -112,7 +116,8 @@ arange = register(
     shape_func=lambda start, stop, step, dtype: [np.array([arange_length(start, stop, step)], dtype=np.int64)],
     shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(0, 1, 2),
     reference=lambda start, stop, step, dtype: np.arange(start.item(), stop.item(), step.item()).astype(dtype),
-    pattern=OpPattern.OPAQUE, doc="start, start + step, ... below stop (scalar tensors); its length is known at run time.",
+    pattern=OpPattern.OPAQUE,
+    doc="start, start + step, ... below stop (scalar tensors); its length is known at run time.",
 )
 
 

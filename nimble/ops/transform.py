@@ -248,7 +248,9 @@ def _slices(ndim: int, begin, end, strides, axes) -> list:
     axes = tuple(range(len(begin))) if axes is None else tuple(axes)
     strides = (1,) * len(axes) if strides is None else tuple(strides)
     if not len(begin) == len(end) == len(strides) == len(axes):
-        raise ShapeError(f"strided_slice: begin, end, strides and axes differ in length: {begin} {end} {strides} {axes}")
+        raise ShapeError(
+            f"strided_slice: begin, end, strides and axes differ in length: {begin} {end} {strides} {axes}"
+        )
     slices = [slice(None)] * ndim
     for a, b, e, s in zip(axes, begin, end, strides):
         if s == 0:
@@ -275,7 +277,9 @@ def _strided_slice_shape(x, begin, end, strides, axes):
 strided_slice = register(
     "strided_slice", args=("x",), attrs={"begin": (), "end": (), "strides": None, "axes": None},
     type_rel=_strided_slice_rel, shape_func=_strided_slice_shape,
-    reference=lambda x, begin, end, strides, axes: np.ascontiguousarray(x[tuple(_slices(x.ndim, begin, end, strides, axes))]),
+    reference=lambda x, begin, end, strides, axes: np.ascontiguousarray(
+        x[tuple(_slices(x.ndim, begin, end, strides, axes))]
+    ),
     pattern=OpPattern.INJECTIVE,
     doc="x[begin:end:strides] on the given axes (default: the first len(begin)), python slice semantics.",
 )

@@ -186,3 +186,14 @@ def test_printer_with_types_shows_inferred_types_of_let_variables():
     text = ir.print_module(mod, ir.infer_types(mod))
     assert "let %h: Tensor[(?, 8), float32] = concatenate((%x, %x), axis=1);" in text
     assert "let %unused: Tensor[(8,), float32] = sum(%h, axis=0);" in text
+
+
+def test_modules_compare_function_by_function():
+    def module(scale):
+        mod = ir.IRModule()
+        mod.define("main", _function("x", scale))
+        return mod
+
+    assert ir.structural_equal(module(2.0), module(2.0))
+    assert ir.structural_hash(module(2.0)) == ir.structural_hash(module(2.0))
+    assert not ir.structural_equal(module(2.0), module(3.0))

@@ -300,7 +300,7 @@ class Database:
     def _row(r: TuningRecord, workload_id: int) -> Record:
         return Record(
             workload_id=workload_id, bucket=r.bucket, target=r.target, host_id=r.host.id,
-            host_json=json.dumps(r.host.to_json(), sort_keys=True), config_json=json.dumps(r.config, sort_keys=True),
+            host_json=json.dumps(r.host.to_json(), sort_keys=True), config_json=json.dumps(dict(r.config), sort_keys=True),
             config_index=r.config_index, costs_json=json.dumps(list(r.costs)), mean_cost=r.mean_cost,
             error_kind=r.error_kind, error_message=r.error_message, timestamp=r.timestamp,
             nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, digest=r.digest,

@@ -166,7 +166,7 @@ def _host_sources() -> tuple[str, str, tuple[str, ...], str, str]:
         flags = tuple(name for name, on in feature_map.items() if on)
         llvm_cpu = llvm.get_host_cpu_name()
         source = "llvmlite"
-    except (ImportError, RuntimeError):
+    except (ImportError, OSError, RuntimeError):
         pass
     model = model or llvm_cpu or platform.processor() or platform.machine() or "unknown"
     vendor = vendor or platform.machine() or "unknown"

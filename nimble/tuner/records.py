@@ -39,6 +39,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
+from types import MappingProxyType
 from typing import IO, Any
 
 from .. import __version__
@@ -109,7 +110,7 @@ class TuningRecord:
     bucket: str
     target: str
     host: HostFingerprint
-    config: Mapping[str, Any]
+    config: Mapping[str, Any] = field(hash=False)
     config_index: int
     costs: tuple[float, ...] = ()
     error_kind: str | None = None
@@ -136,7 +137,7 @@ class TuningRecord:
             raise _bad("target", "a non-empty target string", self.target)
         if not isinstance(self.config, Mapping):
             raise _bad("config", "a JSON object", self.config)
-        object.__setattr__(self, "config", json.loads(canonical_json(dict(self.config))))
+        object.__setattr__(self, "config", MappingProxyType(json.loads(canonical_json(dict(self.config)))))
         if isinstance(self.config_index, bool) or not isinstance(self.config_index, int) or self.config_index < 0:
             raise _bad("config_index", "an int >= 0", self.config_index)
         if self.error_kind is not None and self.error_kind not in ERROR_KINDS:

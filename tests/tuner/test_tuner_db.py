@@ -231,3 +231,26 @@ def test_foreign_database_is_refused(tmp_path):
         conn.execute("CREATE TABLE records (x INTEGER)")
     with pytest.raises(FormatError, match="without a schema_version table"):
         Database(path)
+
+
+def test_add_records_retries_after_a_concurrent_duplicate(db, monkeypatch):
+    from sqlalchemy.exc import IntegrityError
+
+    real_insert, calls = Database._insert, []
+
+    def racing_insert(self, session, batch):
+        calls.append(len(batch))
+        if len(calls) == 1:  # as if another writer committed the same digest first
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: records.digest"))
+        return real_insert(self, session, batch)
+
+    monkeypatch.setattr(Database, "_insert", racing_insert)
+    assert db.add_records([make(0, 1e-3), make(1, 1e-3)]) == 2
+    assert calls == [2, 2] and db.count() == 2
+
+
+def test_dispose_engines_closes_them_and_databases_reopen(db):
+    db.add_record(make(0, 1e-3))
+    dbmod.dispose_engines()
+    reopened = Database(db.url)
+    assert reopened.engine is not db.engine and reopened.count() == 1

@@ -100,3 +100,10 @@ def test_read_jsonl_numbers_lines_and_skips_blank_ones(tmp_path):
         items = list(read_jsonl(f))
     assert [n for n, _ in items] == [1, 2, 4]
     assert items[2][1].line_number == 4 and "invalid JSON" in str(items[2][1])
+
+
+def test_records_are_immutable_and_hashable():
+    record = make()
+    assert len({record, make()}) == 1
+    with pytest.raises(TypeError):
+        record.config["tile"] = 4

@@ -38,8 +38,9 @@ from .visitor import deep_recursion
 class Interpreter:
     """Evaluates the functions of one module."""
 
-    def __init__(self, mod: IRModule):
+    def __init__(self, mod: IRModule, check_types: bool = False):
         self.mod = mod
+        self.check_types = check_types
         self._op_cache: dict[int, tuple] = {}
 
     # ---- entry points ------------------------------------------------------------------------------------
@@ -105,7 +106,10 @@ class Interpreter:
         callee = call.op
         if isinstance(callee, Op):
             opdef, attrs = self._op(call)
-            return opdef.reference(*args, **attrs)
+            result = opdef.reference(*args, **attrs)
+            if self.check_types:
+                _check_op_result(opdef, args, attrs, result)
+            return result
         if isinstance(callee, Constructor):
             return ConstructorValue(callee, tuple(args))
         if isinstance(callee, GlobalVar):
@@ -179,6 +183,25 @@ def check_value(value, t: Type, where: str, bound: dict):
             check_value(v, ft, f"{where}.{i}", bound)
 
 
-def evaluate(mod: IRModule, *args, entry: str = "main"):
-    """Run `mod`'s function `entry` (default `main`) on `args` with the reference interpreter."""
-    return Interpreter(mod).call(entry, *args)
+def _value_type(value) -> Type:
+    if isinstance(value, tuple):
+        return TupleType(tuple(_value_type(v) for v in value))
+    return TensorType(value.shape, value.dtype.name)
+
+
+def _check_op_result(opdef, args: list, attrs: dict, result):
+    """The op's type relation, applied to the concrete argument types, must describe the value it returned."""
+    try:
+        expected = opdef.type_rel(*(_value_type(a) for a in args), **attrs)
+        check_value(result, expected, f"{opdef.name} result", {})
+    except NimbleError as err:
+        raise type(err)(f"type relation and reference of {opdef.name} disagree: {err}") from None
+
+
+def evaluate(mod: IRModule, *args, entry: str = "main", check_types: bool = False):
+    """Run `mod`'s function `entry` (default `main`) on `args` with the reference interpreter.
+
+    With `check_types`, every operator's result is checked against its type relation on the concrete argument
+    types (slower; a self-check of the registry on whole models).
+    """
+    return Interpreter(mod, check_types).call(entry, *args)

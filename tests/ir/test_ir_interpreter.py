@@ -137,3 +137,19 @@ def test_constructor_passed_as_a_function_value():
     out = prelude.to_python_list(ir.evaluate(mod, prelude.from_python_list([np.ones(2, np.float32)])))
     assert out[0].constructor == prelude.Some
     np.testing.assert_array_equal(out[0].fields[0], [1.0, 1.0])
+
+
+def test_check_types_catches_a_result_its_type_relation_does_not_describe():
+    from nimble.ir.interpreter import _check_op_result
+    from nimble.ops import get_op
+
+    x = np.ones((2, 3), np.float32)
+    _check_op_result(get_op("relu"), [x], {}, x)
+    with pytest.raises(nimble.ShapeError, match="type relation and reference of relu disagree"):
+        _check_op_result(get_op("relu"), [x], {}, np.ones((3, 2), np.float32))
+
+
+def test_check_types_on_a_recursive_program():
+    mod = _counting_loop_module()
+    out = ir.evaluate(mod, np.zeros((5, 2), np.float32), check_types=True)
+    assert out.shape == (5, 2)

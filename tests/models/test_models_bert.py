@@ -71,7 +71,7 @@ def test_heads_must_divide_hidden_size():
 def test_bert_matches_numpy(model, length):
     weights, mod = model
     x = np.random.default_rng(length).standard_normal((length, SMALL.hidden_size)).astype(np.float32)
-    got = ir.evaluate(mod, *bert.to_inputs(x))
+    got = ir.evaluate(mod, *bert.to_inputs(x), check_types=True)
     np.testing.assert_allclose(got, numpy_bert(weights, x, SMALL), rtol=1e-4, atol=1e-4)
 
 

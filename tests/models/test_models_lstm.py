@@ -61,7 +61,7 @@ def test_small_three_layer_lstm_matches_numpy(seed):
     weights = lstm.random_weights(SMALL, seed=seed)
     mod = lstm.build_module(weights, SMALL)
     xs = rng.standard_normal((int(rng.integers(1, 40)), SMALL.input_size)).astype(np.float32)
-    outputs, h_n, c_n = ir.evaluate(mod, *lstm.to_inputs(xs))
+    outputs, h_n, c_n = ir.evaluate(mod, *lstm.to_inputs(xs), check_types=True)
     want = numpy_lstm(weights, xs, SMALL.num_layers, SMALL.hidden_size)
     for got, expected in zip((outputs, h_n, c_n), want):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)

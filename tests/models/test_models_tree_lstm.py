@@ -48,7 +48,7 @@ def test_tree_lstm_matches_numpy(model, seed):
     weights, mod = model
     rng = np.random.default_rng(seed)
     tree = tree_lstm.random_tree(rng, int(rng.integers(1, 61)), CONFIG.input_size)
-    h, c = ir.evaluate(mod, *tree_lstm.to_inputs(tree, CONFIG))
+    h, c = ir.evaluate(mod, *tree_lstm.to_inputs(tree, CONFIG), check_types=True)
     want_h, want_c = numpy_tree_lstm(weights, tree, CONFIG.hidden_size)
     np.testing.assert_allclose(h[0], want_h, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(c[0], want_c, rtol=1e-4, atol=1e-5)

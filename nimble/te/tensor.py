@@ -156,10 +156,13 @@ def compute(shape, fcompute, name: str = "compute", tag: str = "", checks=None) 
     (e.g. an embedding index outside the table).
     """
     shape = _shape(shape, name)
-    nargs = len(inspect.signature(fcompute).parameters)
-    if nargs != len(shape):
-        raise ShapeError(f"{name}: fcompute takes {nargs} indices, shape has {len(shape)} dims")
-    params = list(inspect.signature(fcompute).parameters)
+    sig_params = list(inspect.signature(fcompute).parameters.values())
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in sig_params):
+        params = [f"ax{d}" for d in range(len(shape))]
+    else:
+        params = [p.name for p in sig_params]
+        if len(params) != len(shape):
+            raise ShapeError(f"{name}: fcompute takes {len(params)} indices, shape has {len(shape)} dims")
     axis = tuple(IterVar(var(p), d) for p, d in zip(params, shape))
     body = as_expr(fcompute(*[iv.var for iv in axis]))
     if isinstance(body, Reduce) and _has_nested_reduce(body.source):

@@ -153,28 +153,38 @@ class _Lowerer:
                 spatial_guard.append(glob[iv] < iv.extent)
         axis_map = {iv.var: glob[iv] for iv in list(op.axis) + list(op.reduce_axis)}
         out_index = flatten([local[iv] if region is not None else glob[iv] for iv in op.axis], buf.shape)
+        # each guard goes inside the innermost loop it depends on, so that it also covers the
+        # stages computed at that loop (a tile entirely past the end computes nothing)
+        spatial_at = _place_guards(spatial_guard, leaves)
+        reduce_at = _place_guards(reduce_guard, leaves)
         if isinstance(body, Reduce):
             src = self._to_loads(substitute(body.source, axis_map))
-            init = body.init
             old = _load(buf, out_index)
             update = {"sum": lambda: ReductionAdd(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src)}[
                 body.combiner]()
-            init_stmt = _guarded(Store(buf, out_index, init), spatial_guard)
-            update_stmt = _guarded(self._checked(op, axis_map, Store(buf, out_index, update)), spatial_guard + reduce_guard)
             first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
-            init_nest = self._nest(st, [iv for iv in leaves[first_r:] if iv.kind != "reduce"], ext, init_stmt,
+            outer, inner = leaves[:first_r], leaves[first_r:]
+            init_stmt = _guarded(Store(buf, out_index, body.init), spatial_at.get(None, []))
+            update_stmt = _guarded(self._checked(op, axis_map, Store(buf, out_index, update)),
+                                   spatial_at.get(None, []) + reduce_at.get(None, []))
+            in_inner = {id(iv) for iv in inner}
+            init_guards = {k: v for k, v in spatial_at.items() if k is not None and k in in_inner}
+            update_guards = {k: spatial_at.get(k, []) + reduce_at.get(k, []) for k in in_inner}
+            init_nest = self._nest(st, [iv for iv in inner if iv.kind != "reduce"], ext, init_stmt, init_guards,
                                    with_children=False)
-            update_nest = self._nest(st, leaves[first_r:], ext, update_stmt)
-            return self._nest(st, leaves[:first_r], ext, seq(init_nest, update_nest))
+            update_nest = self._nest(st, inner, ext, update_stmt, update_guards)
+            outer_guards = {k: v for k, v in spatial_at.items() if k is not None and k not in in_inner}
+            return self._nest(st, outer, ext, seq(init_nest, update_nest), outer_guards)
         value_expr = self._to_loads(substitute(body, axis_map))
-        return self._nest(st, leaves, ext, _guarded(self._checked(op, axis_map, Store(buf, out_index, value_expr)),
-                                                    spatial_guard))
+        store = _guarded(self._checked(op, axis_map, Store(buf, out_index, value_expr)), spatial_at.get(None, []))
+        return self._nest(st, leaves, ext, store, spatial_at)
 
-    def _nest(self, st: Stage, loops: list, ext: dict, inner, with_children: bool = True):
+    def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True):
         for iv in reversed(loops):
             if with_children:
                 for child in self.children.get(id(iv), ()):
                     inner = self._emit_attached(child, st, iv, inner)
+            inner = _guarded(inner, guards.get(id(iv), []))
             inner = For(iv.var, IntImm(0), ext[iv], st.kinds.get(iv, "serial"), inner)
         return inner
 
@@ -304,6 +314,17 @@ def _load(buf: Buffer, index: Expr):
     from .nodes import Load
 
     return Load(buf, index)
+
+
+def _place_guards(conds: list, leaves: list) -> dict:
+    """Guards keyed by id of the innermost leaf loop they use (None: no leaf, innermost body)."""
+    pos_of = {iv.var: k for k, iv in enumerate(leaves)}
+    out: dict = {}
+    for c in conds:
+        used = [pos_of[v] for v in free_vars(c) if v in pos_of]
+        key = id(leaves[max(used)]) if used else None
+        out.setdefault(key, []).append(c)
+    return out
 
 
 def _guarded(stmt, conds: list):

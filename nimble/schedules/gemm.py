@@ -1,0 +1,157 @@
+"""The register-tiled matrix-multiply micro-kernel shared by dense, matmul and batch_matmul.
+
+``out[b..., i, j] = sum_r x[b..., i, r] * W(b..., r, j)``: a ``tile_rows x tile_cols`` block of
+the output stays in vector registers (tile_cols / 16 zmm per row) while r runs; each step loads
+one contiguous row of ``tile_cols`` weights and broadcasts one x element per tile row, so a
+weight load feeds ``tile_rows`` FMAs. The weight operand is read either directly (when its
+columns are contiguous and their count a multiple of tile_cols) or from a blocked copy
+``wp[b..., m // bn, k, bn]``: packed once outside the kernel for a constant weight, else by a
+packing stage inside it. Tail rows are overcomputed from clamped x rows and not stored.
+
+Knobs: tile_rows, tile_cols, k_unroll (split of k, inner part unrolled), col_block (panels of
+col_block x tile_cols weight columns kept in L2), order (rows or columns of tiles outer within
+a panel), parallel (fused outer loops, the outermost loop, or none).
+
+Fallback (documented heuristic): tile_cols 32 (2 zmm; 16 when m < 32); tile_rows from the
+representative n: 1, 2, 4 for n <= 1, 2, 4, else 6 (12 accumulators + 2 weight vectors + 1
+broadcast fit the 32 zmm registers); k_unroll 4; col_block so that a weight panel is about
+256 KiB (half of L2); rows outer; parallel over the fused outer loops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import te
+from .space import ConfigSpace
+
+
+def pack_columns(w_kxm: np.ndarray, bn: int) -> np.ndarray:
+    """w[..., k, m] -> wp[..., ceil(m / bn), k, bn] with wp[..., a, r, b] = w[..., r, a*bn + b], zero padded."""
+    *batch, k, m = w_kxm.shape
+    mo = -(-m // bn)
+    padded = np.zeros((*batch, k, mo * bn), w_kxm.dtype)
+    padded[..., :m] = w_kxm
+    out = padded.reshape(*batch, k, mo, bn)
+    return np.ascontiguousarray(np.moveaxis(out, -2, -3))
+
+
+def gemm_space(name: str, n, k) -> ConfigSpace:
+    s = ConfigSpace(name)
+    s.define_split("tile_rows", n if isinstance(n, int) else None, candidates=(1, 2, 3, 4, 5, 6, 8), max_factor=8)
+    s.define_knob("tile_cols", (16, 32, 48, 64))
+    s.define_split("k_unroll", k if isinstance(k, int) else None, candidates=(1, 2, 4, 8), max_factor=8)
+    s.define_knob("col_block", (1, 2, 4, 8, 16, 32))
+    s.define_reorder("order", (("rows_outer",), ("cols_outer",)))
+    s.define_annotate("parallel", ("fused", "outer", "none"))
+    return s
+
+
+def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None):
+    rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
+    rows = 1 if rep <= 1 else 2 if rep <= 2 else 4 if rep <= 4 else 6
+    rows = rows if rows in space.knobs["tile_rows"].values else space.knobs["tile_rows"].values[-1]
+    cols = 32 if not isinstance(m, int) or m >= 32 else 16
+    ku = 4 if 4 in space.knobs["k_unroll"].values else space.knobs["k_unroll"].values[-1]
+    kk = k if isinstance(k, int) else 256
+    panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
+    cb = max(c for c in space.knobs["col_block"].values if c <= panel)
+    return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
+                        parallel="fused")
+
+
+@dataclass
+class GemmOperands:
+    """How the micro-kernel reads its operands (te tensors and shapes)."""
+
+    x: te.Tensor  # (batch..., n, k)
+    k: object  # reduction extent (int or te expr)
+    m: object  # output columns (int or te expr)
+    weight: te.Tensor  # the user's weight tensor, or an already packed one
+    weight_layout: str  # "mk": w[b..., j, r]; "km": w[b..., r, j]; "packed": wp[b..., j // bn, r, j % bn]
+
+
+def gemm_compute(ops: GemmOperands, bn: int, epilogue=None):
+    """(out tensor, dense tensor, packing stage or None) of the micro-kernel's computation.
+
+    ``epilogue(value, b..., i, j)`` turns the accumulated value into the output element.
+    """
+    x, w = ops.x, ops.weight
+    nb = len(x.shape) - 2
+    n = x.shape[nb]
+    m_static = isinstance(ops.m, int) or isinstance(ops.m, te.IntImm)
+    m_val = ops.m.value if isinstance(ops.m, te.IntImm) else ops.m
+    pack = None
+    if ops.weight_layout == "packed":
+        wp = w
+    elif ops.weight_layout == "km" and m_static and m_val % bn == 0:
+        wp = None  # read w[b..., r, j] directly: its rows are contiguous vectors
+    else:
+        mo = te.ceildiv(ops.m, bn) if not m_static else -(-m_val // bn)
+
+        def packed(*idx):
+            *b, a, r, c = idx
+            j = a * bn + c
+            jc = j if m_static and m_val % bn == 0 else te.min_(j, ops.m - 1)
+            v = w[(*b, jc, r)] if ops.weight_layout == "mk" else w[(*b, r, jc)]
+            return v if m_static and m_val % bn == 0 else te.select(j < ops.m, v, 0.0)
+
+        wp = te.compute((*x.shape[:nb], mo, ops.k, bn), packed, name="wp")
+        pack = wp
+    r = te.reduce_axis(ops.k, "r")
+    last = n - 1
+
+    def dense(*idx):
+        *b, i, j = idx
+        xv = x[(*b, te.min_(i, last), r)]
+        wv = w[(*b, r, j)] if wp is None else wp[(*b, j // bn, r, j % bn)]
+        return te.sum(xv * wv, axis=r)
+
+    out_shape = (*x.shape[:nb], n, ops.m)
+    D = te.compute(out_shape, dense, name="dense")
+    out = te.compute(out_shape, lambda *idx: epilogue(D[idx], *idx) if epilogue else D[idx], name="out")
+    return out, D, pack
+
+
+def gemm_schedule(s, out, D, pack, cfg) -> None:
+    """Apply a config of the gemm space to the stages of ``gemm_compute``."""
+    ty, bn, ku = cfg["tile_rows"], cfg["tile_cols"], cfg["k_unroll"]
+    axes = list(s[out].axis)
+    *batch, i, j = axes
+    io, ii = s[out].split(i, ty)
+    jo, ji = s[out].split(j, bn)
+    jb, jp = s[out].split(jo, cfg["col_block"])
+    rows_outer = cfg["order"] == ("rows_outer",)
+    order = (jb, io, jp) if rows_outer else (jb, jp, io)
+    s[out].reorder(*batch, *order, ii, ji)
+    at = order[2]
+    s[out].vectorize(ji)
+    outer = batch[0] if batch else jb
+    if len(batch) > 1:
+        outer = batch[0]
+        for b in batch[1:]:
+            outer = s[out].fuse(outer, b)
+    if cfg["parallel"] == "fused":
+        fused = s[out].fuse(outer, jb) if batch else jb
+        fused = s[out].fuse(fused, order[1])
+        s[out].parallel(fused)
+    elif cfg["parallel"] == "outer":
+        s[out].parallel(outer)
+    s[D].compute_at(s[out], at)
+    s[D].overcompute()
+    *_, di, dj = s[D].axis
+    (dr,) = s[D].reduce_axis
+    dro, dri = s[D].split(dr, ku)
+    s[D].reorder(dro, dri, di, dj)
+    s[D].unroll(dri)
+    s[D].unroll(di)
+    s[D].vectorize(dj)
+    if pack is not None:
+        *pb, a, kk, c = s[pack].axis
+        s[pack].reorder(*pb, a, c, kk)
+        par = pb[0] if pb else a
+        if pb:
+            for b in pb[1:] + [a]:
+                par = s[pack].fuse(par, b)
+        s[pack].parallel(par)

@@ -1,0 +1,69 @@
+"""Task: one template + signature + target, tuned in one shape bucket."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from ..schedules.registry import Signature, get_template
+from .buckets import BucketKey
+from .workload import WorkloadKey
+
+
+@dataclass(frozen=True)
+class Task:
+    """What to tune: ``template`` for ``signature`` on ``target``, measured at the representative
+    values of ``bucket`` (``BucketKey.parse("static")`` when the signature has no symbolic dim)."""
+
+    template: str
+    signature: Signature
+    target: str = "llvm"
+    bucket: BucketKey = BucketKey.parse("static")
+
+    def __post_init__(self):
+        if isinstance(self.bucket, str):
+            object.__setattr__(self, "bucket", BucketKey.parse(self.bucket))
+        missing = set(self.signature.symbolic_dims) - set(self.bucket.dims)
+        if missing:
+            from ..errors import TuningError
+
+            raise TuningError(f"task {self.template}: bucket {self.bucket} gives no value for {sorted(missing)}")
+
+    @cached_property
+    def template_obj(self):
+        return get_template(self.template, self.target.split()[0])
+
+    @cached_property
+    def space(self):
+        return self.template_obj.space(self.signature)
+
+    @property
+    def dims(self) -> dict:
+        """Symbolic dim -> the value this task is measured at."""
+        return dict(self.bucket.representatives())
+
+    def fallback(self):
+        return self.template_obj.fallback(self.signature, self.space, self.dims)
+
+    @cached_property
+    def workload_key(self) -> WorkloadKey:
+        args = [(shape, dtype) for shape, dtype in self.signature.args]
+        return WorkloadKey(self.template, args, self.target, _thaw(dict(self.signature.attrs)))
+
+    def flops(self) -> int:
+        return self.template_obj.flops(self.signature, self.dims)
+
+    def build(self, config, name: str | None = None):
+        return self.template_obj.build(self.signature, config, name=name or self.template)
+
+    def __str__(self):
+        return f"{self.template}{[list(s) for s, _ in self.signature.args]} @ {self.bucket}"
+
+
+def _thaw(v):
+    if isinstance(v, tuple) and v and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in v):
+        return {k: _thaw(x) for k, x in v}
+    if isinstance(v, tuple):
+        return [_thaw(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _thaw(x) for k, x in v.items()}
+    return v

@@ -1,0 +1,103 @@
+"""dense / matmul / batch_matmul: every template x several configs against numpy at many sizes."""
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nimble.schedules import Signature, TemplateError, get_template
+from nimble.schedules.dense import dense_signature, pack_weight
+
+SIZES = [0, 1, 2, 5, 6, 7, 13, 31, 64, 97]
+rng = np.random.default_rng(0)
+
+CASES = {
+    "dense_input": ("dense", dense_signature("n", 40, 48)),
+    "dense_const_bias_gelu": ("dense", dense_signature("n", 37, 70, bias=True, epilogue=["gelu"], weight="const")),
+    "dense_relu_residual": ("dense", dense_signature("n", 16, 33, epilogue=["relu", "residual"])),
+    "matmul_symbolic_kn": ("matmul", Signature.make([(("n", "k"), "float32"), (("k", 40), "float32")])),
+    "matmul_symbolic_m": ("matmul", Signature.make([(("n", 24), "float32"), ((24, "m"), "float32")])),
+    "bmm_attention_scores": ("batch_matmul", Signature.make([(("b", "n", 16), "float32"), (("b", "n", 16), "float32")])),
+    "bmm_attention_values": ("batch_matmul", Signature.make([((3, "n", "n"), "float32"), ((3, "n", 32), "float32")],
+                                                            transpose_b=False)),
+}
+
+
+def configs(t, sig):
+    space = t.space(sig)
+    r = random.Random(7)
+    return [("fallback", t.fallback(sig, space, {"n": 64})), ("first", space.get(0)), ("last", space.get(len(space) - 1)),
+            ("random1", space.random(r)), ("random2", space.random(r))]
+
+
+def dims_for(sig, n):
+    return {d: (n if d == "n" else {"k": 19, "m": 35, "b": 2}[d]) for d in sig.symbolic_dims}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_configs_match_numpy_at_many_sizes(case):
+    name, sig = CASES[case]
+    t = get_template(name)
+    for label, cfg in configs(t, sig):
+        kernel = t.build(sig, cfg, name=f"{name}_{label}")
+        for n in SIZES:
+            ins = t.random_inputs(sig, dims_for(sig, n), rng)
+            out = kernel(*ins)
+            ref = t.reference(sig, ins)[0]
+            assert out.shape == ref.shape, (label, n)
+            np.testing.assert_allclose(out, ref, rtol=2e-4, atol=2e-4, err_msg=f"{case} {label} n={n} {cfg}")
+
+
+@pytest.fixture(scope="module")
+def dense_last():
+    name, sig = CASES["dense_const_bias_gelu"]
+    t = get_template(name)
+    space = t.space(sig)
+    return t, sig, t.build(sig, space.get(len(space) - 1), name="dense_hyp")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 300))
+def test_dense_any_n(dense_last, n):
+    t, sig, kernel = dense_last
+    ins = t.random_inputs(sig, {"n": n}, rng)
+    np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
+
+
+def test_residue_variant_serves_multiples_of_the_tile():
+    t = get_template("dense")
+    sig = dense_signature("n", 32, 32)
+    space = t.space(sig)
+    cfg = space.config(**{**t.fallback(sig, space, {"n": 64}).values, "tile_rows": 4})
+    k = t.build(sig, cfg, name="dense_residue")
+    for n in (4, 8, 5):
+        ins = t.random_inputs(sig, {"n": n}, rng)
+        np.testing.assert_allclose(k(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
+    assert k.kernel.variant_calls == [2, 1]
+
+
+def test_pack_weight_layout():
+    w = np.arange(5 * 3, dtype="float32").reshape(5, 3)
+    wp = pack_weight(w, 2)
+    assert wp.shape == (3, 3, 2)
+    assert wp[1, 2, 0] == w[2, 2] and wp[2, 0, 1] == 0.0  # zero padding past m
+
+
+def test_space_index_and_json_round_trip():
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 768)
+    space = t.space(sig)
+    cfg = space.random(random.Random(3))
+    assert space.from_json(cfg.to_json()) == cfg
+    assert space.get(cfg.index).values == cfg.values
+    with pytest.raises(Exception, match="tile_rows"):
+        space.from_json({**cfg.to_json(), "tile_rows": 7})
+
+
+def test_bad_signatures_are_named():
+    t = get_template("dense")
+    with pytest.raises(TemplateError, match="x has 10 columns, weight expects 12"):
+        t.space(Signature.make([(("n", 10), "float32"), ((4, 12), "float32")]))
+    with pytest.raises(TemplateError, match="no template 'nope'"):
+        get_template("nope")

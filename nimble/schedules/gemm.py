@@ -114,8 +114,9 @@ def gemm_compute(ops: GemmOperands, bn: int, epilogue=None):
     return out, D, pack
 
 
-def gemm_schedule(s, out, D, pack, cfg) -> None:
-    """Apply a config of the gemm space to the stages of ``gemm_compute``."""
+def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False) -> None:
+    """Apply a config of the gemm space to the stages of ``gemm_compute``; ``pack_reads_rows``
+    when the weight is laid out (k, m) so that packing reads contiguous rows."""
     ty, bn, ku = cfg["tile_rows"], cfg["tile_cols"], cfg["k_unroll"]
     axes = list(s[out].axis)
     *batch, i, j = axes
@@ -149,7 +150,10 @@ def gemm_schedule(s, out, D, pack, cfg) -> None:
     s[D].vectorize(dj)
     if pack is not None:
         *pb, a, kk, c = s[pack].axis
-        s[pack].reorder(*pb, a, c, kk)
+        if pack_reads_rows:  # w[..., r, j]: contiguous along the packed columns
+            s[pack].vectorize(c)
+        else:
+            s[pack].reorder(*pb, a, c, kk)
         par = pb[0] if pb else a
         if pb:
             for b in pb[1:] + [a]:

@@ -6,14 +6,15 @@ by a tail that keeps them; vectorized and unrolled loops are left to codegen.
 """
 from __future__ import annotations
 
-from ..te.expr import LT, And, Expr, IntImm, Min, Var
+from ..te.expr import LT, And, Expr, IntImm, Min, Select, Var
+from ..te.visit import walk
 from ..te.simplify import linear, prove_nonneg, simplify
 from ..te.visit import free_vars
 from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store, seq
 
 
 def _simplify_index(e, ranges):
-    """Simplify the index of every buffer access in ``e`` under the loop ranges in scope."""
+    """Simplify access indices and integer selects of ``e`` under the loop ranges in scope."""
     from ..te.visit import transform
     from .nodes import Load
 
@@ -21,6 +22,10 @@ def _simplify_index(e, ranges):
         if isinstance(n, Load):
             idx = simplify(n.index, ranges)
             return Load(n.buffer, idx) if idx is not n.index else None
+        if isinstance(n, Select):
+            c = simplify(n.cond, ranges)
+            if isinstance(c, IntImm):
+                return n.true_value if c.value else n.false_value
         return None
 
     return transform(e, fn)
@@ -80,6 +85,10 @@ def _guards(s: Stmt):
             yield from _guards(x)
     elif isinstance(s, (LetStmt, Allocate, Assert)):
         yield from _guards(s.body)
+    elif isinstance(s, Store):  # an integer select in a value (a padded read) partitions like a guard
+        for n in walk(s.value):
+            if isinstance(n, Select) and isinstance(n.cond, LT):
+                yield n.cond
 
 
 def _conjuncts(c: Expr):

@@ -1,0 +1,109 @@
+"""The measure layer: builder pool + runner process, error kinds, the correctness check, timing."""
+import time
+
+import numpy as np
+import pytest
+
+import faulty_templates as faulty
+from nimble.errors import TuningError
+from nimble.schedules.dense import dense_signature
+from nimble.tuner.measure import MeasureOptions, Measurer, default_tolerance, task_from_json, task_to_json
+from nimble.tuner.runner_main import compare_outputs, time_calls
+from nimble.tuner.task import Task
+
+FAST = dict(repeat=2, min_repeat_ms=1.0, timeout_s=3.0)
+
+
+def faulty_task(bucket="n=1..64"):
+    return Task("test_faulty", faulty.faulty_signature(), "llvm", bucket)
+
+
+@pytest.fixture(scope="module")
+def measurer():
+    with Measurer(MeasureOptions(**FAST)) as m:
+        yield m
+
+
+def test_crash_build_error_runtime_error_wrong_result_and_build_timeout_each_get_their_kind(measurer):
+    task = faulty_task()
+    modes = ["crash", "double", "wrong", "raise_build", "raise_run", "hang_build", "double_vec"]
+    results = measurer.measure(task, [task.space.config(mode=m) for m in modes])
+    by_mode = {r.config["mode"]: r for r in results}
+    assert [r.config["mode"] for r in results] == modes
+    assert by_mode["crash"].error_kind == "crash" and "SIGSEGV" in by_mode["crash"].error_message
+    assert by_mode["wrong"].error_kind == "wrong_result" and "differ from the reference" in by_mode["wrong"].error_message
+    assert by_mode["raise_build"].error_kind == "build" and "deliberately fails" in by_mode["raise_build"].error_message
+    assert by_mode["raise_run"].error_kind == "runtime" and "deliberately raises" in by_mode["raise_run"].error_message
+    assert by_mode["hang_build"].error_kind == "timeout"
+    for mode in ("double", "double_vec"):  # measured by a fresh runner after the crash, and by the builders after the hang
+        ok = by_mode[mode]
+        assert ok.ok and ok.error_message == "" and len(ok.costs) == 2 and all(0 < c < 0.01 for c in ok.costs)
+        assert ok.build_s > 0
+    assert all(not r.costs for r in results if not r.ok)
+
+
+def test_a_kernel_that_hangs_is_a_timeout_and_the_next_config_runs(measurer):
+    task = faulty_task()
+    start = time.monotonic()
+    hang, ok = measurer.measure(task, [task.space.config(mode="hang"), task.space.config(mode="double")])
+    assert hang.error_kind == "timeout" and "3 s" in hang.error_message
+    assert ok.ok
+    assert time.monotonic() - start < 30
+
+
+def test_the_reference_is_computed_once_per_task(measurer):
+    task = faulty_task("n=1..48")
+    before = len(faulty.REFERENCE_CALLS)
+    for _ in range(2):
+        [result] = measurer.measure(task, [task.space.config(mode="double")])
+        assert result.ok
+    assert faulty.REFERENCE_CALLS[before:] == [(48,)]
+
+
+def test_without_the_check_a_wrong_config_is_timed_and_the_runner_builds_alone():
+    task = faulty_task()
+    options = MeasureOptions(check_correctness=False, n_parallel=0, **FAST)
+    with Measurer(options) as m:
+        wrong, broken = m.measure(task, [task.space.config(mode="wrong"), task.space.config(mode="raise_build")])
+    assert wrong.ok and len(wrong.costs) == 2
+    assert broken.error_kind == "build"
+
+
+def test_task_description_round_trips_through_json():
+    task = Task("dense", dense_signature("n", 16, 24, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=5..8")
+    back = task_from_json(task_to_json(task))
+    assert back.workload_key == task.workload_key
+    assert back.bucket == task.bucket and back.target == task.target
+    assert task_to_json(faulty_task())["module"]["name"] == "faulty_templates"
+
+
+def test_time_calls_reports_seconds_per_call_of_each_repeat_and_reaches_min_repeat_ms():
+    calls = []
+
+    def call():
+        calls.append(1)
+        time.sleep(0.001)
+
+    costs = time_calls(call, number=1, repeat=3, min_repeat_ms=5.0)
+    assert len(costs) == 3
+    assert all(0.0009 < c < 0.01 for c in costs)
+    assert len(calls) >= 3 * 4  # each repeat ran several calls to last 5 ms
+
+
+def test_compare_outputs_names_the_first_mismatch_and_accepts_close_values():
+    want = [np.arange(6, dtype="float32").reshape(2, 3)]
+    assert compare_outputs([want[0] + 1e-5], want, 1e-3, 1e-3) is None
+    bad = want[0].copy()
+    bad[1, 2] = 100
+    message = compare_outputs([bad], want, 1e-3, 1e-3)
+    assert "1 of 6 elements" in message and "(1, 2)" in message
+    assert "expected shape" in compare_outputs([want[0][:1]], want, 1e-3, 1e-3)
+    assert compare_outputs([np.full((2, 3), np.nan, "float32")], want, 1e-3, 1e-3) is not None
+    assert default_tolerance("float32") == 1e-3 and default_tolerance("int32") == 0.0
+
+
+@pytest.mark.parametrize("field, value", [("number", 0), ("repeat", 0), ("timeout_s", 0), ("min_repeat_ms", -1),
+                                          ("n_parallel", -1)])
+def test_measure_options_reject_bad_values(field, value):
+    with pytest.raises(TuningError, match=field):
+        MeasureOptions(**{field: value})

@@ -14,7 +14,7 @@ from ..te.tensor import ComputeOp, Tensor
 from ..tir.lower import lower
 from ..tir.nodes import PrimFunc
 from . import jit
-from .llvm import PYARRAY_SUFFIX, codegen_llvm
+from .llvm import PYARRAY_SUFFIX, SHAPE_STATUS, codegen_llvm
 from .threads import num_threads
 
 log = debug_logger("nimble.codegen")
@@ -198,6 +198,10 @@ class Kernel:
         return None
 
     def _raise_status(self, status: int):
+        if status >= SHAPE_STATUS:
+            k = status - SHAPE_STATUS
+            raise ShapeError(f"{self.name}: argument {self.arg_names[k]!r} (#{k}) has a rank or dimension that "
+                             f"disagrees with the other arguments (checked in the kernel)")
         if status == 1:
             raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
         messages = self.func.attrs.get("assert_messages", ())

@@ -33,7 +33,10 @@ MAX_VECTOR_LANES = 64
 MAX_UNROLL = 256
 STACK_LIMIT_BYTES = 64 * 1024
 PYARRAY_SUFFIX = ".pyarrays"
-NDARRAY_DATA_OFFSET = 16  # PyObject_HEAD (refcount, type) then ``char *data`` in PyArrayObject
+NDARRAY_DATA_OFFSET = 16  # PyArrayObject: PyObject_HEAD (refcount, type), char *data, int nd, npy_intp *dimensions
+NDARRAY_NDIM_OFFSET = 24
+NDARRAY_DIMS_OFFSET = 32
+SHAPE_STATUS = 1 << 20  # + param index: that array's rank or dims disagree with the shape variables
 PARALLEL_MIN_WORK = int(os.environ.get("NIMBLE_PARALLEL_MIN_WORK", "32768"))
 
 
@@ -194,17 +197,39 @@ class LLVMCodegen:
     def _emit_pyarray_entry(self, main: ir.Function) -> None:
         """``name.pyarrays``: the same kernel taking numpy array objects (PyArrayObject*).
 
-        It reads each array's data pointer (offset 16 of NumPy's stable PyArrayObject layout), so
-        a caller passes the arrays themselves instead of paying for ``ndarray.ctypes.data``.
+        It reads each array's data pointer, rank and dims from NumPy's stable PyArrayObject
+        layout (so a caller passes the arrays themselves instead of paying for
+        ``ndarray.ctypes.data``) and checks rank and every dim against the shape variables
+        before the kernel touches memory: a mismatch returns ``SHAPE_STATUS + param index``.
         """
-        n = len(self.func.params)
-        fn = ir.Function(self.module, main.function_type, name=self.func.name + PYARRAY_SUFFIX)
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        args = []
-        for k in range(n):
-            field = b.gep(fn.args[k], [ir.Constant(I64, NDARRAY_DATA_OFFSET)], source_etype=ir.IntType(8))
-            args.append(b.load(field, typ=PTR))
-        b.ret(b.call(main, args + list(fn.args[n:])))
+        f = self.func
+        n = len(f.params)
+        fn = ir.Function(self.module, main.function_type, name=f.name + PYARRAY_SUFFIX)
+        fn.append_basic_block("allocas")
+        block = fn.append_basic_block("entry")
+        b = ir.IRBuilder(block)
+        saved = (self.s, dict(self.env))
+        self.s = _Scope(fn, b, None, fn.args[-1], False)
+        for j, v in enumerate(f.shape_vars):
+            self.env[v] = fn.args[n + j]
+        i8 = ir.IntType(8)
+        ptrs = []
+        for k, buf in enumerate(f.params):
+            obj = fn.args[k]
+            ptrs.append(b.load(b.gep(obj, [ir.Constant(I64, NDARRAY_DATA_OFFSET)], source_etype=i8), typ=PTR))
+            nd = b.load(b.gep(obj, [ir.Constant(I64, NDARRAY_NDIM_OFFSET)], source_etype=i8), typ=I32)
+            ok = b.icmp_signed("==", nd, ir.Constant(I32, len(buf.shape)))
+            dims = b.load(b.gep(obj, [ir.Constant(I64, NDARRAY_DIMS_OFFSET)], source_etype=i8), typ=PTR)
+            for d, extent in enumerate(buf.shape):
+                # read the dim only when the rank matched (select keeps the load in bounds)
+                idx = b.select(ok, ir.Constant(I64, d), ir.Constant(I64, 0))
+                actual = b.load(b.gep(dims, [idx], source_etype=I64), typ=I64)
+                ok = b.and_(ok, b.icmp_signed("==", actual, self.expr(extent)))
+            with b.if_then(b.not_(ok), likely=False):
+                b.ret(ir.Constant(I32, SHAPE_STATUS + k))
+        b.ret(b.call(main, ptrs + list(fn.args[n:])))
+        self.s.finish(block)
+        self.s, self.env = saved
 
     @property
     def b(self) -> ir.IRBuilder:

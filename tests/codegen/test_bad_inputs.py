@@ -139,3 +139,16 @@ def test_value_checks_raise_out_of_range_instead_of_reading_outside():
         k(np.array([3, 10]), w)
     with pytest.raises(nimble.OutOfRangeError):
         k(np.array([-1]), w)
+
+
+def test_generated_entry_checks_shapes_itself(add):
+    """The kernel's own entry rejects arrays that disagree with the shape variables it is given,
+    so a caller that skips the Python checks (the VM) still cannot make it read out of bounds."""
+    from nimble.codegen.llvm import SHAPE_STATUS
+
+    cfunc = add.general.cfunc
+    a, b, c = arr(2, 3), arr(2, 3), arr(2, 3)
+    assert cfunc(a, b, c, 2, 3, 1) == 0
+    assert cfunc(a, arr(1, 3), c, 2, 3, 1) == SHAPE_STATUS + 1
+    assert cfunc(a, b, arr(6), 2, 3, 1) == SHAPE_STATUS + 2
+    assert cfunc(a, b, c, 4, 3, 1) == SHAPE_STATUS + 0

@@ -85,7 +85,8 @@ class Take(Template):
         return Instance(s, [table, idx, out], dims)
 
     def random_inputs(self, sig, dims, rng):
-        (tshape, _), (ishape, idt) = sig.concrete(dims), sig.args[1]
+        tshape, ishape = sig.concrete(dims)
+        idt = sig.args[1][1]
         table = rng.standard_normal(tshape).astype("float32")
         return [table, rng.integers(0, max(tshape[0], 1), size=ishape).astype(idt)]
 

@@ -1,0 +1,255 @@
+"""``nimble-tune``: tune operator templates per shape bucket into a records database.
+
+    nimble-tune --op dense --shape n,768,3072 --bucket n=1:512 --trials 200
+    nimble-tune --op batch_matmul --shape 12,n,64,n --bucket n=1:8,9:32,33:128 --tuner random
+    nimble-tune --tasks tasks.json --db postgresql+psycopg://host/tuning
+
+``--shape`` gives the op's dims (ints, or names for symbolic dims): dense ``n,k,m`` (x (n, k),
+w (m, k)), matmul ``n,k,m`` (x (n, k), y (k, m)), batch_matmul ``b,n,k,m`` (x (b, n, k),
+y (b, m, k), or (b, k, m) with attr ``transpose_b`` false). ``--attrs`` is a JSON object of
+template attrs (dense: ``bias``, ``epilogue``, ``weight``). ``--bucket DIM=SPEC`` (once per
+symbolic dim): ``n=1:512`` is power-of-two buckets 1, 2, 3..4, ..., 257..512; ``n=1:8,9:32``
+explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task per bucket.
+
+``--tasks FILE``: a JSON list of ``{"op", "shape", "attrs", "dtype", "buckets"}`` or
+``{"template", "signature": {"args": [{"shape", "dtype"}], "attrs"}, "buckets"}`` objects
+(``buckets``: a list of bucket specs as above).
+
+``--db`` defaults to ``tuning_logs/<target>.db``. Exit status: 0 when every task found a
+working config, 1 on an error or when some task found none, 2 on a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..errors import NimbleError
+from ..schedules.registry import Signature
+from ..tuner.buckets import Bucket, BucketSpace, BucketSpec
+from ..tuner.db import Database
+from ..tuner.measure import MeasureOptions
+from ..tuner.task import Task
+from ..tuner.tune import TuneSummary, tune
+from .db import _table
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """An op the CLI can tune: its template, the names of its ``--shape`` dims, and a signature builder."""
+
+    template: str
+    dims: tuple[str, ...]
+    signature: Callable[[tuple, str, dict], Signature]
+
+
+def _dense(shape, dtype, attrs) -> Signature:
+    from ..schedules.dense import dense_signature
+
+    n, k, m = shape
+    return dense_signature(n, k, m, dtype=dtype, **attrs)
+
+
+def _matmul(shape, dtype, attrs) -> Signature:
+    n, k, m = shape
+    return Signature.make([((n, k), dtype), ((k, m), dtype)], **attrs)
+
+
+def _batch_matmul(shape, dtype, attrs) -> Signature:
+    b, n, k, m = shape
+    y = (b, m, k) if attrs.get("transpose_b", True) else (b, k, m)
+    return Signature.make([((b, n, k), dtype), (y, dtype)], **attrs)
+
+
+OPS: dict[str, OpSpec] = {
+    "dense": OpSpec("dense", ("n", "k", "m"), _dense),
+    "matmul": OpSpec("matmul", ("n", "k", "m"), _matmul),
+    "batch_matmul": OpSpec("batch_matmul", ("b", "n", "k", "m"), _batch_matmul),
+}
+
+
+def parse_shape(text: str | Sequence) -> tuple:
+    """``"n,768,3072"`` (or a JSON list) -> ``("n", 768, 3072)``."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    shape = []
+    for item in items:
+        item = item.strip() if isinstance(item, str) else item
+        if isinstance(item, str) and item.isdigit():
+            item = int(item)
+        if not (isinstance(item, int) and not isinstance(item, bool) and item >= 0) and \
+                not (isinstance(item, str) and item.isidentifier()):
+            raise NimbleError(f"--shape: expected ints and dim names separated by commas, got {text!r}")
+        shape.append(item)
+    return tuple(shape)
+
+
+def parse_bucket_spec(text: str) -> BucketSpec:
+    """A ``--bucket`` value: ``n=1:512`` (powers of two), ``n=1:8,9:32`` (ranges), ``n=1..512``, ``n=64``, ``n=pow2:512``."""
+    dim, sep, body = text.partition("=")
+    dim, body = dim.strip(), body.strip()
+    if not sep or not dim.isidentifier() or not body:
+        raise NimbleError(f"--bucket: expected DIM=SPEC such as 'n=1:512' or 'n=1:8,9:32', got {text!r}")
+    if ".." in body:
+        return BucketSpec(dim, (Bucket.parse(f"{dim}={body}"),))
+    if "," in body or ":" not in body or body.startswith("pow2:"):
+        return BucketSpec.parse(f"{dim}={body}")
+    lo, _, hi = body.partition(":")
+    if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
+        raise NimbleError(f"--bucket: expected a range LO:HI with LO <= HI, got {text!r}")
+    lo, hi = int(lo), int(hi)
+    kept = [b for b in BucketSpec.powers_of_two(dim, hi).buckets if b.hi >= lo]
+    kept[0] = Bucket(dim, max(lo, kept[0].lo), kept[0].hi)
+    return BucketSpec(dim, tuple(kept))
+
+
+def make_tasks(template: str, sig: Signature, target: str, bucket_texts: Sequence[str]) -> list[Task]:
+    """One task per bucket key of the cross product of ``bucket_texts`` (one spec per symbolic dim)."""
+    specs = [parse_bucket_spec(t) for t in bucket_texts]
+    symbolic = set(sig.symbolic_dims)
+    given = [s.dim for s in specs]
+    extra = [d for d in given if d not in symbolic]
+    if extra:
+        raise NimbleError(f"--bucket: dims {extra} are not symbolic dims of the shape (those are {sorted(symbolic)})")
+    missing = sorted(symbolic - set(given))
+    if missing:
+        raise NimbleError(f"--bucket: expected a bucket spec for each symbolic dim, missing {missing} "
+                          f"(e.g. --bucket {missing[0]}=1:512)")
+    if len(set(given)) != len(given):
+        raise NimbleError(f"--bucket: expected one spec per dim, got dims {given}")
+    keys = BucketSpace(tuple(specs)).keys() if specs else [None]
+    return [Task(template, sig, target, key) if key is not None else Task(template, sig, target) for key in keys]
+
+
+def op_signature(op: str, shape, dtype: str, attrs: dict) -> tuple[str, Signature]:
+    """(template name, signature) of an entry of ``OPS``."""
+    if op not in OPS:
+        raise NimbleError(f"--op: expected one of {sorted(OPS)}, got {op!r}")
+    spec = OPS[op]
+    shape = parse_shape(shape)
+    if len(shape) != len(spec.dims):
+        raise NimbleError(f"--shape for {op}: expected {len(spec.dims)} dims {','.join(spec.dims)}, got {shape}")
+    try:
+        return spec.template, spec.signature(shape, dtype, dict(attrs))
+    except TypeError as exc:
+        raise NimbleError(f"--attrs for {op}: {exc}") from None
+
+
+def tasks_from_file(path: str, target: str) -> list[Task]:
+    """The tasks of a ``--tasks`` JSON file (see the module docstring)."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            entries = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise NimbleError(f"--tasks {path}: expected a JSON list of tasks, got invalid JSON: {exc}") from None
+    if not isinstance(entries, list):
+        raise NimbleError(f"--tasks {path}: expected a JSON list of tasks, got {type(entries).__name__}")
+    tasks = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise NimbleError(f"--tasks {path}: entry {i}: expected an object, got {entry!r}")
+        buckets = entry.get("buckets", [])
+        buckets = [buckets] if isinstance(buckets, str) else list(buckets)
+        if "op" in entry:
+            template, sig = op_signature(entry["op"], entry.get("shape", ""), entry.get("dtype", "float32"),
+                                         entry.get("attrs", {}))
+        elif "template" in entry and isinstance(entry.get("signature"), dict):
+            s = entry["signature"]
+            sig = Signature.make([(a["shape"], a["dtype"]) for a in s.get("args", [])], **s.get("attrs", {}))
+            template = entry["template"]
+        else:
+            raise NimbleError(f"--tasks {path}: entry {i}: expected 'op' and 'shape', or 'template' and 'signature'")
+        tasks += make_tasks(template, sig, entry.get("target", target), buckets)
+    return tasks
+
+
+def _gflops(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary_table(summaries: Sequence[TuneSummary]) -> str:
+    rows = [(f"{s.workload.template} #{s.workload.short_hash}", s.bucket, s.trials, s.errors,
+             _gflops(s.fallback_gflops), _gflops(s.best_gflops), "-" if s.speedup is None else f"{s.speedup:.2f}x",
+             "-" if s.best_cost is None else f"{s.best_cost * 1e3:.4g}")
+            for s in summaries]
+    headers = ("workload", "bucket", "trials", "errors", "fallback GFLOP/s", "best GFLOP/s", "speedup", "best ms")
+    return _table(headers, rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nimble-tune", description="Tune nimble schedule templates per shape bucket.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--op", choices=sorted(OPS), help="operator to tune")
+    what.add_argument("--tasks", metavar="FILE", help="JSON list of tasks (see the module docstring)")
+    p.add_argument("--shape", help="dims of --op: ints and symbolic names, e.g. n,768,3072")
+    p.add_argument("--bucket", action="append", default=[], metavar="DIM=SPEC",
+                   help="buckets of a symbolic dim: n=1:512 (powers of two), n=1:8,9:32 (ranges), n=1..512 (one)")
+    p.add_argument("--attrs", default="{}", metavar="JSON", help="template attrs, e.g. '{\"bias\": true}'")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--target", default="llvm")
+    p.add_argument("--db", metavar="PATH_OR_URL", help="records database (default tuning_logs/<target>.db)")
+    p.add_argument("--trials", type=int, default=200, help="configs measured per task and bucket, in all")
+    p.add_argument("--tuner", default="xgb", choices=("xgb", "random", "grid"))
+    p.add_argument("--batch", type=int, default=8, help="configs built and measured per batch")
+    p.add_argument("--early-stopping", type=int, metavar="N", help="stop a task after N trials without improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip configs this host already measured (default on)")
+    p.add_argument("--number", type=int, default=1, help="calls per repeat (raised to reach --min-repeat-ms)")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--min-repeat-ms", type=float, default=50.0)
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per build, and per check + timing")
+    p.add_argument("--parallel", type=int, help="builder processes (default: one per core)")
+    p.add_argument("--no-check", action="store_true", help="do not compare outputs with the numpy reference")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each batch and error")
+    return p
+
+
+def _tasks(args: argparse.Namespace) -> list[Task]:
+    if args.tasks:
+        return tasks_from_file(args.tasks, args.target)
+    if not args.shape:
+        raise NimbleError("--shape: required with --op")
+    try:
+        attrs = json.loads(args.attrs)
+    except json.JSONDecodeError as exc:
+        raise NimbleError(f"--attrs: expected a JSON object, got {args.attrs!r}: {exc}") from None
+    if not isinstance(attrs, dict):
+        raise NimbleError(f"--attrs: expected a JSON object, got {args.attrs!r}")
+    template, sig = op_signature(args.op, args.shape, args.dtype, attrs)
+    return make_tasks(template, sig, args.target, args.bucket)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nimble-tune`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    try:
+        tasks = _tasks(args)
+        options = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms,
+                                 timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
+        db = Database(args.db, target=args.target)
+        print(f"tuning {len(tasks)} task(s) into {db.url}", file=sys.stderr)
+        summaries = tune(tasks, db, args.trials, tuner=args.tuner, batch_size=args.batch,
+                         early_stopping=args.early_stopping, options=options, seed=args.seed, resume=args.resume,
+                         progress=not args.no_progress)
+    except (NimbleError, OSError, ImportError) as exc:
+        print(f"nimble-tune: error: {exc}", file=sys.stderr)
+        return 1
+    print(summary_table(summaries))
+    failed = [s for s in summaries if s.best_cost is None]
+    for s in failed:
+        print(f"nimble-tune: no working config for {s.task} ({dict(s.error_kinds)})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""conv2d: NCHW data (symbolic batch and spatial size), OIHW weight (static), strides/padding/dilation.
+
+Direct convolution vectorized over the output width. The micro-kernel keeps a tile of
+``tile_oc`` output channels x ``tile_w`` output columns of one output row in zmm registers and
+loops over (input channel, ky, kx): each step loads one vector of ``tile_w`` input pixels
+(contiguous at stride 1; gathered at stride 2) and broadcasts ``tile_oc`` weights into as
+many FMAs. Padding is a stage (``pad``) of zeros around the input, made wide enough that the
+last, partial column tile reads inside it: tail tiles are overcomputed and only real output
+columns are stored.
+
+Knobs: tile_w (16, 32, 64 output columns), tile_oc (divisors of the output channels among
+1, 2, 3, 4, 6, 8), parallel ("rows": batch x channel blocks x output rows fused; "batch").
+
+Fallback (documented heuristic): tile_w 32 when the representative output width is >= 32
+else 16; tile_oc the largest candidate dividing O with tile_oc * tile_w / 16 <= 16
+accumulator registers; parallel over rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import te
+from .registry import Instance, Signature, Template, TemplateError, template
+from .rowwise import fuse_rows
+from .space import ConfigSpace
+
+OC_TILES = (1, 2, 3, 4, 6, 8)
+
+
+def _pair(v, name):
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+    if len(v) != 2 or not all(isinstance(a, int) for a in v):
+        raise TemplateError(f"conv2d: {name} must be an int or a pair of ints, got {v}")
+    return v
+
+
+def _check(sig: Signature):
+    if len(sig.args) != 2:
+        raise TemplateError(f"conv2d: expected data(n, c, h, w) and weight(o, c, kh, kw), got {len(sig.args)} args")
+    (ds, ddt), (ws, wdt) = sig.args
+    if len(ds) != 4 or len(ws) != 4 or ddt != "float32" or wdt != "float32":
+        raise TemplateError(f"conv2d: data and weight must be float32 4-D, got {ddt} {ds} and {wdt} {ws}")
+    if not all(isinstance(d, int) for d in ws) or not isinstance(ds[1], int):
+        raise TemplateError(f"conv2d: weight shape and data channels must be static, got {ws} and {ds[1]}")
+    if ds[1] != ws[1]:
+        raise TemplateError(f"conv2d: data has {ds[1]} channels, weight expects {ws[1]}")
+    if sig.attr("groups", 1) != 1:
+        raise TemplateError(f"conv2d: only groups=1 is supported, got {sig.attr('groups')}")
+    strides, padding, dilation = (_pair(sig.attr(k, dflt), k) for k, dflt in
+                                  (("strides", 1), ("padding", 0), ("dilation", 1)))
+    if min(strides + dilation) < 1 or min(padding) < 0:
+        raise TemplateError(f"conv2d: strides/dilation must be >= 1 and padding >= 0, got {strides}, {dilation}, {padding}")
+    return ds, ws, strides, padding, dilation
+
+
+def out_size(size, k: int, s: int, p: int, d: int):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@template("conv2d", "llvm")
+class Conv2d(Template):
+    def space(self, sig):
+        _, ws, *_ = _check(sig)
+        s = ConfigSpace("conv2d")
+        s.define_knob("tile_w", (16, 32, 64))
+        s.define_knob("tile_oc", tuple(t for t in OC_TILES if ws[0] % t == 0))
+        s.define_annotate("parallel", ("rows", "batch"))
+        return s
+
+    def fallback(self, sig, space, hints=None):
+        ds, ws, strides, padding, dilation = _check(sig)
+        w = ds[3] if isinstance(ds[3], int) else int((hints or {}).get(ds[3], 56))
+        ow = out_size(w, ws[3], strides[1], padding[1], dilation[1])
+        tw = 32 if ow >= 32 else 16
+        toc = max(t for t in space.knobs["tile_oc"].values if t * tw // 16 <= 16)
+        return space.config(tile_w=tw, tile_oc=toc, parallel="rows")
+
+    def instantiate(self, sig, cfg) -> Instance:
+        _, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
+        (data, weight), dims = sig.placeholders(["data", "weight"])
+        n, _, h, w = data.shape
+        oh = out_size(h, KH, sh, ph, dh)
+        ow = out_size(w, KW, sw, pw, dw)
+        TW, TO = cfg["tile_w"], cfg["tile_oc"]
+        pad_h = h + 2 * ph
+        # wide enough for the last column tile: ceil(ow / TW) * TW columns of output
+        pad_w = te.max_(w + 2 * pw, ((ow + TW - 1) // TW * TW - 1) * sw + (KW - 1) * dw + 1)
+
+        def pad_fn(b, c, y, x):
+            inside = te.all_(y >= ph, y < h + ph, x >= pw, x < w + pw)
+            yy = te.min_(te.max_(y - ph, 0), h - 1)
+            xx = te.min_(te.max_(x - pw, 0), w - 1)
+            return te.select(inside, data[b, c, yy, xx], 0.0)
+
+        pad = te.compute((n, C, pad_h, pad_w), pad_fn, name="pad")
+        rc, ry, rx = te.reduce_axis(C, "rc"), te.reduce_axis(KH, "ry"), te.reduce_axis(KW, "rx")
+        acc = te.compute((n, O, oh, ow), lambda b, o, y, x: te.sum(
+            pad[b, rc, y * sh + ry.var * dh, x * sw + rx.var * dw] * weight[o, rc, ry, rx], axis=[rc, ry, rx]), name="acc")
+        out = te.compute((n, O, oh, ow), lambda b, o, y, x: acc[b, o, y, x], name="out")
+        s = te.create_schedule(out)
+        st = s[out]
+        b, o, y, x = st.axis
+        oo, oi = st.split(o, TO)
+        xo, xi = st.split(x, TW)
+        st.reorder(b, oo, y, xo, oi, xi)
+        st.vectorize(xi)
+        st.unroll(oi)
+        st.parallel(fuse_rows(st, [b, oo, y]) if cfg["parallel"] == "rows" else b)
+        s[acc].compute_at(st, xo)
+        s[acc].overcompute()
+        ab, ao, ay, ax = s[acc].axis
+        s[acc].reorder(ab, ay, rc, ry, rx, ao, ax)
+        for a in (ab, ay, ao):
+            s[acc].unroll(a)
+        s[acc].vectorize(ax)
+        pb, pc, py, px = s[pad].axis
+        s[pad].parallel(s[pad].fuse(pb, pc))
+        return Instance(s, [data, weight, out], dims)
+
+    def reference(self, sig, inputs):
+        _, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
+        data, weight = (a.astype("float64") for a in inputs)
+        n, _, h, w = data.shape
+        oh, ow = out_size(h, KH, sh, ph, dh), out_size(w, KW, sw, pw, dw)
+        padded = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        out = np.zeros((n, O, max(oh, 0), max(ow, 0)))
+        for ky in range(KH):
+            for kx in range(KW):
+                win = padded[:, :, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw]
+                out += np.einsum("nchw,oc->nohw", win, weight[:, :, ky, kx])
+        return [out.astype(inputs[0].dtype)]
+
+    def flops(self, sig, dims):
+        ds, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
+        n, _, h, w = (dims[d] if isinstance(d, str) else d for d in ds)
+        return 2 * n * O * out_size(h, KH, sh, ph, dh) * out_size(w, KW, sw, pw, dw) * C * KH * KW
+
+
+def conv2d_signature(data_shape, weight_shape, strides=1, padding=0, dilation=1) -> Signature:
+    """conv2d of NCHW data (n, h, w may be dim names) with an OIHW weight (static)."""
+    return Signature.make([(tuple(data_shape), "float32"), (tuple(weight_shape), "float32")],
+                          strides=list(_pair(strides, "strides")), padding=list(_pair(padding, "padding")),
+                          dilation=list(_pair(dilation, "dilation")), groups=1)

@@ -6,8 +6,11 @@
 
 ``--shape`` gives the op's dims (ints, or names for symbolic dims): dense ``n,k,m`` (x (n, k),
 w (m, k)), matmul ``n,k,m`` (x (n, k), y (k, m)), batch_matmul ``b,n,k,m`` (x (b, n, k),
-y (b, m, k), or (b, k, m) with attr ``transpose_b`` false). ``--attrs`` is a JSON object of
-template attrs (dense: ``bias``, ``epilogue``, ``weight``). ``--bucket DIM=SPEC`` (once per
+y (b, m, k), or (b, k, m) with attr ``transpose_b`` false), softmax / layer_norm / reduce
+the input's shape, take ``vocab,dim,i0,...`` (table (vocab, dim), indices (i0, ...)).
+``--attrs`` is a JSON object of template attrs (dense: ``bias``, ``epilogue``, ``weight``;
+layer_norm: ``eps``; reduce: ``axes`` (required), ``op``, ``keepdims``; take: ``idx_dtype``).
+Other templates (injective ...) are tuned through ``--tasks`` with a signature. ``--bucket DIM=SPEC`` (once per
 symbolic dim): ``n=1:512`` is power-of-two buckets 1, 2, 3..4, ..., 257..512; ``n=1:8,9:32``
 explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task per bucket.
 
@@ -39,11 +42,18 @@ from .db import _table
 
 @dataclass(frozen=True)
 class OpSpec:
-    """An op the CLI can tune: its template, the names of its ``--shape`` dims, and a signature builder."""
+    """An op the CLI can tune: its template, what ``--shape`` lists, and a signature builder."""
 
     template: str
-    dims: tuple[str, ...]
+    dims: tuple[str, ...]  # names of the --shape entries; a trailing "..." allows more (any rank)
     signature: Callable[[tuple, str, dict], Signature]
+
+    def check_rank(self, op: str, shape: tuple) -> None:
+        fixed = tuple(d for d in self.dims if d != "...")
+        ok = len(shape) >= len(fixed) if "..." in self.dims else len(shape) == len(fixed)
+        if not ok:
+            raise NimbleError(f"--shape for {op}: expected {'at least ' if '...' in self.dims else ''}"
+                              f"{len(fixed)} dims {','.join(self.dims)}, got {shape}")
 
 
 def _dense(shape, dtype, attrs) -> Signature:
@@ -64,10 +74,41 @@ def _batch_matmul(shape, dtype, attrs) -> Signature:
     return Signature.make([((b, n, k), dtype), (y, dtype)], **attrs)
 
 
+def _softmax(shape, dtype, attrs) -> Signature:
+    from ..schedules.softmax import softmax_signature
+
+    return softmax_signature(shape, dtype=dtype, **attrs)
+
+
+def _layer_norm(shape, dtype, attrs) -> Signature:
+    from ..schedules.layer_norm import layer_norm_signature
+
+    return layer_norm_signature(shape, dtype=dtype, **attrs)
+
+
+def _take(shape, dtype, attrs) -> Signature:
+    from ..schedules.take import take_signature
+
+    vocab, dim, *idx_shape = shape
+    return take_signature(vocab, dim, idx_shape, **attrs)
+
+
+def _reduce(shape, dtype, attrs) -> Signature:
+    from ..schedules.reduce import reduce_signature
+
+    if "axes" not in attrs:
+        raise NimbleError('--attrs for reduce: expected "axes", e.g. \'{"axes": [1], "op": "sum"}\'')
+    return reduce_signature(shape, **attrs)
+
+
 OPS: dict[str, OpSpec] = {
     "dense": OpSpec("dense", ("n", "k", "m"), _dense),
     "matmul": OpSpec("matmul", ("n", "k", "m"), _matmul),
     "batch_matmul": OpSpec("batch_matmul", ("b", "n", "k", "m"), _batch_matmul),
+    "softmax": OpSpec("softmax", ("d0", "..."), _softmax),
+    "layer_norm": OpSpec("layer_norm", ("d0", "..."), _layer_norm),
+    "take": OpSpec("take", ("vocab", "dim", "i0", "..."), _take),
+    "reduce": OpSpec("reduce", ("d0", "..."), _reduce),
 }
 
 
@@ -129,8 +170,7 @@ def op_signature(op: str, shape, dtype: str, attrs: dict) -> tuple[str, Signatur
         raise NimbleError(f"--op: expected one of {sorted(OPS)}, got {op!r}")
     spec = OPS[op]
     shape = parse_shape(shape)
-    if len(shape) != len(spec.dims):
-        raise NimbleError(f"--shape for {op}: expected {len(spec.dims)} dims {','.join(spec.dims)}, got {shape}")
+    spec.check_rank(op, shape)
     try:
         return spec.template, spec.signature(shape, dtype, dict(attrs))
     except TypeError as exc:

@@ -2,7 +2,9 @@
 from .buckets import Bucket, BucketKey, BucketMatch, BucketSpace, BucketSpec, buckets_from_histogram
 from .db import BucketSummary, Database
 from .fingerprint import HostFingerprint, host_fingerprint, num_threads
+from .measure import MeasureOptions, MeasureResult, Measurer
 from .records import ERROR_KINDS, RECORD_FORMAT, RECORD_VERSION, ErrorKind, ImportReport, MalformedLine, TuningRecord
+from .tune import TuneSummary, tune
 from .workload import ArgSpec, WorkloadKey
 
 __all__ = [
@@ -11,4 +13,5 @@ __all__ = [
     "HostFingerprint", "host_fingerprint", "num_threads",
     "ERROR_KINDS", "RECORD_FORMAT", "RECORD_VERSION", "ErrorKind", "MalformedLine", "TuningRecord",
     "BucketSummary", "Database", "ImportReport",
+    "MeasureOptions", "MeasureResult", "Measurer", "TuneSummary", "tune",
 ]

@@ -82,3 +82,24 @@ def test_usage_errors_return_nonzero_and_say_what_is_wrong(tmp_path, capsys):
     assert main(["--op", "dense", "--shape", "n,64,64", "--bucket", "n=1:4", "--attrs", "[1]", *db]) == 1
     assert main(["--op", "conv9d", "--shape", "1"]) == 2
     assert main(["--shape", "1"]) == 2  # neither --op nor --tasks
+
+
+@pytest.mark.parametrize("op, shape, attrs, args", [
+    ("softmax", "n,64", {}, [("n", 64)]),
+    ("layer_norm", "n,32", {"eps": 1e-6}, [("n", 32), (32,), (32,)]),
+    ("take", "100,16,n", {}, [(100, 16), ("n",)]),
+    ("reduce", "n,8,64", {"axes": [2]}, [("n", 8, 64)]),
+    ("matmul", "n,16,24", {}, [("n", 16), (16, 24)]),
+])
+def test_every_op_of_the_table_makes_a_signature_its_template_accepts(op, shape, attrs, args):
+    template, sig = op_signature(op, shape, "float32", attrs)
+    assert [s for s, _ in sig.args] == args
+    [task] = make_tasks(template, sig, "llvm", ["n=8"])
+    assert len(task.space) >= 1 and task.fallback().index < len(task.space)
+
+
+def test_reduce_needs_axes_and_shapes_need_their_rank():
+    with pytest.raises(NimbleError, match="axes"):
+        op_signature("reduce", "n,8", "float32", {})
+    with pytest.raises(NimbleError, match="at least 3 dims"):
+        op_signature("take", "100,16", "float32", {})

@@ -41,24 +41,32 @@ def _shape_fn(e: Expr):
 class CompiledFunc:
     """One lowered function, its LLVM IR and object code, linked and callable through ctypes."""
 
-    def __init__(self, func: PrimFunc, llvm_ir: str, object_code: bytes):
+    def __init__(self, func: PrimFunc, llvm_ir: str, object_code: bytes, lib=None):
         self.func = func
         self.llvm_ir = llvm_ir
         self.object_code = object_code
-        self._lib = jit.LoadedObject(object_code)
+        self._lib = lib if lib is not None else jit.LoadedObject(object_code)
         n_buf, n_var = len(func.params), len(func.shape_vars)
         proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * n_buf + [ctypes.c_int64] * n_var + [ctypes.c_int32]))
         self.cfunc = proto(self._lib.address(func.name + PYARRAY_SUFFIX))
 
 
-def compile_func(func: PrimFunc) -> CompiledFunc:
-    if debug_level() >= 1:
-        log.debug("loop IR of %s:\n%s", func.name, func)
+def compile_funcs(funcs: list) -> list:
+    """Compile functions (distinct names) into one object: a ``CompiledFunc`` each, sharing it."""
+    for func in funcs:
+        if debug_level() >= 1:
+            log.debug("loop IR of %s:\n%s", func.name, func)
     host = jit.host()
-    llvm_ir = codegen_llvm(func, host.triple, str(jit.target_machine().target_data), host.openmp)
+    llvm_ir = codegen_llvm(funcs, host.triple, str(jit.target_machine().target_data), host.openmp)
     if debug_level() >= 2:
-        log.debug("LLVM IR of %s:\n%s", func.name, llvm_ir)
-    return CompiledFunc(func, llvm_ir, jit.compile_object(llvm_ir))
+        log.debug("LLVM IR:\n%s", llvm_ir)
+    obj = jit.compile_object(llvm_ir)
+    lib = jit.LoadedObject(obj)
+    return [CompiledFunc(f, llvm_ir, obj, lib) for f in funcs]
+
+
+def compile_func(func: PrimFunc) -> CompiledFunc:
+    return compile_funcs([func])[0]
 
 
 class Kernel:
@@ -250,11 +258,11 @@ def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel",
         raise NimbleError(f"build: name must be an identifier, got {name!r}")
     if isinstance(args, Tensor):
         args = [args]
-    general = compile_func(lower(schedule_or_tensors, list(args), name))
-    variants = []
+    funcs = [lower(schedule_or_tensors, list(args), name)]
     for k, assume in enumerate(residues):
-        func = lower(schedule_or_tensors, list(args), f"{name}_r{k}", assume_multiple=assume)
-        variants.append((tuple(assume.items()), compile_func(func)))
-    return Kernel(general, variants, list(args), target)
+        funcs.append(lower(schedule_or_tensors, list(args), f"{name}_r{k}", assume_multiple=assume))
+    compiled = compile_funcs(funcs)
+    variants = [(tuple(assume.items()), cf) for assume, cf in zip(residues, compiled[1:])]
+    return Kernel(compiled[0], variants, list(args), target)
 
 

@@ -153,12 +153,13 @@ class _Scope:
 class LLVMCodegen:
     """Emits one PrimFunc into an LLVM module; ``module`` holds the result."""
 
-    def __init__(self, func: PrimFunc, triple: str = "", data_layout: str = "", use_openmp: bool = True):
+    def __init__(self, func: PrimFunc, triple: str = "", data_layout: str = "", use_openmp: bool = True,
+                 module: ir.Module | None = None):
         self.func = func
-        self.module = ir.Module(name=func.name)
-        if triple:
+        self.module = module if module is not None else ir.Module(name=func.name)
+        if triple and module is None:
             self.module.triple = triple
-        if data_layout:
+        if data_layout and module is None:
             self.module.data_layout = data_layout
         self.use_openmp = use_openmp
         self.env: dict = {}
@@ -637,6 +638,10 @@ def _ident(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._" else "_" for c in name)
 
 
-def codegen_llvm(func: PrimFunc, triple: str = "", data_layout: str = "", use_openmp: bool = True) -> str:
-    """The LLVM IR text of one kernel."""
-    return str(LLVMCodegen(func, triple, data_layout, use_openmp).emit())
+def codegen_llvm(funcs, triple: str = "", data_layout: str = "", use_openmp: bool = True) -> str:
+    """The LLVM IR text of one kernel, or of several (distinct names) in one module."""
+    funcs = [funcs] if isinstance(funcs, PrimFunc) else list(funcs)
+    module = None
+    for f in funcs:
+        module = LLVMCodegen(f, triple, data_layout, use_openmp, module).emit()
+    return str(module)

@@ -1,0 +1,173 @@
+"""Operator fusion: which operator calls of a function run together as one primitive kernel.
+
+The pass decides groups by the operators' fusion patterns (TVM's rules, simplified):
+
+* an elementwise / broadcast / injective producer fuses into an elementwise, broadcast,
+  injective or reduction consumer (reductions with their elementwise inputs);
+* an elementwise or broadcast consumer fuses onto an out-elementwise-fusable anchor (dense,
+  matmul, conv2d: bias and activation epilogues) or onto a reduction;
+* a group holds at most one anchor (a reduction or an out-elementwise-fusable op), opaque
+  operators (softmax, layer_norm, data-dependent ops) stay alone;
+* a producer fuses only when its value is used once, by that consumer, in the same function
+  (a ``let`` variable captured by a closure stays a value of its own).
+
+``fusion_groups(function)`` returns, for each root call, its ``Group``; calls absorbed into a
+group are listed in ``absorbed`` so that the code generator emits nothing for their ``let``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.expr import Call, Expr, Function, Let, Op, Tuple, Var
+from ..ir.visitor import ExprVisitor
+from ..ops.registry import OpPattern, get_op
+
+_INJECTIVE = (OpPattern.ELEMWISE, OpPattern.BROADCAST, OpPattern.INJECTIVE)
+_ANCHORS = (OpPattern.COMM_REDUCE, OpPattern.OUT_ELEMWISE_FUSABLE)
+
+
+@dataclass
+class Group:
+    """Calls fused into one kernel: ``calls`` in dependency order, the last one is ``root``."""
+
+    root: Call
+    calls: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)  # leaf expressions: Vars, Constants, non-fused values
+    anchor: Call | None = None
+    links: dict = field(default_factory=dict)  # id(argument expr) -> the fused call that produces it
+
+    @property
+    def name(self) -> str:
+        return "_".join(c.op.name.replace(".", "_") for c in self.calls)[:80]
+
+
+class _Uses(ExprVisitor):
+    """How many times each local variable is used, and which are used inside nested functions."""
+
+    def __init__(self):
+        super().__init__()
+        self.count: dict = {}
+        self.escaping: set = set()
+        self.bound: dict = {}
+        self._depth = 0
+
+    def visit_var(self, v: Var):
+        self.count[v] = self.count.get(v, 0) + 1
+        if self._depth:
+            self.escaping.add(v)
+
+    def visit_let(self, e: Let):
+        self.bound[e.var] = e.value
+        return super().visit_let(e)
+
+    def visit_function(self, f: Function):
+        self._depth += 1
+        try:
+            return super().visit_function(f)
+        finally:
+            self._depth -= 1
+
+
+def pattern_of(call: Call) -> OpPattern:
+    return get_op(call.op.name).pattern
+
+
+def _is_op_call(e: Expr) -> bool:
+    return isinstance(e, Call) and isinstance(e.op, Op)
+
+
+_EPILOGUE = (OpPattern.ELEMWISE, OpPattern.BROADCAST)
+
+
+def _fusable(producer: Call, consumer: Call, g: "Group") -> bool:
+    p, c = pattern_of(producer), pattern_of(consumer)
+    if p == OpPattern.OPAQUE or c == OpPattern.OPAQUE:
+        return False
+    if get_op(producer.op.name).value_inputs or get_op(consumer.op.name).value_inputs:
+        return False  # data-dependent shapes stay alone
+    members = [pattern_of(x) for x in g.calls] + [pattern_of(g.root)]
+    if p in _ANCHORS:  # an anchor joins a group of elementwise epilogues only
+        return g.anchor is None and c in _EPILOGUE and all(m in _EPILOGUE for m in members)
+    if p in _INJECTIVE and c in _INJECTIVE + (OpPattern.COMM_REDUCE,):
+        if g.anchor is None or pattern_of(g.anchor) == OpPattern.COMM_REDUCE:
+            return True  # injective chains, and the inputs of a reduction
+        return p in _EPILOGUE  # side inputs of a dense / conv epilogue
+
+    return False
+
+
+def fusion_groups(func: Function, types=None) -> tuple:
+    """(groups keyed by id of their root call, ids of calls absorbed into another group)."""
+    uses = _Uses()
+    uses.visit(func.body)
+    groups: dict = {}
+    absorbed: set = set()
+    owner: dict = {}  # id(call) -> Group it belongs to
+
+    order: list = []
+
+    class _Collect(ExprVisitor):
+        def visit_function(self, f):
+            return None  # nested functions are compiled on their own
+
+        def visit_call(self, e: Call):
+            super().visit_call(e)
+            if _is_op_call(e):
+                order.append(e)
+
+    def producer_of(arg: Expr):
+        if _is_op_call(arg):
+            return arg
+        if isinstance(arg, Var) and uses.count.get(arg, 0) == 1 and arg not in uses.escaping:
+            value = uses.bound.get(arg)
+            if value is not None and _is_op_call(value):
+                return value
+        return None
+
+    def _build_group(root: Call) -> None:
+        g = Group(root)
+        if pattern_of(root) in _ANCHORS:
+            g.anchor = root
+        _absorb(g, root)
+        g.calls.append(root)
+        owner[id(root)] = g
+        groups[id(root)] = g
+
+    def _absorb(g: Group, consumer: Call) -> None:
+        for arg in consumer.args:
+            prod = producer_of(arg)
+            if prod is not None and id(prod) not in owner and _types_ok(prod, types) and _fusable(prod, consumer, g):
+                if pattern_of(prod) in _ANCHORS:
+                    g.anchor = prod
+                owner[id(prod)] = g
+                absorbed.add(id(prod))
+                g.links[id(arg)] = prod
+                _absorb(g, prod)
+                g.calls.append(prod)
+            else:
+                _add_input(g, arg)
+
+    _Collect().visit(func.body)
+    for call in reversed(order):  # consumers first, so that they absorb their producers
+        if id(call) not in owner:
+            _build_group(call)
+    return groups, absorbed
+
+
+def _types_ok(call: Call, types) -> bool:
+    """Only single-tensor results fuse into a consumer (a tuple result is its own value)."""
+    if types is None:
+        return True
+    from ..ir.types import TensorType
+
+    return isinstance(types[call], TensorType)
+
+
+def _add_input(g: Group, arg: Expr) -> None:
+    if isinstance(arg, Tuple):
+        for f in arg.fields:
+            _add_input(g, f)
+        return
+    if not any(a is arg for a in g.inputs):
+        g.inputs.append(arg)
+

@@ -1,0 +1,210 @@
+"""Kernels of fused groups: a group of operator calls -> te graph -> schedule -> compiled kernel.
+
+The te graph is built from each operator's compute (``nimble.ops.compute``) over placeholders
+whose ``Any`` dims are symbolic vars. A group that is a dense with a constant weight (plus a
+constant bias, activations and a residual add) uses the tuned ``dense`` template with the
+weight packed here, once; every other group gets the generic schedule of
+``nimble.schedules.auto``. Each group records how the VM computes its output shapes at run
+time: expressions of the input dims (data-independent groups), or the operator's own shape
+function (a data-dependent operator, alone in its group).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import te
+from ..codegen.build import Kernel, build
+from ..errors import NimbleError
+from ..ir.expr import Call, Constant, Expr
+from ..ir.types import TensorType, TupleType
+from ..ops.compute import get_compute
+from ..ops.registry import get_op
+from ..schedules.auto import auto_schedule
+from ..te.expr import BinaryOp, IntImm, Var
+
+EPILOGUE_OPS = {"gelu": "gelu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+
+
+class KernelBuildError(NimbleError, ValueError):
+    """A fused group could not be turned into a kernel."""
+
+
+@dataclass
+class GroupKernel:
+    """A compiled group: call ``kernel`` with ``inputs`` (IR exprs or constant arrays) then outputs."""
+
+    name: str
+    kernel: Kernel
+    inputs: list  # IR expressions (values in registers) or numpy arrays (new constants)
+    out_types: list  # [(static shape with None for Any, dtype)]
+    out_shapes: list | None  # per output: dims as JSON shape expressions over (input, dim); None: use shape_func
+    shape_op: Call | None = None  # the data-dependent call whose shape function gives the output shapes
+    template: str = "auto"
+    signature: object = None
+    config: object = None
+    residues: list = field(default_factory=list)
+
+
+def _te_shape(t: TensorType, prefix: str) -> tuple:
+    return tuple(d if isinstance(d, int) else te.var(f"{prefix}{k}") for k, d in enumerate(t.shape))
+
+
+def _static(t: TensorType) -> tuple:
+    return tuple(d if isinstance(d, int) else None for d in t.shape)
+
+
+def _outputs_of(t) -> list:
+    if isinstance(t, TensorType):
+        return [t]
+    if isinstance(t, TupleType) and all(isinstance(f, TensorType) for f in t.fields):
+        return list(t.fields)
+    raise KernelBuildError(f"a kernel result must be a tensor or a tuple of tensors, got {t}")
+
+
+def shape_json(e, var_refs: dict):
+    """A dim expression as JSON over input dims: int | ["dim", input, axis] | [op, a, b]."""
+    if isinstance(e, int):
+        return e
+    if isinstance(e, IntImm):
+        return e.value
+    if isinstance(e, Var):
+        if e not in var_refs:
+            return None
+        return ["dim", *var_refs[e]]
+    if isinstance(e, BinaryOp) and e.symbol in ("+", "-", "*", "//", "%", "min", "max"):
+        a, b = shape_json(e.a, var_refs), shape_json(e.b, var_refs)
+        return None if a is None or b is None else [e.symbol, a, b]
+    return None
+
+
+def eval_shape_json(j, shapes: list) -> int:
+    """Evaluate a ``shape_json`` expression given the input shapes."""
+    if isinstance(j, int):
+        return j
+    if j[0] == "dim":
+        return int(shapes[j[1]][j[2]])
+    a, b = eval_shape_json(j[1], shapes), eval_shape_json(j[2], shapes)
+    return _SHAPE_OPS[j[0]](a, b)
+
+
+_SHAPE_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+              "//": lambda a, b: a // b, "%": lambda a, b: a % b, "min": min, "max": max}
+
+
+def build_group_kernel(group, types, name: str) -> GroupKernel:
+    """Compile a fused group (see ``nimble.passes.fuse``)."""
+    dense = _dense_template_kernel(group, types, name)
+    if dense is not None:
+        return dense
+    placeholders, var_refs = [], {}
+    tensor_of: dict = {}
+    flat_inputs = []
+    for i, inp in enumerate(group.inputs):
+        t = types[inp]
+        if not isinstance(t, TensorType):
+            raise KernelBuildError(f"{name}: input {i} of the group is not a tensor ({t})")
+        shape = _te_shape(t, f"d{i}_")
+        ph = te.placeholder(shape, t.dtype, f"in{i}")
+        for k, d in enumerate(shape):
+            if isinstance(d, Var):
+                var_refs[d] = (i, k)
+        placeholders.append(ph)
+        tensor_of[id(inp)] = ph
+        flat_inputs.append(inp)
+    fresh_vars = []
+    for call in group.calls:
+        args = []
+        for a in call.args:
+            for leaf in (a.fields if hasattr(a, "fields") else (a,)):
+                prod = group.links.get(id(leaf))
+                key = id(prod) if prod is not None else id(leaf)
+                if key not in tensor_of:
+                    raise KernelBuildError(f"{name}: argument of {call.op.name} is neither an input nor fused")
+                args.append(tensor_of[key])
+        outs = _outputs_of(types[call])
+        out_shapes = []
+        for k, o in enumerate(outs):
+            shp = _te_shape(o, f"o{len(fresh_vars)}_{k}_")
+            fresh_vars.extend(d for d in shp if isinstance(d, Var))
+            out_shapes.append(shp)
+        opdef = get_op(call.op.name)
+        result = get_compute(call.op.name)(args, opdef.full_attrs(call.attrs), out_shapes)
+        tensor_of[id(call)] = result
+    root = tensor_of[id(group.root)]
+    outputs = list(root) if isinstance(root, tuple) else [root]
+    sched = auto_schedule(outputs)
+    kernel = build(sched, placeholders + outputs, name=name)
+    out_types = [(_static(o), o.dtype) for o in _outputs_of(types[group.root])]
+    out_shapes = [[shape_json(d, var_refs) for d in o.shape] for o in outputs]
+    shape_op = None
+    if any(d is None for shp in out_shapes for d in shp):
+        if len(group.calls) != 1:
+            raise KernelBuildError(f"{name}: output shape depends on data in a fused group")
+        out_shapes, shape_op = None, group.root
+    return GroupKernel(name, kernel, flat_inputs, out_types, out_shapes, shape_op)
+
+
+# ------------------------------------------------------------------------- dense template
+
+
+def _dense_template_kernel(group, types, name: str):
+    """dense(x, W const) [+ bias const] [activations] [+ residual] through the dense template."""
+    from ..schedules import get_template
+    from ..schedules.dense import dense_signature
+
+    calls = group.calls
+    if not calls or calls[0].op.name != "dense" or group.anchor is not calls[0]:
+        return None
+    d = calls[0]
+    x, w = d.args
+    if not isinstance(w, Constant) or len(w.value.shape) != 2 or isinstance(x, Constant):
+        return None
+    xt = types[x]
+    if not isinstance(xt, TensorType) or len(xt.shape) != 2 or xt.dtype != "float32":
+        return None
+    m, k = w.value.shape
+    bias, epilogue, residuals = None, [], []
+    prev = d
+    for c in calls[1:]:
+        name_ = c.op.name
+        other = [a for a in c.args if not _is(a, prev, group)]
+        if name_ == "add" and len(other) == 1 and bias is None and not epilogue and not residuals and isinstance(
+                other[0], Constant) and other[0].value.shape == (m,):
+            bias = other[0]
+        elif name_ in EPILOGUE_OPS and not other:
+            epilogue.append(EPILOGUE_OPS[name_])
+        elif name_ == "add" and len(other) == 1 and isinstance(types[other[0]], TensorType) and _same_shape(
+                types[other[0]], types[c]) and not isinstance(other[0], Constant):
+            epilogue.append("residual")
+            residuals.append(other[0])
+        else:
+            return None
+        prev = c
+    n = xt.shape[0] if isinstance(xt.shape[0], int) else "n"
+    sig = dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const")
+    tmpl = get_template("dense")
+    space = tmpl.space(sig)
+    cfg = tmpl.fallback(sig, space, {"n": 64})
+    inst = tmpl.instantiate(sig, cfg)
+    kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
+    bn = cfg["tile_cols"]
+    from ..schedules.dense import pack_weight
+
+    inputs = [x, pack_weight(np.asarray(w.value), bn)] + ([bias] if bias is not None else []) + residuals
+    out_t = types[group.root]
+    out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], m]]
+    return GroupKernel(name, kernel, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "dense", sig, cfg,
+                       inst.residues)
+
+
+def _is(arg: Expr, call: Call, group) -> bool:
+    return arg is call or group.links.get(id(arg)) is call
+
+
+def _same_shape(a: TensorType, b: TensorType) -> bool:
+    return len(a.shape) == len(b.shape) and all(
+        (x == y) if isinstance(x, int) and isinstance(y, int) else not isinstance(x, int) and not isinstance(y, int)
+        for x, y in zip(a.shape, b.shape))
+

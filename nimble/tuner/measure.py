@@ -306,9 +306,12 @@ class Measurer:
 
     def _call(self, worker: WorkerProcess, message: dict) -> dict:
         try:
-            return worker.request(message, self.options.timeout_s)
+            reply = worker.request(message, self.options.timeout_s)
         except WorkerLost as exc:
             return {"ok": False, "kind": exc.kind, "message": str(exc)}
+        if reply.get("fatal"):
+            raise TuningError(f"measure {worker.role}: {reply['message']}")
+        return reply
 
     def _build_all(self, description: dict, configs: list[Config]) -> list[MeasureResult | None]:
         if self._pool is None:

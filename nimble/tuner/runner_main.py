@@ -12,7 +12,8 @@ Started by ``measure.Measurer`` as a builder or as the runner. Requests:
   (seconds per call, one per repeat).
 
 A failure replies ``{"ok": false, "kind": KIND, "message": TEXT}`` with ``KIND`` one of
-``build``, ``invalid_config``, ``runtime``, ``wrong_result``. Crashes and hangs have no reply:
+``build``, ``invalid_config``, ``runtime``, ``wrong_result``; a task the worker cannot set up
+at all (its template module does not import) adds ``"fatal": true``. Crashes and hangs have no reply:
 the parent sees the process die or time out. The worker exits when stdin closes or when its
 parent process goes away (a watchdog thread; a hanging kernel call releases the GIL).
 """
@@ -112,6 +113,10 @@ class MeasureWorker:
         start = time.perf_counter()
         try:
             task = self.task(request["task"])
+        except Exception as exc:  # noqa: BLE001 - no config of this task can be measured here
+            return {"ok": False, "fatal": True, "kind": "unknown",
+                    "message": f"the measure worker could not set up the task: {_describe(exc)}"}
+        try:
             index = request["index"]
             if not isinstance(index, int) or not 0 <= index < len(task.space):
                 return _error("invalid_config", f"config index {index!r} is outside [0, {len(task.space)})")

@@ -1,4 +1,6 @@
 """The measure layer: builder pool + runner process, error kinds, the correctness check, timing."""
+import importlib
+import textwrap
 import time
 
 import numpy as np
@@ -107,3 +109,22 @@ def test_compare_outputs_names_the_first_mismatch_and_accepts_close_values():
 def test_measure_options_reject_bad_values(field, value):
     with pytest.raises(TuningError, match=field):
         MeasureOptions(**{field: value})
+
+
+def test_a_template_module_the_workers_cannot_import_is_a_tuning_error_not_error_records(tmp_path, monkeypatch):
+    source = tmp_path / "vanishing_templates.py"
+    source.write_text(textwrap.dedent("""
+        from faulty_templates import FaultyTemplate
+        from nimble.schedules import template
+
+        @template("test_vanishing", "llvm")
+        class VanishingTemplate(FaultyTemplate):
+            pass
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("vanishing_templates")
+    source.unlink()
+    task = Task("test_vanishing", faulty.faulty_signature(), "llvm", "n=1..8")
+    with Measurer(MeasureOptions(n_parallel=1, **FAST)) as m, pytest.raises(TuningError, match="could not set up") as err:
+        m.measure(task, [task.space.config(mode="double")])
+    assert "No module named 'vanishing_templates'" in str(err.value)

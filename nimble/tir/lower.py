@@ -86,7 +86,7 @@ class _Lowerer:
         for v, factor in assume_multiple.items():  # residue variant: v == factor * v_q
             q = Var(f"{v.name}_q")
             body = LetStmt(q, v // factor, substitute_stmt(body, {v: q * factor}))
-        body = simplify_guards(body, {})
+        body = simplify_guards(body, {}) or seq()
         body = partition_loops(body)
         params = tuple(self.buffers[t] for t in self.args)
         return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body, {"assert_messages": tuple(self.messages)})

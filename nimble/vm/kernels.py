@@ -23,6 +23,7 @@ from ..ops.compute import get_compute
 from ..ops.registry import get_op
 from ..schedules.auto import auto_schedule
 from ..te.expr import BinaryOp, IntImm, Var
+from ..te.simplify import simplify
 
 EPILOGUE_OPS = {"gelu": "gelu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
@@ -137,7 +138,7 @@ def build_group_kernel(group, types, name: str) -> GroupKernel:
     sched = auto_schedule(outputs)
     kernel = build(sched, placeholders + outputs, name=name)
     out_types = [(_static(o), o.dtype) for o in _outputs_of(types[group.root])]
-    out_shapes = [[shape_json(d, var_refs) for d in o.shape] for o in outputs]
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in outputs]
     shape_op = None
     if any(d is None for shp in out_shapes for d in shp):
         if len(group.calls) != 1:

@@ -1,0 +1,484 @@
+"""The VM compiler: a type-checked IR module -> bytecode, constants and a kernel library.
+
+Every global function becomes a ``VMFunction``; a closure literal is lifted to one whose first
+parameters are its captured variables. Operator calls are compiled by fused group
+(``nimble.passes.fuse``): each group is one ``InvokePacked`` of a generated kernel, its outputs
+allocated explicitly first — ``AllocStorage`` + ``AllocTensor`` for a static shape, or a host
+shape function (``InvokePacked`` of a ``HostFuncEntry``) then ``AllocStorage`` +
+``AllocTensorReg`` for a dynamic one. A register is killed after its last use in straight-line
+code, which returns its storage to the pool for the next allocation of that size.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import NimbleError
+from ..ir import infer_types
+from ..ir.expr import (
+    Call, Constant, Constructor, Function, GlobalVar, If as IRIf, Let, Match, Op, PatternConstructor, PatternTuple,
+    PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
+)
+from ..ir.types import ADTType, TensorType, TupleType
+from ..ir.visitor import deep_recursion, free_vars
+from ..passes.fuse import fusion_groups
+from . import bytecode as bc
+from .kernels import build_group_kernel
+
+
+class CompileError(NimbleError, ValueError):
+    """The module cannot be compiled for the VM."""
+
+
+def _itemsize(dtype: str) -> int:
+    return np.dtype(dtype).itemsize
+
+
+def input_spec(t) -> dict:
+    """The JSON form of a parameter's type, for the VM's argument checks."""
+    if isinstance(t, TensorType):
+        return {"shape": [d if isinstance(d, int) else None for d in t.shape], "dtype": t.dtype}
+    if isinstance(t, TupleType):
+        return {"kind": "tuple", "fields": [input_spec(f) for f in t.fields]}
+    if isinstance(t, ADTType):
+        return {"kind": "adt", "name": getattr(t, "name", str(t))}
+    return {"kind": "any"}
+
+
+class ModuleCompiler:
+    """Compiles every function of a module; holds the constants and the kernel library."""
+
+    def __init__(self, mod, target: str = "llvm"):
+        self.mod = mod
+        self.target = target
+        self.types = infer_types(mod)
+        self.functions: list = []
+        self.func_index: dict = {name: i for i, name in enumerate(mod.functions)}
+        self.constants: list = []
+        self._const_ids: dict = {}
+        self.packed: list = []
+        self._kernel_cache: dict = {}
+        self._host_cache: dict = {}
+        self.kernels: list = []  # GroupKernel per packed kernel entry, for explain / tuning
+
+    # ------------------------------------------------------------------ library entries
+    def constant(self, value) -> int:
+        key = id(value)
+        if key not in self._const_ids:
+            arr = np.ascontiguousarray(value.value if isinstance(value, Constant) else value)
+            self._const_ids[key] = len(self.constants)
+            self.constants.append(arr)
+            self._keep = getattr(self, "_keep", []) + [value]  # ids stay unique while compiling
+        return self._const_ids[key]
+
+    def kernel(self, group, name: str):
+        """(packed index, GroupKernel) of a group; groups of the same shape share one kernel."""
+        key = _group_key(group, self.types)
+        hit = self._kernel_cache.get(key)
+        if hit is not None:
+            return hit
+        from .executable import KernelEntry
+
+        gk = build_group_kernel(group, self.types, f"k{len(self.packed)}_{name}")
+        entry = KernelEntry.from_kernel(gk.kernel)
+        self.packed.append(entry)
+        self.kernels.append(gk)
+        hit = (len(self.packed) - 1, gk)
+        self._kernel_cache[key] = hit
+        return hit
+
+    def host_func(self, kind: str, **attrs) -> int:
+        import json
+
+        from .executable import HostFuncEntry
+
+        key = (kind, json.dumps(attrs, sort_keys=True, default=str))
+        if key not in self._host_cache:
+            self.packed.append(HostFuncEntry(f"{kind}{len(self.packed)}", kind, attrs.pop("op", ""), attrs))
+            self._host_cache[key] = len(self.packed) - 1
+        return self._host_cache[key]
+
+    # --------------------------------------------------------------------------- driver
+    def compile(self):
+        from .executable import Executable
+
+        with deep_recursion():
+            self.functions = [None] * len(self.func_index)
+            for name, func in list(self.mod.functions.items()):
+                self.functions[self.func_index[name]] = FunctionCompiler(self, func, name).compile()
+        inputs = {}
+        for name in self.mod.functions:
+            ft = self.types.function(name)
+            inputs[name] = [input_spec(t) for t in ft.arg_types]
+        metadata = {"target": self.target, "inputs": inputs}
+        return Executable(tuple(self.functions), tuple(self.constants), tuple(self.packed), dict(self.func_index),
+                          metadata)
+
+    def lift(self, func: Function, captured: list, hint: str) -> int:
+        index = len(self.functions)
+        self.functions.append(None)
+        self.functions[index] = FunctionCompiler(self, func, f"{hint}.closure{index}", captured).compile()
+        return index
+
+
+def _group_key(group, types) -> str:
+    """Groups with the same operators, attributes and input types share one kernel."""
+    parts = [f"{c.op.name}{sorted(c.attrs.as_dict().items())}" for c in group.calls]
+    parts += [f"{types[inp]}{'const' if isinstance(inp, Constant) else ''}" for inp in group.inputs]
+    return "|".join(parts)
+
+
+class FunctionCompiler:
+    """Compiles one function body to a register-machine ``VMFunction``."""
+
+    def __init__(self, mc: ModuleCompiler, func: Function, name: str, captured: list = ()):
+        self.mc = mc
+        self.func = func
+        self.name = name
+        self.instrs: list = []
+        self.nreg = 0
+        self.env: dict = {}
+        self.params = list(captured) + list(func.params)
+        for p in self.params:
+            self.env[p] = self.new_reg()
+        self.groups, self.absorbed = fusion_groups(func, mc.types)
+        self.lets: dict = {}
+
+    def new_reg(self) -> int:
+        self.nreg += 1
+        return self.nreg - 1
+
+    def emit(self, instr) -> int:
+        self.instrs.append(instr)
+        return len(self.instrs) - 1
+
+    def compile(self):
+        result = self.expr(self.func.body)
+        self.emit(bc.Ret(result))
+        instrs = _insert_kills(self.instrs, len(self.params))
+        return bc.VMFunction(self.name, tuple(p.name for p in self.params), tuple(instrs), self.nreg)
+
+    # ------------------------------------------------------------------------ expressions
+    def expr(self, e) -> int:
+        if isinstance(e, Var):
+            if e not in self.env:
+                raise CompileError(f"{self.name}: variable %{e.name} is used outside its scope")
+            return self.env[e]
+        if isinstance(e, Constant):
+            dst = self.new_reg()
+            self.emit(bc.LoadConst(self.mc.constant(e), dst))
+            return dst
+        if isinstance(e, Let):
+            return self._let(e)
+        if isinstance(e, Tuple):
+            regs = tuple(self.expr(f) for f in e.fields)
+            dst = self.new_reg()
+            self.emit(bc.AllocADT(0, regs, dst))
+            return dst
+        if isinstance(e, TupleGetItem):
+            obj = self.expr(e.tuple_value)
+            dst = self.new_reg()
+            self.emit(bc.GetField(obj, e.index, dst))
+            return dst
+        if isinstance(e, IRIf):
+            return self._if(e)
+        if isinstance(e, Match):
+            return self._match(e)
+        if isinstance(e, Call):
+            return self._call(e)
+        if isinstance(e, GlobalVar):
+            dst = self.new_reg()
+            self.emit(bc.AllocClosure(self.mc.func_index[e.name], (), dst))
+            return dst
+        if isinstance(e, Constructor):
+            if e.inputs:
+                raise CompileError(f"{self.name}: constructor {e.name} used as a value needs its fields")
+            dst = self.new_reg()
+            self.emit(bc.AllocADT(e.tag, (), dst))
+            return dst
+        if isinstance(e, Function):
+            captured = sorted(free_vars(e), key=lambda v: v.id)
+            index = self.mc.lift(e, captured, self.name)
+            dst = self.new_reg()
+            self.emit(bc.AllocClosure(index, tuple(self.expr(v) for v in captured), dst))
+            return dst
+        raise CompileError(f"{self.name}: cannot compile {type(e).__name__}")
+
+    def _let(self, e: Let) -> int:
+        while isinstance(e, Let):
+            if id(e.value) in self.absorbed:
+                self.lets[e.var] = e.value
+            else:
+                self.env[e.var] = self.expr(e.value)
+            e = e.body
+        return self.expr(e)
+
+    def _if(self, e: IRIf) -> int:
+        cond = self.expr(e.cond)
+        one = self.new_reg()
+        self.emit(bc.LoadConsti(1, one))
+        branch = self.emit(None)
+        dst = self.new_reg()
+        saved = dict(self.env)
+        self.emit(bc.Move(self.expr(e.then_branch), dst))
+        goto = self.emit(None)
+        self.env = dict(saved)
+        else_start = len(self.instrs)
+        self.emit(bc.Move(self.expr(e.else_branch), dst))
+        self.env = saved
+        end = len(self.instrs)
+        self.instrs[branch] = bc.If(cond, one, 1, else_start - branch)
+        self.instrs[goto] = bc.Goto(end - goto)
+        return dst
+
+    def _match(self, e: Match) -> int:
+        data = self.expr(e.data)
+        dst = self.new_reg()
+        ends = []
+        for clause in e.clauses:
+            saved = dict(self.env)
+            fails: list = []
+            self._pattern(clause.pattern, data, fails)
+            self.emit(bc.Move(self.expr(clause.body), dst))
+            ends.append(self.emit(None))
+            self.env = saved
+            here = len(self.instrs)
+            for f in fails:
+                test, target = self.instrs[f]
+                self.instrs[f] = bc.If(test, target, 1, here - f)
+        self.emit(bc.Fatal(f"{self.name}: no match clause matched"))
+        end = len(self.instrs)
+        for g in ends:
+            self.instrs[g] = bc.Goto(end - g)
+        return dst
+
+    def _pattern(self, p, reg: int, fails: list) -> None:
+        if isinstance(p, PatternWildcard):
+            return
+        if isinstance(p, PatternVar):
+            self.env[p.var] = reg
+            return
+        if isinstance(p, PatternConstructor):
+            tag = self.new_reg()
+            self.emit(bc.GetTag(reg, tag))
+            want = self.new_reg()
+            self.emit(bc.LoadConsti(p.constructor.tag, want))
+            fails.append(self.emit((tag, want)))
+        if isinstance(p, (PatternConstructor, PatternTuple)):
+            for i, sub in enumerate(p.patterns):
+                if isinstance(sub, PatternWildcard):
+                    continue
+                field = self.new_reg()
+                self.emit(bc.GetField(reg, i, field))
+                self._pattern(sub, field, fails)
+
+    # -------------------------------------------------------------------------- calls
+    def _call(self, e: Call) -> int:
+        if isinstance(e.op, GlobalVar):
+            args = tuple(self.expr(a) for a in e.args)
+            dst = self.new_reg()
+            self.emit(bc.Invoke(self.mc.func_index[e.op.name], args, dst))
+            return dst
+        if isinstance(e.op, Constructor):
+            args = tuple(self.expr(a) for a in e.args)
+            dst = self.new_reg()
+            self.emit(bc.AllocADT(e.op.tag, args, dst))
+            return dst
+        if isinstance(e.op, Op):
+            group = self.groups.get(id(e))
+            if group is None:
+                raise CompileError(f"{self.name}: operator call {e.op.name} belongs to no fused group")
+            return self._group(group)
+        closure = self.expr(e.op)
+        args = tuple(self.expr(a) for a in e.args)
+        dst = self.new_reg()
+        self.emit(bc.InvokeClosure(closure, args, dst))
+        return dst
+
+    def _input(self, x) -> int:
+        if isinstance(x, np.ndarray):
+            dst = self.new_reg()
+            self.emit(bc.LoadConst(self.mc.constant(x), dst))
+            return dst
+        if isinstance(x, Var) and x in self.lets:
+            raise CompileError(f"{self.name}: %{x.name} was fused away but is used as an input")
+        return self.expr(x)
+
+    def _group(self, group) -> int:
+        index, gk = self.mc.kernel(group, group.name)
+        if gk.template == "dense":  # the packed weight belongs to this group's dense
+            gk = _with_inputs(gk, self.mc, group)
+        ins = [self._input(x) for x in gk.inputs]
+        outs = self._alloc_outputs(gk, ins)
+        self.emit(bc.InvokePacked(index, tuple(ins) + tuple(outs), len(outs)))
+        if len(outs) == 1 and len(gk.out_types) == 1 and not _is_tuple_root(group, self.mc.types):
+            return outs[0]
+        dst = self.new_reg()
+        self.emit(bc.AllocADT(0, tuple(outs), dst))
+        return dst
+
+    def _static_tensor(self, shape, dtype) -> int:
+        nbytes = int(np.prod(shape, dtype=np.int64)) * _itemsize(dtype)
+        size = self.new_reg()
+        self.emit(bc.LoadConsti(nbytes, size))
+        storage = self.new_reg()
+        self.emit(bc.AllocStorage(size, 64, 0, storage))
+        dst = self.new_reg()
+        self.emit(bc.AllocTensor(storage, 0, tuple(shape), dtype, dst))
+        return dst
+
+    def _alloc_outputs(self, gk, ins: list) -> list:
+        if all(None not in shape for shape, _ in gk.out_types):
+            return [self._static_tensor(shape, dtype) for shape, dtype in gk.out_types]
+        if gk.shape_op is not None:
+            call = gk.shape_op
+            host = self.mc.host_func("op_shape", op=call.op.name, attrs=call.attrs.as_dict(),
+                                     itemsizes=[_itemsize(d) for _, d in gk.out_types])
+            op_args = [self.expr(a) for a in call.args]
+        else:
+            host = self.mc.host_func("shape_expr", shapes=gk.out_shapes, itemsizes=[_itemsize(d) for _, d in gk.out_types])
+            op_args = ins
+        shape_regs, size_regs = [], []
+        for shape, _ in gk.out_types:
+            shape_regs.append(self._static_tensor((len(shape),), "int64"))
+            size_regs.append(self._static_tensor((), "int64"))
+        pairs = [r for pair in zip(shape_regs, size_regs) for r in pair]
+        self.emit(bc.InvokePacked(host, tuple(op_args) + tuple(pairs), len(pairs)))
+        outs = []
+        for (shape, dtype), sreg, zreg in zip(gk.out_types, shape_regs, size_regs):
+            storage = self.new_reg()
+            self.emit(bc.AllocStorage(zreg, 64, 0, storage))
+            dst = self.new_reg()
+            self.emit(bc.AllocTensorReg(storage, 0, sreg, dtype, dst))
+            outs.append(dst)
+        return outs
+
+
+def _is_tuple_root(group, types) -> bool:
+    return isinstance(types[group.root], TupleType)
+
+
+def _with_inputs(gk, mc, group):
+    """The dense kernel's inputs for this group: its own weight, packed (the kernel is shared)."""
+    from dataclasses import replace
+
+    from ..schedules.dense import pack_weight
+
+    dense = group.calls[0]
+    w = dense.args[1]
+    cache = mc.__dict__.setdefault("_packed", {})
+    key = (id(w), gk.config["tile_cols"])
+    if key not in cache:
+        cache[key] = pack_weight(np.asarray(w.value), gk.config["tile_cols"])
+    bias = [a for c in group.calls[1:2] for a in c.args if isinstance(a, Constant)]
+    inputs = [dense.args[0], cache[key]] + (bias[:1] if gk.signature.attr("bias") else []) + _residuals(group)
+    return replace(gk, inputs=inputs)
+
+
+def _residuals(group) -> list:
+    out = []
+    prev = group.calls[0]
+    for c in group.calls[1:]:
+        if c.op.name == "add":
+            others = [a for a in c.args if not (a is prev or group.links.get(id(a)) is prev)]
+            if others and not isinstance(others[0], Constant):
+                out.append(others[0])
+        prev = c
+    return out
+
+
+def _reads(instr) -> list:
+    """Registers an instruction reads."""
+    if isinstance(instr, bc.Move):
+        return [instr.src]
+    if isinstance(instr, bc.Ret):
+        return [instr.result]
+    if isinstance(instr, (bc.Invoke, bc.InvokePacked)):
+        return list(instr.args)
+    if isinstance(instr, bc.InvokeClosure):
+        return [instr.closure, *instr.args]
+    if isinstance(instr, bc.AllocStorage):
+        return [instr.size]
+    if isinstance(instr, bc.AllocTensor):
+        return [instr.storage]
+    if isinstance(instr, bc.AllocTensorReg):
+        return [instr.storage, instr.shape_reg]
+    if isinstance(instr, bc.AllocADT):
+        return list(instr.fields)
+    if isinstance(instr, bc.AllocClosure):
+        return list(instr.captured)
+    if isinstance(instr, (bc.GetField, bc.GetTag)):
+        return [instr.obj]
+    if isinstance(instr, bc.If):
+        return [instr.test, instr.target]
+    if isinstance(instr, (bc.ShapeOf,)):
+        return [instr.tensor]
+    if isinstance(instr, bc.ReshapeTensor):
+        return [instr.tensor, instr.newshape]
+    if isinstance(instr, bc.DeviceCopy):
+        return [instr.src]
+    return []
+
+
+def _insert_kills(instrs: list, nparams: int) -> list:
+    """KillRegister after the last read of a register in straight-line code (no jump in between).
+
+    Jumps are relative, so inserting instructions shifts them: kills are only inserted in
+    blocks that no jump crosses; offsets of jumps are recomputed for the others."""
+    n = len(instrs)
+    block_of = [0] * n
+    block = 0
+    starts = {0}
+    for i, ins in enumerate(instrs):
+        if isinstance(ins, bc.If):
+            starts.update((i + 1, i + ins.true_offset, i + ins.false_offset))
+        elif isinstance(ins, bc.Goto):
+            starts.update((i + 1, i + ins.offset))
+        elif isinstance(ins, (bc.Ret, bc.Fatal)):
+            starts.add(i + 1)
+    for i in range(n):
+        if i in starts:
+            block += 1
+        block_of[i] = block
+    defined_in: dict = {}
+    last_read: dict = {}
+    for i, ins in enumerate(instrs):
+        for r in _reads(ins):
+            last_read[r] = i
+        dst = getattr(ins, "dst", None)
+        if dst is not None and dst not in defined_in:
+            defined_in[dst] = i
+    kills_after: dict = {}
+    moved_into = {ins.dst for ins in instrs if isinstance(ins, bc.Move)}
+    for r, i in last_read.items():
+        if r < nparams or r in moved_into or r not in defined_in:
+            continue
+        if block_of[defined_in[r]] != block_of[i] or isinstance(instrs[i], bc.Ret):
+            continue
+        if any(getattr(instrs[j], "dst", None) == r for j in range(defined_in[r] + 1, i + 1)):
+            continue
+        kills_after.setdefault(i, []).append(r)
+    out, new_index = [], []
+    for i, ins in enumerate(instrs):
+        new_index.append(len(out))
+        out.append(ins)
+        for r in kills_after.get(i, ()):
+            out.append(bc.KillRegister(r))
+    new_index.append(len(out))
+    for i, ins in enumerate(instrs):
+        at = new_index[i]
+        if isinstance(ins, bc.If):
+            out[at] = bc.If(ins.test, ins.target, new_index[i + ins.true_offset] - at,
+                            new_index[i + ins.false_offset] - at)
+        elif isinstance(ins, bc.Goto):
+            out[at] = bc.Goto(new_index[i + ins.offset] - at)
+    return out
+
+
+def compile(mod, target: str = "llvm", records=None):  # noqa: A001 - nimble.compile
+    """Compile an IR module for the VM: ``Executable``, run with ``VirtualMachine(exe).run(...)``."""
+    if records is not None:
+        raise CompileError("compile: tuning records are used through nimble.dispatch (not available yet); "
+                           "pass records=None for the templates' fallback configs")
+    if "main" not in mod.functions:
+        raise CompileError("compile: the module has no 'main' function")
+    return ModuleCompiler(mod, target).compile()

@@ -128,7 +128,7 @@ def parse_shape(text: str | Sequence) -> tuple:
 
 
 def parse_bucket_spec(text: str) -> BucketSpec:
-    """A ``--bucket`` value: ``n=1:512`` (powers of two), ``n=1:8,9:32`` (ranges), ``n=1..512``, ``n=64``, ``n=pow2:512``."""
+    """One ``--bucket`` value: ``n=1:512`` (powers of two), ``n=1:8,9:32`` (ranges), ``n=1..512``, ``n=64``."""
     dim, sep, body = text.partition("=")
     dim, body = dim.strip(), body.strip()
     if not sep or not dim.isidentifier() or not body:

@@ -139,7 +139,7 @@ def test_a_tuner_killed_mid_run_loses_at_most_its_batch_in_flight_and_resumes_wi
     workers = _children(child.pid)
     child.send_signal(signal.SIGKILL)
     log = child.communicate()[1]
-    assert child.returncode == -signal.SIGKILL
+    assert child.returncode == -signal.SIGKILL, log
     before = db.records()
     committed = log.count("committed 2 records")
     assert 4 <= len(before) < 40

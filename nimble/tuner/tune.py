@@ -117,6 +117,7 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
     tuner = make_tuner(tuner_name, task, seed)
     fallback = task.fallback()
     measured = _resume(task, db, host, tuner, summary, fallback.index) if resume else set()
+    _learn_other_buckets(task, db, host, tuner)
     best_at = summary.trials
     bar = _progress_bar(task, n_trials, summary, progress)
     try:
@@ -156,6 +157,27 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
         bar.close()
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def _learn_other_buckets(task: Task, db: Database, host, tuner: Tuner, limit: int = 400) -> None:
+    """Records of the same workload in other buckets train a model that takes shape features
+    (the xgb tuner's ``load_history``): one model learns across a task's buckets."""
+    load = getattr(tuner, "load_history", None)
+    if load is None:
+        return
+    by_bucket: dict = {}
+    for record in db.records(workload=task.workload_key, target=task.target, host=host):
+        if str(record.bucket) == str(task.bucket) or record.error_kind is not None:
+            continue
+        by_bucket.setdefault(str(record.bucket), []).append(record)
+    for bucket, records in by_bucket.items():
+        try:
+            other = Task(task.template, task.signature, task.target, bucket)
+        except TuningError:
+            continue
+        records = records[:limit]
+        configs = [task.space.get(r.config_index) for r in records if r.config_index < len(task.space)]
+        load(other, configs, [r.mean_cost for r in records][:len(configs)])
 
 
 def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, fallback_index: int) -> set[int]:

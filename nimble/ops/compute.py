@@ -26,7 +26,8 @@ Semantics are numpy's, as in each op's `reference`, with these rules for symboli
 - `argmax` returns the first index of the maximum; NaN is not treated as the maximum (numpy's is).
 - dtypes are te's: float32/64, int32/64, bool (float16, int8 and uint8 have no compute).
 
-Ops with no compute are listed in `NO_COMPUTE` with the reason.
+Ops with no compute would be listed in `NO_COMPUTE` with the reason; today every registered op has one
+(`nonzero` too: an O(size^2) count-then-search, see its docstring).
 """
 from __future__ import annotations
 

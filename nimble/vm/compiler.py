@@ -10,6 +10,8 @@ code, which returns its storage to the pool for the next allocation of that size
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import NimbleError
@@ -64,7 +66,7 @@ class ModuleCompiler:
     def constant(self, value) -> int:
         key = id(value)
         if key not in self._const_ids:
-            arr = np.ascontiguousarray(value.value if isinstance(value, Constant) else value)
+            arr = np.array(value.value if isinstance(value, Constant) else value, order="C")
             self._const_ids[key] = len(self.constants)
             self.constants.append(arr)
             self._keep = getattr(self, "_keep", []) + [value]  # ids stay unique while compiling
@@ -305,8 +307,11 @@ class FunctionCompiler:
 
     def _group(self, group) -> int:
         index, gk = self.mc.kernel(group, group.name)
-        if gk.template == "dense":  # the packed weight belongs to this group's dense
+        # the kernel may have been built for another group of the same shape: take this one's inputs
+        if gk.template == "dense":  # (and the dense's own weight, packed)
             gk = _with_inputs(gk, self.mc, group)
+        else:
+            gk = replace(gk, inputs=list(group.inputs), shape_op=group.root if gk.shape_op is not None else None)
         ins = [self._input(x) for x in gk.inputs]
         outs = self._alloc_outputs(gk, ins)
         self.emit(bc.InvokePacked(index, tuple(ins) + tuple(outs), len(outs)))
@@ -359,8 +364,6 @@ def _is_tuple_root(group, types) -> bool:
 
 def _with_inputs(gk, mc, group):
     """The dense kernel's inputs for this group: its own weight, packed (the kernel is shared)."""
-    from dataclasses import replace
-
     from ..schedules.dense import pack_weight
 
     dense = group.calls[0]

@@ -1,0 +1,431 @@
+"""The executable: VM functions, constants, the packed-function library, metadata; one file on disk.
+
+File layout (integers little-endian):
+
+    magic  b"NIMBLEVM"              8 bytes
+    format version                  u32
+    header length                   u64
+    total file length               u64
+    header                          JSON (utf-8): functions (JSON bytecode), constants and kernel
+                                    records pointing at sections, entry, metadata, section table
+    sections                        .npy bytes of each constant (allow_pickle=False), object code
+    sha256 of everything above      32 bytes
+
+Loading checks size, magic, version, checksum, and that this CPU has the file's target features,
+then links the object code with ``LoadedObject`` (no LLVM compilation). No pickle anywhere.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import json
+import os
+import struct
+import tempfile
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..codegen.threads import num_threads
+from ..errors import FormatError, NimbleError, OutOfRangeError, ShapeError
+from ..errors import TypeError as NimbleTypeError
+from .bytecode import disassemble, function_from_json, function_to_json
+from .values import ADT
+
+MAGIC = b"NIMBLEVM"
+FORMAT_VERSION = 1
+_PREAMBLE = struct.Struct("<8sIQQ")
+_DIGEST = 32
+
+
+@dataclass(frozen=True)
+class KernelEntry:
+    """A compiled kernel: ``variants`` are ``(conds, symbol)``, residue variants first (conds of
+    ``(arg_index, dim_index, factor)``), the general symbol last with empty conds. ``object_code``
+    is one object file, or a tuple of them when variants were compiled apart. A symbol names the
+    function; the ``.pyarrays`` entry taking numpy arrays is the one called."""
+
+    name: str
+    object_code: bytes | tuple
+    variants: tuple
+    arg_dtypes: tuple
+    arg_ndims: tuple
+    shape_vars: tuple
+    assert_messages: tuple = ()
+
+    @staticmethod
+    def from_kernel(kernel) -> KernelEntry:
+        """The entry for a ``nimble.build`` kernel (its residue variants included)."""
+        args = [(b.shape, b.dtype) for b in kernel.general.func.params]
+
+        def where(var):
+            for i, (shape, _) in enumerate(args):
+                for k, d in enumerate(shape):
+                    if d is var:
+                        return i, k
+            raise NimbleError(f"{kernel.name}: shape variable {var} is bound by no argument dimension")
+
+        variants = tuple((tuple((*where(v), f) for v, f in conds), cf.func.name) for conds, cf in kernel.variants)
+        objects = tuple(cf.object_code for _, cf in kernel.variants) + (kernel.general.object_code,)
+        return KernelEntry(kernel.name, objects if len(objects) > 1 else objects[0],
+                           variants + (((), kernel.general.func.name),),
+                           tuple(str(np.dtype(dt)) for _, dt in args), tuple(len(s) for s, _ in args),
+                           tuple(where(v) for v in kernel.func.shape_vars),
+                           tuple(kernel.func.attrs.get("assert_messages", ())))
+
+
+@dataclass(frozen=True)
+class HostFuncEntry:
+    """A Python function run on the host. Kind ``"shape_func"``: operator ``op``'s shape function
+    with ``attrs``; ``input_modes`` per input: ``"value"`` (as is, the default) or ``"shape"``
+    (the register holds a tensor; its shape is passed)."""
+
+    name: str
+    kind: str
+    op: str
+    attrs: dict = field(default_factory=dict)
+    input_modes: tuple = ()
+
+
+def host_metadata(**extra) -> dict:
+    """Target, CPU, features and version of this host, for ``Executable.metadata``."""
+    from .. import __version__
+    from ..codegen import jit
+
+    h = jit.host()
+    return {"target": "llvm", "triple": h.triple, "cpu": h.cpu, "features": h.features,
+            "nimble_version": __version__, **extra}
+
+
+@dataclass(frozen=True)
+class Executable:
+    """Everything a ``VirtualMachine`` runs. ``metadata["inputs"][name]`` declares input types."""
+
+    functions: tuple
+    constants: tuple
+    packed: tuple
+    entry: dict
+    metadata: dict = field(default_factory=dict)
+    _linked: list = field(default_factory=list, init=False, compare=False, repr=False)
+
+    def function_index(self, name: str) -> int:
+        if name not in self.entry:
+            raise NimbleError(f"the executable has no function {name!r}; it has {sorted(self.entry)}")
+        return self.entry[name]
+
+    def disassemble(self) -> str:
+        fnames = [f.name for f in self.functions]
+        pnames = [p.name for p in self.packed]
+        return "\n\n".join(disassemble(f, fnames, pnames) for f in self.functions)
+
+    def library(self) -> list:
+        """The packed functions linked into this process (once; shared by every VM)."""
+        if not self._linked:
+            with _link_lock:
+                if not self._linked:
+                    self._linked.append([link_packed(p) for p in self.packed])
+        return self._linked[0]
+
+    def save(self, path) -> None:
+        """Write the executable to ``path`` (atomically: a temporary file, then a rename)."""
+        data = serialize(self)
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    @staticmethod
+    def load(path) -> Executable:
+        """Read, check and link an executable written by ``save``."""
+        with open(path, "rb") as f:
+            data = f.read()
+        exe = deserialize(data, str(path))
+        exe.library()
+        return exe
+
+
+_link_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------- linking
+
+class LinkedKernel:
+    """A ``KernelEntry`` linked into this process, its ctypes prototypes made once."""
+
+    def __init__(self, entry: KernelEntry):
+        from ..codegen import jit
+        from ..codegen.llvm import PYARRAY_SUFFIX
+
+        self.name = entry.name
+        n_args = len(entry.arg_dtypes)
+        if len(entry.arg_ndims) != n_args or not entry.variants or entry.variants[-1][0] != ():
+            raise FormatError(f"kernel {entry.name}: arg_dtypes/arg_ndims differ in length or the last variant "
+                              f"is not the general one (empty conds)")
+        for a, d, *_ in [s for s in entry.shape_vars] + [c for conds, _ in entry.variants for c in conds]:
+            if not (0 <= a < n_args and 0 <= d < entry.arg_ndims[a]):
+                raise FormatError(f"kernel {entry.name}: (arg {a}, dim {d}) is not a dimension of its arguments")
+        objects = entry.object_code if isinstance(entry.object_code, tuple) else (entry.object_code,)
+        self._objects = [jit.LoadedObject(bytes(o)) for o in objects]
+        proto = ctypes.CFUNCTYPE(ctypes.c_int32, *([ctypes.py_object] * n_args
+                                                   + [ctypes.c_int64] * len(entry.shape_vars) + [ctypes.c_int32]))
+        cfuncs = []
+        for _, symbol in entry.variants:
+            symbol = symbol if symbol.endswith(PYARRAY_SUFFIX) else symbol + PYARRAY_SUFFIX
+            cfuncs.append(proto(self._address(symbol)))
+        self.general = cfuncs[-1]
+        self.choices = tuple((conds, cf) for (conds, _), cf in zip(entry.variants[:-1], cfuncs[:-1]))
+        self.variant_symbols = tuple(sym for _, sym in entry.variants)
+        self.dtypes = tuple(np.dtype(d) for d in entry.arg_dtypes)
+        self.ndims = tuple(entry.arg_ndims)
+        self.shape_vars = tuple(entry.shape_vars)
+        self.assert_messages = tuple(entry.assert_messages)
+
+    def _address(self, symbol: str) -> int:
+        for obj in self._objects:
+            try:
+                return obj.address(symbol)
+            except NimbleError:
+                continue
+        raise FormatError(f"kernel {self.name}: symbol {symbol!r} is in none of its object files")
+
+    def __call__(self, vals: list) -> None:
+        """Run on ``vals`` (inputs then preallocated outputs)."""
+        ndarray = np.ndarray
+        if len(vals) != len(self.dtypes):
+            raise NimbleError(f"kernel {self.name}: expected {len(self.dtypes)} arguments, got {len(vals)}")
+        for v, dt, nd in zip(vals, self.dtypes, self.ndims):
+            if v.__class__ is not ndarray or v.dtype is not dt or v.ndim != nd:
+                self._check_args(vals)
+        svals = [vals[a].shape[d] for a, d in self.shape_vars]
+        cfunc = self.general
+        for conds, cf in self.choices:
+            for a, d, factor in conds:
+                if vals[a].shape[d] % factor:
+                    break
+            else:
+                cfunc = cf
+                break
+        status = cfunc(*vals, *svals, num_threads())
+        if status:
+            self._raise_status(status)
+
+    def _check_args(self, vals: list) -> None:
+        for i, (v, dt, nd) in enumerate(zip(vals, self.dtypes, self.ndims)):
+            if not isinstance(v, np.ndarray):
+                raise NimbleTypeError(f"kernel {self.name}: argument #{i} must be a tensor, got {type(v).__name__}")
+            if v.dtype != dt:
+                raise NimbleTypeError(f"kernel {self.name}: argument #{i} must have dtype {dt}, got {v.dtype}")
+            if v.ndim != nd:
+                raise ShapeError(f"kernel {self.name}: argument #{i} must have rank {nd}, got shape {v.shape}")
+            if not v.flags.c_contiguous:
+                raise ShapeError(f"kernel {self.name}: argument #{i} must be C-contiguous")
+
+    def _raise_status(self, status: int):
+        if status == 1:
+            raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
+        if 2 <= status < 2 + len(self.assert_messages):
+            raise OutOfRangeError(f"{self.name}: {self.assert_messages[status - 2]}")
+        raise NimbleError(f"{self.name}: the kernel returned the unknown status {status}")
+
+
+class LinkedHostFunc:
+    """A ``HostFuncEntry`` resolved to its Python function."""
+
+    def __init__(self, entry: HostFuncEntry):
+        from ..ops import get_op
+
+        if entry.kind != "shape_func":
+            raise FormatError(f"host function {entry.name}: unknown kind {entry.kind!r} (known: 'shape_func')")
+        try:
+            op = get_op(entry.op)
+            self.attrs = op.full_attrs(dict(entry.attrs))
+        except NimbleError as exc:
+            raise FormatError(f"host function {entry.name}: {exc}") from None
+        bad = [m for m in entry.input_modes if m not in ("value", "shape")]
+        if bad:
+            raise FormatError(f"host function {entry.name}: input modes must be 'value' or 'shape', got {bad}")
+        self.name = entry.name
+        self.op = entry.op
+        self.shape_func = op.shape_func
+        self.modes = tuple(entry.input_modes)
+
+    def _input(self, v, mode: str):
+        if isinstance(v, ADT):
+            return [self._input(x, mode) for x in v.fields]
+        return np.array(v.shape, dtype=np.int64) if mode == "shape" else v
+
+    def __call__(self, vals: list, output_count: int) -> None:
+        n_in = len(vals) - output_count
+        modes = self.modes or ("value",) * n_in
+        ins = [self._input(v, m) for v, m in zip(vals[:n_in], modes)]
+        shapes = self.shape_func(*ins, **self.attrs)
+        if len(shapes) != output_count:
+            raise ShapeError(f"{self.name}: the shape function of {self.op} gave {len(shapes)} shapes for "
+                             f"{output_count} output registers")
+        for k, (out, s) in enumerate(zip(vals[n_in:], shapes)):
+            s = np.asarray(s, dtype=np.int64)
+            if out.shape != s.shape:
+                raise ShapeError(f"{self.name}: output {k} of the shape function of {self.op} is a rank-{s.size} "
+                                 f"shape, but its register holds an array of shape {out.shape}")
+            out[...] = s
+
+
+def link_packed(entry):
+    """The callable for one packed-function entry."""
+    if isinstance(entry, KernelEntry):
+        return LinkedKernel(entry)
+    if isinstance(entry, HostFuncEntry):
+        from .host_shapes import HOST_KINDS
+
+        if entry.kind in HOST_KINDS:
+            return HOST_KINDS[entry.kind](entry)
+        return LinkedHostFunc(entry)
+    raise FormatError(f"packed function {entry!r} is neither a KernelEntry nor a HostFuncEntry")
+
+
+# ---------------------------------------------------------------- serialisation
+
+def _encode_attr(v):
+    if isinstance(v, tuple):
+        return {"__tuple__": [_encode_attr(x) for x in v]}
+    if isinstance(v, list):
+        return [_encode_attr(x) for x in v]
+    if isinstance(v, dict):
+        return {"__dict__": [[k, _encode_attr(x)] for k, x in v.items()]}
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise FormatError(f"save: attribute value {v!r} ({type(v).__name__}) cannot be written")
+
+
+def _decode_attr(v):
+    if isinstance(v, dict):
+        if "__tuple__" in v:
+            return tuple(_decode_attr(x) for x in v["__tuple__"])
+        return {k: _decode_attr(x) for k, x in v["__dict__"]}
+    if isinstance(v, list):
+        return [_decode_attr(x) for x in v]
+    return v
+
+
+def serialize(exe: Executable) -> bytes:
+    sections: list[bytes] = []
+
+    def section(blob: bytes) -> int:
+        sections.append(blob)
+        return len(sections) - 1
+
+    constants = []
+    for i, c in enumerate(exe.constants):
+        buf = io.BytesIO()
+        try:
+            np.save(buf, np.asarray(c, order="C"), allow_pickle=False)
+        except ValueError as exc:
+            raise FormatError(f"save: constant {i} ({np.asarray(c).dtype}) cannot be written without pickle") from exc
+        constants.append(section(buf.getvalue()))
+    packed = []
+    for p in exe.packed:
+        if isinstance(p, KernelEntry):
+            objects = p.object_code if isinstance(p.object_code, tuple) else (p.object_code,)
+            packed.append({"type": "kernel", "name": p.name, "objects": [section(bytes(o)) for o in objects],
+                           "variants": [[[list(c) for c in conds], sym] for conds, sym in p.variants],
+                           "arg_dtypes": list(p.arg_dtypes), "arg_ndims": list(p.arg_ndims),
+                           "shape_vars": [list(s) for s in p.shape_vars],
+                           "assert_messages": list(p.assert_messages)})
+        elif isinstance(p, HostFuncEntry):
+            packed.append({"type": "host", "name": p.name, "kind": p.kind, "op": p.op,
+                           "attrs": _encode_attr(dict(p.attrs)), "input_modes": list(p.input_modes)})
+        else:
+            raise FormatError(f"save: packed function {p!r} is neither a KernelEntry nor a HostFuncEntry")
+    offsets, pos = [], 0
+    for s in sections:
+        offsets.append([pos, len(s)])
+        pos += len(s)
+    header = json.dumps({
+        "functions": [function_to_json(f) for f in exe.functions], "constants": constants, "packed": packed,
+        "entry": dict(exe.entry), "metadata": _encode_attr(dict(exe.metadata)), "sections": offsets,
+    }, separators=(",", ":")).encode()
+    total = _PREAMBLE.size + len(header) + pos + _DIGEST
+    body = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(header), total) + header + b"".join(sections)
+    return body + hashlib.sha256(body).digest()
+
+
+def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
+    """The executable in ``data``; ``FormatError`` naming what is wrong with it."""
+    if len(data) < _PREAMBLE.size + _DIGEST:
+        raise FormatError(f"{where}: truncated: {len(data)} bytes is shorter than any nimble executable")
+    magic, version, header_len, total = _PREAMBLE.unpack_from(data)
+    if magic != MAGIC:
+        raise FormatError(f"{where}: not a nimble executable (magic {magic!r}, expected {MAGIC!r})")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"{where}: format version {version} is not supported (this nimble reads version "
+                          f"{FORMAT_VERSION}); rebuild the executable")
+    if len(data) < total:
+        raise FormatError(f"{where}: truncated: {len(data)} bytes, the file says {total}")
+    if len(data) > total:
+        raise FormatError(f"{where}: {len(data) - total} unexpected bytes after the end ({total} bytes)")
+    if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
+        raise FormatError(f"{where}: checksum mismatch: the file is corrupt or was altered")
+    try:
+        header = json.loads(data[_PREAMBLE.size:_PREAMBLE.size + header_len])
+        base = _PREAMBLE.size + header_len
+        sections = [data[base + off:base + off + size] for off, size in header["sections"]]
+        metadata = _decode_attr(header["metadata"])
+        check_target(metadata, where)
+        constants = tuple(_load_constant(sections[i]) for i in header["constants"])
+        packed = tuple(_packed_from(p, sections) for p in header["packed"])
+        functions = tuple(function_from_json(f) for f in header["functions"])
+        entry = {str(k): int(v) for k, v in header["entry"].items()}
+    except FormatError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise FormatError(f"{where}: malformed header ({type(exc).__name__}: {exc})") from None
+    return Executable(functions, constants, packed, entry, metadata)
+
+
+def _load_constant(blob: bytes) -> np.ndarray:
+    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+    arr = np.asarray(arr, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
+    arr.flags.writeable = False
+    return arr
+
+
+def _packed_from(p: dict, sections: list):
+    if p["type"] == "kernel":
+        objects = tuple(sections[i] for i in p["objects"])
+        return KernelEntry(p["name"], objects if len(objects) > 1 else objects[0],
+                           tuple((tuple(tuple(c) for c in conds), sym) for conds, sym in p["variants"]),
+                           tuple(p["arg_dtypes"]), tuple(p["arg_ndims"]), tuple(tuple(s) for s in p["shape_vars"]),
+                           tuple(p["assert_messages"]))
+    if p["type"] == "host":
+        return HostFuncEntry(p["name"], p["kind"], p["op"], _decode_attr(p["attrs"]), tuple(p["input_modes"]))
+    raise FormatError(f"unknown packed function type {p['type']!r}")
+
+
+def check_target(metadata: dict, where: str) -> None:
+    """``FormatError`` unless this host can run code built for the metadata's target."""
+    target = metadata.get("target", "llvm")
+    if target.split()[0] != "llvm":
+        raise FormatError(f"{where}: built for target {target!r}; this VM runs llvm (CPU) code only")
+    if not metadata.get("features") and not metadata.get("triple"):
+        return
+    from ..codegen import jit
+
+    h = jit.host()
+    if metadata.get("triple") and metadata["triple"].split("-")[0] != h.triple.split("-")[0]:
+        raise FormatError(f"{where}: built for {metadata['triple']}, this host is {h.triple}")
+    have = {f[1:] for f in h.features.split(",") if f.startswith("+")}
+    want = [f[1:] for f in (metadata.get("features") or "").split(",") if f.startswith("+")]
+    missing = [f for f in want if f not in have]
+    if missing and h.features:
+        raise FormatError(f"{where}: built for CPU {metadata.get('cpu')!r}; this CPU ({h.cpu}) lacks the features "
+                          f"{', '.join(sorted(missing)[:12])}{' ...' if len(missing) > 12 else ''}")

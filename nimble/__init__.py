@@ -3,7 +3,8 @@ from .errors import FormatError, NimbleError, OutOfRangeError, ShapeError, Tunin
 
 __version__ = "0.1.0"
 
-__all__ = ["NimbleError", "OutOfRangeError", "ShapeError", "TypeError", "TuningError", "FormatError", "build", "__version__"]
+__all__ = ["NimbleError", "OutOfRangeError", "ShapeError", "TypeError", "TuningError", "FormatError", "build",
+           "compile", "VirtualMachine", "Executable", "__version__"]
 
 
 def __getattr__(name):
@@ -12,4 +13,16 @@ def __getattr__(name):
         from .codegen.build import build
 
         return build
+    if name == "compile":
+        from .vm.compiler import compile
+
+        return compile
+    if name == "VirtualMachine":
+        from .vm.interpreter import VirtualMachine
+
+        return VirtualMachine
+    if name == "Executable":
+        from .vm.executable import Executable
+
+        return Executable
     raise AttributeError(f"module 'nimble' has no attribute {name!r}")

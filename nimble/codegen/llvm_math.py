@@ -133,6 +133,9 @@ def emit_math(b: ir.IRBuilder, func: str, args):
     """The value of ``func(*args)`` for float operands of any lane count."""
     ty = args[0].type
     elem = ty.element if isinstance(ty, ir.VectorType) else ty
+    if isinstance(elem, ir.IntType):  # only abs takes integers
+        x = args[0]
+        return b.select(b.icmp_signed("<", x, _c(ty, 0)), b.sub(_c(ty, 0), x), x)
     if elem == F32:
         fast = {"exp": exp_f32, "tanh": tanh_f32, "sigmoid": sigmoid_f32, "erf": erf_f32}.get(func)
         if fast is not None:

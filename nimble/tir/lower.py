@@ -212,6 +212,10 @@ class _Lowerer:
                 value[rel.outer] = value[rel.fused] // ext[rel.inner]
                 value[rel.inner] = value[rel.fused] % ext[rel.inner]
         axis_map = {iv.var: simplify(value[iv] + iv.dom_min) for iv in list(parent.op.axis) + list(parent.op.reduce_axis)}
+        parent_region = self.regions.get(parent.tensor)
+        if parent_region is not None:  # an attached parent's axes are local to its own region
+            for iv, (lo, _) in zip(parent.op.axis, parent_region):
+                axis_map[iv.var] = simplify(axis_map[iv.var] + lo)
         inner_vars = {iv.var: ext[iv] for iv in inner}
         accesses = [n.indices for n in walk(self.bodies[parent]) if isinstance(n, TensorLoad) and n.tensor is child.tensor]
         if not accesses:

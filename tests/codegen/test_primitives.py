@@ -200,3 +200,29 @@ def test_residue_variant_is_picked_when_n_is_a_multiple():
         a = rng.standard_normal(size).astype("float32")
         np.testing.assert_array_equal(k(a), a * 2.0)
     assert k.variant_calls == [5, 35]  # 0, 8, 16, 24, 32 took the variant
+
+
+def test_nested_compute_at_reads_the_right_rows():
+    n, m = te.var("n"), te.var("m")
+    x = te.placeholder((n, m), name="x")
+    k = te.reduce_axis(m, "k")
+    rmax = te.compute((n,), lambda i: te.max(x[i, k], axis=k), name="rmax")
+    mx = te.compute((n,), lambda i: rmax[i] + 0.0, name="mx")
+    out = te.compute((n, m), lambda i, j: x[i, j] - mx[i], name="out")
+    s = te.create_schedule(out)
+    io, ii = s[out].split(s[out].axis[0], 2)
+    s[mx].compute_at(s[out], io)
+    s[rmax].compute_at(s[mx], s[mx].axis[0])
+    kern = nimble.build(s, [x, out], name="nested_at")
+    for size in (1, 2, 5):
+        a = rng.standard_normal((size, 3)).astype("float32")
+        np.testing.assert_allclose(kern(a), a - a.max(axis=1, keepdims=True), rtol=1e-6)
+
+
+def test_integer_abs():
+    n = te.var("n")
+    A = te.placeholder((n,), "int32", name="A")
+    B = te.compute((n,), lambda i: te.abs_(A[i]), name="B")
+    k = nimble.build(B, [A, B], name="iabs")
+    a = np.arange(-5, 5, dtype="int32")
+    np.testing.assert_array_equal(k(a), np.abs(a))

@@ -1,0 +1,74 @@
+"""Inputs to ``run`` are checked against the declared input types, with errors naming the input."""
+import numpy as np
+import pytest
+import vm_kernels as K
+from test_vm_programs import broadcast_exe
+
+import nimble
+from nimble.vm import ADT, GetField, Ret, VirtualMachine, VMFunction
+
+
+@pytest.fixture(scope="module")
+def vm():
+    return VirtualMachine(broadcast_exe())  # main(x: (?, ?) float32, b: (?,) float32)
+
+
+def test_wrong_dtype_names_the_input(vm):
+    with pytest.raises(nimble.TypeError, match=r"main: input 'b' \(#1\): expected dtype float32, got float64"):
+        vm.run(np.ones((2, 3), np.float32), np.ones(3))
+
+
+def test_wrong_rank_names_the_input(vm):
+    with pytest.raises(nimble.ShapeError, match=r"input 'x' \(#0\): expected rank 2 \(shape \(\?, \?\)\), got rank 1"):
+        vm.run(np.ones(3, np.float32), np.ones(3, np.float32))
+
+
+def test_missing_and_extra_inputs_are_reported(vm):
+    with pytest.raises(nimble.TypeError, match=r"main: missing input 'b'; expected 2 inputs \(x, b\), got 1"):
+        vm.run(np.ones((2, 3), np.float32))
+    with pytest.raises(nimble.TypeError, match=r"expected 2 inputs \(x, b\), got 3"):
+        vm.run(*[np.ones((2, 3), np.float32)] * 3)
+
+
+def test_wrong_static_dim_is_reported():
+    exe = K.executable([VMFunction("main", ("x",), (Ret(0),), 1)], [],
+                       inputs={"main": [{"shape": [None, 4], "dtype": "float32"}]})
+    with pytest.raises(nimble.ShapeError, match=r"input 'x' \(#0\): dimension 1 must be 4 \(shape \(\?, 4\)\), got 5"):
+        VirtualMachine(exe).run(np.ones((2, 5), np.float32))
+
+
+def test_non_tensor_where_a_tensor_is_declared(vm):
+    with pytest.raises(nimble.TypeError, match=r"input 'x' \(#0\): expected a tensor, got tuple"):
+        vm.run((1, 2), np.ones(3, np.float32))
+
+
+def test_non_contiguous_inputs_are_copied_to_contiguous(vm):
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)[:, ::2]
+    b = np.arange(6, dtype=np.float32)[::2]
+    np.testing.assert_array_equal(vm.run(x, b), x + b)
+
+
+def test_python_numbers_take_the_declared_dtype(vm):
+    np.testing.assert_array_equal(vm.run([[1.5, 2.5]], [1, 2]), np.array([[2.5, 4.5]], np.float32))
+
+
+def test_unknown_entry_function_is_named(vm):
+    with pytest.raises(nimble.NimbleError, match=r"no function 'predict'; it has \['main'\]"):
+        vm.invoke("predict")
+
+
+def test_tuple_and_adt_inputs():
+    first = VMFunction("main", ("pair",), (GetField(0, 0, 1), Ret(1)), 2)
+    tuple_exe = K.executable([first], [], inputs={"main": [{"kind": "tuple", "fields": [
+        {"shape": [2], "dtype": "int64"}, {"kind": "any"}]}]})
+    vm = VirtualMachine(tuple_exe)
+    np.testing.assert_array_equal(vm.run((np.arange(2), 7)), np.arange(2))
+    np.testing.assert_array_equal(vm.run(ADT(0, (np.arange(2), 7))), np.arange(2))
+    with pytest.raises(nimble.TypeError, match=r"input 'pair' \(#0\): expected a tuple of 2 fields, got 1"):
+        vm.run((np.arange(2),))
+    with pytest.raises(nimble.ShapeError, match=r"input 'pair' \(#0\)\[0\]: dimension 0 must be 2"):
+        vm.run((np.arange(3), 7))
+    adt_exe = K.executable([first], [], inputs={"main": [{"kind": "adt", "name": "a List"}]})
+    with pytest.raises(nimble.TypeError, match="expected a List"):
+        VirtualMachine(adt_exe).run(np.arange(2))
+    assert VirtualMachine(adt_exe).run(ADT(1, (np.arange(2), ADT(0, ())))).shape == (2,)

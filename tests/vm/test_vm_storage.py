@@ -1,0 +1,80 @@
+"""The storage pool: aligned blocks, size classes, reuse across runs, outputs kept by users."""
+import numpy as np
+import pytest
+from test_vm_programs import broadcast_exe, countdown_exe
+
+import nimble
+from nimble.vm import StoragePool, VirtualMachine
+from nimble.vm.storage import size_class
+
+
+def test_size_classes_waste_at_most_a_quarter():
+    for n in list(range(0, 5000)) + [10**6 + 1, 3 * 2**20 + 5]:
+        c = size_class(n)
+        assert c >= max(n, 64) and (n <= 64 or c <= 1.25 * n)
+    assert [size_class(n) for n in (1, 64, 65, 100, 129, 1000)] == [64, 64, 80, 112, 160, 1024]
+
+
+def test_storages_are_64_byte_aligned_and_views_keep_them_alive():
+    pool = StoragePool()
+    storages = [pool.alloc(n) for n in (1, 100, 4096, 12345)]
+    tensors = [s.tensor(0, (s.nbytes // 4,), np.float32) for s in storages]
+    assert all(t.ctypes.data % 64 == 0 for t in tensors)
+    del storages
+    assert pool.stats().bytes_free == 0  # the tensors still view every block
+    del tensors
+    stats = pool.stats()
+    assert stats.bytes_in_use == 0 and stats.bytes_free == 64 + 112 + 4096 + 14336
+    assert pool.alloc(13000).nbytes == 13000 and pool.system_allocations == 4  # reused the 14336 block
+
+
+def test_tensor_outside_its_storage_is_a_shape_error():
+    s = StoragePool().alloc(16)
+    with pytest.raises(nimble.ShapeError, match=r"shape \(5,\) \(20 bytes\) at offset 0 does not fit in a storage of 16"):
+        s.tensor(0, (5,), np.float32)
+
+
+def test_second_run_allocates_nothing_from_the_system():
+    vm = VirtualMachine(broadcast_exe())
+    x, b = np.ones((6, 10), np.float32), np.ones(10, np.float32)
+    vm.run(x, b)
+    first = vm.pool.system_allocations
+    assert first == 3  # the output shape, its byte count, the output
+    for _ in range(3):
+        vm.run(x, b)
+    assert vm.pool.system_allocations == first
+    assert vm.pool.stats().bytes_in_use == 0
+
+
+def test_output_kept_by_the_user_is_never_overwritten():
+    vm = VirtualMachine(broadcast_exe())
+    b = np.zeros(4, np.float32)
+    kept = vm.run(np.ones((2, 4), np.float32), b)
+    again = vm.run(np.full((2, 4), 5, np.float32), b)
+    assert not np.shares_memory(kept, again)
+    assert (kept == 1).all() and (again == 5).all()
+    del kept
+    vm.run(np.ones((2, 4), np.float32), b)  # the first output's block is back in the pool
+    assert vm.pool.system_allocations == 4
+
+
+def test_recursion_frees_every_frame_storage_on_return():
+    vm = VirtualMachine(countdown_exe())
+    vm.run(np.array(200))
+    system = vm.pool.system_allocations
+    assert vm.pool.stats().bytes_in_use == 0 and vm.pool.peak_bytes_in_use >= 200 * 64  # one live block a frame
+    vm.run(np.array(200))
+    assert vm.pool.system_allocations == system
+
+
+def test_profile_reports_kernels_instructions_and_allocations():
+    vm = VirtualMachine(broadcast_exe())
+    report = vm.profile(np.ones((3, 5), np.float32), np.ones(5, np.float32))
+    d = report.to_dict()
+    assert set(d["kernels"]) == {"add_shape", "nbytes_f32_2d", "add_rows_f32"}
+    assert all(k["calls"] == 1 and k["time_s"] > 0 for k in d["kernels"].values())
+    assert d["instructions"]["invoke_packed"]["count"] == 3 and d["instructions"]["alloc_storage"]["count"] == 3
+    assert d["storage_allocations"] == 3 and d["peak_bytes"] >= 64 + 64 + 64
+    np.testing.assert_array_equal(report.outputs, np.full((3, 5), 2, np.float32))
+    table = report.table()
+    assert "add_rows_f32" in table and "invoke_packed" in table and "peak bytes in use" in table

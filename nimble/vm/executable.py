@@ -187,6 +187,7 @@ class LinkedKernel:
         self.ndims = tuple(entry.arg_ndims)
         self.shape_vars = tuple(entry.shape_vars)
         self.assert_messages = tuple(entry.assert_messages)
+        self.call = self._specialized_call()
 
     def _address(self, symbol: str) -> int:
         for obj in self._objects:
@@ -197,25 +198,45 @@ class LinkedKernel:
         raise FormatError(f"kernel {self.name}: symbol {symbol!r} is in none of its object files")
 
     def __call__(self, vals: list) -> None:
-        """Run on ``vals`` (inputs then preallocated outputs)."""
-        ndarray = np.ndarray
+        """Run on ``vals`` (inputs then preallocated outputs); replaced per instance at link time by
+        ``_specialized_call``, a straight-line version of the same steps."""
         if len(vals) != len(self.dtypes):
             raise NimbleError(f"kernel {self.name}: expected {len(self.dtypes)} arguments, got {len(vals)}")
         for v, dt, nd in zip(vals, self.dtypes, self.ndims):
-            if v.__class__ is not ndarray or v.dtype is not dt or v.ndim != nd:
+            if v.__class__ is not np.ndarray or v.dtype is not dt or v.ndim != nd:
                 self._check_args(vals)
         svals = [vals[a].shape[d] for a, d in self.shape_vars]
         cfunc = self.general
         for conds, cf in self.choices:
-            for a, d, factor in conds:
-                if vals[a].shape[d] % factor:
-                    break
-            else:
+            if all(vals[a].shape[d] % factor == 0 for a, d, factor in conds):
                 cfunc = cf
                 break
         status = cfunc(*vals, *svals, num_threads())
         if status:
             self._raise_status(status)
+
+    def _specialized_call(self):
+        """``__call__`` unrolled for this kernel's arity, dims and variants (generated once; only
+        integers validated here are spliced into the source)."""
+        n = len(self.dtypes)
+        args = ", ".join(f"a{i}" for i in range(n))
+        svals = "".join(f", a{int(a)}.shape[{int(d)}]" for a, d in self.shape_vars)
+        call = f"({args}{svals}, num_threads())"
+        checks = " or ".join(f"a{i}.__class__ is not ndarray or a{i}.dtype is not d{i} or a{i}.ndim != {int(nd)}"
+                             for i, nd in enumerate(self.ndims)) or "False"
+        lines = ["def call(vals):", "    if len(vals) != n: return slow(vals)", f"    {args}, = vals" if n else "",
+                 f"    if {checks}: return slow(vals)"]
+        for k, (conds, _) in enumerate(self.choices):
+            test = " and ".join(f"a{int(a)}.shape[{int(d)}] % {int(f)} == 0" for a, d, f in conds) or "True"
+            lines.append(f"    {'el' if k else ''}if {test}: status = v{k}{call}")
+        lines.append(f"    {'else: ' if self.choices else ''}status = general{call}")
+        lines.append("    if status: raise_status(status)")
+        env = {"ndarray": np.ndarray, "n": n, "slow": type(self).__call__.__get__(self), "num_threads": num_threads,
+               "general": self.general, "raise_status": self._raise_status,
+               **{f"d{i}": dt for i, dt in enumerate(self.dtypes)},
+               **{f"v{k}": cf for k, (_, cf) in enumerate(self.choices)}}
+        exec("\n".join(lines), env)  # noqa: S102 - generated from validated integers only
+        return env["call"]
 
     def _check_args(self, vals: list) -> None:
         for i, (v, dt, nd) in enumerate(zip(vals, self.dtypes, self.ndims)):

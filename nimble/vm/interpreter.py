@@ -301,6 +301,8 @@ class VirtualMachine:
                 calls[index] += 1
                 return nxt
         else:
+            fn = fn.call  # the kernel's specialised entry
+
             def step(regs, pc):
                 fn([regs[a] for a in args])
                 calls[index] += 1

@@ -10,6 +10,7 @@ code, which returns its storage to the pool for the next allocation of that size
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -25,6 +26,9 @@ from ..ir.visitor import deep_recursion, free_vars
 from ..passes.fuse import fusion_groups
 from . import bytecode as bc
 from .kernels import build_group_kernel
+
+
+log = logging.getLogger("nimble.vm")
 
 
 class CompileError(NimbleError, ValueError):
@@ -49,9 +53,13 @@ def input_spec(t) -> dict:
 class ModuleCompiler:
     """Compiles every function of a module; holds the constants and the kernel library."""
 
-    def __init__(self, mod, target: str = "llvm"):
+    def __init__(self, mod, target: str = "llvm", records=None, accept_foreign: bool = False):
+        from ..dispatch.build import open_records
+
         self.mod = mod
         self.target = target
+        self.db = open_records(records)
+        self.accept_foreign = accept_foreign
         self.types = infer_types(mod)
         self.functions: list = []
         self.func_index: dict = {name: i for i, name in enumerate(mod.functions)}
@@ -78,11 +86,8 @@ class ModuleCompiler:
         hit = self._kernel_cache.get(key)
         if hit is not None:
             return hit
-        from .executable import KernelEntry
-
-        gk = build_group_kernel(group, self.types, f"k{len(self.packed)}_{name}")
-        entry = KernelEntry.from_kernel(gk.kernel)
-        self.packed.append(entry)
+        gk = build_group_kernel(group, self.types, f"k{len(self.packed)}_{name}", self.db, self.accept_foreign)
+        self.packed.append(gk.entry)
         self.kernels.append(gk)
         hit = (len(self.packed) - 1, gk)
         self._kernel_cache[key] = hit
@@ -107,13 +112,26 @@ class ModuleCompiler:
             self.functions = [None] * len(self.func_index)
             for name, func in list(self.mod.functions.items()):
                 self.functions[self.func_index[name]] = FunctionCompiler(self, func, name).compile()
+        self._report_records()
         inputs = {}
         for name in self.mod.functions:
             ft = self.types.function(name)
             inputs[name] = [input_spec(t) for t in ft.arg_types]
-        metadata = {"target": self.target, "inputs": inputs}
+        from .executable import host_metadata
+
+        outputs = {name: input_spec(self.types.function(name).ret_type) for name in self.mod.functions}
+        metadata = host_metadata(inputs=inputs, outputs=outputs)
         return Executable(tuple(self.functions), tuple(self.constants), tuple(self.packed), dict(self.func_index),
                           metadata)
+
+    def _report_records(self) -> None:
+        from ..dispatch.table import DispatchEntry
+
+        tables = [p for p in self.packed if isinstance(p, DispatchEntry)]
+        tuned = sum(1 for t in tables if any(r.source != "fallback" for r in t.ranges))
+        if self.db is not None and tables and tuned < len(tables):
+            log.warning("compile: %d of %d tunable kernels have tuning records in %s; the others use the templates' "
+                        "fallback configs", tuned, len(tables), self.db.url if hasattr(self.db, "url") else self.db)
 
     def lift(self, func: Function, captured: list, hint: str) -> int:
         index = len(self.functions)
@@ -369,11 +387,14 @@ def _with_inputs(gk, mc, group):
     dense = group.calls[0]
     w = dense.args[1]
     cache = mc.__dict__.setdefault("_packed", {})
-    key = (id(w), gk.config["tile_cols"])
-    if key not in cache:
-        cache[key] = pack_weight(np.asarray(w.value), gk.config["tile_cols"])
+    packed = []
+    for bn in gk.weight_layouts:
+        key = (id(w), bn)
+        if key not in cache:
+            cache[key] = pack_weight(np.asarray(w.value), bn)
+        packed.append(cache[key])
     bias = [a for c in group.calls[1:2] for a in c.args if isinstance(a, Constant)]
-    inputs = [dense.args[0], cache[key]] + (bias[:1] if gk.signature.attr("bias") else []) + _residuals(group)
+    inputs = [dense.args[0]] + packed + (bias[:1] if gk.signature.attr("bias") else []) + _residuals(group)
     return replace(gk, inputs=inputs)
 
 
@@ -477,11 +498,15 @@ def _insert_kills(instrs: list, nparams: int) -> list:
     return out
 
 
-def compile(mod, target: str = "llvm", records=None):  # noqa: A001 - nimble.compile
-    """Compile an IR module for the VM: ``Executable``, run with ``VirtualMachine(exe).run(...)``."""
-    if records is not None:
-        raise CompileError("compile: tuning records are used through nimble.dispatch (not available yet); "
-                           "pass records=None for the templates' fallback configs")
+def compile(mod, target: str = "llvm", records=None, accept_foreign: bool = False):  # noqa: A001
+    """Compile an IR module for the VM: an ``Executable``, run by ``VirtualMachine(exe).run(...)``.
+
+    ``records``: a tuning-records database (a ``Database``, a path or an SQLAlchemy URL); each
+    template-backed kernel gets a dispatch table of the best record per bucket (this host's, or
+    another host's with ``accept_foreign=True``), else the templates' fallback configs.
+    """
     if "main" not in mod.functions:
         raise CompileError("compile: the module has no 'main' function")
-    return ModuleCompiler(mod, target).compile()
+    if target.split()[0] != "llvm":
+        raise CompileError(f"compile: target must be 'llvm' (the CPU), got {target!r}")
+    return ModuleCompiler(mod, target, records, accept_foreign).compile()

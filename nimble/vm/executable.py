@@ -120,6 +120,21 @@ class Executable:
         pnames = [p.name for p in self.packed]
         return "\n\n".join(disassemble(f, fnames, pnames) for f in self.functions)
 
+    def explain(self, name: str, shape) -> dict:
+        """Which kernel the packed function ``name`` runs for an argument of ``shape`` (the
+        dispatched argument's shape, or the dispatched dim's value), and why."""
+        from ..dispatch.table import LinkedDispatch
+
+        for entry, linked in zip(self.packed, self.library()):
+            if entry.name != name:
+                continue
+            if isinstance(linked, LinkedDispatch):
+                n = int(shape[linked.axis]) if isinstance(shape, (tuple, list)) else int(shape)
+                return linked.explain(n)
+            return {"function": name, "bucket": None, "source": "a single kernel (no dispatch table)"}
+        names = [p.name for p in self.packed if not isinstance(p, HostFuncEntry)]
+        raise NimbleError(f"explain: no packed function {name!r}; the executable has {names}")
+
     def library(self) -> list:
         """The packed functions linked into this process (once; shared by every VM)."""
         if not self._linked:
@@ -303,6 +318,10 @@ def link_packed(entry):
     """The callable for one packed-function entry."""
     if isinstance(entry, KernelEntry):
         return LinkedKernel(entry)
+    from ..dispatch.table import DispatchEntry, LinkedDispatch
+
+    if isinstance(entry, DispatchEntry):
+        return LinkedDispatch(entry)
     if isinstance(entry, HostFuncEntry):
         from .host_shapes import HOST_KINDS
 
@@ -353,15 +372,21 @@ def serialize(exe: Executable) -> bytes:
         except ValueError as exc:
             raise FormatError(f"save: constant {i} ({np.asarray(c).dtype}) cannot be written without pickle") from exc
         constants.append(section(buf.getvalue()))
+    from ..dispatch.table import DispatchEntry, dispatch_to_json
+
+    def kernel_json(p: KernelEntry) -> dict:
+        objects = p.object_code if isinstance(p.object_code, tuple) else (p.object_code,)
+        return {"type": "kernel", "name": p.name, "objects": [section(bytes(o)) for o in objects],
+                "variants": [[[list(c) for c in conds], sym] for conds, sym in p.variants],
+                "arg_dtypes": list(p.arg_dtypes), "arg_ndims": list(p.arg_ndims),
+                "shape_vars": [list(s) for s in p.shape_vars], "assert_messages": list(p.assert_messages)}
+
     packed = []
     for p in exe.packed:
         if isinstance(p, KernelEntry):
-            objects = p.object_code if isinstance(p.object_code, tuple) else (p.object_code,)
-            packed.append({"type": "kernel", "name": p.name, "objects": [section(bytes(o)) for o in objects],
-                           "variants": [[[list(c) for c in conds], sym] for conds, sym in p.variants],
-                           "arg_dtypes": list(p.arg_dtypes), "arg_ndims": list(p.arg_ndims),
-                           "shape_vars": [list(s) for s in p.shape_vars],
-                           "assert_messages": list(p.assert_messages)})
+            packed.append(kernel_json(p))
+        elif isinstance(p, DispatchEntry):
+            packed.append(dispatch_to_json(p, kernel_json))
         elif isinstance(p, HostFuncEntry):
             packed.append({"type": "host", "name": p.name, "kind": p.kind, "op": p.op,
                            "attrs": _encode_attr(dict(p.attrs)), "input_modes": list(p.input_modes)})
@@ -429,6 +454,10 @@ def _packed_from(p: dict, sections: list):
                            tuple(p["assert_messages"]))
     if p["type"] == "host":
         return HostFuncEntry(p["name"], p["kind"], p["op"], _decode_attr(p["attrs"]), tuple(p["input_modes"]))
+    if p["type"] == "dispatch":
+        from ..dispatch.table import dispatch_from_json
+
+        return dispatch_from_json(p, lambda k: _packed_from(k, sections))
     raise FormatError(f"unknown packed function type {p['type']!r}")
 
 

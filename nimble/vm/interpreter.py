@@ -63,6 +63,12 @@ class VirtualMachine:
         """Call entry function ``name``; outputs come back as numpy arrays / tuples / ``ADT``."""
         return self._call(name, inputs, self.code)
 
+    def shape_histogram(self) -> dict:
+        """Per dispatch table: {value of its dispatched dim: calls} over this process's runs."""
+        from ..dispatch.table import LinkedDispatch
+
+        return {fn.name: dict(sorted(fn.histogram.items())) for fn in self._library if isinstance(fn, LinkedDispatch)}
+
     def profile(self, *inputs, name: str = "main"):
         """Run once, timing every instruction and kernel: a ``ProfileReport``."""
         from .profile import profile_run

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import te
-from ..codegen.build import Kernel, build
+from ..codegen.build import build
 from ..errors import NimbleError
 from ..ir.expr import Call, Constant, Expr
 from ..ir.types import TensorType, TupleType
@@ -37,15 +37,14 @@ class GroupKernel:
     """A compiled group: call ``kernel`` with ``inputs`` (IR exprs or constant arrays) then outputs."""
 
     name: str
-    kernel: Kernel
+    entry: object  # the packed-function entry: a KernelEntry, or a DispatchEntry for a template
     inputs: list  # IR expressions (values in registers) or numpy arrays (new constants)
     out_types: list  # [(static shape with None for Any, dtype)]
     out_shapes: list | None  # per output: dims as JSON shape expressions over (input, dim); None: use shape_func
     shape_op: Call | None = None  # the data-dependent call whose shape function gives the output shapes
     template: str = "auto"
     signature: object = None
-    config: object = None
-    residues: list = field(default_factory=list)
+    weight_layouts: tuple = ()  # dense: the tile_cols of each packed copy of the weight the call passes
 
 
 def _te_shape(t: TensorType, prefix: str) -> tuple:
@@ -94,9 +93,10 @@ _SHAPE_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b
               "//": lambda a, b: a // b, "%": lambda a, b: a % b, "min": min, "max": max}
 
 
-def build_group_kernel(group, types, name: str) -> GroupKernel:
-    """Compile a fused group (see ``nimble.passes.fuse``)."""
-    dense = _dense_template_kernel(group, types, name)
+def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = False) -> GroupKernel:
+    """Compile a fused group (see ``nimble.passes.fuse``); template groups get a dispatch table
+    from the tuning records ``db`` (fallback configs without one)."""
+    dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
     placeholders, var_refs = [], {}
@@ -144,16 +144,17 @@ def build_group_kernel(group, types, name: str) -> GroupKernel:
         if len(group.calls) != 1:
             raise KernelBuildError(f"{name}: output shape depends on data in a fused group")
         out_shapes, shape_op = None, group.root
-    return GroupKernel(name, kernel, flat_inputs, out_types, out_shapes, shape_op)
+    from .executable import KernelEntry
+
+    return GroupKernel(name, KernelEntry.from_kernel(kernel), flat_inputs, out_types, out_shapes, shape_op)
 
 
 # ------------------------------------------------------------------------- dense template
 
 
-def _dense_template_kernel(group, types, name: str):
+def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
     """dense(x, W const) [+ bias const] [activations] [+ residual] through the dense template."""
-    from ..schedules import get_template
-    from ..schedules.dense import dense_signature
+    from ..schedules.dense import dense_signature, pack_weight
 
     calls = group.calls
     if not calls or calls[0].op.name != "dense" or group.anchor is not calls[0]:
@@ -185,19 +186,21 @@ def _dense_template_kernel(group, types, name: str):
         prev = c
     n = xt.shape[0] if isinstance(xt.shape[0], int) else "n"
     sig = dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const")
-    tmpl = get_template("dense")
-    space = tmpl.space(sig)
-    cfg = tmpl.fallback(sig, space, {"n": 64})
-    inst = tmpl.instantiate(sig, cfg)
-    kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
-    bn = cfg["tile_cols"]
-    from ..schedules.dense import pack_weight
+    extra = (1 if bias is not None else 0) + len(residuals)
 
-    inputs = [x, pack_weight(np.asarray(w.value), bn)] + ([bias] if bias is not None else []) + residuals
+    def layout(cfg, configs):
+        bns = sorted({c["tile_cols"] for c in configs})
+        base = 1 + len(bns)
+        return (0, 1 + bns.index(cfg["tile_cols"])) + tuple(range(base, base + extra + 1))  # ..., the output
+
+    from ..dispatch.build import template_dispatch
+
+    entry, configs = template_dispatch("dense", sig, name, (0, 0), layout, db, "llvm", accept_foreign)
+    bns = tuple(sorted({c["tile_cols"] for c in configs}))
+    inputs = [x] + [pack_weight(np.asarray(w.value), bn) for bn in bns] + ([bias] if bias is not None else []) + residuals
     out_t = types[group.root]
     out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], m]]
-    return GroupKernel(name, kernel, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "dense", sig, cfg,
-                       inst.residues)
+    return GroupKernel(name, entry, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "dense", sig, bns)
 
 
 def _is(arg: Expr, call: Call, group) -> bool:

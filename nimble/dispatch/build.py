@@ -1,0 +1,97 @@
+"""Building dispatch tables for a template workload from the tuning records database.
+
+For each bucket of the workload that has a record on this target, the best record of this
+host (or, with ``accept_foreign``, of another host when this one has none) gives the config
+of that bucket's kernel. With no record at all, a few fallback ranges use the template's
+fallback config at a representative size each (small batches get small register tiles).
+"""
+from __future__ import annotations
+
+import logging
+
+from ..codegen.build import build
+from ..errors import FormatError
+from ..tuner.buckets import BucketKey
+from ..tuner.fingerprint import host_fingerprint
+from ..tuner.task import Task
+from ..vm.executable import KernelEntry
+from .table import BucketRange, DispatchEntry
+
+log = logging.getLogger("nimble.dispatch")
+UNBOUNDED = 1 << 62
+FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=5", 64))
+
+
+def open_records(records):
+    """A ``Database`` for a path, URL or database; None stays None."""
+    if records is None:
+        return None
+    from ..tuner.db import Database
+
+    return records if isinstance(records, Database) else Database(records)
+
+
+def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
+    """(BucketRange, config JSON) per bucket with a usable record, sorted by lo."""
+    if db is None:
+        return []
+    buckets = sorted({str(r.bucket) for r in db.records(workload=probe.workload_key, target=target,
+                                                          include_errors=False)})
+    host = host_fingerprint(target)
+    out = []
+    for label in buckets:
+        key = BucketKey.parse(label)
+        if len(key.dims) != 1:
+            continue
+        rec = db.best_record(probe.workload_key, label, target, fingerprint=host, accept_foreign=accept_foreign)
+        if rec is None:
+            continue
+        b = key[key.dims[0]]
+        foreign = rec.host != host
+        out.append((BucketRange(b.lo, b.hi, label, "foreign" if foreign else "record", None, rec.mean_cost,
+                                dict(rec.config)), dict(rec.config)))
+    out.sort(key=lambda t: t[0].lo)
+    disjoint = []
+    for r, cfg in out:
+        if disjoint and r.lo <= disjoint[-1][0].hi:
+            continue  # overlapping bucket schemes: keep the first
+        disjoint.append((r, cfg))
+    return disjoint
+
+
+def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
+                      accept_foreign: bool = False) -> tuple:
+    """(DispatchEntry, per-range configs) for a template workload whose first symbolic dim is ``n``.
+
+    ``arg_layout(config, all_configs) -> tuple of call-argument indices`` maps each range's
+    kernel to the call's arguments (a packed weight depends on the config).
+    """
+    dims = signature.symbolic_dims
+    probe = Task(template, signature, target, ",".join(f"{d}=1" for d in sorted(dims)) if dims else "static")
+    tmpl = probe.template_obj
+    space = tmpl.space(signature)
+    chosen = _ranges_from_records(probe, db, target, accept_foreign)
+    if not chosen:
+        if not dims:
+            chosen = [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
+        else:
+            chosen = [(BucketRange(lo, hi, label.replace("n", dims[0], 1)),
+                       tmpl.fallback(signature, space, {dims[0]: rep}).to_json()) for lo, hi, label, rep in FALLBACK_RANGES]
+    resolved = []
+    for r, cfg_json in chosen:
+        try:
+            cfg = space.from_json(cfg_json)
+        except FormatError as exc:
+            log.warning("%s: record for %s does not fit the template's space (%s); using the fallback", name, r.label, exc)
+            cfg = tmpl.fallback(signature, space, {})
+            r = BucketRange(r.lo, r.hi, r.label, "fallback")
+        resolved.append((BucketRange(r.lo, r.hi, r.label, r.source, r.record_id, r.cost, cfg.to_json()), cfg))
+    configs = [cfg for _, cfg in resolved]
+    kernels, maps = [], []
+    for k, (r, cfg) in enumerate(resolved):
+        inst = tmpl.instantiate(signature, cfg)
+        kernel = build(inst.schedule, inst.args, name=f"{name}_b{k}", residues=inst.residue_vars())
+        kernels.append(KernelEntry.from_kernel(kernel))
+        maps.append(tuple(arg_layout(cfg, configs)))
+    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps))
+    return entry, configs

@@ -1,0 +1,138 @@
+"""Dispatch tables: the concrete shape a primitive function meets -> the kernel tuned for its bucket.
+
+A ``DispatchEntry`` is a packed function of the executable: it reads one symbolic dim from
+its arguments (``dim``: argument index, dimension index), finds the bucket range holding it
+and calls that bucket's kernel (a ``KernelEntry`` with its own residue variants) on the
+arguments it takes (``arg_maps``: a constant weight may be packed differently per bucket).
+Once linked, the decision for a value seen before is one dictionary lookup; a value outside
+every range goes to the nearest range's kernel (correct for any size) and is counted.
+Every value met is counted too: ``shape_histogram`` is what ``nimble-tune --buckets-from``
+reads to put tuning effort where the traffic is.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..errors import FormatError
+
+
+@dataclass(frozen=True)
+class BucketRange:
+    """Values ``lo..hi`` (inclusive) of the dispatched dim use ``kernel``; ``source`` says why:
+    ``"record"`` (best record of this host), ``"foreign"`` (another host's, accepted), ``"fallback"``."""
+
+    lo: int
+    hi: int
+    label: str
+    source: str = "fallback"
+    record_id: int | None = None
+    cost: float | None = None
+    config: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"lo": self.lo, "hi": self.hi, "label": self.label, "source": self.source,
+                "record_id": self.record_id, "cost": self.cost, "config": self.config}
+
+    @staticmethod
+    def from_json(d: dict) -> "BucketRange":
+        return BucketRange(int(d["lo"]), int(d["hi"]), str(d["label"]), str(d["source"]), d.get("record_id"),
+                           d.get("cost"), dict(d.get("config") or {}))
+
+
+@dataclass(frozen=True)
+class DispatchEntry:
+    """A primitive function compiled per bucket; see the module docstring."""
+
+    name: str
+    dim: tuple  # (argument index, dimension index) of the dispatched symbolic dim
+    ranges: tuple  # BucketRange, sorted by lo, disjoint
+    kernels: tuple  # KernelEntry per range
+    arg_maps: tuple  # per range: indices into the call's arguments
+
+    def __post_init__(self):
+        if not (len(self.ranges) == len(self.kernels) == len(self.arg_maps)) or not self.ranges:
+            raise FormatError(f"dispatch {self.name}: ranges, kernels and arg_maps must be non-empty and match")
+        for a, b in zip(self.ranges, self.ranges[1:]):
+            if b.lo <= a.hi:
+                raise FormatError(f"dispatch {self.name}: ranges {a.label} and {b.label} overlap")
+
+
+class LinkedDispatch:
+    """A ``DispatchEntry`` linked into this process."""
+
+    def __init__(self, entry: DispatchEntry):
+        from ..vm.executable import LinkedKernel
+
+        self.name = entry.name
+        self.entry = entry
+        self.arg, self.axis = entry.dim
+        self.kernels = [LinkedKernel(k) for k in entry.kernels]
+        self.arg_maps = [tuple(m) for m in entry.arg_maps]
+        self.los = [r.lo for r in entry.ranges]
+        self.cache: dict = {}
+        self.histogram: Counter = Counter()
+        self.outside = 0
+        self.calls = [0] * len(self.kernels)
+        self.variant_calls: Counter = Counter()
+        self.call = self.__call__
+
+    def index_of(self, n: int) -> int:
+        """The range serving ``n`` (the nearest one when ``n`` is outside every range)."""
+        ranges = self.entry.ranges
+        k = max(bisect.bisect_right(self.los, n) - 1, 0)
+        if ranges[k].lo <= n <= ranges[k].hi:
+            return k
+        if k + 1 < len(ranges) and abs(ranges[k + 1].lo - n) < abs(n - ranges[k].hi):
+            return k + 1
+        return k
+
+    def _decide(self, n: int):
+        k = self.index_of(n)
+        r = self.entry.ranges[k]
+        inside = r.lo <= n <= r.hi
+        decision = (k, self.kernels[k].call, self.arg_maps[k], inside, self.variant_of(k, n))
+        self.cache[n] = decision
+        return decision
+
+    def variant_of(self, k: int, n: int) -> str:
+        """The symbol of range k's kernel that serves ``n`` (a residue variant on the dispatched dim)."""
+        kernel = self.entry.kernels[k]
+        pos = self.arg_maps[k].index(self.arg)
+        for conds, symbol in kernel.variants[:-1]:
+            if conds and all(a == pos and d == self.axis and n % f == 0 for a, d, f in conds):
+                return symbol
+        return kernel.variants[-1][1]
+
+    def __call__(self, vals: list) -> None:
+        n = vals[self.arg].shape[self.axis]
+        hit = self.cache.get(n)
+        if hit is None:
+            hit = self._decide(n)
+        k, call, amap, inside, variant = hit
+        self.histogram[n] += 1
+        self.calls[k] += 1
+        self.variant_calls[variant] += 1
+        if not inside:
+            self.outside += 1
+        call([vals[i] for i in amap])
+
+    def explain(self, n: int) -> dict:
+        """Which kernel a value of the dispatched dim gets, and why."""
+        k = self.index_of(n)
+        r = self.entry.ranges[k]
+        return {"function": self.name, "value": n, "bucket": r.label, "inside": r.lo <= n <= r.hi,
+                "source": r.source, "record_id": r.record_id, "measured_cost_s": r.cost, "config": r.config,
+                "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),
+                "residue_variants": [list(c) for c, _ in self.entry.kernels[k].variants[:-1]]}
+
+
+def dispatch_to_json(d: DispatchEntry, kernel_json) -> dict:
+    return {"type": "dispatch", "name": d.name, "dim": list(d.dim), "ranges": [r.to_json() for r in d.ranges],
+            "kernels": [kernel_json(k) for k in d.kernels], "arg_maps": [list(m) for m in d.arg_maps]}
+
+
+def dispatch_from_json(p: dict, kernel_from) -> DispatchEntry:
+    return DispatchEntry(p["name"], tuple(p["dim"]), tuple(BucketRange.from_json(r) for r in p["ranges"]),
+                         tuple(kernel_from(k) for k in p["kernels"]), tuple(tuple(m) for m in p["arg_maps"]))

@@ -1,0 +1,107 @@
+"""Dispatch tables: each concrete shape reaches the kernel tuned for its bucket."""
+import logging
+
+import numpy as np
+import pytest
+
+import nimble
+from nimble import ir
+from nimble import ops as nb
+from nimble.ir import Any
+from nimble.schedules.dense import dense_signature
+from nimble.tuner import Database, TuningRecord, host_fingerprint
+from nimble.tuner.fingerprint import HostFingerprint
+from nimble.tuner.task import Task
+
+K, M = 32, 48
+
+
+def model():
+    rng = np.random.default_rng(0)
+    x = ir.var("x", shape=(Any, K))
+    w = ir.const(rng.standard_normal((M, K)).astype("float32"), name="w")
+    b = ir.const(rng.standard_normal(M).astype("float32"), name="b")
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], nb.relu(nb.add(nb.dense(x, w), b))))
+    return mod
+
+
+def record(task, bucket, rows, cols, cost, host=None):
+    space = task.space
+    fb = task.fallback()
+    cfg = space.config(**{**fb.values, "tile_rows": rows, "tile_cols": cols})
+    return TuningRecord(task.workload_key, bucket, "llvm", host or host_fingerprint("llvm"), cfg.to_json(), cfg.index,
+                        costs=(cost,), tuner="test")
+
+
+@pytest.fixture(scope="module")
+def two_bucket_db(tmp_path_factory):
+    db = Database(tmp_path_factory.mktemp("db") / "records.db")
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db.add_records([record(task, "n=1..64", 4, 16, 1e-5), record(task, "n=1..64", 2, 32, 5e-5),
+                    record(task, "n=65..300", 6, 32, 2e-5)])
+    return db
+
+
+def dense_name(exe):
+    return next(p.name for p in exe.packed if p.name.endswith("dense_add_relu"))
+
+
+def test_two_buckets_and_a_residue_variant(two_bucket_db):
+    mod = model()
+    exe = nimble.compile(mod, records=two_bucket_db)
+    name = dense_name(exe)
+    small, large = exe.explain(name, (8, K)), exe.explain(name, (200, K))
+    assert small["bucket"] == "n=1..64" and small["source"] == "record" and small["config"]["tile_rows"] == 4
+    assert small["measured_cost_s"] == pytest.approx(1e-5)
+    assert small["variant"].endswith("_r0")  # 8 % 4 == 0: the tail-free residue variant
+    assert not exe.explain(name, (7, K))["variant"].endswith("_r0")
+    assert large["bucket"] == "n=65..300" and large["config"]["tile_rows"] == 6
+    outside = exe.explain(name, (301, K))
+    assert outside["bucket"] == "n=65..300" and outside["inside"] is False
+    vm = nimble.VirtualMachine(exe)
+    for n in range(1, 301):
+        x = np.random.default_rng(n).standard_normal((n, K)).astype("float32")
+        np.testing.assert_allclose(vm.run(x), ir.evaluate(mod, x), rtol=1e-4, atol=1e-4)
+    table = next(f for f in vm._library if getattr(f, "name", "") == name)
+    assert table.calls == [64, 236]
+    assert table.variant_calls[small["variant"]] == 16  # n = 4, 8, ..., 64
+    assert table.outside == 0
+    hist = vm.shape_histogram()[name]
+    assert sum(hist.values()) == 300 and hist[1] == 1
+
+
+def test_foreign_records_only_when_accepted(tmp_path, two_bucket_db):
+    other = HostFingerprint(cpu_model="Some Other CPU", vendor="x", features=("avx2",), cores=64, threads=64,
+                            target="llvm", feature_source="test")
+    db = Database(tmp_path / "foreign.db")
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db.add_records([record(task, "n=1..64", 3, 16, 1e-5, host=other)])
+    path = tmp_path / "foreign.jsonl"
+    db.export_jsonl(path)
+    imported = Database(tmp_path / "imported.db")
+    imported.import_jsonl(path)
+    exe = nimble.compile(model(), records=imported)
+    assert exe.explain(dense_name(exe), (8, K))["source"] == "fallback"
+    exe = nimble.compile(model(), records=imported, accept_foreign=True)
+    info = exe.explain(dense_name(exe), (8, K))
+    assert info["source"] == "foreign" and info["config"]["tile_rows"] == 3
+
+
+def test_empty_database_uses_fallbacks_and_says_so_once(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="nimble.vm"):
+        exe = nimble.compile(model(), records=tmp_path / "empty.db")
+    assert sum("fallback configs" in r.message for r in caplog.records) == 1
+    info = exe.explain(dense_name(exe), (1, K))
+    assert info["source"] == "fallback" and info["config"]["tile_rows"] == 1
+    assert exe.explain(dense_name(exe), (100, K))["config"]["tile_rows"] == 6
+
+
+def test_dispatch_table_survives_save_and_load(tmp_path, two_bucket_db):
+    exe = nimble.compile(model(), records=two_bucket_db)
+    exe.save(tmp_path / "m.nimble")
+    loaded = nimble.Executable.load(tmp_path / "m.nimble")
+    name = dense_name(loaded)
+    assert loaded.explain(name, (200, K)) == exe.explain(name, (200, K))
+    x = np.ones((70, K), "float32")
+    np.testing.assert_array_equal(nimble.VirtualMachine(loaded).run(x), nimble.VirtualMachine(exe).run(x))

@@ -223,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--op", choices=sorted(OPS), help="operator to tune")
     what.add_argument("--tasks", metavar="FILE", help="JSON list of tasks (see the module docstring)")
+    what.add_argument("--model", metavar="MODULE:FUNCTION",
+                      help="tune every tunable kernel of a model: FUNCTION() returns a nimble IRModule")
+    p.add_argument("--buckets-from", metavar="HISTOGRAM.json",
+                   help="choose n's buckets from traffic: vm.shape_histogram() output or {value: count}")
+    p.add_argument("--max-buckets", type=int, default=4, help="with --buckets-from (default 4)")
     p.add_argument("--shape", help="dims of --op: ints and symbolic names, e.g. n,768,3072")
     p.add_argument("--bucket", action="append", default=[], metavar="DIM=SPEC",
                    help="buckets of a symbolic dim: n=1:512 (powers of two), n=1:8,9:32 (ranges), n=1..512 (one)")
@@ -248,9 +253,51 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _histogram_spec(path: str, max_buckets: int):
+    """A BucketSpec of n from a histogram file (one table's {value: count}, or several merged)."""
+    from ..tuner.buckets import buckets_from_traffic
+
+    try:
+        data = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise NimbleError(f"--buckets-from: cannot read {path}: {exc}") from None
+    tables = data.values() if data and all(isinstance(v, dict) for v in data.values()) else [data]
+    merged: dict = {}
+    for table in tables:
+        for value, count in table.items():
+            merged[int(value)] = merged.get(int(value), 0) + int(count)
+    return buckets_from_traffic("n", merged, max_buckets)
+
+
+def _model_tasks(args: argparse.Namespace) -> list[Task]:
+    import importlib
+
+    from ..vm.tasks import extract_tasks
+
+    module_name, _, func_name = args.model.partition(":")
+    if not func_name:
+        raise NimbleError(f"--model: expected MODULE:FUNCTION, got {args.model!r}")
+    try:
+        mod = getattr(importlib.import_module(module_name), func_name)()
+    except (ImportError, AttributeError) as exc:
+        raise NimbleError(f"--model: cannot load {args.model}: {exc}") from None
+    if args.buckets_from:
+        spec = _histogram_spec(args.buckets_from, args.max_buckets)
+    elif args.bucket:
+        spec = parse_bucket_spec(args.bucket[0])
+    else:
+        spec = None
+    return extract_tasks(mod, args.target, spec)
+
+
 def _tasks(args: argparse.Namespace) -> list[Task]:
+    if args.model:
+        return _model_tasks(args)
     if args.tasks:
         return tasks_from_file(args.tasks, args.target)
+    if args.buckets_from and not args.bucket:
+        spec = _histogram_spec(args.buckets_from, args.max_buckets)
+        args.bucket = ["n=" + ",".join(f"{b.lo}:{b.hi}" for b in spec.buckets)]
     if not args.shape:
         raise NimbleError("--shape: required with --op")
     try:

@@ -15,3 +15,12 @@ __all__ = [
     "BucketSummary", "Database", "ImportReport",
     "MeasureOptions", "MeasureResult", "Measurer", "TuneSummary", "tune",
 ]
+
+
+def __getattr__(name):
+    # model-level extraction needs the IR and the VM's fusion, layers above the tuner: import lazily
+    if name == "extract_tasks":
+        from ..vm.tasks import extract_tasks
+
+        return extract_tasks
+    raise AttributeError(f"module 'nimble.tuner' has no attribute {name!r}")

@@ -291,3 +291,42 @@ def buckets_from_histogram(dim: str, histogram: Mapping[int, int], max_buckets: 
         buckets.append(Bucket(dim, lo, edge))
         lo = edge + 1
     return BucketSpec(dim, tuple(buckets))
+
+
+def buckets_from_traffic(dim: str, histogram: Mapping[int, int], max_buckets: int) -> BucketSpec:
+    """Buckets of ``dim`` that split the observed traffic evenly, hot values getting their own.
+
+    Rule: a value seen at least twice as often as the average value is hot and becomes an
+    edge (the most frequent first, while edges remain); the other edges are the traffic
+    quantiles of the remaining values (equal numbers of calls per bucket), and the largest
+    observed value is always an edge. Each bucket is tuned at its upper edge. A flat
+    histogram (sentence lengths drawn at random) gets quantile buckets; a spiky one (a
+    service's fixed lengths) gets one bucket per spike.
+    """
+    _check_int("max_buckets", max_buckets, 1)
+    if not isinstance(histogram, Mapping) or not histogram:
+        raise FormatError(f"histogram: expected a non-empty mapping value -> count, got {histogram!r}")
+    for value, count in histogram.items():
+        _check_int("histogram value", value)
+        _check_int(f"histogram count of {value}", count)
+    values = sorted(histogram)
+    top = values[-1]
+    mean = sum(histogram.values()) / len(values)
+    hot = sorted((v for v in values if histogram[v] >= 2 * mean and v != top), key=lambda v: (-histogram[v], v))
+    edges = {top, *hot[: max_buckets - 1]}
+    rest = [v for v in values if v not in edges]
+    room = max_buckets - len(edges)
+    if room > 0 and rest:
+        total = sum(histogram[v] for v in rest)
+        acc, k = 0, 1
+        for v in rest:
+            acc += histogram[v]
+            if acc >= k * total / (room + 1) and len(edges) < max_buckets:
+                edges.add(v)
+                k += 1
+    lo = 0 if 0 in histogram else 1
+    buckets = []
+    for edge in sorted(edges):
+        buckets.append(Bucket(dim, lo, edge))
+        lo = edge + 1
+    return BucketSpec(dim, tuple(buckets))

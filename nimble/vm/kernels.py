@@ -152,9 +152,10 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
 # ------------------------------------------------------------------------- dense template
 
 
-def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
-    """dense(x, W const) [+ bias const] [activations] [+ residual] through the dense template."""
-    from ..schedules.dense import dense_signature, pack_weight
+def dense_group_signature(group, types):
+    """(signature, x, weight constant, bias constant or None, residual inputs) when ``group`` is
+    dense(x, W const) [+ bias const] [activations] [+ residual], the dense template's family; else None."""
+    from ..schedules.dense import dense_signature
 
     calls = group.calls
     if not calls or calls[0].op.name != "dense" or group.anchor is not calls[0]:
@@ -185,7 +186,18 @@ def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
             return None
         prev = c
     n = xt.shape[0] if isinstance(xt.shape[0], int) else "n"
-    sig = dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const")
+    return dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const"), x, w, bias, residuals
+
+
+def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
+    """A dense-family group through the dense template, with a dispatch table per bucket."""
+    from ..schedules.dense import pack_weight
+
+    found = dense_group_signature(group, types)
+    if found is None:
+        return None
+    sig, x, w, bias, residuals = found
+    m = w.value.shape[0]
     extra = (1 if bias is not None else 0) + len(residuals)
 
     def layout(cfg, configs):

@@ -23,12 +23,56 @@ FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=
 
 
 def open_records(records):
-    """A ``Database`` for a path, URL or database; None stays None."""
-    if records is None:
-        return None
+    """A ``Database`` for a path, URL or database; with None, the records shipped for this CPU
+    (``tuning_logs/*.jsonl`` of the working directory or of the nimble checkout), if any."""
     from ..tuner.db import Database
 
+    if records is None:
+        return shipped_records()
     return records if isinstance(records, Database) else Database(records)
+
+
+def _same_cpu(a, b) -> bool:
+    return a.cpu_model == b.cpu_model and tuple(a.features) == tuple(b.features)
+
+
+def shipped_records():
+    """A database of the shipped JSON Lines records measured on this CPU, or None.
+
+    Like TVM's pre-tuned logs: a fresh install on a known CPU runs tuned kernels at once. The
+    files are merged into a database under the object cache directory, rebuilt when they change.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from ..codegen.jit import cache_dir
+    from ..tuner.db import Database
+    from ..tuner.records import TuningRecord, read_jsonl
+
+    roots = [Path.cwd() / "tuning_logs", Path(__file__).resolve().parents[2] / "tuning_logs"]
+    files = sorted({p.resolve() for r in roots if r.is_dir() for p in r.glob("*.jsonl")})
+    if not files:
+        return None
+    host = host_fingerprint("llvm")
+    matching = []
+    for f in files:
+        with open(f, encoding="utf-8") as stream:
+            first = next((rec for _, rec in read_jsonl(stream) if isinstance(rec, TuningRecord)), None)
+        if first is not None and _same_cpu(first.host, host):
+            matching.append(f)
+    if not matching:
+        return None
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in matching)).hexdigest()[:16]
+    path = cache_dir().parent / f"shipped-records-{digest}.db"
+    fresh = not path.exists()
+    db = Database(path)
+    if fresh:
+        for f in matching:
+            db.import_jsonl(f)
+    log.info("using the tuning records shipped for this CPU: %s", ", ".join(f.name for f in matching))
+    return db
+
+
 
 
 def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
@@ -43,13 +87,20 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
         key = BucketKey.parse(label)
         if len(key.dims) != 1:
             continue
-        rec = db.best_record(probe.workload_key, label, target, fingerprint=host, accept_foreign=accept_foreign)
+        rec = db.best_record(probe.workload_key, label, target, fingerprint=host)
+        source = "record"
+        if rec is None:  # the same CPU measured with another thread count beats a fallback config
+            same = [r for r in db.records(workload=probe.workload_key, bucket=label, target=target,
+                                          include_errors=False) if _same_cpu(r.host, host)]
+            rec = min(same, key=lambda r: r.mean_cost) if same else None
+            source = "same-cpu"
+        if rec is None and accept_foreign:
+            rec = db.best_record(probe.workload_key, label, target, fingerprint=host, accept_foreign=True)
+            source = "foreign"
         if rec is None:
             continue
         b = key[key.dims[0]]
-        foreign = rec.host != host
-        out.append((BucketRange(b.lo, b.hi, label, "foreign" if foreign else "record", None, rec.mean_cost,
-                                dict(rec.config)), dict(rec.config)))
+        out.append((BucketRange(b.lo, b.hi, label, source, None, rec.mean_cost, dict(rec.config)), dict(rec.config)))
     out.sort(key=lambda t: t[0].lo)
     disjoint = []
     for r, cfg in out:

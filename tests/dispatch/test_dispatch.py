@@ -105,3 +105,22 @@ def test_dispatch_table_survives_save_and_load(tmp_path, two_bucket_db):
     assert loaded.explain(name, (200, K)) == exe.explain(name, (200, K))
     x = np.ones((70, K), "float32")
     np.testing.assert_array_equal(nimble.VirtualMachine(loaded).run(x), nimble.VirtualMachine(exe).run(x))
+
+
+def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, monkeypatch):
+    """Records in ./tuning_logs/*.jsonl measured on this CPU (here with another thread count)
+    are used when compile names no database."""
+    import dataclasses
+
+    here = host_fingerprint("llvm")
+    other_threads = dataclasses.replace(here, threads=here.threads + 7)
+    db = Database(tmp_path / "src.db")
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db.add_records([record(task, "n=1..64", 5, 16, 3e-6, host=other_threads)])
+    (tmp_path / "tuning_logs").mkdir()
+    db.export_jsonl(tmp_path / "tuning_logs" / "llvm-this-cpu.jsonl")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NIMBLE_CACHE_DIR", str(tmp_path / "cache"))
+    exe = nimble.compile(model())
+    info = exe.explain(dense_name(exe), (9, K))
+    assert info["source"] == "same-cpu" and info["config"]["tile_rows"] == 5

@@ -65,6 +65,7 @@ class PoolStats:
     bytes_free: int
     system_allocations: int
     pool_reuses: int
+    peak_bytes_requested: int = 0  # peak of the exact sizes asked for by live storages
 
 
 class StoragePool:
@@ -79,6 +80,8 @@ class StoragePool:
         self.bytes_free = 0
         self.system_allocations = 0
         self.pool_reuses = 0
+        self.bytes_requested = 0
+        self.peak_bytes_requested = 0
 
     def alloc(self, nbytes, alignment: int = MIN_ALIGNMENT) -> Storage:
         """A storage of at least ``nbytes`` bytes aligned to ``alignment`` (a power of two)."""
@@ -101,8 +104,11 @@ class StoragePool:
         if ctype is None:
             ctype = self._types[cap] = ctypes.c_uint8 * cap
         exporter = ctype.from_buffer(block)
-        self._live[id(exporter)] = weakref.ref(exporter, self._returner(block, key, id(exporter)))
+        self._live[id(exporter)] = weakref.ref(exporter, self._returner(block, key, id(exporter), nbytes))
         self.bytes_in_use += cap
+        self.bytes_requested += nbytes
+        if self.bytes_requested > self.peak_bytes_requested:
+            self.peak_bytes_requested = self.bytes_requested
         if self.bytes_in_use > self.peak_bytes_in_use:
             self.peak_bytes_in_use = self.bytes_in_use
         return Storage(exporter, nbytes, alignment)
@@ -113,21 +119,23 @@ class StoragePool:
         self.system_allocations += 1
         return raw[start:start + cap]
 
-    def _returner(self, block, key, ident):
+    def _returner(self, block, key, ident, nbytes):
         def give_back(_ref):
             self._live.pop(ident, None)
             self._free.setdefault(key, []).append(block)
             self.bytes_in_use -= key[0]
+            self.bytes_requested -= nbytes
             self.bytes_free += key[0]
         return give_back
 
     def stats(self) -> PoolStats:
         return PoolStats(self.bytes_in_use, self.peak_bytes_in_use, self.bytes_free,
-                         self.system_allocations, self.pool_reuses)
+                         self.system_allocations, self.pool_reuses, self.peak_bytes_requested)
 
     def reset_peak(self) -> None:
         """Start measuring the peak from the bytes in use now."""
         self.peak_bytes_in_use = self.bytes_in_use
+        self.peak_bytes_requested = self.bytes_requested
 
     def release_free(self) -> int:
         """Give every cached free block back to the system; returns the bytes released."""

@@ -55,7 +55,9 @@ class ModuleCompiler:
 
     def __init__(self, mod, target: str = "llvm", records=None, accept_foreign: bool = False):
         from ..dispatch.build import open_records
+        from ..passes.fold import eliminate_dead_code, fold_constants
 
+        mod = eliminate_dead_code(fold_constants(mod))
         self.mod = mod
         self.target = target
         self.db = open_records(records)

@@ -7,6 +7,8 @@ each peer's outputs are checked against nimble's (atol = rtol = 1e-3) on the war
 it is timed. Timing: rounds that run every system's pass over the workload in turn (so drift in a
 shared machine's load hits all alike), medians over rounds. A set's time is the total over its
 items. VM overhead = share of a profiled nimble run (`vm.profile`) spent outside kernels.
+The children inherit the environment: on a loaded machine, libgomp users (nimble, PyTorch) at
+2 threads slow down 5-40x from spin-waiting barriers; `OMP_WAIT_POLICY=passive` avoids that.
 
     python scripts/bench_models.py                       # everything, 1 and 2 threads
     python scripts/bench_models.py --quick --models lstm --threads 1

@@ -305,7 +305,7 @@ def _take_shape(data, indices, axis, mode):
 
 
 take = register(
-    "take", args=("data", "indices"), attrs={"axis": None, "mode": "clip"}, type_rel=_take_rel,
+    "take", args=("data", "indices"), attrs={"axis": None, "mode": "raise"}, type_rel=_take_rel,
     shape_func=_take_shape,
     reference=lambda data, indices, axis, mode: np.asarray(np.take(data, indices, axis=axis, mode=mode)),
     pattern=OpPattern.INJECTIVE,

@@ -153,7 +153,7 @@ def vm_overhead(vm, items: list, passes: int) -> float | None:
     return statistics.median(shares)
 
 
-def run_child(models: list[str], threads: int, quick: bool) -> dict:
+def run_child(models: list[str], threads: int, quick: bool, records: str | None = None) -> dict:
     """Everything at one thread count, in this process: {'rows': [...], 'versions': {...}}."""
     import nimble
 
@@ -169,13 +169,22 @@ def run_child(models: list[str], threads: int, quick: bool) -> dict:
             module, config, workloads = model_spec(model)
             weights = module.random_weights(config, 0)
             t0 = time.perf_counter()
-            vm = nimble.VirtualMachine(nimble.compile(module.build_module(weights, config)))
+            ir_module = module.build_module(weights, config)
+            # records: the tuned kernels; without --records an empty database forces fallback configs
+            vm = nimble.VirtualMachine(nimble.compile(ir_module, records=records or os.path.join(tmp, "none.db")))
             print(f"[{threads} thr] {model}: nimble compiled in {time.perf_counter() - t0:.1f} s",
                   file=sys.stderr, flush=True)
             nimble_run = (lambda inputs: vm.run(*inputs))
-            nimble_run.prepare = (lambda item: module.to_inputs(item, config)) if model == "tree" else module.to_inputs
+            prepare = (lambda item: module.to_inputs(item, config)) if model == "tree" else module.to_inputs
+            nimble_run.prepare = prepare
+            extra = {}
+            if records:
+                fb_vm = nimble.VirtualMachine(nimble.compile(ir_module, records=os.path.join(tmp, "none.db")))
+                fb_run = (lambda inputs, fb_vm=fb_vm: fb_vm.run(*inputs))
+                fb_run.prepare = prepare
+                extra["nimble fallback"] = fb_run
             onnx_path = peers.export_onnx(model, weights, config, tmp)
-            systems = {"nimble": nimble_run, "PyTorch": peers.torch_runner(model, weights, config),
+            systems = {"nimble": nimble_run, **extra, "PyTorch": peers.torch_runner(model, weights, config),
                        "ORT": peers.ort_runner(model, onnx_path, threads),
                        "OpenVINO": peers.openvino_runner(model, onnx_path, threads)}
             notes = {n: s.reason for n, s in systems.items() if isinstance(s, peers.Skipped)}
@@ -200,7 +209,8 @@ def fmt_ms(ms: float) -> str:
 
 def table(threads: int, rows: list) -> str:
     head = ["workload", "nimble ms", "VM overhead"]
-    for peer in PEERS:
+    peers_here = [p for p in ["nimble fallback", *PEERS] if any(p in r["ms"] or p in r["notes"] for r in rows)]
+    for peer in peers_here:
         head += [f"{peer} ms", f"× vs {peer}"]
     lines = [f"### {threads} thread{'s' if threads > 1 else ''} (batch 1, fp32, median ms; "
              "× = peer ms / nimble ms, above 1: nimble faster)", "",
@@ -216,7 +226,7 @@ def table(threads: int, rows: list) -> str:
         ms, nimble_ms = row["ms"], row["ms"]["nimble"]
         overhead = "n/a" if row["vm_overhead"] is None else f"{row['vm_overhead']:.0%}"
         cells = [row["workload"], fmt_ms(nimble_ms), overhead]
-        for peer in PEERS:
+        for peer in peers_here:
             if peer in ms:
                 cells += [fmt_ms(ms[peer]), f"{ms[peer] / nimble_ms:.2f}"]
             else:
@@ -231,6 +241,8 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="10 items a set, fewer rounds: a sanity run")
     p.add_argument("--models", default="lstm,tree,bert", help="comma-separated: lstm, tree, bert")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts, one child process each")
+    p.add_argument("--records", metavar="PATH_OR_URL",
+                   help="tuning records: nimble runs tuned (and once more with fallback configs, as a column)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -238,7 +250,7 @@ def main(argv=None) -> None:
     if unknown:
         p.error(f"--models: unknown {sorted(unknown)}; expected lstm, tree, bert")
     if args.child:
-        print(json.dumps(run_child(models, args.child, args.quick)))
+        print(json.dumps(run_child(models, args.child, args.quick, args.records)))
         return
     results = {}
     for t in (int(x) for x in args.threads.split(",")):
@@ -246,6 +258,8 @@ def main(argv=None) -> None:
                    MKL_NUM_THREADS=str(t))
         cmd = [sys.executable, os.path.abspath(__file__), "--child", str(t), "--models", ",".join(models)]
         cmd += ["--quick"] if args.quick else []
+        cmd += ["--records", os.path.abspath(args.records)] if args.records and os.path.exists(args.records) else (
+            ["--records", args.records] if args.records else [])
         out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         if out.returncode != 0:
             sys.exit(f"child for {t} thread(s) failed (exit {out.returncode}); its log is above")

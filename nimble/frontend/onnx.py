@@ -1,0 +1,143 @@
+"""`from_onnx`: an ONNX model (a ModelProto or a file path) -> an `IRModule` whose `@main` runs the graph.
+
+Graph inputs keep their static dims; a `dim_param` becomes a symbolic dim of that name (the same name is the same
+dim), an unknown dim becomes `Any`. Initializers become constants; shape computations over static dims fold to
+constants and stay run-time computations (`shape_of`, `dyn.reshape`, ...) otherwise. `If` becomes an IR `if`,
+`Loop` (and `LSTM` / `GRU`) a recursive global function.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import FormatError
+from ..ir.expr import Function, Var
+from ..ir.module import IRModule
+from ..ir.types import AnyDim, SymDim, TensorType
+from . import onnx_control, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape  # noqa: F401 - converters
+from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
+from .onnx_values import Value, const_value
+
+MIN_OPSET = 13
+SUPPORTED_DOMAINS = ("", "ai.onnx")
+
+
+def supported_ops() -> list[str]:
+    """The ONNX operator types the frontend converts."""
+    return sorted(CONVERTERS)
+
+
+def onnx_dtype(elem_type: int) -> str:
+    from onnx import helper
+
+    try:
+        name = helper.tensor_dtype_to_np_dtype(elem_type).name
+    except Exception as err:  # noqa: BLE001 - onnx raises KeyError / ValueError by version
+        raise ConversionError(f"ONNX element type {elem_type} has no numpy dtype") from err
+    if name not in ("float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool"):
+        raise ConversionError(f"ONNX element type {name} is not supported by nimble")
+    return name
+
+
+def value_info_type(info, shapes: dict | None = None, sym_dims: bool = True) -> TensorType:
+    """The IR type of a graph input / output declaration."""
+    t = info.type
+    if not t.HasField("tensor_type"):
+        raise ConversionError(f"input {info.name!r} is a {t.WhichOneof('value')}, only tensors are supported")
+    tt = t.tensor_type
+    if shapes and info.name in shapes:
+        dims = tuple(AnyDim() if d is None or (isinstance(d, int) and d < 0) else d for d in shapes[info.name])
+    elif not tt.HasField("shape"):
+        raise ConversionError(f"input {info.name!r} has no shape (not even a rank); pass shapes={{name: ...}}")
+    else:
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") else
+            (SymDim(d.dim_param) if d.HasField("dim_param") and sym_dims else AnyDim())
+            for d in tt.shape.dim
+        )
+    return TensorType(dims, onnx_dtype(tt.elem_type))
+
+
+def _load(model_or_path):
+    import onnx
+
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    if isinstance(model_or_path, (str, os.PathLike, bytes)):
+        try:
+            if isinstance(model_or_path, bytes):
+                return onnx.load_from_string(model_or_path)
+            return onnx.load(os.fspath(model_or_path))
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001 - protobuf's DecodeError and friends
+            raise FormatError(f"{model_or_path!s:.200}: not a readable ONNX model ({type(err).__name__}: {err})") from err
+    raise FormatError(f"from_onnx expects an onnx.ModelProto or a path, got {type(model_or_path).__name__}")
+
+
+def model_opset(model) -> int:
+    for imp in model.opset_import:
+        if imp.domain in SUPPORTED_DOMAINS:
+            return imp.version
+    raise FormatError("the model imports no ai.onnx opset")
+
+
+def unsupported_nodes(graph, opset: int) -> dict:
+    """`{(domain.op_type, opset): [node names]}` for every node (subgraphs included) without a converter."""
+    found: dict = {}
+    for node in graph.node:
+        if node.op_type not in CONVERTERS or node.domain not in SUPPORTED_DOMAINS:
+            key = (f"{node.domain or 'ai.onnx'}.{node.op_type}", opset)
+            found.setdefault(key, []).append(node.name or node.output[0])
+        for attr in node.attribute:
+            for sub in list(attr.g.node and [attr.g]) + list(attr.graphs):
+                for key, names in unsupported_nodes(sub, opset).items():
+                    found.setdefault(key, []).extend(names)
+    return found
+
+
+def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
+              constants: dict | None = None) -> IRModule:
+    """Convert an ONNX model to an `IRModule` with a `main` function.
+
+    `shapes` overrides input shapes by name (None or -1 = `Any`). With `sym_dims`, a `dim_param` becomes a named
+    symbolic dim (otherwise `Any`). `constants` binds graph inputs by name to fixed values (they are then no
+    parameters of `main`), for operators whose axes, shapes or weights arrive as inputs. Raises `FormatError` for a malformed model and one
+    `UnsupportedOperatorError` listing every operator without a converter.
+    """
+    model = _load(model_or_path)
+    if not model.HasField("graph"):
+        raise FormatError("the ONNX model has no graph")
+    opset = model_opset(model)
+    if opset < MIN_OPSET:
+        raise FormatError(f"ONNX opset {opset} is not supported; the frontend needs opset {MIN_OPSET} or newer")
+    graph = model.graph
+    missing = unsupported_nodes(graph, opset)
+    if missing:
+        lines = [f"  {op} (opset {v}): nodes {names[:8]}{' ...' if len(names) > 8 else ''}"
+                 for (op, v), names in sorted(missing.items())]
+        raise UnsupportedOperatorError(
+            f"the model uses {len(missing)} unsupported ONNX operator(s):\n" + "\n".join(lines)
+        )
+    from onnx import numpy_helper
+
+    mod = IRModule()
+    ctx = GraphConverter(mod, opset)
+    for init in graph.initializer:
+        ctx.env[init.name] = const_value(numpy_helper.to_array(init))
+    params = []
+    for info in graph.input:
+        if info.name in ctx.env:
+            continue
+        if constants and info.name in constants:
+            ctx.env[info.name] = const_value(np.asarray(constants[info.name]))
+            continue
+        t = value_info_type(info, shapes, sym_dims)
+        var = Var(info.name, t)
+        params.append(var)
+        ctx.env[info.name] = Value(var, t)
+    ctx.convert_graph_nodes(graph)
+    outputs = [ctx.lookup(o.name) for o in graph.output]
+    mod.define("main", Function(params, ctx.result(outputs)))
+    return mod

@@ -1,0 +1,119 @@
+"""Running ONNX's backend node test cases (`onnx.backend.test.case.node`) through the frontend, compiler and VM."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NimbleError
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    ops: tuple
+    status: str  # "pass", "fail" or "skip"
+    reason: str = ""
+
+
+def graph_ops(graph) -> set:
+    """Op types used in `graph` and its subgraphs."""
+    ops = set()
+    for node in graph.node:
+        ops.add(node.op_type)
+        for attr in node.attribute:
+            subs = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
+            for sub in subs:
+                ops |= graph_ops(sub)
+    return ops
+
+
+def node_cases():
+    from onnx.backend.test.case.node import collect_testcases
+
+    return collect_testcases(None) if _takes_arg(collect_testcases) else collect_testcases()
+
+
+def _takes_arg(fn) -> bool:
+    import inspect
+
+    return bool(inspect.signature(fn).parameters)
+
+
+def _as_list(result) -> list:
+    if isinstance(result, (list, tuple)):
+        return [np.asarray(r) for r in result]
+    return [np.asarray(result)]
+
+
+def compare(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3, atol: float = 1e-5) -> str:
+    """'' when `got` matches `want`, else why not."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"shape {got.shape} != expected {want.shape}"
+    if want.dtype.kind in "fc":
+        if not np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True):
+            err = np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))) if got.size else 0
+            return f"values differ (max abs error {err:.3g})"
+        return ""
+    if got.dtype != want.dtype:
+        return f"dtype {got.dtype} != expected {want.dtype}"
+    return "" if np.array_equal(got, want) else "values differ"
+
+
+def run_case(case, claimed: set) -> CaseResult:
+    """Convert, compile and run one node test case on each of its data sets."""
+    import nimble
+
+    from .onnx import from_onnx
+    from .onnx_graph import ConversionError
+
+    ops = tuple(sorted(graph_ops(case.model.graph)))
+    missing = [op for op in ops if op not in claimed]
+    if missing:
+        return CaseResult(case.name, ops, "skip", f"unclaimed ops {missing}")
+    note = ""
+    try:
+        try:
+            mod = from_onnx(case.model)
+        except ConversionError as err:
+            if "must be a constant" not in str(err) and "must be constants" not in str(err):
+                raise
+            # axes / shapes / weights fed as graph inputs: bind every input but the first to its test value
+            names = [i.name for i in case.model.graph.input]
+            frozen = {n: v for n, v in zip(names[1:], case.data_sets[0][0][1:])}
+            mod = from_onnx(case.model, constants=frozen)
+            note = "frozen inputs"
+            case = _first_data_set_only(case, len(frozen))
+    except nimble.FormatError as err:
+        return CaseResult(case.name, ops, "skip", str(err).splitlines()[0])
+    except (NimbleError, NotImplementedError) as err:
+        return CaseResult(case.name, ops, "fail", f"convert: {type(err).__name__}: {str(err).splitlines()[0]}")
+    try:
+        vm = nimble.VirtualMachine(nimble.compile(mod))
+    except Exception as err:  # noqa: BLE001 - every compiler failure is a reported failure
+        return CaseResult(case.name, ops, "fail", f"compile: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+    for k, (inputs, expected) in enumerate(case.data_sets):
+        try:
+            got = _as_list(vm.run(*[np.asarray(i) for i in inputs]))
+        except Exception as err:  # noqa: BLE001
+            return CaseResult(case.name, ops, "fail", f"run: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
+        if len(got) != len(expected):
+            return CaseResult(case.name, ops, "fail", f"{len(got)} outputs, expected {len(expected)}")
+        for j, (g, w) in enumerate(zip(got, expected)):
+            why = compare(g, w)
+            if why:
+                return CaseResult(case.name, ops, "fail", f"data set {k} output {j}: {why}")
+    return CaseResult(case.name, ops, "pass", note)
+
+
+@dataclass(frozen=True)
+class _Case:
+    name: str
+    model: object
+    data_sets: list
+
+
+def _first_data_set_only(case, n_frozen: int):
+    inputs, outputs = case.data_sets[0]
+    return _Case(case.name, case.model, [(list(inputs[: len(inputs) - n_frozen]), outputs)])

@@ -1,0 +1,364 @@
+"""Converters of elementwise, activation and reduction ONNX operators."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .onnx_dims import fold_binary, fold_where
+from .onnx_graph import ConversionError, converter
+from .onnx_values import Value, const_value
+
+
+def scalar(value, like: Value) -> np.ndarray:
+    """A rank-0 constant of `like`'s dtype."""
+    return np.asarray(value, dtype=like.dtype)
+
+
+def _dims_of(v):
+    return v.dims if v.dims is not None and v.ndim <= 1 else None
+
+
+# ---- binary arithmetic / comparison / logic ---------------------------------------------------------------
+_BINARY = {
+    "Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide", "Equal": "equal", "Greater": "greater",
+    "Less": "less", "GreaterOrEqual": "greater_equal", "LessOrEqual": "less_equal", "And": "logical_and",
+    "Or": "logical_or", "Xor": "not_equal",
+}
+
+
+@converter(*_BINARY)
+def binary(ctx, node, inputs, attrs):
+    a, b = inputs
+    if a.dtype != b.dtype:
+        raise ConversionError(f"inputs have dtypes {a.dtype} and {b.dtype}")
+    return [fold_binary(node.op_type, a, b, ctx.emit(_BINARY[node.op_type], a, b))]
+
+
+@converter("Pow")
+def pow_(ctx, node, inputs, attrs):
+    base, exponent = inputs
+    if exponent.dtype != base.dtype:
+        exponent = ctx.emit("cast", exponent, dtype=base.dtype)
+    if exponent.is_const and exponent.const.size == 1:
+        e = float(exponent.const.reshape(()))
+        if e == 2.0:
+            return [ctx.emit("multiply", base, base)]
+        if e == 0.5 and base.dtype.startswith("float"):
+            return [ctx.emit("sqrt", base)]
+    return [ctx.emit("power", base, exponent)]
+
+
+@converter("Mod")
+def mod(ctx, node, inputs, attrs):
+    a, b = inputs
+    if attrs.get("fmod", 0) or a.dtype.startswith("float"):
+        if not attrs.get("fmod", 0):
+            raise ConversionError("Mod of floats needs fmod=1")
+        q = ctx.emit("cast", ctx.emit("cast", ctx.emit("divide", a, b), dtype="int64"), dtype=a.dtype)
+        return [ctx.emit("subtract", a, ctx.emit("multiply", q, b))]
+    rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
+    zero = scalar(0, a)
+    fix = ctx.emit("logical_and", ctx.emit("not_equal", rem, zero),
+                   ctx.emit("not_equal", ctx.emit("less", rem, zero), ctx.emit("less", b, zero)))
+    return [ctx.emit("where", fix, ctx.emit("add", rem, b), rem)]
+
+
+@converter("Not")
+def not_(ctx, node, inputs, attrs):
+    return [ctx.emit("equal", inputs[0], np.asarray(False))]
+
+
+_VARIADIC = {"Max": "maximum", "Min": "minimum", "Sum": "add", "Mean": "add"}
+
+
+@converter(*_VARIADIC)
+def variadic(ctx, node, inputs, attrs):
+    acc = inputs[0]
+    for v in inputs[1:]:
+        acc = fold_binary(node.op_type, acc, v, ctx.emit(_VARIADIC[node.op_type], acc, v))
+    if node.op_type == "Mean":
+        acc = ctx.emit("divide", acc, scalar(len(inputs), acc))
+    return [acc]
+
+
+# ---- unary ------------------------------------------------------------------------------------------------
+_UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
+          "Erf": "erf", "Abs": "abs", "Neg": "negative"}
+
+
+@converter(*_UNARY)
+def unary(ctx, node, inputs, attrs):
+    return [ctx.emit(_UNARY[node.op_type], inputs[0])]
+
+
+@converter("Identity", "Dropout")
+def identity(ctx, node, inputs, attrs):
+    x = inputs[0]
+    if node.op_type == "Dropout" and len(node.output) > 1 and node.output[1]:
+        training = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+        if training is not None and (not training.is_const or bool(training.const)):
+            raise ConversionError("Dropout in training mode is not supported")
+        return [x, _true_like(ctx, x)]
+    return [x]
+
+
+def _true_like(ctx, x: Value) -> Value:
+    return ctx.emit("logical_or", ctx.emit("equal", x, x), ctx.emit("not_equal", x, x))
+
+
+@converter("Reciprocal")
+def reciprocal(ctx, node, inputs, attrs):
+    return [ctx.emit("divide", scalar(1, inputs[0]), inputs[0])]
+
+
+@converter("Floor", "Ceil")
+def floor_ceil(ctx, node, inputs, attrs):
+    x = inputs[0]
+    trunc = ctx.emit("cast", ctx.emit("cast", x, dtype="int64"), dtype=x.dtype)
+    if node.op_type == "Floor":
+        adjust = ctx.emit("cast", ctx.emit("greater", trunc, x), dtype=x.dtype)
+        return [ctx.emit("subtract", trunc, adjust)]
+    adjust = ctx.emit("cast", ctx.emit("less", trunc, x), dtype=x.dtype)
+    return [ctx.emit("add", trunc, adjust)]
+
+
+@converter("Sign")
+def sign(ctx, node, inputs, attrs):
+    x = inputs[0]
+    pos = ctx.emit("cast", ctx.emit("greater", x, scalar(0, x)), dtype=x.dtype)
+    neg = ctx.emit("cast", ctx.emit("less", x, scalar(0, x)), dtype=x.dtype)
+    return [ctx.emit("subtract", pos, neg)]
+
+
+@converter("IsNaN")
+def isnan(ctx, node, inputs, attrs):
+    return [ctx.emit("not_equal", inputs[0], inputs[0])]
+
+
+@converter("IsInf")
+def isinf(ctx, node, inputs, attrs):
+    x = inputs[0]
+    pos = ctx.emit("equal", x, scalar(np.inf, x))
+    neg = ctx.emit("equal", x, scalar(-np.inf, x))
+    if not attrs.get("detect_negative", 1):
+        return [pos]
+    if not attrs.get("detect_positive", 1):
+        return [neg]
+    return [ctx.emit("logical_or", pos, neg)]
+
+
+@converter("Clip")
+def clip(ctx, node, inputs, attrs):
+    x = inputs[0]
+    lo = inputs[1] if len(inputs) > 1 else None
+    hi = inputs[2] if len(inputs) > 2 else None
+    if lo is not None:
+        x = ctx.emit("maximum", x, lo)
+    if hi is not None:
+        x = ctx.emit("minimum", x, hi)
+    return [x]
+
+
+def _where_negative(ctx, x, negative_value):
+    return ctx.emit("where", ctx.emit("less", x, scalar(0, x)), negative_value, x)
+
+
+@converter("LeakyRelu")
+def leaky_relu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    return [_where_negative(ctx, x, ctx.emit("multiply", x, scalar(attrs.get("alpha", 0.01), x)))]
+
+
+@converter("PRelu")
+def prelu(ctx, node, inputs, attrs):
+    x, slope = inputs
+    return [_where_negative(ctx, x, ctx.emit("multiply", x, slope))]
+
+
+def _expm1_scaled(ctx, x, alpha):
+    return ctx.emit("multiply", ctx.emit("subtract", ctx.emit("exp", x), scalar(1, x)), scalar(alpha, x))
+
+
+@converter("Elu")
+def elu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    return [_where_negative(ctx, x, _expm1_scaled(ctx, x, attrs.get("alpha", 1.0)))]
+
+
+@converter("Selu")
+def selu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    alpha, gamma = attrs.get("alpha", 1.67326319217681884765625), attrs.get("gamma", 1.05070102214813232421875)
+    inner = ctx.emit("where", ctx.emit("greater", x, scalar(0, x)), x, _expm1_scaled(ctx, x, alpha))
+    return [ctx.emit("multiply", inner, scalar(gamma, x))]
+
+
+@converter("Celu")
+def celu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    alpha = attrs.get("alpha", 1.0)
+    neg = _expm1_scaled(ctx, ctx.emit("divide", x, scalar(alpha, x)), alpha)
+    return [ctx.emit("add", ctx.emit("maximum", x, scalar(0, x)), ctx.emit("minimum", neg, scalar(0, x)))]
+
+
+@converter("ThresholdedRelu")
+def thresholded_relu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    above = ctx.emit("greater", x, scalar(attrs.get("alpha", 1.0), x))
+    return [ctx.emit("where", above, x, scalar(0, x))]
+
+
+def _hard_sigmoid(ctx, x, alpha, beta):
+    y = ctx.emit("add", ctx.emit("multiply", x, scalar(alpha, x)), scalar(beta, x))
+    return ctx.emit("minimum", ctx.emit("maximum", y, scalar(0, x)), scalar(1, x))
+
+
+@converter("HardSigmoid")
+def hard_sigmoid(ctx, node, inputs, attrs):
+    return [_hard_sigmoid(ctx, inputs[0], attrs.get("alpha", 0.2), attrs.get("beta", 0.5))]
+
+
+@converter("HardSwish")
+def hard_swish(ctx, node, inputs, attrs):
+    x = inputs[0]
+    return [ctx.emit("multiply", x, _hard_sigmoid(ctx, x, 1.0 / 6.0, 0.5))]
+
+
+def _softplus(ctx, x):
+    # log(1 + exp(x)) computed as max(x, 0) + log(1 + exp(-|x|)), which does not overflow
+    tail = ctx.emit("log", ctx.emit("add", scalar(1, x), ctx.emit("exp", ctx.emit("negative", ctx.emit("abs", x)))))
+    return ctx.emit("add", ctx.emit("maximum", x, scalar(0, x)), tail)
+
+
+@converter("Softplus")
+def softplus(ctx, node, inputs, attrs):
+    return [_softplus(ctx, inputs[0])]
+
+
+@converter("Softsign")
+def softsign(ctx, node, inputs, attrs):
+    x = inputs[0]
+    return [ctx.emit("divide", x, ctx.emit("add", scalar(1, x), ctx.emit("abs", x)))]
+
+
+@converter("Mish")
+def mish(ctx, node, inputs, attrs):
+    x = inputs[0]
+    return [ctx.emit("multiply", x, ctx.emit("tanh", _softplus(ctx, x)))]
+
+
+@converter("Gelu")
+def gelu(ctx, node, inputs, attrs):
+    x = inputs[0]
+    if attrs.get("approximate", "none") == "none":
+        return [ctx.emit("gelu", x)]
+    cube = ctx.emit("multiply", ctx.emit("multiply", x, x), x)
+    inner = ctx.emit("multiply", ctx.emit("add", x, ctx.emit("multiply", cube, scalar(0.044715, x))),
+                     scalar(np.sqrt(2.0 / np.pi), x))
+    half = ctx.emit("multiply", x, scalar(0.5, x))
+    return [ctx.emit("multiply", half, ctx.emit("add", scalar(1, x), ctx.emit("tanh", inner)))]
+
+
+@converter("Cast")
+def cast(ctx, node, inputs, attrs):
+    from .onnx import onnx_dtype
+
+    x = inputs[0]
+    dtype = onnx_dtype(attrs["to"])
+    if dtype == x.dtype:
+        return [x]
+    out = ctx.emit("cast", x, dtype=dtype)
+    if _dims_of(x) is not None and dtype.startswith("int") and out.dims is None and not out.is_const:
+        out = replace(out, dims=x.dims)
+    return [out]
+
+
+@converter("CastLike")
+def cast_like(ctx, node, inputs, attrs):
+    x, like = inputs
+    return [x if x.dtype == like.dtype else ctx.emit("cast", x, dtype=like.dtype)]
+
+
+@converter("Where")
+def where(ctx, node, inputs, attrs):
+    return [fold_where(*inputs, ctx.emit("where", *inputs))]
+
+
+# ---- reductions -------------------------------------------------------------------------------------------
+def reduce_axes(ctx, node, inputs, attrs):
+    """The reduced axes (None = all) or "noop" — from the `axes` input (ReduceSum 13+, all 18+) or attribute."""
+    axes = attrs.get("axes")
+    if len(inputs) > 1 and inputs[1] is not None:
+        if not inputs[1].is_const:
+            raise ConversionError("reduction axes must be a constant")
+        axes = [int(a) for a in inputs[1].const.reshape(-1)]
+    if not axes:
+        return "noop" if attrs.get("noop_with_empty_axes", 0) else None
+    rank = inputs[0].ndim
+    return tuple(sorted(a % rank for a in axes)) if rank else None
+
+
+def _reduce(ctx, op, x, axes, keepdims):
+    if x.ndim == 0:
+        return x
+    return ctx.emit(op, x, axis=axes, keepdims=bool(keepdims))
+
+
+_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min"}
+
+
+@converter(*_REDUCE, "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+def reduce(ctx, node, inputs, attrs):
+    x = inputs[0]
+    axes = reduce_axes(ctx, node, inputs, attrs)
+    keep = attrs.get("keepdims", 1)
+    op = node.op_type
+    if axes == "noop":
+        if op in ("ReduceSumSquare",):
+            return [ctx.emit("multiply", x, x)]
+        if op == "ReduceL1":
+            return [ctx.emit("abs", x)]
+        if op == "ReduceL2":
+            return [ctx.emit("abs", x)]
+        if op == "ReduceLogSum":
+            return [ctx.emit("log", x)]
+        return [x]
+    if op in _REDUCE:
+        return [_reduce(ctx, _REDUCE[op], x, axes, keep)]
+    if op == "ReduceSumSquare":
+        return [_reduce(ctx, "sum", ctx.emit("multiply", x, x), axes, keep)]
+    if op == "ReduceL1":
+        return [_reduce(ctx, "sum", ctx.emit("abs", x), axes, keep)]
+    if op == "ReduceL2":
+        return [ctx.emit("sqrt", _reduce(ctx, "sum", ctx.emit("multiply", x, x), axes, keep))]
+    if op == "ReduceLogSum":
+        return [ctx.emit("log", _reduce(ctx, "sum", x, axes, keep))]
+    top = _reduce(ctx, "max", x, axes, True)
+    total = _reduce(ctx, "sum", ctx.emit("exp", ctx.emit("subtract", x, top)), axes, True)
+    out = ctx.emit("add", ctx.emit("log", total), top)
+    if not keep:
+        out = ctx.emit("squeeze", out, axis=axes if axes is not None else tuple(range(x.ndim)))
+    return [out]
+
+
+@converter("ArgMax", "ArgMin")
+def argmax(ctx, node, inputs, attrs):
+    x = inputs[0]
+    if attrs.get("select_last_index", 0):
+        raise ConversionError("select_last_index=1 is not supported")
+    if node.op_type == "ArgMin":
+        if x.dtype in ("uint8", "bool"):
+            raise ConversionError(f"ArgMin of {x.dtype} is not supported")
+        x = ctx.emit("negative", x)
+    axis = attrs.get("axis", 0) % max(x.ndim, 1)
+    return [ctx.emit("argmax", x, axis=axis, keepdims=bool(attrs.get("keepdims", 1)))]
+
+
+def const_of(v: Value, what: str) -> np.ndarray:
+    if not v.is_const:
+        raise ConversionError(f"{what} must be a constant")
+    return v.const
+
+
+__all__ = ["scalar", "const_of", "reduce_axes", "const_value"]

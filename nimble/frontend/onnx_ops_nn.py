@@ -1,0 +1,212 @@
+"""Converters of the neural-network ONNX operators: MatMul, Gemm, Conv, pooling, normalisation, Softmax."""
+from __future__ import annotations
+
+import numpy as np
+
+from .onnx_graph import ConversionError, converter
+from .onnx_ops_math import scalar
+
+
+# ---- MatMul / Gemm ----------------------------------------------------------------------------------------
+def matmul_values(ctx, a, b):
+    """numpy matmul of two Values: 1-D operands promoted and squeezed back; a constant 2-D rhs becomes `dense`."""
+    if a.ndim == 1 and b.ndim == 1:
+        return ctx.emit("sum", ctx.emit("multiply", a, b), axis=0)
+    squeeze = []
+    if a.ndim == 1:
+        a = ctx.emit("expand_dims", a, axis=0)
+        squeeze.append(-2)
+    if b.ndim == 1:
+        b = ctx.emit("expand_dims", b, axis=1)
+        squeeze.append(-1)
+    if b.is_const and b.ndim == 2 and not a.is_const:
+        out = ctx.emit("dense", a, np.ascontiguousarray(b.const.T))
+    else:
+        out = ctx.emit("matmul", a, b)
+    if squeeze:
+        out = ctx.emit("squeeze", out, axis=tuple(a % out.ndim for a in squeeze))
+    return out
+
+
+@converter("MatMul")
+def matmul(ctx, node, inputs, attrs):
+    return [matmul_values(ctx, *inputs)]
+
+
+@converter("Gemm")
+def gemm(ctx, node, inputs, attrs):
+    a, b = inputs[:2]
+    c = inputs[2] if len(inputs) > 2 else None
+    alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    if attrs.get("transA", 0):
+        a = ctx.emit("transpose", a, axes=(1, 0))
+    if b.is_const and not a.is_const:
+        w = b.const if attrs.get("transB", 0) else b.const.T
+        out = ctx.emit("dense", a, np.ascontiguousarray(w))
+    else:
+        if attrs.get("transB", 0):
+            b = ctx.emit("transpose", b, axes=(1, 0))
+        out = ctx.emit("matmul", a, b)
+    if alpha != 1.0:
+        out = ctx.emit("multiply", out, scalar(alpha, out))
+    if c is not None:
+        if beta != 1.0:
+            c = ctx.emit("multiply", c, scalar(beta, c))
+        out = ctx.emit("add", out, c)
+    return [out]
+
+
+# ---- Conv / pooling ---------------------------------------------------------------------------------------
+def _pads(ctx, x, attrs, kernel, strides, dilations):
+    """(top, left, bottom, right) for 2-D from `pads` / `auto_pad`."""
+    auto = attrs.get("auto_pad", "NOTSET")
+    spatial = len(kernel)
+    if auto in ("NOTSET", ""):
+        pads = list(attrs.get("pads", [0] * (2 * spatial)))
+        return pads[:spatial], pads[spatial:]
+    if auto == "VALID":
+        return [0] * spatial, [0] * spatial
+    before, after = [], []
+    for i in range(spatial):
+        size = x.shape[2 + i]
+        if not isinstance(size, int):
+            raise ConversionError(f"auto_pad={auto} needs static spatial dims")
+        out = -(-size // strides[i])
+        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+        small, large = total // 2, total - total // 2
+        before.append(small if auto == "SAME_UPPER" else large)
+        after.append(large if auto == "SAME_UPPER" else small)
+    return before, after
+
+
+def _as_2d(ctx, x):
+    """A 1-D NCL tensor as NC1L (returns the tensor and whether it was 1-D)."""
+    if x.ndim == 3:
+        return ctx.emit("expand_dims", x, axis=2), True
+    if x.ndim != 4:
+        raise ConversionError(f"only 1-D and 2-D spatial inputs are supported, got rank {x.ndim}")
+    return x, False
+
+
+def _pair(values, one_d, default):
+    values = list(values) if values is not None else [default] * (1 if one_d else 2)
+    return [default] + values if one_d else values
+
+
+@converter("Conv")
+def conv(ctx, node, inputs, attrs):
+    x, w = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    kernel = list(w.shape[2:])
+    strides = list(attrs.get("strides", [1] * len(kernel)))
+    dilations = list(attrs.get("dilations", [1] * len(kernel)))
+    before, after = _pads(ctx, x, attrs, kernel, strides, dilations)
+    x2, one_d = _as_2d(ctx, x)
+    if one_d:
+        w = ctx.emit("expand_dims", w, axis=2)
+        before, after, strides, dilations = [0] + before, [0] + after, [1] + strides, [1] + dilations
+    out = ctx.emit("conv2d", x2, w, strides=tuple(strides), dilation=tuple(dilations),
+                   padding=(before[0], before[1], after[0], after[1]), groups=attrs.get("group", 1))
+    if bias is not None:
+        out = ctx.emit("add", out, ctx.emit("reshape", bias, newshape=(1, -1, 1, 1)))
+    if one_d:
+        out = ctx.emit("squeeze", out, axis=(2,))
+    return [out]
+
+
+@converter("MaxPool", "AveragePool")
+def pool(ctx, node, inputs, attrs):
+    x = inputs[0]
+    kernel = list(attrs["kernel_shape"])
+    if any(d != 1 for d in attrs.get("dilations", [1])):
+        raise ConversionError("dilated pooling is not supported")
+    if attrs.get("storage_order", 0) or (len(node.output) > 1 and node.output[1]):
+        raise ConversionError("MaxPool's Indices output is not supported")
+    strides = list(attrs.get("strides", [1] * len(kernel)))
+    before, after = _pads(ctx, x, attrs, kernel, strides, [1] * len(kernel))
+    if attrs.get("ceil_mode", 0):
+        if node.op_type == "AveragePool" and attrs.get("count_include_pad", 0):
+            raise ConversionError("ceil_mode=1 with count_include_pad=1 is not supported")
+        after = [a + _ceil_extra(x.shape[2 + i], kernel[i], strides[i], before[i], a)
+                 for i, a in enumerate(after)]
+    x2, one_d = _as_2d(ctx, x)
+    if one_d:
+        kernel, strides, before, after = [1] + kernel, [1] + strides, [0] + before, [0] + after
+    common = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=(before[0], before[1], after[0], after[1]))
+    if node.op_type == "MaxPool":
+        out = ctx.emit("max_pool2d", x2, **common)
+    else:
+        out = ctx.emit("avg_pool2d", x2, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)
+    if one_d:
+        out = ctx.emit("squeeze", out, axis=(2,))
+    return [out]
+
+
+def _ceil_extra(size, kernel, stride, before, after):
+    """Padding to add after the input so a floor-mode pool gives ceil-mode's output length."""
+    if not isinstance(size, int):
+        raise ConversionError("ceil_mode=1 needs static spatial dims")
+    span = size + before + after - kernel
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + before:  # the last window must start inside the input or its left padding
+        out -= 1
+    return max(0, (out - 1) * stride + kernel - (size + before + after))
+
+
+@converter("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(ctx, node, inputs, attrs):
+    x = inputs[0]
+    op = "mean" if node.op_type == "GlobalAveragePool" else "max"
+    return [ctx.emit(op, x, axis=tuple(range(2, x.ndim)), keepdims=True)]
+
+
+# ---- normalisation ----------------------------------------------------------------------------------------
+@converter("BatchNormalization")
+def batch_norm(ctx, node, inputs, attrs):
+    if attrs.get("training_mode", 0):
+        raise ConversionError("training_mode=1 is not supported")
+    x, gamma, beta, mean, var = inputs
+    return [ctx.emit("batch_norm", x, gamma, beta, mean, var, axis=1, epsilon=attrs.get("epsilon", 1e-5))]
+
+
+def _normalize(ctx, x, axes, epsilon):
+    """(x - mean) / sqrt(var + eps), the mean and 1/sqrt(var + eps) over `axes` (kept)."""
+    mean = ctx.emit("mean", x, axis=axes, keepdims=True)
+    centered = ctx.emit("subtract", x, mean)
+    var = ctx.emit("mean", ctx.emit("multiply", centered, centered), axis=axes, keepdims=True)
+    inv_std = ctx.emit("divide", scalar(1, x), ctx.emit("sqrt", ctx.emit("add", var, scalar(epsilon, x))))
+    return ctx.emit("multiply", centered, inv_std), mean, inv_std
+
+
+@converter("InstanceNormalization")
+def instance_norm(ctx, node, inputs, attrs):
+    x, scale, bias = inputs
+    normed, _, _ = _normalize(ctx, x, tuple(range(2, x.ndim)), attrs.get("epsilon", 1e-5))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    out = ctx.emit("multiply", normed, ctx.emit("reshape", scale, newshape=shape))
+    return [ctx.emit("add", out, ctx.emit("reshape", bias, newshape=shape))]
+
+
+@converter("LayerNormalization")
+def layer_norm(ctx, node, inputs, attrs):
+    x, scale = inputs[:2]
+    bias = inputs[2] if len(inputs) > 2 else None
+    axis = attrs.get("axis", -1) % x.ndim
+    eps = attrs.get("epsilon", 1e-5)
+    wants_stats = len(node.output) > 1 and any(node.output[1:])
+    if axis == x.ndim - 1 and scale.ndim == 1 and (bias is None or bias.ndim == 1) and not wants_stats:
+        beta = bias if bias is not None else np.zeros(scale.shape, dtype=scale.dtype) if scale.is_const else None
+        if beta is not None and x.dtype == scale.dtype:
+            return [ctx.emit("layer_norm", x, scale, beta, axis=-1, epsilon=eps)]
+    normed, mean, inv_std = _normalize(ctx, x, tuple(range(axis, x.ndim)), eps)
+    out = ctx.emit("multiply", normed, scale)
+    if bias is not None:
+        out = ctx.emit("add", out, bias)
+    return [out, mean, inv_std]
+
+
+@converter("Softmax", "LogSoftmax")
+def softmax(ctx, node, inputs, attrs):
+    x = inputs[0]
+    op = "softmax" if node.op_type == "Softmax" else "log_softmax"
+    return [ctx.emit(op, x, axis=attrs.get("axis", -1) % x.ndim)]

@@ -1,0 +1,106 @@
+"""The ONNX frontend on hand-built models: Loop, If, LSTM / GRU, run-time reshapes, errors."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import nimble  # noqa: E402
+import nimble.ir as ir  # noqa: E402
+from nimble.frontend import from_onnx  # noqa: E402
+from nimble.frontend.onnx import UnsupportedOperatorError  # noqa: E402
+
+from . import onnx_models  # noqa: E402
+
+
+def _ort(model, feeds):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+
+
+def _vm(model):
+    return nimble.VirtualMachine(nimble.compile(from_onnx(model)))
+
+
+def _outputs(result):
+    return [np.asarray(r) for r in result] if isinstance(result, (list, tuple)) else [np.asarray(result)]
+
+
+@pytest.mark.parametrize("trips, limit, n", [(5, 1e9, 3), (10, 50.0, 4), (0, 1e9, 2)])
+def test_loop_matches_onnxruntime(trips, limit, n):
+    model = onnx_models.loop_model()
+    vm = _vm(model)
+    x = np.arange(n, dtype=np.float32)
+    feeds = {"trips": np.array(trips, np.int64), "cond": np.array(True), "x": x, "limit": np.array(limit, np.float32)}
+    got = _outputs(vm.run(*feeds.values()))
+    for g, w in zip(got, _ort(model, feeds)):
+        np.testing.assert_allclose(g, w, rtol=1e-5)
+
+
+def test_loop_becomes_a_recursive_function():
+    mod = from_onnx(onnx_models.loop_model())
+    assert any(name.startswith("loop") for name in mod.functions)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_if_matches_onnxruntime(sign, batch):
+    model = onnx_models.if_model()
+    x = (sign * np.abs(np.random.default_rng(batch).standard_normal((batch, 4)))).astype(np.float32)
+    got = _outputs(_vm(model).run(x))
+    np.testing.assert_allclose(got[0], _ort(model, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+@pytest.mark.parametrize("gru", [False, True])
+def test_recurrent_layers_match_onnxruntime(direction, gru):
+    model = onnx_models.lstm_model(direction, gru=gru)
+    vm = _vm(model)
+    for seq, batch in [(1, 1), (6, 2)]:
+        x = np.random.default_rng(seq).standard_normal((seq, batch, 3)).astype(np.float32)
+        for g, w in zip(_outputs(vm.run(x)), _ort(model, {"X": x})):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_dim_params_become_symbolic_dims():
+    main = ir.infer_types(from_onnx(onnx_models.dynamic_reshape_model())).function("main")
+    assert main.arg_types == (ir.TensorType((ir.SymDim("b"), ir.SymDim("s"), 8)),)
+
+
+def test_runtime_shape_chain_becomes_dyn_reshape_keeping_static_dims():
+    model = onnx_models.dynamic_reshape_model()
+    mod = from_onnx(model)
+    assert "dyn.reshape" in repr(mod)
+    assert ir.infer_types(mod).function("main").ret_type.shape[1:2] == (2,)
+    vm = nimble.VirtualMachine(nimble.compile(mod))
+    for shape in [(1, 3, 8), (2, 5, 8)]:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        np.testing.assert_array_equal(_outputs(vm.run(x))[0], _ort(model, {"x": x})[0])
+
+
+def test_static_shape_chain_folds_to_a_constant_reshape():
+    mod = from_onnx(onnx_models.dynamic_reshape_model(), shapes={"x": (2, 3, 8)})
+    text = repr(mod)
+    assert "shape_of" not in text and "dyn.reshape" not in text
+
+
+def test_unsupported_ops_are_listed_in_one_error():
+    with pytest.raises(UnsupportedOperatorError) as info:
+        from_onnx(onnx_models.unsupported_model())
+    message = str(info.value)
+    assert "2 unsupported" in message
+    assert "ai.onnx.Sin (opset 17): nodes ['sin1', 'sin2']" in message
+    assert "ai.onnx.TopK (opset 17): nodes ['topk']" in message
+
+
+def test_malformed_file_raises_format_error(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"\x08\x07this is not a protobuf\xff\xff")
+    with pytest.raises(nimble.FormatError, match="not a readable ONNX model"):
+        from_onnx(path)
+
+
+def test_old_opset_is_a_format_error():
+    model = onnx_models.if_model()
+    model.opset_import[0].version = 11
+    with pytest.raises(nimble.FormatError, match="opset 11"):
+        from_onnx(model)

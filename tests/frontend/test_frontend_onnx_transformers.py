@@ -1,0 +1,79 @@
+"""transformers models (small configs, random weights) exported to ONNX with dynamic batch and sequence axes,
+compiled once by nimble and compared with ONNX Runtime at several shapes."""
+import warnings
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import nimble  # noqa: E402
+from nimble.frontend import from_onnx  # noqa: E402
+
+SHAPES = [(1, 8), (1, 128), (4, 33)]
+
+
+class _Wrapper(torch.nn.Module):
+    def __init__(self, model, **options):
+        super().__init__()
+        self.model = model
+        self.options = options
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=False, **self.options)
+
+
+def _export(model, path, outputs, **options):
+    ids = torch.randint(0, 100, (2, 8))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Wrapper(model.eval(), **options), (ids, torch.ones_like(ids)), str(path),
+                          input_names=["input_ids", "attention_mask"], output_names=outputs,
+                          dynamic_axes=axes | {outputs[0]: {0: "batch", 1: "seq"}}, dynamo=False, opset_version=17)
+    return str(path)
+
+
+def _check(path, vm, shapes, outputs):
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for batch, seq in shapes:
+        ids = rng.integers(0, 100, (batch, seq)).astype(np.int64)
+        mask = np.ones((batch, seq), np.int64)
+        if batch > 1:
+            mask[1, seq // 2:] = 0  # a padded sequence
+        want = sess.run(None, {"input_ids": ids, "attention_mask": mask})
+        got = vm.run(ids, mask)
+        got = list(got) if isinstance(got, (list, tuple)) else [got]
+        for name, g, w in zip(outputs, got, want):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-4, atol=1e-4, err_msg=f"{name} at {batch}x{seq}")
+
+
+@pytest.fixture(scope="module")
+def bert_path(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=160)
+    return _export(transformers.BertModel(config), tmp_path_factory.mktemp("bert") / "bert.onnx",
+                   ["last_hidden_state", "pooler_output"])
+
+
+@pytest.mark.slow
+def test_bert_compiled_once_matches_onnxruntime_at_every_shape(bert_path):
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(bert_path)))
+    _check(bert_path, vm, SHAPES, ["last_hidden_state", "pooler_output"])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="nimble VM bug: at seq >= ~20 a value computed early in @main is overwritten before its "
+                          "last use (the reference interpreter, ir.evaluate, matches ONNX Runtime)", strict=False)
+def test_gpt2_with_causal_mask_matches_onnxruntime(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=160,
+                                     bos_token_id=0, eos_token_id=0)
+    path = _export(transformers.GPT2Model(config), tmp_path / "gpt2.onnx", ["last_hidden_state"], use_cache=False)
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(path)))
+    _check(path, vm, SHAPES, ["last_hidden_state"])

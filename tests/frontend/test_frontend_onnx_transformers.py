@@ -77,3 +77,41 @@ def test_gpt2_with_causal_mask_matches_onnxruntime(tmp_path):
     path = _export(transformers.GPT2Model(config), tmp_path / "gpt2.onnx", ["last_hidden_state"], use_cache=False)
     vm = nimble.VirtualMachine(nimble.compile(from_onnx(path)))
     _check(path, vm, SHAPES, ["last_hidden_state"])
+
+
+class _SmallCNN(torch.nn.Module):
+    """A torchvision-style CNN: conv-bn-relu stem, max pool, a residual block, global average pool, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+                                        torch.nn.BatchNorm2d(8), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, 1))
+        self.block = torch.nn.Sequential(torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                         torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1, groups=2))
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = torch.relu(x + self.block(x))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, 1)
+        return self.head(torch.flatten(x, 1))
+
+
+def test_cnn_with_dynamic_batch_matches_onnxruntime(tmp_path):
+    torch.manual_seed(0)
+    model = _SmallCNN().eval()
+    for bn in (model.stem[1], model.block[1]):  # non-trivial running statistics
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 1.5)
+    path = str(tmp_path / "cnn.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(2, 3, 32, 32),), path, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False, opset_version=17)
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(path)))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+        got = vm.run(x)
+        got = got[0] if isinstance(got, (list, tuple)) else got
+        np.testing.assert_allclose(np.asarray(got), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)

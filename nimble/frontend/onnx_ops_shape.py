@@ -113,7 +113,7 @@ def constant_of_shape(ctx, node, inputs, attrs):
 
 @converter("Range")
 def range_(ctx, node, inputs, attrs):
-    start, limit, delta = inputs
+    start, limit, delta = (ctx.emit("reshape", v, newshape=()) if v.ndim else v for v in inputs)
     return [ctx.emit("arange", start, limit, delta, dtype=start.dtype)]
 
 

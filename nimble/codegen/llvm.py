@@ -23,7 +23,7 @@ from ..te.visit import free_vars, walk
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
 from .llvm_math import intrinsic, emit_math
 
-I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
 _TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1}
 _SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
@@ -46,6 +46,11 @@ class CodegenError(NimbleError, ValueError):
 
 def llvm_type(dtype: str):
     return _TYPES[dtype]
+
+
+def mem_type(dtype: str):
+    """The type of one element in memory (a bool is a byte, like numpy's)."""
+    return I8 if dtype == "bool" else _TYPES[dtype]
 
 
 def _const(ty, value):
@@ -266,11 +271,23 @@ class LLVMCodegen:
             self._vstore(s)
             return
         ptr = self._elem_ptr(s.buffer, self.expr(s.index))
-        val = self.expr(s.value)
+        val = self._to_mem(self.expr(s.value), s.buffer.dtype)
         self.b.store(val, ptr, align=_SIZES[s.buffer.dtype])
 
     def _elem_ptr(self, buf: Buffer, index):
-        return _gep(self.b, self.bufs[buf], [index], llvm_type(buf.dtype))
+        return _gep(self.b, self.bufs[buf], [index], mem_type(buf.dtype))
+
+    def _to_mem(self, val, dtype: str):
+        """A value as stored in memory: bools are bytes (LLVM would bit-pack vectors of i1)."""
+        if dtype != "bool":
+            return val
+        ty = ir.VectorType(I8, val.type.count) if isinstance(val.type, ir.VectorType) else I8
+        return self.b.zext(val, ty)
+
+    def _from_mem(self, val, dtype: str):
+        if dtype != "bool":
+            return val
+        return self.b.icmp_unsigned("!=", val, _const(val.type, 0))
 
     def _if(self, s: IfThenElse) -> None:
         cond = self.expr(s.cond)
@@ -285,7 +302,7 @@ class LLVMCodegen:
                     self.stmt(s.else_case)
 
     def _allocate(self, s: Allocate) -> None:
-        ty = llvm_type(s.buffer.dtype)
+        ty = mem_type(s.buffer.dtype)
         ext = simplify(s.extent)
         if isinstance(ext, IntImm) and ext.value * _SIZES[s.buffer.dtype] <= STACK_LIMIT_BYTES:
             ptr = _alloca(self.s.entry, ty, size=max(ext.value, 1), name=_ident(s.buffer.name))
@@ -450,22 +467,23 @@ class LLVMCodegen:
 
     def _vload(self, e: Load):
         lanes = self.vec[1]
-        ty = llvm_type(e.buffer.dtype)
+        ty = mem_type(e.buffer.dtype)
         aff = self._lane_affine(e.index)
         if aff is not None and aff[1] == 1:
             ptr = self._elem_ptr(e.buffer, self.expr(aff[0]))
-            return self.b.load(ptr, typ=ir.VectorType(ty, lanes), align=_SIZES[e.buffer.dtype])
+            loaded = self.b.load(ptr, typ=ir.VectorType(ty, lanes), align=_SIZES[e.buffer.dtype])
+            return self._from_mem(loaded, e.buffer.dtype)
         idx = self._vexpr(e.index)
         out = ir.Constant(ir.VectorType(ty, lanes), ir.Undefined)
         for lane in range(lanes):
             li = ir.Constant(I32, lane)
             p = self._elem_ptr(e.buffer, self.b.extract_element(idx, li))
             out = self.b.insert_element(out, self.b.load(p, typ=ty, align=_SIZES[e.buffer.dtype]), li)
-        return out
+        return self._from_mem(out, e.buffer.dtype)
 
     def _vstore(self, s: Store) -> None:
         lanes = self.vec[1]
-        val = self._broadcast(self._vexpr(s.value), lanes)
+        val = self._to_mem(self._broadcast(self._vexpr(s.value), lanes), s.buffer.dtype)
         aff = self._lane_affine(s.index)
         if aff is not None and aff[1] == 1:
             ptr = self._elem_ptr(s.buffer, self.expr(aff[0]))
@@ -504,7 +522,8 @@ class LLVMCodegen:
             return val
         if isinstance(e, Load):
             ptr = self._elem_ptr(e.buffer, self.expr(e.index))
-            return self.b.load(ptr, typ=llvm_type(e.buffer.dtype), align=_SIZES[e.buffer.dtype])
+            loaded = self.b.load(ptr, typ=mem_type(e.buffer.dtype), align=_SIZES[e.buffer.dtype])
+            return self._from_mem(loaded, e.buffer.dtype)
         return self._emit_node(e, self.expr, vector=False)
 
     def _emit_node(self, e: Expr, sub, vector: bool):
@@ -540,6 +559,8 @@ class LLVMCodegen:
                 return b.select(b.fcmp_unordered(">", x, y) if fl else b.icmp_signed(">", x, y), x, y)
             if isinstance(e, (LT, LE, EQ, NE)):
                 op = {LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)]
+                if fl and isinstance(e, NE):
+                    return b.fcmp_unordered(op, x, y)  # NaN != anything, as in numpy
                 return b.fcmp_ordered(op, x, y) if fl else b.icmp_signed(op, x, y)
             if isinstance(e, And):
                 return b.and_(x, y)

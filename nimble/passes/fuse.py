@@ -51,10 +51,16 @@ class _Uses(ExprVisitor):
         self.bound: dict = {}
         self._depth = 0
 
-    def visit_var(self, v: Var):
-        self.count[v] = self.count.get(v, 0) + 1
-        if self._depth:
-            self.escaping.add(v)
+    def visit(self, e):
+        # the visitor memoises nodes, but a variable (or a call node shared in a DAG) is used
+        # once per reference: count every reference, recurse into a node's children only once
+        if isinstance(e, (Var, Call)):
+            self.count[e] = self.count.get(e, 0) + 1
+            if self._depth:
+                self.escaping.add(e)
+            if isinstance(e, Var):
+                return None
+        return super().visit(e)
 
     def visit_let(self, e: Let):
         self.bound[e.var] = e.value
@@ -117,7 +123,7 @@ def fusion_groups(func: Function, types=None) -> tuple:
 
     def producer_of(arg: Expr):
         if _is_op_call(arg):
-            return arg
+            return arg if uses.count.get(arg, 0) == 1 and arg not in uses.escaping else None
         if isinstance(arg, Var) and uses.count.get(arg, 0) == 1 and arg not in uses.escaping:
             value = uses.bound.get(arg)
             if value is not None and _is_op_call(value):

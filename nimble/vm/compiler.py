@@ -143,8 +143,20 @@ class ModuleCompiler:
 
 
 def _group_key(group, types) -> str:
-    """Groups with the same operators, attributes and input types share one kernel."""
-    parts = [f"{c.op.name}{sorted(c.attrs.as_dict().items())}" for c in group.calls]
+    """Groups with the same operators, attributes, wiring and input types share one kernel."""
+    position = {id(c): j for j, c in enumerate(group.calls)}
+    inputs = {id(x): k for k, x in enumerate(group.inputs)}
+
+    def source(arg) -> str:
+        prod = group.links.get(id(arg))
+        if prod is not None or id(arg) in position:
+            return f"c{position[id(prod if prod is not None else arg)]}"
+        if hasattr(arg, "fields"):
+            return "(" + ",".join(source(f) for f in arg.fields) + ")"
+        return f"i{inputs[id(arg)]}"
+
+    parts = [f"{c.op.name}{sorted(c.attrs.as_dict().items())}({','.join(source(a) for a in c.args)})"
+             for c in group.calls]
     parts += [f"{types[inp]}{'const' if isinstance(inp, Constant) else ''}" for inp in group.inputs]
     return "|".join(parts)
 

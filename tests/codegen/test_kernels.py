@@ -180,3 +180,24 @@ def test_casts_selects_and_comparisons():
     k = nimble.build(B, [A, B], name="relu_idx")
     a = rand(50) * 10
     np.testing.assert_array_equal(k(a), np.where(a > 0, a, 0).astype("int64") + np.arange(50))
+
+
+def test_bool_tensors_in_memory_are_bytes_like_numpy():
+    n = te.var("n")
+    A = te.placeholder((n,), "bool", name="A")
+    B = te.compute((n,), lambda i: te.not_(A[i]), name="B")
+    s = te.create_schedule(B)
+    io, ii = s[B].split(s[B].axis[0], 16)
+    s[B].vectorize(ii)
+    k = nimble.build(s, [A, B], name="bool_not")
+    a = rng.integers(0, 2, size=37).astype(bool)
+    np.testing.assert_array_equal(k(a), ~a)
+
+
+def test_nan_is_not_equal_to_itself():
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: te.ne(A[i], A[i]), name="B")
+    k = nimble.build(B, [A, B], name="isnan_ne")
+    a = np.array([1.0, np.nan, -np.inf, np.nan], "float32")
+    np.testing.assert_array_equal(k(a), a != a)

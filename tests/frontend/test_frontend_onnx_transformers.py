@@ -68,8 +68,6 @@ def test_bert_compiled_once_matches_onnxruntime_at_every_shape(bert_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="nimble VM bug: at seq >= ~20 a value computed early in @main is overwritten before its "
-                          "last use (the reference interpreter, ir.evaluate, matches ONNX Runtime)", strict=False)
 def test_gpt2_with_causal_mask_matches_onnxruntime(tmp_path):
     torch.manual_seed(0)
     config = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4, n_positions=160,

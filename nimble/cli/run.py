@@ -2,6 +2,7 @@
 
     nimble-run model.nimble --input x=x.npy [--input name=file.npy ...] [--output out.npz] [--profile]
     nimble-run model.nimble --inputs inputs.npz
+    nimble-run model.onnx --input input_ids=ids.npy        # imported and compiled on the fly
 
 Inputs are matched to the function's parameters by name (``--input name=file.npy``) or, for a
 .npz, by its array names (else in order). Outputs go to an .npz (``out0``, ``out1``, ... for a
@@ -55,7 +56,7 @@ def _load_inputs(args, params: tuple) -> list:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nimble-run``; returns the exit status."""
     p = argparse.ArgumentParser(prog="nimble-run", description=__doc__.splitlines()[0])
-    p.add_argument("executable", help="a file written by Executable.save")
+    p.add_argument("executable", help="a file written by Executable.save, or an .onnx model")
     p.add_argument("--function", default="main")
     p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
     p.add_argument("--inputs", metavar="FILE.npz", help="all inputs in one .npz")
@@ -71,7 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..vm.interpreter import VirtualMachine
 
     try:
-        exe = Executable.load(args.executable)
+        if args.executable.endswith(".onnx"):  # an ONNX model: import and compile it first
+            from ..frontend import from_onnx
+            from ..vm.compiler import compile as compile_module
+
+            exe = compile_module(from_onnx(args.executable))
+        else:
+            exe = Executable.load(args.executable)
         func = exe.functions[exe.function_index(args.function)]
         inputs = _load_inputs(args, func.params)
         vm = VirtualMachine(exe)

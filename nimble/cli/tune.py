@@ -224,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--op", choices=sorted(OPS), help="operator to tune")
     what.add_argument("--tasks", metavar="FILE", help="JSON list of tasks (see the module docstring)")
     what.add_argument("--model", metavar="MODULE:FUNCTION",
-                      help="tune every tunable kernel of a model: FUNCTION() returns a nimble IRModule")
+                      help="tune every tunable kernel of a model: MODULE:FUNCTION (FUNCTION() returns a nimble "
+                           "IRModule) or an .onnx file")
     p.add_argument("--buckets-from", metavar="HISTOGRAM.json",
                    help="choose n's buckets from traffic: vm.shape_histogram() output or {value: count}")
     p.add_argument("--max-buckets", type=int, default=4, help="with --buckets-from (default 4)")
@@ -274,13 +275,18 @@ def _model_tasks(args: argparse.Namespace) -> list[Task]:
 
     from ..vm.tasks import extract_tasks
 
-    module_name, _, func_name = args.model.partition(":")
-    if not func_name:
-        raise NimbleError(f"--model: expected MODULE:FUNCTION, got {args.model!r}")
-    try:
-        mod = getattr(importlib.import_module(module_name), func_name)()
-    except (ImportError, AttributeError) as exc:
-        raise NimbleError(f"--model: cannot load {args.model}: {exc}") from None
+    if args.model.endswith(".onnx"):
+        from ..frontend import from_onnx
+
+        mod = from_onnx(args.model)
+    else:
+        module_name, _, func_name = args.model.partition(":")
+        if not func_name:
+            raise NimbleError(f"--model: expected MODULE:FUNCTION or a .onnx file, got {args.model!r}")
+        try:
+            mod = getattr(importlib.import_module(module_name), func_name)()
+        except (ImportError, AttributeError) as exc:
+            raise NimbleError(f"--model: cannot load {args.model}: {exc}") from None
     if args.buckets_from:
         spec = _histogram_spec(args.buckets_from, args.max_buckets)
     elif args.bucket:

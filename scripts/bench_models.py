@@ -184,6 +184,17 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
                 fb_run.prepare = prepare
                 extra["nimble fallback"] = fb_run
             onnx_path = peers.export_onnx(model, weights, config, tmp)
+            if model == "bert" and isinstance(onnx_path, str):  # nimble from the same ONNX export
+                try:
+                    from nimble.frontend import from_onnx
+
+                    onnx_vm = nimble.VirtualMachine(nimble.compile(from_onnx(onnx_path),
+                                                                   records=records or os.path.join(tmp, "none.db")))
+                    onnx_run = (lambda inputs, onnx_vm=onnx_vm: np.asarray(onnx_vm.run(inputs[0][None]))[0])
+                    onnx_run.prepare = prepare
+                    extra["nimble ONNX"] = onnx_run
+                except ImportError as exc:
+                    print(f"nimble ONNX path skipped: {exc}", file=sys.stderr)
             systems = {"nimble": nimble_run, **extra, "PyTorch": peers.torch_runner(model, weights, config),
                        "ORT": peers.ort_runner(model, onnx_path, threads),
                        "OpenVINO": peers.openvino_runner(model, onnx_path, threads)}
@@ -209,7 +220,7 @@ def fmt_ms(ms: float) -> str:
 
 def table(threads: int, rows: list) -> str:
     head = ["workload", "nimble ms", "VM overhead"]
-    peers_here = [p for p in ["nimble fallback", *PEERS] if any(p in r["ms"] or p in r["notes"] for r in rows)]
+    peers_here = [p for p in ["nimble fallback", "nimble ONNX", *PEERS] if any(p in r["ms"] or p in r["notes"] for r in rows)]
     for peer in peers_here:
         head += [f"{peer} ms", f"× vs {peer}"]
     lines = [f"### {threads} thread{'s' if threads > 1 else ''} (batch 1, fp32, median ms; "

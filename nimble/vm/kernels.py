@@ -99,6 +99,9 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
+    templated = _op_template_kernel(group, types, name)
+    if templated is not None:
+        return templated
     placeholders, var_refs = [], {}
     tensor_of: dict = {}
     flat_inputs = []
@@ -213,6 +216,69 @@ def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
     out_t = types[group.root]
     out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], m]]
     return GroupKernel(name, entry, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "dense", sig, bns)
+
+
+def _named_shape(t: TensorType, prefix: str) -> tuple:
+    return tuple(d if isinstance(d, int) else f"{prefix}{k}" for k, d in enumerate(t.shape))
+
+
+def _op_template_kernel(group, types, name: str):
+    """A lone softmax, layer_norm or batch_matmul through its template (fallback config)."""
+    from ..schedules import Signature, get_template
+    from ..schedules.layer_norm import layer_norm_signature
+    from ..schedules.softmax import softmax_signature
+
+    if len(group.calls) != 1:
+        return None
+    call = group.calls[0]
+    op = call.op.name
+    attrs = get_op(op).full_attrs(call.attrs)
+    arg_types = [types[a] for a in call.args]
+    if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in arg_types):
+        return None
+    rank = len(arg_types[0].shape)
+    if op == "softmax" and attrs["axis"] in (-1, rank - 1):
+        template, sig = "softmax", softmax_signature(_named_shape(arg_types[0], "d0_"))
+    elif op == "layer_norm" and attrs["axis"] in (-1, rank - 1) and all(isinstance(a, Constant) for a in call.args[1:]) \
+            and isinstance(arg_types[0].shape[-1], int):
+        template, sig = "layer_norm", layer_norm_signature(_named_shape(arg_types[0], "d0_"), eps=attrs["epsilon"])
+    elif op == "batch_matmul" and rank == 3 and len(arg_types[1].shape) == 3:
+        template = "batch_matmul"
+        trans = bool(attrs.get("transpose_b", True))
+        xs, ys = arg_types[0].shape, arg_types[1].shape
+
+        def dim(d, label):  # dims the op requires equal share one name (the kernel checks them)
+            return d if isinstance(d, int) else label
+
+        x_shape = (dim(xs[0], "b"), dim(xs[1], "n"), dim(xs[2], "k"))
+        y_shape = (dim(ys[0], "b"), dim(ys[1], "m"), dim(ys[2], "k")) if trans else (
+            dim(ys[0], "b"), dim(ys[1], "k"), dim(ys[2], "m"))
+        sig = Signature.make([(x_shape, "float32"), (y_shape, "float32")], transpose_b=trans)
+    else:
+        return None
+    tmpl = get_template(template)
+    try:
+        space = tmpl.space(sig)
+        cfg = tmpl.fallback(sig, space, {d: 64 for d in sig.symbolic_dims})
+        inst = tmpl.instantiate(sig, cfg)
+    except NimbleError:
+        return None  # a signature the template does not take: the generic schedule serves it
+    kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
+    from .executable import KernelEntry
+
+    n_in = len(call.args)
+    var_refs = {}
+    for i, ph in enumerate(inst.args[:n_in]):
+        for k, d in enumerate(ph.shape):
+            if isinstance(d, Var) and d not in var_refs:
+                var_refs[d] = (i, k)
+    outs = inst.args[n_in:]
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in outs]
+    if any(d is None for shp in out_shapes for d in shp):
+        return None
+    out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
+    return GroupKernel(name, KernelEntry.from_kernel(kernel), list(call.args), out_types, out_shapes, None, template,
+                       sig)
 
 
 def _is(arg: Expr, call: Call, group) -> bool:

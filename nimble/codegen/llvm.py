@@ -19,9 +19,10 @@ from ..te.expr import (
     Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
-from ..te.visit import free_vars, walk
+from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
 from .llvm_math import intrinsic, emit_math
+from .loop_analysis import uses, vector_body_ok, work_estimate
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
@@ -78,66 +79,6 @@ def _gep(b: ir.IRBuilder, ptr, indices, etype):
     if ptr.type.is_opaque:
         return b.gep(ptr, indices, source_etype=etype)
     return b.gep(ptr, indices)
-
-
-def _stmt_exprs(s: Stmt):
-    """Every expression directly held by a statement tree (conditions, indices, values, extents)."""
-    if isinstance(s, For):
-        yield s.min
-        yield s.extent
-        yield from _stmt_exprs(s.body)
-    elif isinstance(s, Assert):
-        yield s.cond
-        yield from _stmt_exprs(s.body)
-    elif isinstance(s, Store):
-        yield s.index
-        yield s.value
-    elif isinstance(s, IfThenElse):
-        yield s.cond
-        yield from _stmt_exprs(s.then_case)
-        if s.else_case is not None:
-            yield from _stmt_exprs(s.else_case)
-    elif isinstance(s, LetStmt):
-        yield s.value
-        yield from _stmt_exprs(s.body)
-    elif isinstance(s, Allocate):
-        yield s.extent
-        yield from _stmt_exprs(s.body)
-    elif isinstance(s, Seq):
-        for x in s.stmts:
-            yield from _stmt_exprs(x)
-
-
-def _stmts(s: Stmt):
-    yield s
-    if isinstance(s, (For, LetStmt, Allocate, Assert)):
-        yield from _stmts(s.body)
-    elif isinstance(s, IfThenElse):
-        yield from _stmts(s.then_case)
-        if s.else_case is not None:
-            yield from _stmts(s.else_case)
-    elif isinstance(s, Seq):
-        for x in s.stmts:
-            yield from _stmts(x)
-
-
-def _uses(s: Stmt):
-    """(free variables, buffers used but not allocated) of a statement tree."""
-    defined, allocated, used_vars, used_bufs = set(), set(), set(), []
-    for st in _stmts(s):
-        if isinstance(st, (For, LetStmt)):
-            defined.add(st.var)
-        if isinstance(st, Allocate):
-            allocated.add(st.buffer)
-        if isinstance(st, Store) and st.buffer not in used_bufs:
-            used_bufs.append(st.buffer)
-    for e in _stmt_exprs(s):
-        for n in walk(e):
-            if isinstance(n, Var):
-                used_vars.add(n)
-            elif isinstance(n, Load) and n.buffer not in used_bufs:
-                used_bufs.append(n.buffer)
-    return sorted(used_vars - defined, key=lambda v: v.name), [b for b in used_bufs if b not in allocated]
 
 
 class _Scope:
@@ -365,7 +306,7 @@ class LLVMCodegen:
 
     # ------------------------------------------------------------------------ parallel
     def _parallel_loop(self, s: For) -> None:
-        used_vars, used_bufs = _uses(s.body)
+        used_vars, used_bufs = uses(s.body)
         used_vars = [v for v in used_vars if v is not s.var]
         for v in used_vars:
             if v not in self.env:
@@ -385,7 +326,7 @@ class LLVMCodegen:
         self._emit_range_fn(range_fn, s, sty, used_vars, used_bufs)
         self._emit_worker(worker, range_fn, sty)
         b = self.b
-        work = b.mul(extent, self.expr(_work_estimate(s.body, set(self.env))))
+        work = b.mul(extent, self.expr(work_estimate(s.body, set(self.env))))
         big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, PARALLEL_MIN_WORK)),
                      b.and_(b.icmp_signed(">", self.s.nthreads, ir.Constant(I32, 1)),
                             b.icmp_signed(">", extent, ir.Constant(I64, 1))))
@@ -433,7 +374,7 @@ class LLVMCodegen:
     def _can_vectorize(self, s: For, ext: Expr) -> bool:
         if not isinstance(ext, IntImm) or not 2 <= ext.value <= MAX_VECTOR_LANES:
             return False
-        return _vector_body_ok(s.body, s.var)
+        return vector_body_ok(s.body, s.var)
 
     def _vector_loop(self, s: For, lanes: int) -> None:
         self.vec = (s.var, lanes, simplify(s.min))
@@ -622,37 +563,6 @@ class LLVMCodegen:
         if is_float(dst):
             return b.sitofp(x, ty)
         return b.sext(x, ty) if _SIZES[dst] > _SIZES[src] else b.trunc(x, ty)
-
-
-def _vector_body_ok(s: Stmt, v: Var) -> bool:
-    """An explicit vector loop holds only stores (guards and lets not varying with the lane)."""
-    if isinstance(s, Seq):
-        return all(_vector_body_ok(x, v) for x in s.stmts)
-    if isinstance(s, Store):
-        return v in free_vars(s.index)
-    if isinstance(s, IfThenElse):
-        return v not in free_vars(s.cond) and _vector_body_ok(s.then_case, v) and (
-            s.else_case is None or _vector_body_ok(s.else_case, v))
-    return False
-
-
-def _work_estimate(s: Stmt, available: set) -> Expr:
-    """Innermost-statement executions of ``s`` (symbolic extents bound outside count as such)."""
-    if isinstance(s, For):
-        ext = simplify(s.extent)
-        if not isinstance(ext, IntImm) and not free_vars(ext) <= available:
-            ext = IntImm(16)
-        return simplify(ext * _work_estimate(s.body, available))
-    if isinstance(s, Seq):
-        out = IntImm(0)
-        for x in s.stmts:
-            out = out + _work_estimate(x, available)
-        return simplify(out)
-    if isinstance(s, IfThenElse):
-        return _work_estimate(s.then_case, available)
-    if isinstance(s, (LetStmt, Allocate, Assert)):
-        return _work_estimate(s.body, available)
-    return IntImm(1)
 
 
 def _ident(name: str) -> str:

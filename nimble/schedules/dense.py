@@ -45,7 +45,7 @@ def apply_epilogue(name: str, v, extra=None):
 def _dims(sig: Signature):
     if len(sig.args) < 2:
         raise TemplateError("dense: expected inputs x(n, k) and w(m, k)")
-    (xs, xdt), (ws, wdt) = sig.args[0], sig.args[1]
+    (xs, _), (ws, _) = sig.args[0], sig.args[1]
     if len(xs) != 2 or len(ws) != 2:
         raise TemplateError(f"dense: x and w must be 2-D, got {xs} and {ws}")
     if xs[1] != ws[1]:

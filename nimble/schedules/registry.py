@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import NimbleError
-from ..te.expr import Var, var
-from ..te.tensor import Tensor, placeholder
+from ..te.expr import var
+from ..te.tensor import placeholder
 from .space import Config, ConfigSpace
 
 
@@ -177,4 +177,4 @@ def _load_builtin_templates() -> None:
     from . import conv2d, injective, layer_norm, reduce, softmax, take  # noqa: F401
 
 
-__all__ = ["Signature", "Instance", "Template", "TemplateKernel", "template", "get_template", "TEMPLATES", "Tensor", "Var"]
+__all__ = ["Signature", "Instance", "Template", "TemplateKernel", "template", "get_template", "TEMPLATES"]

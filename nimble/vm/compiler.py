@@ -26,6 +26,7 @@ from ..ir.visitor import deep_recursion, free_vars
 from ..passes.fuse import fusion_groups
 from . import bytecode as bc
 from .kernels import build_group_kernel
+from .liveness import insert_kills
 
 
 log = logging.getLogger("nimble.vm")
@@ -188,7 +189,7 @@ class FunctionCompiler:
     def compile(self):
         result = self.expr(self.func.body)
         self.emit(bc.Ret(result))
-        instrs = _insert_kills(self.instrs, len(self.params))
+        instrs = insert_kills(self.instrs, len(self.params))
         return bc.VMFunction(self.name, tuple(p.name for p in self.params), tuple(instrs), self.nreg)
 
     # ------------------------------------------------------------------------ expressions
@@ -421,94 +422,6 @@ def _residuals(group) -> list:
             if others and not isinstance(others[0], Constant):
                 out.append(others[0])
         prev = c
-    return out
-
-
-def _reads(instr) -> list:
-    """Registers an instruction reads."""
-    if isinstance(instr, bc.Move):
-        return [instr.src]
-    if isinstance(instr, bc.Ret):
-        return [instr.result]
-    if isinstance(instr, (bc.Invoke, bc.InvokePacked)):
-        return list(instr.args)
-    if isinstance(instr, bc.InvokeClosure):
-        return [instr.closure, *instr.args]
-    if isinstance(instr, bc.AllocStorage):
-        return [instr.size]
-    if isinstance(instr, bc.AllocTensor):
-        return [instr.storage]
-    if isinstance(instr, bc.AllocTensorReg):
-        return [instr.storage, instr.shape_reg]
-    if isinstance(instr, bc.AllocADT):
-        return list(instr.fields)
-    if isinstance(instr, bc.AllocClosure):
-        return list(instr.captured)
-    if isinstance(instr, (bc.GetField, bc.GetTag)):
-        return [instr.obj]
-    if isinstance(instr, bc.If):
-        return [instr.test, instr.target]
-    if isinstance(instr, (bc.ShapeOf,)):
-        return [instr.tensor]
-    if isinstance(instr, bc.ReshapeTensor):
-        return [instr.tensor, instr.newshape]
-    if isinstance(instr, bc.DeviceCopy):
-        return [instr.src]
-    return []
-
-
-def _insert_kills(instrs: list, nparams: int) -> list:
-    """KillRegister after the last read of a register in straight-line code (no jump in between).
-
-    Jumps are relative, so inserting instructions shifts them: kills are only inserted in
-    blocks that no jump crosses; offsets of jumps are recomputed for the others."""
-    n = len(instrs)
-    block_of = [0] * n
-    block = 0
-    starts = {0}
-    for i, ins in enumerate(instrs):
-        if isinstance(ins, bc.If):
-            starts.update((i + 1, i + ins.true_offset, i + ins.false_offset))
-        elif isinstance(ins, bc.Goto):
-            starts.update((i + 1, i + ins.offset))
-        elif isinstance(ins, (bc.Ret, bc.Fatal)):
-            starts.add(i + 1)
-    for i in range(n):
-        if i in starts:
-            block += 1
-        block_of[i] = block
-    defined_in: dict = {}
-    last_read: dict = {}
-    for i, ins in enumerate(instrs):
-        for r in _reads(ins):
-            last_read[r] = i
-        dst = getattr(ins, "dst", None)
-        if dst is not None and dst not in defined_in:
-            defined_in[dst] = i
-    kills_after: dict = {}
-    moved_into = {ins.dst for ins in instrs if isinstance(ins, bc.Move)}
-    for r, i in last_read.items():
-        if r < nparams or r in moved_into or r not in defined_in:
-            continue
-        if block_of[defined_in[r]] != block_of[i] or isinstance(instrs[i], bc.Ret):
-            continue
-        if any(getattr(instrs[j], "dst", None) == r for j in range(defined_in[r] + 1, i + 1)):
-            continue
-        kills_after.setdefault(i, []).append(r)
-    out, new_index = [], []
-    for i, ins in enumerate(instrs):
-        new_index.append(len(out))
-        out.append(ins)
-        for r in kills_after.get(i, ()):
-            out.append(bc.KillRegister(r))
-    new_index.append(len(out))
-    for i, ins in enumerate(instrs):
-        at = new_index[i]
-        if isinstance(ins, bc.If):
-            out[at] = bc.If(ins.test, ins.target, new_index[i + ins.true_offset] - at,
-                            new_index[i + ins.false_offset] - at)
-        elif isinstance(ins, bc.Goto):
-            out[at] = bc.Goto(new_index[i + ins.offset] - at)
     return out
 
 

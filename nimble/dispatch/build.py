@@ -37,7 +37,8 @@ def _same_cpu(a, b) -> bool:
 
 
 def shipped_records():
-    """A database of the shipped JSON Lines records measured on this CPU, or None.
+    """A database of the shipped JSON Lines records measured on this CPU model, or None (records
+    are then used where this host's fingerprint, thread count included, matches).
 
     Like TVM's pre-tuned logs: a fresh install on a known CPU runs tuned kernels at once. The
     files are merged into a database under the object cache directory, rebuilt when they change.
@@ -89,7 +90,8 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
             continue
         rec = db.best_record(probe.workload_key, label, target, fingerprint=host)
         source = "record"
-        if rec is None:  # the same CPU measured with another thread count beats a fallback config
+        if rec is None and accept_foreign:  # the same CPU with another thread count first (measured:
+            # configs tuned at 1 thread ran 5-10% behind the fallback at 2, so never by default)
             same = [r for r in db.records(workload=probe.workload_key, bucket=label, target=target,
                                           include_errors=False) if _same_cpu(r.host, host)]
             rec = min(same, key=lambda r: r.mean_cost) if same else None

@@ -108,19 +108,23 @@ def test_dispatch_table_survives_save_and_load(tmp_path, two_bucket_db):
 
 
 def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, monkeypatch):
-    """Records in ./tuning_logs/*.jsonl measured on this CPU (here with another thread count)
-    are used when compile names no database."""
+    """Records in ./tuning_logs/*.jsonl measured on this CPU are used when compile names no
+    database; those of another thread count only when foreign records are accepted."""
     import dataclasses
 
     here = host_fingerprint("llvm")
     other_threads = dataclasses.replace(here, threads=here.threads + 7)
     db = Database(tmp_path / "src.db")
     task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
-    db.add_records([record(task, "n=1..64", 5, 16, 3e-6, host=other_threads)])
+    db.add_records([record(task, "n=1..64", 5, 16, 3e-6, host=other_threads),
+                    record(task, "n=65..300", 6, 32, 4e-6)])
     (tmp_path / "tuning_logs").mkdir()
     db.export_jsonl(tmp_path / "tuning_logs" / "llvm-this-cpu.jsonl")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NIMBLE_CACHE_DIR", str(tmp_path / "cache"))
     exe = nimble.compile(model())
+    assert exe.explain(dense_name(exe), (100, K))["source"] == "record"  # this host: used
+    assert exe.explain(dense_name(exe), (9, K))["bucket"] == "n=65..300"  # the other thread count's: not
+    exe = nimble.compile(model(), accept_foreign=True)
     info = exe.explain(dense_name(exe), (9, K))
     assert info["source"] == "same-cpu" and info["config"]["tile_rows"] == 5

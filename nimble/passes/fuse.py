@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ir.expr import Call, Expr, Function, Let, Op, Tuple, Var
+from ..ir.expr import Call, Expr, Function, If, Let, Match, Op, Tuple, TupleGetItem, Var
 from ..ir.visitor import ExprVisitor
 from ..ops.registry import OpPattern, get_op
 
@@ -41,37 +41,45 @@ class Group:
         return "_".join(c.op.name.replace(".", "_") for c in self.calls)[:80]
 
 
-class _Uses(ExprVisitor):
-    """How many times each local variable is used, and which are used inside nested functions."""
+class _Uses:
+    """How many times each variable (and each call node, shared in a DAG) is used, which are used
+    inside nested functions, and the value each let binds. Binding occurrences (let variables,
+    parameters, pattern variables) are not uses."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, body):
         self.count: dict = {}
         self.escaping: set = set()
         self.bound: dict = {}
-        self._depth = 0
-
-    def visit(self, e):
-        # the visitor memoises nodes, but a variable (or a call node shared in a DAG) is used
-        # once per reference: count every reference, recurse into a node's children only once
-        if isinstance(e, (Var, Call)):
-            self.count[e] = self.count.get(e, 0) + 1
-            if self._depth:
-                self.escaping.add(e)
-            if isinstance(e, Var):
-                return None
-        return super().visit(e)
-
-    def visit_let(self, e: Let):
-        self.bound[e.var] = e.value
-        return super().visit_let(e)
-
-    def visit_function(self, f: Function):
-        self._depth += 1
-        try:
-            return super().visit_function(f)
-        finally:
-            self._depth -= 1
+        expanded: set = set()
+        stack = [(body, 0)]
+        while stack:
+            e, depth = stack.pop()
+            if isinstance(e, (Var, Call)):
+                self.count[e] = self.count.get(e, 0) + 1
+                if depth:
+                    self.escaping.add(e)
+                if isinstance(e, Var) or id(e) in expanded:
+                    continue
+                expanded.add(id(e))
+                stack.append((e.op, depth))
+                stack.extend((a, depth) for a in e.args)
+            elif isinstance(e, Let):
+                while isinstance(e, Let):
+                    self.bound[e.var] = e.value
+                    stack.append((e.value, depth))
+                    e = e.body
+                stack.append((e, depth))
+            elif isinstance(e, If):
+                stack.extend(((e.cond, depth), (e.then_branch, depth), (e.else_branch, depth)))
+            elif isinstance(e, Tuple):
+                stack.extend((f, depth) for f in e.fields)
+            elif isinstance(e, TupleGetItem):
+                stack.append((e.tuple_value, depth))
+            elif isinstance(e, Match):
+                stack.append((e.data, depth))
+                stack.extend((c.body, depth) for c in e.clauses)
+            elif isinstance(e, Function):
+                stack.append((e.body, depth + 1))
 
 
 def pattern_of(call: Call) -> OpPattern:
@@ -104,8 +112,7 @@ def _fusable(producer: Call, consumer: Call, g: "Group") -> bool:
 
 def fusion_groups(func: Function, types=None) -> tuple:
     """(groups keyed by id of their root call, ids of calls absorbed into another group)."""
-    uses = _Uses()
-    uses.visit(func.body)
+    uses = _Uses(func.body)
     groups: dict = {}
     absorbed: set = set()
     owner: dict = {}  # id(call) -> Group it belongs to

@@ -42,6 +42,7 @@ class _Lowerer:
         self.bodies: dict = {}  # stage -> body expr after inlining
         self.children: dict = {}  # id(IterVar) -> [Stage] attached there
         self.messages: list = []  # assert messages; status code = 2 + position
+        self.checks: dict = {}  # stage -> value checks after inlining
         for t in args:
             self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
         self._inline()
@@ -61,6 +62,7 @@ class _Lowerer:
                 inlined[st.tensor] = (tuple(iv.var for iv in st.op.axis), body)
             else:
                 self.bodies[st] = body
+                self.checks[st] = tuple((self._replace_inlined(c, inlined), m) for c, m in st.op.checks)
 
     @staticmethod
     def _replace_inlined(body: Expr, inlined: dict) -> Expr:
@@ -91,8 +93,8 @@ class _Lowerer:
         params = tuple(self.buffers[t] for t in self.args)
         return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body, {"assert_messages": tuple(self.messages)})
 
-    def _checked(self, op, axis_map: dict, stmt):
-        for cond, msg in reversed(op.checks):
+    def _checked(self, st, axis_map: dict, stmt):
+        for cond, msg in reversed(self.checks.get(st, ())):
             if msg not in self.messages:
                 self.messages.append(msg)
             stmt = Assert(self._to_loads(substitute(cond, axis_map)), 2 + self.messages.index(msg), stmt)
@@ -165,7 +167,7 @@ class _Lowerer:
             first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
             outer, inner = leaves[:first_r], leaves[first_r:]
             init_stmt = _guarded(Store(buf, out_index, body.init), spatial_at.get(None, []))
-            update_stmt = _guarded(self._checked(op, axis_map, Store(buf, out_index, update)),
+            update_stmt = _guarded(self._checked(st, axis_map, Store(buf, out_index, update)),
                                    spatial_at.get(None, []) + reduce_at.get(None, []))
             in_inner = {id(iv) for iv in inner}
             init_guards = {k: v for k, v in spatial_at.items() if k is not None and k in in_inner}
@@ -176,7 +178,7 @@ class _Lowerer:
             outer_guards = {k: v for k, v in spatial_at.items() if k is not None and k not in in_inner}
             return self._nest(st, outer, ext, seq(init_nest, update_nest), outer_guards)
         value_expr = self._to_loads(substitute(body, axis_map))
-        store = _guarded(self._checked(op, axis_map, Store(buf, out_index, value_expr)), spatial_at.get(None, []))
+        store = _guarded(self._checked(st, axis_map, Store(buf, out_index, value_expr)), spatial_at.get(None, []))
         return self._nest(st, leaves, ext, store, spatial_at)
 
     def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True):

@@ -25,7 +25,7 @@ from ..ir.types import ADTType, TensorType, TupleType
 from ..ir.visitor import deep_recursion, free_vars
 from ..passes.fuse import fusion_groups
 from . import bytecode as bc
-from .kernels import build_group_kernel
+from .kernels import TupleField, build_group_kernel, flat_inputs_of
 from .liveness import insert_kills
 
 
@@ -56,9 +56,10 @@ class ModuleCompiler:
 
     def __init__(self, mod, target: str = "llvm", records=None, accept_foreign: bool = False):
         from ..dispatch.build import open_records
+        from ..passes.anf import to_anf
         from ..passes.fold import eliminate_dead_code, fold_constants
 
-        mod = eliminate_dead_code(fold_constants(mod))
+        mod = eliminate_dead_code(fold_constants(to_anf(mod)))
         self.mod = mod
         self.target = target
         self.db = open_records(records)
@@ -330,6 +331,10 @@ class FunctionCompiler:
         return dst
 
     def _input(self, x) -> int:
+        if isinstance(x, TupleField):
+            dst = self.new_reg()
+            self.emit(bc.GetField(self.expr(x.expr), x.index, dst))
+            return dst
         if isinstance(x, np.ndarray):
             dst = self.new_reg()
             self.emit(bc.LoadConst(self.mc.constant(x), dst))
@@ -343,8 +348,11 @@ class FunctionCompiler:
         # the kernel may have been built for another group of the same shape: take this one's inputs
         if gk.template == "dense":  # (and the dense's own weight, packed)
             gk = _with_inputs(gk, self.mc, group)
+        elif gk.template != "auto":  # a lone operator through its template: its own arguments
+            gk = replace(gk, inputs=list(group.calls[0].args))
         else:
-            gk = replace(gk, inputs=list(group.inputs), shape_op=group.root if gk.shape_op is not None else None)
+            gk = replace(gk, inputs=flat_inputs_of(group, self.mc.types),
+                         shape_op=group.root if gk.shape_op is not None else None)
         ins = [self._input(x) for x in gk.inputs]
         outs = self._alloc_outputs(gk, ins)
         self.emit(bc.InvokePacked(index, tuple(ins) + tuple(outs), len(outs)))

@@ -32,6 +32,26 @@ class KernelBuildError(NimbleError, ValueError):
     """A fused group could not be turned into a kernel."""
 
 
+@dataclass(frozen=True)
+class TupleField:
+    """Field ``index`` of the tuple value ``expr``: a kernel input the VM reads with GetField."""
+
+    expr: Expr
+    index: int
+
+
+def flat_inputs_of(group, types) -> list:
+    """The kernel inputs of a group: its input values, a tuple value as its fields."""
+    out = []
+    for inp in group.inputs:
+        t = types[inp]
+        if isinstance(t, TupleType):
+            out.extend(TupleField(inp, j) for j in range(len(t.fields)))
+        else:
+            out.append(inp)
+    return out
+
+
 @dataclass
 class GroupKernel:
     """A compiled group: call ``kernel`` with ``inputs`` (IR exprs or constant arrays) then outputs."""
@@ -105,18 +125,26 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     placeholders, var_refs = [], {}
     tensor_of: dict = {}
     flat_inputs = []
-    for i, inp in enumerate(group.inputs):
+    for inp in group.inputs:
         t = types[inp]
-        if not isinstance(t, TensorType):
-            raise KernelBuildError(f"{name}: input {i} of the group is not a tensor ({t})")
-        shape = _te_shape(t, f"d{i}_")
-        ph = te.placeholder(shape, t.dtype, f"in{i}")
-        for k, d in enumerate(shape):
-            if isinstance(d, Var):
-                var_refs[d] = (i, k)
-        placeholders.append(ph)
-        tensor_of[id(inp)] = ph
-        flat_inputs.append(inp)
+        if isinstance(t, TupleType) and all(isinstance(f, TensorType) for f in t.fields):
+            parts = [(TupleField(inp, j), f) for j, f in enumerate(t.fields)]  # a tuple value: its fields
+        elif isinstance(t, TensorType):
+            parts = [(inp, t)]
+        else:
+            raise KernelBuildError(f"{name}: an input of the group is neither a tensor nor a tuple of them ({t})")
+        phs = []
+        for value, ft in parts:
+            i = len(placeholders)
+            shape = _te_shape(ft, f"d{i}_")
+            ph = te.placeholder(shape, ft.dtype, f"in{i}")
+            for k, d in enumerate(shape):
+                if isinstance(d, Var):
+                    var_refs[d] = (i, k)
+            placeholders.append(ph)
+            flat_inputs.append(value)
+            phs.append(ph)
+        tensor_of[id(inp)] = phs[0] if isinstance(t, TensorType) else tuple(phs)
     fresh_vars = []
     for call in group.calls:
         args = []
@@ -126,7 +154,8 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
                 key = id(prod) if prod is not None else id(leaf)
                 if key not in tensor_of:
                     raise KernelBuildError(f"{name}: argument of {call.op.name} is neither an input nor fused")
-                args.append(tensor_of[key])
+                value = tensor_of[key]
+                args.extend(value if isinstance(value, tuple) else (value,))
         outs = _outputs_of(types[call])
         out_shapes = []
         for k, o in enumerate(outs):

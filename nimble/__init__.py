@@ -18,7 +18,7 @@ def __getattr__(name):
 
         return compile
     if name == "VirtualMachine":
-        from .vm.interpreter import VirtualMachine
+        from .vm.machine import VirtualMachine
 
         return VirtualMachine
     if name == "Executable":

@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     from ..vm.executable import Executable
-    from ..vm.interpreter import VirtualMachine
+    from ..vm.machine import VirtualMachine
 
     try:
         if args.executable.endswith(".onnx"):  # an ONNX model: import and compile it first

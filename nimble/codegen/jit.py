@@ -88,22 +88,22 @@ def cache_dir() -> Path:
     return Path(root) / "objects"
 
 
-def object_key(llvm_ir: str) -> str:
+def object_key(llvm_ir: str, options: str = "") -> str:
     h = hashlib.sha256()
-    for part in (CODEGEN_VERSION, llvmlite.__version__, host().key, llvm_ir):
+    for part in (CODEGEN_VERSION, llvmlite.__version__, host().key, options, llvm_ir):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
 
 
-def optimize_and_emit(llvm_ir: str) -> bytes:
-    """Parse, verify, optimise (O3, loop and SLP vectorizers on) and emit a host object file."""
+def optimize_and_emit(llvm_ir: str, speed_level: int = 3, vectorize: bool = True) -> bytes:
+    """Parse, verify, optimise (O3, loop and SLP vectorizers on by default) and emit a host object file."""
     tm = target_machine()
     mod = llvm.parse_assembly(llvm_ir)
     mod.verify()
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
+    pto = llvm.create_pipeline_tuning_options(speed_level=speed_level)
+    pto.loop_vectorization = vectorize
+    pto.slp_vectorization = vectorize
     pto.loop_unrolling = True
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
@@ -114,11 +114,12 @@ def optimize_and_emit(llvm_ir: str) -> bytes:
     return tm.emit_object(mod)
 
 
-def compile_object(llvm_ir: str, use_cache: bool = True) -> bytes:
+def compile_object(llvm_ir: str, use_cache: bool = True, speed_level: int = 3, vectorize: bool = True) -> bytes:
     """The object code of ``llvm_ir`` for the host, from the on-disk cache when present."""
     if not use_cache or os.environ.get("NIMBLE_NO_CACHE"):
-        return optimize_and_emit(llvm_ir)
-    path = cache_dir() / (object_key(llvm_ir) + ".o")
+        return optimize_and_emit(llvm_ir, speed_level, vectorize)
+    options = "" if (speed_level, vectorize) == (3, True) else f"O{speed_level}v{int(vectorize)}"
+    path = cache_dir() / (object_key(llvm_ir, options) + ".o")
     try:
         data = path.read_bytes()
         with _lock:
@@ -126,7 +127,7 @@ def compile_object(llvm_ir: str, use_cache: bool = True) -> bytes:
         return data
     except OSError:
         pass
-    data = optimize_and_emit(llvm_ir)
+    data = optimize_and_emit(llvm_ir, speed_level, vectorize)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -152,4 +153,11 @@ class LoadedObject:
         addr = self._engine.get_function_address(name)
         if not addr:
             raise NimbleError(f"symbol {name!r} not found in the kernel object")
+        return addr
+
+    def global_address(self, name: str) -> int:
+        """The address of global variable ``name`` in the linked object."""
+        addr = self._engine.get_global_value_address(name)
+        if not addr:
+            raise NimbleError(f"global {name!r} not found in the object")
         return addr

@@ -10,7 +10,8 @@ from .bytecode import (  # noqa: F401
     Ret, ShapeOf, VMFunction, disassemble, from_json, to_json,
 )
 from .executable import Executable, HostFuncEntry, KernelEntry, host_metadata  # noqa: F401
-from .interpreter import VirtualMachine  # noqa: F401
+from .interpreter import PythonVM  # noqa: F401
+from .machine import NativeVirtualMachine, VirtualMachine  # noqa: F401
 from .profile import ProfileReport  # noqa: F401
 from .storage import StoragePool  # noqa: F401
 from .values import ADT, Closure, to_python  # noqa: F401

@@ -392,6 +392,9 @@ def serialize(exe: Executable) -> bytes:
                            "attrs": _encode_attr(dict(p.attrs)), "input_modes": list(p.input_modes)})
         else:
             raise FormatError(f"save: packed function {p!r} is neither a KernelEntry nor a HostFuncEntry")
+    from .native import native_section
+
+    native = native_section(exe, section)
     offsets, pos = [], 0
     for s in sections:
         offsets.append([pos, len(s)])
@@ -399,6 +402,7 @@ def serialize(exe: Executable) -> bytes:
     header = json.dumps({
         "functions": [function_to_json(f) for f in exe.functions], "constants": constants, "packed": packed,
         "entry": dict(exe.entry), "metadata": _encode_attr(dict(exe.metadata)), "sections": offsets,
+        **({"native": native} if native is not None else {}),
     }, separators=(",", ":")).encode()
     total = _PREAMBLE.size + len(header) + pos + _DIGEST
     body = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(header), total) + header + b"".join(sections)
@@ -431,11 +435,16 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
         packed = tuple(_packed_from(p, sections) for p in header["packed"])
         functions = tuple(function_from_json(f) for f in header["functions"])
         entry = {str(k): int(v) for k, v in header["entry"].items()}
+        exe = Executable(functions, constants, packed, entry, metadata)
+        if "native" in header:
+            from .native import load_native_section
+
+            load_native_section(exe, header["native"], sections)
     except FormatError as exc:
         raise FormatError(f"{where}: {exc}") from None
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise FormatError(f"{where}: malformed header ({type(exc).__name__}: {exc})") from None
-    return Executable(functions, constants, packed, entry, metadata)
+    return exe
 
 
 def _load_constant(blob: bytes) -> np.ndarray:

@@ -16,6 +16,7 @@ from ..debug import debug_level, debug_logger
 from ..errors import FormatError, NimbleError, ShapeError
 from . import bytecode as bc
 from .executable import Executable, LinkedHostFunc
+from .machine import VirtualMachine
 from .storage import StoragePool
 from .values import ADT, Closure, check_inputs, to_python
 
@@ -37,10 +38,12 @@ def int_scalar(value: int) -> np.ndarray:
     return a
 
 
-class VirtualMachine:
-    """Runs an ``Executable``: ``vm.run(*inputs)`` calls ``main``; ``vm.invoke(name, *inputs)`` any entry."""
+class PythonVM(VirtualMachine):
+    """The reference VM: the bytecode interpreted in Python (``VirtualMachine(exe, backend="python")``)."""
 
-    def __init__(self, exe: Executable):
+    backend = "python"
+
+    def __init__(self, exe: Executable, backend: str | None = None):
         self.exe = exe
         self.pool = StoragePool()
         self.kernel_calls = [0] * len(exe.packed)
@@ -54,10 +57,6 @@ class VirtualMachine:
             log.debug("bytecode:\n%s", exe.disassemble())
 
     # ------------------------------------------------------------ public API
-
-    def run(self, *inputs):
-        """Call ``main`` with ``inputs`` (numpy arrays, tuples, ADT values)."""
-        return self.invoke("main", *inputs)
 
     def invoke(self, name: str, *inputs):
         """Call entry function ``name``; outputs come back as numpy arrays / tuples / ``ADT``."""
@@ -139,43 +138,7 @@ class VirtualMachine:
     # ------------------------------------------------------------ precompilation
 
     def _validate(self, func: bc.VMFunction) -> bc.VMFunction:
-        exe, n = self.exe, len(func.instructions)
-
-        def bad(pc, why):
-            raise FormatError(f"malformed bytecode in @{func.name}[{pc}] ({self._text_of(func, pc)}): {why}")
-
-        if n == 0 or not isinstance(func.instructions[-1], (bc.Ret, bc.Goto, bc.If, bc.Fatal)):
-            bad(n - 1, "the last instruction must be ret, goto, if or fatal")
-        if len(func.params) > func.register_count:
-            bad(0, f"{len(func.params)} parameters but {func.register_count} registers")
-        for pc, ins in enumerate(func.instructions):
-            if not isinstance(ins, bc.Instruction):
-                bad(pc, f"not an instruction: {ins!r}")
-            for name in REGISTER_FIELDS & set(type(ins).__dataclass_fields__):
-                value = getattr(ins, name)
-                for r in value if isinstance(value, tuple) else (value,):
-                    if not 0 <= r < func.register_count:
-                        bad(pc, f"register ${r} outside the {func.register_count} registers")
-            offsets = {bc.Goto: lambda i: (i.offset,), bc.If: lambda i: (i.true_offset, i.false_offset)}
-            for off in offsets.get(type(ins), lambda i: ())(ins):
-                if not 0 <= pc + off < n:
-                    bad(pc, f"jump to {pc + off} outside the function's {n} instructions")
-            index_checks = [
-                (bc.Invoke, "func_index", len(exe.functions)), (bc.AllocClosure, "func_index", len(exe.functions)),
-                (bc.InvokePacked, "packed_index", len(exe.packed)), (bc.LoadConst, "const_index", len(exe.constants)),
-            ]
-            for cls, field_name, limit in index_checks:
-                if isinstance(ins, cls) and not 0 <= getattr(ins, field_name) < limit:
-                    bad(pc, f"{field_name} {getattr(ins, field_name)} is out of range: the executable has {limit}")
-            if isinstance(ins, bc.Invoke) and len(ins.args) != self._param_counts[ins.func_index]:
-                bad(pc, f"passes {len(ins.args)} arguments to a function of {self._param_counts[ins.func_index]}")
-            if isinstance(ins, bc.InvokePacked) and not 0 <= ins.output_count <= len(ins.args):
-                bad(pc, f"output_count {ins.output_count} with {len(ins.args)} arguments")
-            devices = {bc.AllocStorage: ("device",), bc.DeviceCopy: ("src_device", "dst_device")}
-            for field_name in devices.get(type(ins), ()):
-                if getattr(ins, field_name) != 0:
-                    bad(pc, f"{field_name} {getattr(ins, field_name)}: this VM runs on the CPU (device 0) only")
-        return func
+        return validate_function(self.exe, func)
 
     @staticmethod
     def _text_of(func, pc):
@@ -336,3 +299,52 @@ def reshape_view(tensor, newshape) -> np.ndarray:
         raise ShapeError(f"reshape_tensor: cannot view a tensor of shape {tensor.shape} ({tensor.size} elements) "
                          f"as shape {shape}")
     return tensor.reshape(shape, copy=False)
+
+
+def validate_function(exe, func: bc.VMFunction) -> bc.VMFunction:
+    """``func`` after checking its registers, jumps, indices and arities (``FormatError`` naming the
+    instruction otherwise): both VMs run only validated bytecode."""
+    n = len(func.instructions)
+    param_counts = [len(f.params) for f in exe.functions]
+
+    def bad(pc, why):
+        raise FormatError(f"malformed bytecode in @{func.name}[{pc}] ({_text_of(func, pc)}): {why}")
+
+    if n == 0 or not isinstance(func.instructions[-1], (bc.Ret, bc.Goto, bc.If, bc.Fatal)):
+        bad(n - 1, "the last instruction must be ret, goto, if or fatal")
+    if len(func.params) > func.register_count:
+        bad(0, f"{len(func.params)} parameters but {func.register_count} registers")
+    for pc, ins in enumerate(func.instructions):
+        if not isinstance(ins, bc.Instruction):
+            bad(pc, f"not an instruction: {ins!r}")
+        for name in REGISTER_FIELDS & set(type(ins).__dataclass_fields__):
+            value = getattr(ins, name)
+            for r in value if isinstance(value, tuple) else (value,):
+                if not 0 <= r < func.register_count:
+                    bad(pc, f"register ${r} outside the {func.register_count} registers")
+        offsets = {bc.Goto: lambda i: (i.offset,), bc.If: lambda i: (i.true_offset, i.false_offset)}
+        for off in offsets.get(type(ins), lambda i: ())(ins):
+            if not 0 <= pc + off < n:
+                bad(pc, f"jump to {pc + off} outside the function's {n} instructions")
+        index_checks = [
+            (bc.Invoke, "func_index", len(exe.functions)), (bc.AllocClosure, "func_index", len(exe.functions)),
+            (bc.InvokePacked, "packed_index", len(exe.packed)), (bc.LoadConst, "const_index", len(exe.constants)),
+        ]
+        for cls, field_name, limit in index_checks:
+            if isinstance(ins, cls) and not 0 <= getattr(ins, field_name) < limit:
+                bad(pc, f"{field_name} {getattr(ins, field_name)} is out of range: the executable has {limit}")
+        if isinstance(ins, bc.Invoke) and len(ins.args) != param_counts[ins.func_index]:
+            bad(pc, f"passes {len(ins.args)} arguments to a function of {param_counts[ins.func_index]}")
+        if isinstance(ins, bc.InvokePacked) and not 0 <= ins.output_count <= len(ins.args):
+            bad(pc, f"output_count {ins.output_count} with {len(ins.args)} arguments")
+        devices = {bc.AllocStorage: ("device",), bc.DeviceCopy: ("src_device", "dst_device")}
+        for field_name in devices.get(type(ins), ()):
+            if getattr(ins, field_name) != 0:
+                bad(pc, f"{field_name} {getattr(ins, field_name)}: this VM runs on the CPU (device 0) only")
+    return func
+
+
+
+def _text_of(func, pc):
+    ins = func.instructions
+    return bc.format_instruction(ins[pc], pc) if 0 <= pc < len(ins) and isinstance(ins[pc], bc.Instruction) else "-"

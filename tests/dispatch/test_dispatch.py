@@ -59,16 +59,19 @@ def test_two_buckets_and_a_residue_variant(two_bucket_db):
     assert large["bucket"] == "n=65..300" and large["config"]["tile_rows"] == 6
     outside = exe.explain(name, (301, K))
     assert outside["bucket"] == "n=65..300" and outside["inside"] is False
-    vm = nimble.VirtualMachine(exe)
+    vm = nimble.VirtualMachine(exe, backend="python")
+    native = nimble.VirtualMachine(exe, backend="native")
     for n in range(1, 301):
         x = np.random.default_rng(n).standard_normal((n, K)).astype("float32")
         np.testing.assert_allclose(vm.run(x), ir.evaluate(mod, x), rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(native.run(x), vm.run(x))
+    assert native.shape_histogram()[name] == {n: 1 for n in range(1, 301)}
     table = next(f for f in vm._library if getattr(f, "name", "") == name)
-    assert table.calls == [64, 236]
-    assert table.variant_calls[small["variant"]] == 16  # n = 4, 8, ..., 64
+    assert table.calls == [128, 472]  # each n twice on the Python VM
+    assert table.variant_calls[small["variant"]] == 32  # n = 4, 8, ..., 64
     assert table.outside == 0
     hist = vm.shape_histogram()[name]
-    assert sum(hist.values()) == 300 and hist[1] == 1
+    assert sum(hist.values()) == 600 and hist[1] == 2
 
 
 def test_foreign_records_only_when_accepted(tmp_path, two_bucket_db):

@@ -39,13 +39,13 @@ def measure(nodes: int = 100_000) -> dict:
     walk = VirtualMachine(K.executable([WALK], []))
     per_instr = _best_of(lambda: walk.run(lst)) / (nodes * WALK_PER_NODE)
 
-    calls = 20_000
+    calls = 1_000
     callee = VMFunction("callee", ("x",), (Ret(0),), 1)
     caller = VMFunction("main", ("x",), tuple(Invoke(1, (0,), 1) for _ in range(calls)) + (Ret(1),), 2)
     call_vm = VirtualMachine(K.executable([caller, callee], []))
     per_call = _best_of(lambda: call_vm.run(np.zeros(1))) / calls
 
-    kernels = 2_000
+    kernels = 1_000
     body = []
     for _ in range(kernels):
         body += [*K.alloc(2, 3, 4, (8,), "float32", 32), InvokePacked(0, (0, 1, 4), 1)]

@@ -13,11 +13,13 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 log = logging.getLogger("nimble.tuner")
 PREFIX = "nimble-measure-"
 _OWNER = ".owner"
+MIN_AGE_S = 60.0  # a folder younger than this is never swept (between mkdtemp and flock)
 
 
 class ScratchFolder:
@@ -46,6 +48,8 @@ def sweep_stale(root: str | None = None) -> int:
         return 0
     for folder in candidates:
         try:
+            if time.time() - (folder / _OWNER).stat().st_mtime < MIN_AGE_S:
+                continue  # maybe made a moment ago and not locked yet
             fd = os.open(folder / _OWNER, os.O_RDWR)
         except FileNotFoundError:
             continue  # being created right now, or not ours

@@ -30,6 +30,9 @@ def test_a_live_measurers_folder_is_kept_and_a_dead_ones_is_swept(tmp_path):
     import fcntl
     fd = os.open(live / ".owner", os.O_CREAT | os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    old = __import__("time").time() - 3600
+    for folder in (leaked, live):
+        os.utime(folder / ".owner", (old, old))
     assert sweep_stale(str(tmp_path)) == 1
     assert not leaked.exists() and live.exists()
     os.close(fd)
@@ -49,8 +52,10 @@ def test_a_scratch_folder_sweeps_before_it_is_made(tmp_path, monkeypatch):
     stale = tmp_path / f"{PREFIX}old"
     stale.mkdir()
     (stale / ".owner").write_text("")
+    os.utime(stale / ".owner", (0, 0))
     folder = ScratchFolder()
     assert not stale.exists() and folder.path.parent == tmp_path
+    assert sweep_stale(str(tmp_path)) == 0  # a fresh folder (locked, and young) is never swept
     folder.remove()
 
 

@@ -79,7 +79,13 @@ class OpShapeFunc(LinkedHostFunc):
 
     def __call__(self, vals: list, output_count: int) -> None:
         n_in = len(vals) - output_count
-        shapes = self.shape_func(*[self._input(i, v) for i, v in enumerate(vals[:n_in])], **self.attrs)
+        try:
+            shapes = self.shape_func(*[self._input(i, v) for i, v in enumerate(vals[:n_in])], **self.attrs)
+        except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError) as exc:
+            if isinstance(exc, NimbleError):
+                raise
+            raise ShapeError(f"{self.name}: the shape function of {self.op} failed on these inputs "
+                             f"({type(exc).__name__}: {exc})") from None
         _write(vals[n_in:], shapes, self.itemsizes, self.name)
 
 

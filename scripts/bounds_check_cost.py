@@ -46,10 +46,38 @@ def take_template(checks: bool):
     return nimble.build(inst.schedule, inst.args, name="take", bounds_checks=checks)
 
 
+def checks_in_model(layers: int) -> tuple:
+    """(stages, stages given a default bounds check) over every kernel ``nimble.compile`` builds for
+    BERT-base with ``layers`` layers (every layer has the same kernels)."""
+    import nimble.tir.lower as lowering
+    from nimble.models import bert
+
+    seen = {"stages": 0, "checked": 0}
+    original = lowering.index_checks
+
+    def counting(stage_name, body):
+        found = original(stage_name, body)
+        seen["stages"] += 1
+        seen["checked"] += bool(found)
+        return found
+
+    lowering.index_checks = counting
+    try:
+        cfg = bert.BertConfig(num_layers=layers)
+        nimble.compile(bert.build_module(bert.random_weights(cfg, 0), cfg))
+    finally:
+        lowering.index_checks = original
+    return seen["stages"], seen["checked"]
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--bert-layers", type=int, default=0, help="also count the checks BERT-base's kernels get")
     args = ap.parse_args(argv)
+    if args.bert_layers:
+        stages, checked = checks_in_model(args.bert_layers)
+        print(f"BERT-base ({args.bert_layers} layers): {checked} of {stages} lowered stages carry a default bounds check")
     rng = np.random.default_rng(0)
     print(f"{'kernel':<14} {'rows x dim':>12} {'checked us':>11} {'unchecked us':>13} {'ratio':>6}")
     for label, make, shapes in [("te gather", hand_gather, [(30522, 768, 8), (30522, 768, 128), (1000, 64, 4096)]),

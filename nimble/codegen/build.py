@@ -204,14 +204,14 @@ class Kernel:
         self.variant_calls[which] += 1
         status = cfunc(*full, *[env[v] for v in self._vars], num_threads())
         if status != 0:
-            self._raise_status(status)
+            self._raise_status(status, env)
         if allocate:
             if len(self.outputs) == 1:
                 return full[self.outputs[0]]
             return tuple(full[i] for i in self.outputs)
         return None
 
-    def _raise_status(self, status: int):
+    def _raise_status(self, status: int, env: dict | None = None):
         if SHAPE_STATUS <= status < SHAPE_STATUS + self._n_all:
             k = status - SHAPE_STATUS
             raise ShapeError(f"{self.name}: argument {self.arg_names[k]!r} (#{k}) has a rank or dimension that "
@@ -220,7 +220,9 @@ class Kernel:
             raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
         messages = self.func.attrs.get("assert_messages", ())
         if 2 <= status < 2 + len(messages):
-            raise OutOfRangeError(f"{self.name}: {messages[status - 2]}")
+            text = messages[status - 2]
+            named = [f"{v.name} = {n}" for v, n in (env or {}).items() if re.search(rf"\b{re.escape(v.name)}\b", text)]
+            raise OutOfRangeError(f"{self.name}: {text}" + (f" (here {', '.join(named)})" if named else ""))
         raise NimbleError(f"{self.name}: the kernel returned the unknown status {status}")
 
     def _fail(self, full, allocate: bool):

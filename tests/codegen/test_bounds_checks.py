@@ -92,3 +92,8 @@ def test_an_output_too_large_for_int64_bytes_is_a_shape_error():
     kern = nimble.build(B, [A, B], name="huge")
     with pytest.raises((nimble.ShapeError, MemoryError)):
         kern(np.ones(2**16, "float32"))
+
+
+def test_an_out_of_range_error_gives_the_sizes_of_the_dims_it_names():
+    with pytest.raises(nimble.OutOfRangeError, match=r"expected 0 <= index < n\) \(here n = 10\)"):
+        _gather()(np.zeros((10, 2), "float32"), np.array([12], "int64"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..te.expr import Cast, Expr, Max, Min, Select, all_, any_, not_
 from ..te.simplify import bound, prove
 from ..te.tensor import Reduce, TensorLoad
-from ..te.visit import children, walk
+from ..te.visit import children, free_vars, substitute, walk
 
 
 def _reads_data(e: Expr) -> bool:
@@ -82,4 +82,27 @@ def index_checks(stage_name: str, body: Expr) -> list:
                     add(all_(idx >= 0, idx < ext), when, msg)
 
     go(body, [])
+    return out
+
+
+def place_checks(checks: list, axis_map: dict, leaves: list, attached: dict) -> dict:
+    """``checks`` (over the stage's axes) rewritten over its loops by ``axis_map`` and keyed, like
+    guards, by id of the innermost leaf loop they need: the last one they use, or the loop where a
+    buffer they read is computed (``attached``: tensor -> its stage's attach point). None: at the store."""
+    pos_of = {iv.var: k for k, iv in enumerate(leaves)}
+    at_of = {id(iv): k for k, iv in enumerate(leaves)}
+    out: dict = {}
+    for cond, msg in checks:
+        cond = substitute(cond, axis_map)
+        used = [pos_of[v] for v in free_vars(cond) if v in pos_of]
+        at_store = False
+        for n in walk(cond):
+            if isinstance(n, TensorLoad) and n.tensor in attached:
+                attach = attached[n.tensor]
+                if isinstance(attach, tuple) and id(attach[1]) in at_of:
+                    used.append(at_of[id(attach[1])])
+                else:
+                    at_store = True  # computed somewhere this nest cannot see: check at the store
+        key = None if at_store or not used else id(leaves[max(used)])
+        out.setdefault(key, []).append((cond, msg))
     return out

@@ -7,7 +7,7 @@ from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
 from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
-from .bounds import index_checks
+from .bounds import index_checks, place_checks
 from .nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, PrimFunc, Store, seq
 from .transform import substitute_stmt
 from .partition import partition_loops, simplify_guards
@@ -107,28 +107,11 @@ class _Lowerer:
         return stmt
 
     def _index_checks_at(self, st: Stage, axis_map: dict, leaves: list) -> dict:
-        """Default bounds checks of ``st``, keyed like guards by the innermost loop they need:
-        the last leaf they use or the loop where a buffer they read is computed."""
+        """Default bounds checks of ``st``, keyed like guards by the loop they go in."""
         if not self.bounds_checks:
             return {}
-        pos_of = {iv.var: k for k, iv in enumerate(leaves)}
-        at_of = {id(iv): k for k, iv in enumerate(leaves)}
-        out: dict = {}
-        for cond, msg in index_checks(st.name, self.bodies[st]):
-            cond = substitute(cond, axis_map)
-            used = [pos_of[v] for v in free_vars(cond) if v in pos_of]
-            key = None
-            for n in walk(cond):
-                if isinstance(n, TensorLoad) and n.tensor in self.regions:
-                    attach = self.sch[n.tensor].attach
-                    if not (isinstance(attach, tuple) and id(attach[1]) in at_of):
-                        key = "store"
-                    else:
-                        used.append(at_of[id(attach[1])])
-            if key is None:
-                key = id(leaves[max(used)]) if used else None
-            out.setdefault(key if key != "store" else None, []).append((cond, msg))
-        return out
+        attached = {t: self.sch[t].attach for t in self.regions}
+        return place_checks(index_checks(st.name, self.bodies[st]), axis_map, leaves, attached)
 
     def _buffer_of(self, st: Stage, region) -> Buffer:
         t = st.tensor

@@ -31,15 +31,19 @@ from typing import IO
 
 from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, create_engine, delete, event, exists
 from sqlalchemy import func, inspect, select, update
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
 
-from ..errors import FormatError, TuningError
+from ..errors import FormatError
 from .buckets import BucketKey
 from .fingerprint import HostFingerprint, host_fingerprint
 from .record_check import config_problem
+from .db_checks import database_error as _database_error
+from .db_checks import first_valid as _first_valid
+from .db_checks import sqlite_file as _sqlite_file
+from .db_checks import valid_record as _valid_record
 from .records import ImportReport, MalformedLine, TuningRecord, read_jsonl, write_jsonl
 from .workload import WorkloadKey
 
@@ -234,29 +238,6 @@ def _to_record(row: Record, key_json: str) -> TuningRecord:
     )
 
 
-def _valid_record(row: Record, key_json: str, url: str) -> TuningRecord | None:
-    """The row as a record, or None (logged) when it is malformed or its config is not in its
-    template's space: such a row is never anyone's best."""
-    try:
-        rec = _to_record(row, key_json)
-    except (FormatError, ValueError, TypeError) as exc:
-        log.warning("database %s: skipped malformed record %s: %s", url, row.id, exc)
-        return None
-    problem = config_problem(rec)
-    if problem is not None:
-        log.warning("database %s: skipped record %s of %s: %s", url, row.id, rec.workload.template, problem)
-        return None
-    return rec
-
-
-def _first_valid(rows, url: str) -> TuningRecord | None:
-    for row, key_json in rows:
-        rec = _valid_record(row, key_json, url)
-        if rec is not None:
-            return rec
-    return None
-
-
 def _host_id(host: HostFingerprint | str) -> str:
     return host.id if isinstance(host, HostFingerprint) else host
 
@@ -264,32 +245,6 @@ def _host_id(host: HostFingerprint | str) -> str:
 # Rank of a record among those of its (workload, bucket, target, host), cheapest first.
 _RANK = func.row_number().over(partition_by=(Record.workload_id, Record.bucket, Record.target, Record.host_id),
                                order_by=(Record.mean_cost, Record.id)).label("rank")
-
-
-def _sqlite_file(url: str, create: bool) -> None:
-    """Refuse a SQLite file that is empty (not a database: never silently a new one) or, unless
-    ``create``, missing; make its folder when creating."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return
-    path = Path(parsed.database)
-    if path.exists():
-        if path.is_file() and path.stat().st_size == 0:
-            raise FormatError(f"database {path}: the file is empty (0 bytes), not a records database; delete it "
-                              f"to start a new database there, or restore it from a copy")
-    elif not create:
-        raise FormatError(f"database {path}: no such file (nothing was created); check the path")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def _database_error(url: str, exc: DatabaseError) -> Exception:
-    """The nimble error for a driver error on ``url``: it names the file and what to do."""
-    detail = str(getattr(exc, "orig", exc))
-    if isinstance(exc, OperationalError) and "locked" in detail:
-        return TuningError(f"database {url}: {detail}; another process holds it, retry later")
-    return FormatError(f"database {url}: {detail}; it is not a readable nimble records database (restore it from "
-                       f"a copy, or move it away to start a new one)")
 
 
 class Database:

@@ -178,8 +178,11 @@ class Kernel:
             for i in self.outputs:
                 shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
                 if any(d < 0 for d in shape):
-                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
-                full[i] = np.empty(shape, dtype=self.dtypes[i])
+                    return self._fail(full, allocate)
+                try:
+                    full[i] = np.empty(shape, dtype=self.dtypes[i])
+                except (ValueError, MemoryError):
+                    return self._fail(full, allocate)
         for i, k, fn, _ in self._derived:
             if fn(env) != full[i].shape[k]:
                 return self._fail(full, allocate)
@@ -190,6 +193,9 @@ class Kernel:
             for j in self._all:
                 if j != i and np.may_share_memory(out, full[j]):
                     return self._fail(full, allocate)
+        return self._launch(full, env, allocate)
+
+    def _launch(self, full: list, env: dict, allocate: bool):
         cfunc, which = self._cfunc, len(self._choices)
         for conds, f, k in self._choices:
             if all(env[v] % factor == 0 for v, factor in conds):
@@ -198,15 +204,15 @@ class Kernel:
         self.variant_calls[which] += 1
         status = cfunc(*full, *[env[v] for v in self._vars], num_threads())
         if status != 0:
-            self._raise_status(status)
+            self._raise_status(status, env)
         if allocate:
             if len(self.outputs) == 1:
                 return full[self.outputs[0]]
             return tuple(full[i] for i in self.outputs)
         return None
 
-    def _raise_status(self, status: int):
-        if status >= SHAPE_STATUS:
+    def _raise_status(self, status: int, env: dict | None = None):
+        if SHAPE_STATUS <= status < SHAPE_STATUS + self._n_all:
             k = status - SHAPE_STATUS
             raise ShapeError(f"{self.name}: argument {self.arg_names[k]!r} (#{k}) has a rank or dimension that "
                              f"disagrees with the other arguments (checked in the kernel)")
@@ -214,19 +220,35 @@ class Kernel:
             raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
         messages = self.func.attrs.get("assert_messages", ())
         if 2 <= status < 2 + len(messages):
-            raise OutOfRangeError(f"{self.name}: {messages[status - 2]}")
+            text = messages[status - 2]
+            named = [f"{v.name} = {n}" for v, n in (env or {}).items() if re.search(rf"\b{re.escape(v.name)}\b", text)]
+            raise OutOfRangeError(f"{self.name}: {text}" + (f" (here {', '.join(named)})" if named else ""))
         raise NimbleError(f"{self.name}: the kernel returned the unknown status {status}")
 
     def _fail(self, full, allocate: bool):
-        """Re-check the arguments one by one and raise the error that names what is wrong."""
+        """Re-check the arguments one by one: raise the error that names what is wrong, or run the
+        kernel when only the fast check's shortcuts refused them (an ndarray subclass such as
+        ``np.memmap``, an equal but distinct dtype object)."""
+        full = list(full)
+        for i in (self.inputs if allocate else self._all):
+            if isinstance(full[i], np.ndarray) and full[i].__class__ is not np.ndarray:
+                full[i] = full[i].view(np.ndarray)  # same memory: outputs are still written in place
         env: dict = {}
         prov: dict = {}
         for i in self.inputs:
             self._bind(i, full[i], env, prov)
         if allocate:
             missing = [v for v in self._vars if v not in env]
-            raise ShapeError(f"{self.name}: {', '.join(v.name for v in missing)} is bound by no input; pass the "
-                             f"output arrays too (no input binds it)")
+            if missing:
+                raise ShapeError(f"{self.name}: {', '.join(v.name for v in missing)} is bound by no input; pass the "
+                                 f"output arrays too (no input binds it)")
+            for i in self.inputs:
+                self._check_derived(i, full[i], env)
+            for i in self.outputs:
+                shape = tuple(env[s[1]] if s[0] == "bind" else s[1](env) for s in self._plans[i])
+                if any(d < 0 for d in shape):
+                    raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} would have a negative shape {shape}")
+                full[i] = _empty(shape, self.dtypes[i], f"{self.name}: output {self.arg_names[i]!r}")
         for i in self.outputs:
             self._bind(i, full[i], env, prov)
         for i in range(len(full)):
@@ -237,7 +259,21 @@ class Kernel:
             for j, other in enumerate(full):
                 if j != i and np.may_share_memory(full[i], other):
                     raise ShapeError(f"{self.name}: output {self.arg_names[i]!r} overlaps argument {self.arg_names[j]!r}")
-        raise NimbleError(f"{self.name}: arguments rejected by the fast check but not by the full one")  # unreachable
+        return self._launch(full, env, allocate)
+
+
+def _empty(shape: tuple, dtype: str, what: str):
+    """``np.empty`` with the element count and byte size checked against int64 first."""
+    count = 1
+    for d in shape:
+        count *= int(d)
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes >= 1 << 63:
+        raise ShapeError(f"{what}: shape {shape} needs {nbytes} bytes, more than an int64 byte count can hold")
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError) as exc:
+        raise MemoryError(f"{what}: cannot allocate shape {shape} ({nbytes} bytes): {exc}") from None
 
 
 def _check_target(target: str) -> str:
@@ -247,20 +283,24 @@ def _check_target(target: str) -> str:
     return kind
 
 
-def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel", residues=()) -> Kernel:
+def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel", residues=(),
+          bounds_checks: bool = True) -> Kernel:
     """Compile a schedule (or output tensors, scheduled naively) to a ``Kernel`` taking ``args``.
 
     ``residues``: dicts {dim var: factor}; each adds a variant compiled for shapes where every
     such dim is a multiple of its factor (no tail loops), picked at call time.
+    ``bounds_checks``: indices read from data (``D[I[i], j]``) are checked against the tensor they
+    index (OutOfRangeError) unless this is False; indices the simplifier proves in range cost nothing.
     """
     _check_target(target)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise NimbleError(f"build: name must be an identifier, got {name!r}")
     if isinstance(args, Tensor):
         args = [args]
-    funcs = [lower(schedule_or_tensors, list(args), name)]
+    funcs = [lower(schedule_or_tensors, list(args), name, bounds_checks=bounds_checks)]
     for k, assume in enumerate(residues):
-        funcs.append(lower(schedule_or_tensors, list(args), f"{name}_r{k}", assume_multiple=assume))
+        funcs.append(lower(schedule_or_tensors, list(args), f"{name}_r{k}", assume_multiple=assume,
+                           bounds_checks=bounds_checks))
     compiled = compile_funcs(funcs)
     variants = [(tuple(assume.items()), cf) for assume, cf in zip(residues, compiled[1:])]
     return Kernel(compiled[0], variants, list(args), target)

@@ -200,8 +200,10 @@ class LLVMCodegen:
             with self.b.if_else(self.expr(s.cond), likely=True) as (ok, failed):
                 with ok:
                     self.stmt(s.body)
-                with failed:
-                    self.b.store(ir.Constant(I32, s.code), self.s.status_ptr)
+                with failed:  # the first failure is the one reported (later checks may read what it skipped)
+                    old = self.b.load(self.s.status_ptr, typ=I32)
+                    first = self.b.icmp_signed("==", old, ir.Constant(I32, 0))
+                    self.b.store(self.b.select(first, ir.Constant(I32, s.code), old), self.s.status_ptr)
         elif isinstance(s, Allocate):
             self._allocate(s)
         else:

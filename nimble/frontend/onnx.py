@@ -125,7 +125,11 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
     mod = IRModule()
     ctx = GraphConverter(mod, opset)
     for init in graph.initializer:
-        ctx.env[init.name] = const_value(numpy_helper.to_array(init))
+        try:
+            ctx.env[init.name] = const_value(numpy_helper.to_array(init))
+        except (ValueError, TypeError) as err:
+            raise FormatError(f"initializer {init.name!r} (dims {list(init.dims)}): its data does not match its "
+                              f"dims and type ({err})") from None
     params = []
     for info in graph.input:
         if info.name in ctx.env:

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from ..errors import NimbleError
+from ..errors import FormatError, NimbleError
 from ..ir.builder import Builder
 from ..ir.expr import Attrs, Call, Constant, Op, Tuple, TupleGetItem
 from ..ir.types import TensorType, TupleType
@@ -32,6 +32,11 @@ class UnsupportedOperatorError(NimbleError, NotImplementedError):
 
 class ConversionError(NimbleError, ValueError):
     """One node could not be converted: an attribute or input form nimble has no operator for."""
+
+
+class MalformedNodeError(ConversionError, FormatError):
+    """A node breaks the ONNX spec (an axis out of range, a perm that permutes nothing, inputs
+    missing): the model is malformed."""
 
 
 def converter(*op_types: str):
@@ -61,7 +66,11 @@ def node_attrs(node) -> dict:
     for a in node.attribute:
         value = helper.get_attribute_value(a)
         if a.type == a.TENSOR:
-            value = numpy_helper.to_array(value)
+            try:
+                value = numpy_helper.to_array(value)
+            except (ValueError, TypeError) as err:
+                raise MalformedNodeError(f"{node.op_type} node {node.name!r}: tensor attribute {a.name!r} is "
+                                         f"malformed ({err})") from None
         elif isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -196,7 +205,12 @@ class GraphConverter:
         except UnsupportedOperatorError:
             raise
         except NimbleError as err:
-            raise ConversionError(f"{node.op_type} node {node.name or node.output[0]!r}: {err}") from err
+            cls = MalformedNodeError if isinstance(err, FormatError) else ConversionError
+            raise cls(f"{node.op_type} node {node.name or node.output[0]!r}: {err}") from err
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError) as err:
+            raise MalformedNodeError(f"{node.op_type} node {node.name or (node.output[:1] or ['?'])[0]!r} with "
+                                     f"{len(node.input)} inputs and attributes {sorted(a.name for a in node.attribute)}: "
+                                     f"malformed ({type(err).__name__}: {err})") from err
         wanted = [name for name in node.output]
         if len(outputs) < len([n for n in wanted if n]):
             missing = wanted[len(outputs):]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .onnx_attrs import axes_in, axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_shape import INT_MAX, _type_of, ints_of, value_dims, with_dims
 from .onnx_values import DimRef, Value, const_value
@@ -11,7 +12,7 @@ from .onnx_values import DimRef, Value, const_value
 @converter("Gather")
 def gather(ctx, node, inputs, attrs):
     data, indices = inputs
-    axis = attrs.get("axis", 0) % max(data.ndim, 1)
+    axis = axis_in(attrs.get("axis", 0), max(data.ndim, 1))
     if indices.is_const:
         idx = indices.const.astype(np.int64)
         dim = data.shape[axis]
@@ -34,7 +35,7 @@ def slice_(ctx, node, inputs, attrs):
     rank = data.ndim
     axes = ints_of(inputs[3], "Slice axes") if len(inputs) > 3 and inputs[3] is not None else None
     n = len(value_dims(starts) or ())
-    axes = [a % rank for a in axes] if axes is not None else list(range(n))
+    axes = axes_in(axes, rank, "Slice axes") if axes is not None else list(range(n))
     steps = ints_of(inputs[4], "Slice steps") if len(inputs) > 4 and inputs[4] is not None else [1] * n
     begin, end = value_dims(starts), value_dims(ends)
     static = []
@@ -89,7 +90,7 @@ def gather_elements(ctx, node, inputs, attrs):
     """data[..., index, ...] elementwise along `axis`: a `take` from the flattened data at computed offsets."""
     data, index = inputs
     rank = data.ndim
-    axis = attrs.get("axis", 0) % rank
+    axis = axis_in(attrs.get("axis", 0), rank)
     index = ctx.emit("cast", index, dtype="int64") if index.dtype != "int64" else index
 
     def dim(v, k):

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from .onnx_dims import fold_binary, fold_where
+from .onnx_attrs import axes_in, axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_values import Value, const_value
 
@@ -296,7 +297,7 @@ def reduce_axes(ctx, node, inputs, attrs):
     if not axes:
         return "noop" if attrs.get("noop_with_empty_axes", 0) else None
     rank = inputs[0].ndim
-    return tuple(sorted(a % rank for a in axes)) if rank else None
+    return tuple(sorted(axes_in(axes, rank))) if rank else None
 
 
 def _reduce(ctx, op, x, axes, keepdims):
@@ -351,7 +352,7 @@ def argmax(ctx, node, inputs, attrs):
         if x.dtype in ("uint8", "bool"):
             raise ConversionError(f"ArgMin of {x.dtype} is not supported")
         x = ctx.emit("negative", x)
-    axis = attrs.get("axis", 0) % max(x.ndim, 1)
+    axis = axis_in(attrs.get("axis", 0), max(x.ndim, 1))
     return [ctx.emit("argmax", x, axis=axis, keepdims=bool(attrs.get("keepdims", 1)))]
 
 

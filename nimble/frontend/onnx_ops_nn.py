@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .onnx_attrs import axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_math import scalar
 
@@ -191,7 +192,7 @@ def instance_norm(ctx, node, inputs, attrs):
 def layer_norm(ctx, node, inputs, attrs):
     x, scale = inputs[:2]
     bias = inputs[2] if len(inputs) > 2 else None
-    axis = attrs.get("axis", -1) % x.ndim
+    axis = axis_in(attrs.get("axis", -1), x.ndim)
     eps = attrs.get("epsilon", 1e-5)
     wants_stats = len(node.output) > 1 and any(node.output[1:])
     if axis == x.ndim - 1 and scale.ndim == 1 and (bias is None or bias.ndim == 1) and not wants_stats:
@@ -209,4 +210,4 @@ def layer_norm(ctx, node, inputs, attrs):
 def softmax(ctx, node, inputs, attrs):
     x = inputs[0]
     op = "softmax" if node.op_type == "Softmax" else "log_softmax"
-    return [ctx.emit(op, x, axis=attrs.get("axis", -1) % x.ndim)]
+    return [ctx.emit(op, x, axis=axis_in(attrs.get("axis", -1), x.ndim))]

@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..ir.types import AnyDim, TensorType
-from .onnx_graph import ConversionError, converter
+from .onnx_attrs import axes_in, axis_in, perm_of
+from .onnx_graph import ConversionError, MalformedNodeError, converter
 from .onnx_ops_math import const_of
 from .onnx_values import DimRef, Value, const_value, shape_dims
 
@@ -168,6 +169,9 @@ def _copy_zeros(ctx, x, shape_expr, length):
 def flatten(ctx, node, inputs, attrs):
     x = inputs[0]
     axis = attrs.get("axis", 1)
+    if not -x.ndim <= axis <= x.ndim:
+        raise MalformedNodeError(f"axis = {axis} is out of range for a rank-{x.ndim} input "
+                                 f"(expected {-x.ndim} <= axis <= {x.ndim})")
     axis = axis + x.ndim if axis < 0 else axis
     head, tail = x.shape[:axis], x.shape[axis:]
     if all(isinstance(d, int) for d in head):
@@ -180,7 +184,7 @@ def flatten(ctx, node, inputs, attrs):
 @converter("Transpose")
 def transpose(ctx, node, inputs, attrs):
     perm = attrs.get("perm")
-    return [ctx.emit("transpose", inputs[0], axes=tuple(perm) if perm is not None else None)]
+    return [ctx.emit("transpose", inputs[0], axes=perm_of(perm, inputs[0].ndim) if perm is not None else None)]
 
 
 def _axes_input(inputs, attrs, what):
@@ -195,7 +199,7 @@ def unsqueeze(ctx, node, inputs, attrs):
     axes = _axes_input(inputs, attrs, "Unsqueeze axes")
     out_rank = x.ndim + len(axes)
     out = x
-    for a in sorted(a % out_rank for a in axes):
+    for a in sorted(axes_in(axes, out_rank, "Unsqueeze axes")):
         out = ctx.emit("expand_dims", out, axis=a)
     return [with_dims(out, x.dims if out.ndim <= 1 else None)]
 
@@ -210,7 +214,7 @@ def squeeze(ctx, node, inputs, attrs):
             raise ConversionError("Squeeze without axes needs static dims")
     if not axes:
         return [x]
-    out = ctx.emit("squeeze", x, axis=tuple(a % x.ndim for a in axes))
+    out = ctx.emit("squeeze", x, axis=tuple(axes_in(axes, x.ndim, "Squeeze axes")))
     return [with_dims(out, x.dims)]
 
 
@@ -218,7 +222,7 @@ def squeeze(ctx, node, inputs, attrs):
 @converter("Concat")
 def concat(ctx, node, inputs, attrs):
     rank = inputs[0].ndim
-    axis = attrs["axis"] % rank
+    axis = axis_in(attrs["axis"], rank)
     out = ctx.concat(list(inputs), axis)
     if rank == 1 and out.dtype.startswith("int") and not out.is_const:
         parts = [value_dims(v) for v in inputs]
@@ -230,7 +234,7 @@ def concat(ctx, node, inputs, attrs):
 @converter("Split")
 def split(ctx, node, inputs, attrs):
     x = inputs[0]
-    axis = attrs.get("axis", 0) % x.ndim
+    axis = axis_in(attrs.get("axis", 0), x.ndim)
     sizes = ints_of(inputs[1], "Split sizes") if len(inputs) > 1 and inputs[1] is not None else attrs.get("split")
     count = len(node.output)
     if sizes is None:

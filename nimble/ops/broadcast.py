@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ShapeError
+
 from ..ir.types import TensorType
 from .registry import OpPattern, register
 from .relations import broadcast_shapes, same_dtype, tensor_arg
@@ -61,7 +63,12 @@ def _binary_reference(fn, out_dtype):
 
 
 def _broadcast_shape_func(*shapes, **_attrs):
-    return [np.array(np.broadcast_shapes(*(tuple(s) for s in shapes)), dtype=np.int64)]
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+    try:
+        return [np.array(np.broadcast_shapes(*shapes), dtype=np.int64)]
+    except ValueError:
+        raise ShapeError(f"the shapes {', '.join(map(str, shapes))} do not broadcast together (each dim must "
+                         f"be equal or 1)") from None
 
 
 _builders = {

@@ -102,7 +102,13 @@ def arange_length(start, stop, step) -> int:
     start, stop, step = float(start), float(stop), float(step)
     if step == 0:
         raise ShapeError("arange: step is 0")
-    return max(0, math.ceil((stop - start) / step))
+    if not all(math.isfinite(v) for v in (start, stop, step)):
+        raise ShapeError(f"arange: start, stop and step must be finite, got {start}, {stop}, {step}")
+    length = (stop - start) / step
+    if length >= 2.0 ** 62:
+        raise ShapeError(f"arange: {start}..{stop} by {step} would have about {length:.3g} elements, more than "
+                         f"any tensor can hold")
+    return max(0, math.ceil(length))
 
 
 def _arange_rel(start, stop, step, dtype):

@@ -2,6 +2,8 @@
 strided_slice, take."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ShapeError
@@ -28,10 +30,12 @@ Any = AnyDim()
 def reshaped_dims(in_shape: tuple, newshape: tuple, op: str = "reshape") -> tuple:
     """Concrete output dims of numpy's reshape (one -1 allowed)."""
     newshape = tuple(int(d) for d in newshape)
-    size = int(np.prod(in_shape, dtype=np.int64))
+    size = math.prod(int(d) for d in in_shape)  # Python ints: no silent int64 wrap-around
     if sum(d == -1 for d in newshape) > 1 or any(d < -1 for d in newshape):
         raise ShapeError(f"{op}: newshape {newshape} may hold one -1 and otherwise dims >= 0")
-    known = int(np.prod([d for d in newshape if d != -1], dtype=np.int64))
+    if any(d >= 1 << 63 for d in newshape):
+        raise ShapeError(f"{op}: newshape {newshape} has a dim beyond int64")
+    known = math.prod(d for d in newshape if d != -1)
     if -1 in newshape:
         if known == 0 or size % known:
             raise ShapeError(f"{op}: cannot reshape {size} elements of shape {tuple(in_shape)} to {newshape}")

@@ -7,6 +7,7 @@ from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
 from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
+from .bounds import index_checks, place_checks
 from .nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, PrimFunc, Store, seq
 from .transform import substitute_stmt
 from .partition import partition_loops, simplify_guards
@@ -34,9 +35,10 @@ def _bindable_vars(args: list) -> list:
 
 
 class _Lowerer:
-    def __init__(self, sch: Schedule, args: list):
+    def __init__(self, sch: Schedule, args: list, bounds_checks: bool = True):
         self.sch = sch
         self.args = args
+        self.bounds_checks = bounds_checks
         self.buffers: dict = {}  # tensor -> Buffer
         self.regions: dict = {}  # tensor -> tuple of (min, extent) per dim, for attached stages
         self.bodies: dict = {}  # stage -> body expr after inlining
@@ -93,12 +95,23 @@ class _Lowerer:
         params = tuple(self.buffers[t] for t in self.args)
         return PrimFunc(name, params, tuple(_bindable_vars(self.args)), body, {"assert_messages": tuple(self.messages)})
 
-    def _checked(self, st, axis_map: dict, stmt):
-        for cond, msg in reversed(self.checks.get(st, ())):
+    def _checked(self, st, axis_map: dict, stmt, extra=()):
+        return self._asserted(stmt, [(substitute(c, axis_map), m) for c, m in tuple(self.checks.get(st, ())) + tuple(extra)])
+
+    def _asserted(self, stmt, checks):
+        """``stmt`` run only when every (condition over te loads, message) holds, the first outermost."""
+        for cond, msg in reversed(checks):
             if msg not in self.messages:
                 self.messages.append(msg)
-            stmt = Assert(self._to_loads(substitute(cond, axis_map)), 2 + self.messages.index(msg), stmt)
+            stmt = Assert(self._to_loads(cond), 2 + self.messages.index(msg), stmt)
         return stmt
+
+    def _index_checks_at(self, st: Stage, axis_map: dict, leaves: list) -> dict:
+        """Default bounds checks of ``st``, keyed like guards by the loop they go in."""
+        if not self.bounds_checks:
+            return {}
+        attached = {t: self.sch[t].attach for t in self.regions}
+        return place_checks(index_checks(st.name, self.bodies[st]), axis_map, leaves, attached)
 
     def _buffer_of(self, st: Stage, region) -> Buffer:
         t = st.tensor
@@ -159,6 +172,7 @@ class _Lowerer:
         # stages computed at that loop (a tile entirely past the end computes nothing)
         spatial_at = _place_guards(spatial_guard, leaves)
         reduce_at = _place_guards(reduce_guard, leaves)
+        checks_at = self._index_checks_at(st, axis_map, leaves)
         if isinstance(body, Reduce):
             src = self._to_loads(substitute(body.source, axis_map))
             old = _load(buf, out_index)
@@ -167,7 +181,8 @@ class _Lowerer:
             first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
             outer, inner = leaves[:first_r], leaves[first_r:]
             init_stmt = _guarded(Store(buf, out_index, body.init), spatial_at.get(None, []))
-            update_stmt = _guarded(self._checked(st, axis_map, Store(buf, out_index, update)),
+            update_stmt = _guarded(self._checked(st, axis_map, Store(buf, out_index, update),
+                                                 [c for cs in checks_at.values() for c in cs]),
                                    spatial_at.get(None, []) + reduce_at.get(None, []))
             in_inner = {id(iv) for iv in inner}
             init_guards = {k: v for k, v in spatial_at.items() if k is not None and k in in_inner}
@@ -178,11 +193,14 @@ class _Lowerer:
             outer_guards = {k: v for k, v in spatial_at.items() if k is not None and k not in in_inner}
             return self._nest(st, outer, ext, seq(init_nest, update_nest), outer_guards)
         value_expr = self._to_loads(substitute(body, axis_map))
-        store = _guarded(self._checked(st, axis_map, Store(buf, out_index, value_expr)), spatial_at.get(None, []))
-        return self._nest(st, leaves, ext, store, spatial_at)
+        store = self._asserted(self._checked(st, axis_map, Store(buf, out_index, value_expr)), checks_at.get(None, []))
+        store = _guarded(store, spatial_at.get(None, []))
+        return self._nest(st, leaves, ext, store, spatial_at, checks=checks_at)
 
-    def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True):
+    def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True, checks=None):
         for iv in reversed(loops):
+            if checks:  # after the stages computed at iv, which may fill the buffers they read
+                inner = self._asserted(inner, checks.get(id(iv), []))
             if with_children:
                 for child in self.children.get(id(iv), ()):
                     inner = self._emit_attached(child, st, iv, inner)
@@ -339,7 +357,8 @@ def _guarded(stmt, conds: list):
     return IfThenElse(all_(*conds), stmt)
 
 
-def lower(schedule_or_tensors, args: list, name: str = "kernel", assume_multiple: dict | None = None) -> PrimFunc:
+def lower(schedule_or_tensors, args: list, name: str = "kernel", assume_multiple: dict | None = None,
+          bounds_checks: bool = True) -> PrimFunc:
     """The loop IR of ``schedule_or_tensors`` as a function of ``args`` (inputs and outputs).
 
     ``assume_multiple={n: 8}`` lowers a residue variant, valid only when ``n % 8 == 0``: the
@@ -377,4 +396,4 @@ def lower(schedule_or_tensors, args: list, name: str = "kernel", assume_multiple
     for v, factor in assume_multiple.items():
         if v not in bindable or not isinstance(factor, int) or factor < 1:
             raise LowerError(f"assume_multiple: expected a symbolic dim of the args mapped to a positive int, got {v!r}: {factor!r}")
-    return _Lowerer(sch, args).lower(name, assume_multiple)
+    return _Lowerer(sch, args, bounds_checks).lower(name, assume_multiple)

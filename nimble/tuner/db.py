@@ -31,7 +31,7 @@ from typing import IO
 
 from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, create_engine, delete, event, exists
 from sqlalchemy import func, inspect, select, update
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -39,6 +39,11 @@ from sqlalchemy.pool import StaticPool
 from ..errors import FormatError
 from .buckets import BucketKey
 from .fingerprint import HostFingerprint, host_fingerprint
+from .record_check import config_problem
+from .db_checks import database_error as _database_error
+from .db_checks import first_valid as _first_valid
+from .db_checks import sqlite_file as _sqlite_file
+from .db_checks import valid_record as _valid_record
 from .records import ImportReport, MalformedLine, TuningRecord, read_jsonl, write_jsonl
 from .workload import WorkloadKey
 
@@ -129,7 +134,6 @@ def database_url(url_or_path: str | os.PathLike | None = None, target: str = "ll
     if not isinstance(url_or_path, (str, os.PathLike)):
         raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}")
     path = Path(url_or_path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
 
 
@@ -244,13 +248,21 @@ _RANK = func.row_number().over(partition_by=(Record.workload_id, Record.bucket, 
 
 
 class Database:
-    """A records database at a SQLAlchemy URL or a SQLite file path (default ``tuning_logs/<target>.db``)."""
+    """A records database at a SQLAlchemy URL or a SQLite file path (default ``tuning_logs/<target>.db``).
 
-    def __init__(self, url_or_path: str | os.PathLike | None = None, target: str = "llvm") -> None:
+    ``create=False`` opens an existing database only (a missing SQLite file is a FormatError, never
+    created); an empty (0-byte) file is always refused.
+    """
+
+    def __init__(self, url_or_path: str | os.PathLike | None = None, target: str = "llvm", create: bool = True) -> None:
         self.url = database_url(url_or_path, target)
+        _sqlite_file(self.url, create)
         self.engine = engine_for(self.url)
         self._writer = self.engine.execution_options(nimble_write=True)
-        self.schema_version = _ensure_schema(self._writer, self.url)
+        try:
+            self.schema_version = _ensure_schema(self._writer, self.url)
+        except DatabaseError as exc:
+            raise _database_error(self.url, exc) from None
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -258,8 +270,13 @@ class Database:
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
         """A session inside one transaction, committed on success; ``write`` takes the write lock."""
-        with Session(self._writer if write else self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
+        try:
+            with Session(self._writer if write else self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise  # a concurrent duplicate: add_records retries
+        except DatabaseError as exc:
+            raise _database_error(self.url, exc) from None
 
     # -- writing -------------------------------------------------------------------------------
     def add_record(self, record: TuningRecord) -> bool:
@@ -332,7 +349,9 @@ class Database:
         with self.session() as session:
             query = self._select(**filters).order_by(Record.timestamp, Record.id)
             for row, key_json in session.execute(query.execution_options(yield_per=1000)):
-                yield _to_record(row, key_json)
+                rec = _valid_record(row, key_json, self.url)
+                if rec is not None:
+                    yield rec
 
     def records(self, workload: WorkloadKey | str | None = None, bucket: BucketKey | str | None = None,
                 target: str | None = None, host: HostFingerprint | str | None = None,
@@ -354,12 +373,12 @@ class Database:
         hosts are used only with ``accept_foreign=True`` and only when this host has none.
         """
         host = fingerprint if fingerprint is not None else host_fingerprint(target)
-        query = self._select(workload, bucket, target, include_errors=False).order_by(Record.mean_cost, Record.id).limit(1)
+        query = self._select(workload, bucket, target, include_errors=False).order_by(Record.mean_cost, Record.id)
         with self.session() as session:
-            found = session.execute(query.where(Record.host_id == _host_id(host))).first()
+            found = _first_valid(session.execute(query.where(Record.host_id == _host_id(host))), self.url)
             if found is None and accept_foreign:
-                found = session.execute(query).first()
-            return _to_record(*found) if found is not None else None
+                found = _first_valid(session.execute(query), self.url)
+            return found
 
     def best_records(self, target: str | None = None, host: HostFingerprint | str | None = None) -> list[TuningRecord]:
         """The best successful record of every (workload, bucket, target, host)."""
@@ -367,7 +386,8 @@ class Database:
         best = select(ranked.c.id).where(ranked.c.rank == 1)
         with self.session() as session:
             query = self._select().where(Record.id.in_(best)).order_by(Workload.template, Workload.key_hash, Record.bucket)
-            return [_to_record(row, key_json) for row, key_json in session.execute(query)]
+            return [r for r in (_valid_record(row, key_json, self.url) for row, key_json in session.execute(query))
+                    if r is not None]
 
     def measured_configs(self, workload: WorkloadKey | str, bucket: BucketKey | str, target: str,
                          fingerprint: HostFingerprint | str | None = None) -> frozenset[int]:
@@ -404,12 +424,18 @@ class Database:
     def import_jsonl(self, path_or_file: str | os.PathLike | IO[str]) -> ImportReport:
         """Add the records of a JSON Lines file; malformed lines and duplicates are skipped and reported."""
         if not hasattr(path_or_file, "read"):
-            with open(path_or_file, encoding="utf-8") as stream:
-                return self.import_jsonl(stream)
+            try:
+                with open(path_or_file, encoding="utf-8") as stream:
+                    return self.import_jsonl(stream)
+            except UnicodeDecodeError as exc:
+                raise FormatError(f"{path_or_file}: not a JSON Lines file of records (not UTF-8 text: {exc})") from None
         name, report = getattr(path_or_file, "name", "<stream>"), ImportReport()
 
         def valid_records() -> Iterator[TuningRecord]:
-            for _, item in read_jsonl(path_or_file):
+            for number, item in read_jsonl(path_or_file):
+                problem = None if isinstance(item, MalformedLine) else config_problem(item)
+                if problem is not None:
+                    item = MalformedLine(number, problem)
                 if isinstance(item, MalformedLine):
                     log.warning("%s: skipped %s", name, item)
                     report.malformed.append(item)

@@ -25,7 +25,6 @@ import logging
 import os
 import queue
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from ..errors import TuningError
 from ..schedules.registry import Signature
 from ..schedules.space import Config
 from .fingerprint import NUM_THREADS_ENV, num_threads
+from .scratch import ScratchFolder, worker_command
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,12 @@ class WorkerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
-        env = dict(os.environ)
+        argv, extra_env = worker_command("nimble.tuner.runner_main")
+        env = {**os.environ, **extra_env}
         env[NUM_THREADS_ENV] = str(num_threads())
         self._stderr = tempfile.TemporaryFile()
         self._buffer = b""
-        self.proc = subprocess.Popen([sys.executable, "-m", "nimble.tuner.runner_main"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._stderr, env=env)
 
     def wait_ready(self) -> None:
@@ -256,7 +257,8 @@ class Measurer:
         self.builders = [WorkerProcess(f"builder {i}") for i in range(self.options.builders)]
         self.runner = WorkerProcess("runner")
         self._pool = ThreadPoolExecutor(len(self.builders)) if self.builders else None
-        self._folder = Path(tempfile.mkdtemp(prefix="nimble-measure-"))
+        self._scratch = ScratchFolder()
+        self._folder = self._scratch.path
         self._task_data: dict[tuple[str, str], tuple[str, float, float]] = {}
 
     def __enter__(self) -> Measurer:
@@ -272,7 +274,7 @@ class Measurer:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        shutil.rmtree(self._folder, ignore_errors=True)
+        self._scratch.remove()
 
     def measure(self, task: Task, configs: list[Config]) -> list[MeasureResult]:
         """Build ``configs`` in parallel, then check and time them one by one."""

@@ -289,6 +289,8 @@ def read_jsonl(stream: IO[str]) -> Iterator[tuple[int, TuningRecord | MalformedL
             yield number, TuningRecord.from_line(line)
         except FormatError as exc:
             yield number, MalformedLine(number, str(exc))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            yield number, MalformedLine(number, f"not a record ({type(exc).__name__}: {exc})"[:400])
 
 
 def write_jsonl(records: Iterable[TuningRecord], stream: IO[str]) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 from ..codegen.threads import num_threads
 from ..errors import FormatError, NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
+from . import validate
 from .bytecode import disassemble, function_from_json, function_to_json
 from .values import ADT
 
@@ -164,6 +165,10 @@ class Executable:
             data = f.read()
         exe = deserialize(data, str(path))
         exe.library()
+        if "_native_saved" in exe.__dict__:
+            from .native import native_program
+
+            native_program(exe)  # its object code checked and linked now, not at the first run
         return exe
 
 
@@ -265,6 +270,12 @@ class LinkedKernel:
                 raise ShapeError(f"kernel {self.name}: argument #{i} must be C-contiguous")
 
     def _raise_status(self, status: int):
+        from ..codegen.llvm import SHAPE_STATUS
+
+        if SHAPE_STATUS <= status < SHAPE_STATUS + len(self.dtypes):
+            k = status - SHAPE_STATUS
+            raise ShapeError(f"{self.name}: argument #{k} has a rank or dimension that disagrees with the other "
+                             f"arguments (checked in the kernel)")
         if status == 1:
             raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
         if 2 <= status < 2 + len(self.assert_messages):
@@ -425,16 +436,25 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
         raise FormatError(f"{where}: {len(data) - total} unexpected bytes after the end ({total} bytes)")
     if hashlib.sha256(data[:-_DIGEST]).digest() != data[-_DIGEST:]:
         raise FormatError(f"{where}: checksum mismatch: the file is corrupt or was altered")
+    if not _PREAMBLE.size <= _PREAMBLE.size + header_len <= total - _DIGEST:
+        raise FormatError(f"{where}: the header ({header_len} bytes) runs past the end of the file")
     try:
         header = json.loads(data[_PREAMBLE.size:_PREAMBLE.size + header_len])
+        if not isinstance(header, dict):
+            raise FormatError(f"the header must be a JSON object, got {type(header).__name__}")
         base = _PREAMBLE.size + header_len
-        sections = [data[base + off:base + off + size] for off, size in header["sections"]]
+        sections = validate.sections_of(data, header["sections"], base, total - _DIGEST)
         metadata = _decode_attr(header["metadata"])
+        if not isinstance(metadata, dict):
+            raise FormatError("metadata must be a JSON object")
         check_target(metadata, where)
-        constants = tuple(_load_constant(sections[i]) for i in header["constants"])
+        constants = tuple(_load_constant(validate.section_ref(sections, i, f"constant {k}"), k)
+                          for k, i in enumerate(header["constants"]))
         packed = tuple(_packed_from(p, sections) for p in header["packed"])
         functions = tuple(function_from_json(f) for f in header["functions"])
         entry = {str(k): int(v) for k, v in header["entry"].items()}
+        if any(not 0 <= v < len(functions) for v in entry.values()):
+            raise FormatError(f"an entry point names no function (there are {len(functions)}): {entry}"[:300])
         exe = Executable(functions, constants, packed, entry, metadata)
         if "native" in header:
             from .native import load_native_section
@@ -442,26 +462,38 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
             load_native_section(exe, header["native"], sections)
     except FormatError as exc:
         raise FormatError(f"{where}: {exc}") from None
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise FormatError(f"{where}: malformed header ({type(exc).__name__}: {exc})") from None
+    except NimbleError as exc:
+        raise FormatError(f"{where}: malformed executable ({exc})") from None
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise FormatError(f"{where}: malformed header ({type(exc).__name__}: {exc})"[:1000]) from None
     return exe
 
 
-def _load_constant(blob: bytes) -> np.ndarray:
-    arr = np.load(io.BytesIO(blob), allow_pickle=False)
+def _load_constant(blob: bytes, k: int = 0) -> np.ndarray:
+    try:
+        arr = np.load(io.BytesIO(blob), allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy's parser raises many kinds on damaged .npy bytes
+        raise FormatError(f"constant {k}: not a valid .npy array ({type(exc).__name__}: {exc})"[:500]) from None
+    arr = validate.check_constant_array(arr, k)
     arr = np.asarray(arr, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     arr.flags.writeable = False
     return arr
 
 
 def _packed_from(p: dict, sections: list):
+    if not isinstance(p, dict) or not isinstance(p.get("type"), str):
+        raise FormatError(f"a packed function must be a JSON object with a type, got {str(p)[:100]}")
     if p["type"] == "kernel":
-        objects = tuple(sections[i] for i in p["objects"])
+        validate.check_kernel_fields(p)
+        objects = tuple(validate.section_ref(sections, i, f"kernel {p['name']}") for i in p["objects"])
+        validate.check_symbols(f"kernel {p['name']}", objects, [sym for _, sym in p["variants"]])
         return KernelEntry(p["name"], objects if len(objects) > 1 else objects[0],
                            tuple((tuple(tuple(c) for c in conds), sym) for conds, sym in p["variants"]),
                            tuple(p["arg_dtypes"]), tuple(p["arg_ndims"]), tuple(tuple(s) for s in p["shape_vars"]),
                            tuple(p["assert_messages"]))
     if p["type"] == "host":
+        if not all(isinstance(p.get(k), str) for k in ("name", "kind", "op")):
+            raise FormatError(f"host function: name, kind and op must be strings, got {str(p)[:200]}")
         return HostFuncEntry(p["name"], p["kind"], p["op"], _decode_attr(p["attrs"]), tuple(p["input_modes"]))
     if p["type"] == "dispatch":
         from ..dispatch.table import dispatch_from_json
@@ -473,7 +505,10 @@ def _packed_from(p: dict, sections: list):
 def check_target(metadata: dict, where: str) -> None:
     """``FormatError`` unless this host can run code built for the metadata's target."""
     target = metadata.get("target", "llvm")
-    if target.split()[0] != "llvm":
+    for key in ("target", "triple", "cpu", "features"):
+        if metadata.get(key) is not None and not isinstance(metadata[key], str):
+            raise FormatError(f"{where}: metadata {key!r} must be a string, got {metadata[key]!r}"[:300])
+    if not target.split() or target.split()[0] != "llvm":
         raise FormatError(f"{where}: built for target {target!r}; this VM runs llvm (CPU) code only")
     if not metadata.get("features") and not metadata.get("triple"):
         return

@@ -17,6 +17,9 @@ from .executable import HostFuncEntry, LinkedHostFunc
 from .values import ADT
 
 
+_MAX_BYTES = (1 << 63) - 1
+
+
 def _write(outs: list, shapes: list, itemsizes: list, name: str) -> None:
     if len(outs) != 2 * len(shapes):
         raise ShapeError(f"{name}: {len(shapes)} output shapes for {len(outs)} output registers")
@@ -24,8 +27,14 @@ def _write(outs: list, shapes: list, itemsizes: list, name: str) -> None:
         dims = [int(d) for d in shape]
         if any(d < 0 for d in dims):
             raise ShapeError(f"{name}: output {k} would have the negative shape {tuple(dims)}")
+        nbytes = int(size)
+        for d in dims:  # Python ints: no silent int64 wrap-around
+            nbytes *= d
+        if nbytes > _MAX_BYTES or any(d > _MAX_BYTES for d in dims):
+            raise ShapeError(f"{name}: output {k} of shape {tuple(dims)} would need {nbytes} bytes, more than "
+                             f"an int64 byte count can hold")
         outs[2 * k][...] = dims
-        outs[2 * k + 1][...] = int(np.prod(dims, dtype=np.int64)) * size
+        outs[2 * k + 1][...] = nbytes
 
 
 class ShapeExprFunc(LinkedHostFunc):
@@ -70,7 +79,13 @@ class OpShapeFunc(LinkedHostFunc):
 
     def __call__(self, vals: list, output_count: int) -> None:
         n_in = len(vals) - output_count
-        shapes = self.shape_func(*[self._input(i, v) for i, v in enumerate(vals[:n_in])], **self.attrs)
+        try:
+            shapes = self.shape_func(*[self._input(i, v) for i, v in enumerate(vals[:n_in])], **self.attrs)
+        except (ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError) as exc:
+            if isinstance(exc, NimbleError):
+                raise
+            raise ShapeError(f"{self.name}: the shape function of {self.op} failed on these inputs "
+                             f"({type(exc).__name__}: {exc})") from None
         _write(vals[n_in:], shapes, self.itemsizes, self.name)
 
 

@@ -90,7 +90,12 @@ def native_program(exe) -> NativeProgram:
             if not cache:
                 saved = exe.__dict__.get("_native_saved")
                 if saved:
+                    from .validate import object_symbols
+
+                    object_symbols(saved[3], "native VM runtime")  # checked before the linker sees it
                     runtime_library(saved[3], saved[2])
+                    if saved[2] == runtime_library().version:
+                        object_symbols(saved[0], "native VM program")
                 if saved and saved[2] != runtime_library().version:
                     log.info("the executable's native code was built against another nimble runtime; rebuilding it")
                     saved = None

@@ -7,6 +7,7 @@ import pytest
 from nimble.cli.db import best_so_far_curves, main
 from nimble.tuner.db import Database
 from nimble.tuner.fingerprint import HostFingerprint
+from nimble.tuner.record_check import _space_of
 from nimble.tuner.records import TuningRecord
 from nimble.tuner.workload import WorkloadKey
 
@@ -16,7 +17,7 @@ SOFTMAX = WorkloadKey("softmax", [(("n", 128), "float32")], "llvm")
 
 
 def make(index, cost, *, key=DENSE, bucket="n=33..64", error=None, flops=None):
-    return TuningRecord(key, bucket, "llvm", HOST, {"tile": index}, index, [] if cost is None else [cost],
+    return TuningRecord(key, bucket, "llvm", HOST, _space_of(key.canonical).get(index).to_json(), index, [] if cost is None else [cost],
                         error_kind=error, timestamp=f"2026-11-28T10:00:00.{index:06d}Z", tuner="test", flops=flops)
 
 
@@ -44,7 +45,7 @@ def test_best_shows_best_config_per_bucket(db_path, capsys):
     assert main(["--db", db_path, "best"]) == 0
     out = capsys.readouterr().out
     dense_line = next(line for line in out.splitlines() if "dense" in line)
-    assert '{"tile": 1}' in dense_line and "2 ms" in dense_line and "4.00" in dense_line  # 8e6 / 2e-3 s
+    assert '"tile_rows": 2' in dense_line and "2 ms" in dense_line and "4.00" in dense_line  # 8e6 / 2e-3 s
     assert HOST.id in dense_line
     assert main(["--db", db_path, "best", "--host", "0123456789abcdef"]) == 0
     assert "dense" not in capsys.readouterr().out

@@ -8,6 +8,7 @@ import nimble.tuner.db as dbmod
 from nimble.errors import FormatError
 from nimble.tuner.db import Database, database_url
 from nimble.tuner.fingerprint import HostFingerprint
+from nimble.tuner.record_check import _space_of
 from nimble.tuner.records import TuningRecord
 from nimble.tuner.workload import WorkloadKey
 
@@ -17,10 +18,15 @@ DENSE = WorkloadKey("dense", [(("n", 64), "float32"), ((64, 64), "float32")], "l
 SOFTMAX = WorkloadKey("softmax", [(("n", 128), "float32")], "llvm")
 
 
+def config_of(key: WorkloadKey, index: int) -> dict:
+    """Config ``index`` of the key's template space (records are checked against it)."""
+    return _space_of(key.canonical).get(index).to_json()
+
+
 def make(index: int, cost: float | None, *, key=DENSE, bucket="n=33..64", host=HOST, error=None,
          target="llvm") -> TuningRecord:
     return TuningRecord(
-        workload=key, bucket=bucket, target=target, host=host, config={"tile": index}, config_index=index,
+        workload=key, bucket=bucket, target=target, host=host, config=config_of(key, index), config_index=index,
         costs=[] if cost is None else [cost, cost], error_kind=error, error_message="boom" if error else "",
         timestamp=f"2026-11-28T10:00:00.{index:06d}Z", tuner="test",
     )

@@ -16,7 +16,7 @@ from nimble.tuner.workload import WorkloadKey
 
 path, writer, count, sync = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 host = HostFingerprint("Test CPU", "TestVendor", ("avx2",), 2, 2, "llvm")
-key = WorkloadKey("dense", [(("n", 64), "float32")], "llvm")
+key = WorkloadKey("test_unregistered", [(("n", 64), "float32")], "llvm")  # no template: configs unchecked
 db = Database(path)  # both processes create / check the schema at once
 (sync / f"ready{writer}").touch()
 while not (sync / "go").exists():

@@ -61,6 +61,28 @@ def test_recurrent_layers_match_onnxruntime(direction, gru):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["gru_linear_before_reset", "lstm_peepholes", "lstm_static_batch"])
+def test_recurrent_variants_match_onnxruntime_over_lengths(kind):
+    model = onnx_models.lstm_model("bidirectional", gru=kind.startswith("gru"), linear_before_reset=1,
+                                   peepholes=kind == "lstm_peepholes", batch=2 if kind == "lstm_static_batch" else "batch")
+    vm = _vm(model)
+    for seq in [1, 2, 5, 37, 100]:
+        x = np.random.default_rng(seq).standard_normal((seq, 2, 3)).astype(np.float32)
+        for g, w in zip(_outputs(vm.run(x)), _ort(model, {"X": x})):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gru", [False, True])
+def test_recurrent_loop_reads_a_projection_and_conses_its_outputs(gru):
+    mod = from_onnx(onnx_models.lstm_model("forward", gru=gru))
+    text = ir.print_module(mod)
+    name = next(n for n in mod.functions if n.startswith("gru_" if gru else "lstm_") and "stack" not in n)
+    loop = text.split(f"def @{name}(")[1].split("\ndef ")[0]
+    assert "concatenate" not in loop and "Cons(" in loop
+    assert loop.count("dense(") == (2 if gru else 1)  # h @ R^T (GRU: and (r * h) @ R_h^T); X @ W^T is outside
+    assert "take(%xs, %t, axis=0)" in loop
+
+
 def test_dim_params_become_symbolic_dims():
     main = ir.infer_types(from_onnx(onnx_models.dynamic_reshape_model())).function("main")
     assert main.arg_types == (ir.TensorType((ir.SymDim("b"), ir.SymDim("s"), 8)),)

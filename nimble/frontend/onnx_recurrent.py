@@ -131,8 +131,6 @@ def _check_recurrent(node, inputs, attrs, default_acts):
         lens = inputs[4]
         if not lens.is_const or len(set(lens.const.reshape(-1).tolist())) > 1:
             raise ConversionError("sequence_lens with different lengths is not supported")
-    if attrs.get("layout", 0):
-        raise ConversionError("layout=1 is not supported")
     if attrs.get("clip") is not None:
         raise ConversionError("clip is not supported")
     acts = attrs.get("activations")
@@ -141,7 +139,12 @@ def _check_recurrent(node, inputs, attrs, default_acts):
 
 
 def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
-    """`make_step(ctx, r, rb, hidden, d) -> (step, the part of rb the projection adds)`."""
+    """`make_step(ctx, r, rb, hidden, d) -> (step, the part of rb the projection adds)`. With layout=1 (batch
+    first: X (B, T, I), states (B, D, H), Y (B, T, D, H)) the tensors are transposed to and from layout 0."""
+    batch_first = attrs.get("layout", 0)
+    if batch_first:
+        inputs = [ctx.emit("transpose", v, axes=(1, 0, 2)) if k in (0, 5, 6) and v is not None else v
+                  for k, v in enumerate(inputs)]
     x = inputs[0]
     hidden = attrs["hidden_size"]
     direction = attrs.get("direction", "forward")
@@ -163,7 +166,11 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
         ys.append(ctx.emit("expand_dims", y, axis=1))
         for k, s in enumerate(states):
             finals[k].append(ctx.emit("expand_dims", s, axis=0))
-    return [ctx.concat(ys, 1)] + [ctx.concat(f, 0) for f in finals]
+    outs = [ctx.concat(ys, 1)] + [ctx.concat(f, 0) for f in finals]
+    if batch_first:
+        outs = [ctx.emit("transpose", outs[0], axes=(2, 0, 1, 3))] + \
+            [ctx.emit("transpose", f, axes=(1, 0, 2)) for f in outs[1:]]
+    return outs
 
 
 def _cols(c, v, k, size):

@@ -1,4 +1,5 @@
-"""A multi-layer LSTM over a sequence of any length, written as a recursive loop over time steps.
+"""A multi-layer LSTM over a sequence of any length: per layer one input-projection GEMM, then a recursive loop
+over time steps that only does h @ W_hh^T and the gates (as ONNX Runtime and PyTorch run it).
 
 Weights use `torch.nn.LSTM`'s names and layout (`weight_ih_l0` (4H, I), `weight_hh_l0` (4H, H), `bias_ih_l0`,
 `bias_hh_l0`, gates in the order i, f, g, o). `@main(xs: (?, I))` returns `(outputs (?, H), h_n (L, H),
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ops as nb
-from ..ir.builder import Builder, const, get, if_, tuple_, var
 from ..ir import prelude
+from ..ir.builder import Builder, const, get, if_, tuple_, var
 from ..ir.expr import Constant, Function, GlobalVar
 from ..ir.module import IRModule
 from ..ir.types import Any, TensorType, TupleType

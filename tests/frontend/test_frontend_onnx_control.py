@@ -126,3 +126,19 @@ def test_old_opset_is_a_format_error():
     model.opset_import[0].version = 11
     with pytest.raises(nimble.FormatError, match="opset 11"):
         from_onnx(model)
+
+
+@pytest.mark.parametrize("name", ["test_lstm_batchwise", "test_gru_batchwise", "test_lstm_reverse", "test_gru_seq_length"])
+def test_recurrent_node_cases_pass(name):
+    import warnings
+
+    from nimble.frontend.onnx import supported_ops
+    from nimble.frontend.onnx_conformance import node_cases, run_case
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        case = next((c for c in node_cases() if c.name == name), None)
+    if case is None:
+        pytest.skip(f"{name} is not in this onnx version's node tests")
+    result = run_case(case, set(supported_ops()))
+    assert result.status == "pass", result.reason

@@ -18,7 +18,7 @@ from ..ir.builder import if_, tuple_
 from ..ir.expr import Var
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..models.row_stack import define_row_stack
-from .onnx_control import _loose, _recursive
+from .onnx_control import _recursive
 from .onnx_graph import ConversionError, converter, fresh
 from .onnx_values import DimRef, Value, const_value
 
@@ -41,15 +41,16 @@ def _val(v: Var) -> Value:
     return Value(v, v.type_annotation)
 
 
-def _recurrence(ctx, hint, xw, init_states, h_dims, reverse, step):
-    """Run `step(child, x_gate, states) -> new states` over axis 0 of the projection `xw`; `x_gate(c, k, size)`
-    gives columns [k*size, (k+1)*size) of the current row. Returns (first state stacked over time, final states)."""
-    n = ctx.emit("take", ctx.emit("shape_of", xw), np.array(0, np.int64), axis=0)
+def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step):
+    """Run `step(child, x_gate, states) -> new states` over the n rows (axis 0) of the projection `xw` of `x`;
+    `x_gate(c, k, size)` gives columns [k*size, (k+1)*size) of the current row. Returns (first state stacked over
+    time, final states). Shapes are read from `x`, so that `xw` has one use (the loop) and stays unguarded."""
     t = Var("t", TensorType((), "int64"))
     length = Var("n", TensorType((), "int64"))
-    xs = Var("xs", _loose(xw.type) if not xw.is_const else xw.type)
-    states = [Var(f"s{k}", TensorType(tuple(AnyDim() if not isinstance(d, int) else d for d in s.shape), s.dtype))
-              for k, s in enumerate(init_states)]
+    xs = Var("xs", TensorType((AnyDim(),) + tuple(d if isinstance(d, int) else AnyDim() for d in xw.shape[1:]),
+                              xw.dtype))
+    state_shape = tuple(d if isinstance(d, int) else AnyDim() for d in h_dims)  # (B, H): static B from X's type
+    states = [Var(f"s{k}", TensorType(state_shape, s.dtype)) for k, s in enumerate(init_states)]
     h_t = states[0].type_annotation
     rows_t = TensorType((AnyDim(),) + h_t.shape[1:], h_t.dtype)  # steps stack as (T * B, H) rows
     steps_t = prelude.list_type(rows_t)
@@ -85,16 +86,16 @@ def _recurrence(ctx, hint, xw, init_states, h_dims, reverse, step):
     stack = define_row_stack(ctx.module, fresh(f"{hint}_stack"), rows_t, newest_first=not reverse)
     empty = const_value(np.zeros((0,) + tuple(h_t.shape[1:]), h_t.dtype))
     rows = ctx.bind(stack(out[0].expr, empty.expr), rows_t, f"{hint}_rows")
-    return _unflatten(ctx, rows, xw, h_dims), out[1:]
+    return _unflatten(ctx, rows, x, h_dims), out[1:]
 
 
-def _unflatten(ctx, rows: Value, xw: Value, h_dims: tuple) -> Value:
+def _unflatten(ctx, rows: Value, x: Value, h_dims: tuple) -> Value:
     """(T * B, H) rows -> (T, B, H)."""
     from .onnx_ops_shape import dims_tensor
 
     if all(isinstance(d, int) for d in h_dims):
         return ctx.emit("reshape", rows, newshape=(-1,) + tuple(h_dims))
-    dims = (xw.shape[0] if isinstance(xw.shape[0], int) else DimRef(xw.expr, 0),) + tuple(h_dims)
+    dims = (x.shape[0] if isinstance(x.shape[0], int) else DimRef(x.expr, 0),) + tuple(h_dims)
     out_t = TensorType(tuple(d if isinstance(d, int) else AnyDim() for d in dims), rows.dtype)
     return ctx.emit("dyn.reshape", rows, dims_tensor(ctx, dims), type_=out_t)
 
@@ -151,6 +152,7 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
     dirs = ["reverse"] if direction == "reverse" else ["forward", "reverse"] if direction == "bidirectional" \
         else ["forward"]
     h_dims = _batch_dims(x, hidden)
+    n = ctx.emit("take", ctx.emit("shape_of", x), np.array(0, np.int64), axis=0)
     ys, finals = [], [[] for _ in range(n_states)]
     for d, name in enumerate(dirs):
         w, r, wb, rb = _direction_weights(ctx, inputs, d, gates, hidden)
@@ -162,7 +164,7 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
             given = inputs[idx] if len(inputs) > idx and inputs[idx] is not None else None
             init.append(ctx.emit("take", given, np.array(d, np.int64), axis=0) if given is not None
                         else _zeros(ctx, h_dims, x.dtype))
-        y, states = _recurrence(ctx, node.op_type.lower(), xw, init, h_dims, name == "reverse", step)
+        y, states = _recurrence(ctx, node.op_type.lower(), x, xw, n, init, h_dims, name == "reverse", step)
         ys.append(ctx.emit("expand_dims", y, axis=1))
         for k, s in enumerate(states):
             finals[k].append(ctx.emit("expand_dims", s, axis=0))

@@ -142,3 +142,28 @@ def test_recurrent_node_cases_pass(name):
         pytest.skip(f"{name} is not in this onnx version's node tests")
     result = run_case(case, set(supported_ops()))
     assert result.status == "pass", result.reason
+
+
+def test_torch_exported_lstm_steps_in_five_kernels_and_matches_onnxruntime(tmp_path):
+    import re
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(7, 16, 2)
+    path = str(tmp_path / "lstm.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(3, 1, 7),), path, input_names=["xs"], output_names=["y", "h", "c"],
+                          dynamic_axes={"xs": {0: "seq"}, "y": {0: "seq"}}, dynamo=False)
+    exe = nimble.compile(from_onnx(path))
+    loops = [m.group(0) for m in re.finditer(r"def @(lstm_\d+)\(.*?\n}\n", exe.disassemble(), re.S)]
+    assert len(loops) == 2
+    for body in loops:  # t < n, h @ R^T, c', h', t + 1: no host shape functions, no concatenate
+        assert sum("invoke_packed" in line for line in body.splitlines()) == 5
+    vm = nimble.VirtualMachine(exe)
+    model = onnx.load(path)
+    for seq in [1, 5, 37]:
+        x = np.random.default_rng(seq).standard_normal((seq, 1, 7)).astype(np.float32)
+        for g, w in zip(_outputs(vm.run(x)), _ort(model, {"xs": x})):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)

@@ -65,7 +65,8 @@ def if_model():
     return _model(graph)
 
 
-def lstm_model(direction="forward", hidden=5, inputs=3, gru=False):
+def lstm_model(direction="forward", hidden=5, inputs=3, gru=False, linear_before_reset=0, peepholes=False,
+               batch="batch"):
     rng = np.random.default_rng(1)
     dirs = 2 if direction == "bidirectional" else 1
     gates = 3 if gru else 4
@@ -75,11 +76,17 @@ def lstm_model(direction="forward", hidden=5, inputs=3, gru=False):
     inits = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"))]
     op = "GRU" if gru else "LSTM"
     outs = ["Y", "Y_h"] if gru else ["Y", "Y_h", "Y_c"]
-    node = helper.make_node(op, ["X", "W", "R", "B"], outs, hidden_size=hidden, direction=direction)
-    out_info = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["seq", dirs, "batch", hidden])] + [
-        helper.make_tensor_value_info(n, TensorProto.FLOAT, [dirs, "batch", hidden]) for n in outs[1:]]
+    names = ["X", "W", "R", "B"]
+    extra = {"linear_before_reset": linear_before_reset} if gru and linear_before_reset else {}
+    if peepholes:
+        p = rng.uniform(-0.5, 0.5, (dirs, 3 * hidden)).astype(np.float32)
+        inits.append(numpy_helper.from_array(p, "P"))
+        names += ["", "", "", "P"]
+    node = helper.make_node(op, names, outs, hidden_size=hidden, direction=direction, **extra)
+    out_info = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["seq", dirs, batch, hidden])] + [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, [dirs, batch, hidden]) for n in outs[1:]]
     graph = helper.make_graph([node], op.lower(), [helper.make_tensor_value_info("X", TensorProto.FLOAT,
-                                                                                    ["seq", "batch", inputs])],
+                                                                                    ["seq", batch, inputs])],
                               out_info, inits)
     return _model(graph)
 

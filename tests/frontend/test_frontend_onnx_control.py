@@ -61,6 +61,28 @@ def test_recurrent_layers_match_onnxruntime(direction, gru):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["gru_linear_before_reset", "lstm_peepholes", "lstm_static_batch"])
+def test_recurrent_variants_match_onnxruntime_over_lengths(kind):
+    model = onnx_models.lstm_model("bidirectional", gru=kind.startswith("gru"), linear_before_reset=1,
+                                   peepholes=kind == "lstm_peepholes", batch=2 if kind == "lstm_static_batch" else "batch")
+    vm = _vm(model)
+    for seq in [1, 2, 5, 37, 100]:
+        x = np.random.default_rng(seq).standard_normal((seq, 2, 3)).astype(np.float32)
+        for g, w in zip(_outputs(vm.run(x)), _ort(model, {"X": x})):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gru", [False, True])
+def test_recurrent_loop_reads_a_projection_and_conses_its_outputs(gru):
+    mod = from_onnx(onnx_models.lstm_model("forward", gru=gru))
+    text = ir.print_module(mod)
+    name = next(n for n in mod.functions if n.startswith("gru_" if gru else "lstm_") and "stack" not in n)
+    loop = text.split(f"def @{name}(")[1].split("\ndef ")[0]
+    assert "concatenate" not in loop and "Cons(" in loop
+    assert loop.count("dense(") == (2 if gru else 1)  # h @ R^T (GRU: and (r * h) @ R_h^T); X @ W^T is outside
+    assert "take(%xs, %t, axis=0)" in loop
+
+
 def test_dim_params_become_symbolic_dims():
     main = ir.infer_types(from_onnx(onnx_models.dynamic_reshape_model())).function("main")
     assert main.arg_types == (ir.TensorType((ir.SymDim("b"), ir.SymDim("s"), 8)),)
@@ -104,3 +126,44 @@ def test_old_opset_is_a_format_error():
     model.opset_import[0].version = 11
     with pytest.raises(nimble.FormatError, match="opset 11"):
         from_onnx(model)
+
+
+@pytest.mark.parametrize("name", ["test_lstm_batchwise", "test_gru_batchwise", "test_lstm_reverse", "test_gru_seq_length"])
+def test_recurrent_node_cases_pass(name):
+    import warnings
+
+    from nimble.frontend.onnx import supported_ops
+    from nimble.frontend.onnx_conformance import node_cases, run_case
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        case = next((c for c in node_cases() if c.name == name), None)
+    if case is None:
+        pytest.skip(f"{name} is not in this onnx version's node tests")
+    result = run_case(case, set(supported_ops()))
+    assert result.status == "pass", result.reason
+
+
+def test_torch_exported_lstm_steps_in_five_kernels_and_matches_onnxruntime(tmp_path):
+    import re
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(7, 16, 2)
+    path = str(tmp_path / "lstm.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(3, 1, 7),), path, input_names=["xs"], output_names=["y", "h", "c"],
+                          dynamic_axes={"xs": {0: "seq"}, "y": {0: "seq"}}, dynamo=False)
+    exe = nimble.compile(from_onnx(path))
+    loops = [m.group(0) for m in re.finditer(r"def @(lstm_\d+)\(.*?\n}\n", exe.disassemble(), re.S)]
+    assert len(loops) == 2
+    for body in loops:  # t < n, h @ R^T, c', h', t + 1: no host shape functions, no concatenate
+        assert sum("invoke_packed" in line for line in body.splitlines()) == 5
+    vm = nimble.VirtualMachine(exe)
+    model = onnx.load(path)
+    for seq in [1, 5, 37]:
+        x = np.random.default_rng(seq).standard_normal((seq, 1, 7)).astype(np.float32)
+        for g, w in zip(_outputs(vm.run(x)), _ort(model, {"xs": x})):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)

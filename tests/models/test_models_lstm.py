@@ -44,15 +44,43 @@ def test_main_type_has_a_dynamic_sequence_axis(full_model):
     assert main.ret_type == ir.TupleType((TensorType((Any, 512)), TensorType((2, 512)), TensorType((2, 512))))
 
 
-def test_printed_lstm_reads_as_a_loop_over_time_steps(full_model):
+def test_printed_lstm_projects_each_layer_once_then_loops_over_time_steps(full_model):
     _, mod = full_model
     text = ir.print_module(mod)
-    assert "def @lstm_loop(\n    %t: Tensor[(), int64],\n" in text
-    assert "    %1 = take(%xs, %t, axis=0);\n    let %x_t = expand_dims(%1, axis=0);\n" in text
-    assert "    let %state_l0 = @lstm_cell_l0(%x_t, %h_l0, %c_l0);\n" in text
-    assert "    let %new_outputs = concatenate((%outputs, %new_h_l1), axis=0);\n" in text
-    assert "  let %gates = add(%1, %3);\n  let %parts = split(%gates, axis=1, indices_or_sections=4);\n" in text
+    assert "  %1 = dense(%xs, meta.weight_ih_l0);\n  let %proj_l0 = add(%1, meta.bias_l0);\n" in text
+    assert "dense(%outputs_l0, meta.weight_ih_l1);\n  let %proj_l1 = add(%3, meta.bias_l1);\n" in text
+    assert "def @lstm_loop_l1(\n    %t: Tensor[(), int64],\n" in text
+    assert "  let %gates = dense(%h, meta.weight_hh_l0);\n" in text
+    assert "take(%proj, %t, axis=0)" in text
+    assert "@lstm_loop_l0(%" in text and "Cons(%new_h, %steps)" in text
+    assert "let %outputs_l1 = @stack_steps(%run_l1.0, %no_steps);\n" in text
     assert "const<" not in text  # every weight prints by name
+
+
+def _loop_body(text: str, name: str) -> str:
+    start = text.index(f"def @{name}(")
+    return text[start:text.index("\n}\n", start)]
+
+
+def test_time_step_loop_has_no_input_dense_and_no_concatenate(full_model):
+    _, mod = full_model
+    text = ir.print_module(mod)
+    for layer in range(2):
+        body = _loop_body(text, f"lstm_loop_l{layer}")
+        assert body.count("dense(") == 1 and "weight_ih" not in body
+        assert "concatenate" not in body
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 5, 7, 8, 9, 37, 64, 65, 100])
+def test_steps_stack_in_time_order_for_lengths_around_the_merge_arity(length):
+    weights = lstm.random_weights(SMALL, seed=length)
+    mod = lstm.build_module(weights, SMALL)
+    xs = np.random.default_rng(length).standard_normal((length, SMALL.input_size)).astype(np.float32)
+    got = ir.evaluate(mod, *lstm.to_inputs(xs), check_types=True)
+    want = numpy_lstm(weights, xs, SMALL.num_layers, SMALL.hidden_size)
+    assert got[0].shape == (length, SMALL.hidden_size)
+    for g, expected in zip(got, want):
+        np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -95,10 +123,47 @@ def test_lstm_matches_torch_for_20_lengths(full_model):
     ref = torch.nn.LSTM(FULL.input_size, FULL.hidden_size, FULL.num_layers)
     ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
     rng = np.random.default_rng(3)
-    for length in rng.integers(1, 101, size=20):
+    for length in [1, 2, 5, 37, 100, *rng.integers(1, 101, size=15)]:
         xs = rng.standard_normal((int(length), FULL.input_size)).astype(np.float32)
         with torch.no_grad():
             out, (h_n, c_n) = ref(torch.from_numpy(xs)[:, None, :])
         got = ir.evaluate(mod, *lstm.to_inputs(xs))
         for g, expected in zip(got, (out[:, 0], h_n[:, 0], c_n[:, 0])):
             np.testing.assert_allclose(g, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def full_vm(full_model):
+    import nimble
+
+    _, mod = full_model
+    return nimble.VirtualMachine(nimble.compile(mod))
+
+
+def test_compiled_time_step_is_five_kernels_one_dense(full_vm):
+    text = full_vm.exe.disassemble()
+    for layer in range(2):
+        body = _loop_body(text, f"lstm_loop_l{layer}")
+        kernels = [line.split("@")[1].split("(")[0] for line in body.splitlines() if "invoke_packed" in line]
+        # t < n, h @ W_hh^T, c' (three gates with their projection rows), h', t + 1
+        assert len(kernels) == 5, kernels
+        assert sum("dense" in k for k in kernels) == 1
+        assert not any("concatenate" in k or k.startswith(("shape_expr", "op_shape")) for k in kernels)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 5, 37, 100])
+def test_compiled_lstm_matches_torch(full_model, full_vm, length):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    weights, mod = full_model
+    ref = torch.nn.LSTM(FULL.input_size, FULL.hidden_size, FULL.num_layers)
+    ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    xs = np.random.default_rng(length).standard_normal((length, FULL.input_size)).astype(np.float32)
+    got = [np.asarray(v) for v in full_vm.run(*lstm.to_inputs(xs))]
+    if length == 0:  # torch rejects an empty sequence; nimble gives (0, H) outputs and zero states
+        assert got[0].shape == (0, FULL.hidden_size) and not got[1].any() and not got[2].any()
+        return
+    with torch.no_grad():
+        out, (h_n, c_n) = ref(torch.from_numpy(xs)[:, None, :])
+    for g, expected in zip(got, (out[:, 0], h_n[:, 0], c_n[:, 0])):
+        np.testing.assert_allclose(g, expected.numpy(), rtol=1e-4, atol=1e-4)

@@ -11,8 +11,14 @@ written by an older schema is upgraded through ``MIGRATIONS`` (version N -> N+1)
 opened; a newer or unknown one is a ``FormatError``.
 
 SQLite databases run in WAL mode with a busy timeout, and write transactions begin with
-``BEGIN IMMEDIATE``, so several processes can tune into one file at once. Engines are
-created once per (process, URL) and shared by every ``Database`` on that URL.
+``BEGIN IMMEDIATE``, so several processes can tune into one file at once. On SQLite and
+PostgreSQL (``postgresql+psycopg://user@host/db``) records and workloads are inserted with
+``INSERT ... ON CONFLICT DO NOTHING`` on their unique keys (record digest, workload hash), in
+key order, so concurrent writers from many tuners and hosts neither lose nor duplicate a
+record; a deadlock or serialization failure reported by the server is retried. Creating or
+migrating the schema on PostgreSQL holds an advisory lock, so tuners may open an empty
+database at once. Engines are created once per (process, URL) and shared by every
+``Database`` on that URL.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +38,9 @@ from typing import IO
 
 from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, create_engine, delete, event, exists
 from sqlalchemy import func, inspect, select, update
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import StaticPool
@@ -44,11 +53,11 @@ from .workload import WorkloadKey
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-# MIGRATIONS[n] upgrades a database from schema version n to n + 1 inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 _BATCH = 500
+_RETRIES = 5
+_SCHEMA_LOCK = 0x6E696D626C65  # PostgreSQL advisory lock key held while creating or migrating the schema
 
 
 class Base(DeclarativeBase):
@@ -91,9 +100,19 @@ class Record(Base):
     nimble_version: Mapped[str] = mapped_column(String(32))
     tuner: Mapped[str] = mapped_column(String(64))
     flops: Mapped[float | None]
+    user_name: Mapped[str | None] = mapped_column(String(256))  # provenance: who measured it (schema 2)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (Index("ix_records_best", "workload_id", "bucket", "target", "host_id", "mean_cost"),)
+
+
+def _add_user_column(conn: Connection) -> None:
+    """Schema 1 -> 2: records gain ``user_name``, the ``user`` provenance field (null for old rows)."""
+    conn.exec_driver_sql("ALTER TABLE records ADD COLUMN user_name VARCHAR(256)")
+
+
+# MIGRATIONS[n] upgrades a database from schema version n to n + 1 inside one transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_user_column}
 
 
 @dataclass(frozen=True)
@@ -190,6 +209,8 @@ def _create_engine(url: str) -> Engine:
 def _ensure_schema(writer: Engine, url: str) -> int:
     """Create the schema in an empty database or migrate an old one; returns the version."""
     with writer.begin() as conn:
+        if conn.dialect.name == "postgresql":  # tuners opening one server database at once take turns
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
         tables = set(inspect(conn).get_table_names())
         if "schema_version" not in tables:
             if tables & {"workloads", "records"}:
@@ -230,13 +251,20 @@ def _to_record(row: Record, key_json: str) -> TuningRecord:
         host=_host_from_text(row.host_json), config=json.loads(row.config_json),
         config_index=row.config_index, costs=json.loads(row.costs_json), error_kind=row.error_kind,
         error_message=row.error_message, timestamp=row.timestamp, nimble_version=row.nimble_version,
-        tuner=row.tuner, flops=row.flops,
+        tuner=row.tuner, flops=row.flops, user=row.user_name,
     )
 
 
 def _host_id(host: HostFingerprint | str) -> str:
     return host.id if isinstance(host, HostFingerprint) else host
 
+
+def _is_transient(exc: DBAPIError) -> bool:
+    """A deadlock or serialization failure (PostgreSQL SQLSTATE 40P01 / 40001): the write may be retried."""
+    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+
+
+_UPSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 # Rank of a record among those of its (workload, bucket, target, host), cheapest first.
 _RANK = func.row_number().over(partition_by=(Record.workload_id, Record.bucket, Record.target, Record.host_id),
@@ -268,17 +296,24 @@ class Database:
 
     def add_records(self, records: Iterable[TuningRecord]) -> int:
         """Store records in one committed transaction, skipping duplicates; returns how many were new."""
-        batch = list({r.digest: r for r in records}.values())
-        for attempt in range(3):
+        batch = sorted({r.digest: r for r in records}.values(), key=lambda r: r.digest)  # one lock order for all writers
+        for attempt in range(_RETRIES):
             try:
                 with self.session(write=True) as session:
                     return self._insert(session, batch)
-            except IntegrityError:  # another writer (on a server database) inserted the same row first
-                if attempt == 2:
+            except IntegrityError:  # another writer inserted the same row first (dialects without ON CONFLICT)
+                if attempt == _RETRIES - 1:
                     raise
+            except DBAPIError as exc:
+                if not _is_transient(exc) or attempt == _RETRIES - 1:
+                    raise
+                log.info("%s: retrying a write after %s", self.url, type(exc.orig).__name__)
+                time.sleep(0.05 * (attempt + 1))
         return 0
 
     def _insert(self, session: Session, batch: list[TuningRecord]) -> int:
+        if session.bind.dialect.name in _UPSERT:
+            return self._upsert(session, batch)
         added = 0
         for start in range(0, len(batch), _BATCH):
             chunk = batch[start:start + _BATCH]
@@ -297,14 +332,35 @@ class Database:
         return added
 
     @staticmethod
-    def _row(r: TuningRecord, workload_id: int) -> Record:
-        return Record(
+    def _upsert(session: Session, batch: list[TuningRecord]) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING of workloads, then records; counts the records inserted."""
+        insert = _UPSERT[session.bind.dialect.name]
+        conn = session.connection()
+        added = 0
+        for start in range(0, len(batch), _BATCH):
+            chunk = batch[start:start + _BATCH]
+            keys = sorted({r.workload.hash: r.workload for r in chunk}.items())
+            conn.execute(insert(Workload.__table__).on_conflict_do_nothing(index_elements=["key_hash"]),
+                         [dict(key_hash=h, template=k.template, key_json=k.canonical) for h, k in keys])
+            ids = dict(conn.execute(select(Workload.key_hash, Workload.id).where(Workload.key_hash.in_([h for h, _ in keys]))).all())
+            rows = [Database._columns(r, ids[r.workload.hash]) for r in chunk]
+            stmt = insert(Record.__table__).on_conflict_do_nothing(index_elements=["digest"]).returning(Record.id)
+            added += len(conn.execute(stmt, rows).all())
+        return added
+
+    @staticmethod
+    def _columns(r: TuningRecord, workload_id: int) -> dict:
+        return dict(
             workload_id=workload_id, bucket=r.bucket, target=r.target, host_id=r.host.id,
             host_json=json.dumps(r.host.to_json(), sort_keys=True), config_json=json.dumps(dict(r.config), sort_keys=True),
             config_index=r.config_index, costs_json=json.dumps(list(r.costs)), mean_cost=r.mean_cost,
             error_kind=r.error_kind, error_message=r.error_message, timestamp=r.timestamp,
-            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, digest=r.digest,
+            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, user_name=r.user, digest=r.digest,
         )
+
+    @staticmethod
+    def _row(r: TuningRecord, workload_id: int) -> Record:
+        return Record(**Database._columns(r, workload_id))
 
     # -- reading -------------------------------------------------------------------------------
     @staticmethod

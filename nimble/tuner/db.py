@@ -281,7 +281,12 @@ class Database:
         self.schema_version = _ensure_schema(self._writer, self.url)
 
     def __repr__(self) -> str:
-        return f"Database({self.url!r})"
+        return f"Database({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:

@@ -7,7 +7,8 @@ from a cold object cache, three ways: the local runner (builders on every core, 
 Ray with two nodes of one CPU each where only the head measures (the same schedule as local:
 the figure is Ray's overhead); Ray with both nodes measuring (two measuring "hosts" on shared
 cores). Prints trials/min and, for the local run, the mean build, measure and commit times per
-config that ``docs/scale-out.md`` models N hosts with.
+config that ``docs/scale-out.md`` models N hosts with. ``--warm`` fills one object cache first
+(untimed) and keeps it, so builds are cache hits and the difference is the runners' own cost.
 """
 from __future__ import annotations
 
@@ -68,6 +69,30 @@ def run(label, measurer, task, trials, batch, url):
     return wall, timed, indices
 
 
+def ray_round_trips(measurer, target: str, count: int = 40) -> str:
+    """Ray's own cost per config: a no-op task shaped as a build, one shaped as a measurement, a node listing."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    noop = ray.remote(max_retries=0)(lambda: 0)  # pickled by value: workers need not import this script
+    node, cpus = measurer.measuring_nodes(target)[0]
+    shapes = {"build task": noop.options(num_cpus=1),
+              "measure task": noop.options(num_cpus=cpus, resources={measurer.resource: 1},
+                                           scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))}
+    out = []
+    for name, remote in shapes.items():
+        ray.get(remote.remote())
+        start = time.perf_counter()
+        for _ in range(count):
+            ray.get(remote.remote())
+        out.append(f"{name} {(time.perf_counter() - start) / count * 1e3:.1f} ms")
+    start = time.perf_counter()
+    for _ in range(count):
+        measurer.measuring_nodes(target)
+    out.append(f"node listing {(time.perf_counter() - start) / count * 1e3:.1f} ms")
+    return ", ".join(out)
+
+
 def cold_cache():
     os.environ["NIMBLE_CACHE_DIR"] = tempfile.mkdtemp(prefix="nimble-bench-cache-")
 
@@ -76,7 +101,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=24)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--db", default=None, help="records database URL prefix (default: SQLite files in a temp dir)")
+    p.add_argument("--warm", action="store_true", help="time every run with one warm object cache")
     args = p.parse_args()
     os.environ.setdefault("NIMBLE_NUM_THREADS", "1")
     options = MeasureOptions(repeat=3, min_repeat_ms=50.0, timeout_s=30.0, n_parallel=2)
@@ -84,6 +109,9 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="nimble-bench-db-")
 
     cold_cache()
+    if args.warm:
+        with Measurer(options) as local:
+            run("(filling the object cache)", local, task, args.trials, args.batch, f"sqlite:///{folder}/fill.db")
     with Measurer(options, runner=TimedRunner(options)) as local:
         wall_local, timed, local_indices = run("local (2 builders, 1 runner)", local, task, args.trials, args.batch,
                                                f"sqlite:///{folder}/local.db")
@@ -98,7 +126,8 @@ def main() -> None:
 
     for label, second in (("ray, 2 nodes, head measures", {}),
                           ("ray, 2 nodes, both measure", {MEASURE_RESOURCE: 1})):
-        cold_cache()  # before the nodes start: their workers inherit it
+        if not args.warm:
+            cold_cache()  # before the nodes start: their workers inherit it
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {MEASURE_RESOURCE: 1},
                                                                 "include_dashboard": False})
         cluster.add_node(num_cpus=1, resources=second)
@@ -111,6 +140,7 @@ def main() -> None:
                                        f"sqlite:///{folder}/{label.replace(' ', '_').replace(',', '')}.db")
                 print(f"  same configs as local: {indices == local_indices}; overhead vs local "
                       f"{(wall / wall_local - 1) * 100:+.1f}% wall; measured on {dict(measurer.measured_on)}")
+                print(f"  Ray round trips: {ray_round_trips(measurer, task.target)}")
         finally:
             ray.shutdown()
             cluster.shutdown()

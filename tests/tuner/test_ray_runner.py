@@ -89,6 +89,17 @@ def test_no_matching_host_is_a_tuning_error_naming_the_fingerprint(cluster):
         m.measure(task, [task.space.config(mode="double")])
 
 
+def test_nimble_tune_with_runner_ray_and_an_address(cluster, tmp_path, capsys):
+    from nimble.cli import tune as tune_cli
+
+    head, _ = cluster
+    path = tmp_path / "cli.db"
+    argv = ["--op", "dense", "--shape", "n,16,16", "--bucket", "n=5..8", "--trials", "3", "--tuner", "random",
+            "--db", str(path), "--runner", "ray", "--address", head.address, "--no-progress", "--min-repeat-ms", "1"]
+    assert tune_cli.main(argv) == 0, capsys.readouterr().err
+    assert Database(path).count() == 3
+
+
 def test_a_node_killed_mid_run_loses_only_its_in_flight_configs_and_each_config_is_recorded_once(cluster, tmp_path):
     from nimble.tuner.ray_runner import RayMeasurer
 

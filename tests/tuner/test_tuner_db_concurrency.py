@@ -38,7 +38,7 @@ print("new", new)
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_four_processes_writing_concurrently_lose_and_duplicate_no_record(backend, tmp_path):
-    writers, count = 4, 60
+    writers, count = 4, 40
     with backend_url(backend, tmp_path) as url:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(w), str(count), str(tmp_path)],

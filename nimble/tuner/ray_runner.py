@@ -146,6 +146,7 @@ class RayMeasurer:
         self._fingerprints: dict[str, HostFingerprint] = {}
         self._suspects: dict[str, float] = {}  # node id -> when it lost a measurement
         self.measured_on: Counter = Counter()  # node id -> configs measured there
+        self.busy_nodes: set[str] = set()  # nodes with one of this measurer's measurements in flight
         self._task_data: dict[tuple[str, str], tuple[str, object, TaskData]] = {}
         self.lost_workers = 0  # Ray workers or nodes lost under a config, over this measurer's life
 
@@ -214,7 +215,8 @@ class RayMeasurer:
         results: dict[int, MeasureResult] = {}
         inflight: dict = {}  # ObjectRef -> _Job
         waiting: deque[_Job] = deque()  # built, waiting for a free measuring node
-        busy: set[str] = set()  # nodes with a measurement in flight
+        busy = self.busy_nodes
+        busy.clear()
 
         def finish(job: _Job, result: MeasureResult) -> None:
             results[job.config.index] = result
@@ -272,6 +274,7 @@ class RayMeasurer:
                     finish(job, result_of(job.config, reply, job.build_s))
                 dispatch()
         finally:
+            busy.clear()
             for ref in inflight:
                 ray.cancel(ref, force=True)
         return [results[c.index] for c in configs]

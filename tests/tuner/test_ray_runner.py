@@ -119,8 +119,9 @@ def test_a_node_killed_mid_run_loses_only_its_in_flight_configs_and_each_config_
         thread = threading.Thread(target=run)
         thread.start()
         deadline = time.monotonic() + 240
-        while db.count() < 2 and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while (db.count() < 2 or second.node_id not in m.busy_nodes) and thread.is_alive() \
+                and time.monotonic() < deadline:  # kill it while it measures a config
+            time.sleep(0.02)
         head.remove_node(second, allow_graceful=False)
         thread.join(timeout=300)
         assert not thread.is_alive(), "tuning did not finish after the node was killed"

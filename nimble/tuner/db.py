@@ -27,26 +27,23 @@ import itertools
 import json
 import logging
 import os
-import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, create_engine, delete, event, exists
+from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, delete, exists
 from sqlalchemy import func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from ..errors import FormatError
 from .buckets import BucketKey
+from .db_engine import database_url, dispose_engines, engine_for, is_transient, target_name  # noqa: F401 - re-exported
 from .fingerprint import HostFingerprint, host_fingerprint
 from .records import ImportReport, MalformedLine, TuningRecord, read_jsonl, write_jsonl
 from .workload import WorkloadKey
@@ -54,7 +51,6 @@ from .workload import WorkloadKey
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
-BUSY_TIMEOUT_S = 60.0
 _BATCH = 500
 _RETRIES = 5
 _SCHEMA_LOCK = 0x6E696D626C65  # PostgreSQL advisory lock key held while creating or migrating the schema
@@ -127,85 +123,6 @@ class BucketSummary:
     best_cost: float | None
 
 
-def target_name(target: str) -> str:
-    """File-name-safe first word of a target string: ``"llvm -mcpu=znver4"`` -> ``"llvm"``."""
-    words = target.split() if isinstance(target, str) else []
-    if not words:
-        raise FormatError(f"target: expected a target string such as 'llvm', got {target!r}")
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", words[0])
-
-
-def database_url(url_or_path: str | os.PathLike | None = None, target: str = "llvm") -> str:
-    """The SQLAlchemy URL of a URL, a file path, or None (``tuning_logs/<target-name>.db``)."""
-    if url_or_path is None:
-        url_or_path = Path("tuning_logs") / f"{target_name(target)}.db"
-    if isinstance(url_or_path, str) and "://" in url_or_path:
-        try:
-            make_url(url_or_path)
-        except ArgumentError as exc:
-            raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}") from exc
-        return url_or_path
-    if not isinstance(url_or_path, (str, os.PathLike)):
-        raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}")
-    path = Path(url_or_path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
-_ENGINES: dict[tuple[int, str], Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(url: str) -> Engine:
-    """The one engine of ``url`` in this process (created on first use)."""
-    key = (os.getpid(), url)
-    with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            _ENGINES[key] = _create_engine(url)
-        return _ENGINES[key]
-
-
-def dispose_engines() -> None:
-    """Close every engine this process created (their databases stay as they are)."""
-    with _ENGINES_LOCK:
-        for (pid, _), engine in list(_ENGINES.items()):
-            if pid == os.getpid():
-                engine.dispose()
-        _ENGINES.clear()
-
-
-def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    engine = create_engine(
-        parsed,
-        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-        **({"poolclass": StaticPool} if in_memory else {}),
-    )
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None  # transactions are begun by _begin below
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        # Writers take the write lock up front, so they queue on the busy timeout instead of
-        # failing when upgrading a read lock that another process has overtaken.
-        write = connection.get_execution_options().get("nimble_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
 def _ensure_schema(writer: Engine, url: str) -> int:
     """Create the schema in an empty database or migrate an old one; returns the version."""
     with writer.begin() as conn:
@@ -259,11 +176,6 @@ def _host_id(host: HostFingerprint | str) -> str:
     return host.id if isinstance(host, HostFingerprint) else host
 
 
-def _is_transient(exc: DBAPIError) -> bool:
-    """A deadlock or serialization failure (PostgreSQL SQLSTATE 40P01 / 40001): the write may be retried."""
-    return getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
-
-
 _UPSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 # Rank of a record among those of its (workload, bucket, target, host), cheapest first.
@@ -310,7 +222,7 @@ class Database:
                 if attempt == _RETRIES - 1:
                     raise
             except DBAPIError as exc:
-                if not _is_transient(exc) or attempt == _RETRIES - 1:
+                if not is_transient(exc) or attempt == _RETRIES - 1:
                     raise
                 log.info("%s: retrying a write after %s", self.url, type(exc.orig).__name__)
                 time.sleep(0.05 * (attempt + 1))

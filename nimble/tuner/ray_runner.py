@@ -38,9 +38,9 @@ from pathlib import Path
 from ..errors import TuningError
 from ..schedules.space import Config
 from .fingerprint import NUM_THREADS_ENV, HostFingerprint, host_fingerprint, num_threads
-from .measure import (MeasureOptions, MeasureResult, TaskData, WorkerProcess, call_worker, load_and_run, result_of,
-                      task_to_json)
+from .measure import MeasureOptions, MeasureResult, TaskData, call_worker, load_and_run, result_of, task_to_json
 from .task import Task
+from .worker_process import WorkerProcess
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,4 @@
 """The command-line paths a team uses: a server database URL in nimble-db, runner flags in nimble-tune."""
-from dataclasses import replace
 
 from nimble.cli import db as db_cli
 from nimble.cli import tune as tune_cli

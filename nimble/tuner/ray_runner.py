@@ -3,7 +3,8 @@
     with RayMeasurer(MeasureOptions(), address="auto") as measurer:   # or tune(..., runner="ray", address=...)
         results = measurer.measure(task, configs, on_result=commit)
 
-Builds run on any node (one CPU each). Measurements run only on nodes that offer the custom
+Builds run on any node (one CPU each; as many at once as the cluster has CPUs; with
+``MeasureOptions.n_parallel=0`` there is no separate build and the measuring node builds). Measurements run only on nodes that offer the custom
 resource ``nimble_host`` (``ray start ... --resources '{"nimble_host": 1}'``) and whose host
 fingerprint (CPU model, codegen features, thread count) equals the target's — by default the
 driver's own, or ``host=``. A measurement asks for that resource and every CPU of its node, so

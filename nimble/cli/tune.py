@@ -3,6 +3,7 @@
     nimble-tune --op dense --shape n,768,3072 --bucket n=1:512 --trials 200
     nimble-tune --op batch_matmul --shape 12,n,64,n --bucket n=1:8,9:32,33:128 --tuner random
     nimble-tune --tasks tasks.json --db postgresql+psycopg://host/tuning
+    nimble-tune --tasks tasks.json --db postgresql+psycopg://host/tuning --runner ray --address auto
 
 ``--shape`` gives the op's dims (ints, or names for symbolic dims): dense ``n,k,m`` (x (n, k),
 w (m, k)), matmul ``n,k,m`` (x (n, k), y (k, m)), batch_matmul ``b,n,k,m`` (x (b, n, k),
@@ -18,7 +19,9 @@ explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task
 ``{"template", "signature": {"args": [{"shape", "dtype"}], "attrs"}, "buckets"}`` objects
 (``buckets``: a list of bucket specs as above).
 
-``--db`` defaults to ``tuning_logs/<target>.db``. Exit status: 0 when every task found a
+``--db`` defaults to ``tuning_logs/<target>.db``. ``--runner ray`` builds and measures on a Ray
+cluster (``--address auto`` or ``ray://head:10001``; none: ``RAY_ADDRESS`` or a local cluster;
+see ``nimble.tuner.ray_runner``). Exit status: 0 when every task found a
 working config, 1 on an error or when some task found none, 2 on a usage error.
 """
 from __future__ import annotations
@@ -248,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-repeat-ms", type=float, default=50.0)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per build, and per check + timing")
     p.add_argument("--parallel", type=int, help="builder processes (default: one per core)")
+    p.add_argument("--runner", default="local", choices=("local", "ray"),
+                   help="measure in processes here (local, default) or on a Ray cluster (ray)")
+    p.add_argument("--address", metavar="ADDRESS",
+                   help="with --runner ray: the cluster, 'auto' or ray://head:10001 (default: RAY_ADDRESS or a local one)")
     p.add_argument("--no-check", action="store_true", help="do not compare outputs with the numpy reference")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log each batch and error")
@@ -329,11 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         tasks = _tasks(args)
         options = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms,
                                  timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
+        if args.address is not None and args.runner != "ray":
+            raise NimbleError("--address: only with --runner ray")
         db = Database(args.db, target=args.target)
-        print(f"tuning {len(tasks)} task(s) into {db.url}", file=sys.stderr)
+        print(f"tuning {len(tasks)} task(s) into {db.display_url}", file=sys.stderr)
         summaries = tune(tasks, db, args.trials, tuner=args.tuner, batch_size=args.batch,
                          early_stopping=args.early_stopping, options=options, seed=args.seed, resume=args.resume,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, runner=args.runner, address=args.address)
     except (NimbleError, OSError, ImportError) as exc:
         print(f"nimble-tune: error: {exc}", file=sys.stderr)
         return 1

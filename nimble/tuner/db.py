@@ -11,8 +11,14 @@ written by an older schema is upgraded through ``MIGRATIONS`` (version N -> N+1)
 opened; a newer or unknown one is a ``FormatError``.
 
 SQLite databases run in WAL mode with a busy timeout, and write transactions begin with
-``BEGIN IMMEDIATE``, so several processes can tune into one file at once. Engines are
-created once per (process, URL) and shared by every ``Database`` on that URL.
+``BEGIN IMMEDIATE``, so several processes can tune into one file at once. On SQLite and
+PostgreSQL (``postgresql+psycopg://user@host/db``) records and workloads are inserted with
+``INSERT ... ON CONFLICT DO NOTHING`` on their unique keys (record digest, workload hash), in
+key order, so concurrent writers from many tuners and hosts neither lose nor duplicate a
+record; a deadlock or serialization failure reported by the server is retried. Creating or
+migrating the schema on PostgreSQL holds an advisory lock, so tuners may open an empty
+database at once. Engines are created once per (process, URL) and shared by every
+``Database`` on that URL.
 """
 from __future__ import annotations
 
@@ -21,23 +27,23 @@ import itertools
 import json
 import logging
 import os
-import re
-import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, create_engine, delete, event, exists
+from sqlalchemy import Connection, Engine, ForeignKey, Index, String, Text, delete, exists
 from sqlalchemy import func, inspect, select, update
-from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
-from sqlalchemy.pool import StaticPool
 
 from ..errors import FormatError
 from .buckets import BucketKey
+from .db_engine import database_url, dispose_engines, engine_for, is_transient, target_name  # noqa: F401 - re-exported
 from .fingerprint import HostFingerprint, host_fingerprint
 from .record_check import config_problem
 from .db_checks import database_error as _database_error
@@ -49,11 +55,10 @@ from .workload import WorkloadKey
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-# MIGRATIONS[n] upgrades a database from schema version n to n + 1 inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-BUSY_TIMEOUT_S = 60.0
+SCHEMA_VERSION = 2
 _BATCH = 500
+_RETRIES = 5
+_SCHEMA_LOCK = 0x6E696D626C65  # PostgreSQL advisory lock key held while creating or migrating the schema
 
 
 class Base(DeclarativeBase):
@@ -96,9 +101,19 @@ class Record(Base):
     nimble_version: Mapped[str] = mapped_column(String(32))
     tuner: Mapped[str] = mapped_column(String(64))
     flops: Mapped[float | None]
+    user_name: Mapped[str | None] = mapped_column(String(256))  # provenance: who measured it (schema 2)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (Index("ix_records_best", "workload_id", "bucket", "target", "host_id", "mean_cost"),)
+
+
+def _add_user_column(conn: Connection) -> None:
+    """Schema 1 -> 2: records gain ``user_name``, the ``user`` provenance field (null for old rows)."""
+    conn.exec_driver_sql("ALTER TABLE records ADD COLUMN user_name VARCHAR(256)")
+
+
+# MIGRATIONS[n] upgrades a database from schema version n to n + 1 inside one transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_user_column}
 
 
 @dataclass(frozen=True)
@@ -113,87 +128,11 @@ class BucketSummary:
     best_cost: float | None
 
 
-def target_name(target: str) -> str:
-    """File-name-safe first word of a target string: ``"llvm -mcpu=znver4"`` -> ``"llvm"``."""
-    words = target.split() if isinstance(target, str) else []
-    if not words:
-        raise FormatError(f"target: expected a target string such as 'llvm', got {target!r}")
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", words[0])
-
-
-def database_url(url_or_path: str | os.PathLike | None = None, target: str = "llvm") -> str:
-    """The SQLAlchemy URL of a URL, a file path, or None (``tuning_logs/<target-name>.db``)."""
-    if url_or_path is None:
-        url_or_path = Path("tuning_logs") / f"{target_name(target)}.db"
-    if isinstance(url_or_path, str) and "://" in url_or_path:
-        try:
-            make_url(url_or_path)
-        except ArgumentError as exc:
-            raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}") from exc
-        return url_or_path
-    if not isinstance(url_or_path, (str, os.PathLike)):
-        raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}")
-    path = Path(url_or_path).expanduser().resolve()
-    return f"sqlite:///{path}"
-
-
-_ENGINES: dict[tuple[int, str], Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-def engine_for(url: str) -> Engine:
-    """The one engine of ``url`` in this process (created on first use)."""
-    key = (os.getpid(), url)
-    with _ENGINES_LOCK:
-        if key not in _ENGINES:
-            _ENGINES[key] = _create_engine(url)
-        return _ENGINES[key]
-
-
-def dispose_engines() -> None:
-    """Close every engine this process created (their databases stay as they are)."""
-    with _ENGINES_LOCK:
-        for (pid, _), engine in list(_ENGINES.items()):
-            if pid == os.getpid():
-                engine.dispose()
-        _ENGINES.clear()
-
-
-def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    engine = create_engine(
-        parsed,
-        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-        **({"poolclass": StaticPool} if in_memory else {}),
-    )
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None  # transactions are begun by _begin below
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        # Writers take the write lock up front, so they queue on the busy timeout instead of
-        # failing when upgrading a read lock that another process has overtaken.
-        write = connection.get_execution_options().get("nimble_write", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-    return engine
-
-
 def _ensure_schema(writer: Engine, url: str) -> int:
     """Create the schema in an empty database or migrate an old one; returns the version."""
     with writer.begin() as conn:
+        if conn.dialect.name == "postgresql":  # tuners opening one server database at once take turns
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
         tables = set(inspect(conn).get_table_names())
         if "schema_version" not in tables:
             if tables & {"workloads", "records"}:
@@ -234,13 +173,15 @@ def _to_record(row: Record, key_json: str) -> TuningRecord:
         host=_host_from_text(row.host_json), config=json.loads(row.config_json),
         config_index=row.config_index, costs=json.loads(row.costs_json), error_kind=row.error_kind,
         error_message=row.error_message, timestamp=row.timestamp, nimble_version=row.nimble_version,
-        tuner=row.tuner, flops=row.flops,
+        tuner=row.tuner, flops=row.flops, user=row.user_name,
     )
 
 
 def _host_id(host: HostFingerprint | str) -> str:
     return host.id if isinstance(host, HostFingerprint) else host
 
+
+_UPSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
 
 # Rank of a record among those of its (workload, bucket, target, host), cheapest first.
 _RANK = func.row_number().over(partition_by=(Record.workload_id, Record.bucket, Record.target, Record.host_id),
@@ -265,7 +206,12 @@ class Database:
             raise _database_error(self.url, exc) from None
 
     def __repr__(self) -> str:
-        return f"Database({self.url!r})"
+        return f"Database({self.display_url!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @contextmanager
     def session(self, write: bool = False) -> Iterator[Session]:
@@ -276,6 +222,8 @@ class Database:
         except IntegrityError:
             raise  # a concurrent duplicate: add_records retries
         except DatabaseError as exc:
+            if is_transient(exc):
+                raise  # a deadlock or serialization failure: the caller retries
             raise _database_error(self.url, exc) from None
 
     # -- writing -------------------------------------------------------------------------------
@@ -285,17 +233,24 @@ class Database:
 
     def add_records(self, records: Iterable[TuningRecord]) -> int:
         """Store records in one committed transaction, skipping duplicates; returns how many were new."""
-        batch = list({r.digest: r for r in records}.values())
-        for attempt in range(3):
+        batch = sorted({r.digest: r for r in records}.values(), key=lambda r: r.digest)  # one lock order for all writers
+        for attempt in range(_RETRIES):
             try:
                 with self.session(write=True) as session:
                     return self._insert(session, batch)
-            except IntegrityError:  # another writer (on a server database) inserted the same row first
-                if attempt == 2:
+            except IntegrityError:  # another writer inserted the same row first (dialects without ON CONFLICT)
+                if attempt == _RETRIES - 1:
                     raise
+            except DBAPIError as exc:
+                if not is_transient(exc) or attempt == _RETRIES - 1:
+                    raise
+                log.info("%s: retrying a write after %s", self.url, type(exc.orig).__name__)
+                time.sleep(0.05 * (attempt + 1))
         return 0
 
     def _insert(self, session: Session, batch: list[TuningRecord]) -> int:
+        if session.bind.dialect.name in _UPSERT:
+            return self._upsert(session, batch)
         added = 0
         for start in range(0, len(batch), _BATCH):
             chunk = batch[start:start + _BATCH]
@@ -314,14 +269,35 @@ class Database:
         return added
 
     @staticmethod
-    def _row(r: TuningRecord, workload_id: int) -> Record:
-        return Record(
+    def _upsert(session: Session, batch: list[TuningRecord]) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING of workloads, then records; counts the records inserted."""
+        insert = _UPSERT[session.bind.dialect.name]
+        conn = session.connection()
+        added = 0
+        for start in range(0, len(batch), _BATCH):
+            chunk = batch[start:start + _BATCH]
+            keys = sorted({r.workload.hash: r.workload for r in chunk}.items())
+            conn.execute(insert(Workload.__table__).on_conflict_do_nothing(index_elements=["key_hash"]),
+                         [dict(key_hash=h, template=k.template, key_json=k.canonical) for h, k in keys])
+            ids = dict(conn.execute(select(Workload.key_hash, Workload.id).where(Workload.key_hash.in_([h for h, _ in keys]))).all())
+            rows = [Database._columns(r, ids[r.workload.hash]) for r in chunk]
+            stmt = insert(Record.__table__).on_conflict_do_nothing(index_elements=["digest"]).returning(Record.id)
+            added += len(conn.execute(stmt, rows).all())
+        return added
+
+    @staticmethod
+    def _columns(r: TuningRecord, workload_id: int) -> dict:
+        return dict(
             workload_id=workload_id, bucket=r.bucket, target=r.target, host_id=r.host.id,
             host_json=json.dumps(r.host.to_json(), sort_keys=True), config_json=json.dumps(dict(r.config), sort_keys=True),
             config_index=r.config_index, costs_json=json.dumps(list(r.costs)), mean_cost=r.mean_cost,
             error_kind=r.error_kind, error_message=r.error_message, timestamp=r.timestamp,
-            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, digest=r.digest,
+            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, user_name=r.user, digest=r.digest,
         )
+
+    @staticmethod
+    def _row(r: TuningRecord, workload_id: int) -> Record:
+        return Record(**Database._columns(r, workload_id))
 
     # -- reading -------------------------------------------------------------------------------
     @staticmethod

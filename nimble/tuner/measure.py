@@ -1,4 +1,4 @@
-"""Measurement: build configs in a pool of worker processes, time them in a separate runner.
+"""Measurement: a builder compiles configs, a runner checks and times them (local processes here; Ray in ``ray_runner``).
 
     with Measurer(MeasureOptions(repeat=3, timeout_s=10)) as measurer:
         results = measurer.measure(task, configs)      # one MeasureResult per config
@@ -20,17 +20,14 @@ repeats, each reported as seconds per call. Kernels run with ``NIMBLE_NUM_THREAD
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
-import selectors
-import signal
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +36,13 @@ import numpy as np
 from ..errors import TuningError
 from ..schedules.registry import Signature
 from ..schedules.space import Config
-from .fingerprint import NUM_THREADS_ENV, num_threads
-from .scratch import ScratchFolder, worker_command
+from .fingerprint import HostFingerprint, host_fingerprint
+from .scratch import ScratchFolder
 from .task import Task
+from .worker_process import STARTUP_TIMEOUT_S, WorkerLost, WorkerProcess  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-STARTUP_TIMEOUT_S = 120.0
 _TOLERANCES = {"float16": 1e-2, "bfloat16": 1e-2, "float32": 1e-3, "float64": 1e-7}
 
 
@@ -151,115 +148,139 @@ def default_tolerance(dtype) -> float:
     return _TOLERANCES.get(np.dtype(dtype).name, 0.0)
 
 
-# -- worker processes --------------------------------------------------------------------------
-class WorkerLost(Exception):
-    """A worker gave no reply: ``kind`` is ``"timeout"`` or ``"crash"``."""
+# -- task data ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskData:
+    """A task's seeded inputs and numpy reference outputs, and the tolerance of the correctness check."""
 
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
+    inputs: tuple[np.ndarray, ...]
+    references: tuple[np.ndarray, ...]
+    rtol: float
+    atol: float
+
+    @classmethod
+    def of(cls, task: Task, options: MeasureOptions) -> TaskData:
+        tmpl, sig = task.template_obj, task.signature
+        inputs = tmpl.random_inputs(sig, task.dims, np.random.default_rng(0))
+        refs = [np.asarray(r) for r in tmpl.reference(sig, inputs)] if options.check_correctness else []
+        tol = max([default_tolerance(r.dtype) for r in refs], default=0.0)
+        return cls(tuple(np.ascontiguousarray(a) for a in inputs), tuple(refs),
+                   tol if options.rtol is None else options.rtol, tol if options.atol is None else options.atol)
+
+    def save(self, folder: Path) -> None:
+        """Write ``input_<k>.npy`` and ``reference_<k>.npy`` files, what a runner worker reads."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, a in enumerate(self.inputs):
+            np.save(folder / f"input_{k}.npy", a, allow_pickle=False)
+        for k, r in enumerate(self.references):
+            np.save(folder / f"reference_{k}.npy", r, allow_pickle=False)
 
 
-class WorkerProcess:
-    """One ``python -m nimble.tuner.runner_main`` process; ``request`` sends a JSON line, awaits one."""
+def call_worker(worker: WorkerProcess, message: dict, timeout_s: float) -> dict:
+    """The worker's reply, or an error reply of kind timeout/crash when the worker is lost."""
+    try:
+        reply = worker.request(message, timeout_s)
+    except WorkerLost as exc:
+        return {"ok": False, "kind": exc.kind, "message": str(exc)}
+    if reply.get("fatal"):
+        raise TuningError(f"measure {worker.role}: {reply['message']}")
+    return reply
 
-    def __init__(self, role: str) -> None:
-        self.role = role
-        self.proc: subprocess.Popen | None = None
-        self._stderr = None
-        self._buffer = b""
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+def load_and_run(runner: WorkerProcess, description: dict, index: int, folder: str, data: TaskData,
+                 options: MeasureOptions) -> dict:
+    """Build (from the object cache) config ``index`` in ``runner``, check and time it: the runner's reply."""
+    reply = call_worker(runner, {"op": "load", "task": description, "index": index}, options.timeout_s)
+    if not reply["ok"]:
+        return reply
+    o = options
+    timed = call_worker(runner, {"op": "run", "data": folder, "number": o.number, "repeat": o.repeat,
+                                 "min_repeat_ms": o.min_repeat_ms, "check": o.check_correctness,
+                                 "rtol": data.rtol, "atol": data.atol}, o.timeout_s)
+    return {**timed, "build_s": reply["build_s"]}
 
-    def start(self) -> None:
-        argv, extra_env = worker_command("nimble.tuner.runner_main")
-        env = {**os.environ, **extra_env}
-        env[NUM_THREADS_ENV] = str(num_threads())
-        self._stderr = tempfile.TemporaryFile()
-        self._buffer = b""
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._stderr, env=env)
 
-    def wait_ready(self) -> None:
-        try:
-            reply = self._read(STARTUP_TIMEOUT_S)
-        except WorkerLost as exc:
-            self.stop()
-            raise TuningError(f"measure {self.role}: the worker process failed to start: {exc}") from None
-        if not reply.get("ready"):
-            raise TuningError(f"measure {self.role}: expected a ready line from the worker, got {reply!r}")
+def result_of(config: Config, reply: dict, build_s: float | None = None) -> MeasureResult:
+    """The MeasureResult of a worker's reply (``build_s`` from the builder when it built the config)."""
+    build_s = reply.get("build_s", 0.0) if build_s is None else build_s
+    if not reply["ok"]:
+        return MeasureResult(config, error_kind=reply["kind"], error_message=reply["message"], build_s=build_s)
+    return MeasureResult(config, costs=tuple(reply.get("costs", ())), build_s=build_s)
 
-    def request(self, message: dict, timeout_s: float) -> dict:
-        """The worker's reply to ``message``; raises ``WorkerLost`` (and stops the worker) on a timeout or death."""
-        if not self.alive:
-            self.start()
-            self.wait_ready()
-        try:
-            self.proc.stdin.write((json.dumps(message) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise self._lost("crash", "the worker closed its input") from None
-        return self._read(timeout_s)
 
-    def _read(self, timeout_s: float) -> dict:
-        deadline = time.monotonic() + timeout_s
-        fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    raise self._lost("timeout", f"no reply within the time limit of {timeout_s:g} s")
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    raise self._lost("crash", "the worker process died")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+# -- local builder and runner ------------------------------------------------------------------
+class LocalBuilder:
+    """``options.builders`` builder processes on this machine, building a batch in parallel."""
 
-    def _lost(self, kind: str, what: str) -> WorkerLost:
-        self.stop()
-        code = self.proc.returncode
-        if kind == "crash" and code is not None and code < 0:
-            what += f" ({signal.Signals(-code).name})"
-        elif kind == "crash" and code is not None:
-            what += f" (exit status {code})"
-        return WorkerLost(kind, f"{what}; {self.role} stderr: {self.stderr_tail()}".rstrip("; "))
+    def __init__(self, options: MeasureOptions) -> None:
+        self.options = options
+        self.workers = [WorkerProcess(f"builder {i}") for i in range(options.builders)]
+        self._pool = ThreadPoolExecutor(len(self.workers)) if self.workers else None
 
-    def stderr_tail(self, limit: int = 1500) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0, os.SEEK_END)
-        size = self._stderr.tell()
-        self._stderr.seek(max(0, size - limit))
-        return self._stderr.read().decode("utf-8", "replace").strip()
+    def build(self, description: dict, configs: list[Config]) -> list[MeasureResult | None]:
+        """One result per config (build time or build error); all None when there are no builders."""
+        if self._pool is None:
+            return [None] * len(configs)
+        idle: queue.Queue = queue.Queue()
+        for worker in self.workers:
+            idle.put(worker)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout):
-                try:
-                    stream.close()
-                except OSError:
-                    pass
+        def build(config: Config) -> MeasureResult:
+            worker = idle.get()
+            try:
+                reply = call_worker(worker, {"op": "build", "task": description, "index": config.index},
+                                    self.options.timeout_s)
+            finally:
+                idle.put(worker)
+            return result_of(config, reply)
+
+        return list(self._pool.map(build, configs))
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+class LocalRunner:
+    """One runner process on this machine: checks and times one config at a time."""
+
+    def __init__(self, options: MeasureOptions) -> None:
+        self.options = options
+        self.worker = WorkerProcess("runner")
+
+    def host(self, target: str) -> HostFingerprint:
+        """The fingerprint of the host the runner measures on."""
+        return host_fingerprint(target)
+
+    def run(self, description: dict, config: Config, folder: str, data: TaskData,
+            build: MeasureResult | None) -> MeasureResult:
+        reply = load_and_run(self.worker, description, config.index, folder, data, self.options)
+        return result_of(config, reply, build.build_s if build is not None else None)
+
+    def close(self) -> None:
+        self.worker.stop()
 
 
 # -- the measurer ------------------------------------------------------------------------------
 class Measurer:
-    """Builder pool + runner process; ``measure(task, configs)`` returns one result per config."""
+    """A builder and a runner (local processes by default); ``measure(task, configs)`` returns one result per config.
 
-    def __init__(self, options: MeasureOptions | None = None) -> None:
+    ``measure`` builds the batch in parallel, then checks and times the configs one by one in the
+    runner, so builds never overlap a measurement; ``on_result`` is called with each result as it is
+    measured (the tuning loop commits it there).
+    """
+
+    def __init__(self, options: MeasureOptions | None = None, builder: LocalBuilder | None = None,
+                 runner: LocalRunner | None = None) -> None:
         self.options = options or MeasureOptions()
-        self.builders = [WorkerProcess(f"builder {i}") for i in range(self.options.builders)]
-        self.runner = WorkerProcess("runner")
-        self._pool = ThreadPoolExecutor(len(self.builders)) if self.builders else None
+        self.builder = builder or LocalBuilder(self.options)
+        self.runner = runner or LocalRunner(self.options)
         self._scratch = ScratchFolder()
         self._folder = self._scratch.path
-        self._task_data: dict[tuple[str, str], tuple[str, float, float]] = {}
+        self._task_data: dict[tuple[str, str], tuple[str, TaskData]] = {}
 
     def __enter__(self) -> Measurer:
         return self
@@ -269,81 +290,35 @@ class Measurer:
 
     def close(self) -> None:
         """Stop every worker and delete the saved task data."""
-        for worker in [*self.builders, self.runner]:
-            worker.stop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        self.builder.close()
+        self.runner.close()
         self._scratch.remove()
 
-    def measure(self, task: Task, configs: list[Config]) -> list[MeasureResult]:
+    def host(self, target: str) -> HostFingerprint:
+        """The fingerprint of the host(s) this measurer measures on: its records' ``host``."""
+        return self.runner.host(target)
+
+    def measure(self, task: Task, configs: list[Config],
+                on_result: Callable[[MeasureResult], None] | None = None) -> list[MeasureResult]:
         """Build ``configs`` in parallel, then check and time them one by one."""
         description = task_to_json(task)
-        folder, rtol, atol = self.task_data(task)
-        built = self._build_all(description, configs)
+        folder, data = self.task_data(task)
+        built = self.builder.build(description, configs)
         results = []
         for config, build in zip(configs, built):
-            results.append(build if build is not None and not build.ok else
-                           self._run(description, config, folder, rtol, atol, build))
+            result = build if build is not None and not build.ok else self.runner.run(description, config, folder,
+                                                                                      data, build)
+            if on_result is not None:
+                on_result(result)
+            results.append(result)
         return results
 
-    def task_data(self, task: Task) -> tuple[str, float, float]:
-        """(folder of the saved inputs and reference outputs, rtol, atol), made once per task."""
+    def task_data(self, task: Task) -> tuple[str, TaskData]:
+        """(folder of the saved inputs and reference outputs, the data), made once per task."""
         key = (task.workload_key.hash, str(task.bucket))
         if key not in self._task_data:
-            tmpl, sig = task.template_obj, task.signature
-            inputs = tmpl.random_inputs(sig, task.dims, np.random.default_rng(0))
-            refs = [np.asarray(r) for r in tmpl.reference(sig, inputs)] if self.options.check_correctness else []
+            data = TaskData.of(task, self.options)
             folder = self._folder / f"task{len(self._task_data)}"
-            folder.mkdir()
-            for k, a in enumerate(inputs):
-                np.save(folder / f"input_{k}.npy", np.ascontiguousarray(a), allow_pickle=False)
-            for k, r in enumerate(refs):
-                np.save(folder / f"reference_{k}.npy", r, allow_pickle=False)
-            tol = max([default_tolerance(r.dtype) for r in refs], default=0.0)
-            rtol = tol if self.options.rtol is None else self.options.rtol
-            atol = tol if self.options.atol is None else self.options.atol
-            self._task_data[key] = (str(folder), rtol, atol)
+            data.save(folder)
+            self._task_data[key] = (str(folder), data)
         return self._task_data[key]
-
-    def _call(self, worker: WorkerProcess, message: dict) -> dict:
-        try:
-            reply = worker.request(message, self.options.timeout_s)
-        except WorkerLost as exc:
-            return {"ok": False, "kind": exc.kind, "message": str(exc)}
-        if reply.get("fatal"):
-            raise TuningError(f"measure {worker.role}: {reply['message']}")
-        return reply
-
-    def _build_all(self, description: dict, configs: list[Config]) -> list[MeasureResult | None]:
-        if self._pool is None:
-            return [None] * len(configs)
-        idle: queue.Queue = queue.Queue()
-        for worker in self.builders:
-            idle.put(worker)
-
-        def build(config: Config) -> MeasureResult:
-            worker = idle.get()
-            try:
-                reply = self._call(worker, {"op": "build", "task": description, "index": config.index})
-            finally:
-                idle.put(worker)
-            if reply["ok"]:
-                return MeasureResult(config, build_s=reply["build_s"])
-            return MeasureResult(config, error_kind=reply["kind"], error_message=reply["message"])
-
-        return list(self._pool.map(build, configs))
-
-    def _run(self, description: dict, config: Config, folder: str, rtol: float, atol: float,
-             build: MeasureResult | None) -> MeasureResult:
-        reply = self._call(self.runner, {"op": "load", "task": description, "index": config.index})
-        if not reply["ok"]:
-            return MeasureResult(config, error_kind=reply["kind"], error_message=reply["message"])
-        build_s = build.build_s if build is not None else reply["build_s"]
-        o = self.options
-        reply = self._call(self.runner, {"op": "run", "data": folder, "number": o.number, "repeat": o.repeat,
-                                         "min_repeat_ms": o.min_repeat_ms, "check": o.check_correctness,
-                                         "rtol": rtol, "atol": atol})
-        if not reply["ok"]:
-            return MeasureResult(config, error_kind=reply["kind"], error_message=reply["message"], build_s=build_s)
-        return MeasureResult(config, costs=tuple(reply["costs"]), build_s=build_s)

@@ -27,6 +27,8 @@ Fields (all required unless marked optional):
   (``"xgb"``, ``"random"``, ``"grid"`` ...).
 - ``flops`` (optional): floating-point operations of one run at the bucket's representative,
   so GFLOP/s can be shown; null or absent when unknown.
+- ``user`` (optional): who measured it, ``user@machine`` of the tuning process (provenance
+  beside ``host``, ``nimble_version`` and ``timestamp``); absent when unknown.
 
 Unknown fields, a wrong ``format`` or ``version``, or a field of the wrong type are
 ``FormatError`` s naming the field. See ``docs/records.md``.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -70,7 +73,7 @@ _REQUIRED = (
     "format", "version", "workload", "bucket", "target", "host", "config", "config_index",
     "costs", "error_kind", "error_message", "timestamp", "nimble_version", "tuner",
 )
-_OPTIONAL = ("mean_cost", "flops")
+_OPTIONAL = ("mean_cost", "flops", "user")
 
 
 def format_timestamp(when: datetime) -> str:
@@ -78,6 +81,18 @@ def format_timestamp(when: datetime) -> str:
     if when.tzinfo is None:
         raise FormatError(f"timestamp: expected a timezone-aware datetime, got naive {when!r}")
     return when.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def current_user() -> str:
+    """``user@machine`` of this process, the ``user`` provenance of the records it measures."""
+    import getpass
+    import socket
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{name}@{socket.gethostname()}"
 
 
 def now_timestamp() -> str:
@@ -119,6 +134,7 @@ class TuningRecord:
     nimble_version: str = __version__
     tuner: str = ""
     flops: float | None = None
+    user: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workload, WorkloadKey):
@@ -158,6 +174,8 @@ class TuningRecord:
             if isinstance(self.flops, bool) or not isinstance(self.flops, (int, float)) or not self.flops >= 0:
                 raise _bad("flops", "null or a number >= 0", self.flops)
             object.__setattr__(self, "flops", float(self.flops))
+        if self.user is not None and not isinstance(self.user, str):
+            raise _bad("user", "null or a string such as 'ana@host3'", self.user)
 
     @property
     def ok(self) -> bool:
@@ -198,6 +216,8 @@ class TuningRecord:
         }
         if self.flops is not None:
             obj["flops"] = self.flops
+        if self.user is not None:
+            obj["user"] = self.user
         return obj
 
     def to_line(self) -> str:
@@ -240,6 +260,7 @@ class TuningRecord:
             config=obj["config"], config_index=obj["config_index"], costs=obj["costs"],
             error_kind=obj["error_kind"], error_message=obj["error_message"], timestamp=obj["timestamp"],
             nimble_version=obj["nimble_version"], tuner=obj["tuner"], flops=obj.get("flops"),
+            user=obj.get("user"),
         )
         stated = obj.get("mean_cost")
         actual = record.mean_cost

@@ -10,8 +10,13 @@ and target are read back (their configs are never measured again and the tuner l
 their costs), and ``n_trials`` counts them; the fallback config is measured first, so the
 speedup over it is known; then batches from the tuner until ``n_trials`` configs are measured,
 the space is exhausted, or ``early_stopping`` trials in a row bring no improvement. Every
-batch is committed as soon as it is measured, so an interrupted tuning loses at most the
-batch in flight.
+record is committed as soon as its config is measured, so an interrupted tuning loses at most
+the configs in flight.
+
+``runner="local"`` measures in processes on this machine (``Measurer``); ``runner="ray"`` builds
+and measures on a Ray cluster (``ray_runner.RayMeasurer``; ``address`` as for ``ray.init``:
+``"auto"``, ``"ray://head:10001"``, or None to join ``RAY_ADDRESS`` or start a local cluster).
+Records carry the host fingerprint the measurer measures on and ``user`` (``user@machine``).
 """
 from __future__ import annotations
 
@@ -25,9 +30,8 @@ from typing import Any
 
 from ..errors import TuningError
 from .db import Database
-from .fingerprint import host_fingerprint
 from .measure import MeasureOptions, MeasureResult, Measurer
-from .records import TuningRecord
+from .records import TuningRecord, current_user
 from .search import Tuner, make_tuner
 from .task import Task
 from .workload import WorkloadKey
@@ -84,13 +88,31 @@ class TuneSummary:
         return False
 
 
+RUNNERS = ("local", "ray")
+
+
+def make_measurer(runner: str = "local", options: MeasureOptions | None = None, address: str | None = None):
+    """A measurer of ``runner`` kind: ``"local"`` (processes here) or ``"ray"`` (a Ray cluster at ``address``)."""
+    if runner == "local":
+        if address is not None:
+            raise TuningError(f"tune: address: the local runner takes no cluster address, got {address!r}")
+        return Measurer(options)
+    if runner == "ray":
+        from .ray_runner import RayMeasurer
+
+        return RayMeasurer(options, address=address)
+    raise TuningError(f"tune: runner: expected one of {list(RUNNERS)}, got {runner!r}")
+
+
 def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str = "xgb", batch_size: int = 8,
          early_stopping: int | None = None, options: MeasureOptions | None = None, seed: int = 0,
-         resume: bool = True, progress: bool = True, measurer: Measurer | None = None) -> list[TuneSummary]:
+         resume: bool = True, progress: bool = True, measurer=None, runner: str = "local",
+         address: str | None = None) -> list[TuneSummary]:
     """Tune each task for up to ``n_trials`` configs; returns one ``TuneSummary`` per task, in order.
 
-    ``tuner``: ``"xgb"``, ``"random"`` or ``"grid"``; ``measurer``: an open ``Measurer`` to reuse
-    (else one is made from ``options`` and closed at the end).
+    ``tuner``: ``"xgb"``, ``"random"`` or ``"grid"``; ``measurer``: an open ``Measurer`` or
+    ``RayMeasurer`` to reuse (else one of ``runner``/``address`` is made from ``options`` and
+    closed at the end).
     """
     tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
     for name, value, least in (("n_trials", n_trials, 0), ("batch_size", batch_size, 1)):
@@ -99,7 +121,7 @@ def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str =
     if early_stopping is not None and (not isinstance(early_stopping, int) or early_stopping < 1):
         raise TuningError(f"tune: early_stopping: expected None or an int >= 1, got {early_stopping!r}")
     own = measurer is None
-    measurer = measurer or Measurer(options)
+    measurer = measurer or make_measurer(runner, options, address)
     try:
         return [_tune_task(task, db, n_trials, tuner, batch_size, early_stopping, measurer, seed, resume, progress)
                 for task in tasks]
@@ -111,7 +133,8 @@ def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str =
 def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_size: int,
                early_stopping: int | None, measurer: Measurer, seed: int, resume: bool, progress: bool) -> TuneSummary:
     start = time.perf_counter()
-    host = host_fingerprint(task.target)
+    host = measurer.host(task.target)
+    user = current_user()
     key, bucket = task.workload_key, str(task.bucket)
     summary = TuneSummary(str(task), key, bucket, task.target, float(task.flops()))
     tuner = make_tuner(tuner_name, task, seed)
@@ -134,9 +157,11 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
             if not batch:
                 log.info("%s: the tuner proposed nothing new; stopping after %d trials", task, summary.trials)
                 break
-            results = measurer.measure(task, batch)
-            records = [_record(task, host, tuner_name, r, summary.flops) for r in results]
-            db.add_records(records)
+
+            def commit(result: MeasureResult) -> None:  # as each config is measured
+                db.add_records([_record(task, host, tuner_name, result, summary.flops, user)])
+
+            results = measurer.measure(task, batch, on_result=commit)
             measured.update(c.index for c in batch)
             costs = [r.mean_cost for r in results]
             tuner.update(batch, costs)
@@ -148,7 +173,7 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
                     log.info("%s: config #%d: %s: %s", task, config.index, result.error_kind,
                              result.error_message.splitlines()[0] if result.error_message else "")
             summary.new_trials += len(batch)
-            log.info("%s: committed %d records (%d trials)", task, len(records), summary.trials)
+            log.info("%s: committed %d records (%d trials)", task, len(results), summary.trials)
             _show(bar, summary, len(batch))
             if early_stopping is not None and summary.trials - best_at >= early_stopping:
                 log.info("%s: no improvement in %d trials; stopping early", task, early_stopping)
@@ -203,12 +228,12 @@ def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, 
     return measured
 
 
-def _record(task: Task, host, tuner_name: str, result: MeasureResult, flops: float) -> TuningRecord:
+def _record(task: Task, host, tuner_name: str, result: MeasureResult, flops: float, user: str) -> TuningRecord:
     return TuningRecord(
         workload=task.workload_key, bucket=str(task.bucket), target=task.target, host=host,
         config=result.config.to_json(), config_index=result.config.index, costs=result.costs,
         error_kind=result.error_kind, error_message=result.error_message, tuner=tuner_name,
-        flops=flops or None,
+        flops=flops or None, user=user,
     )
 
 

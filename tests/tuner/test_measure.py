@@ -92,7 +92,9 @@ def test_time_calls_reports_seconds_per_call_of_each_repeat_and_reaches_min_repe
     elapsed = time.perf_counter() - start
     assert len(costs) == 3
     assert all(0.0009 < c < 0.1 for c in costs)  # seconds per call (a loaded machine sleeps longer)
-    assert elapsed >= 3 * 0.005  # each repeat lasted at least min_repeat_ms
+    # the calibration run lasted min_repeat_ms, then 3 repeats of >= 1 call (a repeat itself may be shorter
+    # than min_repeat_ms when a loaded machine slowed the calibration: number is fixed by then)
+    assert elapsed >= 0.005 + 3 * 0.001
     assert len(calls) >= 3
 
 

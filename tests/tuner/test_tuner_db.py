@@ -1,10 +1,12 @@
 import io
 import logging
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
 import nimble.tuner.db as dbmod
+from server_db import BACKENDS, backend_url
 from nimble.errors import FormatError
 from nimble.tuner.db import Database, database_url
 from nimble.tuner.fingerprint import HostFingerprint
@@ -32,9 +34,10 @@ def make(index: int, cost: float | None, *, key=DENSE, bucket="n=33..64", host=H
     )
 
 
-@pytest.fixture
-def db(tmp_path):
-    return Database(tmp_path / "t.db")
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    with backend_url(request.param, tmp_path) as url:
+        yield Database(url)
 
 
 def test_best_record_is_cheapest_success(db):
@@ -198,7 +201,7 @@ def _set_version(path, version):
 def test_newer_schema_version_is_a_clear_format_error(tmp_path):
     Database(tmp_path / "new.db")
     _set_version(tmp_path / "new.db", 5)
-    with pytest.raises(FormatError, match="expected schema version <= 1.*got 5.*upgrade nimble"):
+    with pytest.raises(FormatError, match="expected schema version <= 2.*got 5.*upgrade nimble"):
         Database(tmp_path / "new.db")
 
 
@@ -212,8 +215,9 @@ def test_old_schema_without_migration_is_a_clear_format_error(tmp_path):
 def test_migration_from_a_faked_older_version(tmp_path, monkeypatch):
     path = tmp_path / "v0.db"
     Database(path).add_record(make(0, 1e-3))
-    with sqlite3.connect(path) as conn:  # fake version 0: records had no flops column
+    with sqlite3.connect(path) as conn:  # fake version 0: records had no flops column (nor version 2's user_name)
         conn.execute("ALTER TABLE records DROP COLUMN flops")
+        conn.execute("ALTER TABLE records DROP COLUMN user_name")
         conn.execute("UPDATE schema_version SET version = 0")
     calls = []
 
@@ -223,12 +227,12 @@ def test_migration_from_a_faked_older_version(tmp_path, monkeypatch):
 
     monkeypatch.setitem(dbmod.MIGRATIONS, 0, add_flops)
     migrated = Database(path)
-    assert calls == [1] and migrated.schema_version == 1
+    assert calls == [1] and migrated.schema_version == 2
     assert migrated.records() == [make(0, 1e-3)]
-    Database(path)  # already at version 1: no second migration
+    Database(path)  # already at version 2: no second migration
     assert calls == [1]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (1,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
 
 
 def test_foreign_database_is_refused(tmp_path):
@@ -260,3 +264,48 @@ def test_dispose_engines_closes_them_and_databases_reopen(db):
     dbmod.dispose_engines()
     reopened = Database(db.url)
     assert reopened.engine is not db.engine and reopened.count() == 1
+
+
+def test_schema_1_databases_gain_the_user_column_and_keep_their_records(tmp_path):
+    path = tmp_path / "v1.db"
+    Database(path).add_record(make(0, 1e-3))
+    dbmod.dispose_engines()
+    with sqlite3.connect(path) as conn:  # what schema version 1 wrote
+        conn.execute("ALTER TABLE records DROP COLUMN user_name")
+        conn.execute("UPDATE schema_version SET version = 1")
+    migrated = Database(path)
+    assert migrated.schema_version == 2 and migrated.records() == [make(0, 1e-3)]
+    migrated.add_record(replace(make(1, 1e-3), user="ana@host3"))
+    assert [r.user for r in migrated.records()] == [None, "ana@host3"]
+
+
+def test_provenance_is_kept_by_the_database_and_jsonl(db, tmp_path):
+    record = replace(make(0, 1e-3), user="ana@host3", nimble_version="0.1.0")
+    db.add_record(record)
+    [back] = db.records()
+    assert back == record and back.user == "ana@host3" and back.host == HOST and back.timestamp == record.timestamp
+    assert db.add_record(back) is False  # same identity: not stored twice
+    db.export_jsonl(tmp_path / "out.jsonl")
+    assert '"user":"ana@host3"' in (tmp_path / "out.jsonl").read_text()
+
+
+def test_merge_between_a_server_database_and_a_sqlite_file_both_ways(tmp_path):
+    with backend_url("postgresql", tmp_path) as url:
+        team, mine = Database(url), Database(tmp_path / "mine.db")
+        team.add_records([make(i, 1e-3 * (i + 1), host=FOREIGN) for i in range(3)])
+        mine.add_records([make(i, 1e-3 * (i + 1)) for i in range(2, 6)])
+        assert mine.merge(team).added == 3
+        report = team.merge(mine.url)
+        assert (report.added, report.duplicates) == (4, 3)
+        assert team.count() == mine.count() == 7
+        assert {r.digest for r in team.records()} == {r.digest for r in mine.records()}
+        assert team.best_record(DENSE, "n=33..64", "llvm", HOST) == make(2, 3e-3)
+
+
+def test_concurrent_duplicates_are_stored_once(db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    records = [make(i, 1e-3) for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        added = list(pool.map(lambda k: Database(db.url).add_records(records[k * 5:] + records[:k * 5]), range(4)))
+    assert sum(added) == 40 and db.count() == 40

@@ -128,12 +128,12 @@ def output_names(exe, count: int) -> list[str]:
     return [f"out{i}" for i in range(count)]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``nimble-run``; returns the exit status."""
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nimble-run", description=__doc__.splitlines()[0])
     p.add_argument("executable", help="a file written by Executable.save, or an .onnx model")
-    p.add_argument("--function", default="main")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+    p.add_argument("--function", default="main", help="function of the executable to run (default main)")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                   help="one input by parameter name (repeat per input); a one-parameter function takes --input FILE.npy")
     p.add_argument("--inputs", metavar="FILE.npz", help="all inputs in one .npz")
     p.add_argument("--output", metavar="FILE.npz", help="write the outputs here")
     p.add_argument("--repeat", type=int, default=1, help="run this many times (timing)")
@@ -142,6 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--records", metavar="PATH_OR_URL",
                    help="tuning records to compile an .onnx model with (default: the records shipped for this CPU)")
     p.add_argument("--no-cache", action="store_true", help="compile an .onnx model again instead of using the cache")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nimble-run``; returns the exit status."""
+    p = build_parser()
     try:
         args = p.parse_args(argv)
     except SystemExit as exc:

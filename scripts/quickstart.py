@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # peers.py, beside this script
 
 import nimble  # noqa: E402
+from nimble.cli.busy import probe_noise  # noqa: E402
 from nimble.cli.db import _table  # noqa: E402
 from nimble.cli.tune import tune_within  # noqa: E402
 from nimble.models import bert  # noqa: E402
@@ -111,6 +112,10 @@ def main(argv=None) -> int:
     mod = bert.build_module(weights, cfg)
     tasks = extract_tasks(mod, "llvm", BUCKETS)
     db = Database(args.db)
+    before = probe_noise()
+    if before.busy:
+        print(f"warning: this machine looks busy ({before.describe()}): tuning picks configs by noisy timings "
+              "and the comparison below is unreliable; run again when it is idle", flush=True)
     print(f"1/3 tuning {len(tasks)} tasks ({len({t.workload_key.hash for t in tasks})} dense kernels x 2 buckets "
           f"of the sequence length) for about {args.budget:.0f} s into {db.url}", flush=True)
     options = MeasureOptions(number=1, repeat=3, min_repeat_ms=20, timeout_s=20)
@@ -154,6 +159,10 @@ def main(argv=None) -> int:
     ratio = total["nimble fallback"] / total["nimble tuned"]
     print(f"\nover all lengths: tuned {total['nimble tuned']:.2f} ms vs fallback {total['nimble fallback']:.2f} ms: "
           f"the tuned model is {ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'} than its fallback")
+    after = probe_noise()
+    if before.busy or after.busy:
+        print(f"note: the machine was busy (before tuning: {before.describe()}; after timing: {after.describe()}); "
+              "the numbers above are not this CPU's")
     print(plot(args.png, LENGTHS, latencies, f"{args.layers}-layer BERT encoder (768 hidden), {threads} threads"))
     print(f"quick start done in {time.perf_counter() - t_start:.0f} s; records in {args.db} "
           "(run again to tune further; nimble-db list shows them)")

@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=200, help="configs measured per task and bucket, in all")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
                    help="stop after about this long: tasks are tuned in rounds of --batch trials, largest "
-                        "FLOPs first, each round raising every task's trials until --trials or the budget")
+                        "FLOPs first, each round raising every task's trials until --trials or the budget "
+                        "(rounds resume: --no-resume does not apply)")
     p.add_argument("--tuner", default="xgb", choices=("xgb", "random", "grid"))
     p.add_argument("--batch", type=int, default=8, help="configs built and measured per batch")
     p.add_argument("--early-stopping", type=int, metavar="N", help="stop a task after N trials without improvement")

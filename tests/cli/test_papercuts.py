@@ -79,7 +79,6 @@ def test_ctrl_c_in_nimble_tune_prints_a_resume_hint_not_a_traceback(tmp_path, mo
 
 
 def test_each_task_is_announced_with_its_workload_hash_and_shapes(tmp_path, capsys):
-    tasks = tune_cli.tasks_from_file  # noqa: F841 - the labels come from tune_cli.task_label
     status = tune_cli.main(["--op", "dense", "--shape", "n,16,16", "--bucket", "n=1:2", "--trials", "1",
                             "--tuner", "random", "--db", str(tmp_path / "t.db"), *FAST])
     assert status == 0

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # peers.py, besi
 import nimble  # noqa: E402
 from nimble.cli.busy import probe_noise  # noqa: E402
 from nimble.cli.db import _table  # noqa: E402
-from nimble.cli.tune import tune_within  # noqa: E402
+from nimble.cli.rounds import tune_within  # noqa: E402
 from nimble.models import bert  # noqa: E402
 from nimble.tuner import Database, MeasureOptions, extract_tasks  # noqa: E402
 

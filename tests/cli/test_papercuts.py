@@ -10,6 +10,7 @@ import pytest
 
 from nimble.cli import busy
 from nimble.cli import db as db_cli
+from nimble.cli import rounds
 from nimble.cli import run as run_cli
 from nimble.cli import tune as tune_cli
 from nimble.tuner.db import Database
@@ -69,7 +70,7 @@ def test_ctrl_c_in_nimble_tune_prints_a_resume_hint_not_a_traceback(tmp_path, mo
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tune_cli, "tune", interrupted)
+    monkeypatch.setattr(rounds, "tune", interrupted)
     status = tune_cli.main(["--op", "dense", "--shape", "n,16,16", "--bucket", "n=1:4", "--db",
                             str(tmp_path / "t.db"), *FAST])
     err = capsys.readouterr().err
@@ -96,13 +97,13 @@ def test_each_task_is_announced_with_its_workload_hash_and_shapes(tmp_path, caps
 def test_a_busy_machine_is_reported_and_busy_repeat_measures_more(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tune_cli, "probe_noise", lambda: busy.BusyReport(0.8, 9.5, 2))
     seen = []
-    real = tune_cli.tune
+    real = rounds.tune
 
     def spy(*args, **kwargs):
         seen.append(kwargs["measurer"].options.repeat)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tune_cli, "tune", spy)
+    monkeypatch.setattr(rounds, "tune", spy)
     args = ["--op", "matmul", "--shape", "4,8,8", "--trials", "1", "--tuner", "random", "--repeat", "2",
             "--min-repeat-ms", "1", "--timeout", "5", "--no-progress", "--db", str(tmp_path / "t.db")]
     assert tune_cli.main(args) == 0

@@ -156,6 +156,7 @@ def vm_overhead(vm, items: list, passes: int) -> float | None:
 def run_child(models: list[str], threads: int, quick: bool, records: str | None = None) -> dict:
     """Everything at one thread count, in this process: {'rows': [...], 'versions': {...}}."""
     import nimble
+    from nimble.tuner import Database
 
     if peers.installed_version("torch"):
         import torch
@@ -179,7 +180,7 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
             nimble_run.prepare = prepare
             extra = {}
             if records:
-                fb_vm = nimble.VirtualMachine(nimble.compile(ir_module, records=os.path.join(tmp, "none.db")))
+                fb_vm = nimble.VirtualMachine(nimble.compile(ir_module, records=Database(os.path.join(tmp, "none.db"))))
                 fb_run = (lambda inputs, fb_vm=fb_vm: fb_vm.run(*inputs))
                 fb_run.prepare = prepare
                 extra["nimble fallback"] = fb_run

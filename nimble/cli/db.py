@@ -8,7 +8,9 @@
     nimble-db prune --keep K [--keep-errors]
     nimble-db plot OUT.png [--workload HASH] [--template T] [--target T]
 
-``--db`` defaults to ``tuning_logs/llvm.db``; ``-`` as a file name means stdout/stdin.
+``--db`` defaults to ``tuning_logs/llvm.db`` and goes before or after the command; ``-`` as a
+file name means stdout/stdin (a closed pipe, as in ``nimble-db export - | head -1``, ends quietly).
+Buckets are listed in numeric order (``n=1, n=2..4, n=17..32, n=129..256``).
 Exit status: 0 on success, 1 on an error (or when ``import`` skipped malformed lines),
 2 on a usage error.
 """
@@ -17,16 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from ..errors import NimbleError
+from ..tuner.buckets import BucketKey
 from ..tuner.db import Database
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.records import TuningRecord
 
 DEFAULT_DB = "tuning_logs/llvm.db"
+LEGEND_ROWS = 16  # curves per legend column; the legend sits outside the axes, never over the curves
 
 
 def _open(location: str, must_exist: bool) -> Database:
@@ -41,6 +46,15 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def bucket_order(text: str) -> tuple:
+    """A sort key that orders bucket keys by value: ``n=1 < n=2..4 < n=17..32 < n=129..256``."""
+    try:
+        key = BucketKey.parse(str(text))
+    except NimbleError:
+        return ((str(text), 0, 0),)
+    return tuple((b.dim, b.lo, b.hi) for b in key.buckets)
 
 
 def _ms(seconds: float | None) -> str:
@@ -59,8 +73,9 @@ def _resolve_workload(db: Database, prefix: str | None) -> str | None:
 
 
 def _cmd_list(db: Database, args: argparse.Namespace) -> int:
+    summary = sorted(db.summary(), key=lambda s: (s.workload.template, str(s.workload), s.target, bucket_order(s.bucket)))
     rows = [(s.workload, s.target, s.bucket, s.records, s.errors, _ms(s.best_cost))
-            for s in db.summary() if args.template in (None, s.workload.template)]
+            for s in summary if args.template in (None, s.workload.template)]
     print(_table(("workload", "target", "bucket", "records", "errors", "best"), rows))
     print(f"{len({r[0] for r in rows})} workloads, {sum(r[3] for r in rows)} records")
     return 0
@@ -75,6 +90,7 @@ def _host_filter(choice: str, target: str | None) -> str | None:
 def _cmd_best(db: Database, args: argparse.Namespace) -> int:
     best = [r for r in db.best_records(target=args.target, host=_host_filter(args.host, args.target))
             if args.template in (None, r.workload.template)]
+    best.sort(key=lambda r: (r.workload.template, str(r.workload), r.target, r.host.id, bucket_order(r.bucket)))
     rows = [(r.workload, r.bucket, r.target, r.host.id, _ms(r.mean_cost),
              "-" if r.gflops is None else f"{r.gflops:.2f}", json.dumps(dict(r.config), sort_keys=True))
             for r in best]
@@ -154,14 +170,17 @@ def _cmd_plot(db: Database, args: argparse.Namespace) -> int:
     if not records:
         raise NimbleError("plot: expected records to plot, got none matching the filters")
     unit, curves = best_so_far_curves(records)
-    fig, ax = plt.subplots(figsize=(9, 5))
+    legend_rows = min(len(curves), LEGEND_ROWS)
+    columns = math.ceil(len(curves) / legend_rows)
+    fig, ax = plt.subplots(figsize=(9 + 3.2 * columns, 5))  # the legend gets its own room, right of the axes
     for label, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, label=label)
     ax.set_xlabel("trials")
     ax.set_ylabel(f"best {unit}")
     ax.set_title(f"best {unit} against trials ({db.url})", fontsize=9)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, ncol=columns,
+              frameon=False)
     fig.tight_layout()
     fig.savefig(args.output, format="png", dpi=100)
     plt.close(fig)
@@ -174,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=DEFAULT_DB, metavar="URL_OR_PATH",
                         help=f"SQLAlchemy URL or SQLite file (default {DEFAULT_DB})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)  # --db after the command too (SUPPRESS: keeps one given before)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="URL_OR_PATH",
+                        help=f"SQLAlchemy URL or SQLite file (default {DEFAULT_DB})")
 
     def filters(p: argparse.ArgumentParser, workload: bool = True) -> None:
         if workload:
@@ -181,29 +203,29 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--template", help="only workloads of this template")
         p.add_argument("--target", help="only records of this target string")
 
-    p = sub.add_parser("list", help="workloads and record counts per bucket")
+    p = sub.add_parser("list", parents=[common], help="workloads and record counts per bucket")
     p.add_argument("--template", help="only workloads of this template")
     p.set_defaults(run=_cmd_list, must_exist=True)
-    p = sub.add_parser("best", help="best record per workload, bucket, target and host")
+    p = sub.add_parser("best", parents=[common], help="best record per workload, bucket, target and host")
     filters(p, workload=False)
     p.add_argument("--host", default="any", help="'this', 'any' (default) or a host id")
     p.set_defaults(run=_cmd_best, must_exist=True)
-    p = sub.add_parser("export", help="write records as JSON Lines")
+    p = sub.add_parser("export", parents=[common], help="write records as JSON Lines")
     p.add_argument("output", help="output .jsonl file, or - for stdout")
     filters(p)
     p.add_argument("--no-errors", action="store_true", help="leave out error records")
     p.set_defaults(run=_cmd_export, must_exist=True)
-    p = sub.add_parser("import", help="add records from JSON Lines files")
+    p = sub.add_parser("import", parents=[common], help="add records from JSON Lines files")
     p.add_argument("inputs", nargs="+", help="input .jsonl files, or - for stdin")
     p.set_defaults(run=_cmd_import, must_exist=False)
-    p = sub.add_parser("merge", help="add the records of other databases")
+    p = sub.add_parser("merge", parents=[common], help="add the records of other databases")
     p.add_argument("sources", nargs="+", help="other databases (URL or SQLite file)")
     p.set_defaults(run=_cmd_merge, must_exist=False)
-    p = sub.add_parser("prune", help="keep the K best records per workload, bucket, target and host")
+    p = sub.add_parser("prune", parents=[common], help="keep the K best records per workload, bucket, target and host")
     p.add_argument("--keep", type=int, required=True, metavar="K", help="records to keep per group (>= 1)")
     p.add_argument("--keep-errors", action="store_true", help="do not delete error records")
     p.set_defaults(run=_cmd_prune, must_exist=True)
-    p = sub.add_parser("plot", help="PNG of the best GFLOP/s (or cost) against trials")
+    p = sub.add_parser("plot", parents=[common], help="PNG of the best GFLOP/s (or cost) against trials")
     p.add_argument("output", help="output .png file")
     filters(p)
     p.set_defaults(run=_cmd_plot, must_exist=True)
@@ -219,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(_open(args.db, args.must_exist), args)
+    except BrokenPipeError:  # the reader went away (| head): not an error; silence the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (NimbleError, OSError) as exc:
         print(f"nimble-db: error: {exc}", file=sys.stderr)
         return 1

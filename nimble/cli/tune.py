@@ -37,10 +37,13 @@ from ..errors import NimbleError
 from ..schedules.registry import Signature
 from ..tuner.buckets import Bucket, BucketSpace, BucketSpec
 from ..tuner.db import Database
+from ..tuner.fingerprint import host_fingerprint
 from ..tuner.measure import MeasureOptions
 from ..tuner.task import Task
-from ..tuner.tune import TuneSummary, tune
+from ..tuner.tune import TuneSummary
+from .busy import NOISE_THRESHOLD, probe_noise, record_noise
 from .db import _table
+from .rounds import task_label, tune_each, tune_within  # noqa: F401 - task_label: part of this CLI's API
 
 
 @dataclass(frozen=True)
@@ -209,15 +212,23 @@ def tasks_from_file(path: str, target: str) -> list[Task]:
 
 
 def _gflops(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else f"{value:.3g}"
 
 
-def summary_table(summaries: Sequence[TuneSummary]) -> str:
-    rows = [(f"{s.workload.template} #{s.workload.short_hash}", s.bucket, s.trials, s.errors,
-             _gflops(s.fallback_gflops), _gflops(s.best_gflops), "-" if s.speedup is None else f"{s.speedup:.2f}x",
-             "-" if s.best_cost is None else f"{s.best_cost * 1e3:.4g}")
-            for s in summaries]
-    headers = ("workload", "bucket", "trials", "errors", "fallback GFLOP/s", "best GFLOP/s", "speedup", "best ms")
+def summary_table(summaries: Sequence[TuneSummary], noise: Sequence[float | None] | None = None) -> str:
+    """One row per task; ``noise`` (per task, the median spread of its records' repeats) adds a
+    column, and a speedup measured with noise above the threshold is marked ``?``."""
+    noise = list(noise) if noise is not None else [None] * len(summaries)
+    rows = []
+    for s, z in zip(summaries, noise):
+        doubt = "?" if z is not None and z > NOISE_THRESHOLD else ""
+        rows.append((f"{s.workload.template} #{s.workload.short_hash}", s.bucket, s.trials, s.errors,
+                     _gflops(s.fallback_gflops), _gflops(s.best_gflops),
+                     "-" if s.speedup is None else f"{s.speedup:.2f}x{doubt}",
+                     "-" if s.best_cost is None else f"{s.best_cost * 1e3:.4g}",
+                     "-" if z is None else f"{z:.0%}"))
+    headers = ("workload", "bucket", "trials", "errors", "fallback GFLOP/s", "best GFLOP/s", "speedup", "best ms",
+               "noise")
     return _table(headers, rows)
 
 
@@ -240,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="llvm")
     p.add_argument("--db", metavar="PATH_OR_URL", help="records database (default tuning_logs/<target>.db)")
     p.add_argument("--trials", type=int, default=200, help="configs measured per task and bucket, in all")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="stop after about this long: tasks are tuned in rounds of --batch trials, largest "
+                        "FLOPs first, each round raising every task's trials until --trials or the budget "
+                        "(rounds resume: --no-resume does not apply)")
     p.add_argument("--tuner", default="xgb", choices=("xgb", "random", "grid"))
     p.add_argument("--batch", type=int, default=8, help="configs built and measured per batch")
     p.add_argument("--early-stopping", type=int, metavar="N", help="stop a task after N trials without improvement")
@@ -257,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --runner ray: the cluster, 'auto' or ray://head:10001 (default: RAY_ADDRESS or a local one)")
     p.add_argument("--no-check", action="store_true", help="do not compare outputs with the numpy reference")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--busy-repeat", type=int, metavar="R",
+                   help="when the machine looks busy (noisy repeats, load above the core count), measure each "
+                        "config R times instead of --repeat (default: only warn)")
+    p.add_argument("--no-busy-check", action="store_true", help="skip the busy-machine check before tuning")
     p.add_argument("-v", "--verbose", action="store_true", help="log each batch and error")
     return p
 
@@ -284,6 +303,9 @@ def _model_tasks(args: argparse.Namespace) -> list[Task]:
 
     if args.model.endswith(".onnx"):
         from ..frontend import from_onnx
+        from .run import require_onnx
+
+        require_onnx()
 
         mod = from_onnx(args.model)
     else:
@@ -323,6 +345,45 @@ def _tasks(args: argparse.Namespace) -> list[Task]:
     return make_tasks(template, sig, args.target, args.bucket)
 
 
+def _busy_check(args: argparse.Namespace) -> int:
+    """Warn when the machine looks busy; returns the repeat count to measure with."""
+    if args.no_busy_check:
+        return args.repeat
+    report = probe_noise()
+    if not report.busy:
+        return args.repeat
+    if args.busy_repeat:
+        print(f"nimble-tune: warning: the machine looks busy ({report.describe()}): measuring each config "
+              f"{max(args.busy_repeat, args.repeat)} times (--busy-repeat)", file=sys.stderr)
+        return max(args.busy_repeat, args.repeat)
+    print(f"nimble-tune: warning: the machine looks busy ({report.describe()}): timings will be noisy and "
+          "speedups unreliable; tune on an idle machine, or add --busy-repeat 10 to measure more", file=sys.stderr)
+    return args.repeat
+
+
+def _task_noise(db: Database, summaries: Sequence[TuneSummary], host) -> list[float | None]:
+    return [record_noise(db.records(workload=s.workload, bucket=s.bucket, target=s.target, host=host,
+                                    include_errors=False)) for s in summaries]
+
+
+def _run(args: argparse.Namespace, tasks: list[Task], db: Database) -> list[TuneSummary]:
+    from ..tuner.tune import make_measurer
+
+    if args.address is not None and args.runner != "ray":
+        raise NimbleError("--address: only with --runner ray")
+    repeat = _busy_check(args)
+    options = MeasureOptions(number=args.number, repeat=repeat, min_repeat_ms=args.min_repeat_ms,
+                             timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
+    common = dict(tuner=args.tuner, early_stopping=args.early_stopping, seed=args.seed,
+                  progress=not args.no_progress)
+    with make_measurer(args.runner, options, args.address) as measurer:
+        if args.time_budget is not None:
+            return tune_within(tasks, db, args.trials, args.time_budget, options, step=args.batch,
+                               announce=len(tasks) > 1, measurer=measurer, **common)
+        return tune_each(tasks, db, args.trials, measurer, announce=len(tasks) > 1, batch_size=args.batch,
+                         resume=args.resume, **common)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nimble-tune`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
     parser = build_parser()
@@ -332,21 +393,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    db = None
     try:
         tasks = _tasks(args)
-        options = MeasureOptions(number=args.number, repeat=args.repeat, min_repeat_ms=args.min_repeat_ms,
-                                 timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
-        if args.address is not None and args.runner != "ray":
-            raise NimbleError("--address: only with --runner ray")
         db = Database(args.db, target=args.target)
         print(f"tuning {len(tasks)} task(s) into {db.display_url}", file=sys.stderr)
-        summaries = tune(tasks, db, args.trials, tuner=args.tuner, batch_size=args.batch,
-                         early_stopping=args.early_stopping, options=options, seed=args.seed, resume=args.resume,
-                         progress=not args.no_progress, runner=args.runner, address=args.address)
+        summaries = _run(args, tasks, db)
+    except KeyboardInterrupt:
+        where = db.display_url if db is not None else "the database"
+        print(f"\nnimble-tune: interrupted. Every measured batch is already committed to {where}; run the same "
+              "command again to resume (configs measured before are skipped; --no-resume starts over).",
+              file=sys.stderr)
+        return 130
     except (NimbleError, OSError, ImportError) as exc:
         print(f"nimble-tune: error: {exc}", file=sys.stderr)
         return 1
-    print(summary_table(summaries))
+    noise = _task_noise(db, summaries, host_fingerprint(args.target))
+    print(summary_table(summaries, noise))
+    noisy = [s for s, z in zip(summaries, noise) if z is not None and z > NOISE_THRESHOLD]
+    if noisy:
+        print(f"nimble-tune: warning: {len(noisy)} of {len(summaries)} task(s) were measured with noise above "
+              f"{NOISE_THRESHOLD:.0%} (repeats of one config differ; '?' marks their speedups): the machine was busy. "
+              "Tune again on an idle machine or with --busy-repeat 10.", file=sys.stderr)
     failed = [s for s in summaries if s.best_cost is None]
     for s in failed:
         print(f"nimble-tune: no working config for {s.task} ({dict(s.error_kinds)})", file=sys.stderr)

@@ -8,9 +8,11 @@ fallback config at a representative size each (small batches get small register 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 from ..codegen.build import build
-from ..errors import FormatError
+from ..errors import FormatError, NimbleError
 from ..tuner.buckets import BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.task import Task
@@ -24,12 +26,24 @@ FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=
 
 def open_records(records):
     """A ``Database`` for a path, URL or database; with None, the records shipped for this CPU
-    (``tuning_logs/*.jsonl`` of the working directory or of the nimble checkout), if any."""
+    (``tuning_logs/*.jsonl`` of the working directory or of the nimble checkout), if any.
+
+    A path must name an existing SQLite file: ``NimbleError`` naming it otherwise (an empty
+    database silently created in the wrong folder would compile every kernel with fallbacks).
+    """
     from ..tuner.db import Database
 
     if records is None:
         return shipped_records()
-    return records if isinstance(records, Database) else Database(records)
+    if isinstance(records, Database):
+        return records
+    if isinstance(records, (str, os.PathLike)) and "://" not in str(records):
+        path = Path(records).expanduser()
+        if not path.is_file():  # a typo or another working directory: say so, never create an empty one
+            raise NimbleError(f"records: expected an existing records database, got {str(records)!r} "
+                              f"({path.resolve()} does not exist; tune into it with nimble-tune --db, or pass a "
+                              "Database or an SQLAlchemy URL)")
+    return Database(records)
 
 
 def _same_cpu(a, b) -> bool:

@@ -12,7 +12,9 @@ reads to put tuning effort where the traffic is.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..errors import FormatError
@@ -118,14 +120,67 @@ class LinkedDispatch:
             self.outside += 1
         call([vals[i] for i in amap])
 
-    def explain(self, n: int) -> dict:
-        """Which kernel a value of the dispatched dim gets, and why."""
+    def explain(self, n: int) -> "Explanation":
+        """Which kernel a value of the dispatched dim gets, and why (prints as a table; a Mapping)."""
         k = self.index_of(n)
         r = self.entry.ranges[k]
-        return {"function": self.name, "value": n, "bucket": r.label, "inside": r.lo <= n <= r.hi,
-                "source": r.source, "record_id": r.record_id, "measured_cost_s": r.cost, "config": r.config,
-                "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),
-                "residue_variants": [list(c) for c, _ in self.entry.kernels[k].variants[:-1]]}
+        return Explanation({
+            "function": self.name, "value": n, "bucket": r.label, "inside": r.lo <= n <= r.hi,
+            "source": r.source, "record_id": r.record_id, "measured_cost_s": r.cost, "config": r.config,
+            "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),
+            "residue_variants": [list(c) for c, _ in self.entry.kernels[k].variants[:-1]],
+            "ranges": [(x.label, x.source, x.cost) for x in self.entry.ranges]})
+
+
+SOURCES = {"record": "a tuning record of this host", "same-cpu": "a record of this CPU at another thread count",
+           "foreign": "another host's record (accept_foreign)", "fallback": "the template's fallback config (no record)"}
+
+
+class Explanation(Mapping):
+    """What ``exe.explain(name, shape)`` returns: a read-only dict (``as_dict()``, ``["source"]``)
+    that prints as a short sentence and a table of the table's buckets."""
+
+    def __init__(self, fields: dict):
+        self._fields = dict(fields)
+
+    def __getitem__(self, key):
+        return self._fields[key]
+
+    def __iter__(self):
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Explanation({self._fields!r})"
+
+    def as_dict(self) -> dict:
+        """A plain dict (JSON-able but for the tuples of ``residue_variants``)."""
+        return dict(self._fields)
+
+    def _residues(self) -> str:
+        conds = [c for conds in self["residue_variants"] for c in conds]
+        if not conds:
+            return "no residue variant"
+        return "residue variant when " + " and ".join(f"arg {a} dim {d} % {f} == 0" for a, d, f in conds)
+
+    def __str__(self) -> str:
+        f = self._fields
+        cost = "-" if f.get("measured_cost_s") is None else f"{f['measured_cost_s'] * 1e3:.4g} ms"
+        where = "inside" if f["inside"] else "outside every bucket; nearest"
+        variant = "the residue variant" if f["variant"] != f["kernel"] and f["residue_variants"] else "the general kernel"
+        lines = [f"{f['function']}: n={f['value']} is {where} bucket {f['bucket']}: kernel {f['kernel']} "
+                 f"({variant} {f['variant']}), config from {SOURCES.get(f['source'], f['source'])}",
+                 f"  config {json.dumps(f['config'], sort_keys=True)}; measured {cost}; {self._residues()}"]
+        if f.get("ranges"):
+            width = max(len(label) for label, _, _ in f["ranges"])
+            lines.append(f"  {'bucket'.ljust(width)}  source    measured")
+            for label, source, c in f["ranges"]:
+                mark = "*" if label == f["bucket"] else " "
+                lines.append(f"{mark} {label.ljust(width)}  {source.ljust(8)}  "
+                             f"{'-' if c is None else f'{c * 1e3:.4g} ms'}")
+        return "\n".join(lines)
 
 
 def dispatch_to_json(d: DispatchEntry, kernel_json) -> dict:

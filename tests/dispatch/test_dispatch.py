@@ -93,7 +93,7 @@ def test_foreign_records_only_when_accepted(tmp_path, two_bucket_db):
 
 def test_empty_database_uses_fallbacks_and_says_so_once(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="nimble.vm"):
-        exe = nimble.compile(model(), records=tmp_path / "empty.db")
+        exe = nimble.compile(model(), records=Database(tmp_path / "empty.db"))
     assert sum("fallback configs" in r.message for r in caplog.records) == 1
     info = exe.explain(dense_name(exe), (1, K))
     assert info["source"] == "fallback" and info["config"]["tile_rows"] == 1

@@ -134,7 +134,8 @@ def _alive(pid: int) -> bool:
 def test_a_tuner_killed_mid_run_loses_at_most_its_batch_in_flight_and_resumes_without_remeasuring(tmp_path, measurer):
     path = tmp_path / "killed.db"
     db = Database(path)
-    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(path)], stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # a SIGKILLed tuner cannot remove its nimble-measure-* folder
+    child = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(path)], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
     while db.count() < 4 and time.monotonic() < deadline and child.poll() is None:
         time.sleep(0.05)

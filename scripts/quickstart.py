@@ -1,0 +1,173 @@
+"""Quick start: tune a small BERT encoder on this CPU, compile it with the records, compare.
+
+    python3 scripts/quickstart.py                  # about a minute of tuning on 2 cores
+    python3 scripts/quickstart.py --budget 300     # longer tuning, better kernels
+
+Steps, each a library call: build a 2-layer BERT encoder (768 hidden, dynamic sequence length)
+with seeded random weights; extract its tunable kernels (the dense layers) for two buckets of
+the sequence length; tune them for ``--budget`` seconds into the SQLite records database
+(``tuning_logs/llvm.db`` by default, resumed on a second run); compile twice, with the records
+and without (the templates' fallback configs); time both, and PyTorch / ONNX Runtime when they
+are installed, on several lengths; print the table and write a latency-vs-length PNG when
+matplotlib is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # peers.py, beside this script
+
+import nimble  # noqa: E402
+from nimble.cli.busy import probe_noise  # noqa: E402
+from nimble.cli.db import _table  # noqa: E402
+from nimble.cli.rounds import tune_within  # noqa: E402
+from nimble.models import bert  # noqa: E402
+from nimble.tuner import Database, MeasureOptions, extract_tasks  # noqa: E402
+
+LENGTHS = (4, 8, 16, 32, 64, 128)
+BUCKETS = "n=1:16,17:128"
+
+
+def time_systems(systems: dict, x, rounds: int = 5, min_time: float = 0.03) -> dict:
+    """Milliseconds per call of each system on ``x``: the best of ``rounds`` rounds, the systems
+    interleaved inside each round so a burst of load elsewhere hits them alike."""
+    calls = {}
+    for name, run in systems.items():  # warm up, and size a round to about min_time
+        run(x)
+        t0 = time.perf_counter()
+        run(x)
+        calls[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-6)))
+    best = {name: float("inf") for name in systems}
+    for _ in range(rounds):
+        for name, run in systems.items():
+            t0 = time.perf_counter()
+            for _ in range(calls[name]):
+                run(x)
+            best[name] = min(best[name], (time.perf_counter() - t0) / calls[name])
+    return {name: t * 1e3 for name, t in best.items()}
+
+
+def peer_runners(weights: dict, cfg, threads: int, folder: str) -> dict:
+    """PyTorch eager and ONNX Runtime on the same weights, where installed."""
+    import peers
+
+    systems = {}
+    torch_run = peers.torch_runner("bert", weights, cfg)
+    if not isinstance(torch_run, peers.Skipped):
+        import torch
+
+        torch.set_num_threads(threads)
+        systems["PyTorch"] = torch_run
+    ort_run = peers.ort_runner("bert", peers.export_onnx("bert", weights, cfg, folder), threads)
+    if not isinstance(ort_run, peers.Skipped):
+        systems["ONNX Runtime"] = ort_run
+    return systems
+
+
+def plot(path: str, lengths, latencies: dict, title: str) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no plot: matplotlib is not installed (pip install -e '.[plot]')"
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, ms in latencies.items():
+        ax.plot(lengths, ms, marker="o", label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return f"wrote {path}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=45.0,
+                   help="seconds of tuning (default 45; each kernel gets one round of 8 trials whatever the budget)")
+    p.add_argument("--db", default="tuning_logs/llvm.db", help="records database (default tuning_logs/llvm.db)")
+    p.add_argument("--layers", type=int, default=2, help="encoder layers (default 2)")
+    p.add_argument("--png", default="quickstart.png", help="latency-vs-length plot (default quickstart.png)")
+    p.add_argument("--no-peers", action="store_true", help="do not time PyTorch / ONNX Runtime")
+    args = p.parse_args(argv)
+    threads = int(os.environ.get("NIMBLE_NUM_THREADS") or os.cpu_count() or 1)
+    t_start = time.perf_counter()
+
+    cfg = bert.BertConfig(num_layers=args.layers)
+    weights = bert.random_weights(cfg, seed=0)
+    mod = bert.build_module(weights, cfg)
+    tasks = extract_tasks(mod, "llvm", BUCKETS)
+    db = Database(args.db)
+    before = probe_noise()
+    if before.busy:
+        print(f"warning: this machine looks busy ({before.describe()}): tuning picks configs by noisy timings "
+              "and the comparison below is unreliable; run again when it is idle", flush=True)
+    print(f"1/3 tuning {len(tasks)} tasks ({len({t.workload_key.hash for t in tasks})} dense kernels x 2 buckets "
+          f"of the sequence length) for about {args.budget:.0f} s into {db.url}", flush=True)
+    options = MeasureOptions(number=1, repeat=3, min_repeat_ms=20, timeout_s=20)
+    t0 = time.perf_counter()
+    summaries = tune_within(tasks, db, 64, args.budget, options, step=8, progress=False)
+    rows = [(f"{s.workload.template} #{s.workload.short_hash}", s.bucket, s.trials,
+             f"{s.fallback_gflops:.1f}" if s.fallback_gflops else "-", f"{s.best_gflops:.1f}" if s.best_gflops else "-",
+             f"{s.speedup:.2f}x" if s.speedup else "-") for s in summaries]
+    print(_table(("kernel", "bucket", "trials", "fallback GFLOP/s", "best GFLOP/s", "speedup"), rows))
+    print(f"tuned in {time.perf_counter() - t0:.0f} s\n", flush=True)
+
+    print("2/3 compiling with the records and without (fallback configs)", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        tuned = nimble.compile(mod, records=db)
+        fallback = nimble.compile(mod, records=Database(os.path.join(folder, "empty.db")))
+        name = next(p.name for p in tuned.packed if "dense" in p.name)
+        print(f"   {tuned.explain(name, (8, cfg.hidden_size))}\n", flush=True)
+        systems = {"nimble tuned": nimble.VirtualMachine(tuned).run,
+                   "nimble fallback": nimble.VirtualMachine(fallback).run}
+        if not args.no_peers:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                systems.update(peer_runners(weights, cfg, threads, folder))
+        print(f"3/3 timing {', '.join(systems)} on lengths {', '.join(map(str, LENGTHS))} ({threads} threads)",
+              flush=True)
+        rng = np.random.default_rng(0)
+        latencies: dict = {k: [] for k in systems}
+        for n in LENGTHS:
+            x = rng.standard_normal((n, cfg.hidden_size)).astype("float32")
+            want = np.asarray(systems["nimble fallback"](x))
+            got = np.asarray(systems["nimble tuned"](x))
+            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+            for k, ms in time_systems(systems, x).items():
+                latencies[k].append(ms)
+    headers = ("length", *(f"{k} ms" for k in systems), "tuned / fallback")
+    rows = [(n, *(f"{latencies[k][i]:.3f}" for k in systems),
+             f"{latencies['nimble fallback'][i] / latencies['nimble tuned'][i]:.2f}x faster")
+            for i, n in enumerate(LENGTHS)]
+    print(_table(headers, rows))
+    total = {k: sum(v) for k, v in latencies.items()}
+    ratio = total["nimble fallback"] / total["nimble tuned"]
+    print(f"\nover all lengths: tuned {total['nimble tuned']:.2f} ms vs fallback {total['nimble fallback']:.2f} ms: "
+          f"the tuned model is {ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'} than its fallback")
+    after = probe_noise()
+    if before.busy or after.busy:
+        print(f"note: the machine was busy (before tuning: {before.describe()}; after timing: {after.describe()}); "
+              "the numbers above are not this CPU's")
+    print(plot(args.png, LENGTHS, latencies, f"{args.layers}-layer BERT encoder (768 hidden), {threads} threads"))
+    print(f"quick start done in {time.perf_counter() - t_start:.0f} s; records in {args.db} "
+          "(run again to tune further; nimble-db list shows them)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

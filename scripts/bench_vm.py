@@ -35,13 +35,24 @@ def add_kernel() -> KernelEntry:
     return KernelEntry.from_kernel(nimble.build([c], [a, b, c], name="bench_add"))
 
 
-def programs(nodes: int, calls: int, kernels: int) -> list:
-    walk = VMFunction("main", ("list",), (
-        LoadConsti(0, 2), GetTag(0, 3), If(3, 2, 5, 1), GetField(0, 1, 4), Move(4, 0), Move(0, 5), Goto(-5),
-        Ret(5)), 6)
+def dec_kernel() -> KernelEntry:
+    a = te.placeholder((), "int64", name="A")
+    c = te.compute((), lambda: a[()] - 1, name="C")
+    return KernelEntry.from_kernel(nimble.build([c], [a, c], name="bench_dec"))
+
+
+def programs(nodes: int, calls: int, kernels: int, reps: int = 100) -> list:
+    # walk(list, reps): reps walks over the list (get_tag, if, get_field, move, goto per node), so that
+    # passing the list in (once) is a small part of the time
+    walk = VMFunction("main", ("list", "reps"), (
+        LoadConsti(0, 2), If(1, 2, 13, 1), Move(0, 3),
+        GetTag(3, 4), If(4, 2, 4, 1), GetField(3, 1, 5), Move(5, 3), Goto(-4),
+        LoadConsti(8, 6), AllocStorage(6, 64, 0, 7), AllocTensor(7, 0, (), "int64", 8), InvokePacked(0, (1, 8), 1),
+        Move(8, 1), Goto(-12),
+        Ret(2)), 9)
     lst = ADT(0, ())
     head = np.zeros((), np.int64)
-    for _ in range(nodes):
+    for _ in range(nodes // reps):
         lst = ADT(1, (head, lst))
     callee = VMFunction("callee", ("x",), (Ret(0),), 1)
     caller = VMFunction("main", ("x",), tuple(Invoke(1, (0,), 1) for _ in range(calls)) + (Ret(1),), 2)
@@ -51,7 +62,8 @@ def programs(nodes: int, calls: int, kernels: int) -> list:
                  InvokePacked(0, (0, 1, 4), 1)]
     x = np.ones(8, np.float32)
     return [
-        ("cheap instruction (list walk)", executable([walk], []), (lst,), nodes * 6),
+        ("cheap instruction (list walk)", executable([walk], [dec_kernel()]), (lst, np.array(reps)),
+         (nodes // reps) * reps * 5),
         ("invoke + ret", executable([caller, callee], []), (np.zeros(1),), calls),
         ("alloc + tiny kernel call", executable([VMFunction("main", ("x", "y"), tuple(body) + (Ret(4),), 5)],
                                                 [add_kernel()]), (x, x), kernels),
@@ -76,7 +88,7 @@ def main() -> None:
     print(f"CPU: {platform.processor() or platform.machine()}; nimble {nimble.__version__}")
     print("| program | units | Python VM ns/unit | native VM ns/unit | speedup |")
     print("|---|---|---|---|---|")
-    for name, exe, inputs, units in programs(args.count * 10, args.count, args.count):
+    for name, exe, inputs, units in programs(args.count * 100, args.count, args.count):
         row = []
         for backend in ("python", "native"):
             vm = VirtualMachine(exe, backend=backend)

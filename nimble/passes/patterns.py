@@ -243,18 +243,15 @@ REWRITES = (_layer_norm, _gelu, _attention)
 
 
 def rewrite_chain(chain: LetChain) -> int:
-    """Apply every rewrite to every binding (in order, each match rechecking uses); the number of rewrites."""
+    """Apply every rewrite to every binding, last binding first (a pattern is matched from its outermost call,
+    so a LayerNorm is not taken for the bare normalisation inside it); the number of rewrites."""
     done = 0
     for rewrite in REWRITES:
-        index = 0
-        while index < len(chain.bindings):
-            var, value = chain.bindings[index]
-            before = len(chain.bindings)
-            producer = chain.producer(var)
+        for index in range(len(chain.bindings) - 1, -1, -1):  # bindings inserted at `index` are not revisited
+            producer = chain.producer(chain.bindings[index][0])
             if producer is not None and rewrite(chain, index, producer):
                 done += 1
                 chain.recount()
-            index += 1 + len(chain.bindings) - before
     return done
 
 

@@ -16,7 +16,7 @@ the type of the value it replaces. ``fold_rows(mod)`` rewrites each function's t
 """
 from __future__ import annotations
 
-from ..ir.expr import Call, Constant, Function, Op, Var
+from ..ir.expr import Call, Constant, Function, Op, Tuple, Var
 from ..ir.module import IRModule
 from ..ir.types import SymDim, TensorType
 from ..ir.visitor import substitute_vars
@@ -121,6 +121,9 @@ class _Rows:
                 else:
                     self.reshapes[key] = var
             return 0
+        if op == "shape_of" and self._exact_shape(args[0]) is not None:
+            self.subst[var] = self._exact_shape(args[0])
+            return 0
         if not isinstance(vt, TensorType) or not vt.shape or not isinstance(vt.shape[-1], int):
             return 0
         m = vt.shape[-1]
@@ -142,6 +145,23 @@ class _Rows:
         if op in BINARY and len(args) == 2:
             return self._binary(index, var, value, args, vt, m)
         return 0
+
+    def _exact_shape(self, e):
+        """The shape tensor of `e = dyn.reshape(z, shape)` when `shape` holds no -1 (a concatenation of run-time
+        dims and constants >= 0, as the frontend builds), else None."""
+        r = self.chain.producer(e, "dyn.reshape")
+        cat = self.chain.producer(r.args[1], "concatenate") if r is not None else None
+        if cat is None or not isinstance(cat.args[0], Tuple) or cat.attrs.get("axis") != 0:
+            return None
+        for f in cat.args[0].fields:
+            if isinstance(f, Constant):
+                if f.value.ndim != 1 or (f.value < 0).any():
+                    return None
+            elif self.chain.producer(self.chain.producer(f, "take").args[0] if self.chain.producer(f, "take")
+                                     else None, "shape_of") is None:
+                return None
+        st = self.chain.type_of(r.args[1])
+        return r.args[1] if isinstance(st, TensorType) and st.dtype == "int64" else None
 
     def _binary(self, index, var, value, args, vt, m) -> int:
         chain = self.chain

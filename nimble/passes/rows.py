@@ -16,6 +16,8 @@ the type of the value it replaces. ``fold_rows(mod)`` rewrites each function's t
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir.expr import Call, Constant, Function, Op, Tuple, Var
 from ..ir.module import IRModule
 from ..ir.types import SymDim, TensorType
@@ -146,6 +148,28 @@ class _Rows:
             return self._binary(index, var, value, args, vt, m)
         return 0
 
+    def _same_target(self, r1: Call, r2: Call) -> bool:
+        """Two reshapes to the same shape: equal static newshapes without -1, or the same shape tensor value."""
+        if r1.op.name == r2.op.name == "reshape":
+            return tuple(r1.attrs["newshape"]) == tuple(r2.attrs["newshape"]) and -1 not in r1.attrs["newshape"]
+        return r1.op.name == r2.op.name == "dyn.reshape" and self._same_value(r1.args[1], r2.args[1], 8)
+
+    def _same_value(self, a, b, depth: int) -> bool:
+        """`a` and `b` compute the same value: the same variable, equal constants, or the same pure call of
+        same values (every operator is pure)."""
+        if a is b:
+            return True
+        if isinstance(a, Constant) and isinstance(b, Constant):
+            return a.value.dtype == b.value.dtype and np.array_equal(a.value, b.value)
+        if isinstance(a, Tuple) and isinstance(b, Tuple):
+            return len(a.fields) == len(b.fields) and all(self._same_value(x, y, depth) for x, y in
+                                                          zip(a.fields, b.fields))
+        pa, pb = self.chain.producer(a), self.chain.producer(b)
+        if depth <= 0 or pa is None or pb is None or pa.op.name != pb.op.name or pa.attrs != pb.attrs:
+            return False
+        return len(pa.args) == len(pb.args) and all(self._same_value(x, y, depth - 1) for x, y in
+                                                    zip(pa.args, pb.args))
+
     def _exact_shape(self, e):
         """The shape tensor of `e = dyn.reshape(z, shape)` when `shape` holds no -1 (a concatenation of run-time
         dims and constants >= 0, as the frontend builds), else None."""
@@ -176,7 +200,8 @@ class _Rows:
                 return 0
             other_rows, added = (Constant(c.reshape(c.shape[-1:])) if c.ndim else other), 0
         else:
-            if _rows_compatible(chain.type_of(args[side]), chain.type_of(other)) is None:
+            if _rows_compatible(chain.type_of(args[side]), chain.type_of(other)) is None and not (
+                    views[1 - side] is not None and self._same_target(views[side][1], views[1 - side][1])):
                 return 0
             other_rows, added = self.rows_of(index, other, m)
             index += added

@@ -8,6 +8,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 H = 16
+SQRT2 = math.sqrt(2.0)
 
 
 def _model(nodes, inputs, outputs, inits, opset=13):
@@ -44,7 +45,7 @@ def layer_norm_model(eps=1e-12, axis=-1, exponent=2.0, opset=13, gamma_first=Fal
     return _model(nodes, [_x()], [_x("y")], inits, opset)
 
 
-def gelu_model(half=0.5, root=math.sqrt(2.0), half_first=False):
+def gelu_model(half=0.5, root=SQRT2, half_first=False):
     """transformers' erf GELU: x * 0.5 * (1 + erf(x / sqrt 2)) (or 0.5 * x first)."""
     nodes = [
         helper.make_node("Div", ["x", "root"], ["scaled"]),
@@ -92,3 +93,17 @@ def dense_block_model(k=H, m=24):
     inits = {"w1": _f(rng.standard_normal((k, m)) / 4), "b1": _f(rng.standard_normal(m)),
              "w2": _f(rng.standard_normal((m, k)) / 4), "b2": _f(rng.standard_normal(k))}
     return _model(nodes, [_x("x", ("batch", "seq", k))], [_x("y", ("batch", "seq", k))], inits, opset=20)
+
+
+def two_path_model(k=H, m=24):
+    """A MatMul with a dynamic batch and sequence whose result takes two elementwise paths that meet again:
+    y = 0.5 * h + 0.1 * h^3 with h = x @ w + b (the shape of the tanh GELU's inner polynomial)."""
+    rng = np.random.default_rng(2)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h0"]), helper.make_node("Add", ["h0", "b"], ["h"]),
+        helper.make_node("Mul", ["h", "half"], ["a"]), helper.make_node("Pow", ["h", "three"], ["c"]),
+        helper.make_node("Mul", ["c", "tenth"], ["d"]), helper.make_node("Add", ["a", "d"], ["y"]),
+    ]
+    inits = {"w": _f(rng.standard_normal((k, m)) / 4), "b": _f(rng.standard_normal(m)), "half": _f(0.5),
+             "three": _f(3.0), "tenth": _f(0.1)}
+    return _model(nodes, [_x("x", ("batch", "seq", k))], [_x("y", ("batch", "seq", m))], inits, opset=17)

@@ -35,7 +35,7 @@ def test_layer_norm_keeps_its_epsilon():
     assert call.attrs["epsilon"] == pytest.approx(1e-5, rel=1e-6) and call.attrs["axis"] == -1
 
 
-@pytest.mark.parametrize("variant", [dict(axis=1), dict(exponent=3.0)])
+@pytest.mark.parametrize("variant", [{"axis": 1}, {"exponent": 3.0}])
 def test_layer_norm_lookalikes_stay(variant):
     out = ops(rewrite_patterns(raw(models.layer_norm_model(**variant))))
     assert "layer_norm" not in out and "mean" in out
@@ -46,7 +46,7 @@ def test_erf_gelu_becomes_gelu(half_first):
     assert ops(rewrite_patterns(raw(models.gelu_model(half_first=half_first)))) == ["gelu"]
 
 
-@pytest.mark.parametrize("variant", [dict(half=0.6), dict(root=1.5)])
+@pytest.mark.parametrize("variant", [{"half": 0.6}, {"root": 1.5}])
 def test_gelu_lookalikes_stay(variant):
     out = ops(rewrite_patterns(raw(models.gelu_model(**variant))))
     assert "gelu" not in out and "erf" in out
@@ -72,3 +72,11 @@ def test_matmul_with_a_constant_weight_folds_batch_dims_into_rows():
     row_wise = [var.type_annotation for var, v in chain.bindings if v.op.name in ("dense", "add", "gelu")]
     assert len(row_wise) == 6 and all(len(t.shape) == 2 for t in row_wise)  # all on (rows, features)
     assert ops(after).count("reshape") == 1 and ops(after).count("dyn.reshape") == 1  # into rows, back out
+
+
+def test_paths_through_the_same_dynamic_reshape_meet_on_rows():
+    after = fold_rows(raw(models.two_path_model()))
+    chain = LetChain.of(after["main"].body)
+    floats = [(v.op.name, var.type_annotation) for var, v in chain.bindings if var.type_annotation.dtype == "float32"]
+    assert [name for name, _ in floats].count("dyn.reshape") == 1  # only the result goes back to (batch, seq, m)
+    assert all(len(t.shape) == 2 for name, t in floats if name not in ("dyn.reshape",))

@@ -172,22 +172,17 @@ def _attention(chain: LetChain, index: int, call) -> bool:
         return False
     node_e = softmax.args[0]
     mask = scale = None
-    node = chain.producer(node_e, ("add", "divide", "multiply", "matmul"))
-    if node is not None and node.op.name == "add" and chain.used_only(node_e):
-        a, b = node.args
-        inner_e, mask = (a, b) if chain.producer(a, ("divide", "multiply", "matmul")) else (b, a)
-        node_e, node = inner_e, chain.producer(inner_e, ("divide", "multiply", "matmul"))
-    if node is not None and node.op.name in ("divide", "multiply") and chain.used_only(node_e):
-        a, b = node.args
-        if scalar_of(b) is not None:
-            scale = 1.0 / scalar_of(b) if node.op.name == "divide" else scalar_of(b)
-            node_e, node = a, chain.producer(a, "matmul")
-        elif node.op.name == "multiply" and scalar_of(a) is not None:
-            scale, node_e, node = scalar_of(a), b, chain.producer(b, "matmul")
-        else:
-            return False
-    if node is None or node.op.name != "matmul" or not chain.used_only(node_e):
+    found = _scores(chain, node_e)
+    if found is None and chain.producer(node_e, "add") is not None and chain.used_only(node_e):
+        a, b = chain.producer(node_e).args
+        for inner_e, other in ((a, b), (b, a)):  # the scores on either side of the mask add
+            found = _scores(chain, inner_e)
+            if found is not None:
+                mask = other
+                break
+    if found is None:
         return False
+    node_e, node, scale = found
     q, kt_e = node.args
     kt = chain.producer(kt_e, "transpose")
     if kt is None or not chain.used_only(kt_e):
@@ -228,6 +223,27 @@ def _attention(chain: LetChain, index: int, call) -> bool:
     ctx3 = bind("batch_matmul", (probs, v3), {"transpose_b": False}, "context")
     chain.replace(pos, chain.call("reshape", (ctx3,), {"newshape": (b, h, -1, dv)}))
     return True
+
+
+def _scores(chain: LetChain, e):
+    """(matmul var, matmul call, scale or None) when `e` is `matmul(...)`, optionally divided or multiplied by a
+    scalar constant, every step used once."""
+    node = chain.producer(e, ("divide", "multiply", "matmul"))
+    if node is None or not chain.used_only(e):
+        return None
+    if node.op.name == "matmul":
+        return e, node, None
+    a, b = node.args
+    if scalar_of(b) is not None:
+        scale, inner = (1.0 / scalar_of(b) if node.op.name == "divide" else scalar_of(b)), a
+    elif node.op.name == "multiply" and scalar_of(a) is not None:
+        scale, inner = scalar_of(a), b
+    else:
+        return None
+    matmul = chain.producer(inner, "matmul")
+    if matmul is None or not chain.used_only(inner):
+        return None
+    return inner, matmul, scale
 
 
 def _mask_ok(chain: LetChain, mask, lead) -> bool:

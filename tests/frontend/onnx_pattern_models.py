@@ -60,7 +60,7 @@ def gelu_model(half=0.5, root=SQRT2, half_first=False):
     return _model(nodes, [_x()], [_x("y")], inits)
 
 
-def attention_model(heads=4, head=8, scale_op="Div", mask=True):
+def attention_model(heads=4, head=8, scale_op="Div", mask=True, mask_first=False):
     """Scores of PyTorch's BERT self-attention: q @ k^T / sqrt(d) + mask -> Softmax -> @ v on (1, heads, seq, d)
     inputs, k arriving as (1, seq, heads, d) and transposed like the export does."""
     dims = (1, heads, "seq", head)
@@ -72,7 +72,7 @@ def attention_model(heads=4, head=8, scale_op="Div", mask=True):
     last = "scaled"
     inputs = [_x("q", dims), _x("k", (1, "seq", heads, head)), _x("v", dims)]
     if mask:
-        nodes.append(helper.make_node("Add", ["scaled", "mask"], ["masked"]))
+        nodes.append(helper.make_node("Add", ["mask", "scaled"] if mask_first else ["scaled", "mask"], ["masked"]))
         inputs.append(_x("mask", (1, 1, 1, "seq")))
         last = "masked"
     nodes += [helper.make_node("Softmax", [last], ["probs"], axis=-1),

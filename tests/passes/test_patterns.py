@@ -80,3 +80,14 @@ def test_paths_through_the_same_dynamic_reshape_meet_on_rows():
     floats = [(v.op.name, var.type_annotation) for var, v in chain.bindings if var.type_annotation.dtype == "float32"]
     assert [name for name, _ in floats].count("dyn.reshape") == 1  # only the result goes back to (batch, seq, m)
     assert all(len(t.shape) == 2 for name, t in floats if name not in ("dyn.reshape",))
+
+
+def test_attention_mask_may_come_first_in_the_add():
+    out = ops(rewrite_patterns(raw(models.attention_model(mask_first=True))))
+    assert "matmul" not in out and out.count("batch_matmul") == 2
+
+
+def test_attention_with_a_dynamic_batch_stays():
+    model = models.attention_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    assert "matmul" in ops(rewrite_patterns(raw(model)))

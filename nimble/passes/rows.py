@@ -196,8 +196,9 @@ class _Rows:
         other = args[1 - side]
         if isinstance(other, Constant):
             c = other.value
-            if c.ndim > 1 and int(c.size) != c.shape[-1] or c.ndim >= 1 and c.shape[-1] not in (1, m):
-                return 0
+            if c.ndim > len(vt.shape) or c.ndim > 1 and int(c.size) != c.shape[-1] or c.ndim >= 1 and c.shape[-1] \
+                    not in (1, m):
+                return 0  # a constant that adds dims, or varies along a leading dim
             other_rows, added = (Constant(c.reshape(c.shape[-1:])) if c.ndim else other), 0
         else:
             if _rows_compatible(chain.type_of(args[side]), chain.type_of(other)) is None and not (

@@ -206,10 +206,18 @@ def _attention(chain: LetChain, index: int, call) -> bool:
         pos += 1
         return var
 
+    def three_d(t, hint):
+        """(b * h, s, last) of a (b, h, s, last) value; with b = 1, a transpose of a (1, ...) tensor becomes the
+        transpose of it squeezed (the builder model's heads-first copy, no flattening)."""
+        tr = chain.producer(t, "transpose")
+        if b == 1 and tr is not None and tr.attrs["axes"][0] == 0 and chain.type_of(tr.args[0]).shape[0] == 1:
+            squeezed = bind("squeeze", (tr.args[0],), {"axis": (0,)}, hint)
+            return bind("transpose", (squeezed,), {"axes": tuple(a - 1 for a in tr.attrs["axes"][1:])}, hint)
+        return bind("reshape", (t,), {"newshape": (b * h, -1, chain.type_of(t).shape[3])}, hint)
+
     # k as (b, h, s, d): the same transpose with its last two axes swapped back
     k4 = bind("transpose", (kt.args[0],), {"axes": perm[:2] + (perm[3], perm[2])}, "key")
-    q3 = bind("reshape", (q,), {"newshape": (b * h, -1, d)}, "query3")
-    k3 = bind("reshape", (k4,), {"newshape": (b * h, -1, d)}, "key3")
+    q3, k3 = three_d(q, "query3"), three_d(k4, "key3")
     scores = bind("batch_matmul", (q3, k3), {"transpose_b": True}, "scores")
     if scale is not None:
         scores = bind("multiply", (scores, Constant(np.array(scale, np.float32))), hint="scaled")
@@ -219,9 +227,11 @@ def _attention(chain: LetChain, index: int, call) -> bool:
                                                                                     "mask3")
         scores = bind("add", (scores, mask), hint="masked")
     probs = bind("softmax", (scores,), {"axis": -1}, "probs")
-    v3 = bind("reshape", (v,), {"newshape": (b * h, -1, dv)}, "value3")
+    v3 = three_d(v, "value3")
     ctx3 = bind("batch_matmul", (probs, v3), {"transpose_b": False}, "context")
-    chain.replace(pos, chain.call("reshape", (ctx3,), {"newshape": (b, h, -1, dv)}))
+    back = chain.call("expand_dims", (ctx3,), {"axis": 0}) if b == 1 else chain.call(
+        "reshape", (ctx3,), {"newshape": (b, h, -1, dv)})
+    chain.replace(pos, back)
     return True
 
 

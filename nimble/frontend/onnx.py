@@ -98,12 +98,14 @@ def unsupported_nodes(graph, opset: int) -> dict:
 
 
 def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
-              constants: dict | None = None) -> IRModule:
+              constants: dict | None = None, patterns: bool = True) -> IRModule:
     """Convert an ONNX model to an `IRModule` with a `main` function.
 
     `shapes` overrides input shapes by name (None or -1 = `Any`). With `sym_dims`, a `dim_param` becomes a named
     symbolic dim (otherwise `Any`). `constants` binds graph inputs by name to fixed values (they are then no
-    parameters of `main`), for operators whose axes, shapes or weights arrive as inputs. Raises `FormatError` for a malformed model and one
+    parameters of `main`), for operators whose axes, shapes or weights arrive as inputs. With `patterns`, exported
+    LayerNorm / GELU / attention chains become nimble's operators and batch dims fold into rows around dense layers
+    (`nimble.passes.patterns`, `nimble.passes.rows`). Raises `FormatError` for a malformed model and one
     `UnsupportedOperatorError` listing every operator without a converter.
     """
     model = _load(model_or_path)
@@ -144,4 +146,9 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
     ctx.convert_graph_nodes(graph)
     outputs = [ctx.lookup(o.name) for o in graph.output]
     mod.define("main", Function(params, ctx.result(outputs)))
+    if patterns:
+        from ..passes.patterns import rewrite_patterns
+        from ..passes.rows import fold_rows
+
+        mod = fold_rows(rewrite_patterns(mod))
     return mod

@@ -124,8 +124,8 @@ def loop(ctx, node, inputs, attrs):
         child.builder.bindings = list(bindings)
         running.builder.bindings = list(saved)
         call = recurse(*rec_args)
-        then = guarded_ret(child.builder, call if call is not None else tuple_(*rec_args))
-        return guarded_ret(running.builder, if_(go.expr, then, tuple_(*state, *accs)))
+        then = child.builder.ret(call if call is not None else tuple_(*rec_args))
+        return running.builder.ret(if_(go.expr, then, tuple_(*state, *accs)))
 
     args = [const_value(np.array(0, np.int64)),
             ctx.emit("reshape", ctx.emit("cast", trip, dtype="int64"), newshape=()) if trip is not None

@@ -17,7 +17,6 @@ from ..ir.builder import Builder
 from ..ir.expr import Attrs, Call, Constant, Op, Tuple, TupleGetItem
 from ..ir.types import TensorType, TupleType
 from ..ops.registry import get_op
-from .onnx_fusion_guard import guarded_ret
 from .onnx_values import Value, const_value
 
 log = logging.getLogger("nimble.frontend")
@@ -187,8 +186,8 @@ class GraphConverter:
         """The builder's bindings around the graph's outputs (one value, or a tuple)."""
         values = [self.plain(v) for v in values]
         if len(values) == 1:
-            return guarded_ret(self.builder, values[0].expr)
-        return guarded_ret(self.builder, Tuple(tuple(v.expr for v in values)))
+            return self.builder.ret(values[0].expr)
+        return self.builder.ret(Tuple(tuple(v.expr for v in values)))
 
     # ---- nodes -------------------------------------------------------------------------------------------
     def convert_graph_nodes(self, graph) -> None:

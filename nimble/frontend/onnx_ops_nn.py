@@ -21,12 +21,32 @@ def matmul_values(ctx, a, b):
         b = ctx.emit("expand_dims", b, axis=1)
         squeeze.append(-1)
     if b.is_const and b.ndim == 2 and not a.is_const:
-        out = ctx.emit("dense", a, np.ascontiguousarray(b.const.T))
+        out = dense_rows(ctx, a, np.ascontiguousarray(b.const.T))
     else:
         out = ctx.emit("matmul", a, b)
     if squeeze:
         out = ctx.emit("squeeze", out, axis=tuple(a % out.ndim for a in squeeze))
     return out
+
+
+def dense_rows(ctx, a, weight: np.ndarray):
+    """`dense(a, weight)` for `a` of any rank >= 2: batch dims fold into rows, `reshape(a, (-1, k))`, a 2-D dense
+    (the dense template's form), and a reshape back to `a`'s leading dims (static where at most one is unknown,
+    a `dyn.reshape` of `a`'s run-time dims otherwise). The result keeps `a`'s leading dims in its type."""
+    if a.ndim <= 2:
+        return ctx.emit("dense", a, weight)
+    from ..ir.types import TensorType
+    from .onnx_ops_shape import dims_tensor
+    from .onnx_values import shape_dims
+
+    k, m = a.shape[-1], weight.shape[0]
+    rows = ctx.emit("reshape", a, newshape=(-1, k) if isinstance(k, int) else (-1, weight.shape[1]))
+    out = ctx.emit("dense", rows, weight)
+    dims = shape_dims(a)[:-1] + (m,)
+    out_type = TensorType(tuple(a.shape[:-1]) + (m,), a.dtype)
+    if sum(not isinstance(d, int) for d in dims) <= 1:
+        return ctx.emit("reshape", out, newshape=tuple(d if isinstance(d, int) else -1 for d in dims), type_=out_type)
+    return ctx.emit("dyn.reshape", out, dims_tensor(ctx, dims), type_=out_type)
 
 
 @converter("MatMul")

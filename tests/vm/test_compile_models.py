@@ -107,3 +107,72 @@ def test_bad_inputs_to_run(lstm_case):
     with pytest.raises((nimble.TypeError, nimble.ShapeError)):
         vm.run()
     assert np.isnan(flat(vm.run(np.full((2, 300), np.nan, "float32")))[0]).all()  # a NaN is fine
+
+
+def _torch_bert(weights: dict, cfg):
+    """The builder BERT (`nimble.models.bert`) in PyTorch with the same weights, on (1, seq, hidden) inputs."""
+    import math
+
+    import torch
+
+    h, heads, d = cfg.hidden_size, cfg.num_heads, cfg.head_size
+    t = {k: torch.from_numpy(v) for k, v in weights.items()}
+
+    def linear(x, name):
+        return x @ t[name + ".weight"].T + t[name + ".bias"]
+
+    def norm(x, name):
+        return torch.nn.functional.layer_norm(x, (h,), t[name + ".weight"], t[name + ".bias"], cfg.layer_norm_eps)
+
+    class Encoder(torch.nn.Module):
+        def forward(self, x):
+            b, s, _ = x.shape
+            for i in range(cfg.num_layers):
+                p = f"layer.{i}."
+                q, k, v = (linear(x, p + "attention.self." + n).view(b, s, heads, d).transpose(1, 2)
+                           for n in ("query", "key", "value"))
+                probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(d), dim=-1)
+                ctx = (probs @ v).transpose(1, 2).reshape(b, s, h)
+                x = norm(linear(ctx, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+                inter = torch.nn.functional.gelu(linear(x, p + "intermediate.dense"))
+                x = norm(linear(inter, p + "output.dense") + x, p + "output.LayerNorm")
+            return x
+
+    return Encoder()
+
+
+@pytest.mark.parametrize("opset", [14, 17])
+def test_onnx_bert_runs_the_builder_models_kernels(tmp_path, opset):
+    """An ONNX export of the builder BERT compiles to the same kernel families: every dense layer (3-D MatMul with a
+    constant weight) through the dense template with its bias / gelu / residual epilogue, attention as
+    batch_matmul + softmax, layer_norm alone; and it computes what the builder model computes."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    import warnings
+
+    from nimble.dispatch.table import DispatchEntry
+    from nimble.frontend import from_onnx
+
+    cfg = bert.BertConfig(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64)
+    weights = bert.random_weights(cfg, 0)
+    path = str(tmp_path / "bert.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_torch_bert(weights, cfg), (torch.zeros(1, 7, 32),), path, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {1: "seq"}, "y": {1: "seq"}}, dynamo=False,
+                          opset_version=opset)
+    exe = nimble.compile(from_onnx(path))
+    kinds = {}
+    for p in exe.packed:
+        family = p.name.split("_", 1)[1] if "_" in p.name else p.name
+        kinds.setdefault(family, set()).add(type(p))
+    dense = {f: k for f, k in kinds.items() if "dense" in f}
+    assert {"dense", "dense_add_add", "dense_add_gelu"} <= set(dense)
+    assert all(k == {DispatchEntry} for k in dense.values())  # all through the dense template's dispatch tables
+    assert {"batch_matmul", "batch_matmul_multiply", "softmax", "layer_norm"} <= set(kinds)
+    assert not [f for f in kinds if "matmul" in f and "batch_matmul" not in f]
+    onnx_vm, builder_vm = nimble.VirtualMachine(exe), nimble.VirtualMachine(nimble.compile(bert.build_module(weights,
+                                                                                                              cfg)))
+    for n in (1, 7, 33):
+        x = np.random.default_rng(n).standard_normal((n, 32)).astype("float32")
+        np.testing.assert_allclose(flat(onnx_vm.run(x[None]))[0][0], flat(builder_vm.run(x))[0], rtol=1e-4, atol=1e-4)

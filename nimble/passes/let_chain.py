@@ -1,0 +1,106 @@
+"""A function body as a flat list of `let` bindings, for passes that match and rewrite operator patterns.
+
+`LetChain.of(body)` flattens the top-level `let` chain of a body (nested scopes stay inside their values);
+`producer(e)` is the operator call a variable is bound to; `uses` counts each variable's occurrences in the
+chain and its result. A rewrite replaces the value of a binding in place (`replace`), so every user of the variable
+sees the new value, or inserts new bindings before one (`insert_before`); `body()` rebuilds the `let` chain.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ..ir.expr import Attrs, Call, Constant, Expr, Let, Op, Var
+from ..ir.types import TensorType
+from ..ops.registry import get_op
+from .fuse import _Uses
+
+_names = itertools.count()
+
+
+class LetChain:
+    def __init__(self, bindings: list, result: Expr):
+        self.bindings = list(bindings)
+        self.result = result
+        self.bound = {var: value for var, value in self.bindings}
+        self._pending: dict = {}  # index -> bindings to insert before it
+        self.uses = _Uses(self.body()).count
+
+    @staticmethod
+    def of(body: Expr) -> LetChain:
+        bindings = []
+        while isinstance(body, Let):
+            bindings.append((body.var, body.value))
+            body = body.body
+        return LetChain(bindings, body)
+
+    def body(self) -> Expr:
+        out = self.result
+        for var, value in reversed(self.bindings):
+            out = Let(var, value, out)
+        return out
+
+    # ---- queries ---------------------------------------------------------------------------------------------
+    def producer(self, e: Expr, op: str | tuple | None = None) -> Call | None:
+        """The operator call `e` (a let variable) is bound to, when it calls `op` (a name or names)."""
+        value = self.bound.get(e) if isinstance(e, Var) else None
+        if not (isinstance(value, Call) and isinstance(value.op, Op)):
+            return None
+        if op is not None and value.op.name not in ((op,) if isinstance(op, str) else op):
+            return None
+        return value
+
+    def used_only(self, var: Expr, times: int = 1) -> bool:
+        return isinstance(var, Var) and var in self.bound and self.uses.get(var, 0) == times
+
+    # ---- building --------------------------------------------------------------------------------------------
+    def call(self, op_name: str, args: tuple, attrs: dict | None = None) -> Call:
+        return Call(Op(op_name), tuple(args), Attrs.of(attrs or {}))
+
+    def type_of(self, e: Expr):
+        if isinstance(e, Constant):
+            return TensorType(e.value.shape, e.value.dtype.name)
+        return e.type_annotation
+
+    def infer(self, call: Call):
+        opdef = get_op(call.op.name)
+        return opdef.infer([self.type_of(a) for a in call.args], opdef.full_attrs(call.attrs))
+
+    def bind_before(self, index: int, call: Call, hint: str = "p", type_=None) -> Var:
+        """A new variable bound to `call` just before binding `index` (its type inferred unless given)."""
+        var = Var(f"{hint}_{next(_names)}", type_ or self.infer(call))
+        self.bindings.insert(index, (var, call))
+        self.bound[var] = call
+        return var
+
+    def replace(self, index: int, value: Expr) -> None:
+        var, _ = self.bindings[index]
+        self.bindings[index] = (var, value)
+        self.bound[var] = value
+
+    def recount(self) -> None:
+        self.uses = _Uses(self.body()).count
+
+
+def scalar_of(e: Expr) -> float | None:
+    """The value of a float constant with one element (any rank), else None."""
+    if isinstance(e, Constant) and e.value.size == 1 and e.value.dtype.kind == "f":
+        return float(e.value.reshape(()))
+    return None
+
+
+def close(value: float | None, want: float, rtol: float = 1e-5) -> bool:
+    return value is not None and abs(value - want) <= rtol * abs(want)
+
+
+def row_constant(e: Expr, m) -> bool:
+    """`e` is a float constant of `m` elements along the last axis (a per-feature gamma, beta or bias)."""
+    return isinstance(e, Constant) and e.value.dtype.kind == "f" and e.value.ndim >= 1 and e.value.shape[-1] == m \
+        and int(np.prod(e.value.shape[:-1])) == 1
+
+
+def last_axis(attrs: Attrs, rank: int) -> bool:
+    axis = attrs.get("axis")
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return len(axes) == 1 and axes[0] is not None and axes[0] % rank == rank - 1

@@ -172,13 +172,18 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
             t0 = time.perf_counter()
             ir_module = module.build_module(weights, config)
             # records: the tuned kernels; without --records an empty database forces fallback configs
-            vm = nimble.VirtualMachine(nimble.compile(ir_module, records=records or os.path.join(tmp, "none.db")))
+            empty = Database(os.path.join(tmp, "none.db"))
+            exe = nimble.compile(ir_module, records=records or empty)
+            vm = nimble.VirtualMachine(exe)  # the native VM
+            py_vm = nimble.VirtualMachine(exe, backend="python")  # the reference VM, same kernels
             print(f"[{threads} thr] {model}: nimble compiled in {time.perf_counter() - t0:.1f} s",
                   file=sys.stderr, flush=True)
             nimble_run = (lambda inputs: vm.run(*inputs))
             prepare = (lambda item: module.to_inputs(item, config)) if model == "tree" else module.to_inputs
             nimble_run.prepare = prepare
-            extra = {}
+            py_run = (lambda inputs, py_vm=py_vm: py_vm.run(*inputs))
+            py_run.prepare = prepare
+            extra = {"nimble Python VM": py_run}
             if records:
                 fb_vm = nimble.VirtualMachine(nimble.compile(ir_module, records=Database(os.path.join(tmp, "none.db"))))
                 fb_run = (lambda inputs, fb_vm=fb_vm: fb_vm.run(*inputs))
@@ -189,8 +194,7 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
                 try:
                     from nimble.frontend import from_onnx
 
-                    onnx_vm = nimble.VirtualMachine(nimble.compile(from_onnx(onnx_path),
-                                                                   records=records or os.path.join(tmp, "none.db")))
+                    onnx_vm = nimble.VirtualMachine(nimble.compile(from_onnx(onnx_path), records=records or empty))
                     onnx_run = (lambda inputs, onnx_vm=onnx_vm: np.asarray(onnx_vm.run(inputs[0][None]))[0])
                     onnx_run.prepare = prepare
                     extra["nimble ONNX"] = onnx_run
@@ -203,10 +207,12 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
             live = {n: s for n, s in systems.items() if n not in notes}
             for workload in workloads(config, n_items):
                 ms, mismatched = time_systems(live, workload, rounds, min_time)
-                overhead = vm_overhead(vm, [nimble_run.prepare(x) for x in workload.items],
-                                       passes=1 if workload.is_set else 3)
+                items = [nimble_run.prepare(x) for x in workload.items]
+                overhead = vm_overhead(vm, items, passes=1 if workload.is_set else 3)
+                py_overhead = vm_overhead(py_vm, items, passes=1)
                 rows.append({"model": model, "workload": workload.label, "ms": ms,
-                             "notes": {**notes, **mismatched}, "vm_overhead": overhead})
+                             "notes": {**notes, **mismatched}, "vm_overhead": overhead,
+                             "python_vm_overhead": py_overhead})
                 print(f"[{threads} thr] {workload.label}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in ms.items()),
                       file=sys.stderr, flush=True)
     versions = {p: peers.installed_version(p) for p in ("torch", "onnx", "onnxruntime", "openvino")}
@@ -220,8 +226,8 @@ def fmt_ms(ms: float) -> str:
 
 
 def table(threads: int, rows: list) -> str:
-    head = ["workload", "nimble ms", "VM overhead"]
-    peers_here = [p for p in ["nimble fallback", "nimble ONNX", *PEERS] if any(p in r["ms"] or p in r["notes"] for r in rows)]
+    head = ["workload", "nimble ms", "VM overhead (native)", "VM overhead (Python VM)"]
+    peers_here = [p for p in ["nimble Python VM", "nimble fallback", "nimble ONNX", *PEERS] if any(p in r["ms"] or p in r["notes"] for r in rows)]
     for peer in peers_here:
         head += [f"{peer} ms", f"× vs {peer}"]
     lines = [f"### {threads} thread{'s' if threads > 1 else ''} (batch 1, fp32, median ms; "
@@ -237,7 +243,8 @@ def table(threads: int, rows: list) -> str:
     for row in rows:
         ms, nimble_ms = row["ms"], row["ms"]["nimble"]
         overhead = "n/a" if row["vm_overhead"] is None else f"{row['vm_overhead']:.0%}"
-        cells = [row["workload"], fmt_ms(nimble_ms), overhead]
+        py_overhead = "n/a" if row.get("python_vm_overhead") is None else f"{row['python_vm_overhead']:.0%}"
+        cells = [row["workload"], fmt_ms(nimble_ms), overhead, py_overhead]
         for peer in peers_here:
             if peer in ms:
                 cells += [fmt_ms(ms[peer]), f"{ms[peer] / nimble_ms:.2f}"]

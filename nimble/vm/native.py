@@ -305,7 +305,7 @@ class NativeVM:
         exe = self.exe
         fi = exe.function_index(name)
         func = exe.functions[fi]
-        args = check_inputs(name, func.params, inputs, exe.metadata.get("inputs", {}).get(name))
+        args = _checked_inputs(name, func.params, inputs, exe.metadata.get("inputs", {}).get(name))
         if not self._lock.acquire(blocking=False):
             raise NimbleError("this VirtualMachine is running on another thread; use one VirtualMachine per "
                               "thread (they may share the Executable)")
@@ -631,9 +631,23 @@ def _dtype_code(a: np.ndarray) -> int:
     return code
 
 
+def _checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None) -> list:
+    """``check_inputs``, except that a value declared an ADT is passed as it is (the reference
+    interpreter's ``ConstructorValue`` trees included): ``_encode`` walks it once."""
+    from ..ir.values import ConstructorValue
+
+    if types is None or len(inputs) != len(params) or not any((t or {}).get("kind") == "adt" for t in types):
+        return check_inputs(name, params, inputs, types)
+    direct = [(t or {}).get("kind") == "adt" and isinstance(v, (ConstructorValue, ADT)) for v, t in zip(inputs, types)]
+    checked = check_inputs(name, params, tuple(ADT(0, ()) if d else v for v, d in zip(inputs, direct)), types)
+    return [v if d else c for v, c, d in zip(inputs, checked, direct)]
+
+
 def _encode(value, code: list, keep: list) -> None:
     """Append the postfix encoding of a register value (numpy arrays are passed by address;
     iterative, so a long list is fine)."""
+    from ..ir.values import ConstructorValue
+
     work = [(value, False)]
     while work:
         v, done = work.pop()
@@ -643,6 +657,14 @@ def _encode(value, code: list, keep: list) -> None:
         if isinstance(v, ADT):
             work.append((v, True))
             work.extend((f, False) for f in reversed(v.fields))
+            continue
+        if isinstance(v, ConstructorValue):
+            work.append((ADT(v.constructor.tag, v.fields), True))
+            work.extend((f, False) for f in reversed(v.fields))
+            continue
+        if isinstance(v, tuple):
+            work.append((ADT(0, v), True))
+            work.extend((f, False) for f in reversed(v))
             continue
         if isinstance(v, Closure):
             raise NimbleTypeError("the native VM does not take closures as inputs")

@@ -20,7 +20,7 @@ from nimble.tuner.workload import WorkloadKey
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = HostFingerprint("Test CPU", "TestVendor", ("avx2", "fma"), 4, 4, "llvm")
-DENSE = WorkloadKey("dense", [(("n", 64), "float32"), ((64, 64), "float32")], "llvm")
+DENSE = WorkloadKey("test_unregistered", [(("n", 64), "float32"), ((64, 64), "float32")], "llvm")  # no template: configs unchecked
 BUCKETS = ("n=129..256", "n=17..32", "n=1..37", "n=1", "n=2..4")
 FAST = ["--repeat", "2", "--min-repeat-ms", "1", "--timeout", "5", "--no-progress", "--no-busy-check"]
 

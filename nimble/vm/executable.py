@@ -144,8 +144,14 @@ class Executable:
                     self._linked.append([link_packed(p) for p in self.packed])
         return self._linked[0]
 
-    def save(self, path) -> None:
-        """Write the executable to ``path`` (atomically: a temporary file, then a rename)."""
+    def save(self, path, signing_key=None) -> None:
+        """Write the executable to ``path`` (atomically: a temporary file, then a rename); with an
+        Ed25519 ``signing_key`` (the ``sign`` extra), also its signature ``path + ".sig"``."""
+        if signing_key is not None:
+            from .signing import save_signed
+
+            save_signed(self, path, signing_key)
+            return
         data = serialize(self)
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
@@ -159,10 +165,15 @@ class Executable:
             raise
 
     @staticmethod
-    def load(path) -> Executable:
-        """Read, check and link an executable written by ``save``."""
+    def load(path, trusted_keys=None) -> Executable:
+        """Read, check and link an executable written by ``save``; with ``trusted_keys`` (Ed25519
+        public keys) only a file signed by one of them (``FormatError`` otherwise)."""
         with open(path, "rb") as f:
             data = f.read()
+        if trusted_keys is not None:
+            from .signing import verify_bytes
+
+            verify_bytes(data, path, trusted_keys)
         exe = deserialize(data, str(path))
         exe.library()
         if "_native_saved" in exe.__dict__:

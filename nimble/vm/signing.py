@@ -106,4 +106,8 @@ def load_verified(path, trusted_keys):
     verify_bytes(data, path, trusted_keys)
     exe = deserialize(data, str(path))
     exe.library()
+    if "_native_saved" in exe.__dict__:
+        from .native import native_program
+
+        native_program(exe)
     return exe

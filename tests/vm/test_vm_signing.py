@@ -67,3 +67,17 @@ def test_a_garbled_signature_file_is_refused(signed):
 def test_no_trusted_keys_accepts_nothing(signed):
     with pytest.raises(nimble.FormatError, match="trusted_keys is empty"):
         load_verified(signed[0], trusted_keys=[])
+
+
+def test_save_and_load_take_the_key_and_the_trusted_keys(tmp_path):
+    from nimble.vm import Executable
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    path = tmp_path / "c.nvm"
+    broadcast_exe().save(path, signing_key=key)
+    assert signature_path(path).exists()
+    exe = Executable.load(path, trusted_keys=[key.public_key()])
+    x = np.ones((2, 3), np.float32)
+    np.testing.assert_array_equal(VirtualMachine(exe).run(x, np.ones(3, np.float32)), x + 1)
+    with pytest.raises(nimble.FormatError, match="does not verify"):
+        Executable.load(path, trusted_keys=[ed25519.Ed25519PrivateKey.generate().public_key()])

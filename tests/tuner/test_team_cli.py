@@ -9,7 +9,7 @@ from nimble.tuner.workload import WorkloadKey
 from server_db import backend_url
 
 HOST = HostFingerprint("Test CPU", "TestVendor", ("avx2",), 2, 2, "llvm")
-KEY = WorkloadKey("dense", [(("n", 64), "float32")], "llvm")
+KEY = WorkloadKey("test_unregistered", [(("n", 64), "float32")], "llvm")
 
 
 def make(index, user="ana@laptop"):

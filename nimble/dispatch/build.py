@@ -26,7 +26,7 @@ FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=
 
 def open_records(records):
     """A ``Database`` for a path, URL or database; with None, the records shipped for this CPU
-    (``tuning_logs/*.jsonl`` of the working directory or of the nimble checkout), if any.
+    (``tuning_logs/*.jsonl`` of the nimble checkout, never of the current directory), if any.
 
     A path must name an existing SQLite file: ``NimbleError`` naming it otherwise (an empty
     database silently created in the wrong folder would compile every kernel with fallbacks).
@@ -64,7 +64,7 @@ def shipped_records():
     from ..tuner.db import Database
     from ..tuner.records import TuningRecord, read_jsonl
 
-    roots = [Path.cwd() / "tuning_logs", Path(__file__).resolve().parents[2] / "tuning_logs"]
+    roots = [Path(__file__).resolve().parents[2] / "tuning_logs"]  # never the current directory's
     files = sorted({p.resolve() for r in roots if r.is_dir() for p in r.glob("*.jsonl")})
     if not files:
         return None

@@ -9,6 +9,7 @@ A VM is not thread-safe: use one per thread (they may share an ``Executable``).
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 
@@ -46,6 +47,7 @@ class PythonVM(VirtualMachine):
     def __init__(self, exe: Executable, backend: str | None = None):
         self.exe = exe
         self.pool = StoragePool()
+        self._busy = threading.Lock()
         self.kernel_calls = [0] * len(exe.packed)
         self._library = exe.library()
         self._box = [0, None, 0, 0]  # call/return mailbox: callee (-1: return), values, dst, return pc
@@ -79,7 +81,13 @@ class PythonVM(VirtualMachine):
         func = self.exe.functions[fi]
         types = self.exe.metadata.get("inputs", {}).get(name)
         args = check_inputs(name, func.params, inputs, types)
-        result = self._execute(fi, args, code)
+        if not self._busy.acquire(blocking=False):
+            raise NimbleError("this VirtualMachine is running on another thread; use one VirtualMachine per "
+                              "thread (they may share the Executable)")
+        try:
+            result = self._execute(fi, args, code)
+        finally:
+            self._busy.release()
         return to_python(result, self.exe.metadata.get("outputs", {}).get(name))
 
     # ------------------------------------------------------------ the loop

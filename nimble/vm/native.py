@@ -464,7 +464,7 @@ class NativeVM:
                 return MemoryError(f"{packed.name}: the kernel could not allocate its temporary buffers")
             msgs = _assert_messages(packed)
             if 2 <= status < 2 + len(msgs):
-                return OutOfRangeError(f"{packed.name}: {msgs[status - 2]}")
+                return OutOfRangeError(f"{packed.name}: {msgs[status - 2]} (arguments: {shapes})")
             if status >= SHAPE_STATUS:
                 k = status - SHAPE_STATUS
                 return ShapeError(f"{packed.name}: argument #{k} has a rank or dimension that disagrees with the "

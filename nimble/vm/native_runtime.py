@@ -384,20 +384,8 @@ class Runtime:
 
     # ------------------------------------------------------------------ tensors
     def _new_tensor(self, b, ctx, dtype, ndim):
-        t = b.call(self.malloc, [c64(L.TENSOR_SIZE)])
-        with b.if_then(b.icmp_unsigned("==", t, NULL), likely=False):
-            self.set_error(b, ctx, L.E_ALLOC)
-            self.set_detail(b, ctx, 0, c64(L.TENSOR_SIZE))
-            b.ret(ir.Constant(b.function.function_type.return_type, None))
-        store(b, c64(1), t, L.RC)
-        store(b, c32(L.KIND_TENSOR), t, L.KIND)
-        store(b, dtype, t, L.AUX)
-        store(b, ndim, t, L.T_NDIM)
-        store(b, c32(0), t, L.T_FLAGS)
-        store(b, at(b, t, L.T_SHAPE), t, L.T_DIMS)
-        store(b, NULL, t, L.T_STORAGE)
-        store(b, c64(-1), t, L.T_OWNER)
-        return t
+        """A fresh tensor descriptor (refcount 1, no storage); returns null from the function on failure."""
+        return self._new_tensor_or(b, ctx, dtype, ndim, ir.Constant(b.function.function_type.return_type, None))
 
     def _is_tensor(self, b, t):
         nonnull = b.icmp_unsigned("!=", t, NULL)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import threading
 import weakref
 from time import perf_counter_ns
@@ -314,8 +315,8 @@ class NativeVM:
             code: list = []
             for a in args:
                 _encode(a, code, keep)
-            enc = (_c.c_int64 * max(len(code), 1))(*code)
-            argv = (_c.c_void_p * max(len(code), 1))()
+            enc = np.array(code or [0], dtype=np.int64)
+            argv = np.zeros(max(len(code), 1), dtype=np.uintp)
             self._put(L.C_ERR_CODE, 0, _c.c_int32)
             self._put(L.C_TRACE_N, 0, _c.c_int32)
             self._put(L.C_NTHREADS, num_threads(), _c.c_int32)
@@ -323,15 +324,16 @@ class NativeVM:
             self._put(L.C_STACK_FLOOR, _stack_floor())
             self._put(L.C_DEPTH, 0, _c.c_int32)
             self._put(L.C_MAX_DEPTH, min(interpreter.MAX_CALL_DEPTH, 2**31 - 1), _c.c_int32)
-            n = self.program.build(self.ctx, enc, len(code), argv)
+            argv_address = argv.__array_interface__["data"][0]
+            n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
             if n != len(args):
                 for k in range(max(n, 0)):
-                    self.program.decref(self.ctx, argv[k])
+                    self.program.decref(self.ctx, int(argv[k]))
                 raise self._error(fi) if self._get(L.C_ERR_CODE, _c.c_int32) else NimbleError(
                     f"{name}: could not pass the inputs to the native VM")
             self._host_error = None
             self._keep = keep
-            result = self.program.run(self.ctx, fi, argv, n)
+            result = self.program.run(self.ctx, fi, argv_address, n)
             if not result:
                 raise self._error(fi)
             try:
@@ -348,7 +350,7 @@ class NativeVM:
 
     def _tensor(self, data: int, code: int, shape: tuple, storage: int, owner: int, keep: list) -> np.ndarray:
         dtype = L.DTYPE_OF_CODE[code]
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         if nbytes == 0:
             return np.empty(shape, dtype)
         if owner == -3 or (storage == 0 and owner == -1):  # inline data (scalars, shapes): a copy
@@ -643,36 +645,40 @@ def _checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None)
     return [v if d else c for v, c, d in zip(inputs, checked, direct)]
 
 
+class _End:
+    """Marks where an ADT's fields end in ``_encode``'s work stack."""
+
+    __slots__ = ("tag", "count")
+
+    def __init__(self, tag: int, count: int):
+        self.tag, self.count = tag, count
+
+
 def _encode(value, code: list, keep: list) -> None:
     """Append the postfix encoding of a register value (numpy arrays are passed by address;
     iterative, so a long list is fine)."""
     from ..ir.values import ConstructorValue
 
-    work = [(value, False)]
+    ndarray, codes = np.ndarray, L.DTYPE_CODE_BY_NUM
+    work = [value]
+    pop, push, extend = work.pop, work.append, work.extend
     while work:
-        v, done = work.pop()
-        if done:
-            code += (L.ENC_ADT, v.tag, len(v.fields))
-            continue
-        if isinstance(v, ADT):
-            work.append((v, True))
-            work.extend((f, False) for f in reversed(v.fields))
-            continue
-        if isinstance(v, ConstructorValue):
-            work.append((ADT(v.constructor.tag, v.fields), True))
-            work.extend((f, False) for f in reversed(v.fields))
-            continue
-        if isinstance(v, tuple):
-            work.append((ADT(0, v), True))
-            work.extend((f, False) for f in reversed(v))
-            continue
-        if isinstance(v, Closure):
+        v = pop()
+        cls = v.__class__
+        if cls is ndarray and v.flags.c_contiguous and v.ndim <= L.MAX_RANK and v.dtype.num in codes:
+            code += (L.ENC_TENSOR, id(v), codes[v.dtype.num], len(keep))
+            keep.append(v)
+        elif cls is _End:
+            code += (L.ENC_ADT, v.tag, v.count)
+        elif cls is ConstructorValue or cls is ADT or cls is tuple:
+            fields = v if cls is tuple else v.fields
+            push(_End(v.constructor.tag if cls is ConstructorValue else 0 if cls is tuple else v.tag, len(fields)))
+            extend(reversed(fields))
+        elif isinstance(v, Closure):
             raise NimbleTypeError("the native VM does not take closures as inputs")
-        if v.__class__ is not np.ndarray:
-            v = np.asarray(v)
-        if v.ndim > L.MAX_RANK:
-            raise ShapeError(f"the native VM takes tensors of rank <= {L.MAX_RANK}, got shape {v.shape}")
-        if not v.flags.c_contiguous:
-            v = np.ascontiguousarray(v)
-        code += (L.ENC_TENSOR, id(v), _dtype_code(v), len(keep))
-        keep.append(v)
+        else:
+            v = np.ascontiguousarray(v) if isinstance(v, np.ndarray) else np.asarray(v, order="C")
+            if v.ndim > L.MAX_RANK:
+                raise ShapeError(f"the native VM takes tensors of rank <= {L.MAX_RANK}, got shape {v.shape}")
+            code += (L.ENC_TENSOR, id(v), _dtype_code(v), len(keep))
+            keep.append(v)

@@ -21,6 +21,7 @@ from .table import BucketRange, DispatchEntry
 
 log = logging.getLogger("nimble.dispatch")
 UNBOUNDED = 1 << 62
+SHIPPED_RECORDS_DIR = Path(__file__).resolve().parents[2] / "tuning_logs"  # the checkout's, shipped with nimble
 FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=5", 64))
 
 
@@ -64,7 +65,7 @@ def shipped_records():
     from ..tuner.db import Database
     from ..tuner.records import TuningRecord, read_jsonl
 
-    roots = [Path(__file__).resolve().parents[2] / "tuning_logs"]  # never the current directory's
+    roots = [Path(SHIPPED_RECORDS_DIR)]  # never the current directory's
     files = sorted({p.resolve() for r in roots if r.is_dir() for p in r.glob("*.jsonl")})
     if not files:
         return None

@@ -111,8 +111,9 @@ def test_dispatch_table_survives_save_and_load(tmp_path, two_bucket_db):
 
 
 def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, monkeypatch):
-    """Records in ./tuning_logs/*.jsonl measured on this CPU are used when compile names no
-    database; those of another thread count only when foreign records are accepted."""
+    """Shipped records (the checkout's tuning_logs/*.jsonl) measured on this CPU are used when compile
+    names no database, never those of the current directory; another thread count's only when
+    foreign records are accepted."""
     import dataclasses
 
     here = host_fingerprint("llvm")
@@ -125,6 +126,11 @@ def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, mon
     db.export_jsonl(tmp_path / "tuning_logs" / "llvm-this-cpu.jsonl")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NIMBLE_CACHE_DIR", str(tmp_path / "cache"))
+    exe = nimble.compile(model())  # ./tuning_logs of the current directory is never read
+    assert exe.explain(dense_name(exe), (100, K))["source"] == "fallback"
+    import nimble.dispatch.build as dispatch_build
+
+    monkeypatch.setattr(dispatch_build, "SHIPPED_RECORDS_DIR", tmp_path / "tuning_logs")  # as if shipped
     exe = nimble.compile(model())
     assert exe.explain(dense_name(exe), (100, K))["source"] == "record"  # this host: used
     assert exe.explain(dense_name(exe), (9, K))["bucket"] == "n=65..300"  # the other thread count's: not

@@ -51,11 +51,9 @@ class VirtualMachine:
         return object.__new__(cls)
 
     def run(self, *inputs):
-        """Call ``main`` with ``inputs`` (numpy arrays, tuples, ADT values)."""
+        """Call ``main`` with ``inputs`` (numpy arrays, tuples, ADT values); ``invoke`` (each
+        backend's) calls any entry function."""
         return self.invoke("main", *inputs)
-
-    def invoke(self, name: str, *inputs):  # pragma: no cover - overridden
-        raise NotImplementedError
 
 
 class NativeVirtualMachine(VirtualMachine):

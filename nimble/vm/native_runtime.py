@@ -308,19 +308,7 @@ class Runtime:
         self.pool_drain, b = function(m, "nvm_pool_drain", VOID, [PTR], internal=False)
         pool = self.pool_drain.args[0]
         lst = b.atomic_rmw("xchg", at(b, pool, L.P_DEFERRED), NULL, "acq_rel")
-        cur = alloca(b, PTR)
-        b.store(lst, cur)
-        fn = self.pool_drain
-        head_b, body_b, end_b = (fn.append_basic_block(n) for n in ("head", "body", "end"))
-        b.branch(head_b)
-        b.position_at_end(head_b)
-        c = b.load(cur, typ=PTR)
-        b.cbranch(b.icmp_unsigned("==", c, NULL), end_b, body_b)
-        b.position_at_end(body_b)
-        b.store(load(b, c, L.S_NEXT, PTR), cur)
-        b.call(self.pool_return, [pool, c])
-        b.branch(head_b)
-        b.position_at_end(end_b)
+        _each_storage(b, lst, lambda b, c: b.call(self.pool_return, [pool, c]))
         b.ret_void()
 
         # Python releases a storage it viewed: the last reference pushes it onto the deferred stack
@@ -349,22 +337,13 @@ class Runtime:
         b.call(self.pool_drain, [pool])
         released = load(b, pool, L.P_STATS + 8 * L.POOL_STATS.index("bytes_free"), I64)
 
-        def clear(b, i):
-            slot = elem(b, pool, i)
-            cur = alloca(b, PTR)
-            b.store(b.load(slot, typ=PTR), cur)
-            fn = b.function
-            h, bd, e = (fn.append_basic_block(n) for n in ("fh", "fb", "fe"))
-            b.branch(h)
-            b.position_at_end(h)
-            c = b.load(cur, typ=PTR)
-            b.cbranch(b.icmp_unsigned("==", c, NULL), e, bd)
-            b.position_at_end(bd)
-            b.store(load(b, c, L.S_NEXT, PTR), cur)
+        def free_block(b, c):
             b.call(self.free, [load(b, c, L.S_RAW, PTR)])
             b.call(self.free, [c])
-            b.branch(h)
-            b.position_at_end(e)
+
+        def clear(b, i):
+            slot = elem(b, pool, i)
+            _each_storage(b, b.load(slot, typ=PTR), free_block)
             b.store(NULL, slot)
 
         loop(b, c64(L.POOL_CLASSES), clear)
@@ -771,6 +750,24 @@ class Runtime:
         b.branch(head)
         b.position_at_end(done)
         b.ret(b.load(pos, typ=I64))
+
+
+def _each_storage(b: ir.IRBuilder, first, body) -> None:
+    """``body(b, storage)`` for each storage of the list linked through ``S_NEXT`` from ``first``
+    (the next link is read before ``body`` runs, so it may free or relink the storage)."""
+    fn = b.function
+    cur = alloca(b, PTR)
+    b.store(first, cur)
+    head, blk, done = (fn.append_basic_block(n) for n in ("list.head", "list.body", "list.done"))
+    b.branch(head)
+    b.position_at_end(head)
+    c = b.load(cur, typ=PTR)
+    b.cbranch(b.icmp_unsigned("==", c, NULL), done, blk)
+    b.position_at_end(blk)
+    b.store(load(b, c, L.S_NEXT, PTR), cur)
+    body(b, c)
+    b.branch(head)
+    b.position_at_end(done)
 
 
 class RuntimeRef:

@@ -12,10 +12,12 @@ Knobs: tile_rows, tile_cols, k_unroll (split of k, inner part unrolled), col_blo
 col_block x tile_cols weight columns kept in L2), order (rows or columns of tiles outer within
 a panel), parallel (fused outer loops, the outermost loop, or none).
 
-Fallback (documented heuristic): tile_cols 32 (2 zmm; 16 when m < 32); tile_rows from the
-representative n: 1, 2, 4 for n <= 1, 2, 4, else 6 (12 accumulators + 2 weight vectors + 1
-broadcast fit the 32 zmm registers); k_unroll 4; col_block so that a weight panel is about
-256 KiB (half of L2); rows outer; parallel over the fused outer loops.
+Fallback (documented heuristic): tile_rows from the representative n: 1, 2, 4 for n <= 1, 2, 4,
+else 6; tile_cols the widest of 32 and 16 (16 when m < 32) whose accumulator block, one weight
+row and a broadcast fit the host's vector registers (``codegen.isa``): 6 x 32 on AVX-512 (12 zmm
+accumulators + 2 + 1 of 32), 6 x 16 on AVX2 (12 ymm + 2 + 1 of 16; 6 x 32 would spill and
+runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
+(half of L2); rows outer; parallel over the fused outer loops.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import te
+from ..codegen.isa import VectorISA, host_isa
 from .space import ConfigSpace
 
 
@@ -48,11 +51,12 @@ def gemm_space(name: str, n, k) -> ConfigSpace:
     return s
 
 
-def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None):
+def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None):
+    isa = isa or host_isa()
     rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
     rows = 1 if rep <= 1 else 2 if rep <= 2 else 4 if rep <= 4 else 6
     rows = rows if rows in space.knobs["tile_rows"].values else space.knobs["tile_rows"].values[-1]
-    cols = 32 if not isinstance(m, int) or m >= 32 else 16
+    cols = 32 if (not isinstance(m, int) or m >= 32) and isa.fits(rows, 32) else 16
     ku = 4 if 4 in space.knobs["k_unroll"].values else space.knobs["k_unroll"].values[-1]
     kk = k if isinstance(k, int) else 256
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))

@@ -7,11 +7,14 @@ each peer's outputs are checked against nimble's (atol = rtol = 1e-3) on the war
 it is timed. Timing: rounds that run every system's pass over the workload in turn (so drift in a
 shared machine's load hits all alike), medians over rounds. A set's time is the total over its
 items. VM overhead = share of a profiled nimble run (`vm.profile`) spent outside kernels.
-The children inherit the environment: on a loaded machine, libgomp users (nimble, PyTorch) at
-2 threads slow down 5-40x from spin-waiting barriers; `OMP_WAIT_POLICY=passive` avoids that.
+`--busy` runs the whole benchmark beside a process that keeps one core busy (a spinning
+Python loop), as on a shared server: libgomp users (PyTorch) at 2 threads can slow down 5-40x
+there from barriers that wait for a descheduled thread; nimble's own parallel runtime
+(`nimble/codegen/parallel.py`) finishes a region when its chunks are done.
 
     python scripts/bench_models.py                       # everything, 1 and 2 threads
     python scripts/bench_models.py --quick --models lstm --threads 1
+    python scripts/bench_models.py --quick --busy        # beside a process that burns one core
 """
 from __future__ import annotations
 
@@ -262,6 +265,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts, one child process each")
     p.add_argument("--records", metavar="PATH_OR_URL",
                    help="tuning records: nimble runs tuned (and once more with fallback configs, as a column)")
+    p.add_argument("--busy", action="store_true", help="run beside a process that keeps one core busy")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -272,22 +276,50 @@ def main(argv=None) -> None:
         print(json.dumps(run_child(models, args.child, args.quick, args.records)))
         return
     results = {}
-    for t in (int(x) for x in args.threads.split(",")):
-        env = dict(os.environ, NIMBLE_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
-                   MKL_NUM_THREADS=str(t))
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", str(t), "--models", ",".join(models)]
-        cmd += ["--quick"] if args.quick else []
-        cmd += ["--records", os.path.abspath(args.records)] if args.records and os.path.exists(args.records) else (
-            ["--records", args.records] if args.records else [])
-        out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        if out.returncode != 0:
-            sys.exit(f"child for {t} thread(s) failed (exit {out.returncode}); its log is above")
-        results[t] = json.loads(out.stdout.strip().splitlines()[-1])
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
+    try:
+        for t in (int(x) for x in args.threads.split(",")):
+            results[t] = run_threads(t, models, args)
+    finally:
+        if burner is not None:
+            burner.kill()
+    print(f"CPU: {cpu_name()}; {os.cpu_count()} logical cores; "
+          + ("BUSY: one core kept busy by another process" if args.busy else "no load added") + "\n")
     for t, result in results.items():
         print(table(t, result["rows"]) + "\n")
     versions = next(iter(results.values()))["versions"]
     print("peers: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())
           + "; VM overhead = time outside kernels as a share of a profiled nimble run (vm.profile; an upper bound)")
+
+
+def cpu_name() -> str:
+    """The CPU's model name and LLVM's name for its microarchitecture."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        import llvmlite.binding as llvm
+
+        return f"{model} ({llvm.get_host_cpu_name()})"
+    except ImportError:
+        return model
+
+
+def run_threads(t: int, models: list, args) -> dict:
+    """One child process at ``t`` threads; its parsed result."""
+    env = dict(os.environ, NIMBLE_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t),
+               MKL_NUM_THREADS=str(t))
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(t), "--models", ",".join(models)]
+    cmd += ["--quick"] if args.quick else []
+    cmd += ["--records", os.path.abspath(args.records)] if args.records and os.path.exists(args.records) else (
+        ["--records", args.records] if args.records else [])
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    if out.returncode != 0:
+        sys.exit(f"child for {t} thread(s) failed (exit {out.returncode}); its log is above")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

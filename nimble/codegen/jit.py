@@ -22,7 +22,7 @@ import llvmlite.binding as llvm
 from ..errors import NimbleError
 
 log = logging.getLogger("nimble.codegen")
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"  # 2: parallel loops call nimble_parallel_for_v1, not libgomp
 stats = {"llvm_compiles": 0, "cache_hits": 0}
 _lock = threading.Lock()
 _state: dict = {}
@@ -33,7 +33,7 @@ class HostTarget:
     triple: str
     cpu: str
     features: str
-    openmp: bool
+    openmp: bool  # parallel loops available (nimble's own runtime, codegen/parallel.py)
 
     @property
     def key(self) -> str:
@@ -48,22 +48,14 @@ def _init() -> None:
             return
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
-        openmp = False
-        for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
-            if not name:
-                continue
-            try:
-                llvm.load_library_permanently(name)
-                openmp = True
-                break
-            except RuntimeError:
-                continue
-        if not openmp:
-            log.warning("libgomp not found: parallel loops will run on one thread")
+        try:  # libc's symbols (pthread_create, syscall, ...) visible to address_of_symbol, as to the linker
+            llvm.load_library_permanently(ctypes.util.find_library("c") or "libc.so.6")
+        except RuntimeError:
+            log.warning("libc not found by name: the object checks may refuse runtime objects")
         triple = llvm.get_process_triple()
         cpu = os.environ.get("NIMBLE_CPU") or llvm.get_host_cpu_name()
         features = llvm.get_host_cpu_features().flatten() if not os.environ.get("NIMBLE_CPU") else ""
-        _state["host"] = HostTarget(triple, cpu, features, openmp)
+        _state["host"] = HostTarget(triple, cpu, features, True)
         _state["tm"] = _new_target_machine()
 
 
@@ -76,6 +68,15 @@ def _new_target_machine():
 def host() -> HostTarget:
     _init()
     return _state["host"]
+
+
+def prepare_linking() -> None:
+    """Make every symbol generated code may call resolvable: the JIT target and nimble's
+    parallel-for runtime (``parallel.py``)."""
+    _init()
+    from . import parallel
+
+    parallel.register()
 
 
 def target_machine():
@@ -142,8 +143,11 @@ def compile_object(llvm_ir: str, use_cache: bool = True, speed_level: int = 3, v
 class LoadedObject:
     """An object file linked into this process; keeps its code alive."""
 
-    def __init__(self, obj: bytes):
-        _init()
+    def __init__(self, obj: bytes, runtime: bool = False):
+        if runtime:
+            _init()
+        else:
+            prepare_linking()
         # the engine takes ownership of (and frees) its target machine: give it its own
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), _new_target_machine())
         self._engine.add_object_file(llvm.ObjectFileRef.from_data(obj))

@@ -4,7 +4,7 @@ A kernel is ``i32 name(ptr noalias buf..., i64 shape_var..., i32 num_threads)`` 
 1 when a heap allocation failed. Vectorized loops of a small constant extent become explicit
 LLVM vector code (contiguous loads/stores, broadcasts, gathers); other vectorized loops are left
 to LLVM's loop vectorizer. Unrolled loops of constant extent are emitted extent times. Parallel
-loops are outlined and run through libgomp's ``GOMP_parallel``, or serially when the work is
+loops are outlined and run through nimble's parallel-for runtime (``parallel.py``), or serially when the work is
 small (see ``PARALLEL_MIN_WORK``) or one thread is asked for.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
 from .llvm_math import intrinsic, emit_math
 from .loop_analysis import uses, vector_body_ok, work_estimate
+from .parallel import ENTRY as PARALLEL_ENTRY
 
 I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
@@ -323,10 +324,7 @@ class LLVMCodegen:
         base = f"{self.func.name}.par{self.n_outlined}"
         range_fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64]), base)
         range_fn.linkage = "internal"
-        worker = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR]), base + ".worker")
-        worker.linkage = "internal"
         self._emit_range_fn(range_fn, s, sty, used_vars, used_bufs)
-        self._emit_worker(worker, range_fn, sty)
         b = self.b
         work = b.mul(extent, self.expr(work_estimate(s.body, set(self.env))))
         big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, PARALLEL_MIN_WORK)),
@@ -334,8 +332,8 @@ class LLVMCodegen:
                             b.icmp_signed(">", extent, ir.Constant(I64, 1))))
         with b.if_else(big) as (then, otherwise):
             with then:
-                gomp = self._extern("GOMP_parallel", ir.VoidType(), [PTR, PTR, I32, I32])
-                b.call(gomp, [_as_ptr(worker), data, self.s.nthreads, ir.Constant(I32, 0)])
+                pfor = self._extern(PARALLEL_ENTRY, ir.VoidType(), [PTR, PTR, I64, I32])
+                b.call(pfor, [_as_ptr(range_fn), data, extent, self.s.nthreads])
             with otherwise:
                 b.call(range_fn, [data, ir.Constant(I64, 0), extent])
 
@@ -357,20 +355,6 @@ class LLVMCodegen:
         self.b.ret_void()
         self.s.finish(block)
         self.s, self.env, self.bufs = saved
-
-    def _emit_worker(self, fn, range_fn, sty) -> None:
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
-        data = fn.args[0]
-        extent = b.load(_gep(b, data, [ir.Constant(I32, 0), ir.Constant(I32, 1)], sty), typ=I64)
-        tid = b.sext(b.call(self._extern("omp_get_thread_num", I32, []), []), I64)
-        nt = b.sext(b.call(self._extern("omp_get_num_threads", I32, []), []), I64)
-        chunk = b.sdiv(b.sub(b.add(extent, nt), ir.Constant(I64, 1)), nt)
-        lo = b.mul(tid, chunk)
-        hi = b.add(lo, chunk)
-        hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
-        with b.if_then(b.icmp_signed("<", lo, hi)):
-            b.call(range_fn, [data, lo, hi])
-        b.ret_void()
 
     # ------------------------------------------------------------------- vector loops
     def _can_vectorize(self, s: For, ext: Expr) -> bool:

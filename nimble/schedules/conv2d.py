@@ -12,14 +12,15 @@ Knobs: tile_w (16, 32, 64 output columns), tile_oc (divisors of the output chann
 1, 2, 3, 4, 6, 8), parallel ("rows": batch x channel blocks x output rows fused; "batch").
 
 Fallback (documented heuristic): tile_w 32 when the representative output width is >= 32
-else 16; tile_oc the largest candidate dividing O with tile_oc * tile_w / 16 <= 16
-accumulator registers; parallel over rows.
+else 16; tile_oc the largest candidate dividing O whose tile_oc x tile_w accumulators take at
+most half the host's vector registers (16 zmm on AVX-512, 8 ymm on AVX2); parallel over rows.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import te
+from ..codegen.isa import host_isa
 from .registry import Instance, Signature, Template, TemplateError, template
 from .rowwise import fuse_rows
 from .space import ConfigSpace
@@ -72,7 +73,8 @@ class Conv2d(Template):
         w = ds[3] if isinstance(ds[3], int) else int((hints or {}).get(ds[3], 56))
         ow = out_size(w, ws[3], strides[1], padding[1], dilation[1])
         tw = 32 if ow >= 32 else 16
-        toc = max(t for t in space.knobs["tile_oc"].values if t * tw // 16 <= 16)
+        isa = host_isa()  # tile_oc x tile_w accumulators in half the vector registers
+        toc = max(t for t in space.knobs["tile_oc"].values if t * -(-tw // isa.f32_lanes) <= isa.registers // 2)
         return space.config(tile_w=tw, tile_oc=toc, parallel="rows")
 
     def instantiate(self, sig, cfg) -> Instance:

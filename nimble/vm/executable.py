@@ -414,8 +414,11 @@ def serialize(exe: Executable) -> bytes:
                            "attrs": _encode_attr(dict(p.attrs)), "input_modes": list(p.input_modes)})
         else:
             raise FormatError(f"save: packed function {p!r} is neither a KernelEntry nor a HostFuncEntry")
+    from ..codegen import parallel
     from .native import native_section
 
+    par_version, par_object = parallel.saved_object()
+    par = {"abi": parallel.ENTRY, "version": par_version, "object": section(par_object)}
     native = native_section(exe, section)
     offsets, pos = [], 0
     for s in sections:
@@ -424,7 +427,7 @@ def serialize(exe: Executable) -> bytes:
     header = json.dumps({
         "functions": [function_to_json(f) for f in exe.functions], "constants": constants, "packed": packed,
         "entry": dict(exe.entry), "metadata": _encode_attr(dict(exe.metadata)), "sections": offsets,
-        **({"native": native} if native is not None else {}),
+        "parallel": par, **({"native": native} if native is not None else {}),
     }, separators=(",", ":")).encode()
     total = _PREAMBLE.size + len(header) + pos + _DIGEST
     body = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(header), total) + header + b"".join(sections)
@@ -459,6 +462,8 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
         if not isinstance(metadata, dict):
             raise FormatError("metadata must be a JSON object")
         check_target(metadata, where)
+        if "parallel" in header:
+            _register_parallel(header["parallel"], sections)
         constants = tuple(_load_constant(validate.section_ref(sections, i, f"constant {k}"), k)
                           for k, i in enumerate(header["constants"]))
         packed = tuple(_packed_from(p, sections) for p in header["packed"])
@@ -478,6 +483,25 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
         raise FormatError(f"{where}: malformed header ({type(exc).__name__}: {exc})"[:1000]) from None
     return exe
+
+
+def _register_parallel(data: dict, sections: list) -> None:
+    """Link the parallel-for runtime the file carries when it is this nimble's (no LLVM needed);
+    an older one is ignored and the runtime compiled instead (kernels only name its ABI entry)."""
+    from ..codegen import parallel
+
+    if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+        raise FormatError("parallel runtime: expected {abi, version, object}")
+    if data.get("abi") != parallel.ENTRY:
+        raise FormatError(f"parallel runtime: ABI {str(data.get('abi'))[:60]!r} is not this nimble's "
+                          f"{parallel.ENTRY!r}; rebuild the executable")
+    if data["version"] != parallel.version():
+        return
+    blob = validate.section_ref(sections, data.get("object"), "parallel runtime")
+    defined, _ = validate.object_symbols(blob, "parallel runtime")
+    if parallel.ENTRY not in defined:
+        raise FormatError(f"parallel runtime: the object does not define {parallel.ENTRY}")
+    parallel.register(blob, data["version"])
 
 
 def _load_constant(blob: bytes, k: int = 0) -> np.ndarray:

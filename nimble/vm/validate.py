@@ -208,10 +208,11 @@ def _check_resolvable(names: set, what: str) -> None:
         return
     import llvmlite.binding as llvm
 
-    from ..codegen import jit
+    from ..codegen import jit, parallel
 
-    jit.host()  # loads libgomp, as linking would
-    missing = sorted(s for s in names if not llvm.address_of_symbol(s))
+    jit.host()
+    # nimble's parallel-for runtime is registered before anything links (jit.LoadedObject)
+    missing = sorted(s for s in names if s != parallel.ENTRY and not llvm.address_of_symbol(s))
     if missing:
         raise FormatError(f"{what}: the object code needs symbols this process lacks: {', '.join(missing[:8])}")
 

@@ -1,0 +1,95 @@
+"""nimble's parallel-for runtime (codegen/parallel.py): every chunk runs once, from any number of
+threads, concurrent callers, and a forked child."""
+import multiprocessing as mp
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nimble
+from nimble import te
+from nimble.codegen import num_threads, set_num_threads
+from nimble.codegen.parallel import ENTRY, runtime_ir
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    C = te.compute((n,), lambda i: A[i] * 2.0 + 1.0, name="C")
+    s = te.create_schedule(C)
+    io, _ = s[C].split(s[C].axis[0], 16)
+    s[C].parallel(io)
+    return nimble.build(s, [A, C], name="par_affine")
+
+
+@pytest.fixture
+def threads():
+    saved = num_threads()
+    yield set_num_threads
+    set_num_threads(saved)
+
+
+def test_kernel_calls_the_runtime_not_libgomp(kernel):
+    text = kernel.llvm_ir()
+    assert ENTRY in text and "GOMP" not in text
+    assert ENTRY in runtime_ir()
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.one_of(st.sampled_from([0, 1, 2, 15, 16, 17, 2047, 2048, 2049, 1 << 16]), st.integers(0, 300_000)),
+       nthreads=st.integers(1, 9))
+def test_every_element_once(kernel, n, nthreads):
+    saved = num_threads()
+    set_num_threads(nthreads)
+    try:
+        a = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+        c = np.full(n, np.nan, np.float32)
+        kernel(a, c)
+        np.testing.assert_array_equal(c, a * np.float32(2) + np.float32(1))
+    finally:
+        set_num_threads(saved)
+
+
+def test_concurrent_callers(kernel, threads):
+    threads(2)
+    errors = []
+
+    def work(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(200):
+            a = rng.standard_normal(int(rng.integers(0, 200_000))).astype(np.float32)
+            c = kernel(a)
+            if not np.array_equal(c, a * np.float32(2) + np.float32(1)):
+                errors.append(seed)
+
+    ts = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in ts), "a caller hung"
+    assert errors == []
+
+
+def _child(kernel, q):
+    set_num_threads(2)
+    a = np.arange(100_000, dtype=np.float32)
+    q.put(bool(np.array_equal(kernel(a), a * 2 + 1)))
+
+
+def test_forked_child_runs_without_the_parents_workers(kernel, threads):
+    threads(2)
+    kernel(np.ones(100_000, np.float32))  # the parent's workers exist now
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(kernel, q))
+    p.start()
+    p.join(timeout=60)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive, "the forked child hung in the parallel runtime"
+    assert q.get(timeout=5) is True

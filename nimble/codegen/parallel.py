@@ -17,8 +17,8 @@ fields after seeing the generation and claims chunks with compare-and-swap on th
 it never runs a chunk of one job with the fields of another. Idle workers spin briefly (the VM
 calls kernels back to back) and then sleep on a futex. One job runs at a time: a caller that
 finds the pool busy (another thread, or a parallel loop inside a chunk) runs its loop serially.
-A pool without workers (creation failed, or after ``fork``) is still correct: the caller runs
-every chunk.
+A pool without workers (creation failed) is still correct: the caller runs every chunk; a
+forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
 linker under the ABI name above; kernels name that symbol, so the implementation may change
@@ -83,8 +83,12 @@ class _Pool:
         self.sched_yield = ir.Function(module, ir.FunctionType(I32, []), "sched_yield")
         self.pthread_create = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "pthread_create")
         self.pthread_detach = ir.Function(module, ir.FunctionType(I32, [I64]), "pthread_detach")
+        # glibc's pthread_atfork lives in libc_nonshared.a; the shared library exports this
+        self.register_atfork = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "__register_atfork")
+        self.atfork_done = g("atfork_done", I32)
         self.run_chunks = self._run_chunks()
         self.worker = self._worker()
+        self.after_fork = self._after_fork()
         self.spawn = self._spawn()
         self.entry = self._entry()
 
@@ -197,13 +201,27 @@ class _Pool:
         b.branch(wait)
         return fn
 
+    def _after_fork(self):
+        """In a forked child: no workers exist there (only the forking thread does); forget them."""
+        fn, b = self._fn("nimble_par_after_fork", ir.FunctionType(ir.VoidType(), []))
+        for slot in (self.nworkers, self.sleepers, self.busy):
+            b.atomic_rmw("xchg", slot, _c(0, I32), "seq_cst")
+        b.ret_void()
+        return fn
+
     def _spawn(self):
         """spawn(want): start workers until ``want`` exist (called holding ``busy``); a failed
         pthread_create leaves fewer workers, which is only slower."""
         fn, b = self._fn("nimble_par_spawn", ir.FunctionType(ir.VoidType(), [I32]))
         want = fn.args[0]
         tid = b.alloca(I64)
-        loop, body, ok, out = (fn.append_basic_block(n) for n in ("loop", "body", "ok", "out"))
+        atfork, loop, body, ok, out = (fn.append_basic_block(n) for n in ("atfork", "loop", "body", "ok", "out"))
+        first = b.icmp_signed("==", b.load(self.atfork_done, typ=I32), _c(0, I32))
+        b.cbranch(first, atfork, loop)
+        b.position_at_end(atfork)
+        b.store(_c(1, I32), self.atfork_done)
+        b.call(self.register_atfork, [ir.Constant(PTR, None), ir.Constant(PTR, None), self.after_fork,
+                                      ir.Constant(PTR, None)])
         b.branch(loop)
         b.position_at_end(loop)
         have = b.load(self.nworkers, typ=I32)

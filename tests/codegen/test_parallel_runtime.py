@@ -77,7 +77,8 @@ def test_concurrent_callers(kernel, threads):
 def _child(kernel, q):
     set_num_threads(2)
     a = np.arange(100_000, dtype=np.float32)
-    q.put(bool(np.array_equal(kernel(a), a * 2 + 1)))
+    ok = all(np.array_equal(kernel(a), a * 2 + 1) for _ in range(50))
+    q.put(ok and threading.active_count() >= 1)
 
 
 def test_forked_child_runs_without_the_parents_workers(kernel, threads):
@@ -93,3 +94,13 @@ def test_forked_child_runs_without_the_parents_workers(kernel, threads):
         p.kill()
     assert not alive, "the forked child hung in the parallel runtime"
     assert q.get(timeout=5) is True
+
+
+def test_runtime_object_needs_only_symbols_this_process_has():
+    from nimble.codegen import parallel
+    from nimble.vm.validate import object_symbols
+
+    _, obj = parallel.saved_object()
+    defined, undefined = object_symbols(obj, "parallel runtime")  # FormatError if one is missing
+    assert ENTRY in defined
+    assert "__register_atfork" in undefined

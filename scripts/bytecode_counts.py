@@ -11,7 +11,6 @@ from collections import Counter
 
 from nimble.models import bert, lstm, tree_lstm
 from nimble.vm import compiler
-from nimble.vm import bytecode as bc
 
 MODELS = {
     "lstm": lambda: lstm.build_module(lstm.random_weights(lstm.LSTMConfig(32, 64, 2), 0), lstm.LSTMConfig(32, 64, 2)),

@@ -67,7 +67,7 @@ class PythonVM(VirtualMachine):
 
     def shape_histogram(self) -> dict:
         """Per dispatch table: {value of its dispatched dim: calls} over this process's runs."""
-        from ..dispatch.table import LinkedDispatch
+        from .linked_dispatch import LinkedDispatch
 
         return {fn.name: dict(sorted(fn.histogram.items())) for fn in self._library if isinstance(fn, LinkedDispatch)}
 

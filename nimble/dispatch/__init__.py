@@ -1,2 +1,3 @@
 """Dispatch tables: per concrete shape, the kernel tuned for its bucket."""
-from .table import BucketRange, DispatchEntry, LinkedDispatch  # noqa: F401
+from .kernel_entry import KernelEntry  # noqa: F401
+from .table import BucketRange, DispatchEntry  # noqa: F401

@@ -16,7 +16,7 @@ from ..errors import FormatError, NimbleError
 from ..tuner.buckets import BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.task import Task
-from ..vm.executable import KernelEntry
+from .kernel_entry import KernelEntry
 from .table import BucketRange, DispatchEntry
 
 log = logging.getLogger("nimble.dispatch")

@@ -216,12 +216,17 @@ class Fatal(Instruction):
 
 @dataclass(frozen=True)
 class VMFunction:
-    """A VM function: parameter names (registers 0..n-1), its code and the size of its register file."""
+    """A VM function: parameter names (registers 0..n-1), its code and the size of its register file.
+
+    ``dead_after`` is liveness metadata (``nimble.vm.bytecode_opt``): empty, or one tuple per
+    instruction of the registers whose values both VMs drop once that instruction has run (what
+    ``kill`` instructions do in the stream, without the instructions)."""
 
     name: str
     params: tuple
     instructions: tuple
     register_count: int
+    dead_after: tuple = ()
 
 
 # ---------------------------------------------------------------- disassembly
@@ -289,7 +294,9 @@ def disassemble(func: VMFunction, func_names=(), packed_names=()) -> str:
     lines = [f"def @{func.name}({params}) /* {func.register_count} registers */ {{"]
     width = len(str(max(len(func.instructions) - 1, 0)))
     for pc, ins in enumerate(func.instructions):
-        lines.append(f"  {pc:>{width}}: {format_instruction(ins, pc, func_names, packed_names)}")
+        dead = func.dead_after[pc] if func.dead_after else ()
+        note = f"  ; dead: {_regs(dead)}" if dead else ""
+        lines.append(f"  {pc:>{width}}: {format_instruction(ins, pc, func_names, packed_names)}{note}")
     lines.append("}")
     return "\n".join(lines)
 
@@ -332,13 +339,28 @@ def from_json(data: list) -> Instruction:
 
 
 def function_to_json(func: VMFunction) -> dict:
-    return {"name": func.name, "params": list(func.params), "register_count": func.register_count,
-            "instructions": [to_json(i) for i in func.instructions]}
+    out = {"name": func.name, "params": list(func.params), "register_count": func.register_count,
+           "instructions": [to_json(i) for i in func.instructions]}
+    if func.dead_after:
+        out["dead_after"] = [list(d) for d in func.dead_after]
+    return out
+
+
+def _dead_after_from_json(data, name: str, count: int) -> tuple:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) != count or not all(
+            isinstance(d, list) and all(isinstance(r, int) and not isinstance(r, bool) for r in d) for d in data):
+        raise FormatError(f"bytecode: @{name}: dead_after must be one list of register numbers per instruction "
+                          f"({count}), got {str(data)[:200]}")
+    return tuple(tuple(d) for d in data)
 
 
 def function_from_json(data: dict) -> VMFunction:
     try:
-        return VMFunction(str(data["name"]), tuple(str(p) for p in data["params"]),
-                          tuple(from_json(i) for i in data["instructions"]), int(data["register_count"]))
-    except (KeyError, TypeError) as exc:
+        instructions = tuple(from_json(i) for i in data["instructions"])
+        return VMFunction(str(data["name"]), tuple(str(p) for p in data["params"]), instructions,
+                          int(data["register_count"]),
+                          _dead_after_from_json(data.get("dead_after"), str(data["name"]), len(instructions)))
+    except (KeyError, TypeError, AttributeError) as exc:
         raise FormatError(f"bytecode: malformed function record ({exc})") from None

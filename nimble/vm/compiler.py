@@ -25,6 +25,7 @@ from ..ir.types import ADTType, TensorType, TupleType
 from ..ir.visitor import deep_recursion, free_vars
 from ..passes.fuse import fusion_groups
 from . import bytecode as bc
+from .bytecode_opt import bytecode_opt_enabled, optimize_bytecode
 from .kernels import TupleField, build_group_kernel, flat_inputs_of
 from .liveness import insert_kills
 
@@ -116,6 +117,7 @@ class ModuleCompiler:
             self.functions = [None] * len(self.func_index)
             for name, func in list(self.mod.functions.items()):
                 self.functions[self.func_index[name]] = FunctionCompiler(self, func, name).compile()
+        self.functions = list(optimize_bytecode(self.functions) if bytecode_opt_enabled() else self.functions)
         self._report_records()
         inputs = {}
         for name in self.mod.functions:

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import tempfile
 import threading
@@ -29,9 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..codegen.threads import num_threads
+from ..dispatch.kernel_entry import KernelEntry  # (also re-exported: part of the executable format)
 from ..errors import FormatError, NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
 from . import validate
+from .kernel_call import kernel_call
 from .bytecode import disassemble, function_from_json, function_to_json
 from .values import ADT
 
@@ -39,42 +42,6 @@ MAGIC = b"NIMBLEVM"
 FORMAT_VERSION = 1
 _PREAMBLE = struct.Struct("<8sIQQ")
 _DIGEST = 32
-
-
-@dataclass(frozen=True)
-class KernelEntry:
-    """A compiled kernel: ``variants`` are ``(conds, symbol)``, residue variants first (conds of
-    ``(arg_index, dim_index, factor)``), the general symbol last with empty conds. ``object_code``
-    is one object file, or a tuple of them when variants were compiled apart. A symbol names the
-    function; the ``.pyarrays`` entry taking numpy arrays is the one called."""
-
-    name: str
-    object_code: bytes | tuple
-    variants: tuple
-    arg_dtypes: tuple
-    arg_ndims: tuple
-    shape_vars: tuple
-    assert_messages: tuple = ()
-
-    @staticmethod
-    def from_kernel(kernel) -> KernelEntry:
-        """The entry for a ``nimble.build`` kernel (its residue variants included)."""
-        args = [(b.shape, b.dtype) for b in kernel.general.func.params]
-
-        def where(var):
-            for i, (shape, _) in enumerate(args):
-                for k, d in enumerate(shape):
-                    if d is var:
-                        return i, k
-            raise NimbleError(f"{kernel.name}: shape variable {var} is bound by no argument dimension")
-
-        variants = tuple((tuple((*where(v), f) for v, f in conds), cf.func.name) for conds, cf in kernel.variants)
-        objects = tuple(cf.object_code for _, cf in kernel.variants) + (kernel.general.object_code,)
-        return KernelEntry(kernel.name, objects if len(objects) > 1 else objects[0],
-                           variants + (((), kernel.general.func.name),),
-                           tuple(str(np.dtype(dt)) for _, dt in args), tuple(len(s) for s, _ in args),
-                           tuple(where(v) for v in kernel.func.shape_vars),
-                           tuple(kernel.func.attrs.get("assert_messages", ())))
 
 
 @dataclass(frozen=True)
@@ -124,7 +91,7 @@ class Executable:
     def explain(self, name: str, shape) -> dict:
         """Which kernel the packed function ``name`` runs for an argument of ``shape`` (the
         dispatched argument's shape, or the dispatched dim's value), and why."""
-        from ..dispatch.table import LinkedDispatch
+        from .linked_dispatch import LinkedDispatch
 
         for entry, linked in zip(self.packed, self.library()):
             if entry.name != name:
@@ -218,7 +185,7 @@ class LinkedKernel:
         self.ndims = tuple(entry.arg_ndims)
         self.shape_vars = tuple(entry.shape_vars)
         self.assert_messages = tuple(entry.assert_messages)
-        self.call = self._specialized_call()
+        self.call = kernel_call(self)
 
     def _address(self, symbol: str) -> int:
         for obj in self._objects:
@@ -229,8 +196,8 @@ class LinkedKernel:
         raise FormatError(f"kernel {self.name}: symbol {symbol!r} is in none of its object files")
 
     def __call__(self, vals: list) -> None:
-        """Run on ``vals`` (inputs then preallocated outputs); replaced per instance at link time by
-        ``_specialized_call``, a straight-line version of the same steps."""
+        """Run on ``vals`` (inputs then preallocated outputs); ``self.call`` is the same steps as a
+        closure (``kernel_call``), which comes here for anything but the expected arrays."""
         if len(vals) != len(self.dtypes):
             raise NimbleError(f"kernel {self.name}: expected {len(self.dtypes)} arguments, got {len(vals)}")
         for v, dt, nd in zip(vals, self.dtypes, self.ndims):
@@ -244,30 +211,7 @@ class LinkedKernel:
                 break
         status = cfunc(*vals, *svals, num_threads())
         if status:
-            self._raise_status(status)
-
-    def _specialized_call(self):
-        """``__call__`` unrolled for this kernel's arity, dims and variants (generated once; only
-        integers validated here are spliced into the source)."""
-        n = len(self.dtypes)
-        args = ", ".join(f"a{i}" for i in range(n))
-        svals = "".join(f", a{int(a)}.shape[{int(d)}]" for a, d in self.shape_vars)
-        call = f"({args}{svals}, num_threads())"
-        checks = " or ".join(f"a{i}.__class__ is not ndarray or a{i}.dtype is not d{i} or a{i}.ndim != {int(nd)}"
-                             for i, nd in enumerate(self.ndims)) or "False"
-        lines = ["def call(vals):", "    if len(vals) != n: return slow(vals)", f"    {args}, = vals" if n else "",
-                 f"    if {checks}: return slow(vals)"]
-        for k, (conds, _) in enumerate(self.choices):
-            test = " and ".join(f"a{int(a)}.shape[{int(d)}] % {int(f)} == 0" for a, d, f in conds) or "True"
-            lines.append(f"    {'el' if k else ''}if {test}: status = v{k}{call}")
-        lines.append(f"    {'else: ' if self.choices else ''}status = general{call}")
-        lines.append("    if status: raise_status(status)")
-        env = {"ndarray": np.ndarray, "n": n, "slow": type(self).__call__.__get__(self), "num_threads": num_threads,
-               "general": self.general, "raise_status": self._raise_status,
-               **{f"d{i}": dt for i, dt in enumerate(self.dtypes)},
-               **{f"v{k}": cf for k, (_, cf) in enumerate(self.choices)}}
-        exec("\n".join(lines), env)  # noqa: S102 - generated from validated integers only
-        return env["call"]
+            self._raise_status(status, vals)
 
     def _check_args(self, vals: list) -> None:
         for i, (v, dt, nd) in enumerate(zip(vals, self.dtypes, self.ndims)):
@@ -280,18 +224,45 @@ class LinkedKernel:
             if not v.flags.c_contiguous:
                 raise ShapeError(f"kernel {self.name}: argument #{i} must be C-contiguous")
 
-    def _raise_status(self, status: int):
+    def _raise_status(self, status: int, vals: list = ()):
         from ..codegen.llvm import SHAPE_STATUS
 
+        args = describe_arguments(vals)
         if SHAPE_STATUS <= status < SHAPE_STATUS + len(self.dtypes):
             k = status - SHAPE_STATUS
-            raise ShapeError(f"{self.name}: argument #{k} has a rank or dimension that disagrees with the other "
-                             f"arguments (checked in the kernel)")
+            got = f" (shape {tuple(vals[k].shape)})" if k < len(vals) and hasattr(vals[k], "shape") else ""
+            sizes = "; ".join(f"dim {d} of argument #{a} is {vals[a].shape[d]}" for a, d in self.shape_vars
+                              if a < len(vals) and d < getattr(vals[a], "ndim", 0))
+            raise ShapeError(f"{self.name}: argument #{k}{got} has a rank or dimension that disagrees with the "
+                             f"other arguments{f' ({sizes})' if sizes else ''}; arguments: {args}")
         if status == 1:
             raise MemoryError(f"{self.name}: the kernel could not allocate its temporary buffers")
         if 2 <= status < 2 + len(self.assert_messages):
-            raise OutOfRangeError(f"{self.name}: {self.assert_messages[status - 2]}")
+            shapes = [tuple(v.shape) if isinstance(v, np.ndarray) else None for v in vals]
+            raise OutOfRangeError(f"{self.name}: {name_dims(self.assert_messages[status - 2], shapes)}; "
+                                  f"arguments: {args}")
         raise NimbleError(f"{self.name}: the kernel returned the unknown status {status}")
+
+
+_DIM_NAME = re.compile(r"\bd(\d+)_(\d+)\b")
+
+
+def describe_arguments(vals) -> str:
+    """``#0 float32 (3, 4), #1 ...``: a kernel call's arguments, for error messages."""
+    return ", ".join(f"#{i} {v.dtype} {tuple(v.shape)}" if isinstance(v, np.ndarray) else f"#{i} {type(v).__name__}"
+                     for i, v in enumerate(vals)) or "none"
+
+
+def name_dims(text: str, shapes) -> str:
+    """An assert message with the kernel's internal dim names (``d<arg>_<dim>``, as generated
+    kernels name them) replaced by the argument, the dim and its size in this call (``shapes``:
+    each argument's shape, None for a non-tensor)."""
+    def named(m):
+        a, d = int(m.group(1)), int(m.group(2))
+        if a < len(shapes) and shapes[a] is not None and d < len(shapes[a]):
+            return f"dim {d} of argument #{a} (= {shapes[a][d]})"
+        return m.group(0)
+    return _DIM_NAME.sub(named, text)
 
 
 class LinkedHostFunc:
@@ -340,7 +311,9 @@ def link_packed(entry):
     """The callable for one packed-function entry."""
     if isinstance(entry, KernelEntry):
         return LinkedKernel(entry)
-    from ..dispatch.table import DispatchEntry, LinkedDispatch
+    from ..dispatch.table import DispatchEntry
+
+    from .linked_dispatch import LinkedDispatch
 
     if isinstance(entry, DispatchEntry):
         return LinkedDispatch(entry)

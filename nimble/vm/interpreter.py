@@ -53,7 +53,8 @@ class PythonVM(VirtualMachine):
         self._box = [0, None, 0, 0]  # call/return mailbox: callee (-1: return), values, dst, return pc
         self._register_counts = [f.register_count for f in exe.functions]
         self._param_counts = [len(f.params) for f in exe.functions]
-        self.code = [[self._step(ins, pc, f) for pc, ins in enumerate(f.instructions)]
+        self.code = [[self._step(ins, pc, f, f.dead_after[pc] if f.dead_after else ())
+                      for pc, ins in enumerate(f.instructions)]
                      for f in (self._validate(f) for f in exe.functions)]
         if debug_level() >= 2:
             log.debug("bytecode:\n%s", exe.disassemble())
@@ -66,7 +67,7 @@ class PythonVM(VirtualMachine):
 
     def shape_histogram(self) -> dict:
         """Per dispatch table: {value of its dispatched dim: calls} over this process's runs."""
-        from ..dispatch.table import LinkedDispatch
+        from .linked_dispatch import LinkedDispatch
 
         return {fn.name: dict(sorted(fn.histogram.items())) for fn in self._library if isinstance(fn, LinkedDispatch)}
 
@@ -153,8 +154,15 @@ class PythonVM(VirtualMachine):
         ins = func.instructions
         return bc.format_instruction(ins[pc], pc) if 0 <= pc < len(ins) and isinstance(ins[pc], bc.Instruction) else "-"
 
-    def _step(self, ins: bc.Instruction, pc: int, func: bc.VMFunction):
-        """The closure executing ``ins`` at ``pc``: ``step(regs, pc) -> next pc`` (-1: call/return)."""
+    def _step(self, ins: bc.Instruction, pc: int, func: bc.VMFunction, dead: tuple = ()):
+        """The closure executing ``ins`` at ``pc``, then dropping the registers in ``dead`` (the
+        function's liveness metadata): ``step(regs, pc) -> next pc`` (-1: call/return)."""
+        if isinstance(ins, bc.InvokePacked):
+            return self._invoke_packed_step(ins.packed_index, ins.args, ins.output_count, pc + 1, tuple(dead))
+        step = self._plain_step(ins, pc, func)
+        return _releasing(step, tuple(dead)) if dead else step
+
+    def _plain_step(self, ins: bc.Instruction, pc: int, func: bc.VMFunction):
         box, nxt = self._box, pc + 1
         match ins:
             case bc.Move(src, dst):
@@ -183,8 +191,6 @@ class PythonVM(VirtualMachine):
                     box[2] = dst
                     box[3] = nxt
                     return -1
-            case bc.InvokePacked(index, args, n_out):
-                step = self._invoke_packed_step(index, args, n_out, nxt)
             case bc.AllocStorage(size, align, _, dst):
                 alloc = self.pool.alloc
 
@@ -270,21 +276,55 @@ class PythonVM(VirtualMachine):
                 raise FormatError(f"unknown instruction {ins!r}")
         return step
 
-    def _invoke_packed_step(self, index: int, args: tuple, n_out: int, nxt: int):
+    def _invoke_packed_step(self, index: int, args: tuple, n_out: int, nxt: int, dead: tuple = ()):
         fn, calls = self._library[index], self.kernel_calls
         if isinstance(fn, LinkedHostFunc):
             def step(regs, pc):
                 fn([regs[a] for a in args], n_out)
                 calls[index] += 1
                 return nxt
-        else:
-            fn = fn.call  # the kernel's specialised entry
-
+            return _releasing(step, dead) if dead else step
+        fn = fn.call  # the kernel's specialised entry
+        if not dead:
             def step(regs, pc):
                 fn([regs[a] for a in args])
                 calls[index] += 1
                 return nxt
+        elif len(dead) == 1:
+            (r,) = dead
+
+            def step(regs, pc):
+                fn([regs[a] for a in args])
+                calls[index] += 1
+                regs[r] = None
+                return nxt
+        else:
+            def step(regs, pc):
+                fn([regs[a] for a in args])
+                calls[index] += 1
+                for r in dead:
+                    regs[r] = None
+                return nxt
         return step
+
+
+def _releasing(step, dead: tuple):
+    """``step`` followed by dropping the registers in ``dead``."""
+    if len(dead) == 1:
+        (r,) = dead
+
+        def released(regs, pc):
+            nxt = step(regs, pc)
+            regs[r] = None
+            return nxt
+        return released
+
+    def released_all(regs, pc):
+        nxt = step(regs, pc)
+        for r in dead:
+            regs[r] = None
+        return nxt
+    return released_all
 
 
 def _if_step(test: int, target: int, on_true: int, on_false: int):
@@ -349,6 +389,11 @@ def validate_function(exe, func: bc.VMFunction) -> bc.VMFunction:
         for field_name in devices.get(type(ins), ()):
             if getattr(ins, field_name) != 0:
                 bad(pc, f"{field_name} {getattr(ins, field_name)}: this VM runs on the CPU (device 0) only")
+    if func.dead_after and len(func.dead_after) != n:
+        bad(0, f"dead_after has {len(func.dead_after)} entries for {n} instructions")
+    for pc, dead in enumerate(func.dead_after):
+        if any(not 0 <= r < func.register_count for r in dead):
+            bad(pc, f"dead_after names a register outside the {func.register_count} registers: {list(dead)}")
     return func
 
 

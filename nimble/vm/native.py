@@ -67,7 +67,7 @@ class NativeProgram:
 
     def _fill_kernel_table(self) -> None:
         from ..codegen.llvm import PYARRAY_SUFFIX
-        from ..dispatch.table import LinkedDispatch
+        from .linked_dispatch import LinkedDispatch
 
         library = self.exe.library()
         symbols = self.layout.kernel_symbols
@@ -466,7 +466,10 @@ class NativeVM:
                 return MemoryError(f"{packed.name}: the kernel could not allocate its temporary buffers")
             msgs = _assert_messages(packed)
             if 2 <= status < 2 + len(msgs):
-                return OutOfRangeError(f"{packed.name}: {msgs[status - 2]} (arguments: {shapes})")
+                from .executable import name_dims
+
+                text = name_dims(msgs[status - 2], [a[1] if a is not None and a[0] == "tensor" else None for a in args])
+                return OutOfRangeError(f"{packed.name}: {text} (arguments: {shapes})")
             if status >= SHAPE_STATUS:
                 k = status - SHAPE_STATUS
                 return ShapeError(f"{packed.name}: argument #{k} has a rank or dimension that disagrees with the "

@@ -395,6 +395,8 @@ class FunctionEmitter:
     # ------------------------------------------------------------ analysis
     def _analyse(self) -> None:
         ins = self.f.instructions
+        self.dead = self.f.dead_after or ((),) * len(ins)
+        dead = self.dead
         writes: dict = {}
         for i in ins:
             dst = getattr(i, "dst", None)
@@ -415,7 +417,7 @@ class FunctionEmitter:
 
         def tag_still_there(r: int, pc: int) -> bool:  # the tag is read from its object at the `if`
             g, obj = tag_pc[r], tags[r]
-            return g < pc and not any(g < t <= pc for t in targets) and all(isinstance(x, (bc.LoadConsti, bc.KillRegister)) and getattr(x, "dst", None) != obj
+            return g < pc and not any(obj in dead[k] for k in range(g, pc)) and not any(g < t <= pc for t in targets) and all(isinstance(x, (bc.LoadConsti, bc.KillRegister)) and getattr(x, "dst", None) != obj
                                   and getattr(x, "reg", None) != obj for x in ins[g + 1:pc])
 
         changed = True
@@ -512,6 +514,7 @@ class FunctionEmitter:
             self.pc = pc
             self.instruction(pc, ins)
             if not b.block.is_terminated:
+                self.release_dead(pc)
                 b.branch(self.blocks[pc + 1] if pc + 1 < len(self.blocks) else self.err)
         self._emit_error_block()
 
@@ -563,6 +566,16 @@ class FunctionEmitter:
         with self.b.if_then(self.b.icmp_unsigned("!=", v, NULL)):
             self.b.call(self.rt.incref, [v])
         return v
+
+    def release_dead(self, pc: int) -> None:
+        """Drop the registers the liveness metadata says are dead after ``pc`` (folded ones hold nothing)."""
+        b = self.b
+        for r in self.dead[pc]:
+            if r in self.consti or r in self.tags:
+                continue
+            old = b.load(self.regs[r], typ=PTR)
+            b.store(NULL, self.regs[r])
+            b.call(self.rt.decref, [self.ctx, old])
 
     def nonnull(self, v):
         return self.b.icmp_unsigned("!=", v, NULL)
@@ -639,6 +652,7 @@ class FunctionEmitter:
                 self.write(dst, self._int_value(tag))
             case bc.If(test, target, t, f):
                 eq = self._equal(test, target)
+                self.release_dead(pc)
                 b.cbranch(eq, self.blocks[pc + t], self.blocks[pc + f])
             case bc.Goto(offset):
                 b.branch(self.blocks[pc + offset])

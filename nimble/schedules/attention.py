@@ -81,7 +81,8 @@ def attention_compute(q, k, v, mask, heads: int, d: int, cols: dict, scale: floa
     mx = row_reduction("lanes", "rowmax", (heads, n), nk, lambda r, _, j: scores[(*r, j)], "max", lanes)
     e = te.compute((heads, n, nk), lambda h, i, j: te.exp(scores[h, i, j] - mx.value(h, i)), name="e")
     total = row_reduction(sum_method, "rowsum", (heads, n), nk, lambda r, _, j: e[(*r, j)], "sum", lanes)
-    inv = te.compute((heads, n), lambda h, i: 1.0 / total.value(h, i), name="inv")
+    # the sum is >= 1 (the max's own exp) except over no keys at all, where the context is a sum of nothing: 0
+    inv = te.compute((heads, n), lambda h, i: 1.0 / te.max_(total.value(h, i), 1e-30), name="inv")
     ctx, c_dense, c_pack = gemm_compute(GemmOperands(e, nk, d, vh, "km"), c_cols, lambda acc, h, i, c: acc * inv[h, i])
     out = te.compute((n, heads * d), lambda i, c: ctx[c // d, i, c % d], name="out")
     return {"q_heads": qh, "k_heads": kh, "v_heads": vh, "scores": (scores, s_dense, s_pack), "rowmax": mx, "e": e,

@@ -12,7 +12,6 @@ Matched, every intermediate used once, from the 2-D merged result back::
 with x a 2-D (n, H*D) float32 tensor (the q / k / v projection) and a mask of rank <= 3 that is the same for
 every head (its leading dim, if any, 1). The result is ``attention(q, k, v, mask2d, heads=H, head_size=D,
 scale=...)``: no head split or merge copies remain, and the attention template computes it in one kernel.
-A causal mask the chain computes (GPT-2) is matched by ``causal_mask`` below and becomes ``causal=True``.
 """
 from __future__ import annotations
 
@@ -98,30 +97,18 @@ def _merged_context(chain: _Chain, call):
 
 
 def _scores(chain: _Chain, e):
-    """(q3, k3, scale, mask or None, causal) of the pre-softmax scores `e`; else None."""
-    mask, causal = None, False
+    """(q3, k3, scale, mask or None) of the pre-softmax scores `e`; else None."""
+    mask = None
     node = chain.producer(e)
-    if node is not None and node.op.name == "where" and chain.used_only(e):
-        found = causal_mask(chain, node)
-        if found is None:
-            return None
-        e, causal = found, True
-        node = chain.producer(e)
     if node is not None and node.op.name == "add" and chain.used_only(e):
         a, b = node.args
         for inner, other in ((a, b), (b, a)):
-            if chain.producer(inner, ("multiply", "divide", "batch_matmul", "where")) is not None:
+            if chain.producer(inner, ("multiply", "divide", "batch_matmul")) is not None:
                 e, mask = inner, other
                 break
         else:
             return None
         node = chain.producer(e)
-        if node is not None and node.op.name == "where" and chain.used_only(e) and not causal:
-            found = causal_mask(chain, node)
-            if found is None:
-                return None
-            e, causal = found, True
-            node = chain.producer(e)
     scale = 1.0
     if node is not None and node.op.name in ("multiply", "divide") and chain.used_only(e):
         a, b = node.args
@@ -136,23 +123,7 @@ def _scores(chain: _Chain, e):
         return None
     if not node.attrs.get("transpose_b", True):
         return None
-    return node.args[0], node.args[1], scale, mask, causal
-
-
-def causal_mask(chain: _Chain, where_call):
-    """The scores `s` when `where_call` is ``where(tril_mask, s, very negative)`` with a constant lower-triangular
-    boolean mask broadcast over heads; else None. A constant mask must be square and cover the sequence: the
-    symbolic case is handled by the frontend's slice of a static (max, max) tril, seen here as a constant."""
-    cond, s, other = where_call.args
-    fill = scalar_of(other)
-    if not isinstance(cond, Constant) or fill is None or fill > -1e30 and fill != float("-inf"):
-        return None
-    m = np.asarray(cond.value)
-    m2 = m.reshape(m.shape[-2:]) if m.ndim >= 2 and int(np.prod(m.shape[:-2])) == 1 else None
-    if m2 is None or m2.shape[0] != m2.shape[1] or not np.array_equal(m2.astype(bool), np.tril(np.ones(m2.shape,
-                                                                                                          bool))):
-        return None
-    return s
+    return node.args[0], node.args[1], scale, mask
 
 
 def _mask_2d(chain: _Chain, mask, pos: int):
@@ -189,7 +160,7 @@ def _attention(chain: _Chain, index: int, call) -> bool:
     found = _scores(chain, sm.args[0])
     if found is None:
         return False
-    q3, k3, scale, mask, causal = found
+    q3, k3, scale, mask = found
     sources = [_heads_source(chain, e) for e in (q3, k3, v3)]
     if any(s is None for s in sources) or len({(h, d) for _, h, d in sources}) != 1:
         return False
@@ -201,7 +172,7 @@ def _attention(chain: _Chain, index: int, call) -> bool:
         return False
     mask_e, added = mask2
     chain.replace(index + added, chain.call("attention", (xq, xk, xv, mask_e),
-                                            {"heads": h, "head_size": d, "scale": float(scale), "causal": causal}))
+                                            {"heads": h, "head_size": d, "scale": float(scale)}))
     return True
 
 

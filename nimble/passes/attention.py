@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.expr import Constant, Function
+from ..ir.expr import Call, Constant, Function, Op, Var
 from ..ir.infer import infer_types
 from ..ir.module import IRModule
 from ..ir.types import TensorType
@@ -188,6 +188,9 @@ def fuse_attention(mod: IRModule) -> IRModule:
         if types is None:
             types = infer_types(mod)
         chain = _Chain(chain.bindings, chain.result, types)
+        if isinstance(chain.result, Call) and isinstance(chain.result.op, Op):  # a merge that is the function's result
+            result = Var("attention_result", chain.infer(chain.result))
+            chain = _Chain(chain.bindings + [(result, chain.result)], result, types)
         done = 0
         for index in range(len(chain.bindings) - 1, -1, -1):
             producer = chain.producer(chain.bindings[index][0])

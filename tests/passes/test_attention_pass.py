@@ -144,3 +144,14 @@ def test_onnx_bert_gets_one_attention_per_layer(tmp_path):
     path = peers.export_onnx("bert", bert.random_weights(config, 1), config, str(tmp_path))
     names = op_names(fuse_attention(to_anf(from_onnx(path)))["main"])
     assert names.count("attention") == 2 and "softmax" not in names and "batch_matmul" not in names, names
+
+
+def test_a_merge_that_is_the_function_result_is_rewritten():
+    mod = attention_module()
+    func = mod["main"]
+    chain = LetChain.of(func.body)
+    *rest, (_, merged) = chain.bindings  # return the merge itself instead of a variable bound to it
+    out = IRModule()
+    out.define("main", Function(func.params, LetChain(rest, merged).body(), func.ret_type))
+    names = op_names(fuse_attention(to_anf(out))["main"])
+    assert names == ["attention"]

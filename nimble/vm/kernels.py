@@ -25,7 +25,7 @@ from ..schedules.auto import auto_schedule
 from ..te.expr import BinaryOp, IntImm, Var
 from ..te.simplify import simplify
 
-EPILOGUE_OPS = {"gelu": "gelu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+EPILOGUE_OPS = {"gelu": "gelu", "gelu_tanh": "gelu_tanh", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 class KernelBuildError(NimbleError, ValueError):

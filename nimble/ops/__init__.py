@@ -28,5 +28,7 @@ from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul
 from .reduce import argmax, max, mean, min, sum  # noqa: A004
 from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register
 from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
+from .attention import attention  # noqa: E402 - after the operators the compute modules register for
+from .gelu_tanh import gelu_tanh  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -5,6 +5,8 @@ PyTorch / transformers exports (opset 13-17) decompose what `nimble.models` writ
 * LayerNorm: ``mean -> subtract -> multiply(d, d) | power(d, 2) -> mean -> add eps -> sqrt -> divide
   [-> multiply gamma] [-> add beta]`` over the last axis -> ``layer_norm(x, gamma, beta, axis=-1, epsilon)``;
 * GELU, erf form: ``x * 0.5 * (1 + erf(x / sqrt 2))`` (factors in any order, ``* (1/sqrt 2)`` too) -> ``gelu(x)``;
+* GELU, tanh form (GPT-2, ONNX Gelu approximate="tanh"): ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``
+  with ``x^3`` as ``power(x, 3)`` or ``x * x * x``, operands in any order -> ``gelu_tanh(x)``;
 * attention scores: ``matmul(q, transpose(k)) [/ or * scale] [+ mask] -> softmax(last axis) -> matmul(., v)``
   over (batch, heads, seq, head) tensors with a static batch and head count -> ``batch_matmul`` (transpose_b) on
   (batch * heads, seq, head) views, ``multiply`` by the scale, ``softmax``, ``batch_matmul`` with v.
@@ -153,6 +155,74 @@ def _gelu(chain: LetChain, index: int, call) -> bool:
     return False
 
 
+# ---------------------------------------------------------------------------------------------- GELU (tanh)
+def _either(chain: LetChain, call, value: float):
+    """The other operand of a binary `call` one of whose operands is the scalar `value`, else None."""
+    a, b = call.args
+    return a if close(scalar_of(b), value) else b if close(scalar_of(a), value) else None
+
+
+def _cube_of(chain: LetChain, e):
+    """x when `e` is `power(x, 3)`, `x * x * x` or `x * (x * x)`, single use inside; else None."""
+    node = chain.producer(e, ("power", "multiply"))
+    if node is None or not chain.used_only(e):
+        return None
+    a, b = node.args
+    if node.op.name == "power":
+        return a if close(scalar_of(b), 3.0) else None
+    for sq_e, x in ((a, b), (b, a)):
+        sq = chain.producer(sq_e, "multiply")
+        if sq is not None and chain.used_only(sq_e) and sq.args == (x, x):
+            return x
+    return None
+
+
+def _tanh_input(chain: LetChain, e):
+    """x when `e` is `1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))` (operands in any order), single use inside."""
+    one_plus = chain.producer(e, "add")
+    if one_plus is None or not chain.used_only(e):
+        return None
+    tanh_e = _either(chain, one_plus, 1.0)
+    tanh = chain.producer(tanh_e, "tanh") if tanh_e is not None else None
+    if tanh is None or not chain.used_only(tanh_e):
+        return None
+    scaled = chain.producer(tanh.args[0], "multiply")
+    if scaled is None or not chain.used_only(tanh.args[0]):
+        return None
+    sum_e = _either(chain, scaled, math.sqrt(2.0 / math.pi))
+    total = chain.producer(sum_e, "add") if sum_e is not None else None
+    if total is None or not chain.used_only(sum_e):
+        return None
+    for x, cubic_e in (total.args, total.args[::-1]):
+        cubic = chain.producer(cubic_e, "multiply")
+        if cubic is None or not chain.used_only(cubic_e):
+            continue
+        cube_e = _either(chain, cubic, 0.044715)
+        if cube_e is not None and _cube_of(chain, cube_e) is x:
+            return x
+    return None
+
+
+def _gelu_tanh(chain: LetChain, index: int, call) -> bool:
+    if call.op.name != "multiply":
+        return False
+    factors: list = []
+    _factors(chain, chain.bindings[index][0], True, factors)
+    if len(factors) != 3:
+        return False
+    halves = [f for f in factors if close(scalar_of(f), 0.5)]
+    if len(halves) != 1:
+        return False
+    rest = [f for f in factors if f is not halves[0]]
+    for x, other in (rest, rest[::-1]):
+        if x is not other and _tanh_input(chain, other) is x:
+            t = chain.type_of(x)
+            if isinstance(t, TensorType) and t.dtype == "float32":
+                chain.replace(index, chain.call("gelu_tanh", (x,)))
+                return True
+    return False
+
+
 # ---------------------------------------------------------------------------------------------- attention
 def _static_lead(t) -> tuple | None:
     """(batch, heads) of a rank-4 float32 type with both static, else None."""
@@ -265,7 +335,7 @@ def _mask_ok(chain: LetChain, mask, lead) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- driver
-REWRITES = (_layer_norm, _gelu, _attention)
+REWRITES = (_layer_norm, _gelu, _gelu_tanh, _attention)
 
 
 def rewrite_chain(chain: LetChain) -> int:

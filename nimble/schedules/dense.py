@@ -15,7 +15,13 @@ from .. import te
 from .gemm import GemmOperands, gemm_compute, gemm_fallback, gemm_schedule, gemm_space, pack_columns
 from .registry import Instance, Signature, Template, TemplateError, template
 
-EPILOGUES = ("relu", "gelu", "tanh", "sigmoid", "residual")
+EPILOGUES = ("relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "residual")
+GELU_TANH_C = math.sqrt(2.0 / math.pi)
+
+
+def gelu_tanh(v, tanh):
+    """GPT-2's GELU, ``0.5 v (1 + tanh(sqrt(2 / pi) (v + 0.044715 v^3)))``, with ``tanh`` te's or numpy's."""
+    return v * 0.5 * (tanh((v + v * v * v * 0.044715) * GELU_TANH_C) + 1.0)
 
 
 def pack_weight(w: np.ndarray, bn: int) -> np.ndarray:
@@ -33,6 +39,10 @@ def apply_epilogue(name: str, v, extra=None):
         from math import erf
 
         return v * 0.5 * (1 + np.vectorize(erf, otypes=[np.float64])(v.astype("float64") / math.sqrt(2))).astype(v.dtype)
+    if name == "gelu_tanh":
+        if isinstance(v, te.Expr):
+            return gelu_tanh(v, te.tanh)
+        return gelu_tanh(v.astype("float64"), np.tanh).astype(v.dtype)
     if name == "tanh":
         return te.tanh(v) if isinstance(v, te.Expr) else np.tanh(v)
     if name == "sigmoid":

@@ -58,9 +58,11 @@ class ModuleCompiler:
     def __init__(self, mod, target: str = "llvm", records=None, accept_foreign: bool = False):
         from ..dispatch.build import open_records
         from ..passes.anf import to_anf
+        from ..passes.attention import fuse_attention
         from ..passes.fold import eliminate_dead_code, fold_constants
 
         mod = eliminate_dead_code(fold_constants(to_anf(mod)))
+        mod = fuse_attention(mod)  # multi-head attention chains -> one attention call (passes/attention.py)
         self.mod = mod
         self.target = target
         self.db = open_records(records)

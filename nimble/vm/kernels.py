@@ -25,7 +25,7 @@ from ..schedules.auto import auto_schedule
 from ..te.expr import BinaryOp, IntImm, Var
 from ..te.simplify import simplify
 
-EPILOGUE_OPS = {"gelu": "gelu", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
+EPILOGUE_OPS = {"gelu": "gelu", "gelu_tanh": "gelu_tanh", "relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
 
 class KernelBuildError(NimbleError, ValueError):
@@ -252,7 +252,7 @@ def _named_shape(t: TensorType, prefix: str) -> tuple:
 
 
 def _op_template_kernel(group, types, name: str):
-    """A lone softmax, layer_norm or batch_matmul through its template (fallback config)."""
+    """A lone softmax, layer_norm, batch_matmul or attention through its template (fallback config)."""
     from ..schedules import Signature, get_template
     from ..schedules.layer_norm import layer_norm_signature
     from ..schedules.softmax import softmax_signature
@@ -262,6 +262,7 @@ def _op_template_kernel(group, types, name: str):
     call = group.calls[0]
     op = call.op.name
     attrs = get_op(op).full_attrs(call.attrs)
+    kernel_args = list(call.args)
     arg_types = [types[a] for a in call.args]
     if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in arg_types):
         return None
@@ -283,6 +284,8 @@ def _op_template_kernel(group, types, name: str):
         y_shape = (dim(ys[0], "b"), dim(ys[1], "m"), dim(ys[2], "k")) if trans else (
             dim(ys[0], "b"), dim(ys[1], "k"), dim(ys[2], "m"))
         sig = Signature.make([(x_shape, "float32"), (y_shape, "float32")], transpose_b=trans)
+    elif op == "attention":
+        template, sig, kernel_args = _attention_signature(call, attrs, arg_types)
     else:
         return None
     tmpl = get_template(template)
@@ -295,7 +298,7 @@ def _op_template_kernel(group, types, name: str):
     kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
     from .executable import KernelEntry
 
-    n_in = len(call.args)
+    n_in = len(kernel_args)
     var_refs = {}
     for i, ph in enumerate(inst.args[:n_in]):
         for k, d in enumerate(ph.shape):
@@ -306,8 +309,25 @@ def _op_template_kernel(group, types, name: str):
     if any(d is None for shp in out_shapes for d in shp):
         return None
     out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
-    return GroupKernel(name, KernelEntry.from_kernel(kernel), list(call.args), out_types, out_shapes, None, template,
+    return GroupKernel(name, KernelEntry.from_kernel(kernel), kernel_args, out_types, out_shapes, None, template,
                        sig)
+
+
+def _attention_signature(call, attrs, arg_types):
+    """("attention", signature, kernel args) of an attention call."""
+    from ..schedules.attention import attention_signature
+
+    q_t, k_t, v_t, m_t = arg_types
+
+    def named(d, label):
+        return d if isinstance(d, int) else label
+
+    rows = (named(q_t.shape[0], "n"), named(k_t.shape[0], "nk"))
+    mask_shape = tuple(1 if d == 1 else rows[a] for a, d in enumerate(m_t.shape))
+    sig = attention_signature((rows[0], q_t.shape[1]), (rows[1], k_t.shape[1]), (rows[1], v_t.shape[1]), mask_shape,
+                              heads=attrs["heads"], head_size=attrs["head_size"], scale=attrs["scale"],
+                              causal=attrs["causal"], q_col=attrs["q_col"], k_col=attrs["k_col"], v_col=attrs["v_col"])
+    return "attention", sig, list(call.args)
 
 
 def _is(arg: Expr, call: Call, group) -> bool:
@@ -318,4 +338,3 @@ def _same_shape(a: TensorType, b: TensorType) -> bool:
     return len(a.shape) == len(b.shape) and all(
         (x == y) if isinstance(x, int) and isinstance(y, int) else not isinstance(x, int) and not isinstance(y, int)
         for x, y in zip(a.shape, b.shape))
-

@@ -113,7 +113,10 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
         raise FormatError("the ONNX model has no graph")
     opset = model_opset(model)
     if opset < MIN_OPSET:
-        raise FormatError(f"ONNX opset {opset} is not supported; the frontend needs opset {MIN_OPSET} or newer")
+        from .onnx_opset import upgrade
+
+        model = upgrade(model, opset)
+        opset = model_opset(model)
     graph = model.graph
     missing = unsupported_nodes(graph, opset)
     if missing:

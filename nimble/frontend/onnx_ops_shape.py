@@ -218,7 +218,7 @@ def squeeze(ctx, node, inputs, attrs):
     return [with_dims(out, x.dims)]
 
 
-# ---- Concat, Split, Tile ----------------------------------------------------------------------------------
+# ---- Concat, Split ----------------------------------------------------------------------------------------
 @converter("Concat")
 def concat(ctx, node, inputs, attrs):
     rank = inputs[0].ndim
@@ -262,16 +262,7 @@ def _split_fields(ctx, x, indices_or_sections, axis):
     return [ctx.emit("strided_slice", x, begin=(b,), end=(e,), axes=(axis,)) for b, e in zip(cuts[:-1], cuts[1:])]
 
 
-@converter("Tile")
-def tile(ctx, node, inputs, attrs):
-    x = inputs[0]
-    for axis, r in enumerate(ints_of(inputs[1], "Tile repeats")):
-        if r != 1:
-            x = ctx.concat([x] * r, axis) if r > 0 else ctx.emit("strided_slice", x, begin=(0,), end=(0,), axes=(axis,))
-    return [x]
-
-
-# ---- Expand, Trilu -------------------------------------------------------------------------
+# ---- Expand -------------------------------------------------------------------------------
 @converter("Expand")
 def expand(ctx, node, inputs, attrs):
     x, target = inputs
@@ -308,15 +299,3 @@ def _broadcast_type(a: TensorType, b: TensorType) -> TensorType:
         else:
             out.append(y)
     return TensorType(tuple(out), a.dtype)
-
-
-@converter("Trilu")
-def trilu(ctx, node, inputs, attrs):
-    x = inputs[0]
-    k = int(const_of(inputs[1], "Trilu k").reshape(())) if len(inputs) > 1 and inputs[1] is not None else 0
-    n, m = x.shape[-2:]
-    if not (isinstance(n, int) and isinstance(m, int)):
-        raise ConversionError("Trilu needs static last two dims")
-    ones = np.ones((n, m), dtype=bool)
-    mask = np.triu(ones, k) if attrs.get("upper", 1) else np.tril(ones, k)
-    return [ctx.emit("where", mask, x, np.zeros((), dtype=x.dtype))]

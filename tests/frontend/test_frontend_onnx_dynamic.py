@@ -98,3 +98,29 @@ def test_pad_with_static_pads_and_axes_input():
              helper.make_node("Pad", ["x", "p", "", "a"], ["y"])]
     both = _Both(_model(nodes, [("x", F, ["n", 3])], [("y", F, ["n", 6])]))
     both.check(x=_x(2, 3))
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduction_over_run_time_axes_picks_the_copy_for_the_value(keepdims):
+    both = _Both(_model([helper.make_node("ReduceSum", ["x", "a"], ["y"], keepdims=keepdims)],
+                        [("x", F, [2, 3, 4]), ("a", I64, [1])], [("y", F, None)]))
+    for axis in (0, 1, -1, 2):
+        both.check(x=_x(2, 3, 4, seed=axis + 5), a=np.array([axis], np.int64))
+
+
+def test_unsqueeze_and_slice_with_run_time_axes():
+    nodes = [helper.make_node("Unsqueeze", ["x", "ua"], ["u"]),
+             helper.make_node("Slice", ["u", "st", "en", "sa", "sp"], ["y"])]
+    both = _Both(_model(nodes, [("x", F, ["n", 5]), ("ua", I64, [1]), ("st", I64, [2]), ("en", I64, [2]),
+                                ("sa", I64, [2]), ("sp", I64, [2])], [("y", F, None)]))
+    for ua, st, en, sa, sp in (([0], [0, 4], [1, 0], [0, 2], [1, -1]), ([2], [1, -1], [3, -9], [0, 1], [1, -2]),
+                               ([-1], [0, 1], [9, 4], [1, 0], [2, 1])):
+        both.check(x=_x(3, 5), ua=np.array(ua, np.int64), st=np.array(st, np.int64), en=np.array(en, np.int64),
+                   sa=np.array(sa, np.int64), sp=np.array(sp, np.int64))
+
+
+def test_split_with_run_time_sizes():
+    both = _Both(_model([helper.make_node("Split", ["x", "s"], ["a", "b", "c"], axis=1)],
+                        [("x", F, [2, "n"]), ("s", I64, [3])], [("a", F, None), ("b", F, None), ("c", F, None)]))
+    for n, sizes in ((6, (1, 2, 3)), (4, (0, 4, 0)), (7, (3, 3, 1))):
+        both.check(x=_x(2, n), s=np.array(sizes, np.int64))

@@ -1,7 +1,13 @@
-"""Run ONNX's backend node test cases through nimble (from_onnx -> compile -> VM) and report pass counts per op.
+"""Run ONNX's backend node test cases through nimble (from_onnx -> compile -> VM) and report pass counts.
 
     python scripts/onnx_node_report.py                 # every case whose ops are all claimed
     python scripts/onnx_node_report.py --filter relu   # only cases whose name contains "relu"
+    python scripts/onnx_node_report.py --by op         # one row per op instead of per op family
+
+"passed only frozen" counts cases that pass only after the runner bound the inputs that carry shapes / axes /
+pads / repeats to their test values (constants); "passed" counts cases run with every input a run-time input.
+Families are the frontend module that converts the op (math, nn, shape, index, control, recurrent, sequence);
+the dtype is the first graph input's element type.
 """
 from __future__ import annotations
 
@@ -14,47 +20,62 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
 
+COLUMNS = ("run", "passed", "passed only frozen", "failed")
+
+
+def _row(counts) -> str:
+    return " ".join(f"{counts[c]:>{len(c)}}" for c in COLUMNS)
+
+
+def _table(title: str, groups: dict) -> None:
+    print(f"\n{title:<24} " + " ".join(COLUMNS))
+    for key in sorted(groups):
+        print(f"{key:<24} {_row(groups[key])}")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--filter", default="", help="only cases whose name contains this")
+    parser.add_argument("--by", choices=("family", "op"), default="family", help="rows of the first table")
     parser.add_argument("--failures", type=int, default=1000, help="list at most this many failures")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     logging.getLogger("nimble").setLevel(logging.ERROR)
 
     from nimble.frontend.onnx import supported_ops
-    from nimble.frontend.onnx_conformance import node_cases, run_case
+    from nimble.frontend.onnx_conformance import case_dtype, node_cases, op_family, run_case
 
     claimed = set(supported_ops())
-    per_op = collections.defaultdict(collections.Counter)
+    by_group = collections.defaultdict(collections.Counter)
+    by_dtype = collections.defaultdict(collections.Counter)
+    total = collections.Counter()
     results = []
     for case in node_cases():
         if args.filter not in case.name:
             continue
         r = run_case(case, claimed)
         results.append(r)
-        if r.status == "skip" and r.reason.startswith("unclaimed"):
+        if r.status == "skip":
             continue
-        for op in r.ops:
-            per_op[op][r.status] += 1
-    print(f"{'op':<24} {'pass':>5} {'fail':>5} {'skip':>5}")
-    for op in sorted(per_op):
-        c = per_op[op]
-        print(f"{op:<24} {c['pass']:>5} {c['fail']:>5} {c['skip']:>5}")
-    status = collections.Counter(r.status for r in results)
-    unclaimed = sum(r.status == "skip" and r.reason.startswith("unclaimed") for r in results)
-    run = status["pass"] + status["fail"]
-    print(f"\ncases: {len(results)}; with unclaimed ops: {unclaimed}; skipped (opset < 13 etc.): "
-          f"{status['skip'] - unclaimed}; run: {run}")
-    print(f"overall: {status['pass']} passed, {status['fail']} failed")
-    frozen = sum(r.status == "pass" and r.reason == "frozen inputs" for r in results)
-    print(f"(of the passes, {frozen} bound axes / shapes / weights fed as graph inputs to their test values)")
-    failures = [r for r in results if r.status == "fail"]
+        column = "failed" if r.status == "fail" else "passed only frozen" if r.reason == "frozen inputs" else "passed"
+        group = op_family(r.ops) if args.by == "family" else r.ops[-1] if len(r.ops) == 1 else "+".join(r.ops)
+        for counter in (by_group[group], by_dtype[case_dtype(case)], total):
+            counter["run"] += 1
+            counter[column] += 1
+    _table("family" if args.by == "family" else "ops", by_group)
+    _table("dtype", by_dtype)
+    print(f"\n{'total':<24} {_row(total)}")
+    skipped = collections.Counter(r.reason.split(" ")[0] for r in results if r.status == "skip")
+    print(f"cases: {len(results)}; skipped: {sum(skipped.values())} "
+          f"({sum(r.status == 'skip' and r.reason.startswith('unclaimed') for r in results)} with unclaimed ops)")
+    if total["run"]:
+        print(f"passed with every input a run-time input: {total['passed']}/{total['run']} "
+              f"({100 * total['passed'] / total['run']:.1f}%)")
+    failures = [r for r in results if r.status == "fail" or r.status == "skip" and not r.reason.startswith("unclaimed")]
     if failures:
-        print("\nfailures:")
+        print("\nfailures and skips:")
         for r in failures[: args.failures]:
-            print(f"  {r.name}: {r.reason}")
+            print(f"  {r.name}: {r.status}: {r.reason}")
     return 0
 
 

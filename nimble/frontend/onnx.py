@@ -15,7 +15,7 @@ from ..errors import FormatError
 from ..ir.expr import Function, Var
 from ..ir.module import IRModule
 from ..ir.types import AnyDim, SymDim, TensorType
-from . import onnx_control, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
+from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
 from .onnx_values import Value, const_value
 
@@ -113,7 +113,10 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
         raise FormatError("the ONNX model has no graph")
     opset = model_opset(model)
     if opset < MIN_OPSET:
-        raise FormatError(f"ONNX opset {opset} is not supported; the frontend needs opset {MIN_OPSET} or newer")
+        from .onnx_opset import upgrade
+
+        model = upgrade(model, opset)
+        opset = model_opset(model)
     graph = model.graph
     missing = unsupported_nodes(graph, opset)
     if missing:

@@ -28,6 +28,28 @@ def graph_ops(graph) -> set:
     return ops
 
 
+def op_family(ops) -> str:
+    """The family of a case's ops: the frontend module converting its last op that is not a Constant."""
+    from .onnx_graph import CONVERTERS
+
+    names = [op for op in ops if op != "Constant"] or list(ops)
+    families = sorted({CONVERTERS[op].__module__.rsplit(".", 1)[-1].replace("onnx_ops_", "").replace("onnx_", "")
+                       for op in names if op in CONVERTERS})
+    return "+".join(families) or "unclaimed"
+
+
+def case_dtype(case) -> str:
+    """The element type of a case's first graph input (its first output when it has no inputs)."""
+    from onnx import TensorProto
+
+    infos = list(case.model.graph.input) or list(case.model.graph.output)
+    t = infos[0].type
+    which = t.WhichOneof("value")
+    if which != "tensor_type":
+        return which or "?"
+    return TensorProto.DataType.Name(t.tensor_type.elem_type).lower()
+
+
 def node_cases():
     from onnx.backend.test.case.node import collect_testcases
 

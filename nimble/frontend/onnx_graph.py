@@ -195,12 +195,17 @@ class GraphConverter:
             self.convert_node(node)
 
     def convert_node(self, node) -> None:
+        from .onnx_specialize import can_specialize, convert_per_axes
+
         fn = CONVERTERS.get(node.op_type)
         if fn is None or node.domain not in ("", "ai.onnx"):
             raise UnsupportedOperatorError(f"ONNX operator {node.domain or 'ai.onnx'}.{node.op_type} is not supported")
         inputs = [self.lookup(name) if name else None for name in node.input]
         try:
-            outputs = fn(self, node, inputs, node_attrs(node))
+            if can_specialize(node, inputs):  # axes known only at run time: one copy per possible value
+                outputs = convert_per_axes(self, node, inputs, node_attrs(node), fn)
+            else:
+                outputs = fn(self, node, inputs, node_attrs(node))
         except UnsupportedOperatorError:
             raise
         except NimbleError as err:

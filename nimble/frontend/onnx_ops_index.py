@@ -36,7 +36,14 @@ def slice_(ctx, node, inputs, attrs):
     axes = ints_of(inputs[3], "Slice axes") if len(inputs) > 3 and inputs[3] is not None else None
     n = len(value_dims(starts) or ())
     axes = axes_in(axes, rank, "Slice axes") if axes is not None else list(range(n))
-    steps = ints_of(inputs[4], "Slice steps") if len(inputs) > 4 and inputs[4] is not None else [1] * n
+    step_input = inputs[4] if len(inputs) > 4 and inputs[4] is not None else const_value(np.ones(n, np.int64))
+    if not step_input.is_const:  # run-time steps: every axis through the run-time path
+        out = data
+        for i, (a, b, e) in enumerate(zip(axes, value_dims(starts), value_dims(ends))):
+            out = _runtime_slice(ctx, out, a, _scalar_at(ctx, starts, b, i), _scalar_at(ctx, ends, e, i),
+                                 _scalar_at(ctx, step_input, None, i))
+        return [out]
+    steps = [int(s) for s in step_input.const.reshape(-1)]
     begin, end = value_dims(starts), value_dims(ends)
     static = []
     for a, b, e, s in zip(axes, begin, end, steps):
@@ -69,19 +76,26 @@ def _scalar_at(ctx, v: Value, known, i: int) -> Value:
 
 
 def _runtime_slice(ctx, data, axis, start, end, step):
-    """data[start:end:step] along axis with run-time bounds: clamp like ONNX, then take an arange."""
-    if step == 0:
+    """data[start:end:step] along axis with run-time bounds (and step): clamp like ONNX, then take an arange."""
+    if isinstance(step, int) and step == 0:
         raise ConversionError("a Slice step is 0")
     dim_t = data.shape[axis]
     dim = (const_value(np.array(dim_t, np.int64)) if isinstance(dim_t, int)
            else ctx.emit("take", ctx.emit("shape_of", data), np.array(axis, np.int64), axis=0))
-    lo, hi = (0, dim) if step > 0 else (-1, ctx.emit("subtract", dim, np.array(1, np.int64)))
+    if isinstance(step, int):
+        lo, hi = ((np.array(0, np.int64), dim) if step > 0 else
+                  (np.array(-1, np.int64), ctx.emit("subtract", dim, np.array(1, np.int64))))
+        step = np.array(step, np.int64)
+    else:  # a run-time step: the clamp range depends on its sign
+        forward = ctx.emit("greater", step, np.array(0, np.int64))
+        lo = ctx.emit("where", forward, np.array(0, np.int64), np.array(-1, np.int64))
+        hi = ctx.emit("where", forward, dim, ctx.emit("subtract", dim, np.array(1, np.int64)))
 
     def clamp(v):
         v = ctx.emit("where", ctx.emit("less", v, np.array(0, np.int64)), ctx.emit("add", v, dim), v)
-        return ctx.emit("maximum", ctx.emit("minimum", v, hi), np.array(lo, np.int64))
+        return ctx.emit("maximum", ctx.emit("minimum", v, hi), lo)
 
-    idx = ctx.emit("arange", clamp(start), clamp(end), np.array(step, np.int64), dtype="int64")
+    idx = ctx.emit("arange", clamp(start), clamp(end), step, dtype="int64")
     return ctx.emit("take", data, idx, axis=axis, mode="clip")
 
 

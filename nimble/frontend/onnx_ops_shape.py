@@ -218,7 +218,7 @@ def squeeze(ctx, node, inputs, attrs):
     return [with_dims(out, x.dims)]
 
 
-# ---- Concat, Split, Tile ----------------------------------------------------------------------------------
+# ---- Concat, Split ----------------------------------------------------------------------------------------
 @converter("Concat")
 def concat(ctx, node, inputs, attrs):
     rank = inputs[0].ndim
@@ -235,7 +235,10 @@ def concat(ctx, node, inputs, attrs):
 def split(ctx, node, inputs, attrs):
     x = inputs[0]
     axis = axis_in(attrs.get("axis", 0), x.ndim)
-    sizes = ints_of(inputs[1], "Split sizes") if len(inputs) > 1 and inputs[1] is not None else attrs.get("split")
+    size_input = inputs[1] if len(inputs) > 1 and inputs[1] is not None else None
+    if size_input is not None and not size_input.is_const:
+        return _split_runtime_sizes(ctx, x, axis, size_input, len(node.output))
+    sizes = ints_of(size_input, "Split sizes") if size_input is not None else attrs.get("split")
     count = len(node.output)
     if sizes is None:
         dim = x.shape[axis]
@@ -247,6 +250,21 @@ def split(ctx, node, inputs, attrs):
             return _split_fields(ctx, x, n, axis)
     cuts = tuple(int(c) for c in np.cumsum(sizes)[:-1])
     return _split_fields(ctx, x, cuts, axis)
+
+
+def _split_runtime_sizes(ctx, x, axis, sizes, count):
+    """Parts whose sizes arrive at run time: part k is x[offset_k : offset_k + sizes[k]] along `axis`."""
+    from .onnx_ops_index import _runtime_slice, _scalar_at
+
+    if sizes.ndim != 1 or sizes.shape[0] != count:
+        raise MalformedNodeError(f"the split input has shape {sizes.shape}, expected ({count},): one size per output")
+    known = value_dims(sizes)
+    offset, parts = const_value(np.array(0, np.int64)), []
+    for k in range(count):
+        end = ctx.emit("add", offset, _scalar_at(ctx, sizes, known[k], k))
+        parts.append(_runtime_slice(ctx, x, axis, offset, end, 1))
+        offset = end
+    return parts
 
 
 def _split_fields(ctx, x, indices_or_sections, axis):
@@ -262,16 +280,7 @@ def _split_fields(ctx, x, indices_or_sections, axis):
     return [ctx.emit("strided_slice", x, begin=(b,), end=(e,), axes=(axis,)) for b, e in zip(cuts[:-1], cuts[1:])]
 
 
-@converter("Tile")
-def tile(ctx, node, inputs, attrs):
-    x = inputs[0]
-    for axis, r in enumerate(ints_of(inputs[1], "Tile repeats")):
-        if r != 1:
-            x = ctx.concat([x] * r, axis) if r > 0 else ctx.emit("strided_slice", x, begin=(0,), end=(0,), axes=(axis,))
-    return [x]
-
-
-# ---- Expand, Trilu -------------------------------------------------------------------------
+# ---- Expand -------------------------------------------------------------------------------
 @converter("Expand")
 def expand(ctx, node, inputs, attrs):
     x, target = inputs
@@ -308,15 +317,3 @@ def _broadcast_type(a: TensorType, b: TensorType) -> TensorType:
         else:
             out.append(y)
     return TensorType(tuple(out), a.dtype)
-
-
-@converter("Trilu")
-def trilu(ctx, node, inputs, attrs):
-    x = inputs[0]
-    k = int(const_of(inputs[1], "Trilu k").reshape(())) if len(inputs) > 1 and inputs[1] is not None else 0
-    n, m = x.shape[-2:]
-    if not (isinstance(n, int) and isinstance(m, int)):
-        raise ConversionError("Trilu needs static last two dims")
-    ones = np.ones((n, m), dtype=bool)
-    mask = np.triu(ones, k) if attrs.get("upper", 1) else np.tril(ones, k)
-    return [ctx.emit("where", mask, x, np.zeros((), dtype=x.dtype))]

@@ -1,0 +1,126 @@
+"""Symbolic dims and run-time shape inputs: each model is compiled once with the dims (and the shape-carrying
+inputs: k, repeats, pads, starts / ends) left as run-time values, then compared with ONNX Runtime at several
+shapes and values."""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+import nimble  # noqa: E402
+from nimble.frontend import from_onnx  # noqa: E402
+
+F, I64 = TensorProto.FLOAT, TensorProto.INT64
+
+
+def _model(nodes, inputs, outputs, opset=18):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(*i) for i in inputs],
+                              [helper.make_tensor_value_info(*o) for o in outputs])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+class _Both:
+    """The model compiled by nimble once, and an ONNX Runtime session."""
+
+    def __init__(self, model):
+        mod = from_onnx(model)
+        self.params = [p.name for p in mod["main"].params]
+        self.vm = nimble.VirtualMachine(nimble.compile(mod))
+        self.sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def check(self, **feeds):
+        want = self.sess.run(None, feeds)
+        got = self.vm.run(*[feeds[name] for name in self.params])
+        got = list(got) if isinstance(got, (list, tuple)) else [got]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-5, atol=1e-6)
+            assert np.asarray(g).shape == w.shape
+
+
+def _x(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_causal_mask_trilu_over_a_dynamic_sequence_with_runtime_k():
+    both = _Both(_model([helper.make_node("Trilu", ["x", "k"], ["y"], upper=0)],
+                        [("x", F, ["b", "s", "s"]), ("k", I64, [])], [("y", F, ["b", "s", "s"])]))
+    for b, s, k in ((1, 5, 0), (2, 9, -2), (3, 4, 1)):
+        both.check(x=_x(b, s, s, seed=s), k=np.array(k, np.int64))
+
+
+def test_upper_trilu_on_non_square_run_time_dims():
+    both = _Both(_model([helper.make_node("Trilu", ["x"], ["y"])], [("x", F, ["n", "m"])], [("y", F, ["n", "m"])]))
+    for n, m in ((3, 7), (6, 2)):
+        both.check(x=_x(n, m))
+
+
+def test_range_driven_mask_over_a_dynamic_sequence():
+    """mask[i, j] = j <= i from Range(0, seq) and Shape: the causal mask exporters write without Trilu."""
+    nodes = [helper.make_node("Shape", ["x"], ["shp"], start=1, end=2),
+             helper.make_node("Squeeze", ["shp", "zero"], ["n"]),
+             helper.make_node("Range", ["zero_s", "n", "one_s"], ["r"]),
+             helper.make_node("Unsqueeze", ["r", "one"], ["rows"]),
+             helper.make_node("LessOrEqual", ["r", "rows"], ["mask"]),
+             helper.make_node("Where", ["mask", "x", "neg"], ["y"])]
+    consts = [helper.make_node("Constant", [], [name], value=helper.make_tensor(name, dtype, dims, vals))
+              for name, dtype, dims, vals in (("zero", I64, [1], [0]), ("one", I64, [1], [1]),
+                                              ("zero_s", I64, [], [0]), ("one_s", I64, [], [1]),
+                                              ("neg", F, [], [-1e4]))]
+    both = _Both(_model(consts + nodes, [("x", F, ["b", "s", "s"])], [("y", F, ["b", "s", "s"])]))
+    for b, s in ((1, 3), (2, 8)):
+        both.check(x=_x(b, s, s))
+
+
+def test_tile_with_run_time_repeats_and_dims():
+    both = _Both(_model([helper.make_node("Tile", ["x", "r"], ["y"])], [("x", F, ["n", 3]), ("r", I64, [2])],
+                        [("y", F, [None, None])]))
+    for n, reps in ((2, (3, 1)), (4, (1, 2)), (1, (2, 3)), (3, (0, 2))):
+        both.check(x=_x(n, 3), r=np.array(reps, np.int64))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad_with_run_time_pads_and_dims(mode):
+    inputs = [("x", F, ["n", "m"]), ("p", I64, [4])] + ([("v", F, [])] if mode == "constant" else [])
+    both = _Both(_model([helper.make_node("Pad", [i[0] for i in inputs], ["y"], mode=mode)], inputs,
+                        [("y", F, [None, None])]))
+    for n, m, pads in ((3, 4, (1, 2, 0, 1)), (5, 3, (0, 0, 2, 2)), (4, 4, (-1, 1, 1, -2))):
+        feeds = {"x": _x(n, m, seed=n), "p": np.array(pads, np.int64)}
+        if mode == "constant":
+            feeds["v"] = np.array(1.5, np.float32)
+        both.check(**feeds)
+
+
+def test_pad_with_static_pads_and_axes_input():
+    nodes = [helper.make_node("Constant", [], ["p"], value=helper.make_tensor("p", I64, [2], [1, 2])),
+             helper.make_node("Constant", [], ["a"], value=helper.make_tensor("a", I64, [1], [-1])),
+             helper.make_node("Pad", ["x", "p", "", "a"], ["y"])]
+    both = _Both(_model(nodes, [("x", F, ["n", 3])], [("y", F, ["n", 6])]))
+    both.check(x=_x(2, 3))
+
+
+@pytest.mark.parametrize("keepdims", [0, 1])
+def test_reduction_over_run_time_axes_picks_the_copy_for_the_value(keepdims):
+    both = _Both(_model([helper.make_node("ReduceSum", ["x", "a"], ["y"], keepdims=keepdims)],
+                        [("x", F, [2, 3, 4]), ("a", I64, [1])], [("y", F, None)]))
+    for axis in (0, 1, -1, 2):
+        both.check(x=_x(2, 3, 4, seed=axis + 5), a=np.array([axis], np.int64))
+
+
+def test_unsqueeze_and_slice_with_run_time_axes():
+    nodes = [helper.make_node("Unsqueeze", ["x", "ua"], ["u"]),
+             helper.make_node("Slice", ["u", "st", "en", "sa", "sp"], ["y"])]
+    both = _Both(_model(nodes, [("x", F, ["n", 5]), ("ua", I64, [1]), ("st", I64, [2]), ("en", I64, [2]),
+                                ("sa", I64, [2]), ("sp", I64, [2])], [("y", F, None)]))
+    for ua, st, en, sa, sp in (([0], [0, 4], [1, 0], [0, 2], [1, -1]), ([2], [1, -1], [3, -9], [0, 1], [1, -2]),
+                               ([-1], [0, 1], [9, 4], [1, 0], [2, 1])):
+        both.check(x=_x(3, 5), ua=np.array(ua, np.int64), st=np.array(st, np.int64), en=np.array(en, np.int64),
+                   sa=np.array(sa, np.int64), sp=np.array(sp, np.int64))
+
+
+def test_split_with_run_time_sizes():
+    both = _Both(_model([helper.make_node("Split", ["x", "s"], ["a", "b", "c"], axis=1)],
+                        [("x", F, [2, "n"]), ("s", I64, [3])], [("a", F, None), ("b", F, None), ("c", F, None)]))
+    for n, sizes in ((6, (1, 2, 3)), (4, (0, 4, 0)), (7, (3, 3, 1))):
+        both.check(x=_x(2, n), s=np.array(sizes, np.int64))

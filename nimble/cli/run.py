@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import settings
 from ..errors import NimbleError
 
 
@@ -85,7 +85,7 @@ def onnx_cache_path(model_path: str, records: str | None) -> Path:
     from ..codegen.jit import cache_dir, host
 
     h = hashlib.sha256(Path(model_path).read_bytes())
-    for part in (__version__, host().key, str(records), os.environ.get("NIMBLE_NUM_THREADS", "")):
+    for part in (__version__, host().key, str(records), str(settings.num_threads())):
         h.update(b"\0" + part.encode())
     if records and "://" not in records and Path(records).is_file():
         st = Path(records).stat()

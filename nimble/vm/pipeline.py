@@ -1,0 +1,38 @@
+"""The compile pipeline ``nimble.compile`` runs, as data (``nimble.passes.Pipeline``):
+
+    anf -> fold -> dce -> patterns -> rows     IRModule -> IRModule   (nimble.passes.default_ir_passes)
+    fuse                                       IRModule -> FusedModule    (nimble.passes.fuse.fuse_ops)
+    lower_kernels                              FusedModule -> LoweredModule  (nimble.vm.lower, vm/kernels.py)
+    bytecode                                   LoweredModule -> Bytecode  (nimble.vm.compiler.ModuleCompiler)
+    [bytecode optimisation slot]               Bytecode -> Bytecode
+    executable                                 Bytecode -> Executable
+
+``NIMBLE_DEBUG`` / ``NIMBLE_PRINT_AFTER`` print after any of these names (see ``nimble.settings``).
+"""
+from __future__ import annotations
+
+from ..passes.fuse import fuse_ops
+from ..passes.pipeline import Pass, Pipeline, default_ir_passes
+from .compiler import ModuleCompiler, to_executable
+from .lower import lower_kernels
+
+# Bytecode -> Bytecode passes run between ``bytecode`` and ``executable``, in order. This is the slot for the
+# bytecode optimiser (``nimble/vm/bytecode_opt.py``'s ``optimize_bytecode``): register it here as
+# ``Pass("bytecode_opt", <BytecodeModule -> BytecodeModule>, "Bytecode", "Bytecode", ...)``.
+BYTECODE_PASSES: list[Pass] = []
+
+
+def compile_pipeline(target: str = "llvm", records=None, accept_foreign: bool = False) -> Pipeline:
+    """The passes of ``nimble.compile(mod, target, records, accept_foreign)``, in order."""
+    from ..dispatch.build import open_records
+
+    db = open_records(records)
+    return Pipeline(default_ir_passes() + [
+        Pass("fuse", fuse_ops, "IRModule", "FusedModule", "fusion groups of every function"),
+        Pass("lower_kernels", lambda fused: lower_kernels(fused, db, accept_foreign), "FusedModule", "LoweredModule",
+             "each distinct fused group compiled to a kernel (dispatch tables for tuned templates)"),
+        Pass("bytecode", lambda lowered: ModuleCompiler(lowered).compile(), "LoweredModule", "Bytecode",
+             "VM functions: registers, allocations, kernel calls, kills"),
+        *BYTECODE_PASSES,
+        Pass("executable", to_executable, "Bytecode", "Executable", "bytecode + constants + kernels as one file"),
+    ])

@@ -81,7 +81,7 @@ def onnx_cache_path(model_path: str, records: str | None) -> Path:
     """Where the executable compiled from ``model_path`` (with ``records``) is cached: keyed by the
     model's bytes, nimble's version, this host's CPU, the thread count (records are chosen per
     thread count) and the records file's size and mtime."""
-    from .. import __version__
+    from ..version import __version__
     from ..codegen.jit import cache_dir, host
 
     h = hashlib.sha256(Path(model_path).read_bytes())

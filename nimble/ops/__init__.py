@@ -30,3 +30,9 @@ from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, registe
 from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+# the te computes, registered by these modules into ``compute``'s table (listed here, not imported by compute.py,
+# so that compute.py and the modules that use its helpers do not import each other)
+from . import (  # noqa: E402,F401,I001
+    compute_conv, compute_creation, compute_elementwise, compute_nn, compute_reduce, compute_transform,
+)

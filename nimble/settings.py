@@ -10,7 +10,7 @@ The environment is read when this module is first imported; after that the value
 
 | variable | type | default | what it sets |
 |---|---|---|---|
-| ``NIMBLE_DEBUG`` | int >= 0 | 0 | printing: 1 pass times + loop IR, 2 + LLVM IR and bytecode, 3 + the IR after every pass |
+| ``NIMBLE_DEBUG`` | int >= 0 | 0 | printing: 1 pass times, typed IR, loop IR; 2 + LLVM IR, bytecode; 3 + IR after every pass |
 | ``NIMBLE_PRINT_AFTER`` | comma list of pass names | (none) | print the IR after these passes of ``nimble.passes.Pipeline`` |
 | ``NIMBLE_NUM_THREADS`` | int >= 1 | ``os.cpu_count()`` | threads of parallel loops; recorded in the host fingerprint |
 | ``NIMBLE_PARALLEL_MIN_WORK`` | int >= 0 | 32768 | a parallel loop with less work (iterations x body) runs on one thread |

@@ -3,4 +3,4 @@ from .fuse import FusedModule, Group, fuse_ops, fusion_groups  # noqa: F401
 from .device import Placement, place_devices  # noqa: F401
 from .fold import eliminate_dead_code, fold_constants  # noqa: F401
 from .anf import to_anf  # noqa: F401
-from .pipeline import Pass, Pipeline, PipelineError, default_ir_passes  # noqa: F401
+from .pipeline import Pass, Pipeline, PipelineError, default_ir_passes, fuse_pass  # noqa: F401

@@ -141,6 +141,13 @@ def _count_lets(mod: IRModule) -> int:
     return count
 
 
+def fuse_pass() -> Pass:
+    """The ``fuse`` pass: type-check, then the fusion groups of every function (``nimble.passes.fuse.fuse_ops``)."""
+    from .fuse import fuse_ops
+
+    return Pass("fuse", fuse_ops, "IRModule", "FusedModule", "fusion groups of every function")
+
+
 def default_ir_passes() -> list[Pass]:
     """The model-IR passes every compile runs, in order: ANF, constant folding, dead code, exported patterns."""
     from .anf import to_anf

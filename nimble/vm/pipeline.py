@@ -11,14 +11,15 @@
 """
 from __future__ import annotations
 
-from ..passes.fuse import fuse_ops
-from ..passes.pipeline import Pass, Pipeline, default_ir_passes
+from ..passes.pipeline import Pass, Pipeline, default_ir_passes, fuse_pass
 from .compiler import ModuleCompiler, to_executable
 from .lower import lower_kernels
 
-# Bytecode -> Bytecode passes run between ``bytecode`` and ``executable``, in order. This is the slot for the
-# bytecode optimiser (``nimble/vm/bytecode_opt.py``'s ``optimize_bytecode``): register it here as
-# ``Pass("bytecode_opt", <BytecodeModule -> BytecodeModule>, "Bytecode", "Bytecode", ...)``.
+# Bytecode -> Bytecode passes, run in order between ``bytecode`` and ``executable``. The slot of the bytecode
+# optimiser (``nimble/vm/bytecode_opt.py``, ``optimize_bytecode(functions) -> functions`` in executable order):
+#     Pass("bytecode_opt", lambda code: dataclasses.replace(code, functions=optimize_bytecode(code.functions))
+#          if bytecode_opt_enabled() else code, "Bytecode", "Bytecode", "bytecode optimisations")
+# (``BytecodeModule.functions`` holds every VM function, lifted closures included, in executable order.)
 BYTECODE_PASSES: list[Pass] = []
 
 
@@ -28,7 +29,7 @@ def compile_pipeline(target: str = "llvm", records=None, accept_foreign: bool = 
 
     db = open_records(records)
     return Pipeline(default_ir_passes() + [
-        Pass("fuse", fuse_ops, "IRModule", "FusedModule", "fusion groups of every function"),
+        fuse_pass(),
         Pass("lower_kernels", lambda fused: lower_kernels(fused, db, accept_foreign), "FusedModule", "LoweredModule",
              "each distinct fused group compiled to a kernel (dispatch tables for tuned templates)"),
         Pass("bytecode", lambda lowered: ModuleCompiler(lowered).compile(), "LoweredModule", "Bytecode",

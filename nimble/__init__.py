@@ -1,10 +1,10 @@
 """nimble: a compiler and virtual machine for dynamic neural networks."""
 from .errors import FormatError, NimbleError, OutOfRangeError, ShapeError, TuningError, TypeError  # noqa: A004
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["NimbleError", "OutOfRangeError", "ShapeError", "TypeError", "TuningError", "FormatError", "build",
-           "compile", "VirtualMachine", "Executable", "__version__"]
+           "compile", "VirtualMachine", "Executable", "extract_tasks", "__version__"]
 
 
 def __getattr__(name):
@@ -21,6 +21,10 @@ def __getattr__(name):
         from .vm.machine import VirtualMachine
 
         return VirtualMachine
+    if name == "extract_tasks":
+        from .vm.tasks import extract_tasks
+
+        return extract_tasks
     if name == "Executable":
         from .vm.executable import Executable
 

@@ -12,25 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import statistics
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-
-def median_time(fn, min_time: float, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < min_time and len(times) < 200):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from harness import median_time, run_children
 
 
 def np_softmax(x):
@@ -136,14 +121,7 @@ def main(argv=None) -> None:
     if args.child:
         print(json.dumps(run_one(args.quick)))
         return
-    results = {}
-    for t in [int(x) for x in args.threads.split(",")]:
-        env = dict(os.environ, NIMBLE_NUM_THREADS=str(t), OPENBLAS_NUM_THREADS=str(t), OMP_NUM_THREADS=str(t))
-        cmd = [sys.executable, __file__, "--child"] + (["--quick"] if args.quick else [])
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"benchmark at {t} thread(s) failed:\n{out.stderr}")
-        results[t] = json.loads(out.stdout.strip().splitlines()[-1])
+    results = run_children(__file__, [int(x) for x in args.threads.split(",")], ["--quick"] if args.quick else [])
     print("| op (fallback config) | threads | nimble ms | nimble | numpy ms | nimble / numpy speed | numpy copy of the same bytes |")
     print("|---|---|---|---|---|---|---|")
     for t, rows in results.items():

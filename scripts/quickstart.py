@@ -29,7 +29,8 @@ from nimble.cli.busy import probe_noise  # noqa: E402
 from nimble.cli.db import _table  # noqa: E402
 from nimble.cli.rounds import tune_within  # noqa: E402
 from nimble.models import bert  # noqa: E402
-from nimble.tuner import Database, MeasureOptions, extract_tasks  # noqa: E402
+from nimble import extract_tasks  # noqa: E402
+from nimble.tuner import Database, MeasureOptions  # noqa: E402
 
 LENGTHS = (4, 8, 16, 32, 64, 128)
 BUCKETS = "n=1:16,17:128"

@@ -60,3 +60,22 @@ def no_measure_folder_left_behind():
 
 def pytest_unconfigure(config):
     shutil.rmtree(_PRIVATE_TMP, ignore_errors=True)
+
+
+@pytest.fixture
+def nimble_env(monkeypatch):
+    """Set ``NIMBLE_*`` variables for one test, ``nimble_env(NIMBLE_VM="python")`` (None unsets one):
+    ``nimble.settings`` reads the environment once, so it is re-read here, and again after the test."""
+    from nimble import settings
+
+    def set_env(**values):
+        for name, value in values.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        return settings.reload()
+
+    yield set_env
+    monkeypatch.undo()
+    settings.reload()

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import importlib.util
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import settings
 from ..errors import NimbleError
 
 
@@ -81,11 +81,11 @@ def onnx_cache_path(model_path: str, records: str | None) -> Path:
     """Where the executable compiled from ``model_path`` (with ``records``) is cached: keyed by the
     model's bytes, nimble's version, this host's CPU, the thread count (records are chosen per
     thread count) and the records file's size and mtime."""
-    from .. import __version__
+    from ..version import __version__
     from ..codegen.jit import cache_dir, host
 
     h = hashlib.sha256(Path(model_path).read_bytes())
-    for part in (__version__, host().key, str(records), os.environ.get("NIMBLE_NUM_THREADS", "")):
+    for part in (__version__, host().key, str(records), str(settings.num_threads())):
         h.update(b"\0" + part.encode())
     if records and "://" not in records and Path(records).is_file():
         st = Path(records).stat()

@@ -19,6 +19,7 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
+from .. import settings
 from ..errors import NimbleError
 
 log = logging.getLogger("nimble.codegen")
@@ -53,8 +54,9 @@ def _init() -> None:
         except RuntimeError:
             log.warning("libc not found by name: the object checks may refuse runtime objects")
         triple = llvm.get_process_triple()
-        cpu = os.environ.get("NIMBLE_CPU") or llvm.get_host_cpu_name()
-        features = llvm.get_host_cpu_features().flatten() if not os.environ.get("NIMBLE_CPU") else ""
+        chosen = settings.current().cpu
+        cpu = chosen or llvm.get_host_cpu_name()
+        features = llvm.get_host_cpu_features().flatten() if not chosen else ""
         _state["host"] = HostTarget(triple, cpu, features, True)
         _state["tm"] = _new_target_machine()
 
@@ -85,8 +87,7 @@ def target_machine():
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("NIMBLE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nimble")
-    return Path(root) / "objects"
+    return Path(settings.current().cache_dir) / "objects"
 
 
 def object_key(llvm_ir: str, options: str = "") -> str:
@@ -108,7 +109,7 @@ def optimize_and_emit(llvm_ir: str, speed_level: int = 3, vectorize: bool = True
     pto.loop_unrolling = True
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(mod, pb)
-    if log.isEnabledFor(logging.DEBUG) and os.environ.get("NIMBLE_DEBUG", "0") >= "2":
+    if log.isEnabledFor(logging.DEBUG) and settings.current().debug >= 2:
         log.debug("optimised LLVM IR:\n%s", mod)
     with _lock:
         stats["llvm_compiles"] += 1
@@ -117,7 +118,7 @@ def optimize_and_emit(llvm_ir: str, speed_level: int = 3, vectorize: bool = True
 
 def compile_object(llvm_ir: str, use_cache: bool = True, speed_level: int = 3, vectorize: bool = True) -> bytes:
     """The object code of ``llvm_ir`` for the host, from the on-disk cache when present."""
-    if not use_cache or os.environ.get("NIMBLE_NO_CACHE"):
+    if not use_cache or settings.current().no_cache:
         return optimize_and_emit(llvm_ir, speed_level, vectorize)
     options = "" if (speed_level, vectorize) == (3, True) else f"O{speed_level}v{int(vectorize)}"
     path = cache_dir() / (object_key(llvm_ir, options) + ".o")

@@ -4,15 +4,15 @@ A kernel is ``i32 name(ptr noalias buf..., i64 shape_var..., i32 num_threads)`` 
 1 when a heap allocation failed. Vectorized loops of a small constant extent become explicit
 LLVM vector code (contiguous loads/stores, broadcasts, gathers); other vectorized loops are left
 to LLVM's loop vectorizer. Unrolled loops of constant extent are emitted extent times. Parallel
-loops are outlined and run through nimble's parallel-for runtime (``parallel.py``), or serially when the work is
-small (see ``PARALLEL_MIN_WORK``) or one thread is asked for.
+loops are outlined and run through nimble's parallel-for runtime (``parallel.py``), or serially when
+the work is small (see ``NIMBLE_PARALLEL_MIN_WORK`` in ``nimble.settings``) or one thread is asked for.
 """
 from __future__ import annotations
 
-import os
 
 import llvmlite.ir as ir
 
+from .. import settings
 from ..errors import NimbleError
 from ..te.expr import (
     EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min,
@@ -39,7 +39,6 @@ NDARRAY_DATA_OFFSET = 16  # PyArrayObject: PyObject_HEAD (refcount, type), char 
 NDARRAY_NDIM_OFFSET = 24
 NDARRAY_DIMS_OFFSET = 32
 SHAPE_STATUS = 1 << 20  # + param index: that array's rank or dims disagree with the shape variables
-PARALLEL_MIN_WORK = int(os.environ.get("NIMBLE_PARALLEL_MIN_WORK", "32768"))
 
 
 class CodegenError(NimbleError, ValueError):
@@ -327,7 +326,7 @@ class LLVMCodegen:
         self._emit_range_fn(range_fn, s, sty, used_vars, used_bufs)
         b = self.b
         work = b.mul(extent, self.expr(work_estimate(s.body, set(self.env))))
-        big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, PARALLEL_MIN_WORK)),
+        big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, settings.current().parallel_min_work)),
                      b.and_(b.icmp_signed(">", self.s.nthreads, ir.Constant(I32, 1)),
                             b.icmp_signed(">", extent, ir.Constant(I64, 1))))
         with b.if_else(big) as (then, otherwise):

@@ -1,27 +1,8 @@
 """The model IR: types with `Any`, expressions, modules, type inference, printer and reference interpreter."""
 from .builder import Builder, const, get, if_, match, pattern, pctor, tensor_type, tuple_, var
 from .expr import (
-    Attrs,
-    Call,
-    Clause,
-    Constant,
-    Constructor,
-    Expr,
-    Function,
-    GlobalVar,
-    If,
-    Let,
-    Match,
-    Op,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
-    as_expr,
+    Attrs, Call, Clause, Constant, Constructor, Expr, Function, GlobalVar, If, Let, Match, Op, Pattern,
+    PatternConstructor, PatternTuple, PatternVar, PatternWildcard, Tuple, TupleGetItem, Var, as_expr,
 )
 from .infer import ModuleTypes, infer_type, infer_types
 from .interpreter import Interpreter, evaluate

@@ -9,22 +9,8 @@ from __future__ import annotations
 
 from ..errors import TypeError
 from .expr import (
-    Clause,
-    Constant,
-    Constructor,
-    Expr,
-    If,
-    Let,
-    Match,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
-    as_expr,
+    Clause, Constant, Constructor, Expr, If, Let, Match, Pattern, PatternConstructor, PatternTuple, PatternVar,
+    PatternWildcard, Tuple, TupleGetItem, Var, as_expr,
 )
 from .types import TensorType, Type
 

@@ -12,26 +12,11 @@ from dataclasses import dataclass
 from ..debug import debug_logger, debug_level
 from ..errors import NimbleError, TypeError
 from .expr import (
-    Call,
-    Constant,
-    Constructor,
-    Expr,
-    Function,
-    GlobalVar,
-    If,
-    Let,
-    Match,
-    Op,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
+    Call, Constant, Constructor, Expr, Function, GlobalVar, If, Let, Match, Op, Pattern, PatternConstructor,
+    PatternTuple, PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
 )
 from .module import IRModule, constructor_type
+from .op_table import get_op
 from .printer import print_function_marked, print_module
 from .types import (
     ADTType,
@@ -149,8 +134,6 @@ class _TypeChecker(ExprFunctor):
             raise self.located(err, call) from None
 
     def op_call(self, call: Call) -> Type:
-        from ..ops.registry import get_op
-
         opdef = get_op(call.op.name)
         arg_types = [self.resolved(self.visit(a)) for a in call.args]
         for name, t in zip(opdef.arg_names, arg_types):

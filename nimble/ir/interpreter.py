@@ -10,26 +10,11 @@ import numpy as np
 
 from ..errors import NimbleError, ShapeError, TypeError
 from .expr import (
-    Call,
-    Constant,
-    Constructor,
-    Expr,
-    Function,
-    GlobalVar,
-    If,
-    Let,
-    Match,
-    Op,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
+    Call, Constant, Constructor, Expr, Function, GlobalVar, If, Let, Match, Op, Pattern, PatternConstructor,
+    PatternTuple, PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
 )
 from .module import IRModule
+from .op_table import get_op
 from .types import AnyDim, SymDim, TensorType, TupleType, Type
 from .values import Closure, ConstructorValue
 from .visitor import deep_recursion
@@ -122,8 +107,6 @@ class Interpreter:
     def _op(self, call: Call):
         hit = self._op_cache.get(id(call))
         if hit is None or hit[0] is not call:
-            from ..ops.registry import get_op
-
             opdef = get_op(call.op.name)
             hit = (call, opdef, opdef.full_attrs(call.attrs))
             self._op_cache[id(call)] = hit

@@ -12,24 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .expr import (
-    Call,
-    Constant,
-    Constructor,
-    Expr,
-    Function,
-    GlobalVar,
-    If,
-    Let,
-    Match,
-    Op,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
+    Call, Constant, Constructor, Expr, Function, GlobalVar, If, Let, Match, Op, Pattern, PatternConstructor,
+    PatternTuple, PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
 )
 
 _MARK = "\x00"

@@ -163,27 +163,24 @@ def scalar_type(dtype: str = "float32") -> TensorType:
     return TensorType((), dtype)
 
 
+def walk_types(t: Type):
+    """``t`` and every type inside it (tuple fields, function arguments and result, ADT arguments), pre-order."""
+    yield t
+    if isinstance(t, TupleType):
+        inner = t.fields
+    elif isinstance(t, FuncType):
+        inner = (*t.arg_types, t.ret_type)
+    elif isinstance(t, ADTType):
+        inner = t.args
+    else:
+        return
+    for u in inner:
+        yield from walk_types(u)
+
+
 def free_type_vars(t: Type) -> list[TypeVar]:
     """Type variables that occur in `t`, in first-occurrence order."""
-    found: list[TypeVar] = []
-
-    def walk(u):
-        if isinstance(u, TypeVar):
-            if u not in found:
-                found.append(u)
-        elif isinstance(u, TupleType):
-            for f in u.fields:
-                walk(f)
-        elif isinstance(u, FuncType):
-            for a in u.arg_types:
-                walk(a)
-            walk(u.ret_type)
-        elif isinstance(u, ADTType):
-            for a in u.args:
-                walk(a)
-
-    walk(t)
-    return found
+    return list(dict.fromkeys(u for u in walk_types(t) if isinstance(u, TypeVar)))
 
 
 def substitute(t: Type, type_map: dict, dim_map: dict | None = None) -> Type:
@@ -211,23 +208,5 @@ def substitute(t: Type, type_map: dict, dim_map: dict | None = None) -> Type:
 
 def sym_dims(t: Type) -> list[SymDim]:
     """Symbolic dims that occur in `t`, in first-occurrence order."""
-    found: list[SymDim] = []
-
-    def walk(u):
-        if isinstance(u, TensorType):
-            for d in u.shape:
-                if isinstance(d, SymDim) and d not in found:
-                    found.append(d)
-        elif isinstance(u, TupleType):
-            for f in u.fields:
-                walk(f)
-        elif isinstance(u, FuncType):
-            for a in u.arg_types:
-                walk(a)
-            walk(u.ret_type)
-        elif isinstance(u, ADTType):
-            for a in u.args:
-                walk(a)
-
-    walk(t)
-    return found
+    return list(dict.fromkeys(d for u in walk_types(t) if isinstance(u, TensorType)
+                              for d in u.shape if isinstance(d, SymDim)))

@@ -11,25 +11,8 @@ import sys
 from contextlib import contextmanager
 
 from .expr import (
-    Call,
-    Clause,
-    Constant,
-    Constructor,
-    Expr,
-    Function,
-    GlobalVar,
-    If,
-    Let,
-    Match,
-    Op,
-    Pattern,
-    PatternConstructor,
-    PatternTuple,
-    PatternVar,
-    PatternWildcard,
-    Tuple,
-    TupleGetItem,
-    Var,
+    Call, Clause, Constant, Constructor, Expr, Function, GlobalVar, If, Let, Match, Op, Pattern, PatternConstructor,
+    PatternTuple, PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
 )
 
 _KIND = {

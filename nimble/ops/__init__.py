@@ -32,3 +32,9 @@ from .attention import attention  # noqa: E402 - after the operators the compute
 from .gelu_tanh import gelu_tanh  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+# the te computes, registered by these modules into ``compute``'s table (listed here, not imported by compute.py,
+# so that compute.py and the modules that use its helpers do not import each other)
+from . import (  # noqa: E402,F401,I001
+    compute_conv, compute_creation, compute_elementwise, compute_nn, compute_reduce, compute_transform,
+)

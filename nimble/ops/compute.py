@@ -169,7 +169,3 @@ def ravel(idx: tuple, shape: tuple) -> Expr:
         flat = flat * d + i
     return flat
 
-
-from . import (  # noqa: E402,F401  (each module registers its computes)
-    compute_conv, compute_creation, compute_elementwise, compute_nn, compute_reduce, compute_transform,
-)

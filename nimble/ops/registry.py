@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import NimbleError, TypeError
 from ..ir.expr import Attrs, Call, Op, as_expr
+from ..ir.op_table import OPERATORS, get_op, list_ops  # noqa: F401  (re-exported)
 
 
 class OpPattern(enum.IntEnum):
@@ -87,19 +88,7 @@ class OpDef:
         return [np.asarray(s, dtype=np.int64) for s in self.shape_func(*inputs, **self.full_attrs(attrs))]
 
 
-_REGISTRY: dict[str, OpDef] = {}
-
-
-def get_op(name: str) -> OpDef:
-    """The registered operator `name`."""
-    if name not in _REGISTRY:
-        raise NimbleError(f"no operator named {name!r} is registered")
-    return _REGISTRY[name]
-
-
-def list_ops() -> list[str]:
-    """Names of every registered operator, sorted."""
-    return sorted(_REGISTRY)
+_REGISTRY: dict[str, OpDef] = OPERATORS  # the model IR's table (nimble.ir.op_table), filled here
 
 
 def register(

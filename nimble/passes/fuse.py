@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir.expr import Call, Expr, Function, If, Let, Match, Op, Tuple, TupleGetItem, Var
+from ..errors import NimbleError
 from ..ir.visitor import ExprVisitor
 from ..ops.registry import OpPattern, get_op
 
@@ -184,3 +185,66 @@ def _add_input(g: Group, arg: Expr) -> None:
     if not any(a is arg for a in g.inputs):
         g.inputs.append(arg)
 
+
+
+@dataclass(frozen=True)
+class FusedModule:
+    """A module with its types and, for every function (global or nested literal), its fusion groups.
+
+    ``fusion[id(function)]`` is ``(groups, absorbed)`` as ``fusion_groups`` returns them; the functions are kept
+    alive by ``mod``, so their ids stay valid."""
+
+    mod: object
+    types: object
+    fusion: dict
+
+    def groups_of(self, func: Function) -> tuple:
+        return self.fusion[id(func)]
+
+    def summary(self) -> str:
+        n = sum(len(groups) for groups, _ in self.fusion.values())
+        return f"{len(self.fusion)} functions, {n} fused groups"
+
+    def dump(self) -> str:
+        lines = []
+        for name, func in self.mod.functions.items():
+            for f in functions_in(func):
+                groups, _ = self.fusion[id(f)]
+                where = name if f is func else f"{name} (closure)"
+                lines.append(f"{where}: {len(groups)} groups")
+                for g in reversed(groups.values()):  # program order
+                    ins = ", ".join(_type_text(self.types, x) for x in g.inputs)
+                    lines.append(f"  {g.name:40s} ({ins}) -> {self.types[g.root]}")
+        return "\n".join(lines)
+
+
+def _type_text(types, expr) -> str:
+    try:
+        return str(types[expr])
+    except NimbleError:  # an input the type checker never saw on its own (a tuple field)
+        return type(expr).__name__
+
+
+def functions_in(func: Function) -> list:
+    """``func`` and every function literal nested in it, outermost first."""
+    found = [func]
+
+    class _Functions(ExprVisitor):
+        def visit_function(self, f):
+            found.append(f)
+            super().visit_function(f)
+
+    _Functions().visit(func.body)
+    return found
+
+
+def fuse_ops(mod) -> FusedModule:
+    """Fusion groups of every function of ``mod`` (type-checked here): the ``fuse`` pass."""
+    from ..ir.infer import infer_types
+
+    types = infer_types(mod)
+    fusion = {}
+    for func in mod.functions.values():
+        for f in functions_in(func):
+            fusion[id(f)] = fusion_groups(f, types)
+    return FusedModule(mod, types, fusion)

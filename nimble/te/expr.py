@@ -97,6 +97,9 @@ class Expr:
 
         return expr_str(self)
 
+    def __repr__(self):  # nodes are ``@dataclass(frozen=True, repr=False)``: they print as their expression
+        return str(self)
+
     def astype(self, dtype: str) -> Expr:
         return cast(dtype, self)
 
@@ -106,15 +109,11 @@ class IntImm(Expr):
     value: int
     dtype: str = INDEX
 
-    __repr__ = Expr.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class FloatImm(Expr):
     value: float
     dtype: str = "float32"
-
-    __repr__ = Expr.__str__
 
 
 @dataclass(frozen=True, repr=False, eq=False)
@@ -127,8 +126,6 @@ class Var(Expr):
     name: str
     dtype: str = INDEX
 
-    __repr__ = Expr.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class BinaryOp(Expr):
@@ -138,8 +135,6 @@ class BinaryOp(Expr):
     @property
     def dtype(self) -> str:
         return self.a.dtype
-
-    __repr__ = Expr.__str__
 
 
 class Add(BinaryOp):
@@ -215,8 +210,6 @@ class Not(Expr):
     a: Expr
     dtype: str = "bool"
 
-    __repr__ = Expr.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class Select(Expr):
@@ -228,15 +221,11 @@ class Select(Expr):
     def dtype(self) -> str:
         return self.true_value.dtype
 
-    __repr__ = Expr.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class Cast(Expr):
     dtype: str
     value: Expr
-
-    __repr__ = Expr.__str__
 
 
 @dataclass(frozen=True, repr=False)
@@ -246,8 +235,6 @@ class Call(Expr):
     func: str
     args: tuple
     dtype: str
-
-    __repr__ = Expr.__str__
 
 
 # ---------------------------------------------------------------------------------- builders

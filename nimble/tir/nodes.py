@@ -53,6 +53,9 @@ class Stmt:
 
         return stmt_str(self)
 
+    def __repr__(self):  # statements are ``@dataclass(frozen=True, repr=False)``: they print as loop IR
+        return str(self)
+
 
 @dataclass(frozen=True, repr=False)
 class For(Stmt):
@@ -64,8 +67,6 @@ class For(Stmt):
     kind: str
     body: Stmt
 
-    __repr__ = Stmt.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class Store(Stmt):
@@ -73,16 +74,12 @@ class Store(Stmt):
     index: Expr
     value: Expr
 
-    __repr__ = Stmt.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class IfThenElse(Stmt):
     cond: Expr
     then_case: Stmt
     else_case: Stmt | None = None
-
-    __repr__ = Stmt.__str__
 
 
 @dataclass(frozen=True, repr=False)
@@ -93,16 +90,12 @@ class Assert(Stmt):
     code: int
     body: Stmt
 
-    __repr__ = Stmt.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class LetStmt(Stmt):
     var: Var
     value: Expr
     body: Stmt
-
-    __repr__ = Stmt.__str__
 
 
 @dataclass(frozen=True, repr=False)
@@ -113,14 +106,10 @@ class Allocate(Stmt):
     extent: Expr  # number of elements
     body: Stmt
 
-    __repr__ = Stmt.__str__
-
 
 @dataclass(frozen=True, repr=False)
 class Seq(Stmt):
     stmts: tuple
-
-    __repr__ = Stmt.__str__
 
 
 def seq(*stmts) -> Stmt:

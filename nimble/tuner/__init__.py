@@ -18,9 +18,8 @@ __all__ = [
 
 
 def __getattr__(name):
-    # model-level extraction needs the IR and the VM's fusion, layers above the tuner: import lazily
+    # model-level extraction needs the model IR and the VM's fusion, layers above the tuner: it is not offered here
     if name == "extract_tasks":
-        from ..vm.tasks import extract_tasks
-
-        return extract_tasks
+        raise AttributeError("nimble.tuner.extract_tasks moved to nimble.extract_tasks (nimble.vm.tasks): task "
+                             "extraction reads the model IR, a layer above the tuner")
     raise AttributeError(f"module 'nimble.tuner' has no attribute {name!r}")

@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import FormatError, NimbleError
+from .. import settings
+from ..errors import FormatError
 from .workload import canonical_json, sha256_hex
 
 NUM_THREADS_ENV = "NIMBLE_NUM_THREADS"
@@ -124,17 +125,8 @@ class HostFingerprint:
 
 
 def num_threads() -> int:
-    """Thread count kernels use: env ``NIMBLE_NUM_THREADS`` if set, else ``os.cpu_count()``."""
-    text = os.environ.get(NUM_THREADS_ENV, "").strip()
-    if not text:
-        return os.cpu_count() or 1
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise NimbleError(f"{NUM_THREADS_ENV}: expected an int >= 1, got {text!r}")
-    return value
+    """Thread count kernels use: ``nimble.settings.num_threads()`` (``NIMBLE_NUM_THREADS``, else every core)."""
+    return settings.num_threads()
 
 
 def parse_cpuinfo(text: str) -> tuple[str, str, tuple[str, ...]]:

@@ -45,7 +45,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import IO, Any
 
-from .. import __version__
+from ..version import __version__
 from ..errors import FormatError
 from .buckets import BucketKey
 from .fingerprint import HostFingerprint

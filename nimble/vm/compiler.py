@@ -11,22 +11,19 @@ code, which returns its storage to the pool for the next allocation of that size
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import NimbleError
-from ..ir import infer_types
 from ..ir.expr import (
     Call, Constant, Constructor, Function, GlobalVar, If as IRIf, Let, Match, Op, PatternConstructor, PatternTuple,
     PatternVar, PatternWildcard, Tuple, TupleGetItem, Var,
 )
 from ..ir.types import ADTType, TensorType, TupleType
 from ..ir.visitor import deep_recursion, free_vars
-from ..passes.fuse import fusion_groups
 from . import bytecode as bc
-from .bytecode_opt import bytecode_opt_enabled, optimize_bytecode
-from .kernels import TupleField, build_group_kernel, flat_inputs_of
+from .kernels import TupleField, flat_inputs_of
 from .liveness import insert_kills
 
 
@@ -53,29 +50,21 @@ def input_spec(t) -> dict:
 
 
 class ModuleCompiler:
-    """Compiles every function of a module; holds the constants and the kernel library."""
+    """The ``bytecode`` pass: every function of a lowered module to a ``VMFunction``; holds the constants and adds
+    the host shape functions to the packed-function table of the kernels (``nimble.vm.lower``)."""
 
-    def __init__(self, mod, target: str = "llvm", records=None, accept_foreign: bool = False):
-        from ..dispatch.build import open_records
-        from ..passes.anf import to_anf
-        from ..passes.attention import fuse_attention
-        from ..passes.fold import eliminate_dead_code, fold_constants
-
-        mod = eliminate_dead_code(fold_constants(to_anf(mod)))
-        mod = fuse_attention(mod)  # multi-head attention chains -> one attention call (passes/attention.py)
-        self.mod = mod
-        self.target = target
-        self.db = open_records(records)
-        self.accept_foreign = accept_foreign
-        self.types = infer_types(mod)
+    def __init__(self, lowered):
+        self.lowered = lowered
+        self.mod = lowered.fused.mod
+        self.types = lowered.fused.types
+        self.db = lowered.db
         self.functions: list = []
-        self.func_index: dict = {name: i for i, name in enumerate(mod.functions)}
+        self.func_index: dict = {name: i for i, name in enumerate(self.mod.functions)}
         self.constants: list = []
         self._const_ids: dict = {}
-        self.packed: list = []
-        self._kernel_cache: dict = {}
+        self.packed: list = list(lowered.packed)
         self._host_cache: dict = {}
-        self.kernels: list = []  # GroupKernel per packed kernel entry, for explain / tuning
+        self.kernels: list = lowered.kernels
 
     # ------------------------------------------------------------------ library entries
     def constant(self, value) -> int:
@@ -87,18 +76,9 @@ class ModuleCompiler:
             self._keep = getattr(self, "_keep", []) + [value]  # ids stay unique while compiling
         return self._const_ids[key]
 
-    def kernel(self, group, name: str):
+    def kernel(self, group):
         """(packed index, GroupKernel) of a group; groups of the same shape share one kernel."""
-        key = _group_key(group, self.types)
-        hit = self._kernel_cache.get(key)
-        if hit is not None:
-            return hit
-        gk = build_group_kernel(group, self.types, f"k{len(self.packed)}_{name}", self.db, self.accept_foreign)
-        self.packed.append(gk.entry)
-        self.kernels.append(gk)
-        hit = (len(self.packed) - 1, gk)
-        self._kernel_cache[key] = hit
-        return hit
+        return self.lowered.kernel(group)
 
     def host_func(self, kind: str, **attrs) -> int:
         import json
@@ -112,34 +92,13 @@ class ModuleCompiler:
         return self._host_cache[key]
 
     # --------------------------------------------------------------------------- driver
-    def compile(self):
-        from .executable import Executable
-
+    def compile(self) -> BytecodeModule:
         with deep_recursion():
             self.functions = [None] * len(self.func_index)
             for name, func in list(self.mod.functions.items()):
                 self.functions[self.func_index[name]] = FunctionCompiler(self, func, name).compile()
-        self.functions = list(optimize_bytecode(self.functions) if bytecode_opt_enabled() else self.functions)
-        self._report_records()
-        inputs = {}
-        for name in self.mod.functions:
-            ft = self.types.function(name)
-            inputs[name] = [input_spec(t) for t in ft.arg_types]
-        from .executable import host_metadata
-
-        outputs = {name: input_spec(self.types.function(name).ret_type) for name in self.mod.functions}
-        metadata = host_metadata(inputs=inputs, outputs=outputs)
-        return Executable(tuple(self.functions), tuple(self.constants), tuple(self.packed), dict(self.func_index),
-                          metadata)
-
-    def _report_records(self) -> None:
-        from ..dispatch.table import DispatchEntry
-
-        tables = [p for p in self.packed if isinstance(p, DispatchEntry)]
-        tuned = sum(1 for t in tables if any(r.source != "fallback" for r in t.ranges))
-        if self.db is not None and tables and tuned < len(tables):
-            log.warning("compile: %d of %d tunable kernels have tuning records in %s; the others use the templates' "
-                        "fallback configs", tuned, len(tables), self.db.url if hasattr(self.db, "url") else self.db)
+        return BytecodeModule(tuple(self.functions), tuple(self.constants), tuple(self.packed),
+                              dict(self.func_index), self.types, self.db)
 
     def lift(self, func: Function, captured: list, hint: str) -> int:
         index = len(self.functions)
@@ -148,23 +107,47 @@ class ModuleCompiler:
         return index
 
 
-def _group_key(group, types) -> str:
-    """Groups with the same operators, attributes, wiring and input types share one kernel."""
-    position = {id(c): j for j, c in enumerate(group.calls)}
-    inputs = {id(x): k for k, x in enumerate(group.inputs)}
+@dataclass(frozen=True)
+class BytecodeModule:
+    """What the ``bytecode`` pass gives: VM functions, constants, the packed-function table, and the types."""
 
-    def source(arg) -> str:
-        prod = group.links.get(id(arg))
-        if prod is not None or id(arg) in position:
-            return f"c{position[id(prod if prod is not None else arg)]}"
-        if hasattr(arg, "fields"):
-            return "(" + ",".join(source(f) for f in arg.fields) + ")"
-        return f"i{inputs[id(arg)]}"
+    functions: tuple
+    constants: tuple
+    packed: tuple
+    func_index: dict
+    types: object
+    db: object = None
 
-    parts = [f"{c.op.name}{sorted(c.attrs.as_dict().items())}({','.join(source(a) for a in c.args)})"
-             for c in group.calls]
-    parts += [f"{types[inp]}{'const' if isinstance(inp, Constant) else ''}" for inp in group.inputs]
-    return "|".join(parts)
+    def summary(self) -> str:
+        n = sum(len(f.instructions) for f in self.functions)
+        return f"{len(self.functions)} VM functions, {n} instructions, {len(self.constants)} constants"
+
+    def dump(self) -> str:
+        names = [f.name for f in self.functions]
+        packed = [getattr(p, "name", str(p)) for p in self.packed]
+        return "\n".join(bc.disassemble(f, names, packed) for f in self.functions)
+
+
+def to_executable(code: BytecodeModule):
+    """The ``executable`` pass: bytecode + constants + packed functions + input/output specs as an Executable."""
+    from .executable import Executable, host_metadata
+
+    _report_records(code)
+    names = list(code.func_index)  # the module's global functions, in order
+    inputs = {n: [input_spec(t) for t in code.types.function(n).arg_types] for n in names}
+    outputs = {n: input_spec(code.types.function(n).ret_type) for n in names}
+    return Executable(code.functions, code.constants, code.packed, dict(code.func_index),
+                      host_metadata(inputs=inputs, outputs=outputs))
+
+
+def _report_records(code: BytecodeModule) -> None:
+    from ..dispatch.table import DispatchEntry
+
+    tables = [p for p in code.packed if isinstance(p, DispatchEntry)]
+    tuned = sum(1 for t in tables if any(r.source != "fallback" for r in t.ranges))
+    if code.db is not None and tables and tuned < len(tables):
+        log.warning("compile: %d of %d tunable kernels have tuning records in %s; the others use the templates' "
+                    "fallback configs", tuned, len(tables), code.db.url if hasattr(code.db, "url") else code.db)
 
 
 class FunctionCompiler:
@@ -180,7 +163,7 @@ class FunctionCompiler:
         self.params = list(captured) + list(func.params)
         for p in self.params:
             self.env[p] = self.new_reg()
-        self.groups, self.absorbed = fusion_groups(func, mc.types)
+        self.groups, self.absorbed = mc.lowered.fused.groups_of(func)
         self.lets: dict = {}
 
     def new_reg(self) -> int:
@@ -348,7 +331,7 @@ class FunctionCompiler:
         return self.expr(x)
 
     def _group(self, group) -> int:
-        index, gk = self.mc.kernel(group, group.name)
+        index, gk = self.mc.kernel(group)
         # the kernel may have been built for another group of the same shape: take this one's inputs
         if gk.template == "dense":  # (and the dense's own weight, packed)
             gk = _with_inputs(gk, self.mc, group)
@@ -448,4 +431,6 @@ def compile(mod, target: str = "llvm", records=None, accept_foreign: bool = Fals
         raise CompileError("compile: the module has no 'main' function")
     if target.split()[0] != "llvm":
         raise CompileError(f"compile: target must be 'llvm' (the CPU), got {target!r}")
-    return ModuleCompiler(mod, target, records, accept_foreign).compile()
+    from .pipeline import compile_pipeline
+
+    return compile_pipeline(target, records, accept_foreign).run(mod)

@@ -59,7 +59,7 @@ class HostFuncEntry:
 
 def host_metadata(**extra) -> dict:
     """Target, CPU, features and version of this host, for ``Executable.metadata``."""
-    from .. import __version__
+    from ..version import __version__
     from ..codegen import jit
 
     h = jit.host()

@@ -9,8 +9,8 @@ with a warning saying why.
 from __future__ import annotations
 
 import logging
-import os
 
+from .. import settings
 from ..errors import NimbleError
 
 log = logging.getLogger("nimble.vm")
@@ -18,7 +18,7 @@ BACKENDS = ("native", "python")
 
 
 def _backend(backend: str | None) -> str:
-    chosen = backend or os.environ.get("NIMBLE_VM") or "native"
+    chosen = backend or settings.current().vm
     if chosen not in BACKENDS:
         where = "backend" if backend else "NIMBLE_VM"
         raise NimbleError(f"{where}: expected one of {BACKENDS}, got {chosen!r}")

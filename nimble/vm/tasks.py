@@ -1,8 +1,7 @@
 """Model-level task extraction: the tunable primitive functions of a module, deduplicated."""
 from __future__ import annotations
 
-from ..ir import infer_types
-from ..passes.fuse import fusion_groups
+from ..passes.pipeline import Pipeline, default_ir_passes, fuse_pass
 from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
 from .kernels import dense_group_signature
@@ -11,12 +10,12 @@ from .kernels import dense_group_signature
 def model_signatures(mod) -> list:
     """(template name, signature) of every template-backed fused group, each once (BERT's 12
     layers share their tasks)."""
-    types = infer_types(mod)
+    # the passes nimble.compile runs up to fusion: the tasks are the kernels a compile of this module builds
+    fused = Pipeline(default_ir_passes() + [fuse_pass()]).run(mod, print_after=(), debug=0)
     seen, out = set(), []
-    for func in mod.functions.values():
-        groups, _ = fusion_groups(func, types)
+    for groups, _ in fused.fusion.values():
         for g in groups.values():
-            found = dense_group_signature(g, types)
+            found = dense_group_signature(g, fused.types)
             if found is None:
                 continue
             key = ("dense", found[0])

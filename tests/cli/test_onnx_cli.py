@@ -40,8 +40,8 @@ def test_nimble_tune_on_an_onnx_file(tmp_path):
     assert {str(r.bucket) for r in Database(tmp_path / "t.db").records()} == {"n=1..4", "n=5..64"}
 
 
-def test_nimble_run_keeps_the_onnx_output_names_and_compiles_a_model_once(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("NIMBLE_CACHE_DIR", str(tmp_path / "cache"))
+def test_nimble_run_keeps_the_onnx_output_names_and_compiles_a_model_once(tmp_path, monkeypatch, nimble_env, capsys):
+    nimble_env(NIMBLE_CACHE_DIR=str(tmp_path / "cache"))
     w = tiny_onnx(tmp_path / "m.onnx")
     x = np.random.default_rng(1).standard_normal((3, 32)).astype("float32")
     np.save(tmp_path / "x.npy", x)

@@ -10,7 +10,8 @@ from nimble import ops as nb
 from nimble.cli import run as run_cli
 from nimble.cli import tune as tune_cli
 from nimble.ir import Any
-from nimble.tuner import Database, extract_tasks
+from nimble import extract_tasks
+from nimble.tuner import Database
 from nimble.tuner.buckets import buckets_from_traffic
 
 

@@ -110,7 +110,7 @@ def test_dispatch_table_survives_save_and_load(tmp_path, two_bucket_db):
     np.testing.assert_array_equal(nimble.VirtualMachine(loaded).run(x), nimble.VirtualMachine(exe).run(x))
 
 
-def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, monkeypatch):
+def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, monkeypatch, nimble_env):
     """Shipped records (the checkout's tuning_logs/*.jsonl) measured on this CPU are used when compile
     names no database, never those of the current directory; another thread count's only when
     foreign records are accepted."""
@@ -125,7 +125,7 @@ def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, mon
     (tmp_path / "tuning_logs").mkdir()
     db.export_jsonl(tmp_path / "tuning_logs" / "llvm-this-cpu.jsonl")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NIMBLE_CACHE_DIR", str(tmp_path / "cache"))
+    nimble_env(NIMBLE_CACHE_DIR=str(tmp_path / "cache"))
     exe = nimble.compile(model())  # ./tuning_logs of the current directory is never read
     assert exe.explain(dense_name(exe), (100, K))["source"] == "fallback"
     import nimble.dispatch.build as dispatch_build

@@ -8,6 +8,7 @@ import nimble
 import nimble.ir as ir
 from nimble.ir import Any, TensorType
 from nimble.models import bert
+from nimble.models.torch_peers import torch_bert
 
 SMALL = bert.BertConfig(num_layers=2, hidden_size=64, num_heads=4, intermediate_size=128)
 
@@ -85,72 +86,9 @@ def test_missing_weight_is_named():
 def test_bert_matches_torch_for_20_lengths(model):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    nn, F = torch.nn, torch.nn.functional
     weights, mod = model
     cfg = SMALL
-
-    class SelfAttention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.query, self.key, self.value = (nn.Linear(cfg.hidden_size, cfg.hidden_size) for _ in range(3))
-
-        def forward(self, x):
-            b, s, _ = x.shape
-
-            def split(t):
-                return t.view(b, s, cfg.num_heads, cfg.head_size).transpose(1, 2)
-
-            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            probs = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(cfg.head_size), dim=-1)
-            return (probs @ v).transpose(1, 2).reshape(b, s, cfg.hidden_size)
-
-    class DenseNorm(nn.Module):
-        def __init__(self, in_f):
-            super().__init__()
-            self.dense = nn.Linear(in_f, cfg.hidden_size)
-            self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-
-        def forward(self, x, residual):
-            return self.LayerNorm(self.dense(x) + residual)
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.self = SelfAttention()
-            self.output = DenseNorm(cfg.hidden_size)
-
-        def forward(self, x):
-            return self.output(self.self(x), x)
-
-    class Intermediate(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-
-        def forward(self, x):
-            return F.gelu(self.dense(x))
-
-    class BertLayer(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.attention, self.intermediate, self.output = Attention(), Intermediate(), DenseNorm(cfg.intermediate_size)
-
-        def forward(self, x):
-            attn = self.attention(x)
-            return self.output(self.intermediate(attn), attn)
-
-    class Encoder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layer = nn.ModuleList(BertLayer() for _ in range(cfg.num_layers))
-
-        def forward(self, x):
-            for layer in self.layer:
-                x = layer(x)
-            return x
-
-    ref = Encoder()
-    ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    ref = torch_bert(weights, cfg)
     rng = np.random.default_rng(5)
     for length in rng.integers(1, 129, size=20):
         x = rng.standard_normal((1, int(length), cfg.hidden_size)).astype(np.float32)

@@ -5,6 +5,7 @@ import pytest
 import nimble.ir as ir
 from nimble.ir import Any, TensorType
 from nimble.models import lstm
+from nimble.models.torch_peers import torch_lstm
 
 FULL = lstm.LSTMConfig()  # 2 layers, input 300, hidden 512
 SMALL = lstm.LSTMConfig(input_size=7, hidden_size=5, num_layers=3)
@@ -120,8 +121,7 @@ def test_lstm_matches_torch_for_20_lengths(full_model):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     weights, mod = full_model
-    ref = torch.nn.LSTM(FULL.input_size, FULL.hidden_size, FULL.num_layers)
-    ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    ref = torch_lstm(weights, FULL)
     rng = np.random.default_rng(3)
     for length in [1, 2, 5, 37, 100, *rng.integers(1, 101, size=15)]:
         xs = rng.standard_normal((int(length), FULL.input_size)).astype(np.float32)
@@ -156,8 +156,7 @@ def test_compiled_lstm_matches_torch(full_model, full_vm, length):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     weights, mod = full_model
-    ref = torch.nn.LSTM(FULL.input_size, FULL.hidden_size, FULL.num_layers)
-    ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    ref = torch_lstm(weights, FULL)
     xs = np.random.default_rng(length).standard_normal((length, FULL.input_size)).astype(np.float32)
     got = [np.asarray(v) for v in full_vm.run(*lstm.to_inputs(xs))]
     if length == 0:  # torch rejects an empty sequence; nimble gives (0, H) outputs and zero states

@@ -6,6 +6,7 @@ import nimble
 import nimble.ir as ir
 from nimble.ir import TensorType, prelude
 from nimble.models import tree_lstm
+from nimble.models.torch_peers import torch_tree_lstm
 
 CONFIG = tree_lstm.TreeLSTMConfig()  # input 300, hidden 150
 
@@ -72,31 +73,8 @@ def test_leaf_of_the_wrong_size_is_rejected():
 def test_tree_lstm_matches_torch_for_20_trees(model):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    nn = torch.nn
     weights, mod = model
-    hidden = CONFIG.hidden_size
-
-    class BinaryTreeLSTM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.ioux = nn.Linear(CONFIG.input_size, 3 * hidden)
-            self.iouh = nn.Linear(2 * hidden, 3 * hidden)
-            self.fh = nn.Linear(2 * hidden, 2 * hidden)
-
-        def forward(self, tree):
-            if not isinstance(tree, tuple):
-                i, o, u = torch.split(self.ioux(tree), hidden, dim=-1)
-                c = torch.sigmoid(i) * torch.tanh(u)
-                return torch.sigmoid(o) * torch.tanh(c), c
-            (hl, cl), (hr, cr) = self(tree[0]), self(tree[1])
-            hs = torch.cat([hl, hr], dim=-1)
-            i, o, u = torch.split(self.iouh(hs), hidden, dim=-1)
-            fl, fr = torch.split(torch.sigmoid(self.fh(hs)), hidden, dim=-1)
-            c = torch.sigmoid(i) * torch.tanh(u) + fl * cl + fr * cr
-            return torch.sigmoid(o) * torch.tanh(c), c
-
-    ref = BinaryTreeLSTM()
-    ref.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    ref = torch_tree_lstm(weights, CONFIG)
 
     def to_torch(tree):
         return tuple(to_torch(t) for t in tree) if isinstance(tree, tuple) else torch.from_numpy(tree)[None]

@@ -65,10 +65,10 @@ def test_best_record_uses_foreign_hosts_only_when_accepted(db):
     assert db.best_record(DENSE, "n=33..64", "llvm", FOREIGN).host == FOREIGN
 
 
-def test_best_record_defaults_to_this_host(db, monkeypatch):
+def test_best_record_defaults_to_this_host(db, nimble_env):
     from nimble.tuner.fingerprint import host_fingerprint
 
-    monkeypatch.setenv("NIMBLE_NUM_THREADS", "1")
+    nimble_env(NIMBLE_NUM_THREADS="1")
     here = host_fingerprint("llvm")
     db.add_records([make(0, 1e-3, host=here), make(1, 1e-4, host=FOREIGN)])
     assert db.best_record(DENSE, "n=33..64", "llvm").host == here

@@ -68,18 +68,28 @@ def test_parse_cpuinfo_x86_and_arm():
     assert vendor == "0x41" and {"asimd", "sve", "sve2", "i8mm", "bf16"} <= set(codegen_features(flags))
 
 
-def test_threads_from_env(monkeypatch):
-    monkeypatch.setenv("NIMBLE_NUM_THREADS", "3")
+def test_threads_from_env(nimble_env):
+    nimble_env(NIMBLE_NUM_THREADS="3")
     assert num_threads() == 3 and host_fingerprint().threads == 3
-    monkeypatch.delenv("NIMBLE_NUM_THREADS")
+    nimble_env(NIMBLE_NUM_THREADS=None)
     assert host_fingerprint().threads == num_threads() >= 1
-    monkeypatch.setenv("NIMBLE_NUM_THREADS", "zero")
-    with pytest.raises(NimbleError, match="NIMBLE_NUM_THREADS: expected an int >= 1, got 'zero'"):
-        num_threads()
+    with pytest.raises(NimbleError, match="NIMBLE_NUM_THREADS: expected an integer >= 1, got 'zero'"):
+        nimble_env(NIMBLE_NUM_THREADS="zero")
 
 
-def test_host_fingerprint_is_stable_and_target_is_informational(monkeypatch):
-    monkeypatch.setenv("NIMBLE_NUM_THREADS", "2")
+def test_set_num_threads_changes_what_the_fingerprint_reports(nimble_env):
+    from nimble.codegen import set_num_threads
+    from nimble.codegen.threads import num_threads as kernel_threads
+
+    nimble_env(NIMBLE_NUM_THREADS="2")
+    set_num_threads(5)
+    assert kernel_threads() == num_threads() == host_fingerprint().threads == 5
+    set_num_threads(1)
+    assert host_fingerprint().threads == kernel_threads() == 1
+
+
+def test_host_fingerprint_is_stable_and_target_is_informational(nimble_env):
+    nimble_env(NIMBLE_NUM_THREADS="2")
     a, b = host_fingerprint("llvm"), host_fingerprint("llvm -mcpu=native")
     assert a == b and a.id == b.id and b.target == "llvm -mcpu=native"
     assert a.cpu_model and a.vendor and a.cores >= 1

@@ -31,15 +31,14 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def test_the_default_vm_is_native(tiny_bert, monkeypatch):
+def test_the_default_vm_is_native(tiny_bert, nimble_env):
     exe, native, _ = tiny_bert
-    monkeypatch.delenv("NIMBLE_VM", raising=False)
+    nimble_env(NIMBLE_VM=None)
     assert VirtualMachine(exe).backend == "native" and native.backend == "native"
-    monkeypatch.setenv("NIMBLE_VM", "python")
+    nimble_env(NIMBLE_VM="python")
     assert VirtualMachine(exe).backend == "python"
-    monkeypatch.setenv("NIMBLE_VM", "jit")
     with pytest.raises(nimble.NimbleError, match="NIMBLE_VM: expected one of"):
-        VirtualMachine(exe)
+        nimble_env(NIMBLE_VM="jit")
 
 
 @settings(max_examples=40, deadline=None)

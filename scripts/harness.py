@@ -1,0 +1,47 @@
+"""What the benchmark scripts share: a median timer, and running a script's ``--child`` once per thread count.
+
+    from harness import median_time, run_children
+    results = run_children(__file__, [1, 2], ["--quick"])   # {threads: the child's last stdout line, as JSON}
+
+Each child runs in its own process with ``NIMBLE_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and ``OMP_NUM_THREADS`` set
+to its thread count, so nimble's kernels and numpy's BLAS use the same number of threads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def median_time(fn, min_time: float, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over at least 5 calls, more (up to 200) until ``min_time`` has passed."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < min_time and len(times) < 200):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def thread_env(threads: int) -> dict:
+    """This process's environment with every thread-count variable set to ``threads``."""
+    n = str(threads)
+    return dict(os.environ, NIMBLE_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, OMP_NUM_THREADS=n)
+
+
+def run_children(script: str, thread_counts, args=()) -> dict:
+    """Run ``script --child *args`` once per thread count; each child prints its result as JSON on its last line."""
+    results = {}
+    for t in thread_counts:
+        out = subprocess.run([sys.executable, script, "--child", *args], env=thread_env(t), capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            sys.exit(f"benchmark at {t} thread(s) failed:\n{out.stderr}")
+        results[t] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results

@@ -28,11 +28,11 @@ def module():
 
 def test_the_compile_pipeline_runs_its_passes_in_order():
     pipe = compile_pipeline()
-    assert pipe.names == ("anf", "fold", "dce", "patterns", "rows", "fuse", "lower_kernels", "bytecode",
-                          "executable")
+    assert pipe.names == ("anf", "fold", "dce", "patterns", "rows", "attention", "fuse", "lower_kernels",
+                          "bytecode", "bytecode_opt", "executable")
     kinds = [(p.takes, p.gives) for p in pipe.passes]
-    assert kinds[5:] == [("IRModule", "FusedModule"), ("FusedModule", "LoweredModule"),
-                         ("LoweredModule", "Bytecode"), ("Bytecode", "Executable")]
+    assert kinds[6:] == [("IRModule", "FusedModule"), ("FusedModule", "LoweredModule"),
+                         ("LoweredModule", "Bytecode"), ("Bytecode", "Bytecode"), ("Bytecode", "Executable")]
 
 
 def test_each_pass_hands_its_ir_to_the_next_and_is_timed():

@@ -98,6 +98,6 @@ def test_a_pass_can_be_inserted_after_a_named_one():
     calls = []
     extra = Pass("bytecode_count", lambda code: calls.append(len(code.functions)) or code, "Bytecode", "Bytecode")
     pipe = compile_pipeline().insert_after("bytecode", extra)
-    assert pipe.names[-3:] == ("bytecode", "bytecode_count", "executable")
+    assert pipe.names[-4:] == ("bytecode", "bytecode_count", "bytecode_opt", "executable")
     pipe.run(module(), print_after=(), debug=0)
     assert calls == [1]

@@ -33,8 +33,10 @@ def check_node_schema(node, opset: int) -> None:
             raise MalformedNodeError(f"{where}: unknown attribute {attr.name!r} (expected one of "
                                      f"{sorted(schema.attributes)})")
         if attr.type and int(attr.type) != int(spec.type.value):
+            from onnx import AttributeProto
+
             raise MalformedNodeError(f"{where}: attribute {attr.name!r} must be of type {spec.type.name}, "
-                                     f"got {attr.type}")
+                                     f"got {AttributeProto.AttributeType.Name(attr.type)}")
     missing = sorted(name for name, spec in schema.attributes.items() if spec.required and name not in seen)
     if missing:
         raise MalformedNodeError(f"{where}: required attribute(s) {missing} missing")

@@ -5,7 +5,8 @@
 
 Steps, each a library call: build a 2-layer BERT encoder (768 hidden, dynamic sequence length)
 with seeded random weights; extract its tunable kernels (the dense layers) for two buckets of
-the sequence length; tune them for ``--budget`` seconds into the SQLite records database
+the sequence length; import the records shipped for other CPUs (``tuning_logs/*.jsonl``), so the
+tuner on this CPU starts from the nearest host's records (a warm start); tune them for ``--budget`` seconds into the SQLite records database
 (``tuning_logs/llvm.db`` by default, resumed on a second run); compile twice, with the records
 and without (the templates' fallback configs); time both, and PyTorch / ONNX Runtime when they
 are installed, on several lengths; print the table and write a latency-vs-length PNG when
@@ -53,6 +54,26 @@ def time_systems(systems: dict, x, rounds: int = 5, min_time: float = 0.03) -> d
                 run(x)
             best[name] = min(best[name], (time.perf_counter() - t0) / calls[name])
     return {name: t * 1e3 for name, t in best.items()}
+
+
+def seed_with_shipped_records(db, tasks) -> str:
+    """Import the records shipped in the checkout's ``tuning_logs/*.jsonl`` (measured on other CPUs):
+    on this CPU the tuner then starts from the nearest host's records (its cost model trained on them,
+    their best configs measured first beside the fallback) instead of random configs. Returns a line
+    saying what was imported, or "" when nothing was shipped."""
+    from nimble.dispatch.build import SHIPPED_RECORDS_DIR
+    from nimble.tuner import host_fingerprint
+    from nimble.tuner.nearest_host import rank_hosts
+
+    files = sorted(SHIPPED_RECORDS_DIR.glob("*.jsonl")) if SHIPPED_RECORDS_DIR.is_dir() else []
+    added = sum(db.import_jsonl(f).added for f in files)
+    keys = {t.workload_key.hash for t in tasks}
+    hosts = {r.host for r in db.iter_records(target="llvm", include_errors=False) if r.workload.hash in keys}
+    ranked = rank_hosts(host_fingerprint("llvm"), hosts)
+    if not ranked:
+        return ""
+    return (f"   {added} shipped records imported from {', '.join(f.name for f in files)}; the tuner starts "
+            f"from the nearest host's: {ranked[0].describe()}")
 
 
 def peer_runners(weights: dict, cfg, threads: int, folder: str) -> dict:
@@ -113,6 +134,9 @@ def main(argv=None) -> int:
     mod = bert.build_module(weights, cfg)
     tasks = extract_tasks(mod, "llvm", BUCKETS)
     db = Database(args.db)
+    seeded = seed_with_shipped_records(db, tasks)
+    if seeded:
+        print(seeded, flush=True)
     before = probe_noise()
     if before.busy:
         print(f"warning: this machine looks busy ({before.describe()}): tuning picks configs by noisy timings "

@@ -410,6 +410,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     noise = _task_noise(db, summaries, host_fingerprint(args.target))
     print(summary_table(summaries, noise))
+    warm = sorted({s.warm_start for s in summaries if s.warm_start})
+    if warm:
+        print(f"nimble-tune: no records of this host for {sum(1 for s in summaries if s.warm_start)} task(s): the cost "
+              f"model started from the records of the nearest host(s) ({'; '.join(warm)}), whose best configs were "
+              "measured here first", file=sys.stderr)
     noisy = [s for s, z in zip(summaries, noise) if z is not None and z > NOISE_THRESHOLD]
     if noisy:
         print(f"nimble-tune: warning: {len(noisy)} of {len(summaries)} task(s) were measured with noise above "

@@ -1,8 +1,9 @@
 """Building dispatch tables for a template workload from the tuning records database.
 
 For each bucket of the workload that has a record on this target, the best record of this
-host (or, with ``accept_foreign``, of another host when this one has none) gives the config
-of that bucket's kernel. With no record at all, a few fallback ranges use the template's
+host gives the config of that bucket's kernel; without one, the nearest host's best record when
+that host is trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count),
+or with ``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback ranges use the template's
 fallback config at a representative size each (small batches get small register tiles).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..codegen.build import build
 from ..errors import FormatError, NimbleError
 from ..tuner.buckets import BucketKey
 from ..tuner.fingerprint import host_fingerprint
+from ..tuner.nearest_host import rank_hosts
 from ..tuner.task import Task
 from .kernel_entry import KernelEntry
 from .table import BucketRange, DispatchEntry
@@ -91,33 +93,45 @@ def shipped_records():
 
 
 
+def _pick(here, by_host: dict, accept_foreign: bool):
+    """(record, source, host description) for one bucket from its records grouped by host, or None.
+
+    This host's best record; else the nearest host's (``tuner.nearest_host``) when it is trusted
+    (ISA-compatible, same vector ISA and thread count: source ``"nearest-host"``), or with
+    ``accept_foreign`` any host's, nearest first (``"same-cpu"`` for this CPU at another thread
+    count, else ``"foreign"``).
+    """
+    best = {h: min(recs, key=lambda r: (r.mean_cost, r.timestamp)) for h, recs in by_host.items()}
+    if here in best:
+        return best[here], "record", ""
+    for m in rank_hosts(here, best):
+        if m.trusted:
+            return best[m.host], "nearest-host", m.describe()
+        if accept_foreign:
+            return best[m.host], "same-cpu" if _same_cpu(m.host, here) else "foreign", m.describe()
+    return None
+
+
 def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
     """(BucketRange, config JSON) per bucket with a usable record, sorted by lo."""
     if db is None:
         return []
-    buckets = sorted({str(r.bucket) for r in db.records(workload=probe.workload_key, target=target,
-                                                          include_errors=False)})
+    by_bucket: dict = {}
+    for rec in db.records(workload=probe.workload_key, target=target, include_errors=False):
+        by_bucket.setdefault(str(rec.bucket), {}).setdefault(rec.host, []).append(rec)
     host = host_fingerprint(target)
     out = []
-    for label in buckets:
+    for label in sorted(by_bucket):
         key = BucketKey.parse(label)
         if len(key.dims) != 1:
             continue
-        rec = db.best_record(probe.workload_key, label, target, fingerprint=host)
-        source = "record"
-        if rec is None and accept_foreign:  # the same CPU with another thread count first (measured:
-            # configs tuned at 1 thread ran 5-10% behind the fallback at 2, so never by default)
-            same = [r for r in db.records(workload=probe.workload_key, bucket=label, target=target,
-                                          include_errors=False) if _same_cpu(r.host, host)]
-            rec = min(same, key=lambda r: r.mean_cost) if same else None
-            source = "same-cpu"
-        if rec is None and accept_foreign:
-            rec = db.best_record(probe.workload_key, label, target, fingerprint=host, accept_foreign=True)
-            source = "foreign"
-        if rec is None:
+        picked = _pick(host, by_bucket[label], accept_foreign)
+        if picked is None:
             continue
+        rec, source, where = picked
         b = key[key.dims[0]]
-        out.append((BucketRange(b.lo, b.hi, label, source, None, rec.mean_cost, dict(rec.config)), dict(rec.config)))
+        out.append((BucketRange(b.lo, b.hi, label, source, None, rec.mean_cost, dict(rec.config), where),
+                    dict(rec.config)))
     out.sort(key=lambda t: t[0].lo)
     disjoint = []
     for r, cfg in out:
@@ -153,7 +167,7 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
             log.warning("%s: record for %s does not fit the template's space (%s); using the fallback", name, r.label, exc)
             cfg = tmpl.fallback(signature, space, {})
             r = BucketRange(r.lo, r.hi, r.label, "fallback")
-        resolved.append((BucketRange(r.lo, r.hi, r.label, r.source, r.record_id, r.cost, cfg.to_json()), cfg))
+        resolved.append((BucketRange(r.lo, r.hi, r.label, r.source, r.record_id, r.cost, cfg.to_json(), r.host), cfg))
     configs = [cfg for _, cfg in resolved]
     kernels, maps = [], []
     for k, (r, cfg) in enumerate(resolved):

@@ -21,7 +21,8 @@ from ..errors import FormatError
 @dataclass(frozen=True)
 class BucketRange:
     """Values ``lo..hi`` (inclusive) of the dispatched dim use ``kernel``; ``source`` says why:
-    ``"record"`` (best record of this host), ``"foreign"`` (another host's, accepted), ``"fallback"``."""
+    ``"record"`` (best record of this host), ``"nearest-host"`` (a trusted nearest host's), ``"same-cpu"``
+    or ``"foreign"`` (another host's, accepted), ``"fallback"``; ``host`` names the other host."""
 
     lo: int
     hi: int
@@ -30,15 +31,17 @@ class BucketRange:
     record_id: int | None = None
     cost: float | None = None
     config: dict = field(default_factory=dict)
+    host: str = ""
 
     def to_json(self) -> dict:
-        return {"lo": self.lo, "hi": self.hi, "label": self.label, "source": self.source,
-                "record_id": self.record_id, "cost": self.cost, "config": self.config}
+        out = {"lo": self.lo, "hi": self.hi, "label": self.label, "source": self.source,
+               "record_id": self.record_id, "cost": self.cost, "config": self.config}
+        return {**out, "host": self.host} if self.host else out
 
     @staticmethod
     def from_json(d: dict) -> "BucketRange":
         return BucketRange(int(d["lo"]), int(d["hi"]), str(d["label"]), str(d["source"]), d.get("record_id"),
-                           d.get("cost"), dict(d.get("config") or {}))
+                           d.get("cost"), dict(d.get("config") or {}), str(d.get("host") or ""))
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,9 @@ class DispatchEntry:
 
 
 SOURCES = {"record": "a tuning record of this host", "same-cpu": "a record of this CPU at another thread count",
-           "foreign": "another host's record (accept_foreign)", "fallback": "the template's fallback config (no record)"}
+           "nearest-host": "the record of the nearest host (no record of this host; same vector ISA and thread "
+                           "count, every instruction it used is here)",
+           "foreign": "another host's record (accept_foreign; nearest host first)", "fallback": "the template's fallback config (no record)"}
 
 
 class Explanation(Mapping):
@@ -98,14 +103,15 @@ class Explanation(Mapping):
         where = "inside" if f["inside"] else "outside every bucket; nearest"
         variant = "the residue variant" if f["variant"] != f["kernel"] and f["residue_variants"] else "the general kernel"
         lines = [f"{f['function']}: n={f['value']} is {where} bucket {f['bucket']}: kernel {f['kernel']} "
-                 f"({variant} {f['variant']}), config from {SOURCES.get(f['source'], f['source'])}",
+                 f"({variant} {f['variant']}), config from {SOURCES.get(f['source'], f['source'])}"
+                 + (f": {f['host']}" if f.get("host") else ""),
                  f"  config {json.dumps(f['config'], sort_keys=True)}; measured {cost}; {self._residues()}"]
         if f.get("ranges"):
             width = max(len(label) for label, _, _ in f["ranges"])
-            lines.append(f"  {'bucket'.ljust(width)}  source    measured")
+            lines.append(f"  {'bucket'.ljust(width)}  source        measured")
             for label, source, c in f["ranges"]:
                 mark = "*" if label == f["bucket"] else " "
-                lines.append(f"{mark} {label.ljust(width)}  {source.ljust(8)}  "
+                lines.append(f"{mark} {label.ljust(width)}  {source.ljust(12)}  "
                              f"{'-' if c is None else f'{c * 1e3:.4g} ms'}")
         return "\n".join(lines)
 

@@ -117,6 +117,11 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
 
         model = upgrade(model, opset)
         opset = model_opset(model)
+    from onnx.defs import onnx_opset_version
+
+    if opset > onnx_opset_version():
+        raise FormatError(f"ONNX opset {opset} is newer than the installed onnx package knows "
+                          f"({onnx_opset_version()}); expected opset {MIN_OPSET}..{onnx_opset_version()}")
     graph = model.graph
     missing = unsupported_nodes(graph, opset)
     if missing:
@@ -132,12 +137,16 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
     for init in graph.initializer:
         try:
             ctx.env[init.name] = const_value(numpy_helper.to_array(init))
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, KeyError) as err:  # KeyError: a data type onnx does not know
             raise FormatError(f"initializer {init.name!r} (dims {list(init.dims)}): its data does not match its "
                               f"dims and type ({err})") from None
     params = []
     for info in graph.input:
-        if info.name in ctx.env:
+        if info.name in ctx.env:  # an initializer gives the input its default: of the declared type
+            declared = info.type.tensor_type.elem_type if info.type.HasField("tensor_type") else 0
+            if declared and onnx_dtype(declared) != str(ctx.env[info.name].type.dtype):
+                raise FormatError(f"initializer {info.name!r}: its type {ctx.env[info.name].type.dtype} differs from "
+                                  f"the type {onnx_dtype(declared)} its graph input declares")
             continue
         if constants and info.name in constants:
             ctx.env[info.name] = const_value(np.asarray(constants[info.name]))

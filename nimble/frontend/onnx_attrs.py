@@ -30,3 +30,10 @@ def perm_of(perm, rank: int) -> tuple:
     if sorted(perm) != list(range(rank)) or any(isinstance(p, bool) for p in perm):
         raise MalformedNodeError(f"perm {perm} is not a permutation of the {rank} axes of the input")
     return tuple(perm)
+
+
+def flag_of(value, what: str) -> bool:
+    """A 0/1 attribute (``keepdims``): any other value is refused (ONNX Runtime reads only 1 as true)."""
+    if isinstance(value, bool) or value not in (0, 1):
+        raise MalformedNodeError(f"{what} must be 0 or 1, got {value!r}")
+    return bool(value)

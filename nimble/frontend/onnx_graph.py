@@ -200,6 +200,9 @@ class GraphConverter:
         fn = CONVERTERS.get(node.op_type)
         if fn is None or node.domain not in ("", "ai.onnx"):
             raise UnsupportedOperatorError(f"ONNX operator {node.domain or 'ai.onnx'}.{node.op_type} is not supported")
+        from .onnx_schema import check_node_schema
+
+        check_node_schema(node, self.opset)  # extra inputs, unknown or repeated attributes: refused, not ignored
         inputs = [self.lookup(name) if name else None for name in node.input]
         try:
             if can_specialize(node, inputs):  # axes known only at run time: one copy per possible value
@@ -211,7 +214,7 @@ class GraphConverter:
         except NimbleError as err:
             cls = MalformedNodeError if isinstance(err, FormatError) else ConversionError
             raise cls(f"{node.op_type} node {node.name or node.output[0]!r}: {err}") from err
-        except (ValueError, IndexError, KeyError, TypeError, AttributeError) as err:
+        except (ValueError, IndexError, KeyError, TypeError, AttributeError, ArithmeticError) as err:
             raise MalformedNodeError(f"{node.op_type} node {node.name or (node.output[:1] or ['?'])[0]!r} with "
                                      f"{len(node.input)} inputs and attributes {sorted(a.name for a in node.attribute)}: "
                                      f"malformed ({type(err).__name__}: {err})") from err

@@ -17,6 +17,10 @@ def gather(ctx, node, inputs, attrs):
         idx = indices.const.astype(np.int64)
         dim = data.shape[axis]
         if isinstance(dim, int):
+            if idx.size and (idx.min() < -dim or idx.max() >= dim):
+                bad = idx[(idx < -dim) | (idx >= dim)].reshape(-1)[0]
+                raise ConversionError(f"index {int(bad)} is out of range for axis {axis} of size {dim} "
+                                      f"(expected {-dim} <= index < {dim})")
             idx = np.where(idx < 0, idx + dim, idx)
         if data.dims is not None and data.ndim == 1:
             picked = [data.dims[int(i)] for i in idx.reshape(-1)]
@@ -26,7 +30,7 @@ def gather(ctx, node, inputs, attrs):
             return [with_dims(out, picked)]
         mode = "clip" if isinstance(dim, int) else "wrap"
         return [ctx.emit("take", data, idx, axis=axis, mode=mode)]
-    return [ctx.emit("take", data, indices, axis=axis, mode="wrap")]
+    return [ctx.emit("take", data, indices, axis=axis, mode="raise")]  # ONNX: indices in [-n, n), else an error
 
 
 @converter("Slice")

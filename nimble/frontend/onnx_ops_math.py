@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 
 from .onnx_dims import fold_binary, fold_where
-from .onnx_attrs import axes_in, axis_in
+from .onnx_attrs import axes_in, axis_in, flag_of
 from .onnx_graph import ConversionError, converter
 from .onnx_values import Value, const_value
 
@@ -313,7 +313,7 @@ _REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "Reduce
 def reduce(ctx, node, inputs, attrs):
     x = inputs[0]
     axes = reduce_axes(ctx, node, inputs, attrs)
-    keep = attrs.get("keepdims", 1)
+    keep = flag_of(attrs.get("keepdims", 1), "keepdims")
     op = node.op_type
     if axes == "noop":
         if op in ("ReduceSumSquare",):
@@ -348,12 +348,16 @@ def argmax(ctx, node, inputs, attrs):
     x = inputs[0]
     if attrs.get("select_last_index", 0):
         raise ConversionError("select_last_index=1 is not supported")
+    if x.dtype == "bool":
+        raise ConversionError(f"{node.op_type} of bool is not supported")
     if node.op_type == "ArgMin":
-        if x.dtype in ("uint8", "bool"):
+        if x.dtype == "uint8":
             raise ConversionError(f"ArgMin of {x.dtype} is not supported")
         x = ctx.emit("negative", x)
     axis = axis_in(attrs.get("axis", 0), max(x.ndim, 1))
-    return [ctx.emit("argmax", x, axis=axis, keepdims=bool(attrs.get("keepdims", 1)))]
+    if x.ndim and x.shape[axis] == 0:  # numpy and ONNX Runtime refuse it: there is no index to return
+        raise ConversionError(f"{node.op_type} over axis {axis} of size 0")
+    return [ctx.emit("argmax", x, axis=axis, keepdims=flag_of(attrs.get("keepdims", 1), "keepdims"))]
 
 
 def const_of(v: Value, what: str) -> np.ndarray:

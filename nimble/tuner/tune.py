@@ -8,7 +8,9 @@
 Per task: with ``resume`` the records this host already has for the task's workload, bucket
 and target are read back (their configs are never measured again and the tuner learns from
 their costs), and ``n_trials`` counts them; the fallback config is measured first, so the
-speedup over it is known; then batches from the tuner until ``n_trials`` configs are measured,
+speedup over it is known; on a new host (no record of the task here) the nearest hosts' records
+train the cost model and their best configs are measured beside the fallback (``_warm_start``);
+then batches from the tuner until ``n_trials`` configs are measured,
 the space is exhausted, or ``early_stopping`` trials in a row bring no improvement. Every
 record is committed as soon as its config is measured, so an interrupted tuning loses at most
 the configs in flight.
@@ -30,6 +32,7 @@ from typing import Any
 
 from ..errors import TuningError
 from .db import Database
+from .nearest_host import rank_hosts
 from .measure import MeasureOptions, MeasureResult, Measurer
 from .records import TuningRecord, current_user
 from .search import Tuner, make_tuner
@@ -57,6 +60,7 @@ class TuneSummary:
     best_index: int | None = None
     fallback_cost: float | None = None
     wall_s: float = 0.0
+    warm_start: str = ""  # the nearest hosts whose records started the cost model (a new host), if any
 
     def _gflops(self, cost: float | None) -> float | None:
         return self.flops / cost / 1e9 if cost and self.flops else None
@@ -141,6 +145,7 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
     fallback = task.fallback()
     measured = _resume(task, db, host, tuner, summary, fallback.index) if resume else set()
     _learn_other_buckets(task, db, host, tuner)
+    seeds = [] if summary.trials else _warm_start(task, db, host, tuner, summary)
     best_at = summary.trials
     bar = _progress_bar(task, n_trials, summary, progress)
     try:
@@ -150,6 +155,10 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
             if fallback.index not in measured:
                 batch.append(fallback)
                 tuner.mark_measured([fallback.index])
+            first = [c for c in seeds if c.index not in measured and c.index != fallback.index][:want - len(batch)]
+            seeds = []  # the nearest hosts' best configs go into the first batch only
+            batch += first
+            tuner.mark_measured([c.index for c in first])
             if len(batch) < want and tuner.has_next():
                 batch += [c for c in tuner.next_batch(want - len(batch))
                           if c.index not in measured and c.index != fallback.index]
@@ -203,6 +212,52 @@ def _learn_other_buckets(task: Task, db: Database, host, tuner: Tuner, limit: in
         records = records[:limit]
         configs = [task.space.get(r.config_index) for r in records if r.config_index < len(task.space)]
         load(other, configs, [r.mean_cost for r in records][:len(configs)])
+
+
+def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, seeds: int = 3,
+                limit: int = 400) -> list:
+    """A new host (no record of this task): the records of the nearest hosts that have this workload
+    (``nearest_host.rank_hosts``) train the cost model, every bucket of theirs (features hold the
+    shape), and their ``seeds`` best configs of this bucket (else of any bucket, by throughput) are
+    measured in the first batch beside the fallback. Returns those configs."""
+    by_host: dict = {}
+    for record in db.iter_records(workload=task.workload_key, target=task.target, include_errors=False):
+        if record.host != host:
+            by_host.setdefault(record.host, []).append(record)
+        elif str(record.bucket) == str(task.bucket):
+            return []  # this host has measured the task already (a run without resume)
+    ranked = rank_hosts(host, by_host)[:2]
+    if not ranked:
+        return []
+    load = getattr(tuner, "load_history", None)
+    space_size, picked, loaded = len(task.space), [], 0
+    candidates = []
+    for m in ranked:
+        per_bucket: dict = {}
+        for record in by_host[m.host]:
+            config = task.space.get(record.config_index) if record.config_index < space_size else None
+            if config is None or config.to_json() != dict(record.config):
+                continue  # another version of the template's space
+            per_bucket.setdefault(str(record.bucket), []).append((record, config))
+            throughput = (record.flops or 1.0) / record.mean_cost
+            candidates.append((str(record.bucket) != str(task.bucket), not m.trusted, -throughput, config.index, config))
+        for bucket, pairs in per_bucket.items():
+            try:
+                other = task if bucket == str(task.bucket) else Task(task.template, task.signature, task.target, bucket)
+            except TuningError:
+                continue
+            pairs = sorted(pairs, key=lambda p: p[0].mean_cost)[:limit]
+            if load is not None:
+                load(other, [c for _, c in pairs], [r.mean_cost for r, _ in pairs])
+                loaded += len(pairs)
+    fallback = task.fallback().index  # measured anyway
+    for *_, index, config in sorted(candidates, key=lambda c: c[:4]):
+        if len(picked) < seeds and index != fallback and index not in {c.index for c in picked}:
+            picked.append(config)
+    summary.warm_start = "; ".join(m.describe() for m in ranked)
+    log.info("%s: no record of this host; warm start from %d records of %s, measuring their %d best configs first",
+             task, loaded, summary.warm_start, len(picked))
+    return picked
 
 
 def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, fallback_index: int) -> set[int]:

@@ -792,3 +792,4 @@ for _name, (_module, _argv) in {
         cli(module, argv)
 
     case("error", f"cli.{_name}")(_cli_bad)
+import cases_onnx_fuzz  # noqa: E402,F401 - the from_onnx cases the fuzzer found (they register themselves)

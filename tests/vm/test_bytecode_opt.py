@@ -85,9 +85,9 @@ def test_dead_after_keeps_registers_read_on_a_later_path_alive_across_a_branch()
     # $3 is read on the false path only: it stays live across the if and dies at its read there;
     # $2 dies at the comparison; $0 is read by the ret of the true path
     code = [LoadConsti(1, 2), LoadConsti(0, 3), bc.If(0, 2, 1, 2), Ret(0), Move(3, 4), Ret(4)]
-    from nimble.vm.bytecode_opt import _absolute
+    from nimble.vm.bytecode_cfg import absolute
 
-    dead = dead_after(_absolute(code))
+    dead = dead_after(absolute(code))
     assert dead[2] == (2,) and dead[4] == (3,) and dead[5] == ()
 
 

@@ -18,6 +18,7 @@ The environment is read when this module is first imported; after that the value
 | ``NIMBLE_CACHE_DIR`` | path | ``~/.cache/nimble`` | the on-disk object and executable cache |
 | ``NIMBLE_NO_CACHE`` | bool | false | never read or write the object cache |
 | ``NIMBLE_VM`` | ``native`` or ``python`` | native | the default ``VirtualMachine`` backend |
+| ``NIMBLE_BYTECODE_OPT`` | bool | true | run the bytecode optimisations (``nimble.vm.bytecode_opt``) |
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class Settings:
     cache_dir: str = ""
     no_cache: bool = False
     vm: str = "native"
+    bytecode_opt: bool = True
 
 
 def _int(minimum: int) -> Callable[[str, str], int]:
@@ -102,6 +104,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NIMBLE_CACHE_DIR", "cache_dir", _text, _default_cache_dir),
     Variable("NIMBLE_NO_CACHE", "no_cache", _bool, lambda: False),
     Variable("NIMBLE_VM", "vm", _choice("native", "python"), lambda: "native"),
+    Variable("NIMBLE_BYTECODE_OPT", "bytecode_opt", _bool, lambda: True),
 )
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}
 

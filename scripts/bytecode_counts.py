@@ -7,13 +7,13 @@ also the median run time of one input on both VMs, optimised and not (runs inter
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections import Counter
 
 import numpy as np
 
+from nimble import settings
 from nimble.models import bert, lstm, tree_lstm
 from nimble.vm import compiler
 
@@ -67,7 +67,7 @@ def main() -> None:
         mod = MODELS[name]()
         rows, exes = {}, {}
         for optimize in (False, True):
-            os.environ["NIMBLE_BYTECODE_OPT"] = "1" if optimize else "0"
+            settings.update(bytecode_opt=optimize)
             exe = exes[optimize] = compiler.compile(mod)
             rows[optimize] = counts(exe)
             if name == args.disassemble:

@@ -22,7 +22,6 @@ Every step is a function of the bytecode alone; ``NIMBLE_BYTECODE_OPT=0`` switch
 """
 from __future__ import annotations
 
-import os
 
 from ..errors import NimbleError
 from . import bytecode as bc
@@ -38,11 +37,10 @@ _PURE = (bc.LoadConst, bc.LoadConsti, bc.Move, bc.AllocADT, bc.AllocClosure, bc.
 
 
 def bytecode_opt_enabled() -> bool:
-    """``NIMBLE_BYTECODE_OPT`` (default 1): 0 keeps the compiler's bytecode as it is."""
-    value = os.environ.get("NIMBLE_BYTECODE_OPT", "1")
-    if value not in ("0", "1"):
-        raise NimbleError(f"NIMBLE_BYTECODE_OPT: expected 0 or 1, got {value!r}")
-    return value == "1"
+    """``NIMBLE_BYTECODE_OPT`` (``nimble.settings``; default on): off keeps the compiler's bytecode as it is."""
+    from .. import settings
+
+    return settings.current().bytecode_opt
 
 
 # ---------------------------------------------------------------- 2. tuples built to be taken apart

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import nimble
+from nimble import settings
 from nimble.models import lstm, tree_lstm
 from nimble.vm import bytecode as bc
 
@@ -20,11 +21,15 @@ def flat(v):
     return [np.asarray(v)]
 
 
-def compiled_both(mod, monkeypatch):
-    monkeypatch.setenv("NIMBLE_BYTECODE_OPT", "0")
-    plain = nimble.compile(mod)
-    monkeypatch.setenv("NIMBLE_BYTECODE_OPT", "1")
-    return plain, nimble.compile(mod)
+def compiled_both(mod, monkeypatch=None):
+    saved = settings.current().bytecode_opt
+    try:
+        settings.update(bytecode_opt=False)
+        plain = nimble.compile(mod)
+        settings.update(bytecode_opt=True)
+        return plain, nimble.compile(mod)
+    finally:
+        settings.update(bytecode_opt=saved)
 
 
 @pytest.fixture(scope="module")

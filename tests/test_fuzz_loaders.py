@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "bad_inputs"))
-from fuzz_targets import JsonlTarget, damaged_executables, jsonl_texts, load_target  # noqa: E402
+from fuzz_targets import JsonlTarget, damaged_executables, jsonl_texts, load_target
 
 FAST = settings(max_examples=60, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -3,7 +3,6 @@ the fuzzer's seeds (small valid models) checked against ONNX Runtime. Registered
 from __future__ import annotations
 
 import numpy as np
-
 from cases import case, onnx_model
 
 

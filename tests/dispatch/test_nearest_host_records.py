@@ -1,12 +1,12 @@
 """A host without records compiles with the nearest host's (when trusted) and ``explain`` says whose."""
 import dataclasses
 
+from test_dispatch import K, M, dense_name, model, record
+
 import nimble
+from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database, host_fingerprint
 from nimble.tuner.task import Task
-from nimble.schedules.dense import dense_signature
-
-from test_dispatch import K, M, dense_name, model, record
 
 
 def _task():

@@ -3,11 +3,11 @@ import dataclasses
 
 from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database, TuningRecord
+from nimble.tuner.cost_model import XGBTuner
 from nimble.tuner.fingerprint import HostFingerprint
 from nimble.tuner.measure import MeasureResult
 from nimble.tuner.nearest_host import match, rank_hosts, vector_isa
 from nimble.tuner.task import Task
-from nimble.tuner.cost_model import XGBTuner
 from nimble.tuner.tune import TuneSummary, _warm_start, tune
 
 AVX2 = ("avx", "avx2", "fma", "sse", "sse2", "sse41", "sse42")

@@ -166,6 +166,15 @@ class Injective(Template):
                     pos += 1
             return v
 
+        checks = None
+        if kind == "reshape":  # the output shape comes from the caller: same element count, checked
+            size_in, size_out = te.const(1), te.const(1)
+            for d in x0.shape:
+                size_in = size_in * d
+            for d in out_shape:
+                size_out = size_out * d
+            msg = "reshape: the input and output element counts must be equal"
+            checks = lambda *_: [(te.eq(size_in, size_out), msg)]  # noqa: E731
         if flat:
             total = te.const(1)
             for d in out_shape:
@@ -174,7 +183,7 @@ class Injective(Template):
                 flat_t = te.compute((total,), lambda f: x0[tuple(unflatten(f, x0.shape))], name="flat")
             else:
                 flat_t = te.compute((total,), lambda f: value(unflatten(f, out_shape)), name="flat")
-            out = te.compute(out_shape, lambda *i: flat_t[_flat_index(i, out_shape)], name="out")
+            out = te.compute(out_shape, lambda *i: flat_t[_flat_index(i, out_shape)], name="out", checks=checks)
             s = te.create_schedule(out)
             s[flat_t].compute_inline()
             st = s[out]
@@ -185,7 +194,7 @@ class Injective(Template):
                 st.parallel(chunk_loop)
             self._vector_split(st, inner, cfg)
         else:
-            out = te.compute(out_shape, lambda *i: value(list(i)), name="out")
+            out = te.compute(out_shape, lambda *i: value(list(i)), name="out", checks=checks)
             s = te.create_schedule(out)
             st = s[out]
             if out_shape:

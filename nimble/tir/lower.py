@@ -45,6 +45,7 @@ class _Lowerer:
         self.children: dict = {}  # id(IterVar) -> [Stage] attached there
         self.messages: list = []  # assert messages; status code = 2 + position
         self.checks: dict = {}  # stage -> value checks after inlining
+        self.hoisted: list = []  # (condition, message) of checks over shape variables only: at the top
         for t in args:
             self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
         self._inline()
@@ -58,13 +59,23 @@ class _Lowerer:
         inlined: dict = {}
         for st in self.sch.stages:
             body = self._replace_inlined(st.op.body, inlined)
+            checks = [(self._replace_inlined(c, inlined), m) for c, m in st.op.checks]
+            axes = {iv.var for iv in list(st.op.axis) + list(st.op.reduce_axis)}
+            # a check of the shape alone runs once, before any loop: also when the loops run zero times,
+            # and also for a stage that is inlined
+            per_element = []
+            for c, m in checks:
+                if free_vars(c) & axes or any(isinstance(n, TensorLoad) for n in walk(c)):
+                    per_element.append((c, m))
+                elif (str(c), m) not in {(str(h), hm) for h, hm in self.hoisted}:
+                    self.hoisted.append((c, m))
             if st.attach == "inline":
                 if st.tensor in self.buffers:
                     raise LowerError(f"compute_inline: {st.name} is a kernel argument and cannot be inlined")
                 inlined[st.tensor] = (tuple(iv.var for iv in st.op.axis), body)
             else:
                 self.bodies[st] = body
-                self.checks[st] = tuple((self._replace_inlined(c, inlined), m) for c, m in st.op.checks)
+                self.checks[st] = tuple(per_element)
 
     @staticmethod
     def _replace_inlined(body: Expr, inlined: dict) -> Expr:
@@ -87,6 +98,7 @@ class _Lowerer:
             if st.tensor not in self.args:
                 buf = self._buffer_of(st, None)
                 body = Allocate(buf, _size(buf.shape), body)
+        body = self._asserted(body, self.hoisted)
         for v, factor in assume_multiple.items():  # residue variant: v == factor * v_q
             q = Var(f"{v.name}_q")
             body = LetStmt(q, v // factor, substitute_stmt(body, {v: q * factor}))

@@ -76,7 +76,8 @@ def text_models(tmp):
         "DistilBERT": transformers.DistilBertModel(transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4,
                                                                                  hidden_dim=64, **small)),
         "GPT-2": transformers.GPT2Model(transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4,
-                                                                n_positions=160)),
+                                                                n_positions=160, bos_token_id=0,
+                                                                eos_token_id=0)),
     }
     ids = torch.randint(0, 100, (2, 8))
     axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "out": {0: "batch", 1: "seq"}}

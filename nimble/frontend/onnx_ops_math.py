@@ -346,14 +346,21 @@ def reduce(ctx, node, inputs, attrs):
 @converter("ArgMax", "ArgMin")
 def argmax(ctx, node, inputs, attrs):
     x = inputs[0]
-    if attrs.get("select_last_index", 0):
-        raise ConversionError("select_last_index=1 is not supported")
     if node.op_type == "ArgMin":
         if x.dtype in ("uint8", "bool"):
             raise ConversionError(f"ArgMin of {x.dtype} is not supported")
         x = ctx.emit("negative", x)
     axis = axis_in(attrs.get("axis", 0), max(x.ndim, 1))
-    return [ctx.emit("argmax", x, axis=axis, keepdims=bool(attrs.get("keepdims", 1)))]
+    keepdims = bool(attrs.get("keepdims", 1))
+    if not attrs.get("select_last_index", 0) or x.ndim == 0:
+        return [ctx.emit("argmax", x, axis=axis, keepdims=keepdims)]
+    # the last maximum: the first one of the input reversed along the axis, counted from the end
+    from .onnx_ops_dynamic import dim_of
+
+    last = ctx.emit("subtract", dim_of(ctx, x, axis), np.array(1, np.int64))
+    backwards = ctx.emit("arange", last, np.array(-1, np.int64), np.array(-1, np.int64), dtype="int64")
+    first = ctx.emit("argmax", ctx.emit("take", x, backwards, axis=axis, mode="clip"), axis=axis, keepdims=keepdims)
+    return [ctx.emit("subtract", last, first)]
 
 
 def const_of(v: Value, what: str) -> np.ndarray:

@@ -53,12 +53,14 @@ def pow_(ctx, node, inputs, attrs):
 @converter("Mod")
 def mod(ctx, node, inputs, attrs):
     a, b = inputs
-    if attrs.get("fmod", 0) or a.dtype.startswith("float"):
-        if not attrs.get("fmod", 0):
-            raise ConversionError("Mod of floats needs fmod=1")
+    if a.dtype.startswith("float"):  # C fmod: the quotient truncated toward 0
         q = ctx.emit("cast", ctx.emit("cast", ctx.emit("divide", a, b), dtype="int64"), dtype=a.dtype)
-        return [ctx.emit("subtract", a, ctx.emit("multiply", q, b))]
-    rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
+        rem = ctx.emit("subtract", a, ctx.emit("multiply", q, b))
+    else:
+        rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
+    if attrs.get("fmod", 0):
+        return [rem]
+    # Python's mod: a non-zero remainder takes the divisor's sign
     zero = scalar(0, a)
     fix = ctx.emit("logical_and", ctx.emit("not_equal", rem, zero),
                    ctx.emit("not_equal", ctx.emit("less", rem, zero), ctx.emit("less", b, zero)))

@@ -86,7 +86,9 @@ def text_models(tmp):
         path = _torch_export(_TokensOnly(model, **options), (ids, torch.ones_like(ids)), f"{tmp}/{name}.onnx",
                              (["input_ids", "attention_mask"], ["out"]), axes, 17)
 
-        def feeds(batch, seq, rng=np.random.default_rng(0)):
+        rng = np.random.default_rng(0)
+
+        def feeds(batch, seq, rng=rng):
             mask = np.ones((batch, seq), np.int64)
             mask[-1, seq // 2:] = 0 if batch > 1 else 1
             return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
@@ -115,7 +117,9 @@ def image_models(tmp):
             x = torch.relu(x + self.block(x))
             return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
-    def images(batch, size, rng=np.random.default_rng(1)):
+    rng = np.random.default_rng(1)
+
+    def images(batch, size):
         return [rng.standard_normal((batch, 3, size, size)).astype(np.float32)]
 
     for opset in (9, 13):
@@ -149,9 +153,9 @@ def light_models(names):
         if not os.path.exists(path):
             print(f"{name}: {path} is not in this onnx wheel", file=sys.stderr)
             continue
+        rng = np.random.default_rng(2)
         yield (f"{name} (onnx light, opset 9)", path, "-", [(1, 224)],
-               lambda batch, size, rng=np.random.default_rng(2): [rng.standard_normal((batch, 3, size, size))
-                                                                   .astype(np.float32)])
+               lambda batch, size, rng=rng: [rng.standard_normal((batch, 3, size, size)).astype(np.float32)])
 
 
 def measure(name, path, dynamic, shapes, feeds, repeat):

@@ -144,3 +144,10 @@ def test_loop_scan_output_with_run_time_dims():
     both = _Both(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
     for trips, n, m in ((3, 2, 5), (1, 4, 1), (5, 3, 3)):
         both.check(trips=np.array(trips, np.int64), x=_x(n, m))
+
+
+def test_size_and_flatten_over_run_time_dims_on_both_sides():
+    nodes = [helper.make_node("Flatten", ["x"], ["y"], axis=2), helper.make_node("Size", ["x"], ["n"])]
+    both = _Both(_model(nodes, [("x", F, ["a", "b", "c", 2])], [("y", F, [None, None]), ("n", I64, [])]))
+    for shape in ((2, 3, 4, 2), (1, 5, 1, 2)):
+        both.check(x=_x(*shape))

@@ -43,7 +43,12 @@ def main(argv=None) -> int:
     logging.getLogger("nimble").setLevel(logging.ERROR)
 
     from nimble.frontend.onnx import supported_ops
-    from nimble.frontend.onnx_conformance import case_dtype, node_cases, op_family, run_case
+    from nimble.frontend.onnx_conformance import (
+        case_dtype,
+        node_cases,
+        op_family,
+        run_case,
+    )
 
     claimed = set(supported_ops())
     by_group = collections.defaultdict(collections.Counter)

@@ -10,7 +10,6 @@ from ..ir.expr import Function, GlobalVar, Var
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..ir.visitor import free_vars, substitute_vars
 from .onnx_graph import ConversionError, converter, fresh
-from .onnx_fusion_guard import guarded_ret
 from .onnx_values import Value, const_value
 
 INT_MAX = np.iinfo(np.int64).max
@@ -101,12 +100,24 @@ def loop(ctx, node, inputs, attrs):
     cond_out = _scalar_bool(child, outs[0])
     new_state = outs[1:1 + n_carried]
     scans = outs[1 + n_carried:]
-    for s in scans:
-        if not all(isinstance(d, int) for d in s.shape):
-            raise ConversionError("Loop scan outputs with run-time dims are not supported")
-    accs = [Var(f"scan{k}", TensorType((AnyDim(),) + s.shape, s.dtype)) for k, s in enumerate(scans)]
-    new_accs = [child.concat([Value(a, a.type_annotation), child.emit("expand_dims", s, axis=0)], 0)
-                for a, s in zip(accs, scans)]
+    # a scan output of static shape is stacked by concatenation; one with run-time dims (the same every
+    # iteration, as ONNX requires) is collected flat beside its shape [iterations, dims...], reshaped at the end
+    flat = [not all(isinstance(d, int) for d in s.shape) for s in scans]
+    accs, new_accs = [], []
+    for k, (s, is_flat) in enumerate(zip(scans, flat)):
+        if not is_flat:
+            acc = Var(f"scan{k}", TensorType((AnyDim(),) + s.shape, s.dtype))
+            accs.append(acc)
+            new_accs.append(child.concat([Value(acc, acc.type_annotation), child.emit("expand_dims", s, axis=0)], 0))
+            continue
+        acc = Var(f"scan{k}", TensorType((AnyDim(),), s.dtype))
+        shape = Var(f"scan{k}_shape", TensorType((1 + s.ndim,), "int64"))
+        s_plain = child.plain(s)
+        accs += [acc, shape]
+        new_accs.append(child.concat([Value(acc, acc.type_annotation), child.emit("reshape", s_plain, newshape=(-1,))], 0))
+        count = child.emit("add", child.emit("strided_slice", Value(shape, shape.type_annotation), begin=(0,), end=(1,)),
+                           np.array([1], np.int64))
+        new_accs.append(child.concat([count, child.emit("shape_of", s_plain)], 0))
     next_i = child.emit("add", Value(i, i.type_annotation), np.array(1, np.int64))
     rec_args = [next_i.expr, m, cond_out.expr] + [child.plain(v).expr for v in new_state] + \
         [child.plain(a).expr for a in new_accs]
@@ -132,5 +143,17 @@ def loop(ctx, node, inputs, attrs):
             else const_value(np.array(INT_MAX, np.int64)),
             _scalar_bool(ctx, cond0) if cond0 is not None else const_value(np.array(True))]
     args += list(carried)
-    args += [const_value(np.zeros((0,) + s.shape, s.dtype)) for s in scans]
-    return _recursive(ctx, "loop", params, body_fn, ret_type, args)
+    for s, is_flat in zip(scans, flat):
+        if is_flat:
+            args += [const_value(np.zeros((0,), s.dtype)), const_value(np.zeros((1 + s.ndim,), np.int64))]
+        else:
+            args.append(const_value(np.zeros((0,) + s.shape, s.dtype)))
+    fields = _recursive(ctx, "loop", params, body_fn, ret_type, args)
+    outputs, rest = fields[:n_carried], fields[n_carried:]
+    for s, is_flat in zip(scans, flat):
+        if not is_flat:
+            outputs.append(rest.pop(0))
+            continue
+        values, shape = rest.pop(0), rest.pop(0)
+        outputs.append(ctx.emit("dyn.reshape", values, shape, type_=TensorType((AnyDim(),) + s.shape, s.dtype)))
+    return outputs

@@ -137,6 +137,17 @@ def pad(ctx, node, inputs, attrs):
     return [out]
 
 
+def pad_with_zeros(ctx, x: Value, axis: int, begin: int, end: int) -> Value:
+    """`x` with `begin` / `end` zeros before / after it along `axis` (static, non-negative counts)."""
+    if begin == 0 and end == 0:
+        return x
+    zero = np.zeros((), x.dtype)
+    if _static_nonnegative(x, begin, end):
+        return _pad_by_concat(ctx, x, axis, begin, end, zero)
+    return _pad_by_take(ctx, x, axis, const_value(np.array(begin, _I64)), const_value(np.array(end, _I64)),
+                        "constant", const_value(zero))
+
+
 def _static_nonnegative(x, begin, end) -> bool:
     return (isinstance(begin, int) and isinstance(end, int) and begin >= 0 and end >= 0
             and all(isinstance(d, int) for d in x.shape))

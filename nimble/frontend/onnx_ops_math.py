@@ -53,12 +53,14 @@ def pow_(ctx, node, inputs, attrs):
 @converter("Mod")
 def mod(ctx, node, inputs, attrs):
     a, b = inputs
-    if attrs.get("fmod", 0) or a.dtype.startswith("float"):
-        if not attrs.get("fmod", 0):
-            raise ConversionError("Mod of floats needs fmod=1")
+    if a.dtype.startswith("float"):  # C fmod: the quotient truncated toward 0
         q = ctx.emit("cast", ctx.emit("cast", ctx.emit("divide", a, b), dtype="int64"), dtype=a.dtype)
-        return [ctx.emit("subtract", a, ctx.emit("multiply", q, b))]
-    rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
+        rem = ctx.emit("subtract", a, ctx.emit("multiply", q, b))
+    else:
+        rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
+    if attrs.get("fmod", 0):
+        return [rem]
+    # Python's mod: a non-zero remainder takes the divisor's sign
     zero = scalar(0, a)
     fix = ctx.emit("logical_and", ctx.emit("not_equal", rem, zero),
                    ctx.emit("not_equal", ctx.emit("less", rem, zero), ctx.emit("less", b, zero)))
@@ -346,8 +348,6 @@ def reduce(ctx, node, inputs, attrs):
 @converter("ArgMax", "ArgMin")
 def argmax(ctx, node, inputs, attrs):
     x = inputs[0]
-    if attrs.get("select_last_index", 0):
-        raise ConversionError("select_last_index=1 is not supported")
     if x.dtype == "bool":
         raise ConversionError(f"{node.op_type} of bool is not supported")
     if node.op_type == "ArgMin":
@@ -357,7 +357,16 @@ def argmax(ctx, node, inputs, attrs):
     axis = axis_in(attrs.get("axis", 0), max(x.ndim, 1))
     if x.ndim and x.shape[axis] == 0:  # numpy and ONNX Runtime refuse it: there is no index to return
         raise ConversionError(f"{node.op_type} over axis {axis} of size 0")
-    return [ctx.emit("argmax", x, axis=axis, keepdims=flag_of(attrs.get("keepdims", 1), "keepdims"))]
+    keepdims = flag_of(attrs.get("keepdims", 1), "keepdims")
+    if not attrs.get("select_last_index", 0) or x.ndim == 0:
+        return [ctx.emit("argmax", x, axis=axis, keepdims=keepdims)]
+    # the last maximum: the first one of the input reversed along the axis, counted from the end
+    from .onnx_ops_dynamic import dim_of
+
+    last = ctx.emit("subtract", dim_of(ctx, x, axis), np.array(1, np.int64))
+    backwards = ctx.emit("arange", last, np.array(-1, np.int64), np.array(-1, np.int64), dtype="int64")
+    first = ctx.emit("argmax", ctx.emit("take", x, backwards, axis=axis, mode="clip"), axis=axis, keepdims=keepdims)
+    return [ctx.emit("subtract", last, first)]
 
 
 def const_of(v: Value, what: str) -> np.ndarray:

@@ -231,3 +231,29 @@ def softmax(ctx, node, inputs, attrs):
     x = inputs[0]
     op = "softmax" if node.op_type == "Softmax" else "log_softmax"
     return [ctx.emit(op, x, axis=axis_in(attrs.get("axis", -1), x.ndim))]
+
+
+# ---- LRN (AlexNet, GoogLeNet) ------------------------------------------------------------------------------
+@converter("LRN")
+def lrn(ctx, node, inputs, attrs):
+    """x / (bias + alpha / size * sum of x^2 over `size` neighbouring channels) ^ beta: the squares padded with
+    zeros along the channels, summed over `size` shifted slices."""
+    x = inputs[0]
+    if x.ndim < 3:
+        raise ConversionError(f"the input has rank {x.ndim}, expected (N, C, ...) with rank >= 3")
+    size = int(attrs["size"])
+    alpha, beta, bias = (float(attrs.get(k, d)) for k, d in (("alpha", 1e-4), ("beta", 0.75), ("bias", 1.0)))
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    squares = ctx.emit("multiply", x, x)
+    channels = x.shape[1]
+    if not isinstance(channels, int):
+        raise ConversionError("LRN needs a static channel dim (dim 1)")
+    from .onnx_ops_dynamic import pad_with_zeros
+
+    padded = pad_with_zeros(ctx, squares, 1, before, after)
+    window = None
+    for k in range(size):
+        part = ctx.emit("strided_slice", padded, begin=(k,), end=(k + channels,), axes=(1,))
+        window = part if window is None else ctx.emit("add", window, part)
+    scale = ctx.emit("add", ctx.emit("multiply", window, scalar(alpha / size, x)), scalar(bias, x))
+    return [ctx.emit("divide", x, ctx.emit("power", scale, scalar(beta, x)))]

@@ -89,7 +89,17 @@ def size(ctx, node, inputs, attrs):
     x = inputs[0]
     if all(isinstance(d, int) for d in x.shape):
         return [const_value(np.array(int(np.prod(x.shape, dtype=np.int64)), np.int64))]
-    raise ConversionError("Size of a tensor with run-time dims is not supported")
+    return [_dims_product(ctx, x, range(x.ndim))]
+
+
+def _dims_product(ctx, x: Value, axes) -> Value:
+    """The product of dims `axes` of `x` as a rank-0 int64 value (run-time dims read with shape_of)."""
+    from .onnx_ops_dynamic import dim_of
+
+    out = const_value(np.array(1, np.int64))
+    for a in axes:
+        out = ctx.emit("multiply", out, dim_of(ctx, x, a))
+    return out
 
 
 @converter("Constant")
@@ -178,7 +188,9 @@ def flatten(ctx, node, inputs, attrs):
         return [ctx.emit("reshape", x, newshape=(int(np.prod(head, dtype=np.int64)), -1))]
     if all(isinstance(d, int) for d in tail):
         return [ctx.emit("reshape", x, newshape=(-1, int(np.prod(tail, dtype=np.int64))))]
-    raise ConversionError("Flatten with run-time dims on both sides of the axis is not supported")
+    shape = ctx.concat([ctx.emit("reshape", _dims_product(ctx, x, part), newshape=(1,))
+                        for part in (range(axis), range(axis, x.ndim))], 0)
+    return [ctx.emit("dyn.reshape", x, shape, type_=TensorType((AnyDim(), AnyDim()), x.dtype))]
 
 
 @converter("Transpose")

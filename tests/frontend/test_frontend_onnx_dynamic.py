@@ -124,3 +124,30 @@ def test_split_with_run_time_sizes():
                         [("x", F, [2, "n"]), ("s", I64, [3])], [("a", F, None), ("b", F, None), ("c", F, None)]))
     for n, sizes in ((6, (1, 2, 3)), (4, (0, 4, 0)), (7, (3, 3, 1))):
         both.check(x=_x(2, n), s=np.array(sizes, np.int64))
+
+
+def test_loop_scan_output_with_run_time_dims():
+    body = helper.make_graph(
+        [helper.make_node("Add", ["y_in", "one"], ["y_out"]), helper.make_node("Mul", ["y_out", "y_out"], ["sq"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [helper.make_tensor_value_info("i", I64, []), helper.make_tensor_value_info("cond_in",
+                                                                                           TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("y_in", F, ["n", "m"])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("y_out", F, ["n", "m"]), helper.make_tensor_value_info("sq", F, ["n", "m"])],
+        [onnx.numpy_helper.from_array(np.array(1.0, np.float32), "one")])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["go"], value=helper.make_tensor("go", TensorProto.BOOL, [], [True])),
+         helper.make_node("Loop", ["trips", "go", "x"], ["y", "scan"], body=body)],
+        "loop", [helper.make_tensor_value_info("trips", I64, []), helper.make_tensor_value_info("x", F, ["n", "m"])],
+        [helper.make_tensor_value_info("y", F, ["n", "m"]), helper.make_tensor_value_info("scan", F, None)])
+    both = _Both(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+    for trips, n, m in ((3, 2, 5), (1, 4, 1), (5, 3, 3)):
+        both.check(trips=np.array(trips, np.int64), x=_x(n, m))
+
+
+def test_size_and_flatten_over_run_time_dims_on_both_sides():
+    nodes = [helper.make_node("Flatten", ["x"], ["y"], axis=2), helper.make_node("Size", ["x"], ["n"])]
+    both = _Both(_model(nodes, [("x", F, ["a", "b", "c", 2])], [("y", F, [None, None]), ("n", I64, [])]))
+    for shape in ((2, 3, 4, 2), (1, 5, 1, 2)):
+        both.check(x=_x(*shape))

@@ -1,0 +1,215 @@
+"""Real models through the ONNX frontend: each exported (small configs, random weights; nothing downloaded) with
+dynamic axes, compiled once by nimble, and compared with ONNX Runtime at several shapes.
+
+    python scripts/onnx_model_report.py                      # CNN (opset 9 and 13), BERT, DistilBERT, GPT-2, ViT
+    python scripts/onnx_model_report.py --light squeezenet   # also the onnx package's light CNNs (opset 9, 224x224)
+
+Columns: model, the dims left dynamic, the shapes run, max abs error vs ORT over them, and median ms per run of
+nimble and ORT at one thread (NIMBLE_NUM_THREADS=1, ORT intra_op_num_threads=1) at the last shape.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+os.environ.setdefault("NIMBLE_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+
+LIGHT = ("squeezenet", "resnet50", "shufflenet", "densenet121", "inception_v2", "vgg19", "bvlc_alexnet",
+         "inception_v1", "zfnet512")
+
+
+def _median_ms(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def _torch_export(module, args, path, names, axes, opset):
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, path, input_names=names[0], output_names=names[1],
+                          dynamic_axes=axes, dynamo=False, opset_version=opset)
+    return path
+
+
+class _TokensOnly:
+    """A transformers model called with input_ids / attention_mask, returning the first output only."""
+
+    def __new__(cls, model, **options):
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=False,
+                                  **options)[0]
+
+        return Wrapper()
+
+
+def text_models(tmp):
+    import numpy as np
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    small = {"vocab_size": 100, "max_position_embeddings": 160}
+    configs = {
+        "BERT": transformers.BertModel(transformers.BertConfig(hidden_size=32, num_hidden_layers=2,
+                                                               num_attention_heads=4, intermediate_size=64, **small)),
+        "DistilBERT": transformers.DistilBertModel(transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4,
+                                                                                 hidden_dim=64, **small)),
+        "GPT-2": transformers.GPT2Model(transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=2, n_head=4,
+                                                                n_positions=160, bos_token_id=0,
+                                                                eos_token_id=0)),
+    }
+    ids = torch.randint(0, 100, (2, 8))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "out": {0: "batch", 1: "seq"}}
+    for name, model in configs.items():
+        options = {"use_cache": False} if name == "GPT-2" else {}
+        path = _torch_export(_TokensOnly(model, **options), (ids, torch.ones_like(ids)), f"{tmp}/{name}.onnx",
+                             (["input_ids", "attention_mask"], ["out"]), axes, 17)
+
+        rng = np.random.default_rng(0)
+
+        def feeds(batch, seq, rng=rng):
+            mask = np.ones((batch, seq), np.int64)
+            mask[-1, seq // 2:] = 0 if batch > 1 else 1
+            return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
+
+        yield name, path, "batch, seq", [(1, 8), (4, 33), (1, 128)], feeds
+
+
+def image_models(tmp):
+    import numpy as np
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+
+    class TinyResNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False),
+                                            torch.nn.BatchNorm2d(16), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, 1))
+            self.block = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.BatchNorm2d(16),
+                                             torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1))
+            self.head = torch.nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = torch.relu(x + self.block(x))
+            return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    rng = np.random.default_rng(1)
+
+    def images(batch, size):
+        return [rng.standard_normal((batch, 3, size, size)).astype(np.float32)]
+
+    for opset in (9, 13):
+        path = _torch_export(TinyResNet(), (torch.randn(2, 3, 32, 32),), f"{tmp}/cnn{opset}.onnx", (["x"], ["y"]),
+                             {"x": {0: "batch"}, "y": {0: "batch"}}, opset)
+        yield f"ResNet-like CNN (opset {opset})", path, "batch", [(1, 32), (4, 32)], images
+    vit = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32,
+                                                       num_hidden_layers=2, num_attention_heads=4,
+                                                       intermediate_size=64), add_pooling_layer=False)
+
+    class ViT(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vit = vit
+
+        def forward(self, x):
+            return self.vit(pixel_values=x, return_dict=False)[0]
+
+    path = _torch_export(ViT(), (torch.randn(2, 3, 32, 32),), f"{tmp}/vit.onnx", (["x"], ["y"]),
+                         {"x": {0: "batch"}, "y": {0: "batch"}}, 17)
+    yield "ViT", path, "batch", [(1, 32), (4, 32)], images
+
+
+def light_models(names):
+    import numpy as np
+    import onnx
+
+    folder = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
+    for name in names:
+        path = os.path.join(folder, f"light_{name}.onnx")
+        if not os.path.exists(path):
+            print(f"{name}: {path} is not in this onnx wheel", file=sys.stderr)
+            continue
+        rng = np.random.default_rng(2)
+        yield (f"{name} (onnx light, opset 9)", path, "-", [(1, 224)],
+               lambda batch, size, rng=rng: [rng.standard_normal((batch, 3, size, size)).astype(np.float32)])
+
+
+def measure(name, path, dynamic, shapes, feeds, repeat):
+    import numpy as np
+    import onnxruntime as ort
+
+    import nimble
+    from nimble.frontend import from_onnx
+
+    t0 = time.perf_counter()
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(path)))
+    compile_s = time.perf_counter() - t0
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    err = 0.0
+    for shape in shapes:
+        inputs = feeds(*shape)
+        want = sess.run(None, dict(zip(names, inputs)))[0]
+        got = vm.run(*inputs)
+        got = np.asarray(got[0] if isinstance(got, (list, tuple)) else got)
+        if got.shape != want.shape:
+            raise AssertionError(f"{name}: shape {got.shape} != ORT's {want.shape} at {shape}")
+        err = max(err, float(np.max(np.abs(got.astype(np.float64) - want))))
+    nimble_ms = _median_ms(lambda: vm.run(*inputs), repeat)
+    ort_ms = _median_ms(lambda: sess.run(None, dict(zip(names, inputs))), repeat)
+    return err, nimble_ms, ort_ms, compile_s
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--light", nargs="*", default=[], choices=LIGHT, help="onnx light CNNs to add")
+    parser.add_argument("--only", default="", help="only models whose name contains this")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs per model")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    logging.getLogger("nimble").setLevel(logging.ERROR)
+    print(f"{'model':<32} {'dynamic dims':<12} {'shapes run':<24} {'max err':>9} {'nimble ms':>10} {'ORT ms':>8} "
+          f"{'ratio':>6} {'compile s':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path, dynamic, shapes, feeds in [*image_models(tmp), *text_models(tmp), *light_models(args.light)]:
+            if args.only not in name:
+                continue
+            try:
+                err, ms, ort_ms, compile_s = measure(name, path, dynamic, shapes, feeds, args.repeat)
+            except Exception as e:  # noqa: BLE001 - a failing model is a row of the table
+                print(f"{name:<32} FAILED: {type(e).__name__}: {str(e).splitlines()[0][:160]}", flush=True)
+                continue
+            shown = " ".join("x".join(map(str, s)) for s in shapes)
+            print(f"{name:<32} {dynamic:<12} {shown:<24} {err:>9.2e} {ms:>10.3f} {ort_ms:>8.3f} {ms / ort_ms:>6.2f} "
+                  f"{compile_s:>9.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

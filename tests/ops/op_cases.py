@@ -285,6 +285,19 @@ def _pool(avg: bool):
     return case()
 
 
+@st.composite
+def _attention(draw):
+    heads, size = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2, 4]))
+    n, nk = draw(DIMS), draw(DIMS)
+    cols = {c: draw(st.sampled_from([0, 1, 3])) for c in "qkv"}
+    width = {c: cols[c] + heads * size + draw(st.sampled_from([0, 2])) for c in "qkv"}
+    q, k, v = (array(draw, (rows, width[c])) for c, rows in (("q", n), ("k", nk), ("v", nk)))
+    mask = array(draw, draw(st.sampled_from([(n, nk), (1, nk), (n, 1), (1, 1)])))
+    causal = draw(st.booleans())
+    return Case([q, k, v, mask], {"heads": heads, "head_size": size, "scale": 0.5, "causal": causal,
+                                  "q_col": cols["q"], "k_col": cols["k"], "v_col": cols["v"]}, any_ok=False)
+
+
 CASES = {
     "relu": _unary(), "negative": _unary(), "abs": _unary(), "tanh": _unary(), "sigmoid": _unary(-30, 30),
     "exp": _unary(), "log": _unary(0.01, 5), "sqrt": _unary(0, 5), "erf": _unary(), "gelu": _unary(), "cast": _cast(),
@@ -302,4 +315,5 @@ CASES = {
     "take": _take(), "zeros": _fill(), "ones": _fill(), "dyn.zeros": _dyn_fill(), "dyn.ones": _dyn_fill(),
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
+    "gelu_tanh": _unary(), "attention": _attention(),
 }

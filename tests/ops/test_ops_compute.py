@@ -89,7 +89,11 @@ def _shape_value(names):
 
 CONV_HW = st.sampled_from([3, 5, 7, 13])
 SPECS = [
-    *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "relu", "negative", "abs")],
+    *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "gelu_tanh", "relu", "negative", "abs")],
+    Spec("attention", [("n 8", "float32"), ("k 8", "float32"), ("k 8", "float32"), ("n k", "float32")],
+         {"heads": 2, "head_size": 4, "scale": 0.5, "causal": False, "q_col": 0, "k_col": 0, "v_col": 0}, tol=1e-4),
+    Spec("attention", [("n 9", "float32"), ("n 9", "float32"), ("n 9", "float32"), ("1 n", "float32")],
+         {"heads": 2, "head_size": 3, "scale": 0.25, "causal": True, "q_col": 3, "k_col": 0, "v_col": 2}, tol=1e-4),
     unary("log", 0.01, 5.0), unary("sqrt", 0.0, 5.0), unary("exp", dtype="float64"), unary("sigmoid", -30, 30),
     unary("relu", dtype="int32"), unary("negative", dtype="int64"), unary("abs", dtype="int32"),
     Spec("cast", [("n m", "float32")], {"dtype": "int64"}, low=-9, high=9),

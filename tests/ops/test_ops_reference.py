@@ -210,6 +210,29 @@ def _split_oracle(x, indices_or_sections, axis):
     return tuple(np.moveaxis(moved[b:e], 0, axis) for b, e in zip(edges[:-1], edges[1:]))
 
 
+def _attention_oracle(q, k, v, mask, heads, head_size, scale, causal, q_col, k_col, v_col):
+    """Row by row in float64: each head's scores, its softmax (masked; causal keeps keys j <= i), the context."""
+    n, nk = q.shape[0], k.shape[0]
+    out = np.zeros((n, heads * head_size))
+    m = np.broadcast_to(mask.astype(np.float64), (n, nk))
+    for h in range(heads):
+        qh, kh, vh = (t[:, c + h * head_size: c + (h + 1) * head_size].astype(np.float64)
+                      for t, c in ((q, q_col), (k, k_col), (v, v_col)))
+        for i in range(n):
+            keys = [j for j in range(nk) if not causal or j <= i]
+            if not keys:
+                continue
+            s = np.array([scale * float(qh[i] @ kh[j]) + m[i, j] for j in keys])
+            p = np.exp(s - s.max())
+            out[i, h * head_size:(h + 1) * head_size] = (p / p.sum()) @ vh[keys]
+    return out
+
+
+def _gelu_tanh_oracle(x):
+    return elementwise(lambda v: 0.5 * v * (1 + math.tanh(math.sqrt(2 / math.pi) * (v + 0.044715 * v ** 3))),
+                       x.astype(np.float64))
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -245,6 +268,8 @@ ORACLES = {
     "conv2d": _conv2d_oracle,
     "max_pool2d": _pool_oracle,
     "avg_pool2d": _pool_oracle,
+    "attention": _attention_oracle,
+    "gelu_tanh": _gelu_tanh_oracle,
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

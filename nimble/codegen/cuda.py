@@ -310,7 +310,11 @@ def codegen_cuda(func: PrimFunc) -> CudaKernel:
     stored = {s.buffer for s in _walk_stmts(func.body) if isinstance(s, Store)}
     args = [_param(b, em.names[b], stored) for b in func.params] + [f"long long {em.names[v]}" for v in func.shape_vars]
     block = tuple(_const_int(em.launch.get(f"threadIdx.{a}", IntImm(1)), f"the block size along {a}") for a in "xyz")
-    grid = tuple(em.launch.get(f"blockIdx.{a}", IntImm(1)) for a in "xyz")
+    lets, top = {}, func.body  # a residue variant binds n_q = n // f around the whole body
+    while isinstance(top, LetStmt):
+        lets[top.var] = substitute(top.value, lets)
+        top = top.body
+    grid = tuple(simplify(substitute(em.launch.get(f"blockIdx.{a}", IntImm(1)), lets)) for a in "xyz")
     for a, g in zip("xyz", grid):
         missing = free_vars(g) - set(func.shape_vars)
         if missing:

@@ -227,25 +227,23 @@ def test_ptx_of_a_template_is_generated():
 
 
 # --------------------------------------- the CUDA schedules, run serially on the CPU vs numpy
-def emulate(name, sig, cfg, inputs):
-    """Outputs of the CUDA schedule compiled for the CPU (bound loops run as serial loops)."""
-    t = get_template(name, "cuda")
-    inst = t.instantiate(sig, cfg)
-    return build(inst.schedule, inst.args, target="llvm", name=f"emu_{name}")(*inputs)
+def emulate(name, sig, cfg):
+    """The CUDA schedule compiled for the CPU (bound loops run as serial loops)."""
+    inst = get_template(name, "cuda").instantiate(sig, cfg)
+    return build(inst.schedule, inst.args, target="llvm", name=f"emu_{name}")
 
 
-@pytest.mark.parametrize("n", [1, 7, 15, 16, 17, 31])
-def test_dense_schedules_match_numpy_at_tails(n):
-    rng = np.random.default_rng(n)
+@pytest.mark.parametrize("cfg", [dict(threads_x=8, threads_y=4, rows=4, cols=2, k_tile=16, shared="yes"),
+                                 dict(threads_x=16, threads_y=4, rows=1, cols=4, k_tile=8, shared="no")])
+def test_dense_schedules_match_numpy_at_tails(cfg):
     t = get_template("dense", "cuda")
-    sig = dense_signature("n", 37, 40, bias=True, epilogue=["relu"])
-    space = t.space(sig)
-    x, w, bias = (rng.standard_normal(s).astype("float32") for s in ((n, 37), (40, 37), (40,)))
-    ref = t.reference(sig, [x, w, bias])[0]
-    for cfg in (space.config(threads_x=8, threads_y=4, rows=4, cols=2, k_tile=16, shared="yes"),
-                space.config(threads_x=16, threads_y=4, rows=1, cols=4, k_tile=8, shared="no")):
-        got = emulate("dense", sig, cfg, [x, w, bias])
-        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4, err_msg=str(cfg))
+    sig = dense_signature("n", 37, 40, bias=True, epilogue=["relu"])  # k, m: not multiples of any tile
+    kernel = emulate("dense", sig, t.space(sig).config(**cfg))
+    for n in (1, 7, 15, 16, 17, 31, 33):  # block rows are 16 and 4
+        rng = np.random.default_rng(n)
+        x, w, bias = (rng.standard_normal(s).astype("float32") for s in ((n, 37), (40, 37), (40,)))
+        np.testing.assert_allclose(kernel(x, w, bias), t.reference(sig, [x, w, bias])[0], rtol=1e-4, atol=1e-4,
+                                   err_msg=f"n={n} {cfg}")
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 129), (65, 12)])
@@ -254,12 +252,12 @@ def test_softmax_and_injective_schedules_match_numpy(shape):
     x = rng.standard_normal(shape).astype("float32")
     sm = get_template("softmax", "cuda")
     sig = softmax_signature(("r", "c"))
-    got = emulate("softmax", sig, sm.space(sig).config(threads=32, unroll=4), [x])
+    got = emulate("softmax", sig, sm.space(sig).config(threads=32, unroll=4))(x)
     np.testing.assert_allclose(got, sm.reference(sig, [x])[0], rtol=1e-5, atol=1e-6)
     inj = get_template("injective", "cuda")
     isig = injective_signature([("r", "c"), ("c",)], ["add", "tanh"])
     y = rng.standard_normal(shape[1:]).astype("float32")
-    got = emulate("injective", isig, inj.space(isig).config(threads=64, per_thread=2), [x, y])
+    got = emulate("injective", isig, inj.space(isig).config(threads=64, per_thread=2))(x, y)
     np.testing.assert_allclose(got, inj.reference(isig, [x, y])[0], rtol=1e-5, atol=1e-6)
 
 
@@ -277,3 +275,77 @@ def test_templates_run_on_a_gpu():
     x, w = rng.standard_normal((17, 37)).astype("float32"), rng.standard_normal((40, 37)).astype("float32")
     got = t.build(sig, t.fallback(sig, t.space(sig)))(x, w)[0]
     np.testing.assert_allclose(got, x @ w.T, rtol=1e-4, atol=1e-4)
+
+
+class HostDevice:
+    """A stand-in for a GPU behind the launcher interface: host memory, and kernels that are the
+    same CUDA schedules compiled for the CPU (bound loops serial). It checks the launcher's own
+    work (staging, shapes from symbolic dims, the arguments a launch passes, zero-size grids)."""
+
+    launcher, arch, name = "host", "sm_90", "host memory, CPU kernels"
+
+    def __init__(self, cpu_kernels: dict):
+        self.cpu_kernels, self.mem, self.params, self.launches = cpu_kernels, {}, {}, []
+
+    def load(self, cubin, kernel):
+        from nimble.codegen.cuda_runtime import Launcher
+
+        self.params[kernel.name] = kernel
+        return Launcher(self, kernel.name, kernel)
+
+    def alloc(self, nbytes):
+        a = np.zeros(nbytes, np.uint8)
+        self.mem[a.ctypes.data] = a
+        return a
+
+    def pointer(self, handle):
+        return handle.ctypes.data
+
+    def to_device(self, handle, array):
+        handle[:array.nbytes] = array.reshape(-1).view(np.uint8)
+
+    def to_host(self, array, handle):
+        array.reshape(-1).view(np.uint8)[:] = handle[:array.nbytes]
+
+    def free(self, handle):
+        del self.mem[handle.ctypes.data]
+
+    def launch(self, func, grid, block, pointers, scalars):
+        from nimble.codegen.cuda_runtime import buffer_shape
+
+        kernel = self.params[func]
+        dims = dict(zip(kernel.shape_vars, scalars))
+        views = []
+        for buf, p in zip(kernel.params, pointers):
+            shape = buffer_shape(buf, dims)
+            views.append(self.mem[p][:int(np.prod(shape)) * 4].view(buf.dtype).reshape(shape))
+        self.launches.append((func, grid, block, tuple(scalars)))
+        self.cpu_kernels[func](*views)
+
+    def synchronize(self):
+        pass
+
+    def elapsed_ms(self, run):
+        run()
+        return 1.0
+
+
+def test_launcher_stages_arguments_and_launches_with_the_kernels_grid():
+    from nimble.schedules.cuda_template import CudaTemplateKernel
+
+    t = get_template("dense", "cuda")
+    sig = dense_signature("n", 37, 40)
+    cfg = t.space(sig).config(threads_x=8, threads_y=4, rows=2, cols=2, k_tile=8, shared="yes")
+    source = t.kernel_source(sig, cfg, name="d")
+    device = HostDevice({"d": emulate("dense", sig, cfg)})
+    kernel = CudaTemplateKernel(t, sig, source, device.load(b"", source))
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((13, 37)).astype("float32"), rng.standard_normal((40, 37)).astype("float32")
+    np.testing.assert_allclose(kernel(x, w)[0], x @ w.T, rtol=1e-4, atol=1e-4)
+    assert device.launches == [("d", (3, 2, 1), (8, 4, 1), (13,))]  # 40 cols / (8 * 2), 13 rows / (4 * 2)
+    assert kernel(np.zeros((0, 37), "float32"), w)[0].shape == (0, 40) and len(device.launches) == 1
+    n = source.shape_vars[0]
+    assert kernel.launcher.benchmark([x, w], {n: 13}, number=5) == pytest.approx(1e-3 / 5)
+    assert not device.mem  # every allocation freed
+    with pytest.raises(Exception, match="input x has shape"):
+        kernel.launcher([x[:, :5], w], {n: 13})

@@ -31,6 +31,7 @@ from nimble.codegen.nvcc import compile_cuda, find_nvcc, nvcc_version  # noqa: E
 from nimble.schedules.cuda_template import CudaTemplateKernel  # noqa: E402
 from nimble.schedules.dense import dense_signature  # noqa: E402
 from nimble.schedules.injective import injective_signature  # noqa: E402
+from nimble.schedules.reduce import reduce_signature  # noqa: E402
 from nimble.schedules.registry import get_template  # noqa: E402
 from nimble.schedules.softmax import softmax_signature  # noqa: E402
 
@@ -44,6 +45,8 @@ CASES = [  # (template, signature, the dim that takes the sizes, the other dims)
     ("injective", injective_signature([("n", 12)], ["reshape"], newshape=["n", 3, 4]), "n", {}),
     ("softmax", softmax_signature(("b", 12, "s")), "s", {"b": 2}),
     ("softmax", softmax_signature(("n", 129)), "n", {}),
+    ("reduce", reduce_signature(("n", 768), [1], "mean"), "n", {}),
+    ("reduce", reduce_signature(("n", 7, "m"), [0, 2], "max", keepdims=True), "m", {"n": 3}),
 ]
 
 

@@ -26,7 +26,8 @@ from nimble.tir.nodes import Allocate, Buffer, For, IfThenElse, PrimFunc, Store
 from nimble.schedules.cuda_template import sources
 from nimble.schedules.dense import dense_signature
 from nimble.schedules.injective import injective_signature
-from nimble.schedules.registry import get_template
+from nimble.schedules.reduce import reduce_signature
+from nimble.schedules.registry import TemplateError, get_template
 from nimble.schedules.softmax import softmax_signature
 
 needs_nvcc = pytest.mark.skipif(find_nvcc() is None, reason="nvcc (the CUDA toolkit) is not installed")
@@ -188,6 +189,8 @@ def template_cases():
                       injective_signature([("n", 12)], ["reshape"], newshape=["n", 3, 4]),
                       injective_signature([(1000,), (1000,)], ["multiply", "sigmoid"])],
         "softmax": [softmax_signature(("b", 12, "s")), softmax_signature((7, 129))],
+        "reduce": [reduce_signature(("n", 768), [1], "mean"), reduce_signature(("n", 7, "m"), [0, 2], "max", keepdims=True),
+                   reduce_signature(("b", "s", 64), [1], "sum")],
     }
     out = []
     for name, sig_list in sigs.items():
@@ -207,15 +210,22 @@ def test_all_templates_compile_for_sm_90():
     counts = {}
     for name, cases in template_cases():
         t = get_template(name, "cuda")
-        kernels = [t.kernel_source(sig, cfg, name=f"{name}_{s}_{c}") for s, (sig, cfgs) in enumerate(cases)
-                   for c, cfg in enumerate(cfgs)]
+        kernels = []
+        for s, (sig, cfgs) in enumerate(cases):
+            for c, cfg in enumerate(cfgs):
+                k = t.kernel_source(sig, cfg, name=f"{name}_{s}_{c}")
+                assert "= blockIdx.x;" in k.source and "= threadIdx.x;" in k.source, k.name
+                if name == "dense":
+                    assert ("__shared__" in k.source) == (cfg["shared"] == "yes"), k.name
+                    assert k.block == (cfg["threads_x"], cfg["threads_y"], 1)
+                kernels.append(k)
         cubin = compile_cuda(translation_unit(kernels), arch="sm_90", fmt="cubin")
         assert cubin[:4] == b"\x7fELF"
         for k in kernels:  # every kernel is in the cubin's symbol table
             assert k.name.encode() in cubin
         counts[name] = len(kernels)
     print(f"CUDA kernels compiled for sm_90: {counts}, {sum(counts.values())} in all")
-    assert counts["dense"] >= 15 and counts["injective"] >= 15 and counts["softmax"] >= 8
+    assert counts["dense"] >= 15 and counts["injective"] >= 15 and counts["softmax"] >= 8 and counts["reduce"] >= 8
 
 
 @needs_nvcc
@@ -259,6 +269,22 @@ def test_softmax_and_injective_schedules_match_numpy(shape):
     y = rng.standard_normal(shape[1:]).astype("float32")
     got = emulate("injective", isig, inj.space(isig).config(threads=64, per_thread=2))(x, y)
     np.testing.assert_allclose(got, inj.reference(isig, [x, y])[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("sig", [reduce_signature(("n", "m"), [1], "mean"),
+                                 reduce_signature(("n", 7, "m"), [0, 2], "max", keepdims=True),
+                                 reduce_signature(("n", "m", 64), [1], "sum")])
+def test_reduce_schedules_match_numpy(sig):
+    t = get_template("reduce", "cuda")
+    kernel = emulate("reduce", sig, t.space(sig).config(threads=32, unroll=4))
+    for n, m in ((1, 1), (5, 13), (33, 64)):  # threads 32 +- 1, m: 4 * k and not
+        x = t.random_inputs(sig, {"n": n, "m": m}, np.random.default_rng(n))[0]
+        np.testing.assert_allclose(kernel(x), t.reference(sig, [x])[0], rtol=1e-5, atol=1e-5, err_msg=f"n={n} m={m}")
+
+
+def test_reduce_to_a_scalar_is_refused_on_cuda():
+    with pytest.raises(TemplateError, match="cross-thread"):
+        get_template("reduce", "cuda").space(reduce_signature(("n", 4), [0, 1]))
 
 
 # --------------------------------------------------------------------------- on a GPU only

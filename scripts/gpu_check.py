@@ -25,15 +25,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nimble.codegen import cuda_runtime  # noqa: E402
-from nimble.codegen.cuda import translation_unit  # noqa: E402
-from nimble.codegen.nvcc import compile_cuda, find_nvcc, nvcc_version  # noqa: E402
-from nimble.schedules.cuda_template import CudaTemplateKernel  # noqa: E402
-from nimble.schedules.dense import dense_signature  # noqa: E402
-from nimble.schedules.injective import injective_signature  # noqa: E402
-from nimble.schedules.reduce import reduce_signature  # noqa: E402
-from nimble.schedules.registry import get_template  # noqa: E402
-from nimble.schedules.softmax import softmax_signature  # noqa: E402
+from nimble.codegen import cuda_runtime
+from nimble.codegen.cuda import translation_unit
+from nimble.codegen.nvcc import compile_cuda, find_nvcc, nvcc_version
+from nimble.schedules.cuda_template import CudaTemplateKernel
+from nimble.schedules.dense import dense_signature
+from nimble.schedules.injective import injective_signature
+from nimble.schedules.reduce import reduce_signature
+from nimble.schedules.registry import get_template
+from nimble.schedules.softmax import softmax_signature
 
 SIZES = (1, 2, 3, 7, 13, 31, 63, 64, 65, 127, 128, 129)  # 1, primes, tiles +- 1
 CASES = [  # (template, signature, the dim that takes the sizes, the other dims)
@@ -168,8 +168,8 @@ def main() -> int:
     report = [f"# nimble CUDA check ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()})", ""]
     device = cuda_runtime.default_device()
     nvcc = find_nvcc()
-    report += [f"device: {device.name}, {device.arch}, launcher {device.launcher}; nvcc: "
-               f"{nvcc_version(nvcc) if nvcc else 'absent'}", ""]
+    report += [(f"device: {device.name}, {device.arch}, launcher {device.launcher}; nvcc: "
+                f"{nvcc_version(nvcc) if nvcc else 'absent'}"), ""]
     print("\n".join(report), flush=True)
     if not args.skip_tests:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "tests/codegen/test_cuda_codegen.py"],
@@ -179,8 +179,8 @@ def main() -> int:
         print(tail, flush=True)
     rows = check_templates(device, args, rng)
     n_ok = sum(r[-1] == "ok" for r in rows)
-    report += [f"## templates vs numpy at sizes {SIZES}: {n_ok} of {len(rows)} configs ok "
-               f"({time.monotonic() - t0:.0f} s)", "",
+    report += [(f"## templates vs numpy at sizes {SIZES}: {n_ok} of {len(rows)} configs ok "
+                f"({time.monotonic() - t0:.0f} s)"), "",
                table(("template", "signature", "config", "max rel err", "status"), rows), ""]
     print(report[-3], flush=True)
     bench = bench_dense(device, args, rng, deadline - 60)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..debug import debug_level, debug_logger
 from ..te.expr import (
     EQ, LE, LT, NE, Add, And, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul,
     Not, Or, Select, Sub, Var)
@@ -27,6 +28,8 @@ from ..te.simplify import simplify
 from ..te.visit import free_vars, substitute
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Store
 from .llvm import CodegenError
+
+log = debug_logger("nimble.codegen.cuda")
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 _BINARY = {Add: "+", Sub: "-", Mul: "*", Div: "/", LT: "<", LE: "<=", EQ: "==", NE: "!=", And: "&&", Or: "||"}
@@ -305,6 +308,8 @@ def _param(buf: Buffer, name: str, stored: set) -> str:
 
 def codegen_cuda(func: PrimFunc) -> CudaKernel:
     """The CUDA C kernel of ``func`` (lowered with ``bounds_checks=False``) and its launch sizes."""
+    if debug_level() >= 1:
+        log.debug("lowered %s:\n%s", func.name, func)
     em = _Emitter(func)
     em.stmt(func.body, 1)
     stored = {s.buffer for s in _walk_stmts(func.body) if isinstance(s, Store)}
@@ -329,4 +334,6 @@ def codegen_cuda(func: PrimFunc) -> CudaKernel:
     head = f'extern "C" __global__ void __launch_bounds__({threads}) {name}({", ".join(args)}) {{'
     body = ["  " + decl for decl in em.shared] + em.lines
     source = "\n".join([head] + body + ["}", ""])
+    if debug_level() >= 2:
+        log.debug("CUDA C of %s (grid %s, block %s):\n%s", name, grid, block, source)
     return CudaKernel(name, source, func.params, func.shape_vars, grid, block, shared_bytes)

@@ -121,7 +121,7 @@ class Launcher:
 
     def benchmark(self, inputs: list, dims: dict, number: int = 20) -> float:
         """Seconds per launch, device-resident arguments, timed with CUDA events after a warm-up."""
-        arrays, handles = self._stage(list(inputs), dims)
+        _, handles = self._stage(list(inputs), dims)
         try:
             self._launch(handles, dims)
             self.device.synchronize()

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+from ..debug import debug_logger
 from .llvm import CodegenError
 
-log = logging.getLogger("nimble.codegen.nvcc")
+log = debug_logger("nimble.codegen.nvcc")
 stats = {"nvcc_calls": 0, "cache_hits": 0}
 DEFAULT_ARCH = "sm_90"
 OPTIONS = ("-O3", "-std=c++17", "-lineinfo")

@@ -108,7 +108,7 @@ class CudaDense(CudaTemplate):
             st.compute_at(sa, ro)
             flat = st.fuse(*st.axis)
             rest, fx = st.split(flat, tx)
-            step, fy = st.split(rest, ty)
+            _, fy = st.split(rest, ty)
             st.bind(fy, "threadIdx.y")
             st.bind(fx, "threadIdx.x")
         return Instance(s, list(tensors) + [out], dims)

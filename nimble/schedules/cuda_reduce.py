@@ -84,6 +84,6 @@ class CudaReduce(CudaTemplate):
         sa.scope = "local"
         sa.compute_at(so, tx)
         if cfg["unroll"] > 1:
-            ro, ri = sa.split(sa.reduce_axis[-1], cfg["unroll"])
+            _, ri = sa.split(sa.reduce_axis[-1], cfg["unroll"])
             sa.unroll(ri)
         return Instance(s, [x, out], dims)

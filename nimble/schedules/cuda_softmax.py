@@ -61,7 +61,7 @@ class CudaSoftmax(CudaTemplate):
         so.bind(bx, "blockIdx.x")
         so.bind(attach, "threadIdx.x")
         if cfg["unroll"] > 1:
-            lo, li = so.split(last, cfg["unroll"])
+            _, li = so.split(last, cfg["unroll"])
             so.unroll(li)
         for t in (mx, total, mx_sum):
             s[t].scope = "local"

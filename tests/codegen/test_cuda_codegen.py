@@ -20,15 +20,15 @@ from nimble import te
 from nimble.codegen.build import build
 from nimble.codegen.cuda import CodegenError, codegen_cuda, translation_unit
 from nimble.codegen.nvcc import compile_cuda, find_nvcc, stats
-from nimble.te.schedule import ScheduleError
-from nimble.tir.lower import lower
-from nimble.tir.nodes import Allocate, Buffer, For, IfThenElse, PrimFunc, Store
 from nimble.schedules.cuda_template import sources
 from nimble.schedules.dense import dense_signature
 from nimble.schedules.injective import injective_signature
 from nimble.schedules.reduce import reduce_signature
 from nimble.schedules.registry import TemplateError, get_template
 from nimble.schedules.softmax import softmax_signature
+from nimble.te.schedule import ScheduleError
+from nimble.tir.lower import lower
+from nimble.tir.nodes import Allocate, Buffer, For, IfThenElse, Load, PrimFunc, Store, seq
 
 needs_nvcc = pytest.mark.skipif(find_nvcc() is None, reason="nvcc (the CUDA toolkit) is not installed")
 
@@ -138,8 +138,6 @@ def test_a_barrier_under_a_thread_dependent_guard_is_refused():
     tx = te.var("tx")
     buf = Buffer("tile", "float32", (32,), "shared")
     out = Buffer("out", "float32", (32,))
-    from nimble.tir.nodes import Load, seq
-
     fill = Store(buf, tx, te.FloatImm(1.0))
     body = For(tx, te.IntImm(0), te.IntImm(32), "threadIdx.x",
                IfThenElse(tx < 5, Allocate(buf, te.IntImm(32), seq(fill, Store(out, tx, Load(buf, tx))))))

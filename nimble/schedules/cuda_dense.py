@@ -6,15 +6,18 @@ tile (the reduction stage ``acc``, "local", computed at the thread loop) over k 
 ``k_tile``. With ``shared="yes"`` each k step first stages the block's x tile (block rows x
 k_tile) and w tile (block columns x k_tile) in shared memory, loaded by all the block's threads
 together (consecutive threads read consecutive k: coalesced), between two ``__syncthreads()``.
+``w_layout="km"`` stores the w tile k-major, so that the threads of a warp, which own
+consecutive column groups, read it with a stride of ``cols`` words (at most 2-way bank
+conflicts) rather than ``cols * k_tile`` (up to 16-way) as with "mk".
 The weight is read as given (m, k) for both ``weight="input"`` and ``"const"``.
 
 Knobs: threads_x (8, 16, 32), threads_y (4, 8, 16), rows and cols per thread (1, 2, 4),
-k_tile (4, 8, 16), shared ("yes", "no").
+k_tile (4, 8, 16), shared ("yes", "no"), w_layout ("km", "mk").
 
 Fallback (documented heuristic): 16 x 16 threads with a 4 x 4 register tile (64 x 64 block
-tile, 16 outputs per thread to reuse each shared load 4 times) and k_tile 8 (2 x 64 x 8 floats
-= 4 KiB of shared memory per step); for a representative n <= 16 (a decode step, a small
-batch) rows 1 and threads_y 4 so the block tile is not mostly past the last row.
+tile, 16 outputs per thread to reuse each shared load 4 times), k_tile 8 (2 x 64 x 8 floats =
+4 KiB of shared memory per step), the w tile k-major; for a representative n <= 16 (a decode
+step, a small batch) rows 1 and threads_y 4 so the block tile is not mostly past the last row.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ class CudaDense(CudaTemplate):
         s.define_knob("cols", (1, 2, 4))
         s.define_knob("k_tile", (4, 8, 16))
         s.define_knob("shared", ("yes", "no"))
+        s.define_knob("w_layout", ("km", "mk"))
         return s
 
     def fallback(self, sig, space, hints=None):
@@ -49,7 +53,7 @@ class CudaDense(CudaTemplate):
         n_hint = (hints or {}).get(n, 64) if isinstance(n, str) else n
         small = n_hint <= 16
         return space.config(threads_x=16, threads_y=4 if small else 16, rows=1 if small else 4, cols=4,
-                            k_tile=8, shared="yes")
+                            k_tile=8, shared="yes", w_layout="km")
 
     def instantiate(self, sig, cfg) -> Instance:
         _, k, m = _dims(sig)
@@ -81,7 +85,8 @@ class CudaDense(CudaTemplate):
         tx, ty, tm, tn, bk = cfg["threads_x"], cfg["threads_y"], cfg["rows"], cfg["cols"], cfg["k_tile"]
         staged = []
         if cfg["shared"] == "yes":
-            staged = [s.cache_read(x, "shared", [acc]), s.cache_read(w, "shared", [acc])]
+            w_layout = (1, 0) if cfg["w_layout"] == "km" else None
+            staged = [s.cache_read(x, "shared", [acc]), s.cache_read(w, "shared", [acc], layout=w_layout)]
         so = s[out]
         i, j = so.axis
         bi, ii = so.split(i, ty * tm)
@@ -103,10 +108,14 @@ class CudaDense(CudaTemplate):
             sa.unroll(loop)
         so.unroll(ti)
         so.unroll(tj)
-        for t in staged:  # the block loads the tile together: k fastest across threadIdx.x
-            st = s[t]
+        k_pos = (1, 0 if cfg["w_layout"] == "km" else 1)  # where k is among each copy's axes
+        for t, reads_k in zip(staged, k_pos):
+            st = s[t]  # the block loads the tile together, k fastest across threadIdx.x (coalesced)
             st.compute_at(sa, ro)
-            flat = st.fuse(*st.axis)
+            k_ax = st.axis[reads_k]
+            other = st.axis[1 - reads_k]
+            st.reorder(other, k_ax)
+            flat = st.fuse(other, k_ax)
             rest, fx = st.split(flat, tx)
             _, fy = st.split(rest, ty)
             st.bind(fy, "threadIdx.y")

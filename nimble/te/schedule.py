@@ -224,12 +224,14 @@ class Schedule:
         self.stage_of[cached] = cstage
         return cached
 
-    def cache_read(self, tensor: Tensor, scope: str, readers) -> Tensor:
+    def cache_read(self, tensor: Tensor, scope: str, readers, layout=None) -> Tensor:
         """A copy of ``tensor`` in ``scope`` ("shared" or "local") that ``readers`` read instead.
 
         The usual use is staging a tile in GPU shared memory: ``AS = s.cache_read(A, "shared",
         [CL])``, then ``s[AS].compute_at(s[CL], ko)`` copies the tile that one iteration of ko
         reads, and binding the copy's loops to threads makes the block load it together.
+        ``layout`` (a permutation of tensor's axes) stores the copy with its axes in that order:
+        ``layout=(1, 0)`` keeps a tile of a (m, k) tensor k-major.
         """
         if isinstance(readers, Tensor):
             readers = [readers]
@@ -241,10 +243,22 @@ class Schedule:
                 raise ScheduleError(f"cache_read: call it before scheduling the reader {st.name}")
             if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(st.op.body)):
                 raise ScheduleError(f"cache_read: {st.name} does not read {tensor.name}")
-        cached = compute(tensor.shape, lambda *i: tensor[i], name=f"{tensor.name}.{scope}")
+        perm = tuple(range(len(tensor.shape))) if layout is None else tuple(layout)
+        if sorted(perm) != list(range(len(tensor.shape))):
+            raise ScheduleError(f"cache_read: layout must be a permutation of range({len(tensor.shape)}), got {layout}")
+
+        def read(*i):  # i is an index of the copy: i[k] runs over tensor axis perm[k]
+            src = [None] * len(perm)
+            for k, p in enumerate(perm):
+                src[p] = i[k]
+            return tensor[tuple(src)]
+
+        cached = compute(tuple(tensor.shape[p] for p in perm), read, name=f"{tensor.name}.{scope}")
 
         def swap(n):
-            return TensorLoad(cached, n.indices) if isinstance(n, TensorLoad) and n.tensor is tensor else None
+            if isinstance(n, TensorLoad) and n.tensor is tensor:
+                return TensorLoad(cached, tuple(n.indices[p] for p in perm))
+            return None
 
         for st in stages:
             old = st.op

@@ -96,7 +96,7 @@ def test_dense_stages_tiles_in_shared_memory_between_barriers():
     t = get_template("dense", "cuda")
     sig = dense_signature("n", 64, 96, bias=True, epilogue=["gelu"])
     space = t.space(sig)
-    cfg = space.config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="yes")
+    cfg = space.config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="yes", w_layout="mk")
     src = t.kernel_source(sig, cfg).source
     assert "__shared__ float x_shared[128];" in src  # (8 * 2 rows) x 8 of k
     assert "__shared__ float w_shared[256];" in src  # (16 * 2 cols) x 8 of k
@@ -108,14 +108,39 @@ def test_dense_stages_tiles_in_shared_memory_between_barriers():
     assert "= blockIdx.y;" in src and "= threadIdx.y;" in src
     assert "< n)" in src  # rows are symbolic: guarded; columns (96 = 3 x 32) are not
     assert "< 96)" not in src
-    plain = t.kernel_source(sig, space.config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="no")).source
+    plain = t.kernel_source(sig, space.config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="no", w_layout="mk")).source
     assert "__shared__" not in plain and "__syncthreads" not in plain
+
+
+def test_a_k_major_w_tile_is_read_with_a_stride_of_cols_across_threads():
+    t = get_template("dense", "cuda")
+    sig = dense_signature("n", 64, 96)
+    space = t.space(sig)
+    common = dict(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="yes")
+    km = t.kernel_source(sig, space.config(**common, w_layout="km")).source
+    mk = t.kernel_source(sig, space.config(**common, w_layout="mk")).source
+    # thread j_i_o (threadIdx.x) owns columns 2 * j_i_o + j of the 32-column tile
+    assert "w_shared[((j + (j_i_o * 2)) + (r_i * 32))]" in km
+    assert "w_shared[(((j * 8) + (j_i_o * 16)) + r_i)]" in mk
+    assert "__shared__ float w_shared[256];" in km and "__shared__ float w_shared[256];" in mk
+
+
+def test_cache_read_with_a_layout_stores_the_copy_permuted():
+    a = te.placeholder((6, 4), "float32", "a")
+    b = te.compute((6,), lambda i: a[i, 0] + a[i, 3], name="b")
+    s = te.create_schedule(b)
+    with pytest.raises(ScheduleError, match="permutation"):
+        s.cache_read(a, "local", [b], layout=(0, 0))
+    cached = s.cache_read(a, "local", [b], layout=(1, 0))
+    assert tuple(d.value for d in cached.shape) == (4, 6)
+    x = np.arange(24, dtype="float32").reshape(6, 4)
+    np.testing.assert_allclose(build(s, [a, b], target="llvm")(x), x[:, 0] + x[:, 3])
 
 
 def test_dense_residue_variant_has_no_row_guard_in_its_compute():
     t = get_template("dense", "cuda")
     sig = dense_signature("n", 64, 96)
-    cfg = t.space(sig).config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="yes")
+    cfg = t.space(sig).config(threads_x=16, threads_y=8, rows=2, cols=2, k_tile=8, shared="yes", w_layout="mk")
     general = t.kernel_source(sig, cfg).source
     variant = t.kernel_source(sig, cfg, residue={"n": 16})
     guards = [ln for ln in variant.source.splitlines() if "if (" in ln]
@@ -241,8 +266,9 @@ def emulate(name, sig, cfg):
     return build(inst.schedule, inst.args, target="llvm", name=f"emu_{name}")
 
 
-@pytest.mark.parametrize("cfg", [dict(threads_x=8, threads_y=4, rows=4, cols=2, k_tile=16, shared="yes"),
-                                 dict(threads_x=16, threads_y=4, rows=1, cols=4, k_tile=8, shared="no")])
+@pytest.mark.parametrize("cfg", [dict(threads_x=8, threads_y=4, rows=4, cols=2, k_tile=16, shared="yes", w_layout="km"),
+                                 dict(threads_x=8, threads_y=8, rows=2, cols=4, k_tile=4, shared="yes", w_layout="mk"),
+                                 dict(threads_x=16, threads_y=4, rows=1, cols=4, k_tile=8, shared="no", w_layout="km")])
 def test_dense_schedules_match_numpy_at_tails(cfg):
     t = get_template("dense", "cuda")
     sig = dense_signature("n", 37, 40, bias=True, epilogue=["relu"])  # k, m: not multiples of any tile
@@ -359,7 +385,7 @@ def test_launcher_stages_arguments_and_launches_with_the_kernels_grid():
 
     t = get_template("dense", "cuda")
     sig = dense_signature("n", 37, 40)
-    cfg = t.space(sig).config(threads_x=8, threads_y=4, rows=2, cols=2, k_tile=8, shared="yes")
+    cfg = t.space(sig).config(threads_x=8, threads_y=4, rows=2, cols=2, k_tile=8, shared="yes", w_layout="mk")
     source = t.kernel_source(sig, cfg, name="d")
     device = HostDevice({"d": emulate("dense", sig, cfg)})
     kernel = CudaTemplateKernel(t, sig, source, device.load(b"", source))

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from ..errors import NimbleError
 from .expr import Expr, IntImm, as_expr, ceildiv, var
 from .simplify import simplify
-from .tensor import ComputeOp, IterVar, PlaceholderOp, Tensor, TensorLoad
+from .tensor import ComputeOp, IterVar, PlaceholderOp, Tensor, TensorLoad, compute
+from .visit import transform, walk
 
 
 class ScheduleError(NimbleError, ValueError):
@@ -34,6 +35,9 @@ class Fuse:
 
 
 LOOP_KINDS = ("serial", "parallel", "vectorized", "unrolled")
+# GPU thread bindings: a loop of one of these kinds is not a loop on the device but the index
+# of the block or thread that runs the body (CUDA's built-in variables of the same name).
+THREAD_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z")
 
 
 class Stage:
@@ -144,6 +148,18 @@ class Stage:
         """Run the iterations of this loop on the thread pool (small trip counts stay serial)."""
         self._annotate(iv, "parallel")
 
+    def bind(self, iv: IterVar, tag: str) -> None:
+        """Run the iterations of this loop as GPU blocks or threads: ``tag`` is one of
+        THREAD_TAGS; the loop's extent becomes (part of) the launch grid or block."""
+        self._check_leaf(iv, "bind")
+        if tag not in THREAD_TAGS:
+            raise ScheduleError(f"bind: tag must be one of {THREAD_TAGS}, got {tag!r}")
+        if iv.kind == "reduce":
+            raise ScheduleError(f"bind: a reduction loop ({iv.var.name}) cannot be bound to {tag}")
+        if any(k == tag for other, k in self.kinds.items() if other is not iv):
+            raise ScheduleError(f"bind: stage {self.name} already has a loop bound to {tag}")
+        self.kinds[iv] = tag
+
     def compute_inline(self) -> None:
         """Substitute this elementwise stage's body into its consumers."""
         if self.op.reduce_axis:
@@ -205,6 +221,52 @@ class Schedule:
         stage.leaf_iter_vars = list(axis)
         stage.kinds = {}
         self.stages.insert(self.stages.index(stage), cstage)
+        self.stage_of[cached] = cstage
+        return cached
+
+    def cache_read(self, tensor: Tensor, scope: str, readers, layout=None) -> Tensor:
+        """A copy of ``tensor`` in ``scope`` ("shared" or "local") that ``readers`` read instead.
+
+        The usual use is staging a tile in GPU shared memory: ``AS = s.cache_read(A, "shared",
+        [CL])``, then ``s[AS].compute_at(s[CL], ko)`` copies the tile that one iteration of ko
+        reads, and binding the copy's loops to threads makes the block load it together.
+        ``layout`` (a permutation of tensor's axes) stores the copy with its axes in that order:
+        ``layout=(1, 0)`` keeps a tile of a (m, k) tensor k-major.
+        """
+        if isinstance(readers, Tensor):
+            readers = [readers]
+        stages = [self[r] for r in readers]
+        if not stages:
+            raise ScheduleError(f"cache_read: give at least one reader of {tensor.name}")
+        for st in stages:
+            if st.relations or st.attach != "root":
+                raise ScheduleError(f"cache_read: call it before scheduling the reader {st.name}")
+            if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(st.op.body)):
+                raise ScheduleError(f"cache_read: {st.name} does not read {tensor.name}")
+        perm = tuple(range(len(tensor.shape))) if layout is None else tuple(layout)
+        if sorted(perm) != list(range(len(tensor.shape))):
+            raise ScheduleError(f"cache_read: layout must be a permutation of range({len(tensor.shape)}), got {layout}")
+
+        def read(*i):  # i is an index of the copy: i[k] runs over tensor axis perm[k]
+            src = [None] * len(perm)
+            for k, p in enumerate(perm):
+                src[p] = i[k]
+            return tensor[tuple(src)]
+
+        cached = compute(tuple(tensor.shape[p] for p in perm), read, name=f"{tensor.name}.{scope}")
+
+        def swap(n):
+            if isinstance(n, TensorLoad) and n.tensor is tensor:
+                return TensorLoad(cached, tuple(n.indices[p] for p in perm))
+            return None
+
+        for st in stages:
+            old = st.op
+            checks = tuple((transform(c, swap), m) for c, m in old.checks)
+            st.op = ComputeOp(old.name, old.axis, transform(old.body, swap), old.tag, checks)
+        cstage = Stage(cached, cached.op)
+        cstage.scope = scope
+        self.stages.insert(min(self.stages.index(st) for st in stages), cstage)
         self.stage_of[cached] = cstage
         return cached
 

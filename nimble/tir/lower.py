@@ -235,7 +235,8 @@ class _Lowerer:
         leaves = parent.leaf_iter_vars
         pos = next(i for i, iv in enumerate(leaves) if iv is at)
         inner = leaves[pos + 1:]
-        ext = _leaf_extents(parent)
+        parent_region = self.regions.get(parent.tensor)
+        ext = _leaf_extents(parent, parent_region)
         value = {iv: iv.var for iv in leaves}
         for rel in reversed(parent.relations):
             if isinstance(rel, Split):
@@ -244,11 +245,12 @@ class _Lowerer:
                 value[rel.outer] = value[rel.fused] // ext[rel.inner]
                 value[rel.inner] = value[rel.fused] % ext[rel.inner]
         axis_map = {iv.var: simplify(value[iv] + iv.dom_min) for iv in list(parent.op.axis) + list(parent.op.reduce_axis)}
-        parent_region = self.regions.get(parent.tensor)
         if parent_region is not None:  # an attached parent's axes are local to its own region
             for iv, (lo, _) in zip(parent.op.axis, parent_region):
                 axis_map[iv.var] = simplify(axis_map[iv.var] + lo)
         inner_vars = {iv.var: ext[iv] for iv in inner}
+        if child.scope == "shared":  # filled by the whole block: its region spans the block's threads
+            inner_vars.update(_enclosing_threads(parent, at))
         accesses = [n.indices for n in walk(self.bodies[parent]) if isinstance(n, TensorLoad) and n.tensor is child.tensor]
         if not accesses:
             raise LowerError(f"compute_at: {parent.name} does not read {child.name}")
@@ -295,8 +297,11 @@ def _divides(factor: Expr, extent: Expr) -> bool:
     return isinstance(simplify(extent % factor), IntImm) and simplify(extent % factor).value == 0
 
 
-def _leaf_extents(st: Stage) -> dict:
+def _leaf_extents(st: Stage, region=None) -> dict:
+    """Extent of every loop of ``st``; an attached stage's root axes span its ``region``."""
     ext = {iv: iv.extent for iv in list(st.op.axis) + list(st.op.reduce_axis)}
+    for iv, (_, extent) in zip(st.op.axis, region or ()):
+        ext[iv] = extent
     for rel in st.relations:
         if isinstance(rel, Split):
             ext[rel.outer] = simplify(ceildiv(ext[rel.parent], rel.factor))
@@ -304,6 +309,19 @@ def _leaf_extents(st: Stage) -> dict:
         else:
             ext[rel.fused] = simplify(ext[rel.outer] * ext[rel.inner])
     return ext
+
+
+def _enclosing_threads(st: Stage, at) -> dict:
+    """Loop var -> extent of the threadIdx-bound loops around the body of ``st`` at its loop ``at``."""
+    out, ext = {}, _leaf_extents(st)
+    for iv in st.leaf_iter_vars:
+        if st.kinds.get(iv, "").startswith("threadIdx"):
+            out[iv.var] = ext[iv]
+        if iv is at:
+            break
+    if isinstance(st.attach, tuple):
+        out.update(_enclosing_threads(*st.attach))
+    return out
 
 
 def _span(e: Expr, inner_vars: dict):

@@ -56,6 +56,7 @@ def convert_per_axes(ctx, node, inputs, attrs, convert) -> list[Value]:
     flat = ctx.emit("reshape", ctx.emit("cast", axes, dtype="int64"), newshape=(count,))
     normal = ctx.emit("where", ctx.emit("less", flat, np.array(0, np.int64)),
                       ctx.emit("add", flat, np.array(rank, np.int64)), flat)
+    normal = _checked_axes(ctx, normal, count, rank)
     copies, types, refused = [], None, None
     for choice in choices:
         child = ctx.child()
@@ -80,6 +81,22 @@ def convert_per_axes(ctx, node, inputs, attrs, convert) -> list[Value]:
     if len(types) == 1:
         return [ctx.bind(expr, types[0], f"{node.op_type}_axes")]
     return ctx.tuple_fields(expr, types, f"{node.op_type}_axes")
+
+
+def _checked_axes(ctx, normal: Value, count: int, rank: int) -> Value:
+    """``normal`` when its axes are distinct and in ``[0, rank)``; else an ``OutOfRangeError`` at run time (an
+    index 1 into a 1-element table), never a copy chosen by default."""
+    in_range = ctx.emit("logical_and", ctx.emit("greater_equal", normal, np.array(0, np.int64)),
+                        ctx.emit("less", normal, np.array(rank, np.int64)))
+    good = ctx.emit("sum", ctx.emit("cast", in_range, dtype="int64"), axis=None, keepdims=False)
+    pairs = ctx.emit("equal", ctx.emit("reshape", normal, newshape=(-1, 1)), ctx.emit("reshape", normal, newshape=(1, -1)))
+    same = ctx.emit("sum", ctx.emit("cast", pairs, dtype="int64"), axis=None, keepdims=False)
+    # 0 when every axis is in range and no two are equal (the equal pairs are the diagonal), else >= 1
+    bad = ctx.emit("add", ctx.emit("subtract", np.array(count, np.int64), good),
+                   ctx.emit("subtract", same, np.array(count, np.int64)))
+    flag = ctx.emit("cast", ctx.emit("not_equal", bad, np.array(0, np.int64)), dtype="int64")
+    zero = ctx.emit("take", np.zeros(1, np.int64), flag, axis=0, mode="raise")  # raises when flag is 1
+    return ctx.emit("add", normal, zero)
 
 
 def _loosened(ctx, v: Value, joint) -> Value:

@@ -108,6 +108,20 @@ def test_reduction_over_run_time_axes_picks_the_copy_for_the_value(keepdims):
         both.check(x=_x(2, 3, 4, seed=axis + 5), a=np.array([axis], np.int64))
 
 
+def test_run_time_axes_out_of_range_or_repeated_are_an_error_not_a_default_copy():
+    both = _Both(_model([helper.make_node("ReduceSum", ["x", "a"], ["y"], keepdims=1)],
+                        [("x", F, [2, 3, 4]), ("a", I64, [2])], [("y", F, None)]))
+    both.check(x=_x(2, 3, 4), a=np.array([0, -1], np.int64))
+    for bad in ([0, 3], [-4, 0]):
+        with pytest.raises(nimble.NimbleError):
+            both.vm.run(_x(2, 3, 4), np.array(bad, np.int64))
+        with pytest.raises(Exception):  # ONNX Runtime refuses them too
+            both.sess.run(None, {"x": _x(2, 3, 4), "a": np.array(bad, np.int64)})
+    for repeated in ([1, 1], [2, -1]):  # ONNX Runtime reduces a repeated axis once; nimble refuses, clearly
+        with pytest.raises(nimble.NimbleError):
+            both.vm.run(_x(2, 3, 4), np.array(repeated, np.int64))
+
+
 def test_unsqueeze_and_slice_with_run_time_axes():
     nodes = [helper.make_node("Unsqueeze", ["x", "ua"], ["u"]),
              helper.make_node("Slice", ["u", "st", "en", "sa", "sp"], ["y"])]

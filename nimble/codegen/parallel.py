@@ -47,8 +47,8 @@ def _c(v, t=I64):
     return ir.Constant(t, v)
 
 
-class _Indirect:
-    """A function pointer with its type, for an indirect ``IRBuilder.call``."""
+class FnPtr:
+    """A loaded function pointer with its type, for an indirect ``IRBuilder.call``."""
 
     def __init__(self, value, fnty: ir.FunctionType):
         self.value, self.function_type, self.type = value, fnty, value.type
@@ -135,7 +135,7 @@ class _Pool:
         lo = b.mul(idx, chunk)
         hi = b.add(lo, chunk)
         hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
-        b.call(_Indirect(rfn, RANGE_FN), [data, lo, hi])
+        b.call(FnPtr(rfn, RANGE_FN), [data, lo, hi])
         b.atomic_rmw("add", self.done, _c(1), "release")
         b.branch(loop)
         b.position_at_end(out)
@@ -247,7 +247,7 @@ class _Pool:
         small = b.or_(b.icmp_signed("<=", nthreads, _c(1, I32)), b.icmp_signed("<=", extent, _c(1)))
         b.cbranch(small, serial, try_pool)
         b.position_at_end(serial)
-        b.call(_Indirect(rfn, RANGE_FN), [data, _c(0), extent])
+        b.call(FnPtr(rfn, RANGE_FN), [data, _c(0), extent])
         b.ret_void()
         b.position_at_end(try_pool)
         got = b.extract_value(b.cmpxchg(self.busy, _c(0, I32), _c(1, I32), "acquire", "monotonic"), 1)

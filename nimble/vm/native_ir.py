@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import llvmlite.ir as ir
 
+from ..codegen.parallel import FnPtr  # noqa: F401 (re-exported for the VM codegen's indirect calls)
+
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
@@ -92,16 +94,3 @@ def loop(b: ir.IRBuilder, count, body, name: str = "i") -> None:
     i.add_incoming(b.add(i, c64(1)), b.block)
     b.branch(head)
     b.position_at_end(done)
-
-
-class FnPtr:
-    """A loaded function pointer with its type, for an indirect ``IRBuilder.call``."""
-
-    def __init__(self, value, fnty: ir.FunctionType):
-        self.value, self.function_type, self.type = value, fnty, value.type
-
-    def get_reference(self) -> str:
-        return self.value.get_reference()
-
-    def __str__(self) -> str:
-        return str(self.value)

@@ -1,6 +1,6 @@
 """Quick start: tune a small BERT encoder on this CPU, compile it with the records, compare.
 
-    python3 scripts/quickstart.py                  # about a minute of tuning on 2 cores
+    python3 scripts/quickstart.py                  # ~3 minutes on 2 cores (the 45 s budget overruns: 130 s measured)
     python3 scripts/quickstart.py --budget 300     # longer tuning, better kernels
 
 Steps, each a library call: build a 2-layer BERT encoder (768 hidden, dynamic sequence length)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .. import te
 from .cuda_template import CudaTemplate
-from .injective import BINARY, UNARY, Injective, _bload, _flat_index, _plan, _plan_shape, unflatten
+from .injective import Injective, _flat_index, _plan, _plan_shape, element_value, unflatten
 from .registry import Instance, Signature, template
 from .softmax import element_count
 from .space import ConfigSpace
@@ -55,19 +55,7 @@ class CudaInjective(CudaTemplate):
         def value(idx):
             if kind == "reshape":
                 return x0[tuple(unflatten(_flat_index(idx, out_shape), x0.shape))]
-            if kind == "transpose":
-                src = [None] * len(idx)
-                for k, p in enumerate(sig.attr("perm")):
-                    src[p] = idx[k]
-                return x0[tuple(src)]
-            v, pos = _bload(x0, idx), 1
-            for op in sig.attr("ops"):
-                if op in UNARY:
-                    v = UNARY[op][0](v)
-                else:
-                    v = BINARY[op][0](v, _bload(inputs[pos], idx))
-                    pos += 1
-            return v
+            return element_value(sig, kind, inputs, idx)
 
         out = te.compute(out_shape, lambda *i: value(list(i)), name="out")
         s = te.create_schedule(out)

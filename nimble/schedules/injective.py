@@ -152,19 +152,7 @@ class Injective(Template):
             flat = False
 
         def value(idx):
-            if kind == "transpose":
-                src = [None] * len(idx)
-                for k, p in enumerate(sig.attr("perm")):
-                    src[p] = idx[k]
-                return x0[tuple(src)]
-            v, pos = _bload(x0, idx), 1
-            for op in sig.attr("ops"):
-                if op in UNARY:
-                    v = UNARY[op][0](v)
-                else:
-                    v = BINARY[op][0](v, _bload(inputs[pos], idx))
-                    pos += 1
-            return v
+            return element_value(sig, kind, inputs, idx)
 
         checks = None
         if kind == "reshape":  # the output shape comes from the caller: same element count, checked
@@ -282,3 +270,22 @@ def _concrete_newshape(sig, inputs):
 def injective_signature(shapes, ops, **attrs) -> Signature:
     """A fused chain over inputs of ``shapes`` (ints and dim names); see the module docstring."""
     return Signature.make([(tuple(s), "float32") for s in shapes], ops=list(ops), **attrs)
+
+
+def element_value(sig, kind: str, inputs: list, idx: list):
+    """The output element at ``idx`` of a transpose or of an elementwise chain (``sig``'s ops, inputs
+    broadcast) over te ``inputs``; shared by the CPU and CUDA injective templates."""
+    x0 = inputs[0]
+    if kind == "transpose":
+        src = [None] * len(idx)
+        for k, p in enumerate(sig.attr("perm")):
+            src[p] = idx[k]
+        return x0[tuple(src)]
+    v, pos = _bload(x0, idx), 1
+    for op in sig.attr("ops"):
+        if op in UNARY:
+            v = UNARY[op][0](v)
+        else:
+            v = BINARY[op][0](v, _bload(inputs[pos], idx))
+            pos += 1
+    return v

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from .. import settings
 from ..debug import debug_level, debug_logger
 from ..errors import NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
@@ -13,7 +14,7 @@ from ..te.expr import BinaryOp, Expr, IntImm, Var
 from ..te.tensor import ComputeOp, Tensor
 from ..tir.lower import lower
 from ..tir.nodes import PrimFunc
-from . import jit
+from . import jit, memo
 from .llvm import PYARRAY_SUFFIX, SHAPE_STATUS, codegen_llvm
 from .threads import num_threads
 
@@ -57,11 +58,17 @@ def compile_funcs(funcs: list) -> list:
         if debug_level() >= 1:
             log.debug("loop IR of %s:\n%s", func.name, func)
     host = jit.host()
-    llvm_ir = codegen_llvm(funcs, host.triple, str(jit.target_machine().target_data), host.openmp)
+    key = None if settings.current().no_cache else memo.structural_key(funcs, host.key, settings.current().parallel_min_work)
+    found = memo.lookup(key)
+    if found is not None:
+        llvm_ir, obj, lib = found
+    else:
+        llvm_ir = codegen_llvm(funcs, host.triple, str(jit.target_machine().target_data), host.openmp)
+        obj = jit.compile_object(llvm_ir)
+        lib = jit.LoadedObject(obj)
+        memo.store(key, (llvm_ir, obj, lib))
     if debug_level() >= 2:
         log.debug("LLVM IR:\n%s", llvm_ir)
-    obj = jit.compile_object(llvm_ir)
-    lib = jit.LoadedObject(obj)
     return [CompiledFunc(f, llvm_ir, obj, lib) for f in funcs]
 
 

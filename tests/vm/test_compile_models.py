@@ -1,4 +1,5 @@
 """LSTM, Tree-LSTM and BERT compiled for the VM match the reference interpreter."""
+import functools
 import json
 import os
 import subprocess
@@ -141,28 +142,45 @@ def _torch_bert(weights: dict, cfg):
     return Encoder()
 
 
+_ONNX_BERT = bert.BertConfig(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64)
+
+
+@functools.cache
+def _onnx_bert_executables(opset: int, folder: str):
+    """(ONNX executable, builder executable) of one small BERT, compiled once for both VMs (compiling does not
+    depend on the backend; the runs below do)."""
+    import warnings
+
+    import torch
+
+    from nimble.frontend import from_onnx
+
+    weights = bert.random_weights(_ONNX_BERT, 0)
+    path = os.path.join(folder, f"bert{opset}.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_torch_bert(weights, _ONNX_BERT), (torch.zeros(1, 7, 32),), path, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {1: "seq"}, "y": {1: "seq"}}, dynamo=False,
+                          opset_version=opset)
+    return nimble.compile(from_onnx(path)), _builder_bert_executable()
+
+
+@functools.cache
+def _builder_bert_executable():
+    return nimble.compile(bert.build_module(bert.random_weights(_ONNX_BERT, 0), _ONNX_BERT))
+
+
 @pytest.mark.parametrize("opset", [14, 17])
-def test_onnx_bert_runs_the_builder_models_kernels(tmp_path, opset):
+def test_onnx_bert_runs_the_builder_models_kernels(tmp_path_factory, opset):
     """An ONNX export of the builder BERT compiles to the same kernel families: every dense layer (3-D MatMul with a
     constant weight) through the dense template with its bias / gelu / residual epilogue, attention as one
     attention kernel (no batch_matmul, softmax or head copies), layer_norm alone; and it computes what the builder
     model computes."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    import warnings
-
     from nimble.dispatch.table import DispatchEntry
-    from nimble.frontend import from_onnx
 
-    cfg = bert.BertConfig(num_layers=2, hidden_size=32, num_heads=4, intermediate_size=64)
-    weights = bert.random_weights(cfg, 0)
-    path = str(tmp_path / "bert.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_torch_bert(weights, cfg), (torch.zeros(1, 7, 32),), path, input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": {1: "seq"}, "y": {1: "seq"}}, dynamo=False,
-                          opset_version=opset)
-    exe = nimble.compile(from_onnx(path))
+    exe, builder_exe = _onnx_bert_executables(opset, str(tmp_path_factory.getbasetemp()))
     kinds = {}
     for p in exe.packed:
         family = p.name.split("_", 1)[1] if "_" in p.name else p.name
@@ -172,8 +190,7 @@ def test_onnx_bert_runs_the_builder_models_kernels(tmp_path, opset):
     assert all(k == {DispatchEntry} for k in dense.values())  # all through the dense template's dispatch tables
     assert {"attention", "layer_norm"} <= set(kinds)
     assert not [f for f in kinds if "matmul" in f or "softmax" in f or "transpose" in f]
-    onnx_vm, builder_vm = nimble.VirtualMachine(exe), nimble.VirtualMachine(nimble.compile(bert.build_module(weights,
-                                                                                                              cfg)))
+    onnx_vm, builder_vm = nimble.VirtualMachine(exe), nimble.VirtualMachine(builder_exe)
     for n in (1, 7, 33):
         x = np.random.default_rng(n).standard_normal((n, 32)).astype("float32")
         np.testing.assert_allclose(flat(onnx_vm.run(x[None]))[0][0], flat(builder_vm.run(x))[0], rtol=1e-4, atol=1e-4)

@@ -17,7 +17,12 @@ fields after seeing the generation and claims chunks with compare-and-swap on th
 it never runs a chunk of one job with the fields of another. Idle workers spin briefly (the VM
 calls kernels back to back) and then sleep on a futex. One job runs at a time: a caller that
 finds the pool busy (another thread, or a parallel loop inside a chunk) runs its loop serially.
-A pool without workers (creation failed) is still correct: the caller runs every chunk; a
+On a busy machine a worker may claim a chunk and then lose its core to another process for a
+scheduler time slice (milliseconds) while the caller waits for that chunk; when the caller waited
+longer than it worked (and at least ``STALL_TICKS``), the next regions run serially on the caller
+for a backoff period that doubles while stalls repeat (``BACKOFF_*``) and shrinks after clean
+regions, so two threads on a loaded machine cost about what one does instead of a time slice per
+region. A pool without workers (creation failed) is still correct: the caller runs every chunk; a
 forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
@@ -31,10 +36,19 @@ import threading
 from llvmlite import ir
 
 ENTRY = "nimble_parallel_for_v1"
+SERIAL_LEFT = "nimble_parallel_serial_left_v1"
 CHUNKS_PER_THREAD = 4
 WORKER_SPINS = 4000  # pause iterations (~tens of microseconds) before a worker sleeps
 CALLER_SPINS = 256  # pause iterations between sched_yield calls while waiting for chunks
 MAX_WORKERS = 255
+# Straggler backoff, in time-stamp-counter ticks (~0.3-0.5 ns each): a region whose caller waited longer for
+# other threads' chunks than it spent on its own, and at least STALL_TICKS, means a worker lost its core to
+# another process; regions then run serially for max(twice the last backoff, STALL_COST_FACTOR x the wait)
+# (so a probe's stall costs at most ~1/16 of the time), clamped, halved after each clean parallel region.
+STALL_TICKS = 150_000
+STALL_COST_FACTOR = 16
+BACKOFF_MIN_TICKS = 2_000_000
+BACKOFF_MAX_TICKS = 600_000_000
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
 PTR = ir.PointerType()
@@ -78,6 +92,9 @@ class _Pool:
         self.job_chunk = g("job_chunk", I64)
         self.job_nchunks = g("job_nchunks", I64)
         self.job_workers = g("job_workers", I32)
+        self.serial_until = g("serial_until", I64)
+        self.backoff = g("backoff", I64)
+        self.tsc = ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
         self.pause = ir.Function(module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
         self.syscall = ir.Function(module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
         self.sched_yield = ir.Function(module, ir.FunctionType(I32, []), "sched_yield")
@@ -91,6 +108,7 @@ class _Pool:
         self.after_fork = self._after_fork()
         self.spawn = self._spawn()
         self.entry = self._entry()
+        self.serial_left = self._serial_left()
 
     def _global(self, name, ty):
         gv = ir.GlobalVariable(self.m, ty, "nimble_par_" + name)
@@ -245,7 +263,9 @@ class _Pool:
             fn.append_basic_block(n) for n in ("serial", "try_pool", "pooled", "wake", "run", "wait", "spin",
                                               "yield", "finish"))
         small = b.or_(b.icmp_signed("<=", nthreads, _c(1, I32)), b.icmp_signed("<=", extent, _c(1)))
-        b.cbranch(small, serial, try_pool)
+        t0 = b.call(self.tsc, [])
+        backing_off = b.icmp_signed("<", t0, self._load(b, self.serial_until, I64, "monotonic"))
+        b.cbranch(b.or_(small, backing_off), serial, try_pool)
         b.position_at_end(serial)
         b.call(FnPtr(rfn, RANGE_FN), [data, _c(0), extent])
         b.ret_void()
@@ -278,6 +298,7 @@ class _Pool:
 
         b.position_at_end(run)
         b.call(self.run_chunks, [gen, rfn, data, extent, chunk, nchunks])
+        t1 = b.call(self.tsc, [])
         b.branch(wait)
         b.position_at_end(wait)
         count = b.phi(I64)
@@ -294,8 +315,30 @@ class _Pool:
         b.branch(wait)
         count.add_incoming(_c(0), yield_)
         b.position_at_end(finish)
+        self._adapt(b, t0, t1, b.call(self.tsc, []))
         b.atomic_rmw("xchg", self.busy, _c(0, I32), "release")
         b.ret_void()
+        return fn
+
+    def _adapt(self, b, t0, t1, t2):
+        """After a region (holding ``busy``): back off to serial regions when the caller waited on stragglers."""
+        own, waited = b.sub(t1, t0), b.sub(t2, t1)
+        stalled = b.and_(b.icmp_signed(">", waited, own), b.icmp_signed(">", waited, _c(STALL_TICKS)))
+        old = b.load(self.backoff, typ=I64)
+        doubled, scaled = b.shl(old, _c(1)), b.mul(waited, _c(STALL_COST_FACTOR))
+        want = b.select(b.icmp_signed(">", doubled, scaled), doubled, scaled)
+        grown = b.select(b.icmp_signed("<", want, _c(BACKOFF_MIN_TICKS)), _c(BACKOFF_MIN_TICKS),
+                         b.select(b.icmp_signed(">", want, _c(BACKOFF_MAX_TICKS)), _c(BACKOFF_MAX_TICKS), want))
+        new = b.select(stalled, grown, b.lshr(old, _c(1)))
+        b.store(new, self.backoff)
+        until = b.select(stalled, b.add(t2, new), self._load(b, self.serial_until, I64, "monotonic"))
+        b.store_atomic(until, self.serial_until, "monotonic", 8)
+
+    def _serial_left(self):
+        """``i64 nimble_parallel_serial_left_v1()``: ticks until parallel regions run in parallel again (0: now)."""
+        fn, b = self._fn(SERIAL_LEFT, ir.FunctionType(I64, []), "external")
+        left = b.sub(self._load(b, self.serial_until, I64, "monotonic"), b.call(self.tsc, []))
+        b.ret(b.select(b.icmp_signed(">", left, _c(0)), left, _c(0)))
         return fn
 
 
@@ -359,3 +402,11 @@ def saved_object() -> tuple[str, bytes]:
     """(version, object code) of the linked runtime, for an executable file."""
     register()
     return _loaded[0][2], _loaded[0][3]
+
+
+def serial_left() -> int:
+    """Time-stamp-counter ticks until parallel loops run in parallel again after a straggler backoff (0: now)."""
+    import ctypes
+
+    register()
+    return ctypes.CFUNCTYPE(ctypes.c_int64)(_loaded[0][0].address(SERIAL_LEFT))()

@@ -104,3 +104,36 @@ def test_runtime_object_needs_only_symbols_this_process_has():
     defined, undefined = object_symbols(obj, "parallel runtime")  # FormatError if one is missing
     assert ENTRY in defined
     assert "__register_atfork" in undefined
+
+
+def test_a_straggling_worker_sends_the_next_regions_to_the_caller(threads):
+    """A worker that holds a chunk far longer than the caller works (as when another process takes its core)
+    makes the following regions run serially on the calling thread for a while; then they go parallel again."""
+    import ctypes
+    import time
+
+    from nimble.codegen import parallel
+
+    entry = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)(parallel.register())
+    main, ran = threading.get_ident(), []
+
+    @ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+    def chunk(_data, lo, hi):
+        on_worker = threading.get_ident() != main
+        ran.append(on_worker)
+        time.sleep(0.03 if on_worker else 0.0005)
+
+    for _ in range(20):  # until a worker took a chunk in a region (it may wake after the caller took them all)
+        ran.clear()
+        entry(ctypes.cast(chunk, ctypes.c_void_p), None, 8, 2)
+        if any(ran):
+            break
+    assert any(ran), "no worker ever took a chunk"
+    assert parallel.serial_left() > 0
+    ran.clear()
+    entry(ctypes.cast(chunk, ctypes.c_void_p), None, 8, 2)
+    assert ran == [False]  # backing off: the whole range in one call on the caller
+    deadline = time.time() + 5
+    while parallel.serial_left() > 0 and time.time() < deadline:
+        time.sleep(0.01)
+    assert parallel.serial_left() == 0

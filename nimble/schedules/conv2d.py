@@ -3,7 +3,8 @@
 Direct convolution vectorized over the output width. The micro-kernel keeps a tile of
 ``tile_oc`` output channels x ``tile_w`` output columns of one output row in zmm registers and
 loops over (input channel, ky, kx): each step loads one vector of ``tile_w`` input pixels
-(contiguous at stride 1; gathered at stride 2) and broadcasts ``tile_oc`` weights into as
+(contiguous: at a column stride s the padded input is stored as s phases of every s-th column)
+and broadcasts ``tile_oc`` weights into as
 many FMAs. Padding is a stage (``pad``) of zeros around the input, made wide enough that the
 last, partial column tile reads inside it: tail tiles are overcomputed and only real output
 columns are stored.
@@ -21,6 +22,7 @@ import numpy as np
 
 from .. import te
 from ..codegen.isa import host_isa
+from .dense import EPILOGUES, apply_epilogue
 from .registry import Instance, Signature, Template, TemplateError, template
 from .rowwise import fuse_rows
 from .space import ConfigSpace
@@ -35,16 +37,30 @@ def _pair(v, name):
     return v
 
 
+def _extra_names(sig: Signature) -> list:
+    """Names of the inputs after data and weight: the bias (o,) and one residual (n, o, oh, ow) per "residual"."""
+    epilogue = tuple(sig.attr("epilogue", ()))
+    unknown = [e for e in epilogue if e not in EPILOGUES]
+    if unknown:
+        raise TemplateError(f"conv2d: unknown epilogue {unknown}; known: {EPILOGUES}")
+    return (["bias"] if sig.attr("bias", False) else []) + [f"residual{i}" for i, e in enumerate(epilogue)
+                                                            if e == "residual"]
+
+
 def _check(sig: Signature):
-    if len(sig.args) != 2:
-        raise TemplateError(f"conv2d: expected data(n, c, h, w) and weight(o, c, kh, kw), got {len(sig.args)} args")
-    (ds, ddt), (ws, wdt) = sig.args
+    extra = _extra_names(sig)
+    if len(sig.args) != 2 + len(extra):
+        raise TemplateError(f"conv2d: expected data(n, c, h, w), weight(o, c, kh, kw) and {extra}, got "
+                            f"{len(sig.args)} args")
+    (ds, ddt), (ws, wdt) = sig.args[:2]
     if len(ds) != 4 or len(ws) != 4 or ddt != "float32" or wdt != "float32":
         raise TemplateError(f"conv2d: data and weight must be float32 4-D, got {ddt} {ds} and {wdt} {ws}")
     if not all(isinstance(d, int) for d in ws) or not isinstance(ds[1], int):
         raise TemplateError(f"conv2d: weight shape and data channels must be static, got {ws} and {ds[1]}")
     if ds[1] != ws[1]:
         raise TemplateError(f"conv2d: data has {ds[1]} channels, weight expects {ws[1]}")
+    if sig.attr("bias", False) and tuple(sig.args[2][0]) != (ws[0],):
+        raise TemplateError(f"conv2d: the bias must have shape ({ws[0]},), got {sig.args[2][0]}")
     if sig.attr("groups", 1) != 1:
         raise TemplateError(f"conv2d: only groups=1 is supported, got {sig.attr('groups')}")
     strides, padding, dilation = (_pair(sig.attr(k, dflt), k) for k, dflt in
@@ -79,10 +95,32 @@ class Conv2d(Template):
 
     def instantiate(self, sig, cfg) -> Instance:
         _, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
-        (data, weight), dims = sig.placeholders(["data", "weight"])
+        bias = bool(sig.attr("bias", False))
+        epilogue = tuple(sig.attr("epilogue", ()))
+        n_first = 3 if bias else 2
+        first = Signature(sig.args[:n_first], sig.attrs)
+        tensors, dims = first.placeholders(["data", "weight", "bias"][:n_first])
+        tensors = list(tensors)
+        data, weight = tensors[0], tensors[1]
+
+        def finish(v, b, o, y, x):
+            pos = 0
+            if bias:
+                v, pos = v + extra[0][o], 1
+            for e in epilogue:
+                if e == "residual":
+                    v = apply_epilogue(e, v, extra[pos][b, o, y, x])
+                    pos += 1
+                else:
+                    v = apply_epilogue(e, v)
+            return v
+
         n, _, h, w = data.shape
         oh = out_size(h, KH, sh, ph, dh)
         ow = out_size(w, KW, sw, pw, dw)
+        # residuals have the output's shape, as expressions of the data's dims: the kernel checks them on entry
+        tensors += [te.placeholder((n, O, oh, ow), "float32", f"residual{i}") for i in range(epilogue.count("residual"))]
+        extra = tensors[2:]
         TW, TO = cfg["tile_w"], cfg["tile_oc"]
         pad_h = h + 2 * ph
         # wide enough for the last column tile: ceil(ow / TW) * TW columns of output
@@ -94,11 +132,21 @@ class Conv2d(Template):
             xx = te.min_(te.max_(x - pw, 0), w - 1)
             return te.select(inside, data[b, c, yy, xx], 0.0)
 
-        pad = te.compute((n, C, pad_h, pad_w), pad_fn, name="pad")
         rc, ry, rx = te.reduce_axis(C, "rc"), te.reduce_axis(KH, "ry"), te.reduce_axis(KW, "rx")
-        acc = te.compute((n, O, oh, ow), lambda b, o, y, x: te.sum(
-            pad[b, rc, y * sh + ry.var * dh, x * sw + rx.var * dw] * weight[o, rc, ry, rx], axis=[rc, ry, rx]), name="acc")
-        out = te.compute((n, O, oh, ow), lambda b, o, y, x: acc[b, o, y, x], name="out")
+        if sw == 1:
+            pad = te.compute((n, C, pad_h, pad_w), pad_fn, name="pad")
+
+            def tap(b, y, x):
+                return pad[b, rc, y * sh + ry.var * dh, x + rx.var * dw]
+        else:  # columns split into sw phases, pad[b, c, y, p, q] = column q * sw + p: unit-stride vector loads
+            pad = te.compute((n, C, pad_h, sw, (pad_w + sw - 1) // sw), lambda b, c, y, p, q: pad_fn(b, c, y, q * sw + p),
+                             name="pad")
+
+            def tap(b, y, x):
+                return pad[b, rc, y * sh + ry.var * dh, (rx.var * dw) % sw, x + (rx.var * dw) // sw]
+        acc = te.compute((n, O, oh, ow), lambda b, o, y, x: te.sum(tap(b, y, x) * weight[o, rc, ry, rx],
+                                                                   axis=[rc, ry, rx]), name="acc")
+        out = te.compute((n, O, oh, ow), lambda b, o, y, x: finish(acc[b, o, y, x], b, o, y, x), name="out")
         s = te.create_schedule(out)
         st = s[out]
         b, o, y, x = st.axis
@@ -115,13 +163,21 @@ class Conv2d(Template):
         for a in (ab, ay, ao):
             s[acc].unroll(a)
         s[acc].vectorize(ax)
-        pb, pc, py, px = s[pad].axis
+        pb, pc = s[pad].axis[:2]
         s[pad].parallel(s[pad].fuse(pb, pc))
-        return Instance(s, [data, weight, out], dims)
+        return Instance(s, list(tensors) + [out], dims)
+
+    def random_inputs(self, sig, dims, rng):
+        ds, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
+        n, _, h, w = (dims[d] if isinstance(d, str) else d for d in ds)
+        shapes = [(n, C, h, w), (O, C, KH, KW)] + ([(O,)] if sig.attr("bias", False) else [])
+        shapes += [(n, O, out_size(h, KH, sh, ph, dh), out_size(w, KW, sw, pw, dw))] * tuple(
+            sig.attr("epilogue", ())).count("residual")
+        return [rng.standard_normal(shape).astype("float32") for shape in shapes]
 
     def reference(self, sig, inputs):
         _, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
-        data, weight = (a.astype("float64") for a in inputs)
+        data, weight = (a.astype("float64") for a in inputs[:2])
         n, _, h, w = data.shape
         oh, ow = out_size(h, KH, sh, ph, dh), out_size(w, KW, sw, pw, dw)
         padded = np.pad(data, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -130,6 +186,15 @@ class Conv2d(Template):
             for kx in range(KW):
                 win = padded[:, :, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw]
                 out += np.einsum("nchw,oc->nohw", win, weight[:, :, ky, kx])
+        pos = 2
+        if sig.attr("bias", False):
+            out, pos = out + inputs[2].astype("float64")[None, :, None, None], 3
+        for e in sig.attr("epilogue", ()):
+            if e == "residual":
+                out = apply_epilogue(e, out, inputs[pos])
+                pos += 1
+            else:
+                out = apply_epilogue(e, out)
         return [out.astype(inputs[0].dtype)]
 
     def flops(self, sig, dims):
@@ -138,8 +203,16 @@ class Conv2d(Template):
         return 2 * n * O * out_size(h, KH, sh, ph, dh) * out_size(w, KW, sw, pw, dw) * C * KH * KW
 
 
-def conv2d_signature(data_shape, weight_shape, strides=1, padding=0, dilation=1) -> Signature:
-    """conv2d of NCHW data (n, h, w may be dim names) with an OIHW weight (static)."""
-    return Signature.make([(tuple(data_shape), "float32"), (tuple(weight_shape), "float32")],
-                          strides=list(_pair(strides, "strides")), padding=list(_pair(padding, "padding")),
-                          dilation=list(_pair(dilation, "dilation")), groups=1)
+def conv2d_signature(data_shape, weight_shape, strides=1, padding=0, dilation=1, bias: bool = False,
+                     epilogue=(), residual_shapes=()) -> Signature:
+    """conv2d of NCHW data (n, h, w may be dim names) with an OIHW weight (static), then ``+ bias[o]`` and the
+    ``epilogue`` steps (activations of ``dense.EPILOGUES``; "residual" adds the next of ``residual_shapes``)."""
+    args = [(tuple(data_shape), "float32"), (tuple(weight_shape), "float32")]
+    if bias:
+        args.append(((weight_shape[0],), "float32"))
+    args += [(tuple(r), "float32") for r in residual_shapes]
+    attrs = {}
+    if bias or epilogue:
+        attrs = {"bias": bool(bias), "epilogue": list(epilogue)}
+    return Signature.make(args, strides=list(_pair(strides, "strides")), padding=list(_pair(padding, "padding")),
+                          dilation=list(_pair(dilation, "dilation")), groups=1, **attrs)

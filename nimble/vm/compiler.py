@@ -335,6 +335,10 @@ class FunctionCompiler:
         # the kernel may have been built for another group of the same shape: take this one's inputs
         if gk.template == "dense":  # (and the dense's own weight, packed)
             gk = _with_inputs(gk, self.mc, group)
+        elif gk.template == "conv2d":  # (its own weight and bias)
+            from .conv_kernels import conv2d_group_inputs
+
+            gk = replace(gk, inputs=conv2d_group_inputs(group, self.mc.types, self.mc.__dict__.setdefault("_packed", {})))
         elif gk.template != "auto":  # a lone operator through its template: its own arguments
             gk = replace(gk, inputs=list(group.calls[0].args))
         else:

@@ -122,6 +122,11 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     templated = _op_template_kernel(group, types, name)
     if templated is not None:
         return templated
+    from .conv_kernels import conv2d_template_kernel
+
+    conv = conv2d_template_kernel(group, types, name)
+    if conv is not None:
+        return conv
     placeholders, var_refs = [], {}
     tensor_of: dict = {}
     flat_inputs = []

@@ -1,4 +1,5 @@
-"""conv2d template: 1x1 and 3x3, stride 1 and 2, dilation, padding, every tested config against numpy."""
+"""conv2d template: 1x1 to 5x5, strides 1-3, dilation, padding, bias / activation / residual epilogues, every tested
+config against numpy."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,14 @@ SIGS = {
     "1x1": (conv2d_signature(("n", 3, "h", "w"), (6, 3, 1, 1)), 1, 1, 0, 1),
     "3x3_stride2": (conv2d_signature(("n", 4, "h", "w"), (4, 4, 3, 3), strides=2, padding=1), 3, 2, 1, 1),
     "3x3_dilation2": (conv2d_signature(("n", 2, "h", "w"), (3, 2, 3, 3), dilation=2), 3, 1, 0, 2),
+    "3x3_stride2_bias_relu": (conv2d_signature(("n", 3, "h", "w"), (6, 3, 3, 3), strides=2, padding=1, bias=True,
+                                               epilogue=["relu"]), 3, 2, 1, 1),
+    "1x1_stride3_residual": (conv2d_signature(("n", 5, "h", "w"), (4, 5, 1, 1), strides=3, epilogue=["residual"],
+                                              residual_shapes=[("n", 4, "r2", "r3")]), 1, 3, 0, 1),
+    "5x5_stride2_dil2_bias_res_relu": (conv2d_signature(("n", 2, "h", "w"), (3, 2, 5, 5), strides=(1, 2),
+                                                        padding=2, dilation=2, bias=True,
+                                                        epilogue=["residual", "relu"],
+                                                        residual_shapes=[("n", 3, "r2", "r3")]), 5, 2, 2, 2),
 }
 spatial = st.sampled_from([1, 2, 3, 5, 7, 13, 16, 17, 33, 40])
 
@@ -35,3 +44,16 @@ def test_conv2d_rejects_groups_and_symbolic_channels():
     sig = conv2d_signature(("n", 4, "h", "w"), (8, 4, 3, 3))
     with pytest.raises(TemplateError, match="groups=1"):
         t.space(sig.make(list(sig.args), groups=2))
+
+
+def test_conv2d_checks_the_residual_against_the_output_shape():
+    from nimble.errors import ShapeError
+    import numpy as np
+
+    sig = SIGS["1x1_stride3_residual"][0]
+    t = get_template("conv2d")
+    kernel = t.build(sig, t.fallback(sig, t.space(sig), {}), name="conv_res_check")
+    data, weight, residual = t.random_inputs(sig, {"n": 1, "h": 7, "w": 8}, np.random.default_rng(0))
+    assert residual.shape == (1, 4, 3, 3)
+    with pytest.raises(ShapeError, match="residual0"):
+        kernel(data, weight, np.zeros((1, 4, 3, 4), np.float32))

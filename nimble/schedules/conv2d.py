@@ -43,8 +43,9 @@ def _extra_names(sig: Signature) -> list:
     unknown = [e for e in epilogue if e not in EPILOGUES]
     if unknown:
         raise TemplateError(f"conv2d: unknown epilogue {unknown}; known: {EPILOGUES}")
-    return (["bias"] if sig.attr("bias", False) else []) + [f"residual{i}" for i, e in enumerate(epilogue)
-                                                            if e == "residual"]
+    residuals = [f"residual{i}" for i, e in enumerate(epilogue) if e == "residual"]
+    scales = [f"residual_scale{i}" for i in range(len(residuals))] if sig.attr("residual_scale", False) else []
+    return (["bias"] if sig.attr("bias", False) else []) + residuals + scales
 
 
 def _check(sig: Signature):
@@ -103,13 +104,17 @@ class Conv2d(Template):
         tensors = list(tensors)
         data, weight = tensors[0], tensors[1]
 
+        scaled = bool(sig.attr("residual_scale", False))
+
         def finish(v, b, o, y, x):
             pos = 0
             if bias:
                 v, pos = v + extra[0][o], 1
+            n_res = epilogue.count("residual")
             for e in epilogue:
                 if e == "residual":
-                    v = apply_epilogue(e, v, extra[pos][b, o, y, x])
+                    r = extra[pos][b, o, y, x]
+                    v = apply_epilogue(e, v, r * extra[pos + n_res][o] if scaled else r)
                     pos += 1
                 else:
                     v = apply_epilogue(e, v)
@@ -119,7 +124,10 @@ class Conv2d(Template):
         oh = out_size(h, KH, sh, ph, dh)
         ow = out_size(w, KW, sw, pw, dw)
         # residuals have the output's shape, as expressions of the data's dims: the kernel checks them on entry
-        tensors += [te.placeholder((n, O, oh, ow), "float32", f"residual{i}") for i in range(epilogue.count("residual"))]
+        n_res = epilogue.count("residual")
+        tensors += [te.placeholder((n, O, oh, ow), "float32", f"residual{i}") for i in range(n_res)]
+        if sig.attr("residual_scale", False):
+            tensors += [te.placeholder((O,), "float32", f"residual_scale{i}") for i in range(n_res)]
         extra = tensors[2:]
         TW, TO = cfg["tile_w"], cfg["tile_oc"]
         pad_h = h + 2 * ph
@@ -171,8 +179,9 @@ class Conv2d(Template):
         ds, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
         n, _, h, w = (dims[d] if isinstance(d, str) else d for d in ds)
         shapes = [(n, C, h, w), (O, C, KH, KW)] + ([(O,)] if sig.attr("bias", False) else [])
-        shapes += [(n, O, out_size(h, KH, sh, ph, dh), out_size(w, KW, sw, pw, dw))] * tuple(
-            sig.attr("epilogue", ())).count("residual")
+        n_res = tuple(sig.attr("epilogue", ())).count("residual")
+        shapes += [(n, O, out_size(h, KH, sh, ph, dh), out_size(w, KW, sw, pw, dw))] * n_res
+        shapes += [(O,)] * (n_res if sig.attr("residual_scale", False) else 0)
         return [rng.standard_normal(shape).astype("float32") for shape in shapes]
 
     def reference(self, sig, inputs):
@@ -189,9 +198,13 @@ class Conv2d(Template):
         pos = 2
         if sig.attr("bias", False):
             out, pos = out + inputs[2].astype("float64")[None, :, None, None], 3
+        n_res = tuple(sig.attr("epilogue", ())).count("residual")
         for e in sig.attr("epilogue", ()):
             if e == "residual":
-                out = apply_epilogue(e, out, inputs[pos])
+                r = inputs[pos].astype("float64")
+                if sig.attr("residual_scale", False):
+                    r = r * inputs[pos + n_res].astype("float64")[None, :, None, None]
+                out = apply_epilogue(e, out, r)
                 pos += 1
             else:
                 out = apply_epilogue(e, out)
@@ -204,15 +217,20 @@ class Conv2d(Template):
 
 
 def conv2d_signature(data_shape, weight_shape, strides=1, padding=0, dilation=1, bias: bool = False,
-                     epilogue=(), residual_shapes=()) -> Signature:
+                     epilogue=(), residual_shapes=(), residual_scale: bool = False) -> Signature:
     """conv2d of NCHW data (n, h, w may be dim names) with an OIHW weight (static), then ``+ bias[o]`` and the
-    ``epilogue`` steps (activations of ``dense.EPILOGUES``; "residual" adds the next of ``residual_shapes``)."""
+    ``epilogue`` steps (activations of ``dense.EPILOGUES``; "residual" adds the next of ``residual_shapes``,
+    times a per-channel scale input (O,) each with ``residual_scale``)."""
     args = [(tuple(data_shape), "float32"), (tuple(weight_shape), "float32")]
     if bias:
         args.append(((weight_shape[0],), "float32"))
     args += [(tuple(r), "float32") for r in residual_shapes]
+    if residual_scale:
+        args += [((weight_shape[0],), "float32")] * len(residual_shapes)
     attrs = {}
     if bias or epilogue:
         attrs = {"bias": bool(bias), "epilogue": list(epilogue)}
+    if residual_scale:
+        attrs["residual_scale"] = True
     return Signature.make(args, strides=list(_pair(strides, "strides")), padding=list(_pair(padding, "padding")),
                           dilation=list(_pair(dilation, "dilation")), groups=1, **attrs)

@@ -1,6 +1,7 @@
 """conv2d groups of a model through the conv2d template (``schedules/conv2d.py``).
 
-A fused group ``conv2d(x, W const) [+ bias const (O, 1, 1)] [batch_norm (constants)] [activations] [+ residual]`` with float32 NCHW data,
+A fused group ``conv2d(x, W const) [+ bias const (O, 1, 1)] [batch_norm (constants)] [activations]
+[+ residual or + batch_norm(residual)]`` with float32 NCHW data,
 static channels, groups 1 and symmetric padding runs the template's direct convolution with the bias, the
 activations and the residual in its epilogue; anything else (grouped or depthwise convolution, asymmetric
 padding, batch norms after an activation) stays on the generic schedule.
@@ -39,9 +40,9 @@ def _channel_bias(c: Constant, channels: int):
     return np.ascontiguousarray(np.asarray(c.value).reshape(channels))
 
 
-def _fold_batch_norm(bn, channels: int, weight: np.ndarray, bias):
-    """(weight, bias) with an inference batch norm over the channels folded in: ``w * s``, ``b * s + t`` for
-    ``s = gamma / sqrt(var + eps)``, ``t = beta - mean * s``; None when its parameters are not constants."""
+def _batch_norm_affine(bn, channels: int):
+    """(s, t) of an inference batch norm over the channels, ``y = x * s + t`` with ``s = gamma / sqrt(var + eps)``,
+    ``t = beta - mean * s`` (float64); None when its parameters are not constants of the channels' length."""
     from ..ops.registry import get_op
 
     attrs = get_op("batch_norm").full_attrs(bn.attrs)
@@ -51,14 +52,23 @@ def _fold_batch_norm(bn, channels: int, weight: np.ndarray, bias):
         return None
     gamma, beta, mean, var = (np.asarray(p.value, dtype=np.float64) for p in params)
     scale = gamma / np.sqrt(var + float(attrs["epsilon"]))
-    shift = beta - mean * scale
+    return scale, beta - mean * scale
+
+
+def _fold_batch_norm(bn, channels: int, weight: np.ndarray, bias):
+    """(weight, bias) with an inference batch norm over the channels folded in: ``w * s``, ``b * s + t``."""
+    affine = _batch_norm_affine(bn, channels)
+    if affine is None:
+        return None
+    scale, shift = affine
     new_bias = shift if bias is None else bias.astype(np.float64) * scale + shift
     new_weight = weight.astype(np.float64) * scale[:, None, None, None]
     return new_weight.astype(np.float32), new_bias.astype(np.float32)
 
 
 def conv2d_group_signature(group, types):
-    """(signature, data, weight array, bias array or None, residual inputs) of a conv2d-template group, or None."""
+    """(signature, data, weight array, bias array or None, residual inputs, residual scale arrays) of a
+    conv2d-template group, or None."""
     from ..ops.registry import get_op
     from ..schedules.conv2d import conv2d_signature
 
@@ -80,11 +90,30 @@ def conv2d_group_signature(group, types):
     if padding is None:
         return None
     channels = weight.shape[0]
-    bias, epilogue, residuals = None, [], []
+    bias, epilogue, residuals, scales = None, [], [], []
+    side = {}  # id(batch_norm call) on a group input -> (that input, scale, shift)
     prev = conv
     for c in calls[1:]:
         other = [a for a in c.args if not _is(a, prev, group)]
         name = c.op.name
+        if name == "batch_norm" and not _is(c.args[0], prev, group) and group.links.get(id(c.args[0])) is None \
+                and not isinstance(c.args[0], Constant):
+            affine = _batch_norm_affine(c, channels)
+            if affine is None:
+                return None
+            side[id(c)] = (c.args[0],) + affine
+            continue
+        produced = [group.links.get(id(a), a) for a in other]
+        if name == "add" and len(other) == 1 and id(produced[0]) in side:  # + batch_norm(residual)
+            if any(e != "residual" for e in epilogue):
+                return None  # its shift joins the bias, which must come before any activation
+            r, scale, shift = side.pop(id(produced[0]))
+            epilogue.append("residual")
+            residuals.append(r)
+            scales.append(scale.astype(np.float32))
+            bias = (shift if bias is None else bias.astype(np.float64) + shift).astype(np.float32)
+            prev = c
+            continue
         if name == "add" and len(other) == 1 and bias is None and not epilogue and isinstance(other[0], Constant) \
                 and _channel_bias(other[0], channels) is not None and _same_shape(types[c], types[prev]):
             bias = _channel_bias(other[0], channels)
@@ -97,18 +126,22 @@ def conv2d_group_signature(group, types):
             epilogue.append(EPILOGUE_OPS[name])
         elif name == "add" and len(other) == 1 and not isinstance(other[0], Constant) and isinstance(
                 types[other[0]], TensorType) and _same_shape(types[other[0]], types[c]) and _same_shape(
-                types[c], types[conv]):
+                types[c], types[conv]) and group.links.get(id(other[0])) is None:
             epilogue.append("residual")
             residuals.append(other[0])
+            scales.append(None)
         else:
             return None
         prev = c
+    if side or (any(sc is None for sc in scales) and any(sc is not None for sc in scales)):
+        return None  # a batch norm the chain does not consume, or scaled and plain residuals mixed
+    scales = [sc for sc in scales if sc is not None]
     out_t = types[conv]
     residual_shape = tuple(d if isinstance(d, int) else f"r{k}" for k, d in enumerate(out_t.shape))
     sig = conv2d_signature(_named_shape(xt, "d0_"), weight.shape, strides=tuple(attrs["strides"]), padding=padding,
                            dilation=tuple(attrs["dilation"]), bias=bias is not None, epilogue=epilogue,
-                           residual_shapes=[residual_shape] * len(residuals))
-    return sig, x, weight, bias, residuals
+                           residual_shapes=[residual_shape] * len(residuals), residual_scale=bool(scales))
+    return sig, x, weight, bias, residuals, scales
 
 
 def conv2d_group_inputs(group, types, cache: dict) -> list:
@@ -118,8 +151,8 @@ def conv2d_group_inputs(group, types, cache: dict) -> list:
     key = ("conv2d", id(group.calls[0]))
     if key not in cache:
         cache[key] = conv2d_group_signature(group, types)
-    _, x, weight, bias, residuals = cache[key]
-    return [x, weight] + ([bias] if bias is not None else []) + residuals
+    _, x, weight, bias, residuals, scales = cache[key]
+    return [x, weight] + ([bias] if bias is not None else []) + residuals + scales
 
 
 def conv2d_template_kernel(group, types, name: str):
@@ -131,7 +164,7 @@ def conv2d_template_kernel(group, types, name: str):
     found = conv2d_group_signature(group, types)
     if found is None:
         return None
-    sig, x, weight, bias, residuals = found
+    sig = found[0]
     tmpl = get_template("conv2d")
     width = sig.args[0][0][3]
     try:

@@ -21,6 +21,9 @@ SIGS = {
                                                         padding=2, dilation=2, bias=True,
                                                         epilogue=["residual", "relu"],
                                                         residual_shapes=[("n", 3, "r2", "r3")]), 5, 2, 2, 2),
+    "3x3_bias_scaled_residual": (conv2d_signature(("n", 4, "h", "w"), (5, 4, 3, 3), padding=1, bias=True,
+                                                  epilogue=["residual", "relu"], residual_shapes=[("n", 5, "r2", "r3")],
+                                                  residual_scale=True), 3, 1, 1, 1),
 }
 spatial = st.sampled_from([1, 2, 3, 5, 7, 13, 16, 17, 33, 40])
 

@@ -10,12 +10,12 @@ from nimble.ir import Any
 
 
 def _block(rng, channels=6, stride=2):
-    """conv(3x3, stride) + bias -> batch_norm -> relu -> conv(3x3) -> batch_norm -> + shortcut(1x1 conv, stride)
-    -> relu, over (batch, 3, h, w) with batch, h and w dynamic; and the weights."""
+    """conv(3x3, stride) + bias -> batch_norm -> relu -> conv(3x3) -> batch_norm -> + shortcut(1x1 conv, stride,
+    batch_norm) -> relu (ResNet's downsampling block), over (batch, 3, h, w) with batch, h and w dynamic; and the weights."""
     w = {k: rng.standard_normal(s).astype("float32") * 0.3 for k, s in {
         "w1": (channels, 3, 3, 3), "b1": (channels, 1, 1), "w2": (channels, channels, 3, 3),
         "ws": (channels, 3, 1, 1)}.items()}
-    for k in ("bn1", "bn2"):
+    for k in ("bn1", "bn2", "bn3"):
         w[k] = [rng.uniform(0.5, 1.5, channels).astype("float32"), rng.standard_normal(channels).astype("float32"),
                 rng.standard_normal(channels).astype("float32") * 0.1, rng.uniform(0.5, 2.0, channels).astype("float32")]
     x = ir.var("x", shape=(Any, 3, Any, Any))
@@ -28,7 +28,7 @@ def _block(rng, channels=6, stride=2):
     h = b.let("h", nb.relu(bn(nb.add(nb.conv2d(x, c(w["w1"]), strides=(stride, stride), padding=(1, 1)), c(w["b1"])),
                               "bn1")))
     main = b.let("main", bn(nb.conv2d(h, c(w["w2"]), padding=(1, 1)), "bn2"))
-    short = b.let("short", nb.conv2d(x, c(w["ws"]), strides=(stride, stride)))
+    short = b.let("short", bn(nb.conv2d(x, c(w["ws"]), strides=(stride, stride)), "bn3"))
     y = b.let("y", nb.relu(nb.add(main, short)))
     mod = ir.IRModule()
     mod.define("main", ir.Function([x], b.ret(y)))
@@ -48,7 +48,7 @@ def _torch_block(w, x, stride):
         xt = torch.from_numpy(x)
         h = F.relu(bn(F.conv2d(xt, t["w1"], t["b1"].reshape(-1), stride=stride, padding=1), "bn1"))
         main = bn(F.conv2d(h, t["w2"], padding=1), "bn2")
-        return F.relu(main + F.conv2d(xt, t["ws"], stride=stride)).numpy()
+        return F.relu(main + bn(F.conv2d(xt, t["ws"], stride=stride), "bn3")).numpy()
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..codegen.build import build
 from ..errors import FormatError, NimbleError
+from ..schedules.registry import Signature
 from ..tuner.buckets import BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.nearest_host import rank_hosts
@@ -171,6 +172,14 @@ def _fallback_ranges(tmpl, signature, space, dim: str, ranges) -> list:
     return out
 
 
+def _one_length(signature):
+    """The signature with every symbolic dim named ``n`` (one length, as ``nimble-tune --op softmax
+    --shape 12,n,n`` and ``scripts/tune_bert_ops.py`` write it), or None when that is the signature."""
+    renamed = Signature(tuple((tuple("n" if isinstance(d, str) else d for d in shape), dt)
+                              for shape, dt in signature.args), signature.attrs)
+    return None if renamed == signature or not signature.symbolic_dims else renamed
+
+
 def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
                       accept_foreign: bool = False, dim_name: str | None = None,
                       fallback_ranges=FALLBACK_RANGES) -> tuple:
@@ -179,7 +188,9 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
 
     ``arg_layout(config, all_configs) -> tuple of call-argument indices`` maps each range's
     kernel to the call's arguments (a packed weight depends on the config). Without a usable
-    record, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get fallback configs.
+    record of the signature, the records of its one-length form (every symbolic dim named ``n``:
+    the model's dynamic dims taken as one length) serve, their ``n`` ranges keying the table;
+    without those either, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get fallback configs.
     """
     dims = signature.symbolic_dims
     key_dim = dim_name if dim_name is not None else (dims[0] if dims else None)
@@ -190,6 +201,9 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
     tmpl = probe.template_obj
     space = tmpl.space(signature)
     chosen = _ranges_from_records(probe, db, target, accept_foreign, key_dim)
+    one_length = _one_length(signature)
+    if not chosen and one_length is not None:
+        chosen = _ranges_from_records(Task(template, one_length, target, "n=1"), db, target, accept_foreign, "n")
     if not chosen:
         if not dims:
             chosen = [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]

@@ -13,6 +13,7 @@ from nimble import ops as nb
 from nimble.dispatch.build import _ranges_from_records, template_dispatch
 from nimble.ir import Any
 from nimble.schedules import Signature
+from nimble.schedules.softmax import softmax_signature
 from nimble.tuner import Database, TuningRecord, host_fingerprint
 from nimble.tuner.task import Task
 from nimble.vm.tasks import model_tasks
@@ -95,6 +96,23 @@ def test_a_record_of_each_template_kind_flows_into_the_compiled_model(tmp_path, 
     for n in (0, 1, 9, 64, 70):  # 70: outside the record's bucket, its nearest range's kernel
         args = inputs(n)
         np.testing.assert_allclose(vm.run(*args), ir.evaluate(mod, *args), rtol=1e-4, atol=1e-5)
+
+
+def test_records_of_the_one_length_signature_serve_a_model_whose_dims_are_unnamed(tmp_path):
+    """nimble-tune --op softmax --shape 3,n,n writes (3, n, n); the model's softmax is (3, d0_1, d0_2)."""
+    x = ir.var("x", shape=(3, Any, Any))
+    mod = module([x], nb.softmax(x, axis=-1))
+    [mt] = model_tasks(mod)
+    assert mt.signature.args[0][0] == (3, "d0_1", "d0_2")
+    one_length = Task("softmax", softmax_signature((3, "n", "n")), "llvm", "n=9..32")
+    db = Database(tmp_path / "records.db")
+    db.add_records([record(one_length, DISTINCT["softmax"][1])])
+    exe = nimble.compile(mod, records=db)
+    name = next(p.name for p in exe.packed if p.name.endswith("softmax"))
+    why = exe.explain(name, (3, 20, 20))
+    assert why["source"] == "record" and why["bucket"] == "n=9..32" and why["config"]["exp_store"] == "recompute"
+    args = f32(3, 7, 11)
+    np.testing.assert_allclose(nimble.VirtualMachine(exe).run(args), ir.evaluate(mod, args), rtol=1e-5, atol=1e-6)
 
 
 K = 8

@@ -1,10 +1,12 @@
 """Building dispatch tables for a template workload from the tuning records database.
 
-A table keys on one symbolic dim of the workload (any argument, any axis). For each bucket of the workload that has a record on this target, the best record of this
-host gives the config of that bucket's kernel; without one, the nearest host's best record when
-that host is trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count),
-or with ``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback ranges use the template's
-fallback config at a representative size each (small batches get small register tiles).
+A table keys on one symbolic dim of the workload (any argument, any axis). For each bucket
+of the workload that has a record on this target, the best record of this host gives the
+config of that bucket's kernel; without one, the nearest host's best record when that host is
+trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count), or with
+``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback
+ranges use the template's fallback config at a representative size each (small batches get
+small register tiles).
 """
 from __future__ import annotations
 
@@ -225,5 +227,5 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         kernel = build(inst.schedule, inst.args, name=f"{name}_b{k}", residues=inst.residue_vars())
         kernels.append(KernelEntry.from_kernel(kernel))
         maps.append(tuple(arg_layout(cfg, configs)))
-    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps))
+    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n")
     return entry, configs

@@ -3,7 +3,9 @@
 The te graph is built from each operator's compute (``nimble.ops.compute``) over placeholders
 whose ``Any`` dims are symbolic vars. A group that is a dense with a constant weight (plus a
 constant bias, activations and a residual add) uses the tuned ``dense`` template with the
-weight packed here, once; every other group gets the generic schedule of
+weight packed here, once; a lone softmax, layer_norm, batch_matmul or attention call uses its
+template; each template group gets a dispatch table from the tuning records
+(``nimble.dispatch.build``). Every other group gets the generic schedule of
 ``nimble.schedules.auto``. Each group records how the VM computes its output shapes at run
 time: expressions of the input dims (data-independent groups), or the operator's own shape
 function (a data-dependent operator, alone in its group).

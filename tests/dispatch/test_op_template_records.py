@@ -118,7 +118,7 @@ def test_records_of_the_one_length_signature_serve_a_model_whose_dims_are_unname
 K = 8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keyed_on_second_argument():
     """batch_matmul of a static x (3, 5, K) and y (3, m, K): its table keys on argument 1, axis 1."""
     x, y = ir.var("x", shape=(3, 5, K)), ir.var("y", shape=(3, Any, K))
@@ -132,10 +132,14 @@ def keyed_on_second_argument():
     return mod, exe, nimble.VirtualMachine(exe, backend="python"), nimble.VirtualMachine(exe, backend="native")
 
 
-def test_a_table_keyed_on_a_dim_of_the_second_argument_dispatches_on_it():
+def test_a_table_keyed_on_a_dim_of_the_second_argument_dispatches_on_it(tmp_path):
     _, exe, _, _ = keyed_on_second_argument()
     [table] = [p for p in exe.packed if p.name.endswith("batch_matmul")]
     assert table.dim == (1, 1) and [r.label for r in table.ranges] == ["m=1..16", "m=17..128"]
+    assert str(exe.explain(table.name, (3, 16, K))).startswith(f"{table.name}: m=16 is inside bucket m=1..16")
+    exe.save(tmp_path / "m.nimble")
+    loaded = nimble.Executable.load(tmp_path / "m.nimble")
+    assert loaded.explain(table.name, (3, 40, K)) == exe.explain(table.name, (3, 40, K))
     assert exe.explain(table.name, (3, 16, K))["config"]["tile_cols"] == 16
     assert exe.explain(table.name, (3, 17, K))["config"]["tile_cols"] == 32
     outside = exe.explain(table.name, (3, 500, K))
@@ -145,7 +149,7 @@ def test_a_table_keyed_on_a_dim_of_the_second_argument_dispatches_on_it():
 @settings(max_examples=40, deadline=None)
 @given(st.one_of(st.sampled_from([0, 1, 2, 3, 5, 7, 13, 16, 17, 31, 127, 128, 129]), st.integers(0, 300)))
 def test_dispatch_on_the_second_argument_is_correct_on_every_shape(m):
-    mod, exe, vm, native = keyed_on_second_argument()
+    _, _, vm, native = keyed_on_second_argument()
     x, y = f32(3, 5, K), f32(3, m, K)
     want = np.einsum("bnk,bmk->bnm", x.astype("float64"), y.astype("float64"))
     got = vm.run(x, y)
@@ -164,6 +168,7 @@ def test_records_on_the_diagonal_of_several_dims_win_over_cheaper_off_diagonal_o
     assert [r.label for r in entry.ranges] == ["m=1..64,n=1..64"]
     assert configs[0]["tile_cols"] == 32 and entry.ranges[0].source == "record"
     keyed_on_m = _ranges_from_records(diag, db, "llvm", False, "m")  # each record has its own range of m
-    assert [(r.lo, r.hi, r.label) for r, _ in keyed_on_m] == [(1, 64, "m=1..64,n=1..64"), (65, 128, "m=65..128,n=1..64")]
+    assert [(r.lo, r.hi, r.label) for r, _ in keyed_on_m] == [(1, 64, "m=1..64,n=1..64"),
+                                                            (65, 128, "m=65..128,n=1..64")]
     with pytest.raises(nimble.NimbleError, match="dim_name 'k'"):
         template_dispatch("batch_matmul", sig, "bmm", (0, 1), lambda c, cs: (0, 1, 2), db, dim_name="k")

@@ -5,7 +5,7 @@ their records vs with fallbacks.
 
 Prints (1) ``extract_tasks``' table of BERT-base (with the attention pass, as compiled by default, and
 without it, where the attention is batch_matmul + softmax groups) with each signature's estimated share
-at ``--seq`` next to the share ``vm.profile`` measures per template kind; (2) the tuning of the context
+at ``--seq`` next to the share ``vm.profile`` measures (``profile_shares``); (2) the tuning of the context
 batch_matmul and the softmax in the bucket holding ``--seq`` into a temporary database; (3) the model
 without the attention pass compiled with those records and with none (dense layers use their fallbacks
 in both), timed in the same process, runs interleaved: medians of the whole model and of the two kernels.
@@ -25,7 +25,7 @@ from nimble.models import bert
 from nimble.passes.pipeline import Pipeline, default_ir_passes
 from nimble.tuner import Database, tune
 from nimble.vm.pipeline import compile_pipeline
-from nimble.vm.tasks import extract_tasks, model_tasks, shares
+from nimble.vm.tasks import extract_tasks, profile_shares, shares
 
 NO_ATTENTION = [p for p in default_ir_passes() if p.name != "attention"]
 
@@ -43,21 +43,6 @@ def compile_model(mod, records, passes):
     return pipe.run(mod, print_after=(), debug=0)
 
 
-def profile_by_kind(vm, exe, x, runs: int = 5) -> dict:
-    """Median per-run kernel time (s) per template kind (the name's suffix), over ``runs`` profiled runs."""
-    kinds = ("dense", "layer_norm", "softmax", "batch_matmul", "attention")
-    per: dict = {}
-    for _ in range(runs):
-        report = vm.profile(x)
-        acc: dict = {}
-        for name, k in report.kernels.items():
-            kind = next((t for t in kinds if name.endswith(t) or (t == "dense" and "_dense" in name)), "other")
-            acc[kind] = acc.get(kind, 0.0) + k["time_s"]
-        for kind, t in acc.items():
-            per.setdefault(kind, []).append(t)
-    return {k: statistics.median(v) for k, v in per.items()}
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seq", type=int, default=32)
@@ -70,30 +55,18 @@ def main(argv=None) -> None:
     mod = bert.build_module(bert.random_weights(cfg), cfg)
     x = np.random.default_rng(0).standard_normal((args.seq, cfg.hidden_size)).astype("float32")
     fallback_db = Database(os.path.join(tempfile.mkdtemp(), "empty.db"))
-    measured = {}
     for label, passes in (("default passes", None), ("without the attention pass", NO_ATTENTION)):
-        mts = model_tasks(mod, passes)
         t0 = time.perf_counter()
-        exe = compile_model(mod, fallback_db, passes)
-        print(f"\n### extract_tasks, BERT-base, {label} (seq {args.seq}; "
-              f"fallback compile {time.perf_counter() - t0:.0f} s)")
-        vm = nimble.VirtualMachine(exe)
-        vm.run(x)
-        prof = profile_by_kind(vm, exe, x)
-        total = sum(prof.values())
-        measured[label] = (exe, vm)
-        est = shares(mts, args.seq)
-        print("| template | signature | calls | GFLOP/run | est. share | profiled share (kind) |")
-        print("|---|---|---|---|---|---|")
-        seen = set()
-        for mt, s in zip(mts, est):
-            kind = mt.template
-            prof_share = "" if kind in seen else f"{prof.get(kind, 0.0) / total:.1%}"
-            seen.add(kind)
-            print(f"| {kind} | {sig_text(mt.signature)} | {mt.calls} | {mt.flops(args.seq) * mt.calls / 1e9:.3f} "
-                  f"| {s:.1%} | {prof_share} |")
-        print(f"(profiled kernel time {total * 1e3:.1f} ms/run; non-template kernels "
-              f"{prof.get('other', 0.0) / total:.1%})")
+        rows = profile_shares(mod, (x,), fallback_db, passes, runs=5)
+        print(f"\n### extract_tasks, BERT-base, {label} (seq {args.seq}; compile + profile "
+              f"{time.perf_counter() - t0:.0f} s; fallback configs)")
+        est = shares([mt for mt, _, _ in rows], args.seq)
+        print("| template | signature | calls | GFLOP/run | est. share | profiled ms/run | profiled share |")
+        print("|---|---|---|---|---|---|---|")
+        for (mt, secs, share), s in zip(rows, est):
+            print(f"| {mt.template} | {sig_text(mt.signature)} | {mt.calls} | "
+                  f"{mt.flops(args.seq) * mt.calls / 1e9:.3f} | {s:.1%} | {secs * 1e3:.2f} | {share:.1%} |")
+        print(f"(templated kernels: {sum(r[2] for r in rows):.1%} of the profiled kernel time)")
 
     bucket = f"n={max(1, args.seq // 2 + 1)}:{args.seq}"
     tasks = extract_tasks(mod, "llvm", bucket, NO_ATTENTION)
@@ -109,7 +82,8 @@ def main(argv=None) -> None:
         print(f"| {t.template} {sig_text(t.signature)} | {t.bucket} | {fb * 1e6:.1f} | {s.best_cost * 1e6:.1f} | "
               f"{fb / s.best_cost:.2f}x | {s.best_config} |")
 
-    exe_fb, vm_fb = measured["without the attention pass"]
+    exe_fb = compile_model(mod, fallback_db, NO_ATTENTION)
+    vm_fb = nimble.VirtualMachine(exe_fb)
     exe_t = compile_model(mod, db, NO_ATTENTION)
     vm_t = nimble.VirtualMachine(exe_t)
     for pk in exe_t.packed:

@@ -5,12 +5,13 @@ A task is what compile turns into a dispatch table: a dense-family group (``dens
 lone softmax, layer_norm, batch_matmul or attention call (their templates), the same kernels
 ``nimble.compile`` builds. Groups of the generic schedule are not tasks.
 
-Shares are an estimate, not a measurement: each kernel call costs the roofline time
+Two ways to weigh tasks. ``shares`` estimates: each kernel call costs the roofline time
 ``max(FLOPs / PEAK_FLOPS, bytes / BANDWIDTH)`` (the template's FLOP count, its ``bytes_moved`` or
 else the bytes of its inputs) with every symbolic dim at the given length, times its call count:
 the number of fused groups of the module with that signature. A function called in a loop or
-recursively counts once per call site, so shares of recurrent models lean towards the code
-outside the loop; profile a run (``vm.profile``) for those.
+recursively counts once per call site, and exp-bound kernels (softmax, attention) cost more than
+their FLOPs say. ``profile_shares`` measures: it compiles the module and times each kernel over
+``vm.profile`` runs on real inputs (loops and recursion included).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import NimbleError
-from ..passes.pipeline import Pipeline, default_ir_passes, fuse_pass
+from ..passes.pipeline import Pass, Pipeline, default_ir_passes, fuse_pass
 from ..schedules.registry import Signature, get_template
 from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
@@ -70,7 +71,7 @@ def group_task(group, types):
 
 
 def model_tasks(mod, ir_passes=None) -> list:
-    """The ``ModelTask`` of every template signature of ``mod``'s fused groups, in first-seen order.
+    """The ``ModelTask`` of every template signature of ``mod``'s fused groups, in program order.
 
     ``ir_passes``: the model-IR passes before fusion (default: ``default_ir_passes()``, what
     ``nimble.compile`` runs; leave out ``attention`` to get BERT's batch_matmul and softmax).
@@ -78,7 +79,7 @@ def model_tasks(mod, ir_passes=None) -> list:
     fused = _fused(mod, ir_passes)
     counts: dict = {}
     for groups, _ in fused.fusion.values():
-        for g in groups.values():
+        for g in reversed(groups.values()):  # fusion lists consumers first: program order
             key = group_task(g, fused.types)
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
@@ -96,6 +97,42 @@ def shares(tasks, length: int) -> list:
     secs = [t.seconds(length) for t in tasks]
     total = sum(secs)
     return [s / total if total else 0.0 for s in secs]
+
+
+def profile_shares(mod, inputs, records=None, ir_passes=None, runs: int = 3) -> list:
+    """(ModelTask, seconds per run, share of all kernels' time) per task of ``model_tasks(mod,
+    ir_passes)``, measured: ``mod`` compiled with ``records`` (as ``nimble.compile``), ``main`` run on
+    ``inputs`` once to warm up, then ``runs`` times under ``vm.profile``; per kernel the median."""
+    from .machine import VirtualMachine
+    from .pipeline import compile_pipeline
+
+    if not isinstance(runs, int) or runs < 1:
+        raise NimbleError(f"profile_shares: runs must be an int >= 1, got {runs!r}")
+    lowered: list = []
+    pipe = compile_pipeline("llvm", records)
+    if ir_passes is not None:
+        n_ir = len(default_ir_passes())
+        pipe = Pipeline(list(ir_passes) + list(pipe.passes[n_ir:]))
+    pipe = pipe.insert_after("lower_kernels", Pass("keep_lowered", lambda lm: lowered.append(lm) or lm,
+                                                   "LoweredModule", "LoweredModule", "profile_shares: the kernels"))
+    vm = VirtualMachine(pipe.run(mod, print_after=(), debug=0))
+    vm.run(*inputs)
+    times: dict = {}
+    for _ in range(runs):
+        for name, k in vm.profile(*inputs).kernels.items():
+            times.setdefault(name, []).append(k["time_s"])
+    per_kernel = {name: float(np.median(t)) for name, t in times.items()}
+    total = sum(per_kernel.values())
+    by_task: dict = {}
+    for gk in lowered[0].kernels:
+        if gk.template != "auto" and gk.signature is not None:
+            key = (gk.template, gk.signature)
+            by_task[key] = by_task.get(key, 0.0) + per_kernel.get(gk.name, 0.0)
+    out = []
+    for mt in model_tasks(mod, ir_passes):
+        secs = by_task.get((mt.template, mt.signature), 0.0)
+        out.append((mt, secs, secs / total if total else 0.0))
+    return out
 
 
 def _bucket_key(sig: Signature, lo: int, hi: int) -> str:

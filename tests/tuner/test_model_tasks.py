@@ -57,3 +57,23 @@ def test_shares_follow_flops_and_bytes_and_sum_to_one(small_bert):
     with pytest.raises(NimbleError, match="not a task of the module"):
         attention = [t for t in extract_tasks(small_bert, buckets="n=1:8") if t.template == "attention"]
         task_shares(small_bert, attention, NO_ATTENTION)
+
+
+def test_profile_shares_time_each_task_of_a_compiled_model():
+    import numpy as np
+
+    from nimble import ir
+    from nimble import ops as nb
+    from nimble.ir import Any
+    from nimble.vm.tasks import profile_shares
+
+    x = ir.var("x", shape=(Any, 32))
+    g, b = ir.const(np.ones(32, "float32")), ir.const(np.zeros(32, "float32"))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], nb.softmax(nb.layer_norm(x, g, b, axis=-1), axis=-1)))
+    rows = profile_shares(mod, (np.ones((64, 32), "float32"),), runs=2)
+    assert [mt.template for mt, _, _ in rows] == ["layer_norm", "softmax"]
+    assert all(secs > 0 and 0 < share <= 1 for _, secs, share in rows)
+    assert 0.5 < sum(share for _, _, share in rows) <= 1 + 1e-9  # all but the VM's own packed helpers
+    with pytest.raises(NimbleError, match="runs must be an int >= 1"):
+        profile_shares(mod, (np.ones((4, 32), "float32"),), runs=0)

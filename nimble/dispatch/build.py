@@ -192,7 +192,8 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
     kernel to the call's arguments (a packed weight depends on the config). Without a usable
     record of the signature, the records of its one-length form (every symbolic dim named ``n``:
     the model's dynamic dims taken as one length) serve, their ``n`` ranges keying the table;
-    without those either, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get fallback configs.
+    without those either, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get
+    fallback configs.
     """
     dims = signature.symbolic_dims
     key_dim = dim_name if dim_name is not None else (dims[0] if dims else None)

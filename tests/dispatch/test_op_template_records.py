@@ -1,6 +1,8 @@
 """Records of softmax, layer_norm, batch_matmul and attention flow into compiled models, keyed on
 any symbolic dim of any argument."""
 import functools
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,7 +127,7 @@ def keyed_on_second_argument():
     mod = module([x, y], nb.batch_matmul(x, y))
     sig = Signature.make([((3, 5, K), "float32"), ((3, "m", K), "float32")], transpose_b=True)
     small, large = Task("batch_matmul", sig, "llvm", "m=1..16"), Task("batch_matmul", sig, "llvm", "m=17..128")
-    db = Database(":memory:")
+    db = Database(Path(tempfile.mkdtemp()) / "records.db")
     db.add_records([record(small, {"tile_rows": 5, "tile_cols": 16, "k_unroll": 1}, 1e-6),
                     record(large, {"tile_rows": 1, "tile_cols": 32, "k_unroll": 1, "parallel": "none"}, 2e-6)])
     exe = nimble.compile(mod, records=db)

@@ -139,20 +139,23 @@ def _bucket_key(sig: Signature, lo: int, hi: int) -> str:
     return ",".join(f"{d}={lo}..{hi}" for d in sig.symbolic_dims)
 
 
-def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None) -> list:
+def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templates=None) -> list:
     """Tuning tasks of a model: each template-backed fused group's signature in each bucket.
 
     ``buckets``: a ``BucketSpec`` or its text (``"n=1:8,9:32,33:128"``) of the model's dynamic
     length (default: powers of two up to 512). A signature with several symbolic dims (softmax
     over (12, n, n), batch_matmul's n and k) is tuned on the diagonal: every symbolic dim in the
     same bucket, as when they all track one sequence length; a static signature gets one
-    ``static`` task. Use ``task_shares`` for each task's weight.
+    ``static`` task. ``templates``: keep only these template names (default: every one). Use
+    ``task_shares`` for each task's weight.
     """
     spec = buckets if isinstance(buckets, BucketSpec) or buckets is None else BucketSpec.parse(buckets)
     if spec is None:
         spec = BucketSpec.powers_of_two("n", 512)
     tasks = []
     for mt in model_tasks(mod, ir_passes):
+        if templates is not None and mt.template not in templates:
+            continue
         sig = mt.signature
         if not sig.symbolic_dims:
             tasks.append(Task(mt.template, sig, target, "static"))

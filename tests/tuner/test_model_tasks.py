@@ -36,6 +36,8 @@ def test_each_signature_is_one_task_per_bucket_on_the_diagonal_of_its_dims(small
     softmax = [t for t in tasks if t.template == "softmax"]
     assert [str(t.bucket) for t in softmax] == ["d0_1=1..8,d0_2=1..8", "d0_1=9..32,d0_2=9..32"]
     assert softmax[1].dims == {"d0_1": 32, "d0_2": 32}
+    dense_only = extract_tasks(small_bert, buckets="n=1:8,9:32", ir_passes=NO_ATTENTION, templates={"dense"})
+    assert dense_only == [t for t in tasks if t.template == "dense"]
     for task in tasks:  # each is a task the tuner can build and measure
         assert isinstance(task, Task) and task.flops() > 0 and len(task.space) > 1
 

@@ -1,10 +1,12 @@
 """Building dispatch tables for a template workload from the tuning records database.
 
-For each bucket of the workload that has a record on this target, the best record of this
-host gives the config of that bucket's kernel; without one, the nearest host's best record when
-that host is trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count),
-or with ``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback ranges use the template's
-fallback config at a representative size each (small batches get small register tiles).
+A table keys on one symbolic dim of the workload (any argument, any axis). For each bucket
+of the workload that has a record on this target, the best record of this host gives the
+config of that bucket's kernel; without one, the nearest host's best record when that host is
+trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count), or with
+``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback
+ranges use the template's fallback config at a representative size each (small batches get
+small register tiles).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from ..codegen.build import build
 from ..errors import FormatError, NimbleError
+from ..schedules.registry import Signature
 from ..tuner.buckets import BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.nearest_host import rank_hosts
@@ -24,7 +27,8 @@ from .table import BucketRange, DispatchEntry
 log = logging.getLogger("nimble.dispatch")
 UNBOUNDED = 1 << 62
 SHIPPED_RECORDS_DIR = Path(__file__).resolve().parents[2] / "tuning_logs"  # the checkout's, shipped with nimble
-FALLBACK_RANGES = ((0, 1, "n=0..1", 1), (2, 4, "n=2..4", 4), (5, UNBOUNDED, "n>=5", 64))
+FALLBACK_RANGES = ((0, 1, 1), (2, 4, 4), (5, UNBOUNDED, 64))  # (lo, hi, representative) of the keyed dim
+ONE_FALLBACK_RANGE = ((0, UNBOUNDED, 64),)  # one untuned kernel for every size, configured for 64
 
 
 def open_records(records):
@@ -112,27 +116,40 @@ def _pick(here, by_host: dict, accept_foreign: bool):
     return None
 
 
-def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
-    """(BucketRange, config JSON) per bucket with a usable record, sorted by lo."""
+def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str) -> list:
+    """(BucketRange, config JSON) per range of ``dim`` with a usable record, sorted by lo (with ``dim``
+    None, a static workload: its best "static" record as one unbounded range).
+
+    A record's bucket key may bound several dims; its range is that of ``dim``. Of the records
+    whose keys give ``dim`` the same range, those whose other dims have that range too (the
+    diagonal: the model's symbolic dims tracking one length, as ``extract_tasks`` tunes them) are
+    preferred, then any key; within the chosen keys, ``_pick`` decides by host and cost.
+    """
     if db is None:
         return []
-    by_bucket: dict = {}
+    by_range: dict = {}
     for rec in db.records(workload=probe.workload_key, target=target, include_errors=False):
-        by_bucket.setdefault(str(rec.bucket), {}).setdefault(rec.host, []).append(rec)
+        key = BucketKey.parse(str(rec.bucket))
+        if dim is None:  # a static workload: its "static" records
+            if key.dims:
+                continue
+            lo, hi, diagonal = 0, UNBOUNDED, True
+        elif dim not in key.dims:
+            continue
+        else:
+            lo, hi = key[dim].lo, key[dim].hi
+            diagonal = all((x.lo, x.hi) == (lo, hi) for x in key.buckets)
+        groups = by_range.setdefault((lo, hi), ({}, {}))
+        groups[0 if diagonal else 1].setdefault(rec.host, []).append(rec)
     host = host_fingerprint(target)
     out = []
-    for label in sorted(by_bucket):
-        key = BucketKey.parse(label)
-        if len(key.dims) != 1:
-            continue
-        picked = _pick(host, by_bucket[label], accept_foreign)
+    for (lo, hi), groups in sorted(by_range.items()):
+        picked = next((p for p in (_pick(host, g, accept_foreign) for g in groups if g) if p is not None), None)
         if picked is None:
             continue
         rec, source, where = picked
-        b = key[key.dims[0]]
-        out.append((BucketRange(b.lo, b.hi, label, source, None, rec.mean_cost, dict(rec.config), where),
+        out.append((BucketRange(lo, hi, str(rec.bucket), source, None, rec.mean_cost, dict(rec.config), where),
                     dict(rec.config)))
-    out.sort(key=lambda t: t[0].lo)
     disjoint = []
     for r, cfg in out:
         if disjoint and r.lo <= disjoint[-1][0].hi:
@@ -141,24 +158,60 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
     return disjoint
 
 
+def _range_label(dim: str, lo: int, hi: int) -> str:
+    return f"{dim}>={lo}" if hi >= UNBOUNDED else f"{dim}={lo}..{hi}"
+
+
+def _fallback_ranges(tmpl, signature, space, dim: str, ranges) -> list:
+    """(BucketRange, config JSON) of ``ranges`` over ``dim``, every symbolic dim hinted at the range's
+    representative; neighbours with the same config merge into one range (one kernel)."""
+    out = []
+    for lo, hi, rep in ranges:
+        cfg = tmpl.fallback(signature, space, {d: rep for d in signature.symbolic_dims}).to_json()
+        if out and out[-1][1] == cfg:
+            lo = out.pop()[0].lo
+        out.append((BucketRange(lo, hi, _range_label(dim, lo, hi)), cfg))
+    return out
+
+
+def _one_length(signature):
+    """The signature with every symbolic dim named ``n`` (one length, as ``nimble-tune --op softmax
+    --shape 12,n,n`` and ``scripts/tune_bert_ops.py`` write it), or None when that is the signature."""
+    renamed = Signature(tuple((tuple("n" if isinstance(d, str) else d for d in shape), dt)
+                              for shape, dt in signature.args), signature.attrs)
+    return None if renamed == signature or not signature.symbolic_dims else renamed
+
+
 def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
-                      accept_foreign: bool = False) -> tuple:
-    """(DispatchEntry, per-range configs) for a template workload whose first symbolic dim is ``n``.
+                      accept_foreign: bool = False, dim_name: str | None = None,
+                      fallback_ranges=FALLBACK_RANGES) -> tuple:
+    """(DispatchEntry, per-range configs) for a template workload, keyed on its symbolic dim
+    ``dim_name`` (default: the first), which the call's argument ``dim[0]`` has at axis ``dim[1]``.
 
     ``arg_layout(config, all_configs) -> tuple of call-argument indices`` maps each range's
-    kernel to the call's arguments (a packed weight depends on the config).
+    kernel to the call's arguments (a packed weight depends on the config). Without a usable
+    record of the signature, the records of its one-length form (every symbolic dim named ``n``:
+    the model's dynamic dims taken as one length) serve, their ``n`` ranges keying the table;
+    without those either, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get
+    fallback configs.
     """
     dims = signature.symbolic_dims
+    key_dim = dim_name if dim_name is not None else (dims[0] if dims else None)
+    if dims and key_dim not in dims:
+        raise NimbleError(f"template_dispatch {name}: dim_name {key_dim!r} is not a symbolic dim of the signature "
+                          f"(those are {list(dims)})")
     probe = Task(template, signature, target, ",".join(f"{d}=1" for d in sorted(dims)) if dims else "static")
     tmpl = probe.template_obj
     space = tmpl.space(signature)
-    chosen = _ranges_from_records(probe, db, target, accept_foreign)
+    chosen = _ranges_from_records(probe, db, target, accept_foreign, key_dim)
+    one_length = _one_length(signature)
+    if not chosen and one_length is not None:
+        chosen = _ranges_from_records(Task(template, one_length, target, "n=1"), db, target, accept_foreign, "n")
     if not chosen:
         if not dims:
             chosen = [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
         else:
-            chosen = [(BucketRange(lo, hi, label.replace("n", dims[0], 1)),
-                       tmpl.fallback(signature, space, {dims[0]: rep}).to_json()) for lo, hi, label, rep in FALLBACK_RANGES]
+            chosen = _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)
     resolved = []
     for r, cfg_json in chosen:
         try:
@@ -175,5 +228,5 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         kernel = build(inst.schedule, inst.args, name=f"{name}_b{k}", residues=inst.residue_vars())
         kernels.append(KernelEntry.from_kernel(kernel))
         maps.append(tuple(arg_layout(cfg, configs)))
-    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps))
+    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n")
     return entry, configs

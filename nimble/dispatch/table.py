@@ -53,6 +53,7 @@ class DispatchEntry:
     ranges: tuple  # BucketRange, sorted by lo, disjoint
     kernels: tuple  # KernelEntry per range
     arg_maps: tuple  # per range: indices into the call's arguments
+    dim_name: str = "n"  # the symbolic dim of the workload that ``dim`` holds (what the ranges bound)
 
     def __post_init__(self):
         if not (len(self.ranges) == len(self.kernels) == len(self.arg_maps)) or not self.ranges:
@@ -102,7 +103,8 @@ class Explanation(Mapping):
         cost = "-" if f.get("measured_cost_s") is None else f"{f['measured_cost_s'] * 1e3:.4g} ms"
         where = "inside" if f["inside"] else "outside every bucket; nearest"
         variant = "the residue variant" if f["variant"] != f["kernel"] and f["residue_variants"] else "the general kernel"
-        lines = [f"{f['function']}: n={f['value']} is {where} bucket {f['bucket']}: kernel {f['kernel']} "
+        lines = [f"{f['function']}: {f.get('dim', 'n')}={f['value']} is {where} bucket {f['bucket']}: "
+                 f"kernel {f['kernel']} "
                  f"({variant} {f['variant']}), config from {SOURCES.get(f['source'], f['source'])}"
                  + (f": {f['host']}" if f.get("host") else ""),
                  f"  config {json.dumps(f['config'], sort_keys=True)}; measured {cost}; {self._residues()}"]
@@ -117,10 +119,12 @@ class Explanation(Mapping):
 
 
 def dispatch_to_json(d: DispatchEntry, kernel_json) -> dict:
-    return {"type": "dispatch", "name": d.name, "dim": list(d.dim), "ranges": [r.to_json() for r in d.ranges],
-            "kernels": [kernel_json(k) for k in d.kernels], "arg_maps": [list(m) for m in d.arg_maps]}
+    return {"type": "dispatch", "name": d.name, "dim": list(d.dim), "dim_name": d.dim_name,
+            "ranges": [r.to_json() for r in d.ranges], "kernels": [kernel_json(k) for k in d.kernels],
+            "arg_maps": [list(m) for m in d.arg_maps]}
 
 
 def dispatch_from_json(p: dict, kernel_from) -> DispatchEntry:
     return DispatchEntry(p["name"], tuple(p["dim"]), tuple(BucketRange.from_json(r) for r in p["ranges"]),
-                         tuple(kernel_from(k) for k in p["kernels"]), tuple(tuple(m) for m in p["arg_maps"]))
+                         tuple(kernel_from(k) for k in p["kernels"]), tuple(tuple(m) for m in p["arg_maps"]),
+                         str(p.get("dim_name", "n")))

@@ -3,7 +3,9 @@
 The te graph is built from each operator's compute (``nimble.ops.compute``) over placeholders
 whose ``Any`` dims are symbolic vars. A group that is a dense with a constant weight (plus a
 constant bias, activations and a residual add) uses the tuned ``dense`` template with the
-weight packed here, once; every other group gets the generic schedule of
+weight packed here, once; a lone softmax, layer_norm, batch_matmul or attention call uses its
+template; each template group gets a dispatch table from the tuning records
+(``nimble.dispatch.build``). Every other group gets the generic schedule of
 ``nimble.schedules.auto``. Each group records how the VM computes its output shapes at run
 time: expressions of the input dims (data-independent groups), or the operator's own shape
 function (a data-dependent operator, alone in its group).
@@ -119,7 +121,7 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
-    templated = _op_template_kernel(group, types, name)
+    templated = _op_template_kernel(group, types, name, db, accept_foreign)
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
@@ -256,8 +258,15 @@ def _named_shape(t: TensorType, prefix: str) -> tuple:
     return tuple(d if isinstance(d, int) else f"{prefix}{k}" for k, d in enumerate(t.shape))
 
 
-def _op_template_kernel(group, types, name: str):
-    """A lone softmax, layer_norm, batch_matmul or attention through its template (fallback config)."""
+def op_template_signature(group, types):
+    """(template, signature, kernel args) when ``group`` is a lone softmax, layer_norm, batch_matmul or
+    attention call whose signature its template takes; else None (the generic schedule serves it)."""
+    found = _op_template_instance(group, types)
+    return None if found is None else found[:3]
+
+
+def _op_template_instance(group, types):
+    """``op_template_signature`` and the template's fallback instance."""
     from ..schedules import Signature, get_template
     from ..schedules.layer_norm import layer_norm_signature
     from ..schedules.softmax import softmax_signature
@@ -295,27 +304,46 @@ def _op_template_kernel(group, types, name: str):
         return None
     tmpl = get_template(template)
     try:
-        space = tmpl.space(sig)
-        cfg = tmpl.fallback(sig, space, {d: 64 for d in sig.symbolic_dims})
-        inst = tmpl.instantiate(sig, cfg)
+        inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig), {d: 64 for d in sig.symbolic_dims}))
     except NimbleError:
-        return None  # a signature the template does not take: the generic schedule serves it
-    kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
-    from .executable import KernelEntry
+        return None
+    return template, sig, kernel_args, inst
 
-    n_in = len(kernel_args)
+
+def dispatch_dim(sig) -> tuple:
+    """(dim name, (argument index, axis)) a template's dispatch table keys on: the signature's first
+    symbolic dim where it first appears; (None, (0, 0)) for a static signature."""
+    for i, (shape, _) in enumerate(sig.args):
+        for k, d in enumerate(shape):
+            if isinstance(d, str):
+                return d, (i, k)
+    return None, (0, 0)
+
+
+def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone softmax, layer_norm, batch_matmul or attention through its template, with a dispatch
+    table per bucket of its first symbolic dim (records of ``db``; one fallback kernel without)."""
+    from ..dispatch.build import ONE_FALLBACK_RANGE, template_dispatch
+
+    found = _op_template_instance(group, types)
+    if found is None:
+        return None
+    template, sig, kernel_args, inst = found  # the fallback instance: output shapes do not depend on the config
+    call = group.calls[0]
+    n_in, n_out = len(kernel_args), len(_outputs_of(types[call]))
     var_refs = {}
     for i, ph in enumerate(inst.args[:n_in]):
         for k, d in enumerate(ph.shape):
             if isinstance(d, Var) and d not in var_refs:
                 var_refs[d] = (i, k)
-    outs = inst.args[n_in:]
-    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in outs]
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in inst.args[n_in:]]
     if any(d is None for shp in out_shapes for d in shp):
         return None
+    dim_name, where = dispatch_dim(sig)
+    entry, _ = template_dispatch(template, sig, name, where, lambda cfg, cfgs: tuple(range(n_in + n_out)), db, "llvm",
+                                 accept_foreign, dim_name=dim_name, fallback_ranges=ONE_FALLBACK_RANGE)
     out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
-    return GroupKernel(name, KernelEntry.from_kernel(kernel), kernel_args, out_types, out_shapes, None, template,
-                       sig)
+    return GroupKernel(name, entry, kernel_args, out_types, out_shapes, None, template, sig)
 
 
 def _attention_signature(call, attrs, arg_types):

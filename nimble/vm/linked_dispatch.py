@@ -75,7 +75,8 @@ class LinkedDispatch:
         k = self.index_of(n)
         r = self.entry.ranges[k]
         return Explanation({
-            "function": self.name, "value": n, "bucket": r.label, "inside": r.lo <= n <= r.hi,
+            "function": self.name, "dim": self.entry.dim_name, "value": n, "bucket": r.label,
+            "inside": r.lo <= n <= r.hi,
             "source": r.source, "host": r.host, "record_id": r.record_id, "measured_cost_s": r.cost, "config": r.config,
             "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),
             "residue_variants": [list(c) for c, _ in self.entry.kernels[k].variants[:-1]],

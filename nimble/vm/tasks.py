@@ -1,45 +1,182 @@
-"""Model-level task extraction: the tunable primitive functions of a module, deduplicated."""
+"""Model-level task extraction: the template-backed fused groups of a module, deduplicated, with
+an estimate of each one's share of the model's run time.
+
+A task is what compile turns into a dispatch table: a dense-family group (``dense`` template) or a
+lone softmax, layer_norm, batch_matmul or attention call (their templates), the same kernels
+``nimble.compile`` builds. Groups of the generic schedule are not tasks.
+
+Two ways to weigh tasks. ``shares`` estimates: each kernel call costs the roofline time
+``max(FLOPs / PEAK_FLOPS, bytes / BANDWIDTH)`` (the template's FLOP count, its ``bytes_moved`` or
+else the bytes of its inputs) with every symbolic dim at the given length, times its call count:
+the number of fused groups of the module with that signature. A function called in a loop or
+recursively counts once per call site, and exp-bound kernels (softmax, attention) cost more than
+their FLOPs say. ``profile_shares`` measures: it compiles the module and times each kernel over
+``vm.profile`` runs on real inputs (loops and recursion included).
+"""
 from __future__ import annotations
 
-from ..passes.pipeline import Pipeline, default_ir_passes, fuse_pass
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NimbleError
+from ..passes.pipeline import Pass, Pipeline, default_ir_passes, fuse_pass
+from ..schedules.registry import Signature, get_template
 from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
-from .kernels import dense_group_signature
+from .kernels import dense_group_signature, op_template_signature
+
+PEAK_FLOPS = 100e9  # one core's fp32 FMA peak here is ~117 GFLOP/s (shared/NOTES.md); kernels reach less
+BANDWIDTH = 20e9  # bytes/s: numpy's one-thread copy runs at 24-26 GB/s
 
 
-def model_signatures(mod) -> list:
+@dataclass(frozen=True)
+class ModelTask:
+    """A template signature of a model and how many of its fused groups have it."""
+
+    template: str
+    signature: Signature
+    calls: int
+
+    def flops(self, length: int) -> int:
+        return int(get_template(self.template).flops(self.signature, self._dims(length)))
+
+    def bytes_moved(self, length: int) -> int:
+        tmpl, dims = get_template(self.template), self._dims(length)
+        if hasattr(tmpl, "bytes_moved"):
+            return int(tmpl.bytes_moved(self.signature, dims))
+        return sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+                   for shape, (_, dt) in zip(self.signature.concrete(dims), self.signature.args))
+
+    def seconds(self, length: int) -> float:
+        """Estimated time of all its calls in one run with every symbolic dim at ``length``."""
+        return self.calls * max(self.flops(length) / PEAK_FLOPS, self.bytes_moved(length) / BANDWIDTH)
+
+    def _dims(self, length: int) -> dict:
+        return {d: length for d in self.signature.symbolic_dims}
+
+
+def _fused(mod, ir_passes):
+    passes = default_ir_passes() if ir_passes is None else list(ir_passes)
+    return Pipeline(passes + [fuse_pass()]).run(mod, print_after=(), debug=0)
+
+
+def group_task(group, types):
+    """(template, signature) of a fused group compile builds from a template, else None."""
+    found = dense_group_signature(group, types)
+    if found is not None:
+        return "dense", found[0]
+    found = op_template_signature(group, types)
+    return None if found is None else found[:2]
+
+
+def model_tasks(mod, ir_passes=None) -> list:
+    """The ``ModelTask`` of every template signature of ``mod``'s fused groups, in program order.
+
+    ``ir_passes``: the model-IR passes before fusion (default: ``default_ir_passes()``, what
+    ``nimble.compile`` runs; leave out ``attention`` to get BERT's batch_matmul and softmax).
+    """
+    fused = _fused(mod, ir_passes)
+    counts: dict = {}
+    for groups, _ in fused.fusion.values():
+        for g in reversed(groups.values()):  # fusion lists consumers first: program order
+            key = group_task(g, fused.types)
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+    return [ModelTask(t, sig, n) for (t, sig), n in counts.items()]
+
+
+def model_signatures(mod, ir_passes=None) -> list:
     """(template name, signature) of every template-backed fused group, each once (BERT's 12
     layers share their tasks)."""
-    # the passes nimble.compile runs up to fusion: the tasks are the kernels a compile of this module builds
-    fused = Pipeline(default_ir_passes() + [fuse_pass()]).run(mod, print_after=(), debug=0)
-    seen, out = set(), []
-    for groups, _ in fused.fusion.values():
-        for g in groups.values():
-            found = dense_group_signature(g, fused.types)
-            if found is None:
-                continue
-            key = ("dense", found[0])
-            if key not in seen:
-                seen.add(key)
-                out.append(key)
+    return [(t.template, t.signature) for t in model_tasks(mod, ir_passes)]
+
+
+def shares(tasks, length: int) -> list:
+    """Each ``ModelTask``'s estimated share (0..1) of the templated kernels' time at ``length``."""
+    secs = [t.seconds(length) for t in tasks]
+    total = sum(secs)
+    return [s / total if total else 0.0 for s in secs]
+
+
+def profile_shares(mod, inputs, records=None, ir_passes=None, runs: int = 3) -> list:
+    """(ModelTask, seconds per run, share of all kernels' time) per task of ``model_tasks(mod,
+    ir_passes)``, measured: ``mod`` compiled with ``records`` (as ``nimble.compile``), ``main`` run on
+    ``inputs`` once to warm up, then ``runs`` times under ``vm.profile``; per kernel the median."""
+    from .machine import VirtualMachine
+    from .pipeline import compile_pipeline
+
+    if not isinstance(runs, int) or runs < 1:
+        raise NimbleError(f"profile_shares: runs must be an int >= 1, got {runs!r}")
+    lowered: list = []
+    pipe = compile_pipeline("llvm", records)
+    if ir_passes is not None:
+        n_ir = len(default_ir_passes())
+        pipe = Pipeline(list(ir_passes) + list(pipe.passes[n_ir:]))
+    pipe = pipe.insert_after("lower_kernels", Pass("keep_lowered", lambda lm: lowered.append(lm) or lm,
+                                                   "LoweredModule", "LoweredModule", "profile_shares: the kernels"))
+    vm = VirtualMachine(pipe.run(mod, print_after=(), debug=0))
+    vm.run(*inputs)
+    times: dict = {}
+    for _ in range(runs):
+        for name, k in vm.profile(*inputs).kernels.items():
+            times.setdefault(name, []).append(k["time_s"])
+    per_kernel = {name: float(np.median(t)) for name, t in times.items()}
+    total = sum(per_kernel.values())
+    by_task: dict = {}
+    for gk in lowered[0].kernels:
+        if gk.template != "auto" and gk.signature is not None:
+            key = (gk.template, gk.signature)
+            by_task[key] = by_task.get(key, 0.0) + per_kernel.get(gk.name, 0.0)
+    out = []
+    for mt in model_tasks(mod, ir_passes):
+        secs = by_task.get((mt.template, mt.signature), 0.0)
+        out.append((mt, secs, secs / total if total else 0.0))
     return out
 
 
-def extract_tasks(mod, target: str = "llvm", buckets=None) -> list:
-    """Tuning tasks of a model: each tunable primitive function of ``mod`` in each bucket.
+def _bucket_key(sig: Signature, lo: int, hi: int) -> str:
+    return ",".join(f"{d}={lo}..{hi}" for d in sig.symbolic_dims)
 
-    ``buckets``: a ``BucketSpec`` or its text (``"n=1:8,9:32,33:128"``) for the symbolic dim
-    ``n`` of the signatures (default: powers of two up to 512); a static signature gets one
-    ``static`` task.
+
+def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templates=None) -> list:
+    """Tuning tasks of a model: each template-backed fused group's signature in each bucket.
+
+    ``buckets``: a ``BucketSpec`` or its text (``"n=1:8,9:32,33:128"``) of the model's dynamic
+    length (default: powers of two up to 512). A signature with several symbolic dims (softmax
+    over (12, n, n), batch_matmul's n and k) is tuned on the diagonal: every symbolic dim in the
+    same bucket, as when they all track one sequence length; a static signature gets one
+    ``static`` task. ``templates``: keep only these template names (default: every one). Use
+    ``task_shares`` for each task's weight.
     """
     spec = buckets if isinstance(buckets, BucketSpec) or buckets is None else BucketSpec.parse(buckets)
     if spec is None:
         spec = BucketSpec.powers_of_two("n", 512)
     tasks = []
-    for template, sig in model_signatures(mod):
+    for mt in model_tasks(mod, ir_passes):
+        if templates is not None and mt.template not in templates:
+            continue
+        sig = mt.signature
         if not sig.symbolic_dims:
-            tasks.append(Task(template, sig, target, "static"))
+            tasks.append(Task(mt.template, sig, target, "static"))
             continue
         for b in spec.buckets:
-            tasks.append(Task(template, sig, target, f"{sig.symbolic_dims[0]}={b.lo}..{b.hi}"))
+            tasks.append(Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi)))
     return tasks
+
+
+def task_shares(mod, tasks, ir_passes=None) -> list:
+    """Per ``Task`` of ``mod`` (from ``extract_tasks``): its signature's estimated share of the
+    templated kernels' time with every symbolic dim at the task's bucket representative."""
+    mts = model_tasks(mod, ir_passes)
+    by_key = {(t.template, t.signature): t for t in mts}
+    out = []
+    for task in tasks:
+        reps = set(task.dims.values())
+        length = max(reps) if reps else 1
+        mine = by_key.get((task.template, task.signature))
+        if mine is None:
+            raise NimbleError(f"task_shares: task {task} is not a task of the module")
+        total = sum(t.seconds(length) for t in mts)
+        out.append(mine.seconds(length) / total if total else 0.0)
+    return out

@@ -54,7 +54,7 @@ def test_extract_tasks_deduplicates_layers():
     cfg = bert.BertConfig(num_layers=3, hidden_size=64, num_heads=4, intermediate_size=128)
     tasks = extract_tasks(bert.build_module(bert.random_weights(cfg, 0), cfg), "llvm", "n=1:8,9:64")
     assert len(tasks) == 2 * len({t.workload_key.hash for t in tasks})
-    assert all(t.template == "dense" for t in tasks)
+    assert {t.template for t in tasks} == {"dense", "layer_norm", "attention"}
 
 
 def test_tune_a_model_with_buckets_from_a_histogram(tmp_path, monkeypatch):

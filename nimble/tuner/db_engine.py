@@ -31,7 +31,8 @@ def target_name(target: str) -> str:
 
 
 def database_url(url_or_path: str | os.PathLike | None = None, target: str = "llvm") -> str:
-    """The SQLAlchemy URL of a URL, a file path, or None (``tuning_logs/<target-name>.db``)."""
+    """The SQLAlchemy URL of a URL, a file path, ``":memory:"`` (SQLite in memory, this process only), or None
+    (``tuning_logs/<target-name>.db``)."""
     if url_or_path is None:
         url_or_path = Path("tuning_logs") / f"{target_name(target)}.db"
     if isinstance(url_or_path, str) and "://" in url_or_path:
@@ -42,6 +43,8 @@ def database_url(url_or_path: str | os.PathLike | None = None, target: str = "ll
         return url_or_path
     if not isinstance(url_or_path, (str, os.PathLike)):
         raise FormatError(f"url_or_path: expected a SQLAlchemy URL or a file path, got {url_or_path!r}")
+    if url_or_path == ":memory:":  # SQLite's name for a database in memory, not a file in this folder
+        return "sqlite:///:memory:"
     path = Path(url_or_path).expanduser().resolve()
     return f"sqlite:///{path}"
 

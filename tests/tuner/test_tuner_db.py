@@ -309,3 +309,12 @@ def test_concurrent_duplicates_are_stored_once(db):
     with ThreadPoolExecutor(4) as pool:
         added = list(pool.map(lambda k: Database(db.url).add_records(records[k * 5:] + records[:k * 5]), range(4)))
     assert sum(added) == 40 and db.count() == 40
+
+
+def test_memory_path_is_an_in_memory_database_not_a_file(tmp_path, monkeypatch):
+    from nimble.tuner.db import Database
+
+    monkeypatch.chdir(tmp_path)
+    db = Database(":memory:")
+    assert db.url == "sqlite:///:memory:"
+    assert list(tmp_path.iterdir()) == []

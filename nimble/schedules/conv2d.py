@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import te
 from ..codegen.isa import host_isa
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows
 from .space import ConfigSpace
 
@@ -58,7 +58,6 @@ def out_size(size, k: int, s: int, p: int, d: int):
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-@template("conv2d", "llvm")
 class Conv2d(Template):
     def space(self, sig):
         _, ws, *_ = _check(sig)

@@ -5,6 +5,7 @@ Plus a property test: simplify keeps the value of random integer expressions und
 against a plain Python evaluator.
 """
 import contextlib
+import itertools
 import math
 
 import numpy as np
@@ -232,3 +233,13 @@ def test_simplify_keeps_the_value(tree, nv, mv, form, data):
     s = simplify(e, ranges)
     assert evaluate(s, env) == want, f"{e} -> {s} under {env}, ranges {ranges}"
     assert simplify(s, ranges) == s, f"not a fixpoint: {e} -> {s} -> {simplify(s, ranges)}"
+
+
+@settings(max_examples=200, deadline=None)
+@given(trees)
+def test_prover_is_sound(tree):
+    e = build(tree)
+    if prove_nonneg(e):  # index variables are >= 0 unless ranges say otherwise
+        for nv, mv in itertools.product([0, 1, 2, 3, 7, 8, 9, 31, 64, 97], repeat=2):
+            with contextlib.suppress(ZeroDivisionError):
+                assert evaluate(e, {n: nv, m: mv}) >= 0, str(e)

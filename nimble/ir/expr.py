@@ -36,6 +36,12 @@ def _freeze_attr(value):
     return value
 
 
+def _store_tuples(node, *names: str) -> None:
+    """Store the named fields of a frozen node as tuples (callers may pass lists)."""
+    for name in names:
+        object.__setattr__(node, name, tuple(getattr(node, name)))
+
+
 @dataclass(frozen=True)
 class Attrs:
     """Operator attributes: an immutable, hashable mapping from names to ints, floats, strings or tuples."""
@@ -123,7 +129,7 @@ class Call(Expr):
     attrs: Attrs = Attrs()
 
     def __post_init__(self):
-        object.__setattr__(self, "args", tuple(self.args))
+        _store_tuples(self, "args")
         for i, a in enumerate(self.args):
             if not isinstance(a, Expr):
                 raise TypeError(f"Call argument {i} must be an Expr, got {type(a).__name__}")
@@ -139,8 +145,7 @@ class Function(Expr):
     type_params: tuple = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "params", tuple(self.params))
-        object.__setattr__(self, "type_params", tuple(self.type_params))
+        _store_tuples(self, "params", "type_params")
         for p in self.params:
             if not isinstance(p, Var):
                 raise TypeError(f"Function parameter must be a Var, got {type(p).__name__}")
@@ -171,7 +176,7 @@ class Tuple(Expr):
     fields: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "fields", tuple(self.fields))
+        _store_tuples(self, "fields")
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,7 +207,7 @@ class PatternConstructor(Pattern):
     patterns: tuple = ()
 
     def __post_init__(self):
-        object.__setattr__(self, "patterns", tuple(self.patterns))
+        _store_tuples(self, "patterns")
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,7 +217,7 @@ class PatternTuple(Pattern):
     patterns: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "patterns", tuple(self.patterns))
+        _store_tuples(self, "patterns")
 
 
 @dataclass(frozen=True, eq=False)
@@ -231,7 +236,7 @@ class Match(Expr):
     clauses: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "clauses", tuple(self.clauses))
+        _store_tuples(self, "clauses")
 
 
 def pattern_vars(pattern: Pattern) -> list[Var]:

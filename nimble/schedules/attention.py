@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import te
 from .gemm import GemmOperands, gemm_compute, gemm_schedule
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows, row_len_hint, row_reduction, schedule_rows
 from .space import ConfigSpace
 
@@ -112,7 +112,6 @@ def attention_reference(q, k, v, mask, heads: int, d: int, cols: dict, scale: fl
     return out
 
 
-@template("attention", "llvm")
 class Attention(Template):
     def space(self, sig):
         attention_dims(sig)

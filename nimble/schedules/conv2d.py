@@ -22,8 +22,8 @@ import numpy as np
 
 from .. import te
 from ..codegen.isa import host_isa
+from .base import Instance, Signature, Template, TemplateError
 from .dense import EPILOGUES, apply_epilogue
-from .registry import Instance, Signature, Template, TemplateError, template
 from .rowwise import fuse_rows
 from .space import ConfigSpace
 
@@ -75,7 +75,6 @@ def out_size(size, k: int, s: int, p: int, d: int):
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
-@template("conv2d", "llvm")
 class Conv2d(Template):
     def space(self, sig):
         _, ws, *_ = _check(sig)

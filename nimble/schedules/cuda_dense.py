@@ -24,11 +24,10 @@ from __future__ import annotations
 from .. import te
 from .cuda_template import CudaTemplate
 from .dense import Dense, _dims, apply_epilogue
-from .registry import Instance, TemplateError, template
+from .base import Instance, TemplateError
 from .space import ConfigSpace
 
 
-@template("dense", "cuda")
 class CudaDense(CudaTemplate):
     reference = Dense.reference
     flops = Dense.flops

@@ -18,12 +18,11 @@ from __future__ import annotations
 from .. import te
 from .cuda_template import CudaTemplate
 from .injective import Injective, _flat_index, _plan, _plan_shape, element_value, unflatten
-from .registry import Instance, Signature, template
+from .base import Instance, Signature
 from .softmax import element_count
 from .space import ConfigSpace
 
 
-@template("injective", "cuda")
 class CudaInjective(CudaTemplate):
     reference = Injective.reference
     flops = Injective.flops

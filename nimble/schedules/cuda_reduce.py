@@ -20,12 +20,11 @@ from __future__ import annotations
 from .. import te
 from .cuda_template import CudaTemplate
 from .reduce import Reduce, _check
-from .registry import Instance, TemplateError, template
+from .base import Instance, TemplateError
 from .rowwise import REDUCER
 from .space import ConfigSpace
 
 
-@template("reduce", "cuda")
 class CudaReduce(CudaTemplate):
     reference = Reduce.reference
     flops = Reduce.flops

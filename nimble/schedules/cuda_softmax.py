@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from .. import te
 from .cuda_template import CudaTemplate
-from .registry import Instance, TemplateError, template
+from .base import Instance, TemplateError
 from .softmax import Softmax, last_axis_input
 from .space import ConfigSpace
 
 
-@template("softmax", "cuda")
 class CudaSoftmax(CudaTemplate):
     reference = Softmax.reference
     flops = Softmax.flops

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..codegen.cuda import CudaKernel, codegen_cuda, translation_unit
 from ..tir.lower import lower
-from .registry import Signature, Template
+from .base import Signature, Template
 
 
 def concrete_dims(sig: Signature, inputs: list) -> dict:

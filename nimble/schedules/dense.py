@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import te
 from .gemm import GemmOperands, gemm_compute, gemm_fallback, gemm_schedule, gemm_space, pack_columns
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 
 EPILOGUES = ("relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "residual")
 GELU_TANH_C = math.sqrt(2.0 / math.pi)
@@ -65,7 +65,6 @@ def _dims(sig: Signature):
     return xs[0], ws[1], ws[0]
 
 
-@template("dense", "llvm")
 class Dense(Template):
     def num_inputs(self, sig):
         return len(sig.args)

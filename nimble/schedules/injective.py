@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .. import te
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows, row_len_hint
 from .softmax import element_count
 from .space import ConfigSpace
@@ -117,7 +117,6 @@ def unflatten(f, shape) -> list:
     return idx
 
 
-@template("injective", "llvm")
 class Injective(Template):
     def space(self, sig):
         kind, out_shape = _plan(sig)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows, row_len_hint, row_reduction, schedule_rows
 from .softmax import element_count, last_axis_input
 from .space import ConfigSpace
@@ -34,7 +34,6 @@ def _check(sig: Signature):
     return shape
 
 
-@template("layer_norm", "llvm")
 class LayerNorm(Template):
     def space(self, sig):
         _check(sig)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import te
 from .gemm import GemmOperands, gemm_compute, gemm_fallback, gemm_schedule, gemm_space, pack_columns
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 
 
 def _check(name, sig, batch: bool):
@@ -54,7 +54,6 @@ def _build(name, sig, cfg, batch):
     return Instance(s, [x, y, out], dims, residues, prepare)
 
 
-@template("matmul", "llvm")
 class Matmul(Template):
     def space(self, sig):
         n, k, m, _ = _check("matmul", sig, False)
@@ -76,7 +75,6 @@ class Matmul(Template):
         return 2 * get(n) * get(k) * get(m)
 
 
-@template("batch_matmul", "llvm")
 class BatchMatmul(Template):
     def space(self, sig):
         n, k, m, _ = _check("batch_matmul", sig, True)

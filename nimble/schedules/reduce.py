@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import REDUCER, fuse_rows, row_len_hint, row_reduction, schedule_rows
 from .softmax import element_count
 from .space import ConfigSpace
@@ -50,7 +50,6 @@ def _check(sig: Signature):
     return shape, op, tuple(sorted(norm)), bool(sig.attr("keepdims", False))
 
 
-@template("reduce", "llvm")
 class Reduce(Template):
     def space(self, sig):
         _check(sig)

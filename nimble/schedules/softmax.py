@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows, row_len_hint, row_reduction, schedule_rows
 from .space import ConfigSpace
 
@@ -46,7 +46,6 @@ def element_count(shape, dims: dict) -> int:
     return int(np.prod([dims[d] if isinstance(d, str) else d for d in shape], dtype=np.int64))
 
 
-@template("softmax", "llvm")
 class Softmax(Template):
     def space(self, sig: Signature) -> ConfigSpace:
         last_axis_input(sig, "softmax")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
-from .registry import Instance, Signature, Template, TemplateError, template
+from .base import Instance, Signature, Template, TemplateError
 from .rowwise import fuse_rows, row_len_hint
 from .softmax import element_count
 from .space import ConfigSpace
@@ -38,7 +38,6 @@ def _check(sig: Signature):
     return tshape, ishape
 
 
-@template("take", "llvm")
 class Take(Template):
     def space(self, sig):
         _check(sig)

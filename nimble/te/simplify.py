@@ -1,38 +1,41 @@
-"""The arithmetic simplifier and prover for index expressions.
+"""The arithmetic simplifier and prover for index expressions: rule tables and their driver.
 
-Integer expressions are brought to a canonical linear form ``c0 + sum(ci * atom_i)`` where the
-atoms are variables and the non-linear nodes (``//``, ``%``, min, max, products of symbols).
-On top of it:
+Integer ``+ - *`` are brought to a canonical linear form ``c0 + sum(ci * atom_i)`` (atoms: variables
+and the non-linear nodes ``//``, ``%``, min, max, products of symbols), printed back in one order.
+Every other node is rewritten by the rules of ``RULES`` (see ``rewrite.py`` for the pattern
+language), applied bottom-up and at each node until none fires. On top of it:
 
-* constant folding, ``(8*n)//8 -> n``, ``(8*n + r) % 8 -> r % 8``, ``x//a//b -> x//(a*b)``;
-* interval bounds of an expression from the ranges of its variables (index variables are
-  non-negative unless ``ranges`` says otherwise);
-* ``prove_nonneg``: a symbolic prover that replaces atoms by their symbolic bounds
-  (``c*(x//c) >= x - c + 1``, ``c*(x//c) <= x``, a loop variable by its extent - 1, ...) until a
-  constant bound decides. It is what drops guards: ``io*8 + ii < n`` holds for
-  ``io < n//8, ii < 8``.
+* ``bound``: interval bounds from the ranges of the variables (index variables are non-negative
+  unless ``ranges`` says otherwise), one rule per kind of atom in ``BOUNDS``;
+* ``prove_nonneg``: a symbolic prover that replaces atoms by the symbolic lower bounds of ``LOWER``
+  (``c*(x//c) >= x - c + 1``, a loop variable by its extent - 1, ...) until a constant bound
+  decides. It is what drops guards: ``io*8 + ii < n`` holds for ``io < n//8, ii < 8``.
 
-``ranges`` maps a Var to inclusive ``(lo, hi)`` bounds, each an int, an Expr or None.
+``ranges`` maps a Var to inclusive ``(lo, hi)`` bounds, each an int, an Expr or None. One public
+call simplifies each distinct node once (results are memoised by node for that call).
 """
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from .expr import (
-    LE, LT, NE, EQ, Add, And, BinaryOp, Call, Cast, CmpOp, Div, Expr, FloatImm, FloorDiv, FloorMod,
-    IntImm, Max, Min, Mul, Not, Or, Select, Sub, Var, is_float, is_int,
+    EQ, LE, LT, NE, Add, And, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul,
+    Not, Or, ReductionAdd, Select, Sub, Var, is_float, is_int,
 )
+from .rewrite import Any, Float, Int, Node, Rules
 from .visit import children, rebuild
 
 INF = math.inf
+_MAX_REWRITES = 8  # rewrites of one node before the driver gives up looking for a fixpoint
 
 
 # ------------------------------------------------------------------------------ linear forms
 
 
 class Linear:
-    """``const + sum(coef * atom)`` over int64."""
+    """``const + sum(coef * atom)`` over int64; treated as immutable."""
 
     __slots__ = ("const", "terms")
 
@@ -58,41 +61,82 @@ class Linear:
     def is_const(self) -> bool:
         return not self.terms
 
+    def is_zero(self) -> bool:
+        return not self.terms and self.const == 0
 
-def _is_index(e: Expr) -> bool:
-    return is_int(e.dtype)
+
+class _Ctx:
+    """One public call: its ranges and memo tables keyed by node id (the value keeps the node alive)."""
+
+    __slots__ = ("ranges", "simp", "lin")
+
+    def __init__(self, ranges):
+        self.ranges = ranges
+        self.simp: dict = {}
+        self.lin: dict = {}
+
+    def final(self, e: Expr) -> Expr:
+        """Mark ``e`` as simplified (the driver stops at it); returns it."""
+        self.simp[id(e)] = (e, e)
+        return e
+
+
+def _order(atom: Expr) -> str:
+    """The sort key of an atom in a canonical sum (its text), cached on the immutable node."""
+    key = atom.__dict__.get("_order") if hasattr(atom, "__dict__") else None
+    if key is None:
+        key = str(atom)
+        if hasattr(atom, "__dict__"):
+            object.__setattr__(atom, "_order", key)
+    return key
 
 
 def linear(e: Expr, ranges=None) -> Linear:
     """The canonical linear form of an integer expression (its atoms simplified)."""
-    if isinstance(e, IntImm):
-        return Linear(e.value)
-    if isinstance(e, Add):
-        return _merge_divmod(linear(e.a, ranges).add(linear(e.b, ranges)), ranges)
-    if isinstance(e, Sub):
-        return _merge_divmod(linear(e.a, ranges).add(linear(e.b, ranges), -1), ranges)
-    if isinstance(e, Mul):
-        la, lb = linear(e.a, ranges), linear(e.b, ranges)
+    return _linear(e, _Ctx(ranges))
+
+
+_LINEAR_KIND = {IntImm: IntImm, Add: Add, ReductionAdd: Add, Sub: Sub, Mul: Mul, Var: Var}
+
+
+def _linear(e: Expr, ctx: _Ctx) -> Linear:
+    hit = ctx.lin.get(id(e))
+    if hit is not None:
+        return hit[1]
+    kind = _LINEAR_KIND.get(type(e))
+    if kind is IntImm:
+        lin = Linear(e.value)
+    elif kind is Add:
+        lin = _merge_divmod(_linear(e.a, ctx).add(_linear(e.b, ctx)), ctx)
+    elif kind is Sub:
+        lin = _merge_divmod(_linear(e.a, ctx).add(_linear(e.b, ctx), -1), ctx)
+    elif kind is Mul:
+        la, lb = _linear(e.a, ctx), _linear(e.b, ctx)
         if la.is_const():
-            return lb.scale(la.const)
-        if lb.is_const():
-            return la.scale(lb.const)
-        a, b = from_linear(la, e.dtype), from_linear(lb, e.dtype)
-        if str(b) < str(a):
-            a, b = b, a
-        return Linear(0, {Mul(a, b): 1})
-    if isinstance(e, Var):
-        return Linear(0, {e: 1})
-    s = _simplify_node(e, ranges)
-    if isinstance(s, (IntImm, Add, Sub, Mul)) or (s is not e and isinstance(s, Var)):
-        return linear(s, ranges)
-    return Linear(0, {s: 1})
+            lin = lb.scale(la.const)
+        elif lb.is_const():
+            lin = la.scale(lb.const)
+        else:
+            a, b = from_linear(la, e.dtype), from_linear(lb, e.dtype)
+            if _order(b) < _order(a):
+                a, b = b, a
+            lin = Linear(0, {Mul(a, b): 1})
+    elif kind is Var:
+        lin = Linear(0, {e: 1})
+    else:
+        s = _simp(e, ctx)
+        if type(s) in _LINEAR_KIND and (s is not e or type(s) is not Var):
+            lin = _linear(s, ctx)
+        else:
+            lin = Linear(0, {s: 1})
+    ctx.lin[id(e)] = (e, lin)
+    return lin
 
 
-def _merge_divmod(lin: Linear, ranges) -> Linear:
+def _merge_divmod(lin: Linear, ctx: _Ctx) -> Linear:
     """``k*(c*(x//c)) + k*(x%c) -> k*x`` (what fusing and splitting loops leaves behind)."""
     for atom, k in list(lin.terms.items()):
-        if not isinstance(atom, FloorMod) or atom not in lin.terms:
+        if type(atom) is not FloorMod or atom not in lin.terms:
             continue
         x, c = atom.a, atom.b
         q = FloorDiv(x, c)
@@ -103,25 +147,25 @@ def _merge_divmod(lin: Linear, ranges) -> Linear:
             want = k
         if lin.terms.get(partner) == want:
             rest = Linear(lin.const, {a: v for a, v in lin.terms.items() if a is not atom and a != partner})
-            lin = rest.add(linear(x, ranges), k)
+            lin = rest.add(_linear(x, ctx), k)
     return lin
 
 
 def from_linear(lin: Linear, dtype: str = "int64") -> Expr:
     """The expression of a linear form: positive terms, then negative ones, then the constant."""
-    pos = sorted(((a, c) for a, c in lin.terms.items() if c > 0), key=lambda t: str(t[0]))
-    neg = sorted(((a, -c) for a, c in lin.terms.items() if c < 0), key=lambda t: str(t[0]))
+    pos = sorted(((_order(a), a, c) for a, c in lin.terms.items() if c > 0), key=lambda t: t[0])
+    neg = sorted(((_order(a), a, -c) for a, c in lin.terms.items() if c < 0), key=lambda t: t[0])
 
     def term(atom, c):
         return atom if c == 1 else Mul(atom, IntImm(c, dtype))
 
     out = None
-    for atom, c in pos:
+    for _, atom, c in pos:
         out = term(atom, c) if out is None else Add(out, term(atom, c))
     const_done = out is None
     if out is None:
         out = IntImm(lin.const, dtype)
-    for atom, c in neg:
+    for _, atom, c in neg:
         out = Sub(out, term(atom, c))
     if not const_done and lin.const > 0:
         out = Add(out, IntImm(lin.const, dtype))
@@ -130,26 +174,243 @@ def from_linear(lin: Linear, dtype: str = "int64") -> Expr:
     return out
 
 
+# ----------------------------------------------------------------------------- the driver
+
+
+def simplify(e: Expr, ranges=None) -> Expr:
+    """Canonical, folded form of ``e``; comparisons decided by the prover become constants."""
+    return _simp(e, _Ctx(ranges))
+
+
+def _simp(e: Expr, ctx: _Ctx) -> Expr:
+    hit = ctx.simp.get(id(e))
+    if hit is not None:
+        return hit[1]
+    if type(e) in _LINEAR_KIND and is_int(e.dtype):
+        out = from_linear(_linear(e, ctx), e.dtype)
+    else:
+        kids = children(e)
+        out = _rewrite(rebuild(e, tuple(_simp(k, ctx) for k in kids)), ctx) if kids else e
+    ctx.simp[id(e)] = (e, out)
+    ctx.simp.setdefault(id(out), (out, out))
+    return out
+
+
+def _rewrite(e: Expr, ctx: _Ctx) -> Expr:
+    """Apply ``RULES`` at the root until none fires (or a rule marks its result final)."""
+    for _ in range(_MAX_REWRITES):
+        out = RULES.rewrite(e, ctx)
+        if out is None or out is e:
+            return e
+        e = out
+        if id(e) in ctx.simp:
+            return e
+    return e
+
+
+# ------------------------------------------------------------------------ pattern variables
+
+
+X, Y = Any("x"), Any("y")
+C1, C2 = Int("c1"), Int("c2")
+F1, F2 = Float("f1"), Float("f2")
+NONZERO = Int("c2", where=lambda v: v != 0)
+K = Int("k", where=lambda v: v > 0)
+K1, K2 = Int("k1", where=lambda v: v > 0), Int("k2", where=lambda v: v > 0)
+NUM_A, NUM_B = Any("a", where=lambda e: type(e) in (IntImm, FloatImm)), Any("b", where=lambda e: type(e) in (IntImm, FloatImm))
+NOT_IMM = Any("x", where=lambda e: type(e) is not IntImm)
+
+
+def _int_node(e) -> bool:
+    return not is_float(e.dtype)
+
+
+def _int_args(e) -> bool:
+    return is_int(e.a.dtype)
+
+
+def IntNode(types, *kids) -> Node:
+    """A node pattern on integer (non-float) nodes only."""
+    return Node(types, *kids, where=_int_node)
+
+
+def _imm(e: Expr, v: int) -> IntImm:
+    return IntImm(v, e.dtype)
+
+
+_TRUE, _FALSE = IntImm(1, "bool"), IntImm(0, "bool")
+
+
+# ---------------------------------------------------------------------------- the rules
+
+
+def _fold_float(e, ctx, f1, f2):
+    np_t = np.float32 if e.dtype == "float32" else np.float64
+    x, y = np_t(f1), np_t(f2)
+    with np.errstate(all="ignore"):
+        v = {Add: lambda: x + y, Sub: lambda: x - y, Mul: lambda: x * y,
+             Div: lambda: x / y if y != 0 else np_t(np.nan), Min: lambda: min(x, y), Max: lambda: max(x, y)}[type(e)]()
+    return FloatImm(float(v), e.dtype)
+
+
+def _div_linear(e, ctx, x, k):
+    """floor((k*Q + R) / k) == Q + floor(R / k); R // k vanishes when 0 <= R < k."""
+    lin = _linear(x, ctx)
+    q = Linear(lin.const // k, {t: c // k for t, c in lin.terms.items() if c % k == 0})
+    r = Linear(lin.const % k, {t: c for t, c in lin.terms.items() if c % k})
+    lo, hi = _bound_linear(r, ctx, 0)
+    if r.is_const() or (0 <= lo and hi < k):
+        return ctx.final(from_linear(q, e.dtype))
+    if q.is_zero():
+        return None
+    return ctx.final(from_linear(q.add(Linear(0, {FloorDiv(from_linear(r, e.dtype), e.b): 1})), e.dtype))
+
+
+def _mod_linear(e, ctx, x, k):
+    """(k*Q + R) % k == R % k, and R when 0 <= R < k."""
+    lin = _linear(x, ctx)
+    r = Linear(lin.const % k, {t: c % k for t, c in lin.terms.items() if c % k})
+    if r.is_const():
+        return _imm(e, r.const)
+    lo, hi = _bound_linear(r, ctx, 0)
+    if 0 <= lo and hi < k:
+        return ctx.final(from_linear(r, e.dtype))
+    if r.const == lin.const and len(r.terms) == len(lin.terms) and all(0 < c < k for c in lin.terms.values()):
+        return None
+    return ctx.final(FloorMod(from_linear(r, e.dtype), e.b))
+
+
+def _mod_below(e, ctx, x, y):
+    """x % y == x when 0 <= x < y."""
+    if _bound(x, ctx, 0)[0] >= 0 and _bound(y, ctx, 0)[0] >= 1 and _decide_lt(x, y, ctx):
+        return x
+    return None
+
+
+def _min_proven(e, ctx, x, y):
+    if _prove_nonneg(Sub(y, x), ctx):
+        return x
+    return y if _prove_nonneg(Sub(x, y), ctx) else None
+
+
+def _max_proven(e, ctx, x, y):
+    if _prove_nonneg(Sub(y, x), ctx):
+        return y
+    return x if _prove_nonneg(Sub(x, y), ctx) else None
+
+
+_CMP = {LT: lambda a, b: a < b, LE: lambda a, b: a <= b, EQ: lambda a, b: a == b, NE: lambda a, b: a != b}
+
+
+def _compare_lt(e, ctx, x, y):
+    """Decide ``x < y`` / ``x <= y`` by the prover, else move terms so that both sides are sums of positives."""
+    rhs = y if type(e) is LT else Add(y, IntImm(1, y.dtype))
+    d = _decide_lt(x, rhs, ctx)
+    if d is not None:
+        return IntImm(int(d), "bool")
+    lin = _linear(y, ctx).add(_linear(x, ctx), -1)  # y - x > 0 (LT) / >= 0 (LE)
+    k = lin.const
+    pos = Linear(0, {t: c for t, c in lin.terms.items() if c > 0})
+    neg = Linear(0, {t: -c for t, c in lin.terms.items() if c < 0})
+    lhs = neg.add(Linear(-k)) if k < 0 else neg
+    rhs2 = pos if k < 0 else pos.add(Linear(k))
+    out = type(e)(from_linear(lhs, x.dtype), from_linear(rhs2, x.dtype))
+    return None if out == e else ctx.final(out)
+
+
+def _compare_eq(e, ctx, x, y):
+    """Decide ``x == y`` / ``x != y`` when ``x - y`` is constant or its bounds exclude 0."""
+    lin = _linear(x, ctx).add(_linear(y, ctx), -1)
+    if lin.is_const():
+        return IntImm(int((lin.const == 0) == (type(e) is EQ)), "bool")
+    lo, hi = _bound_linear(lin, ctx, 0)
+    if lo > 0 or hi < 0:
+        return IntImm(int(type(e) is NE), "bool")
+    return None
+
+
+def _cast_const(e, ctx, v):
+    if is_float(e.dtype):
+        return FloatImm(float(np.dtype(e.dtype).type(v.value)), e.dtype)
+    if e.dtype == "bool":
+        return IntImm(int(bool(v.value)), "bool")
+    if is_float(v.dtype) and not math.isfinite(v.value):
+        return None
+    return IntImm(int(np.array(v.value).astype(e.dtype)), e.dtype)
+
+
+# Each rule: (name, pattern, fn(node, ctx, **bindings) -> replacement or None). Order matters
+# within a root type: the first rule that returns a replacement wins.
+RULES = Rules([
+    # float arithmetic: fold constants (in the node's precision), drop identities
+    ("fold-float", Node((Add, Sub, Mul, Div, Min, Max), F1, F2), _fold_float),
+    ("x+0.0", X + 0.0, lambda e, ctx, x: x),
+    ("0.0+x", 0.0 + X, lambda e, ctx, x: x),
+    ("x-0.0", X - 0.0, lambda e, ctx, x: x),
+    ("x*1.0", X * 1.0, lambda e, ctx, x: x),
+    ("1.0*x", 1.0 * X, lambda e, ctx, x: x),
+    ("x/1.0", X / 1.0, lambda e, ctx, x: x),
+    # integer floor division
+    ("x//1", IntNode(FloorDiv, X, 1), lambda e, ctx, x: x),
+    ("c1//c2", IntNode(FloorDiv, C1, NONZERO), lambda e, ctx, c1, c2: _imm(e, c1 // c2)),
+    ("x//k1//k2", IntNode(FloorDiv, Node(FloorDiv, X, K1), K2), lambda e, ctx, x, k1, k2: FloorDiv(x, _imm(e, k1 * k2))),
+    ("(k*q+r)//k", IntNode(FloorDiv, X, K), _div_linear),
+    ("0//x", IntNode(FloorDiv, 0, NOT_IMM), lambda e, ctx, x: e.a),
+    ("x//x", IntNode(FloorDiv, NOT_IMM, NOT_IMM), lambda e, ctx, x: _imm(e, 1)),
+    # integer floor modulo
+    ("x%1", IntNode(FloorMod, X, 1), lambda e, ctx, x: _imm(e, 0)),
+    ("(k*q+r)%k", IntNode(FloorMod, X, K), _mod_linear),
+    ("c1%c2", IntNode(FloorMod, C1, NONZERO), lambda e, ctx, c1, c2: _imm(e, c1 % c2)),
+    ("x%x", IntNode(FloorMod, X, X), lambda e, ctx, x: _imm(e, 0)),
+    ("x%y->x", IntNode(FloorMod, X, Y), _mod_below),
+    # min / max of integers
+    ("fold-min", Node(Min, C1, C2), lambda e, ctx, c1, c2: _imm(e, min(c1, c2))),
+    ("fold-max", Node(Max, C1, C2), lambda e, ctx, c1, c2: _imm(e, max(c1, c2))),
+    ("min(x,x)", IntNode((Min, Max), X, X), lambda e, ctx, x: x),
+    ("min-proven", IntNode(Min, X, Y), _min_proven),
+    ("max-proven", IntNode(Max, X, Y), _max_proven),
+    # comparisons
+    ("fold-cmp", Node((LT, LE, EQ, NE), NUM_A, NUM_B), lambda e, ctx, a, b: IntImm(int(_CMP[type(e)](a.value, b.value)), "bool")),
+    ("x<y", Node((LT, LE), X, Y, where=_int_args), _compare_lt),
+    ("x==y", Node((EQ, NE), X, Y, where=_int_args), _compare_eq),
+    # logic
+    ("c&&x", Node(And, C1, X), lambda e, ctx, c1, x: x if c1 else _FALSE),
+    ("x&&c", Node(And, X, C1), lambda e, ctx, x, c1: x if c1 else _FALSE),
+    ("c||x", Node(Or, C1, X), lambda e, ctx, c1, x: _TRUE if c1 else x),
+    ("x||c", Node(Or, X, C1), lambda e, ctx, x, c1: _TRUE if c1 else x),
+    ("!c", Node(Not, C1), lambda e, ctx, c1: IntImm(int(not c1), "bool")),
+    ("select(c,x,y)", Node(Select, C1, X, Y), lambda e, ctx, c1, x, y: x if c1 else y),
+    ("select(_,x,x)", Node(Select, Any(), X, X), lambda e, ctx, x: x),
+    # casts of constants
+    ("cast-const", Node(Cast, Any("v", where=lambda e: type(e) in (IntImm, FloatImm))), _cast_const),
+])
+
+
 # ---------------------------------------------------------------------------------- bounds
 
 
-def _range_of(v: Var, ranges):
+def _range_of(v: Var, ctx: _Ctx):
+    ranges = ctx.ranges
     if ranges and v in ranges:
         return ranges[v]
-    return (0, None) if _is_index(v) else (None, None)
+    return (0, None) if is_int(v.dtype) else (None, None)
 
 
 def bound(e: Expr, ranges=None, depth: int = 0) -> tuple:
     """Inclusive numeric bounds (lo, hi) of an integer expression; +-inf when unknown."""
-    if not _is_index(e) or depth > 8:
+    return _bound(e, _Ctx(ranges), depth)
+
+
+def _bound(e: Expr, ctx: _Ctx, depth: int) -> tuple:
+    if not is_int(e.dtype) or depth > 8:
         return (-INF, INF)
-    return _bound_linear(linear(e, ranges), ranges, depth)
+    return _bound_linear(_linear(e, ctx), ctx, depth)
 
 
-def _bound_linear(lin: Linear, ranges, depth: int) -> tuple:
+def _bound_linear(lin: Linear, ctx: _Ctx, depth: int) -> tuple:
     lo = hi = lin.const
     for atom, c in lin.terms.items():
-        alo, ahi = _bound_atom(atom, ranges, depth + 1)
+        alo, ahi = BOUNDS.rewrite(atom, ctx, depth + 1) or (-INF, INF)
         if c > 0:
             lo, hi = lo + c * alo, hi + c * ahi
         else:
@@ -159,56 +420,71 @@ def _bound_linear(lin: Linear, ranges, depth: int) -> tuple:
     return (lo, hi)
 
 
-def _num(x, ranges, depth, side):
+def _num(x, ctx, depth, side):
     if x is None:
         return -INF if side == 0 else INF
     if isinstance(x, int):
         return x
-    return bound(x, ranges, depth)[side]
-
-
-def _bound_atom(a: Expr, ranges, depth: int) -> tuple:
-    if isinstance(a, Var):
-        lo, hi = _range_of(a, ranges)
-        return (_num(lo, ranges, depth, 0), _num(hi, ranges, depth, 1))
-    if isinstance(a, FloorDiv) and isinstance(a.b, IntImm) and a.b.value > 0:
-        lo, hi = bound(a.a, ranges, depth)
-        c = a.b.value
-        return (lo if lo == -INF else lo // c, hi if hi == INF else hi // c)
-    if isinstance(a, FloorMod) and isinstance(a.b, IntImm) and a.b.value > 0:
-        lo, hi = bound(a.a, ranges, depth)
-        if lo >= 0 and hi < a.b.value:
-            return (lo, hi)
-        return (0, a.b.value - 1)
-    if isinstance(a, FloorDiv):
-        lo, hi = bound(a.a, ranges, depth)
-        blo, _ = bound(a.b, ranges, depth)
-        if lo >= 0 and blo >= 1:
-            return (0, hi)
-    if isinstance(a, FloorMod):
-        lo, _ = bound(a.a, ranges, depth)
-        blo, bhi = bound(a.b, ranges, depth)
-        if lo >= 0 and blo >= 1:
-            return (0, bhi - 1)
-    if isinstance(a, (Min, Max)):
-        (alo, ahi), (blo, bhi) = bound(a.a, ranges, depth), bound(a.b, ranges, depth)
-        return (min(alo, blo), min(ahi, bhi)) if isinstance(a, Min) else (max(alo, blo), max(ahi, bhi))
-    if isinstance(a, Mul):
-        (alo, ahi), (blo, bhi) = bound(a.a, ranges, depth), bound(a.b, ranges, depth)
-        prods = [_mul(x, y) for x in (alo, ahi) for y in (blo, bhi)]
-        return (min(prods), max(prods))
-    if isinstance(a, Select):
-        (alo, ahi), (blo, bhi) = bound(a.true_value, ranges, depth), bound(a.false_value, ranges, depth)
-        return (min(alo, blo), max(ahi, bhi))
-    if isinstance(a, Cast) and _is_index(a.value):
-        return bound(a.value, ranges, depth)
-    return (-INF, INF)
+    return _bound(x, ctx, depth)[side]
 
 
 def _mul(x, y):
-    if x == 0 or y == 0:
-        return 0
-    return x * y
+    return 0 if x == 0 or y == 0 else x * y
+
+
+def _var_bounds(e, ctx, depth):
+    lo, hi = _range_of(e, ctx)
+    return (_num(lo, ctx, depth, 0), _num(hi, ctx, depth, 1))
+
+
+def _div_const_bounds(e, ctx, depth, x, k):
+    lo, hi = _bound(x, ctx, depth)
+    return (lo if lo == -INF else lo // k, hi if hi == INF else hi // k)
+
+
+def _mod_const_bounds(e, ctx, depth, x, k):
+    lo, hi = _bound(x, ctx, depth)
+    return (lo, hi) if lo >= 0 and hi < k else (0, k - 1)
+
+
+def _div_bounds(e, ctx, depth, x, y):
+    lo, hi = _bound(x, ctx, depth)
+    return (0, hi) if lo >= 0 and _bound(y, ctx, depth)[0] >= 1 else None
+
+
+def _mod_bounds(e, ctx, depth, x, y):
+    blo, bhi = _bound(y, ctx, depth)
+    return (0, bhi - 1) if _bound(x, ctx, depth)[0] >= 0 and blo >= 1 else None
+
+
+def _mul_bounds(e, ctx, depth, x, y):
+    (alo, ahi), (blo, bhi) = _bound(x, ctx, depth), _bound(y, ctx, depth)
+    prods = [_mul(p, q) for p in (alo, ahi) for q in (blo, bhi)]
+    return (min(prods), max(prods))
+
+
+def _either_bounds(e, ctx, depth, x, y, pick=None):
+    (alo, ahi), (blo, bhi) = _bound(x, ctx, depth), _bound(y, ctx, depth)
+    if pick is Min:
+        return (min(alo, blo), min(ahi, bhi))
+    if pick is Max:
+        return (max(alo, blo), max(ahi, bhi))
+    return (min(alo, blo), max(ahi, bhi))
+
+
+# (lo, hi) of an atom of a linear form: fn(atom, ctx, depth, **bindings); no rule: unbounded.
+BOUNDS = Rules([
+    ("var", Node(Var), _var_bounds),
+    ("x//k", X // K, _div_const_bounds),
+    ("x%k", X % K, _mod_const_bounds),
+    ("x//y", X // Y, _div_bounds),
+    ("x%y", X % Y, _mod_bounds),
+    ("min", Node(Min, X, Y), lambda e, ctx, d, x, y: _either_bounds(e, ctx, d, x, y, Min)),
+    ("max", Node(Max, X, Y), lambda e, ctx, d, x, y: _either_bounds(e, ctx, d, x, y, Max)),
+    ("x*y", X * Y, _mul_bounds),
+    ("select", Node(Select, Any(), X, Y), _either_bounds),
+    ("cast", Node(Cast, Any("x", where=lambda e: is_int(e.dtype))), lambda e, ctx, d, x: _bound(x, ctx, d)),
+])
 
 
 # ---------------------------------------------------------------------------------- prover
@@ -216,23 +492,31 @@ def _mul(x, y):
 
 def prove_nonneg(e: Expr, ranges=None) -> bool:
     """True when ``e >= 0`` is proven for all variable values within ``ranges``."""
-    lin = linear(e, ranges)
+    return _prove_nonneg(e, _Ctx(ranges))
+
+
+_DIV_BY_K = X // K
+
+
+def _prove_nonneg(e: Expr, ctx: _Ctx) -> bool:
+    lin = _linear(e, ctx)
     scale = 1
     for atom, c in lin.terms.items():
-        if isinstance(atom, FloorDiv) and isinstance(atom.b, IntImm) and atom.b.value > 0 and c % atom.b.value:
-            scale = math.lcm(scale, atom.b.value)
+        b = _DIV_BY_K.bind(atom)
+        if b is not None and c % b["k"]:
+            scale = math.lcm(scale, b["k"])
     lin = lin.scale(scale)  # c*(x//k) with k | c linearises; positive scaling keeps the sign
     for _ in range(6):
-        if _bound_linear(lin, ranges, 0)[0] >= 0:
+        if _bound_linear(lin, ctx, 0)[0] >= 0:
             return True
-        nxt = _relax(lin, ranges)
+        nxt = _relax(lin, ctx)
         if nxt is None:
             return False
         lin = nxt
-    return _bound_linear(lin, ranges, 0)[0] >= 0
+    return _bound_linear(lin, ctx, 0)[0] >= 0
 
 
-def _relax(lin: Linear, ranges) -> Linear | None:
+def _relax(lin: Linear, ctx: _Ctx) -> Linear | None:
     """Replace atoms by symbolic lower bounds of ``coef * atom``; None if nothing changed.
 
     Non-variable atoms go first (``x - 8*(x//8)`` needs ``x`` kept while ``x//8`` is
@@ -243,9 +527,7 @@ def _relax(lin: Linear, ranges) -> Linear | None:
         out = Linear(lin.const)
         changed = False
         for atom, c in lin.terms.items():
-            repl = None
-            if isinstance(atom, Var) == pick_vars:
-                repl = _symbolic_lower(atom, c, ranges)
+            repl = LOWER.rewrite(atom, ctx, c) if (type(atom) is Var) == pick_vars else None
             if repl is None:
                 out = out.add(Linear(0, {atom: c}))
             else:
@@ -256,27 +538,29 @@ def _relax(lin: Linear, ranges) -> Linear | None:
     return None
 
 
-def _symbolic_lower(atom: Expr, c: int, ranges) -> Linear | None:
-    """A linear form L with ``c * atom >= L`` for all values, or None."""
-    if isinstance(atom, Var):
-        lo, hi = _range_of(atom, ranges)
-        b = lo if c > 0 else hi
-        return linear(b, ranges).scale(c) if isinstance(b, Expr) else None
-    if isinstance(atom, FloorDiv) and isinstance(atom.b, IntImm) and atom.b.value > 0:
-        k = atom.b.value
-        if c % k:
-            return None
-        x = linear(atom.a, ranges)
-        if c > 0:  # k*(x//k) >= x - (k-1)
-            return x.add(Linear(-(k - 1))).scale(c // k)
-        return x.scale(c // k)  # k*(x//k) <= x
-    if isinstance(atom, FloorMod) and isinstance(atom.b, IntImm) and atom.b.value > 0:
-        return Linear(0) if c > 0 else Linear(c * (atom.b.value - 1))
-    if isinstance(atom, Min) and c < 0:
-        return linear(atom.a, ranges).scale(c)  # min(a, b) <= a
-    if isinstance(atom, Max) and c > 0:
-        return linear(atom.a, ranges).scale(c)  # max(a, b) >= a
-    return None
+def _var_lower(e, ctx, c):
+    lo, hi = _range_of(e, ctx)
+    b = lo if c > 0 else hi
+    return _linear(b, ctx).scale(c) if isinstance(b, Expr) else None
+
+
+def _div_lower(e, ctx, c, x, k):
+    if c % k:
+        return None
+    lin = _linear(x, ctx)
+    if c > 0:  # k*(x//k) >= x - (k-1)
+        return lin.add(Linear(-(k - 1))).scale(c // k)
+    return lin.scale(c // k)  # k*(x//k) <= x
+
+
+# A linear form L with coef * atom >= L: fn(atom, ctx, coef, **bindings); None: no symbolic bound.
+LOWER = Rules([
+    ("var", Node(Var), _var_lower),
+    ("x//k", X // K, _div_lower),
+    ("x%k", X % K, lambda e, ctx, c, x, k: Linear(0) if c > 0 else Linear(c * (k - 1))),
+    ("min(x,_)", Node(Min, X, Any()), lambda e, ctx, c, x: _linear(x, ctx).scale(c) if c < 0 else None),
+    ("max(x,_)", Node(Max, X, Any()), lambda e, ctx, c, x: _linear(x, ctx).scale(c) if c > 0 else None),
+])
 
 
 def prove(cond: Expr, ranges=None) -> bool | None:
@@ -287,200 +571,13 @@ def prove(cond: Expr, ranges=None) -> bool | None:
     return None
 
 
-def _decide_lt(a: Expr, b: Expr, ranges) -> bool | None:
+def _decide_lt(a: Expr, b: Expr, ctx: _Ctx) -> bool | None:
     """a < b ?"""
-    if prove_nonneg(Sub(Sub(b, a), IntImm(1, a.dtype)), ranges):
+    if _prove_nonneg(Sub(Sub(b, a), IntImm(1, a.dtype)), ctx):
         return True
-    if prove_nonneg(Sub(a, b), ranges):
+    if _prove_nonneg(Sub(a, b), ctx):
         return False
     return None
 
 
-# ------------------------------------------------------------------------------- simplifier
-
-
-def simplify(e: Expr, ranges=None) -> Expr:
-    """Canonical, folded form of ``e``; comparisons decided by the prover become constants."""
-    if _is_index(e) and isinstance(e, (Add, Sub, Mul, IntImm, Var)):
-        return from_linear(linear(e, ranges), e.dtype)
-    return _simplify_node(e, ranges)
-
-
-def _simplify_node(e: Expr, ranges) -> Expr:
-    kids = children(e)
-    if not kids:
-        return e
-    if _is_index(e) and isinstance(e, (Add, Sub, Mul)):
-        return from_linear(linear(e, ranges), e.dtype)
-    e = rebuild(e, tuple(simplify(k, ranges) for k in kids))
-    rule = _RULES.get(type(e))
-    return rule(e, ranges) if rule else e
-
-
-def _fold_float(e: BinaryOp, ranges):
-    a, b = e.a, e.b
-    if isinstance(a, FloatImm) and isinstance(b, FloatImm):
-        np_t = np.float32 if e.dtype == "float32" else np.float64
-        x, y = np_t(a.value), np_t(b.value)
-        with np.errstate(all="ignore"):
-            v = {Add: x + y, Sub: x - y, Mul: x * y, Div: x / y if y != 0 else np_t(np.nan),
-                 Min: min(x, y), Max: max(x, y)}[type(e)]
-        return FloatImm(float(v), e.dtype)
-    if isinstance(e, (Add, Sub)) and isinstance(b, FloatImm) and b.value == 0.0:
-        return a
-    if isinstance(e, Add) and isinstance(a, FloatImm) and a.value == 0.0:
-        return b
-    if isinstance(e, (Mul, Div)) and isinstance(b, FloatImm) and b.value == 1.0:
-        return a
-    if isinstance(e, Mul) and isinstance(a, FloatImm) and a.value == 1.0:
-        return b
-    return e
-
-
-def _floordiv(e: FloorDiv, ranges):
-    if is_float(e.dtype):
-        return e
-    a, b = e.a, e.b
-    if isinstance(b, IntImm):
-        c = b.value
-        if c == 1:
-            return a
-        if c <= 0:
-            return e if not isinstance(a, IntImm) or c == 0 else IntImm(a.value // c, e.dtype)
-        if isinstance(a, FloorDiv) and isinstance(a.b, IntImm) and a.b.value > 0:
-            return _floordiv(FloorDiv(a.a, IntImm(a.b.value * c, e.dtype)), ranges)
-        # floor((c*Q + R) / c) == Q + floor(R / c)
-        lin = linear(a, ranges)
-        q = Linear(lin.const // c, {t: k // c for t, k in lin.terms.items() if k % c == 0})
-        r = Linear(lin.const % c, {t: k for t, k in lin.terms.items() if k % c})
-        lo, hi = _bound_linear(r, ranges, 0)
-        if r.is_const() or (0 <= lo and hi < c):
-            return from_linear(q, e.dtype)
-        return from_linear(q.add(Linear(0, {FloorDiv(from_linear(r, e.dtype), b): 1})), e.dtype)
-    if isinstance(a, IntImm) and a.value == 0:
-        return a
-    if a == b:
-        return IntImm(1, e.dtype)
-    return e
-
-
-def _floormod(e: FloorMod, ranges):
-    if is_float(e.dtype):
-        return e
-    a, b = e.a, e.b
-    if isinstance(b, IntImm) and b.value > 0:
-        c = b.value
-        if c == 1:
-            return IntImm(0, e.dtype)
-        lin = linear(a, ranges)
-        r = Linear(lin.const % c, {t: k % c for t, k in lin.terms.items() if k % c})
-        if r.is_const():
-            return IntImm(r.const, e.dtype)
-        lo, hi = _bound_linear(r, ranges, 0)
-        if 0 <= lo and hi < c:
-            return from_linear(r, e.dtype)
-        return FloorMod(from_linear(r, e.dtype), b)
-    if isinstance(a, IntImm) and isinstance(b, IntImm) and b.value != 0:
-        return IntImm(a.value % b.value, e.dtype)
-    if a == b:
-        return IntImm(0, e.dtype)
-    lo, _ = bound(a, ranges)
-    blo, _ = bound(b, ranges)
-    if lo >= 0 and blo >= 1 and _decide_lt(a, b, ranges):
-        return a
-    return e
-
-
-def _minmax(e: BinaryOp, ranges):
-    if is_float(e.dtype):
-        return _fold_float(e, ranges)
-    a, b = e.a, e.b
-    if isinstance(a, IntImm) and isinstance(b, IntImm):
-        return IntImm((min if isinstance(e, Min) else max)(a.value, b.value), e.dtype)
-    if a == b:
-        return a
-    a_le_b = prove_nonneg(Sub(b, a), ranges)
-    b_le_a = not a_le_b and prove_nonneg(Sub(a, b), ranges)
-    if isinstance(e, Min):
-        return a if a_le_b else b if b_le_a else e
-    return b if a_le_b else a if b_le_a else e
-
-
-def _compare(e: CmpOp, ranges):
-    a, b = e.a, e.b
-    if isinstance(a, (IntImm, FloatImm)) and isinstance(b, (IntImm, FloatImm)):
-        v = {LT: a.value < b.value, LE: a.value <= b.value, EQ: a.value == b.value, NE: a.value != b.value}[type(e)]
-        return IntImm(int(v), "bool")
-    if is_float(a.dtype) or a.dtype == "bool":
-        return e
-    if isinstance(e, (LT, LE)):
-        rhs = b if isinstance(e, LT) else Add(b, IntImm(1, b.dtype))
-        d = _decide_lt(a, rhs, ranges)
-        if d is not None:
-            return IntImm(int(d), "bool")
-        lin = linear(b, ranges).add(linear(a, ranges), -1)  # b - a > 0 (LT) / >= 0 (LE)
-        # canonical: move constants right, keep it readable: a' < b'
-        k = lin.const
-        lin.const = 0
-        pos = Linear(0, {t: c for t, c in lin.terms.items() if c > 0})
-        neg = Linear(0, {t: -c for t, c in lin.terms.items() if c < 0})
-        lhs = neg.add(Linear(-k)) if k < 0 else neg
-        rhs2 = pos if k < 0 else pos.add(Linear(k))
-        return type(e)(from_linear(lhs, a.dtype), from_linear(rhs2, a.dtype))
-    if isinstance(e, (EQ, NE)):
-        lin = linear(a, ranges).add(linear(b, ranges), -1)
-        if lin.is_const():
-            return IntImm(int((lin.const == 0) == isinstance(e, EQ)), "bool")
-        lo, hi = _bound_linear(lin, ranges, 0)
-        if lo > 0 or hi < 0:
-            return IntImm(int(isinstance(e, NE)), "bool")
-    return e
-
-
-def _logic(e: BinaryOp, ranges):
-    a, b = e.a, e.b
-    for x, y in ((a, b), (b, a)):
-        if isinstance(x, IntImm):
-            if isinstance(e, And):
-                return y if x.value else IntImm(0, "bool")
-            return IntImm(1, "bool") if x.value else y
-    return e
-
-
-def _not(e: Not, ranges):
-    if isinstance(e.a, IntImm):
-        return IntImm(int(not e.a.value), "bool")
-    return e
-
-
-def _select(e: Select, ranges):
-    if isinstance(e.cond, IntImm):
-        return e.true_value if e.cond.value else e.false_value
-    if e.true_value == e.false_value:
-        return e.true_value
-    return e
-
-
-def _cast(e: Cast, ranges):
-    v = e.value
-    if isinstance(v, (IntImm, FloatImm)):
-        if is_float(e.dtype):
-            return FloatImm(float(np.dtype(e.dtype).type(v.value)), e.dtype)
-        if e.dtype == "bool":
-            return IntImm(int(bool(v.value)), "bool")
-        if is_float(v.dtype) and not math.isfinite(v.value):
-            return e
-        return IntImm(int(np.array(v.value).astype(e.dtype)), e.dtype)
-    return e
-
-
-def _call(e: Call, ranges):
-    return e
-
-
-_RULES = {
-    Add: _fold_float, Sub: _fold_float, Mul: _fold_float, Div: _fold_float,
-    FloorDiv: _floordiv, FloorMod: _floormod, Min: _minmax, Max: _minmax,
-    LT: _compare, LE: _compare, EQ: _compare, NE: _compare, And: _logic, Or: _logic,
-    Not: _not, Select: _select, Cast: _cast, Call: _call,
-}
+__all__ = ["Linear", "linear", "from_linear", "simplify", "bound", "prove", "prove_nonneg", "RULES", "BOUNDS", "LOWER"]

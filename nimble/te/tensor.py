@@ -33,13 +33,6 @@ class TensorLoad(Expr):
     def dtype(self) -> str:
         return self.tensor.dtype
 
-    def __str__(self):
-        from .printer import expr_str
-
-        return expr_str(self)
-
-    __repr__ = __str__
-
 
 @dataclass(frozen=True, repr=False)
 class Reduce(Expr):
@@ -53,13 +46,6 @@ class Reduce(Expr):
     @property
     def dtype(self) -> str:
         return self.source.dtype
-
-    def __str__(self):
-        from .printer import expr_str
-
-        return expr_str(self)
-
-    __repr__ = __str__
 
 
 class PlaceholderOp:

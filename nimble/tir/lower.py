@@ -157,14 +157,7 @@ class _Lowerer:
             else:
                 ext[rel.fused] = simplify(ext[rel.outer] * ext[rel.inner])
         leaves = st.leaf_iter_vars
-        # value of every iter var from the leaf loop variables
-        value: dict = {iv: iv.var for iv in leaves}
-        for rel in reversed(st.relations):
-            if isinstance(rel, Split):
-                value[rel.parent] = value[rel.outer] * rel.factor + value[rel.inner]
-            else:
-                value[rel.outer] = value[rel.fused] // ext[rel.inner]
-                value[rel.inner] = value[rel.fused] % ext[rel.inner]
+        value = _iter_values(st, ext)
         local = {iv: simplify(value[iv]) for iv in op.axis}
         glob = {}
         for pos, iv in enumerate(op.axis):
@@ -237,13 +230,7 @@ class _Lowerer:
         inner = leaves[pos + 1:]
         parent_region = self.regions.get(parent.tensor)
         ext = _leaf_extents(parent, parent_region)
-        value = {iv: iv.var for iv in leaves}
-        for rel in reversed(parent.relations):
-            if isinstance(rel, Split):
-                value[rel.parent] = value[rel.outer] * rel.factor + value[rel.inner]
-            else:
-                value[rel.outer] = value[rel.fused] // ext[rel.inner]
-                value[rel.inner] = value[rel.fused] % ext[rel.inner]
+        value = _iter_values(parent, ext)
         axis_map = {iv.var: simplify(value[iv] + iv.dom_min) for iv in list(parent.op.axis) + list(parent.op.reduce_axis)}
         if parent_region is not None:  # an attached parent's axes are local to its own region
             for iv, (lo, _) in zip(parent.op.axis, parent_region):
@@ -296,6 +283,18 @@ def _divides(factor: Expr, extent: Expr) -> bool:
         return True
     return isinstance(simplify(extent % factor), IntImm) and simplify(extent % factor).value == 0
 
+
+
+def _iter_values(stage, ext: dict) -> dict:
+    """The value of every iter var of ``stage`` from its leaf loop variables (``ext``: leaf extents)."""
+    value: dict = {iv: iv.var for iv in stage.leaf_iter_vars}
+    for rel in reversed(stage.relations):
+        if isinstance(rel, Split):
+            value[rel.parent] = value[rel.outer] * rel.factor + value[rel.inner]
+        else:
+            value[rel.outer] = value[rel.fused] // ext[rel.inner]
+            value[rel.inner] = value[rel.fused] % ext[rel.inner]
+    return value
 
 def _leaf_extents(st: Stage, region=None) -> dict:
     """Extent of every loop of ``st``; an attached stage's root axes span its ``region``."""

@@ -141,6 +141,21 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool) -> list:
     return disjoint
 
 
+def _fallback_in_gaps(chosen: list, dim: str, fallback) -> list:
+    """``chosen`` (record ranges, sorted) with the gaps between 1 and the last record's ``hi`` filled
+    by the fallback ranges' configs (``fallback(rep)``): a bucket without a record runs the fallback
+    of its size, not the nearest bucket's record (a config tuned at n=64 is no fit for n=2)."""
+    out, at = [], 1
+    for r, cfg in chosen:
+        for lo, hi, _, rep in FALLBACK_RANGES:
+            a, b = max(lo, at), min(hi, r.lo - 1)
+            if a <= b:
+                out.append((BucketRange(a, b, f"{dim}={a}..{b}" if a < b else f"{dim}={a}"), fallback(rep)))
+        out.append((r, cfg))
+        at = max(at, r.hi + 1)
+    return out
+
+
 def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
                       accept_foreign: bool = False) -> tuple:
     """(DispatchEntry, per-range configs) for a template workload whose first symbolic dim is ``n``.
@@ -159,6 +174,8 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         else:
             chosen = [(BucketRange(lo, hi, label.replace("n", dims[0], 1)),
                        tmpl.fallback(signature, space, {dims[0]: rep}).to_json()) for lo, hi, label, rep in FALLBACK_RANGES]
+    elif dims:
+        chosen = _fallback_in_gaps(chosen, dims[0], lambda rep: tmpl.fallback(signature, space, {dims[0]: rep}).to_json())
     resolved = []
     for r, cfg_json in chosen:
         try:

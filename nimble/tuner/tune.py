@@ -8,8 +8,10 @@
 Per task: with ``resume`` the records this host already has for the task's workload, bucket
 and target are read back (their configs are never measured again and the tuner learns from
 their costs), and ``n_trials`` counts them; the fallback config is measured first, so the
-speedup over it is known; on a new host (no record of the task here) the nearest hosts' records
-train the cost model and their best configs are measured beside the fallback (``_warm_start``);
+speedup over it is known; on a new host (no record of the task here) the nearest ISA-compatible
+hosts' records train the cost model and their best configs are measured beside the fallback
+(``_warm_start``; a host whose records used instructions this one lacks is not used); with the
+``xgb`` tuner, half of each later batch are one-knob neighbours of the best config so far;
 then batches from the tuner until ``n_trials`` configs are measured,
 the space is exhausted, or ``early_stopping`` trials in a row bring no improvement. Every
 record is committed as soon as its config is measured, so an interrupted tuning loses at most
@@ -182,7 +184,7 @@ class TaskTuner:
     On creation the host's records of the task are read back (``resume``), the cost model learns
     from the workload's other buckets and, on a new host, from the nearest hosts' records. The
     first batches hold the ``fallback_candidates`` configs (and the nearest hosts' best configs);
-    later batches come from the tuner. ``summary.fallback_cost`` is the cost of the first
+    later batches come from the tuner (with ``xgb``: half of them neighbours of the best so far). ``summary.fallback_cost`` is the cost of the first
     candidate, the config the model would run at the representative without a record.
     """
 
@@ -201,6 +203,7 @@ class TaskTuner:
         self.seeds = [] if self.summary.trials else _warm_start(task, db, self.host, self.tuner, self.summary)
         self.best_at = self.summary.trials
         self.exhausted = False
+        self.local = tuner_name == "xgb"  # the baselines (random, grid) stay pure
         self.summary.wall_s = time.perf_counter() - self._start
 
     @property
@@ -222,9 +225,26 @@ class TaskTuner:
         batch += first
         tuner.mark_measured([c.index for c in first])
         taken |= {c.index for c in first}
+        if self.local and len(batch) < want:  # half of the rest: one-knob neighbours of the best so far
+            near = self._neighbours(taken)[:(want - len(batch) + 1) // 2]
+            batch += near
+            tuner.mark_measured([c.index for c in near])
+            taken |= {c.index for c in near}
         if len(batch) < want and tuner.has_next():
             batch += [c for c in tuner.next_batch(want - len(batch)) if c.index not in measured and c.index not in taken]
         return list({c.index: c for c in batch}.values())
+
+    def _neighbours(self, taken: set) -> list:
+        """Unmeasured configs one knob position away from the best measured config, in a seeded
+        random order: with a few trials a task, steps from a good config beat random samples of a
+        space where most configs spill registers."""
+        index = self.summary.best_index
+        if index is None:
+            return []
+        space = self.task.space
+        out = [c for c in space.neighbours(space.get(index)) if c.index not in self.measured and c.index not in taken]
+        self.tuner.rng.shuffle(out)
+        return out
 
     def step(self, want: int) -> int:
         """Measure one batch of up to ``want`` configs (fallback candidates first), committing each record as it is measured; returns how many were measured (0: done)."""
@@ -293,8 +313,8 @@ def _learn_other_buckets(task: Task, db: Database, host, tuner: Tuner, limit: in
 
 def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, seeds: int = 3,
                 limit: int = 400) -> list:
-    """A new host (no record of this task): the records of the nearest hosts that have this workload
-    (``nearest_host.rank_hosts``) train the cost model, every bucket of theirs (features hold the
+    """A new host (no record of this task): the records of the two nearest ISA-compatible hosts that
+    have this workload (``nearest_host.rank_hosts``; AVX-512 configs are no start on an AVX2 host) train the cost model, every bucket of theirs (features hold the
     shape), and their ``seeds`` best configs of this bucket (else of any bucket, by throughput) are
     measured in the first batch beside the fallback. Returns those configs."""
     by_host: dict = {}
@@ -303,7 +323,7 @@ def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSumma
             by_host.setdefault(record.host, []).append(record)
         elif str(record.bucket) == str(task.bucket):
             return []  # this host has measured the task already (a run without resume)
-    ranked = rank_hosts(host, by_host)[:2]
+    ranked = [m for m in rank_hosts(host, by_host) if m.compatible][:2]  # never configs tuned for missing ISAs
     if not ranked:
         return []
     load = getattr(tuner, "load_history", None)

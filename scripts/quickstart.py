@@ -40,9 +40,10 @@ LENGTHS = (4, 8, 16, 32, 64, 128)
 BUCKETS = "n=1,2:4,5:16,17:64,65:128"  # the dispatch fallback changes tiles at 1, 2..4 and >= 5
 
 
-def time_systems(systems: dict, x, rounds: int = 15, min_time: float = 0.03) -> dict:
-    """Milliseconds per call of each system on ``x``: the best of ``rounds`` rounds, the systems
-    interleaved inside each round so a burst of load elsewhere hits them alike."""
+def time_systems(systems: dict, x, rounds: int = 20, min_time: float = 0.03) -> dict:
+    """Milliseconds per call of each system on ``x``: the fastest single call of ``rounds`` rounds of
+    about ``min_time`` seconds each, the systems interleaved inside each round, so a burst of load
+    elsewhere hits them alike and the minimum drops the calls it slowed."""
     calls = {}
     for name, run in systems.items():  # warm up, and size a round to about min_time
         run(x)
@@ -52,10 +53,10 @@ def time_systems(systems: dict, x, rounds: int = 15, min_time: float = 0.03) -> 
     best = {name: float("inf") for name in systems}
     for _ in range(rounds):
         for name, run in systems.items():
-            t0 = time.perf_counter()
             for _ in range(calls[name]):
+                t0 = time.perf_counter()
                 run(x)
-            best[name] = min(best[name], (time.perf_counter() - t0) / calls[name])
+                best[name] = min(best[name], time.perf_counter() - t0)
     return {name: t * 1e3 for name, t in best.items()}
 
 

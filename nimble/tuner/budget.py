@@ -3,9 +3,9 @@
     summaries = tune_budget(extract_tasks(mod, "llvm", "n=1,2:4,5:16,17:64,65:128"), db, 60.0, measurer)
 
 A task's share is its estimated part of the model's run time (``task_weights``: FLOPs x calls x
-the lengths its bucket covers); the budget is handed out one measurement batch at a time, always
-to the task whose time after that batch would be the smallest multiple of its share (weighted
-fair queuing), so a task with 4x the share gets about 4x the time, and a task whose share is
+the lengths its bucket covers); the budget is handed out one measurement batch at a time (as
+many configs as fit in what is left of the task's share, at least one), always to the task whose
+time after that batch would be the smallest multiple of its share (weighted fair queuing), so a task with 4x the share gets about 4x the time, and a task whose share is
 smaller than one batch gets none until the others have had theirs (its kernel then runs the
 template's fallback, which the dispatch table uses wherever a bucket has no record). A batch is
 started only before the deadline; the first one is small (``CALIBRATION_BATCH`` configs) and
@@ -136,13 +136,17 @@ def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, 
     show = BudgetProgress(tasks, shares, budget_s, progress)
     try:
         while active and clock() < deadline:
-            guess = per_config * batch_size if per_config is not None else 0.0
-            i = min(active, key=lambda k: ((spent[k] + guess) / weights[k], -weights[k], k))
+            def size(k: int) -> int:  # a batch of task k: what is left of its share, 1 to batch_size configs
+                if per_config is None:
+                    return batch_size
+                return min(batch_size, max(1, int((shares[k] - spent[k]) / per_config)))
+
+            i = min(active, key=lambda k: ((spent[k] + (per_config or 0.0) * size(k)) / weights[k], -weights[k], k))
             t0 = clock()
             if i not in state:
                 state[i] = TaskTuner(tasks[i], db, measurer, tuner, seed, resume=True)
             tt = state[i]
-            want = batch_size
+            want = size(i)
             if max_trials is not None:
                 want = min(want, max_trials - tt.summary.trials)
             if per_config is None:  # the first batch times a config: a small one, in case the budget is too

@@ -4,7 +4,7 @@
 
 A task's share is its estimated part of the model's run time (``task_weights``: FLOPs x calls x
 the lengths its bucket covers); the budget is handed out one measurement batch at a time (as
-many configs as fit in what is left of the task's share, at least one), always to the task whose
+many configs as fit in what is left of the task's share, at least ``MIN_BATCH``), always to the task whose
 time after that batch would be the smallest multiple of its share (weighted fair queuing), so a task with 4x the share gets about 4x the time, and a task whose share is
 smaller than one batch gets none until the others have had theirs (its kernel then runs the
 template's fallback, which the dispatch table uses wherever a bucket has no record). A batch is
@@ -25,6 +25,7 @@ from .task import Task
 from .tune import TaskTuner, TuneSummary, recorded_summary
 
 CALIBRATION_BATCH = 2  # configs in the run's first batch, which learns how long a config takes
+MIN_BATCH = 2  # the smallest batch but near the deadline: two configs build in parallel on two builders
 
 
 def task_weight(task: Task) -> float:
@@ -136,10 +137,10 @@ def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, 
     show = BudgetProgress(tasks, shares, budget_s, progress)
     try:
         while active and clock() < deadline:
-            def size(k: int) -> int:  # a batch of task k: what is left of its share, 1 to batch_size configs
+            def size(k: int) -> int:  # a batch of task k: what is left of its share, MIN_BATCH to batch_size configs
                 if per_config is None:
                     return batch_size
-                return min(batch_size, max(1, int((shares[k] - spent[k]) / per_config)))
+                return min(batch_size, max(MIN_BATCH, int((shares[k] - spent[k]) / per_config)))
 
             i = min(active, key=lambda k: ((spent[k] + (per_config or 0.0) * size(k)) / weights[k], -weights[k], k))
             t0 = clock()

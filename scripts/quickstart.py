@@ -40,24 +40,27 @@ LENGTHS = (4, 8, 16, 32, 64, 128)
 BUCKETS = "n=1,2:4,5:16,17:64,65:128"  # the dispatch fallback changes tiles at 1, 2..4 and >= 5
 
 
-def time_systems(systems: dict, x, rounds: int = 20, min_time: float = 0.03) -> dict:
-    """Milliseconds per call of each system on ``x``: the fastest single call of ``rounds`` rounds of
-    about ``min_time`` seconds each, the systems interleaved inside each round, so a burst of load
-    elsewhere hits them alike and the minimum drops the calls it slowed."""
+def time_systems(systems: dict, x, rounds: int = 25, min_time: float = 0.03) -> dict:
+    """Seconds per call of each system on ``x`` in each of ``rounds`` rounds (a list per system).
+
+    A round times every system one after the other (about ``min_time`` seconds each), so a burst of
+    load elsewhere hits the systems of a round alike: compare them by the median over rounds, and
+    two systems by the median of their per-round ratios.
+    """
     calls = {}
     for name, run in systems.items():  # warm up, and size a round to about min_time
         run(x)
         t0 = time.perf_counter()
         run(x)
         calls[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-6)))
-    best = {name: float("inf") for name in systems}
+    times: dict = {name: [] for name in systems}
     for _ in range(rounds):
         for name, run in systems.items():
+            t0 = time.perf_counter()
             for _ in range(calls[name]):
-                t0 = time.perf_counter()
                 run(x)
-                best[name] = min(best[name], time.perf_counter() - t0)
-    return {name: t * 1e3 for name, t in best.items()}
+            times[name].append((time.perf_counter() - t0) / calls[name])
+    return times
 
 
 def seed_with_shipped_records(db, tasks) -> str:
@@ -173,8 +176,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         tuned = nimble.compile(mod, records=db)
         fallback = nimble.compile(mod, records=Database(os.path.join(folder, "empty.db")))
-        name = next(p.name for p in tuned.packed if "dense" in p.name)
-        print(f"   {tuned.explain(name, (8, cfg.hidden_size))}\n", flush=True)
+        dense = [p.name for p in tuned.packed if "dense" in p.name]  # show one that has records, at n=100
+        name = max(dense, key=lambda nm: tuned.explain(nm, 100).get("source") == "record")
+        print(f"   {tuned.explain(name, 100)}\n", flush=True)
         systems = {"nimble tuned": nimble.VirtualMachine(tuned).run,
                    "nimble fallback": nimble.VirtualMachine(fallback).run}
         if not args.no_peers:
@@ -185,22 +189,26 @@ def main(argv=None) -> int:
               flush=True)
         rng = np.random.default_rng(0)
         latencies: dict = {k: [] for k in systems}
+        ratios = []  # per length: the median over rounds of fallback / tuned, timed in the same round
         for n in LENGTHS:
             x = rng.standard_normal((n, cfg.hidden_size)).astype("float32")
             want = np.asarray(systems["nimble fallback"](x))
             got = np.asarray(systems["nimble tuned"](x))
             np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
-            for k, ms in time_systems(systems, x).items():
-                latencies[k].append(ms)
-    headers = ("length", *(f"{k} ms" for k in systems), "tuned / fallback")
-    rows = [(n, *(f"{latencies[k][i]:.3f}" for k in systems),
-             f"{latencies['nimble fallback'][i] / latencies['nimble tuned'][i]:.2f}x faster")
+            times = time_systems(systems, x)
+            for k, ts in times.items():
+                latencies[k].append(float(np.median(ts)) * 1e3)
+            ratios.append(float(np.median(np.array(times["nimble fallback"]) / np.array(times["nimble tuned"]))))
+    headers = ("length", *(f"{k} ms" for k in systems), "tuned vs fallback")
+    rows = [(n, *(f"{latencies[k][i]:.3f}" for k in systems), f"{ratios[i]:.2f}x faster")
             for i, n in enumerate(LENGTHS)]
+    print("median of 25 rounds; tuned vs fallback: the median of their per-round ratios (fallback / tuned)")
     print(_table(headers, rows))
     total = {k: sum(v) for k, v in latencies.items()}
     ratio = total["nimble fallback"] / total["nimble tuned"]
     print(f"\nover all lengths: tuned {total['nimble tuned']:.2f} ms vs fallback {total['nimble fallback']:.2f} ms: "
-          f"the tuned model is {ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'} than its fallback")
+          f"the tuned model is {ratio:.2f}x {'faster' if ratio >= 1 else 'SLOWER'} than its fallback "
+          f"(fallback / tuned = {ratio:.3f})")
     after = probe_noise()
     if before.busy or after.busy:
         print(f"note: the machine was busy (before tuning: {before.describe()}; after timing: {after.describe()}); "

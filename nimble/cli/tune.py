@@ -407,7 +407,7 @@ def _run(args: argparse.Namespace, tasks: list[Task], db: Database) -> list[Tune
                              timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
     common = dict(tuner=args.tuner, early_stopping=args.early_stopping, seed=args.seed,
                   progress=not args.no_progress)
-    budget = args.budget_s if hasattr(args, "budget_s") else _budget_seconds(args)
+    budget = args.budget_s
     with make_measurer(args.runner, options, args.address) as measurer:
         if budget is not None:
             from ..tuner.budget import tune_budget

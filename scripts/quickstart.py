@@ -43,8 +43,8 @@ BUCKETS = "n=1,2:4,5:16,17:64,65:128"  # the dispatch fallback changes tiles at 
 def time_systems(systems: dict, x, rounds: int = 25, min_time: float = 0.03) -> dict:
     """Seconds per call of each system on ``x`` in each of ``rounds`` rounds (a list per system).
 
-    A round times every system one after the other (about ``min_time`` seconds each), so a burst of
-    load elsewhere hits the systems of a round alike: compare them by the median over rounds, and
+    A round times every system one after the other (about ``min_time`` seconds each; each round
+    starts with the next system), so a burst of load elsewhere hits the systems of a round alike: compare them by the median over rounds, and
     two systems by the median of their per-round ratios.
     """
     calls = {}
@@ -54,8 +54,11 @@ def time_systems(systems: dict, x, rounds: int = 25, min_time: float = 0.03) -> 
         run(x)
         calls[name] = max(1, int(min_time / max(time.perf_counter() - t0, 1e-6)))
     times: dict = {name: [] for name in systems}
-    for _ in range(rounds):
-        for name, run in systems.items():
+    order = list(systems.items())
+    for r in range(rounds):
+        # rotate who goes first: a system timed right after PyTorch or ONNX Runtime shares the cores with
+        # their spinning thread pools, so a fixed order slows one system every round
+        for name, run in order[r % len(order):] + order[:r % len(order)]:
             t0 = time.perf_counter()
             for _ in range(calls[name]):
                 run(x)

@@ -44,8 +44,8 @@ def time_systems(systems: dict, x, rounds: int = 25, min_time: float = 0.03) -> 
     """Seconds per call of each system on ``x`` in each of ``rounds`` rounds (a list per system).
 
     A round times every system one after the other (about ``min_time`` seconds each; each round
-    starts with the next system), so a burst of load elsewhere hits the systems of a round alike: compare them by the median over rounds, and
-    two systems by the median of their per-round ratios.
+    starts with the next system), so a burst of load elsewhere hits the systems of a round alike:
+    compare them by the median over rounds, and two systems by the median of their per-round ratios.
     """
     if not systems:
         return {}

@@ -1,6 +1,6 @@
 """Quick start: tune a small BERT encoder on this CPU, compile it with the records, compare.
 
-    python3 scripts/quickstart.py                  # about 90 s of tuning, ~3 minutes in all on 2 cores
+    python3 scripts/quickstart.py                  # 90 s of tuning, 4-6 minutes in all on 2 busy cores
     python3 scripts/quickstart.py --budget 300     # longer tuning, better kernels (resumes the records)
 
 Steps, each a library call: build a 2-layer BERT encoder (768 hidden, dynamic sequence length)

@@ -106,6 +106,13 @@ class BudgetProgress:
             self._overall.close()
 
 
+def _batch_size(left_s: float, per_config: float | None, batch_size: int) -> int:
+    """Configs in a task's next batch: what fits in ``left_s`` of its share, ``MIN_BATCH`` to ``batch_size``."""
+    if per_config is None:
+        return batch_size
+    return min(batch_size, max(MIN_BATCH, int(left_s / per_config)))
+
+
 def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, *, tuner: str = "xgb",
                 batch_size: int = 8, max_trials: int | None = None, early_stopping: int | None = None,
                 seed: int = 0, weights: Sequence[float] | None = None, progress: bool = True,
@@ -137,17 +144,13 @@ def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, 
     show = BudgetProgress(tasks, shares, budget_s, progress)
     try:
         while active and clock() < deadline:
-            def size(k: int) -> int:  # a batch of task k: what is left of its share, MIN_BATCH to batch_size configs
-                if per_config is None:
-                    return batch_size
-                return min(batch_size, max(MIN_BATCH, int((shares[k] - spent[k]) / per_config)))
-
-            i = min(active, key=lambda k: ((spent[k] + (per_config or 0.0) * size(k)) / weights[k], -weights[k], k))
+            sizes = {k: _batch_size(shares[k] - spent[k], per_config, batch_size) for k in active}
+            i = min(active, key=lambda k: ((spent[k] + (per_config or 0.0) * sizes[k]) / weights[k], -weights[k], k))
             t0 = clock()
             if i not in state:
                 state[i] = TaskTuner(tasks[i], db, measurer, tuner, seed, resume=True)
             tt = state[i]
-            want = size(i)
+            want = sizes[i]
             if max_trials is not None:
                 want = min(want, max_trials - tt.summary.trials)
             if per_config is None:  # the first batch times a config: a small one, in case the budget is too

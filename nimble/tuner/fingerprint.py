@@ -160,7 +160,7 @@ def _size_kib(text: str) -> int | None:
     if match is None:
         return None
     scale = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024 * 1024}[match.group(2).upper()]
-    size = int(round(float(match.group(1)) * scale))
+    size = round(float(match.group(1)) * scale)
     return size if size >= 1 else None
 
 
@@ -188,6 +188,11 @@ def parse_lscpu_caches(text: str) -> tuple[tuple[str, int], ...]:
     return _check_caches(found)
 
 
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 @functools.lru_cache(maxsize=1)
 def host_caches() -> tuple[tuple[str, int], ...]:
     """This host's data cache sizes, read once: sysfs of cpu0, else ``lscpu``; () when neither answers."""
@@ -197,15 +202,14 @@ def host_caches() -> tuple[tuple[str, int], ...]:
     entries = []
     for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
         try:
-            entries.append(tuple(open(os.path.join(folder, f), encoding="utf-8").read()
-                                 for f in ("level", "type", "size")))
+            entries.append(tuple(_read_text(os.path.join(folder, f)) for f in ("level", "type", "size")))
         except OSError:
             continue
     found = parse_sys_cache(entries)
     if found:
         return found
     try:
-        out = subprocess.run(["lscpu", "-C=NAME,ONE-SIZE"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["lscpu", "-C=NAME,ONE-SIZE"], capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.SubprocessError):
         return ()
     return parse_lscpu_caches(out.stdout) if out.returncode == 0 else ()

@@ -34,8 +34,8 @@ from typing import Any
 
 from ..errors import TuningError
 from .db import Database
+from .measure import MeasureOptions, Measurer, MeasureResult
 from .nearest_host import rank_hosts
-from .measure import MeasureOptions, MeasureResult, Measurer
 from .records import TuningRecord, current_user
 from .search import Tuner, make_tuner
 from .task import Task
@@ -160,7 +160,8 @@ def fallback_candidates(task: Task) -> list:
     table's fallback range holding the representative (``dispatch.build.FALLBACK_RANGES``) first,
     then the task's own fallback at its representative, then that of every other fallback range
     the bucket overlaps (a bucket 1..16 runs small register tiles at n <= 4 without a record)."""
-    from ..dispatch.build import FALLBACK_RANGES  # the dispatch layer imports the tuner: import late
+    # the dispatch layer imports the tuner: import late
+    from ..dispatch.build import FALLBACK_RANGES
 
     dims = task.signature.symbolic_dims
     if not dims:

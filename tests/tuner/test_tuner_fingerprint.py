@@ -4,7 +4,12 @@ import pytest
 
 from nimble.errors import FormatError, NimbleError
 from nimble.tuner.fingerprint import (
-    HostFingerprint, codegen_features, host_fingerprint, num_threads, parse_cpuinfo, parse_lscpu_caches,
+    HostFingerprint,
+    codegen_features,
+    host_fingerprint,
+    num_threads,
+    parse_cpuinfo,
+    parse_lscpu_caches,
     parse_sys_cache,
 )
 

@@ -19,6 +19,9 @@ explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task
 ``{"template", "signature": {"args": [{"shape", "dtype"}], "attrs"}, "buckets"}`` objects
 (``buckets``: a list of bucket specs as above).
 
+``--budget 20m`` (or ``--time-budget SECONDS``) tunes for about that long in all, spread over the
+tasks by their share of the model's time (``nimble.tuner.budget``), resuming from the records.
+
 ``--db`` defaults to ``tuning_logs/<target>.db``. ``--runner ray`` builds and measures on a Ray
 cluster (``--address auto`` or ``ray://head:10001``; none: ``RAY_ADDRESS`` or a local cluster;
 see ``nimble.tuner.ray_runner``). Exit status: 0 when every task found a
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +47,7 @@ from ..tuner.task import Task
 from ..tuner.tune import TuneSummary
 from .busy import NOISE_THRESHOLD, probe_noise, record_noise
 from .db import _table
-from .rounds import task_label, tune_each, tune_within  # noqa: F401 - task_label: part of this CLI's API
+from .rounds import task_label, tune_each  # noqa: F401 - task_label: part of this CLI's API
 
 
 @dataclass(frozen=True)
@@ -251,10 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="llvm")
     p.add_argument("--db", metavar="PATH_OR_URL", help="records database (default tuning_logs/<target>.db)")
     p.add_argument("--trials", type=int, default=200, help="configs measured per task and bucket, in all")
-    p.add_argument("--time-budget", type=float, metavar="SECONDS",
-                   help="stop after about this long: tasks are tuned in rounds of --batch trials, largest "
-                        "FLOPs first, each round raising every task's trials until --trials or the budget "
-                        "(rounds resume: --no-resume does not apply)")
+    p.add_argument("--budget", metavar="DURATION",
+                   help="tune for about this long (90, 90s, 20m, 1h30m), spread over the tasks by their share of "
+                        "the model's time (FLOPs x calls x bucket width), one batch at a time; ends within the "
+                        "budget plus one measurement; --trials caps each task; records resume (--no-resume does "
+                        "not apply)")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS", help="the same as --budget, in seconds")
     p.add_argument("--tuner", default="xgb", choices=("xgb", "random", "grid"))
     p.add_argument("--batch", type=int, default=8, help="configs built and measured per batch")
     p.add_argument("--early-stopping", type=int, metavar="N", help="stop a task after N trials without improvement")
@@ -366,6 +372,31 @@ def _task_noise(db: Database, summaries: Sequence[TuneSummary], host) -> list[fl
                                     include_errors=False)) for s in summaries]
 
 
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of ``"90"``, ``"90s"``, ``"20m"``, ``"1h30m"`` or ``"1.5h"``."""
+    match = _DURATION.match(text.strip().lower()) if isinstance(text, str) else None
+    if match is None or not any(match.groups()):
+        raise NimbleError(f"--budget: expected a duration such as 90, 90s, 20m or 1h30m, got {text!r}")
+    h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    seconds = 3600 * h + 60 * m + s
+    if not seconds > 0:
+        raise NimbleError(f"--budget: expected a duration above zero, got {text!r}")
+    return seconds
+
+
+def _budget_seconds(args: argparse.Namespace) -> float | None:
+    if args.budget is not None and args.time_budget is not None:
+        raise NimbleError("--budget and --time-budget: give one of them")
+    if args.time_budget is not None:
+        if not args.time_budget > 0:
+            raise NimbleError(f"--time-budget: expected seconds above zero, got {args.time_budget!r}")
+        return float(args.time_budget)
+    return parse_duration(args.budget) if args.budget is not None else None
+
+
 def _run(args: argparse.Namespace, tasks: list[Task], db: Database) -> list[TuneSummary]:
     from ..tuner.tune import make_measurer
 
@@ -376,10 +407,14 @@ def _run(args: argparse.Namespace, tasks: list[Task], db: Database) -> list[Tune
                              timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel)
     common = dict(tuner=args.tuner, early_stopping=args.early_stopping, seed=args.seed,
                   progress=not args.no_progress)
+    budget = args.budget_s
     with make_measurer(args.runner, options, args.address) as measurer:
-        if args.time_budget is not None:
-            return tune_within(tasks, db, args.trials, args.time_budget, options, step=args.batch,
-                               announce=len(tasks) > 1, measurer=measurer, **common)
+        if budget is not None:
+            from ..tuner.budget import tune_budget
+
+            return tune_budget(tasks, db, budget, measurer, tuner=args.tuner, batch_size=args.batch,
+                               max_trials=args.trials, early_stopping=args.early_stopping, seed=args.seed,
+                               progress=not args.no_progress)
         return tune_each(tasks, db, args.trials, measurer, announce=len(tasks) > 1, batch_size=args.batch,
                          resume=args.resume, **common)
 
@@ -395,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     db = None
     try:
+        args.budget_s = _budget_seconds(args)
         tasks = _tasks(args)
         db = Database(args.db, target=args.target)
         print(f"tuning {len(tasks)} task(s) into {db.display_url}", file=sys.stderr)
@@ -420,7 +456,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nimble-tune: warning: {len(noisy)} of {len(summaries)} task(s) were measured with noise above "
               f"{NOISE_THRESHOLD:.0%} (repeats of one config differ; '?' marks their speedups): the machine was busy. "
               "Tune again on an idle machine or with --busy-repeat 10.", file=sys.stderr)
-    failed = [s for s in summaries if s.best_cost is None]
+    skipped = [s for s in summaries if s.trials == 0]
+    if skipped:
+        print(f"nimble-tune: {len(skipped)} of {len(summaries)} task(s) got no time within the budget (their share of "
+              "the model's time is small): their buckets run the templates' fallback configs; a larger --budget "
+              "reaches them", file=sys.stderr)
+    failed = [s for s in summaries if s.best_cost is None and s.trials]
     for s in failed:
         print(f"nimble-tune: no working config for {s.task} ({dict(s.error_kinds)})", file=sys.stderr)
     return 1 if failed else 0

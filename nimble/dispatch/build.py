@@ -17,7 +17,7 @@ from pathlib import Path
 from ..codegen.build import build
 from ..errors import FormatError, NimbleError
 from ..schedules.registry import Signature
-from ..tuner.buckets import BucketKey
+from ..tuner.buckets import FALLBACK_RANGES, UNBOUNDED, BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.nearest_host import rank_hosts
 from ..tuner.task import Task
@@ -25,9 +25,7 @@ from .kernel_entry import KernelEntry
 from .table import BucketRange, DispatchEntry
 
 log = logging.getLogger("nimble.dispatch")
-UNBOUNDED = 1 << 62
 SHIPPED_RECORDS_DIR = Path(__file__).resolve().parents[2] / "tuning_logs"  # the checkout's, shipped with nimble
-FALLBACK_RANGES = ((0, 1, 1), (2, 4, 4), (5, UNBOUNDED, 64))  # (lo, hi, representative) of the keyed dim
 ONE_FALLBACK_RANGE = ((0, UNBOUNDED, 64),)  # one untuned kernel for every size, configured for 64
 
 
@@ -182,6 +180,21 @@ def _one_length(signature):
     return None if renamed == signature or not signature.symbolic_dims else renamed
 
 
+def _fallback_in_gaps(chosen: list, dim: str, ranges, fallback) -> list:
+    """``chosen`` (record ranges, sorted) with the gaps between 1 and the last record's ``hi`` filled
+    by the fallback ``ranges``' configs (``fallback(rep)``): a bucket without a record runs the fallback
+    of its size, not the nearest bucket's record (a config tuned at n=64 is no fit for n=2)."""
+    out, at = [], 1
+    for r, cfg in chosen:
+        for lo, hi, rep in ranges:
+            a, b = max(lo, at), min(hi, r.lo - 1)
+            if a <= b:
+                out.append((BucketRange(a, b, f"{dim}={a}..{b}" if a < b else f"{dim}={a}"), fallback(rep)))
+        out.append((r, cfg))
+        at = max(at, r.hi + 1)
+    return out
+
+
 def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
                       accept_foreign: bool = False, dim_name: str | None = None,
                       fallback_ranges=FALLBACK_RANGES) -> tuple:
@@ -212,6 +225,9 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
             chosen = [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
         else:
             chosen = _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)
+    elif dims:
+        chosen = _fallback_in_gaps(chosen, key_dim, fallback_ranges, lambda rep: tmpl.fallback(
+            signature, space, {d: rep for d in dims}).to_json())
     resolved = []
     for r, cfg_json in chosen:
         try:

@@ -3,12 +3,14 @@
 A record's cost only means something on the hardware it was measured on, so every record
 carries a ``HostFingerprint``: CPU model name, vendor, the ISA feature flags that matter to
 code generation (SIMD width, FMA, AVX-512 sub-extensions, NEON/SVE ...), core count, the
-thread count kernels run with (env ``NIMBLE_NUM_THREADS``, default ``os.cpu_count()``) and the
-target string.
+thread count kernels run with (env ``NIMBLE_NUM_THREADS``, default ``os.cpu_count()``), the
+target string and the data cache sizes a core sees (L1d, L2, L3 in KiB, from
+``/sys/devices/system/cpu/cpu0/cache``, else ``lscpu``; empty when unknown).
 
 Equality: two fingerprints are the same host for tuning purposes iff they have the same CPU
-model name, the same codegen feature set and the same thread count. Vendor, core count and
-target are informational: they do not change ``id`` or ``==``. ``id`` is the first 16 hex
+model name, the same codegen feature set and the same thread count. Vendor, core count, target
+and cache sizes are informational: they do not change ``id`` or ``==`` (records written before
+cache sizes were recorded keep their host), and ``nearest_host`` ranks other hosts by them. ``id`` is the first 16 hex
 digits of the sha256 of the identity (model, features, threads).
 
 Features come from llvmlite's ``get_host_cpu_features()`` when llvmlite imports, else from
@@ -64,6 +66,7 @@ class HostFingerprint:
     threads: int
     target: str
     feature_source: str = "llvmlite"
+    caches: tuple[tuple[str, int], ...] = ()  # (("l1d", KiB), ("l2", KiB), ("l3", KiB)), the levels known
 
     def __post_init__(self) -> None:
         for name in ("cpu_model", "vendor", "target", "feature_source"):
@@ -72,6 +75,7 @@ class HostFingerprint:
         if isinstance(self.features, str) or not all(isinstance(f, str) for f in self.features):
             raise FormatError(f"host features: expected a list of strings, got {self.features!r}")
         object.__setattr__(self, "features", tuple(sorted(set(self.features))))
+        object.__setattr__(self, "caches", _check_caches(self.caches))
         for name in ("cores", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -92,7 +96,13 @@ class HostFingerprint:
         model, features, threads = self._identity()
         return sha256_hex(canonical_json({"cpu_model": model, "features": list(features), "threads": threads}))[:16]
 
+    @property
+    def cache_kib(self) -> dict[str, int]:
+        """Cache level (``l1d``, ``l2``, ``l3``) -> size in KiB, for the levels known."""
+        return dict(self.caches)
+
     def to_json(self) -> dict[str, Any]:
+        extra = {"caches": self.cache_kib} if self.caches else {}
         return {
             "id": self.id,
             "cpu_model": self.cpu_model,
@@ -102,6 +112,7 @@ class HostFingerprint:
             "threads": self.threads,
             "target": self.target,
             "feature_source": self.feature_source,
+            **extra,
         }
 
     @classmethod
@@ -115,13 +126,93 @@ class HostFingerprint:
             raise FormatError(f"host: missing field(s) {missing}")
         if not isinstance(obj["features"], list):
             raise FormatError(f"host features: expected a list of strings, got {obj['features']!r}")
-        host = cls(*(obj[f] for f in fields), feature_source=obj.get("feature_source", "llvmlite"))
+        caches = obj.get("caches") or {}
+        if not isinstance(caches, Mapping):
+            raise FormatError(f"host caches: expected an object level -> KiB, got {caches!r}")
+        host = cls(*(obj[f] for f in fields), feature_source=obj.get("feature_source", "llvmlite"),
+                   caches=tuple(caches.items()))
         if "id" in obj and obj["id"] != host.id:
             raise FormatError(f"host id: expected {host.id} for these fields, got {obj['id']!r}")
         return host
 
     def __str__(self) -> str:
         return f"{self.cpu_model} ({self.vendor}, {self.threads} threads, {len(self.features)} features) #{self.id}"
+
+
+CACHE_LEVELS = ("l1d", "l2", "l3")
+
+
+def _check_caches(caches) -> tuple[tuple[str, int], ...]:
+    items = caches.items() if isinstance(caches, Mapping) else caches
+    try:
+        out = {str(level): size for level, size in items}
+    except (TypeError, ValueError):
+        raise FormatError(f"host caches: expected (level, KiB) pairs, got {caches!r}") from None
+    for level, size in out.items():
+        if level not in CACHE_LEVELS or isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise FormatError(f"host caches: expected levels {CACHE_LEVELS} with sizes in KiB >= 1, got {caches!r}")
+    return tuple((level, out[level]) for level in CACHE_LEVELS if level in out)
+
+
+def _size_kib(text: str) -> int | None:
+    """``"32K"``, ``"1 MiB"``, ``"32768K"``, ``"512 KiB"`` -> KiB."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*$", text.strip(), re.IGNORECASE)
+    if match is None:
+        return None
+    scale = {"": 1 / 1024, "K": 1, "M": 1024, "G": 1024 * 1024}[match.group(2).upper()]
+    size = round(float(match.group(1)) * scale)
+    return size if size >= 1 else None
+
+
+def parse_sys_cache(entries: Iterable[tuple[str, str, str]]) -> tuple[tuple[str, int], ...]:
+    """Cache sizes from ``(level, type, size)`` of ``/sys/devices/system/cpu/cpu0/cache/index*``."""
+    found = {}
+    for level, kind, size in entries:
+        kind = kind.strip().lower()
+        name = {"1": "l1d" if kind == "data" else None, "2": "l2", "3": "l3"}.get(level.strip())
+        kib = _size_kib(size)
+        if name and kind != "instruction" and kib:
+            found[name] = kib
+    return _check_caches(found)
+
+
+def parse_lscpu_caches(text: str) -> tuple[tuple[str, int], ...]:
+    """Cache sizes from ``lscpu -C=NAME,ONE-SIZE`` output (one instance's size per line)."""
+    found = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].lower() in ("l1d", "l2", "l3"):
+            kib = _size_kib(" ".join(parts[1:]))
+            if kib:
+                found[parts[0].lower()] = kib
+    return _check_caches(found)
+
+
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+@functools.lru_cache(maxsize=1)
+def host_caches() -> tuple[tuple[str, int], ...]:
+    """This host's data cache sizes, read once: sysfs of cpu0, else ``lscpu``; () when neither answers."""
+    import glob
+    import subprocess
+
+    entries = []
+    for folder in sorted(glob.glob("/sys/devices/system/cpu/cpu0/cache/index*")):
+        try:
+            entries.append(tuple(_read_text(os.path.join(folder, f)) for f in ("level", "type", "size")))
+        except OSError:
+            continue
+    found = parse_sys_cache(entries)
+    if found:
+        return found
+    try:
+        out = subprocess.run(["lscpu", "-C=NAME,ONE-SIZE"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return parse_lscpu_caches(out.stdout) if out.returncode == 0 else ()
 
 
 def num_threads() -> int:
@@ -178,4 +269,5 @@ def host_fingerprint(target: str = "llvm", threads: int | None = None) -> HostFi
         threads=num_threads() if threads is None else threads,
         target=target,
         feature_source=source,
+        caches=host_caches(),
     )

@@ -8,8 +8,10 @@
 Per task: with ``resume`` the records this host already has for the task's workload, bucket
 and target are read back (their configs are never measured again and the tuner learns from
 their costs), and ``n_trials`` counts them; the fallback config is measured first, so the
-speedup over it is known; on a new host (no record of the task here) the nearest hosts' records
-train the cost model and their best configs are measured beside the fallback (``_warm_start``);
+speedup over it is known; on a new host (no record of the task here) the nearest ISA-compatible
+hosts' records train the cost model and their best configs are measured beside the fallback
+(``_warm_start``; a host whose records used instructions this one lacks is not used); with the
+``xgb`` tuner, half of each later batch are one-knob neighbours of the best config so far;
 then batches from the tuner until ``n_trials`` configs are measured,
 the space is exhausted, or ``early_stopping`` trials in a row bring no improvement. Every
 record is committed as soon as its config is measured, so an interrupted tuning loses at most
@@ -31,9 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import TuningError
+from .buckets import FALLBACK_RANGES
 from .db import Database
+from .measure import MeasureOptions, Measurer, MeasureResult
 from .nearest_host import rank_hosts
-from .measure import MeasureOptions, MeasureResult, Measurer
 from .records import TuningRecord, current_user
 from .search import Tuner, make_tuner
 from .task import Task
@@ -136,60 +139,153 @@ def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str =
 
 def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_size: int,
                early_stopping: int | None, measurer: Measurer, seed: int, resume: bool, progress: bool) -> TuneSummary:
-    start = time.perf_counter()
-    host = measurer.host(task.target)
-    user = current_user()
-    key, bucket = task.workload_key, str(task.bucket)
-    summary = TuneSummary(str(task), key, bucket, task.target, float(task.flops()))
-    tuner = make_tuner(tuner_name, task, seed)
-    fallback = task.fallback()
-    measured = _resume(task, db, host, tuner, summary, fallback.index) if resume else set()
-    _learn_other_buckets(task, db, host, tuner)
-    seeds = [] if summary.trials else _warm_start(task, db, host, tuner, summary)
-    best_at = summary.trials
-    bar = _progress_bar(task, n_trials, summary, progress)
+    state = TaskTuner(task, db, measurer, tuner_name, seed, resume)
+    bar = _progress_bar(task, n_trials, state.summary, progress)
     try:
-        while summary.trials < n_trials and len(measured) < len(task.space):
-            want = min(batch_size, n_trials - summary.trials)
-            batch = []
-            if fallback.index not in measured:
-                batch.append(fallback)
-                tuner.mark_measured([fallback.index])
-            first = [c for c in seeds if c.index not in measured and c.index != fallback.index][:want - len(batch)]
-            seeds = []  # the nearest hosts' best configs go into the first batch only
-            batch += first
-            tuner.mark_measured([c.index for c in first])
-            if len(batch) < want and tuner.has_next():
-                batch += [c for c in tuner.next_batch(want - len(batch))
-                          if c.index not in measured and c.index != fallback.index]
-            batch = list({c.index: c for c in batch}.values())[:want]
-            if not batch:
-                log.info("%s: the tuner proposed nothing new; stopping after %d trials", task, summary.trials)
+        while state.summary.trials < n_trials and not state.done:
+            measured = state.step(min(batch_size, n_trials - state.summary.trials))
+            if not measured:
                 break
-
-            def commit(result: MeasureResult) -> None:  # as each config is measured
-                db.add_records([_record(task, host, tuner_name, result, summary.flops, user)])
-
-            results = measurer.measure(task, batch, on_result=commit)
-            measured.update(c.index for c in batch)
-            costs = [r.mean_cost for r in results]
-            tuner.update(batch, costs)
-            for config, result in zip(batch, results):
-                if summary.add(config.index, config.to_json(), result.mean_cost, result.error_kind,
-                               config.index == fallback.index):
-                    best_at = summary.trials
-                if not result.ok:
-                    log.info("%s: config #%d: %s: %s", task, config.index, result.error_kind,
-                             result.error_message.splitlines()[0] if result.error_message else "")
-            summary.new_trials += len(batch)
-            log.info("%s: committed %d records (%d trials)", task, len(results), summary.trials)
-            _show(bar, summary, len(batch))
-            if early_stopping is not None and summary.trials - best_at >= early_stopping:
+            _show(bar, state.summary, measured)
+            if early_stopping is not None and state.stalled(early_stopping):
                 log.info("%s: no improvement in %d trials; stopping early", task, early_stopping)
                 break
     finally:
         bar.close()
-    summary.wall_s = time.perf_counter() - start
+    return state.summary
+
+
+def fallback_candidates(task: Task) -> list:
+    """The configs a compiled model runs in ``task``'s bucket without a record, measured first so
+    the best record of the bucket is never worse than them: the fallback config of the dispatch
+    table's fallback range holding the representative (``buckets.FALLBACK_RANGES``) first,
+    then the task's own fallback at its representative, then that of every other fallback range
+    the bucket overlaps (a bucket 1..16 runs small register tiles at n <= 4 without a record)."""
+    dims = task.signature.symbolic_dims
+    if not dims:
+        return [task.fallback()]
+    dim, tmpl, sig, space = dims[0], task.template_obj, task.signature, task.space
+    bucket, rep = task.bucket[dim], task.dims[dim]
+    holding, overlapping = [], []
+    for lo, hi, hint in FALLBACK_RANGES:
+        if lo <= bucket.hi and bucket.lo <= hi:
+            config = tmpl.fallback(sig, space, {**task.dims, dim: hint})
+            (holding if lo <= rep <= hi else overlapping).append(config)
+    out: dict = {}
+    for config in holding + [task.fallback()] + overlapping:
+        out.setdefault(config.index, config)
+    return list(out.values())
+
+
+class TaskTuner:
+    """One task's tuning, advanced one batch at a time: ``step(n)`` measures up to ``n`` configs.
+
+    On creation the host's records of the task are read back (``resume``), the cost model learns
+    from the workload's other buckets and, on a new host, from the nearest hosts' records. The
+    first batches hold the ``fallback_candidates`` configs (and the nearest hosts' best configs);
+    later batches come from the tuner (with ``xgb``: half of them neighbours of the best so far). ``summary.fallback_cost`` is the cost of the first
+    candidate, the config the model would run at the representative without a record.
+    """
+
+    def __init__(self, task: Task, db: Database, measurer, tuner_name: str = "xgb", seed: int = 0,
+                 resume: bool = True) -> None:
+        self._start = time.perf_counter()
+        self.task, self.db, self.measurer, self.tuner_name = task, db, measurer, tuner_name
+        self.host = measurer.host(task.target)
+        self.user = current_user()
+        self.summary = TuneSummary(str(task), task.workload_key, str(task.bucket), task.target, float(task.flops()))
+        self.tuner = make_tuner(tuner_name, task, seed)
+        self.fallbacks = fallback_candidates(task)
+        self.measured = (_resume(task, db, self.host, self.tuner, self.summary, self.fallbacks[0].index)
+                         if resume else set())
+        _learn_other_buckets(task, db, self.host, self.tuner)
+        self.seeds = [] if self.summary.trials else _warm_start(task, db, self.host, self.tuner, self.summary)
+        self.best_at = self.summary.trials
+        self.exhausted = False
+        self.local = tuner_name == "xgb"  # the baselines (random, grid) stay pure
+        self.summary.wall_s = time.perf_counter() - self._start
+
+    @property
+    def done(self) -> bool:
+        """The space is measured through, or the tuner proposed nothing new."""
+        return self.exhausted or len(self.measured) >= len(self.task.space)
+
+    def stalled(self, trials: int) -> bool:
+        """``trials`` configs in a row brought no improvement."""
+        return self.summary.trials - self.best_at >= trials
+
+    def _next_configs(self, want: int) -> list:
+        tuner, measured = self.tuner, self.measured
+        batch = [c for c in self.fallbacks if c.index not in measured][:want]
+        tuner.mark_measured([c.index for c in batch])
+        taken = {c.index for c in batch}
+        first = [c for c in self.seeds if c.index not in measured and c.index not in taken][:max(0, want - len(batch))]
+        self.seeds = []  # the nearest hosts' best configs go into the first batch only
+        batch += first
+        tuner.mark_measured([c.index for c in first])
+        taken |= {c.index for c in first}
+        if self.local and len(batch) < want:  # half of the rest: one-knob neighbours of the best so far
+            near = self._neighbours(taken)[:(want - len(batch) + 1) // 2]
+            batch += near
+            tuner.mark_measured([c.index for c in near])
+            taken |= {c.index for c in near}
+        if len(batch) < want and tuner.has_next():
+            batch += [c for c in tuner.next_batch(want - len(batch)) if c.index not in measured and c.index not in taken]
+        return list({c.index: c for c in batch}.values())
+
+    def _neighbours(self, taken: set) -> list:
+        """Unmeasured configs one knob position away from the best measured config, in a seeded
+        random order: with a few trials a task, steps from a good config beat random samples of a
+        space where most configs spill registers."""
+        index = self.summary.best_index
+        if index is None:
+            return []
+        space = self.task.space
+        out = [c for c in space.neighbours(space.get(index)) if c.index not in self.measured and c.index not in taken]
+        self.tuner.rng.shuffle(out)
+        return out
+
+    def step(self, want: int) -> int:
+        """Measure one batch of up to ``want`` configs (fallback candidates first), committing each record as it is measured; returns how many were measured (0: done)."""
+        t0 = time.perf_counter()
+        task, summary = self.task, self.summary
+        if want < 1:
+            raise TuningError(f"TaskTuner.step: want: expected an int >= 1, got {want!r}")
+        batch = self._next_configs(want)
+        if not batch:
+            log.info("%s: the tuner proposed nothing new; stopping after %d trials", task, summary.trials)
+            self.exhausted = True
+            return 0
+
+        def commit(result: MeasureResult) -> None:  # as each config is measured
+            self.db.add_records([_record(task, self.host, self.tuner_name, result, summary.flops, self.user)])
+
+        results = self.measurer.measure(task, batch, on_result=commit)
+        self.measured.update(c.index for c in batch)
+        self.tuner.update(batch, [r.mean_cost for r in results])
+        primary = self.fallbacks[0].index
+        for config, result in zip(batch, results):
+            if summary.add(config.index, config.to_json(), result.mean_cost, result.error_kind, config.index == primary):
+                self.best_at = summary.trials
+            if not result.ok:
+                log.info("%s: config #%d: %s: %s", task, config.index, result.error_kind,
+                         result.error_message.splitlines()[0] if result.error_message else "")
+        summary.new_trials += len(batch)
+        summary.wall_s += time.perf_counter() - t0
+        log.info("%s: committed %d records (%d trials)", task, len(results), summary.trials)
+        return len(batch)
+
+
+def recorded_summary(task: Task, db: Database, host) -> TuneSummary:
+    """What ``host``'s records already say about ``task`` (trials, best, fallback), measuring nothing."""
+    summary = TuneSummary(str(task), task.workload_key, str(task.bucket), task.target, float(task.flops()))
+    primary = fallback_candidates(task)[0].index
+    seen: set = set()
+    for record in db.records(workload=task.workload_key, bucket=task.bucket, target=task.target, host=host):
+        if record.config_index not in seen:
+            seen.add(record.config_index)
+            summary.add(record.config_index, dict(record.config), record.mean_cost, record.error_kind,
+                        record.config_index == primary)
     return summary
 
 
@@ -216,8 +312,8 @@ def _learn_other_buckets(task: Task, db: Database, host, tuner: Tuner, limit: in
 
 def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, seeds: int = 3,
                 limit: int = 400) -> list:
-    """A new host (no record of this task): the records of the nearest hosts that have this workload
-    (``nearest_host.rank_hosts``) train the cost model, every bucket of theirs (features hold the
+    """A new host (no record of this task): the records of the two nearest ISA-compatible hosts that
+    have this workload (``nearest_host.rank_hosts``; AVX-512 configs are no start on an AVX2 host) train the cost model, every bucket of theirs (features hold the
     shape), and their ``seeds`` best configs of this bucket (else of any bucket, by throughput) are
     measured in the first batch beside the fallback. Returns those configs."""
     by_host: dict = {}
@@ -226,7 +322,7 @@ def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSumma
             by_host.setdefault(record.host, []).append(record)
         elif str(record.bucket) == str(task.bucket):
             return []  # this host has measured the task already (a run without resume)
-    ranked = rank_hosts(host, by_host)[:2]
+    ranked = [m for m in rank_hosts(host, by_host) if m.compatible][:2]  # never configs tuned for missing ISAs
     if not ranked:
         return []
     load = getattr(tuner, "load_history", None)
@@ -250,9 +346,9 @@ def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSumma
             if load is not None:
                 load(other, [c for _, c in pairs], [r.mean_cost for r, _ in pairs])
                 loaded += len(pairs)
-    fallback = task.fallback().index  # measured anyway
+    fallbacks = {c.index for c in fallback_candidates(task)}  # measured anyway
     for *_, index, config in sorted(candidates, key=lambda c: c[:4]):
-        if len(picked) < seeds and index != fallback and index not in {c.index for c in picked}:
+        if len(picked) < seeds and index not in fallbacks and index not in {c.index for c in picked}:
             picked.append(config)
     summary.warm_start = "; ".join(m.describe() for m in ranked)
     log.info("%s: no record of this host; warm start from %d records of %s, measuring their %d best configs first",

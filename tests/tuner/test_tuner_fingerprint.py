@@ -4,7 +4,13 @@ import pytest
 
 from nimble.errors import FormatError, NimbleError
 from nimble.tuner.fingerprint import (
-    HostFingerprint, codegen_features, host_fingerprint, num_threads, parse_cpuinfo,
+    HostFingerprint,
+    codegen_features,
+    host_fingerprint,
+    num_threads,
+    parse_cpuinfo,
+    parse_lscpu_caches,
+    parse_sys_cache,
 )
 
 BASE = HostFingerprint("AMD EPYC 9654", "AuthenticAMD", ("avx2", "avx512f", "fma"), 96, 8, "llvm")
@@ -94,3 +100,37 @@ def test_host_fingerprint_is_stable_and_target_is_informational(nimble_env):
     assert a == b and a.id == b.id and b.target == "llvm -mcpu=native"
     assert a.cpu_model and a.vendor and a.cores >= 1
     assert host_fingerprint(threads=1) != a
+
+
+SYS_CACHE = [("1", "Data\n", "32K\n"), ("1", "Instruction\n", "32K\n"), ("2", "Unified\n", "512K\n"),
+             ("3", "Unified\n", "32768K\n")]
+LSCPU_CACHE = "NAME ONE-SIZE\nL1d       48K\nL1i       32K\nL2       2M\nL3        105M\n"
+
+
+def test_cache_sizes_parse_from_sysfs_and_lscpu():
+    assert parse_sys_cache(SYS_CACHE) == (("l1d", 32), ("l2", 512), ("l3", 32768))
+    assert parse_lscpu_caches(LSCPU_CACHE) == (("l1d", 48), ("l2", 2048), ("l3", 107520))
+    assert parse_sys_cache([("2", "Unified", "garbage")]) == ()
+
+
+def test_cache_sizes_travel_in_json_but_leave_the_identity_alone():
+    with_caches = dataclasses.replace(BASE, caches=(("l2", 1024), ("l1d", 32)))
+    assert with_caches.caches == (("l1d", 32), ("l2", 1024))  # level order, whatever the input order
+    assert with_caches == BASE and with_caches.id == BASE.id  # records of the same host stay its own
+    obj = with_caches.to_json()
+    assert obj["caches"] == {"l1d": 32, "l2": 1024}
+    assert HostFingerprint.from_json(obj).caches == with_caches.caches
+    old = {k: v for k, v in obj.items() if k != "caches"}  # a record written before caches were recorded
+    assert HostFingerprint.from_json(old).caches == () and HostFingerprint.from_json(old) == with_caches
+    for bad in ({"l9": 32}, {"l2": 0}, {"l2": "1M"}):
+        with pytest.raises(FormatError, match="host caches"):
+            HostFingerprint.from_json(obj | {"caches": bad})
+
+
+def test_this_hosts_fingerprint_reports_its_caches_when_sysfs_has_them():
+    import glob
+
+    if not glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        pytest.skip("no cache sizes in sysfs on this machine")
+    caches = host_fingerprint("llvm").cache_kib
+    assert set(caches) <= {"l1d", "l2", "l3"} and caches.get("l1d", 0) >= 8 and caches.get("l2", 0) >= caches["l1d"]

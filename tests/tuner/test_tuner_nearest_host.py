@@ -1,6 +1,8 @@
 """Records of another CPU: hosts ranked nearest first, and ``tune`` on a new host warm-started from them."""
 import dataclasses
 
+import pytest
+
 from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database, TuningRecord
 from nimble.tuner.cost_model import XGBTuner
@@ -8,7 +10,7 @@ from nimble.tuner.fingerprint import HostFingerprint
 from nimble.tuner.measure import MeasureResult
 from nimble.tuner.nearest_host import match, rank_hosts, vector_isa
 from nimble.tuner.task import Task
-from nimble.tuner.tune import TuneSummary, _warm_start, tune
+from nimble.tuner.tune import TuneSummary, _warm_start, fallback_candidates, tune
 
 AVX2 = ("avx", "avx2", "fma", "sse", "sse2", "sse41", "sse42")
 HERE = HostFingerprint("Zen 3 [znver3]", "AuthenticAMD", AVX2, 2, 2, "llvm", "test")
@@ -79,9 +81,10 @@ def test_a_new_host_starts_from_the_nearest_hosts_records_and_measures_their_bes
     m = FakeMeasurer(HERE)
     [summary] = tune(task, db, n_trials=12, tuner="random", batch_size=6, measurer=m, progress=False)
     first = m.batches[0]
-    assert first[0] == task.fallback().index
-    best = [r.config_index for r in near if r.config_index != first[0]][:3]
-    assert first[1:4] == best  # the nearest host's three best (but the fallback), in order
+    fallbacks = [c.index for c in fallback_candidates(task)]  # n=1..64 overlaps the fallback ranges 1, 2..4, >=5
+    assert first[:len(fallbacks)] == fallbacks and fallbacks[0] == task.fallback().index and len(fallbacks) == 3
+    best = [r.config_index for r in near if r.config_index not in fallbacks][:3]
+    assert first[3:6] == best  # the nearest host's three best (but the fallbacks), in order
     assert summary.warm_start.startswith("Some Intel [haswell], 2 threads")
     assert summary.trials == 12 and len(db.records(host=HERE)) == 12
 
@@ -104,4 +107,23 @@ def test_the_cost_model_of_a_new_host_is_trained_on_the_nearest_hosts_records_at
     summary = TuneSummary(str(task), task.workload_key, str(task.bucket), "llvm", float(task.flops()))
     seeds = _warm_start(task, db, HERE, tuner, summary)
     assert len(tuner.ys) == 5 + 1  # the two nearest hosts (haswell, then the SSE one; not the AVX-512 one)
-    assert [c.index for c in seeds][:1] == [r.config_index for r in _foreign(task, OTHER_AVX2, 1)]
+    fallbacks = {c.index for c in fallback_candidates(task)}  # measured anyway, never a seed
+    assert [c.index for c in seeds][:1] == [r.config_index for r in _foreign(task, OTHER_AVX2, 5)
+                                            if r.config_index not in fallbacks][:1]
+
+
+def test_cache_sizes_rank_hosts_of_the_same_isa_and_old_records_keep_the_old_rules():
+    here = dataclasses.replace(HERE, caches=(("l1d", 32), ("l2", 512), ("l3", 32768)))
+    same_caches = dataclasses.replace(OTHER_AVX2, cpu_model="A", caches=here.caches)
+    small_l2 = dataclasses.replace(OTHER_AVX2, cpu_model="B", caches=(("l1d", 32), ("l2", 256), ("l3", 32768)))
+    tiny_l2 = dataclasses.replace(OTHER_AVX2, cpu_model="C", caches=(("l1d", 32), ("l2", 64), ("l3", 8192)))
+    unknown = dataclasses.replace(OTHER_AVX2, cpu_model="D")  # written before caches were fingerprinted
+    ranked = rank_hosts(here, [tiny_l2, small_l2, unknown, same_caches])
+    assert [m.host.cpu_model for m in ranked[:2]] == ["A", "D"]  # equal caches, then unknown (old rules)
+    assert [m.host.cpu_model for m in ranked[2:]] == ["B", "C"]
+    assert match(here, small_l2).cache_gap == pytest.approx(1.0) and match(here, small_l2).trusted  # 2x: close
+    far = match(here, tiny_l2)
+    assert far.cache_gap == pytest.approx(3 + 2) and not far.cache_close and not far.trusted
+    assert "caches L1D 32K, L2 64K, L3 8M" in far.describe()
+    assert match(here, unknown).cache_gap is None and match(here, unknown).trusted
+    assert rank_hosts(HERE, [tiny_l2])[0].trusted  # this host without caches: old rules for every record

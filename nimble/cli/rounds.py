@@ -6,14 +6,8 @@ import sys
 from collections.abc import Sequence
 
 from ..tuner.db import Database
-from ..tuner.task import Task
+from ..tuner.task import Task, task_label
 from ..tuner.tune import TuneSummary, tune
-
-
-def task_label(task: Task) -> str:
-    """What tells one task from another in progress output: template, workload hash, shapes, bucket."""
-    shapes = " ".join("(" + ",".join(str(d) for d in shape) + ")" for shape, _ in task.signature.args)
-    return f"{task.template} #{task.workload_key.short_hash} {shapes} {task.bucket}"
 
 
 def tune_each(tasks: Sequence[Task], db: Database, n_trials: int, measurer, *, announce: bool = True,

@@ -47,7 +47,8 @@ from ..tuner.task import Task
 from ..tuner.tune import TuneSummary
 from .busy import NOISE_THRESHOLD, probe_noise, record_noise
 from .db import _table
-from .rounds import task_label, tune_each  # noqa: F401 - task_label: part of this CLI's API
+from ..tuner.task import task_label  # noqa: F401 - part of this CLI's API
+from .rounds import tune_each
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import TuningError
 from .db import Database
-from .task import Task
+from .task import Task, task_label
 from .tune import TaskTuner, TuneSummary, recorded_summary
 
 CALIBRATION_BATCH = 2  # configs in the run's first batch, which learns how long a config takes
@@ -81,15 +81,11 @@ class BudgetProgress:
         if summary.speedup is not None:
             text += f" ({summary.speedup:.2f}x fallback)"
         if not self.bars:
-            from ..cli.rounds import task_label
-
             print(f"[{elapsed_s:5.0f}/{self.budget_s:.0f} s] {task_label(self.tasks[i])}: +{measured} -> {text}; "
                   f"task {spent_s:.0f}/{self.shares[i]:.0f} s", file=self.stream, flush=True)
             return
         bar = self._task_bars.get(i)
         if bar is None:
-            from ..cli.rounds import task_label
-
             bar = self._tqdm(total=round(max(self.shares[i], 0.1), 1), desc=task_label(self.tasks[i]), unit="s",
                              position=len(self._task_bars) + 1, file=self.stream, dynamic_ncols=True,
                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s {postfix}")

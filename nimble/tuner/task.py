@@ -67,3 +67,9 @@ def _thaw(v):
     if isinstance(v, dict):
         return {k: _thaw(x) for k, x in v.items()}
     return v
+
+
+def task_label(task: Task) -> str:
+    """What tells one task from another in progress output: template, workload hash, shapes, bucket."""
+    shapes = " ".join("(" + ",".join(str(d) for d in shape) + ")" for shape, _ in task.signature.args)
+    return f"{task.template} #{task.workload_key.short_hash} {shapes} {task.bucket}"

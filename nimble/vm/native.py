@@ -14,7 +14,6 @@ import ctypes
 import logging
 import math
 import threading
-import weakref
 from time import perf_counter_ns
 
 import numpy as np
@@ -41,12 +40,12 @@ _c = ctypes
 class NativeProgram:
     """The native code of one executable, linked into this process."""
 
-    def __init__(self, exe, object_code: bytes | None = None, layout=None):
+    def __init__(self, exe, object_code: bytes | None = None, layout=None, profile: bool = False):
         from .native_codegen import build_program
 
         self.exe = exe
         if object_code is None or layout is None:
-            llvm_ir, layout = build_program(exe)
+            llvm_ir, layout = build_program(exe, profile)
             object_code = jit.compile_object(llvm_ir, speed_level=1, vectorize=False)  # calls and branches
         self.object_code = object_code
         self.layout = layout
@@ -63,6 +62,7 @@ class NativeProgram:
         self.storage_release = _c.CFUNCTYPE(None, vp)(a["storage_release"])
         self.pool_release_free = _c.CFUNCTYPE(i64, vp)(a["pool_release_free"])
         self.pool_drain = _c.CFUNCTYPE(None, vp)(a["pool_drain"])
+        self.cycles = _c.CFUNCTYPE(i64)(self._obj.address("nvm_prof_cycles")) if layout.prof_kinds else None
         self._fill_kernel_table()
 
     def _fill_kernel_table(self) -> None:
@@ -101,6 +101,17 @@ def native_program(exe) -> NativeProgram:
                     log.info("the executable's native code was built against another nimble runtime; rebuilding it")
                     saved = None
                 cache.append(NativeProgram(exe, *(saved[:2] if saved else (None, None))))
+    return cache[0]
+
+
+def instrumented_program(exe) -> NativeProgram:
+    """The executable's native program with every instruction timed by kind (``native_profile``;
+    built on first use, never saved)."""
+    cache = exe.__dict__.setdefault("_native_profile_cache", [])
+    if not cache:
+        with _program_lock:
+            if not cache:
+                cache.append(NativeProgram(exe, profile=True))
     return cache[0]
 
 
@@ -237,17 +248,30 @@ class _Pool:
             pass
 
 
-def _release_view(program, storage: int, pool) -> None:
-    program.storage_release(storage)
+class _Lease:
+    """One reference to a native storage held by the buffer numpy arrays view; gives it back when
+    the buffer goes. Holds the pool: it outlives every array viewing its blocks."""
+
+    __slots__ = ("program", "storage", "pool")
+
+    def __init__(self, program, storage: int, pool):
+        self.program, self.storage, self.pool = program, storage, pool
+
+    def __del__(self):
+        try:
+            self.program.storage_release(self.storage)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
 
 class NativeVM:
     """One VM's native state: context, pool, tables; ``call(name, inputs)`` runs a function."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, instrumented: bool = False):
         self.exe = exe
-        self.program = native_program(exe)
+        self.program = instrumented_program(exe) if instrumented else native_program(exe)
         lay = self.program.layout
+        self.ops = (_c.c_int64 * max(2 * len(lay.prof_kinds), 1))()
         self.pool = _Pool(self.program)
         self.ctx_buf = _c.create_string_buffer(L.CTX_SIZE)
         self.ctx = _c.addressof(self.ctx_buf)
@@ -260,6 +284,7 @@ class NativeVM:
         self.host_cb = _c.CFUNCTYPE(_c.c_int32, _c.c_void_p, _c.c_int32, _c.c_void_p, _c.c_int32,
                                     _c.c_int32)(self._host_call)
         self._lock = threading.Lock()
+        self._describe_bufs = ((_c.c_int64 * 256)(), (_c.c_void_p * 256)())
         self._constants = self._immortal_tensors(list(exe.constants))
         self._immediates = self._make_immediates(list(range(256)) + list(lay.immediates))
         self._put(L.C_POOL, self.pool.address)
@@ -269,6 +294,7 @@ class NativeVM:
         self._put(L.C_HIST, _c.addressof(self.hist))
         self._put(L.C_HOST_CB, _c.cast(self.host_cb, _c.c_void_p).value)
         self._put(L.C_PROF_TIME, _c.addressof(self.prof_time))
+        self._put(L.C_OPS, _c.addressof(self.ops))
 
     # ------------------------------------------------------------ context fields
     def _put(self, offset: int, value: int, ctype=_c.c_int64) -> None:
@@ -302,21 +328,28 @@ class NativeVM:
         return table
 
     # ------------------------------------------------------------ running
-    def call(self, name: str, inputs: tuple, profiling: bool = False):
+    def call(self, name: str, inputs: tuple, profiling: bool = False, phases: dict | None = None):
+        """Run ``name`` on ``inputs``; ``phases``: a dict that gets the ns each boundary step took."""
         exe = self.exe
+        t0 = perf_counter_ns() if phases is not None else 0
         fi = exe.function_index(name)
         func = exe.functions[fi]
         args = _checked_inputs(name, func.params, inputs, exe.metadata.get("inputs", {}).get(name))
+        if phases is not None:
+            t0 = _phase(phases, "check inputs", t0)
         if not self._lock.acquire(blocking=False):
             raise NimbleError("this VirtualMachine is running on another thread; use one VirtualMachine per "
                               "thread (they may share the Executable)")
         try:
             keep: list = []
             code: list = []
-            for a in args:
-                _encode(a, code, keep)
+            careful = not _encode_fast(args, code, keep)
+            if careful:
+                code, keep = _encode_all(args)
             enc = np.array(code or [0], dtype=np.int64)
             argv = np.zeros(max(len(code), 1), dtype=np.uintp)
+            if phases is not None:
+                t0 = _phase(phases, "encode inputs", t0)
             self._put(L.C_ERR_CODE, 0, _c.c_int32)
             self._put(L.C_TRACE_N, 0, _c.c_int32)
             self._put(L.C_NTHREADS, num_threads(), _c.c_int32)
@@ -326,24 +359,40 @@ class NativeVM:
             self._put(L.C_MAX_DEPTH, min(interpreter.MAX_CALL_DEPTH, 2**31 - 1), _c.c_int32)
             argv_address = argv.__array_interface__["data"][0]
             n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
-            if n != len(args):
-                for k in range(max(n, 0)):
-                    self.program.decref(self.ctx, int(argv[k]))
+            if n == -2 and not careful:  # an array native code does not take as it is: converted in Python
+                code, keep = _encode_all(args)
+                enc = np.array(code or [0], dtype=np.int64)
+                argv = np.zeros(max(len(code), 1), dtype=np.uintp)
+                argv_address = argv.__array_interface__["data"][0]
+                n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
+            if phases is not None:
+                t0 = _phase(phases, "build native inputs", t0)
+            if n != len(args):  # (nvm_build released what it built)
                 raise self._error(fi) if self._get(L.C_ERR_CODE, _c.c_int32) else NimbleError(
                     f"{name}: could not pass the inputs to the native VM")
             self._host_error = None
             self._keep = keep
+            if self.program.cycles is not None:
+                self._put(L.C_OP_PREV, self.program.layout.prof_kinds.index("outside native code"), _c.c_int32)
+                self._put(L.C_OP_LAST, self.program.cycles())
             result = self.program.run(self.ctx, fi, argv_address, n)
+            if phases is not None:
+                t0 = _phase(phases, "native run", t0)
             if not result:
                 raise self._error(fi)
             try:
                 value = self._to_python(result, keep)
             finally:
                 self.program.decref(self.ctx, result)
+            if phases is not None:
+                t0 = _phase(phases, "outputs as numpy", t0)
         finally:
             self._keep = None
             self._lock.release()
-        return to_python(value, exe.metadata.get("outputs", {}).get(name))
+        value = to_python(value, exe.metadata.get("outputs", {}).get(name))
+        if phases is not None:
+            _phase(phases, "outputs to Python types", t0)
+        return value
 
     def _to_python(self, obj: int, keep: list):
         return _decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep))
@@ -359,8 +408,7 @@ class NativeVM:
         if storage:
             buf = (_c.c_uint8 * nbytes).from_address(data)
             self.program.incref(storage)
-            # the finalizer holds the pool: it outlives every array viewing its blocks
-            weakref.finalize(buf, _release_view, self.program, storage, self.pool).atexit = False
+            buf._lease = _Lease(self.program, storage, self.pool)  # dies with the last array viewing buf
             return np.frombuffer(buf, dtype).reshape(shape)
         base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
         offset = data - base.__array_interface__["data"][0]
@@ -391,14 +439,16 @@ class NativeVM:
         return _decode(self._describe_words(obj), _view_tensor)
 
     def _describe_words(self, obj: int) -> list:
-        cap = 256
-        while True:
-            buf = (_c.c_int64 * cap)()
-            stack = (_c.c_void_p * cap)()
-            n = self.program.describe(obj, buf, cap, stack)
-            if n <= cap:
-                return buf[:n]
+        buf, stack = self._describe_bufs
+        n = self.program.describe(obj, buf, len(buf), stack)
+        if n <= len(buf):
+            return buf[:n]
+        while n > len(buf):  # a large value: room for it, kept for the next call
             cap = n
+            buf, stack = (_c.c_int64 * cap)(), (_c.c_void_p * cap)()
+            n = self.program.describe(obj, buf, cap, stack)
+        self._describe_bufs = (buf, stack)
+        return buf[:n]
 
     # ------------------------------------------------------------ errors
     def _error(self, fi: int) -> BaseException:
@@ -572,6 +622,12 @@ class NativeVM:
                              outputs)
 
 
+def _phase(phases: dict, name: str, t0: int) -> int:
+    now = perf_counter_ns()
+    phases[name] = phases.get(name, 0) + now - t0
+    return now
+
+
 def _reshape_text(args: list) -> str:
     if len(args) == 2 and args[0] and args[1] and args[0][0] == "tensor" and args[1][3] is not None:
         shape = args[0][1]
@@ -648,6 +704,56 @@ def _checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None)
     return [v if d else c for v, c, d in zip(inputs, checked, direct)]
 
 
+_FAST_DEPTH = 200  # nesting the recursive encoder takes; deeper values (long lists) go the iterative way
+
+
+class _Careful(Exception):
+    """A value ``_encode_fast`` leaves to ``_encode``."""
+
+
+def _encode_fast(args: list, code: list, keep: list) -> bool:
+    """The postfix encoding of ``args`` in few Python steps: arrays of class ndarray are passed as
+    ``ENC_ARRAY`` (native code checks their layout and dtype), ADTs and tuples recursively.
+    False (``code`` and ``keep`` then hold a part) when a value needs ``_encode``."""
+    add, hold = code.extend, keep.append
+    ndarray, cv, adt = np.ndarray, _constructor_value(), ADT
+
+    def enc(v, depth):
+        cls = v.__class__
+        if cls is ndarray:
+            add((L.ENC_ARRAY, id(v), 0, len(keep)))
+            hold(v)
+        elif depth < _FAST_DEPTH and (cls is cv or cls is adt or cls is tuple):
+            fields = v if cls is tuple else v.fields
+            for f in fields:
+                enc(f, depth + 1)
+            add((L.ENC_ADT, v.constructor.tag if cls is cv else 0 if cls is tuple else v.tag, len(fields)))
+        else:
+            raise _Careful
+
+    try:
+        for a in args:
+            enc(a, 0)
+    except _Careful:
+        return False
+    return True
+
+
+def _encode_all(args: list) -> tuple:
+    """(code, keep) of ``args`` by ``_encode``: every array checked and converted in Python."""
+    code: list = []
+    keep: list = []
+    for a in args:
+        _encode(a, code, keep)
+    return code, keep
+
+
+def _constructor_value():
+    from ..ir.values import ConstructorValue
+
+    return ConstructorValue
+
+
 class _End:
     """Marks where an ADT's fields end in ``_encode``'s work stack."""
 
@@ -668,7 +774,8 @@ def _encode(value, code: list, keep: list) -> None:
     while work:
         v = pop()
         cls = v.__class__
-        if cls is ndarray and v.flags.c_contiguous and v.ndim <= L.MAX_RANK and v.dtype.num in codes:
+        if cls is ndarray and v.flags.c_contiguous and v.ndim <= L.MAX_RANK and v.dtype.num in codes \
+                and v.dtype.isnative:
             code += (L.ENC_TENSOR, id(v), codes[v.dtype.num], len(keep))
             keep.append(v)
         elif cls is _End:
@@ -681,6 +788,8 @@ def _encode(value, code: list, keep: list) -> None:
             raise NimbleTypeError("the native VM does not take closures as inputs")
         else:
             v = np.ascontiguousarray(v) if isinstance(v, np.ndarray) else np.asarray(v, order="C")
+            if not v.dtype.isnative:
+                v = v.astype(v.dtype.newbyteorder("="))
             if v.ndim > L.MAX_RANK:
                 raise ShapeError(f"the native VM takes tensors of rank <= {L.MAX_RANK}, got shape {v.shape}")
             code += (L.ENC_TENSOR, id(v), _dtype_code(v), len(keep))

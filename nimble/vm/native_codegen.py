@@ -42,6 +42,7 @@ class ProgramLayout:
     kernel_symbols: list = field(default_factory=list)  # (packed index, KernelEntry, symbol) per table slot
     immediates: list = field(default_factory=list)  # values of LoadConsti beyond 0..255 (index 256 + k)
     hist_rows: dict = field(default_factory=dict)  # packed index of a dispatch table -> histogram row
+    prof_kinds: tuple = ()  # an instrumented program's timed kinds (``native_profile``), else empty
 
 
 def _dtype_code(name: str) -> int:
@@ -54,7 +55,7 @@ def _dtype_code(name: str) -> int:
 class ProgramBuilder:
     """Builds one LLVM module for an executable: runtime, packed wrappers, VM functions."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, profile: bool = False):
         self.exe = exe
         self.module = ir.Module(name="nimble_vm")
         from ..codegen import jit
@@ -69,6 +70,7 @@ class ProgramBuilder:
         self._arg_tables: dict = {}
         m = self.module
         self.now = declare(m, "clock_gettime", I32, [I32, PTR])
+        self._tick = self._profile_tick() if profile else None
         self.funcs = [ir.Function(m, ir.FunctionType(PTR, [PTR] + [PTR] * len(f.params)), name=f"vmf{i}")
                       for i, f in enumerate(exe.functions)]
         for fn in self.funcs:
@@ -127,6 +129,35 @@ class ProgramBuilder:
             self.layout.immediates.append(value)
         return self._imm_index[value]
 
+    def _profile_tick(self):
+        """``prof_tick(ctx, kind, count)``: the cycles since the last tick go to the kind that ran
+        since then; ``kind`` runs from now (its count grows by ``count``)."""
+        m = self.module
+        kinds = tuple(op.opname for op in bc.OPCODES.values()) + L.PROF_EXTRA
+        self.layout.prof_kinds = kinds
+        self.prof_index = {k: i for i, k in enumerate(kinds)}
+        rdtsc = declare(m, "llvm.readcyclecounter", I64, [])
+        fn, b = function(m, "prof_tick", VOID, [PTR, I32, I64], inline=True)
+        ctx, kind, count = fn.args
+        now = b.call(rdtsc, [])
+        ops = load(b, ctx, L.C_OPS, PTR)
+        prev = b.zext(load(b, ctx, L.C_OP_PREV, I32), I64)
+        cycles = elem(b, ops, b.add(b.mul(prev, c64(2)), c64(1)), I64)
+        b.store(b.add(b.load(cycles, typ=I64), b.sub(now, load(b, ctx, L.C_OP_LAST, I64))), cycles)
+        counter = elem(b, ops, b.mul(b.zext(kind, I64), c64(2)), I64)
+        b.store(b.add(b.load(counter, typ=I64), count), counter)
+        store(b, kind, ctx, L.C_OP_PREV)
+        store(b, b.call(rdtsc, []), ctx, L.C_OP_LAST)  # the tick's own bookkeeping left out
+        b.ret_void()
+        clock, cb = function(m, "nvm_prof_cycles", I64, [], internal=False)
+        cb.ret(cb.call(rdtsc, []))
+        return fn
+
+    def tick(self, b: ir.IRBuilder, ctx, kind: str, count: int = 1) -> None:
+        """In an instrumented program: ``kind`` runs from here (else nothing)."""
+        if self._tick is not None:
+            b.call(self._tick, [ctx, c32(self.prof_index[kind]), c64(count)])
+
     def clock(self, b: ir.IRBuilder, ts):
         b.call(self.now, [c32(1), ts])
         sec = b.load(b.gep(ts, [c32(0), c32(0)]), typ=I64)
@@ -146,7 +177,10 @@ class ProgramBuilder:
             self._shape_expr(b, ctx, argv, b.sub(nargs, nout), p)
         else:
             cb = FnPtr(load(b, ctx, L.C_HOST_CB, PTR), ir.FunctionType(I32, [PTR, I32, PTR, I32, I32]))
-            b.ret(b.call(cb, [ctx, c32(index), argv, nargs, nout]))
+            self.tick(b, ctx, "host callback")
+            status = b.call(cb, [ctx, c32(index), argv, nargs, nout])
+            self.tick(b, ctx, "invoke_packed", 0)
+            b.ret(status)
         return self._packed_wrapper(index, p, fn)
 
     def _packed_wrapper(self, index: int, p, body):
@@ -210,7 +244,9 @@ class ProgramBuilder:
             b.cbranch(test, call_b, next_b)
             b.position_at_end(call_b)
             ptr = FnPtr(b.load(b.gep(self.kfn, [c32(0), c32(slot)]), typ=PTR), fnty)
+            self.tick(b, ctx, "kernel")
             b.store(b.call(ptr, args + svals + [nthreads]), result)
+            self.tick(b, ctx, "invoke_packed", 0)
             b.branch(done)
             b.position_at_end(next_b)
         b.store(c32(-1), result)  # unreachable: the last variant has no conditions
@@ -358,9 +394,12 @@ class ProgramBuilder:
     def _run_entry(self) -> None:
         fn, b = function(self.module, "nvm_run", PTR, [PTR, I32, PTR, I64], internal=False)
         ctx, fi, argv, argc = fn.args
+        self.tick(b, ctx, "outside native code", 0)  # (Python zeroes the table and starts the clock)
         b.call(self.rt.pool_drain, [load(b, ctx, L.C_POOL, PTR)])
         g = FnPtr(b.load(b.gep(self.gtable, [c32(0), fi]), typ=PTR), self.generic[0].function_type)
-        b.ret(b.call(g, [ctx, argv, argc]))
+        result = b.call(g, [ctx, argv, argc])
+        self.tick(b, ctx, "outside native code", 0)
+        b.ret(result)
 
 
 def _kernels_of(p) -> list:
@@ -482,6 +521,7 @@ class FunctionEmitter:
         entry = fn.append_basic_block("entry")
         b = self.b = ir.IRBuilder(entry)
         self.ctx = fn.args[0]
+        self.pb.tick(b, self.ctx, "function entry")
         n = max(f.register_count, 1)
         # the frame escapes into nvm_release_frame, so registers stay in memory: code and compile
         # time grow linearly with the function, never with (registers x exits)
@@ -512,6 +552,7 @@ class FunctionEmitter:
         for pc, ins in enumerate(f.instructions):
             b.position_at_end(self.blocks[pc])
             self.pc = pc
+            self.pb.tick(b, self.ctx, ins.opname)
             self.instruction(pc, ins)
             if not b.block.is_terminated:
                 self.release_dead(pc)
@@ -523,6 +564,7 @@ class FunctionEmitter:
         b.position_at_end(self.err)
         b.unreachable()
         b.position_at_end(self.exit)
+        self.pb.tick(b, ctx, "function exit")
         store(b, b.sub(load(b, self.ctx, L.C_DEPTH, I32), c32(1)), self.ctx, L.C_DEPTH)
         self._release_all()
         b.ret(b.load(self.retslot, typ=PTR))
@@ -570,9 +612,10 @@ class FunctionEmitter:
     def release_dead(self, pc: int) -> None:
         """Drop the registers the liveness metadata says are dead after ``pc`` (folded ones hold nothing)."""
         b = self.b
-        for r in self.dead[pc]:
-            if r in self.consti or r in self.tags:
-                continue
+        live = [r for r in self.dead[pc] if r not in self.consti and r not in self.tags]
+        if live:
+            self.pb.tick(b, self.ctx, "release dead registers")
+        for r in live:
             old = b.load(self.regs[r], typ=PTR)
             b.store(NULL, self.regs[r])
             b.call(self.rt.decref, [self.ctx, old])
@@ -601,6 +644,7 @@ class FunctionEmitter:
                     b.branch(self.blocks[0])
                     return
                 res = b.call(self.pb.funcs[callee], [ctx] + vals)
+                self.pb.tick(b, ctx, "invoke", 0)
                 self.check(self.nonnull(res))
                 self.write(dst, res)
             case bc.InvokeClosure(clo, args, dst):
@@ -778,6 +822,7 @@ class FunctionEmitter:
             b.store(self.owned(a), elem(b, buf, b.add(n_cap, c64(k))))
         g = FnPtr(b.load(b.gep(self.pb.gtable, [c32(0), func]), typ=PTR), self.pb.generic[0].function_type)
         res = b.call(g, [ctx, buf, total])
+        self.pb.tick(b, ctx, "invoke_closure", 0)
         b.call(rt.free, [buf])
         self.check(self.nonnull(res))
         self.write(dst, res)
@@ -809,8 +854,8 @@ def _other(ins: bc.If, r: int) -> int:
     return ins.target if ins.test == r else ins.test
 
 
-def build_program(exe) -> tuple:
-    """(LLVM IR text, ProgramLayout) of the native program of ``exe``."""
-    pb = ProgramBuilder.__new__(ProgramBuilder)
-    ProgramBuilder.__init__(pb, exe)
+def build_program(exe, profile: bool = False) -> tuple:
+    """(LLVM IR text, ProgramLayout) of the native program of ``exe`` (``profile``: instrumented,
+    every instruction timed by kind; see ``native_profile``)."""
+    pb = ProgramBuilder(exe, profile)
     return str(pb.module), pb.layout

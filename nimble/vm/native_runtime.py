@@ -59,6 +59,7 @@ class Runtime:
         for code, size in L.ITEMSIZE_OF_CODE.items():
             sizes[code] = size
         self.itemsizes = const_array(m, "nvm_itemsizes", I64, sizes)
+        self.type_num_codes = const_array(m, "nvm_type_num_codes", I32, list(L.DTYPE_CODE_BY_TYPE_NUM))
         self._pool()
         self._refcounting()
         self._tensors()
@@ -90,11 +91,12 @@ class Runtime:
         # every register of a frame released (function exits and unwinding)
         self.release_frame, b = function(m, "nvm_release_frame", VOID, [PTR, PTR, I64], inline=False)
         ctx, frame, n = self.release_frame.args
-        def release(b, i):
+        def release(b, i):  # most registers are empty by then (released when dead): no call for those
             slot = elem(b, frame, i)
             v = b.load(slot, typ=PTR)
-            b.store(NULL, slot)
-            b.call(self.decref, [ctx, v])
+            with b.if_then(b.icmp_unsigned("!=", v, NULL)):
+                b.store(NULL, slot)
+                b.call(self.decref, [ctx, v])
 
         loop(b, n, release)
         b.ret_void()
@@ -611,13 +613,16 @@ class Runtime:
         self._describe()
 
     def _build_inputs(self):
-        """``nvm_build(ctx, code, len, stack, out)``: objects from the postfix encoding (see
-        native_layout); ``stack`` has room for ``len`` pointers; returns the object count, -1 on error."""
+        """``nvm_build(ctx, code, len, stack)``: objects from the postfix encoding (see native_layout);
+        ``stack`` has room for ``len`` pointers; returns the object count, -1 on an error left in
+        ctx, -2 when an ``ENC_ARRAY`` array is not one the VM takes as it is (not C-contiguous,
+        another byte order, a dtype or rank it has no code for: Python converts it). On failure
+        the objects built so far are released."""
         m = self.m
         fn, b = function(m, "nvm_build", I64, [PTR, PTR, I64, PTR], internal=False)
         self.build = fn
         ctx, code, n, stack = fn.args
-        pc, sp = alloca(b, I64), alloca(b, I64)
+        pc, sp, status = alloca(b, I64), alloca(b, I64), alloca(b, I64)
         b.store(c64(0), pc)
         b.store(c64(0), sp)
         head, body, done, bad = (fn.append_basic_block(x) for x in ("head", "body", "done", "bad"))
@@ -627,23 +632,59 @@ class Runtime:
         b.cbranch(b.icmp_signed("<", i, n), body, done)
         b.position_at_end(body)
         op = b.load(elem(b, code, i, I64), typ=I64)
-        tensor_b, adt_b = fn.append_basic_block("tensor"), fn.append_basic_block("adt")
+        tensor_b, array_b, adt_b = (fn.append_basic_block(x) for x in ("tensor", "array", "adt"))
+        take_b = fn.append_basic_block("take")
+        fail = fn.append_basic_block("fail")
+        b.store(c64(-1), status)
         sw = b.switch(op, bad)
         sw.add_case(c64(L.ENC_TENSOR), tensor_b)
+        sw.add_case(c64(L.ENC_ARRAY), array_b)
         sw.add_case(c64(L.ENC_ADT), adt_b)
-        b.position_at_end(tensor_b)
 
         def word(k):
             return b.load(elem(b, code, b.add(i, c64(k)), I64), typ=I64)
 
+        # an array Python did not look at: C-contiguous, native byte order, a known dtype, rank <= MAX_RANK
+        b.position_at_end(array_b)
         arr = b.inttoptr(word(1), PTR)
-        nd = load(b, arr, 24, I32)  # PyArrayObject: nd, dimensions (NumPy's stable layout)
-        with b.if_then(b.icmp_unsigned(">", nd, c32(L.MAX_RANK)), likely=False):
+        descr = load(b, arr, L.NPY_DESCR, PTR)
+        num = load(b, descr, L.NPY_DESCR_TYPE_NUM, I32)
+        known = b.icmp_unsigned("<", num, c32(len(L.DTYPE_CODE_BY_TYPE_NUM)))
+        dcode = b.load(b.gep(self.type_num_codes, [c64(0), b.zext(b.select(known, num, c32(0)), I64)]), typ=I32)
+        ok = b.and_(known, b.icmp_signed("!=", dcode, c32(0)))
+        ok = b.and_(ok, b.icmp_unsigned("!=", load(b, descr, L.NPY_DESCR_BYTEORDER, I8), ir.Constant(I8, ord(">"))))
+        ok = b.and_(ok, b.icmp_unsigned("!=", b.and_(load(b, arr, L.NPY_FLAGS, I32), c32(1)), c32(0)))
+        ok = b.and_(ok, b.icmp_unsigned("<=", load(b, arr, L.NPY_NDIM, I32), c32(L.MAX_RANK)))
+        checked = alloca(b, I32)
+        b.store(dcode, checked)
+        with b.if_then(b.not_(ok), likely=False):
+            b.store(c64(-2), status)
+            b.branch(fail)
+        b.branch(take_b)
+        # an array Python checked and converted: the dtype code is in the encoding
+        b.position_at_end(tensor_b)
+        arr_t = b.inttoptr(word(1), PTR)
+        b.store(b.trunc(word(2), I32), checked)
+        with b.if_then(b.icmp_unsigned(">", load(b, arr_t, L.NPY_NDIM, I32), c32(L.MAX_RANK)), likely=False):
             self.set_error(b, ctx, L.E_SHAPE, 4)
-            b.ret(c64(-1))
-        t = self._new_tensor_or(b, ctx, b.trunc(word(2), I32), nd, c64(-1))
-        store(b, load(b, arr, 16, PTR), t, L.T_DATA)
-        b.call(self.memcpy, [at(b, t, L.T_SHAPE), load(b, arr, 32, PTR), b.mul(b.zext(nd, I64), c64(8)),
+            b.branch(fail)
+        b.branch(take_b)
+        b.position_at_end(take_b)
+        arr = b.inttoptr(word(1), PTR)
+        nd = load(b, arr, L.NPY_NDIM, I32)
+        t = b.call(self.malloc, [c64(L.TENSOR_SIZE)])
+        with b.if_then(b.icmp_unsigned("==", t, NULL), likely=False):
+            self.set_error(b, ctx, L.E_ALLOC)
+            b.branch(fail)
+        store(b, c64(1), t, L.RC)
+        store(b, c32(L.KIND_TENSOR), t, L.KIND)
+        store(b, b.load(checked, typ=I32), t, L.AUX)
+        store(b, nd, t, L.T_NDIM)
+        store(b, c32(0), t, L.T_FLAGS)
+        store(b, at(b, t, L.T_SHAPE), t, L.T_DIMS)
+        store(b, NULL, t, L.T_STORAGE)
+        store(b, load(b, arr, L.NPY_DATA, PTR), t, L.T_DATA)
+        b.call(self.memcpy, [at(b, t, L.T_SHAPE), load(b, arr, L.NPY_DIMS, PTR), b.mul(b.zext(nd, I64), c64(8)),
                              ir.Constant(I1, 0)])
         store(b, word(3), t, L.T_OWNER)
         s = b.load(sp, typ=I64)
@@ -655,11 +696,11 @@ class Runtime:
         tag, count = word(1), word(2)
         s = b.load(sp, typ=I64)
         with b.if_then(b.icmp_signed(">", count, s), likely=False):
-            b.ret(c64(-1))
+            b.branch(fail)
         base = b.sub(s, count)
         o = b.call(self.compound, [ctx, c32(L.KIND_ADT), b.trunc(tag, I32), count, elem(b, stack, base)])
         with b.if_then(b.icmp_unsigned("==", o, NULL), likely=False):
-            b.ret(c64(-1))
+            b.branch(fail)
 
         def drop(b, k):  # the ADT took its own references
             b.call(self.decref, [ctx, b.load(elem(b, stack, b.add(base, k)), typ=PTR)])
@@ -670,7 +711,10 @@ class Runtime:
         b.store(b.add(i, c64(3)), pc)
         b.branch(head)
         b.position_at_end(bad)
-        b.ret(c64(-1))
+        b.branch(fail)
+        b.position_at_end(fail)
+        loop(b, b.load(sp, typ=I64), lambda b, k: b.call(self.decref, [ctx, b.load(elem(b, stack, k), typ=PTR)]))
+        b.ret(b.load(status, typ=I64))
         b.position_at_end(done)
         b.ret(b.load(sp, typ=I64))
 

@@ -43,6 +43,21 @@ log = logging.getLogger("nimble.vm")
 _c = ctypes
 
 
+class _CallFields(ctypes.Structure):
+    """The context fields ``call`` sets on every run (one Python attribute store each)."""
+
+    _fields_ = [("stack_floor", ctypes.c_int64), ("err_code", ctypes.c_int32), ("err_status", ctypes.c_int32),
+                ("err_packed", ctypes.c_int32), ("trace_n", ctypes.c_int32), ("_tables", ctypes.c_int64 * 5),
+                ("nthreads", ctypes.c_int32), ("profiling", ctypes.c_int32), ("prof_time", ctypes.c_int64),
+                ("depth", ctypes.c_int32), ("max_depth", ctypes.c_int32)]
+
+
+assert (_CallFields.stack_floor.offset + 8, _CallFields.err_code.offset + 8, _CallFields.trace_n.offset + 8,
+        _CallFields.nthreads.offset + 8, _CallFields.profiling.offset + 8, _CallFields.depth.offset + 8,
+        _CallFields.max_depth.offset + 8) == (L.C_STACK_FLOOR, L.C_ERR_CODE, L.C_TRACE_N, L.C_NTHREADS,
+                                              L.C_PROFILING, L.C_DEPTH, L.C_MAX_DEPTH)
+
+
 class NativeProgram:
     """The native code of one executable, linked into this process."""
 
@@ -200,6 +215,9 @@ class NativeVM(NativeErrors):
         self._put(L.C_HOST_CB, _c.cast(self.host_cb, _c.c_void_p).value)
         self._put(L.C_PROF_TIME, _c.addressof(self.prof_time))
         self._put(L.C_OPS, _c.addressof(self.ops))
+        self._fields = _CallFields.from_address(self.ctx + L.C_STACK_FLOOR)
+        self._entries: dict = {}
+        self._argv = (_c.c_void_p * 256)()
 
     # ------------------------------------------------------------ context fields
     def _put(self, offset: int, value: int, ctype=_c.c_int64) -> None:
@@ -233,13 +251,21 @@ class NativeVM(NativeErrors):
         return table
 
     # ------------------------------------------------------------ running
+    def _entry(self, name: str) -> tuple:
+        """(function index, parameters, declared input types, declared output type) of ``name``."""
+        entry = self._entries.get(name)
+        if entry is None:
+            exe = self.exe
+            fi = exe.function_index(name)
+            entry = self._entries[name] = (fi, exe.functions[fi].params, exe.metadata.get("inputs", {}).get(name),
+                                           exe.metadata.get("outputs", {}).get(name))
+        return entry
+
     def call(self, name: str, inputs: tuple, profiling: bool = False, phases: dict | None = None):
         """Run ``name`` on ``inputs``; ``phases``: a dict that gets the ns each boundary step took."""
-        exe = self.exe
         t0 = perf_counter_ns() if phases is not None else 0
-        fi = exe.function_index(name)
-        func = exe.functions[fi]
-        args = checked_inputs(name, func.params, inputs, exe.metadata.get("inputs", {}).get(name))
+        fi, params, in_types, out_type = self._entry(name)
+        args = checked_inputs(name, params, inputs, in_types)
         if phases is not None:
             t0 = phase(phases, "check inputs", t0)
         if not self._lock.acquire(blocking=False):
@@ -252,24 +278,21 @@ class NativeVM(NativeErrors):
             if careful:
                 code, keep = encode_all(args)
             enc = np.array(code or [0], dtype=np.int64)
-            argv = np.zeros(max(len(code), 1), dtype=np.uintp)
             if phases is not None:
                 t0 = phase(phases, "encode inputs", t0)
-            self._put(L.C_ERR_CODE, 0, _c.c_int32)
-            self._put(L.C_TRACE_N, 0, _c.c_int32)
-            self._put(L.C_NTHREADS, num_threads(), _c.c_int32)
-            self._put(L.C_PROFILING, 1 if profiling else 0, _c.c_int32)
-            self._put(L.C_STACK_FLOOR, stack_floor())
-            self._put(L.C_DEPTH, 0, _c.c_int32)
-            self._put(L.C_MAX_DEPTH, min(interpreter.MAX_CALL_DEPTH, 2**31 - 1), _c.c_int32)
-            argv_address = argv.__array_interface__["data"][0]
-            n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
+            f = self._fields
+            f.err_code = f.trace_n = f.depth = 0
+            f.nthreads = num_threads()
+            f.profiling = 1 if profiling else 0
+            f.stack_floor = stack_floor()
+            f.max_depth = min(interpreter.MAX_CALL_DEPTH, 2**31 - 1)
+            argv = self._argv_for(len(code))
+            n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
             if n == -2 and not careful:  # an array native code does not take as it is: converted in Python
                 code, keep = encode_all(args)
                 enc = np.array(code or [0], dtype=np.int64)
-                argv = np.zeros(max(len(code), 1), dtype=np.uintp)
-                argv_address = argv.__array_interface__["data"][0]
-                n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
+                argv = self._argv_for(len(code))
+                n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
             if phases is not None:
                 t0 = phase(phases, "build native inputs", t0)
             if n != len(args):  # (nvm_build released what it built)
@@ -280,7 +303,7 @@ class NativeVM(NativeErrors):
             if self.program.cycles is not None:
                 self._put(L.C_OP_PREV, self.program.layout.prof_kinds.index("outside native code"), _c.c_int32)
                 self._put(L.C_OP_LAST, self.program.cycles())
-            result = self.program.run(self.ctx, fi, argv_address, n)
+            result = self.program.run(self.ctx, fi, argv, n)
             if phases is not None:
                 t0 = phase(phases, "native run", t0)
             if not result:
@@ -294,10 +317,16 @@ class NativeVM(NativeErrors):
         finally:
             self._keep = None
             self._lock.release()
-        value = to_python(value, exe.metadata.get("outputs", {}).get(name))
+        value = to_python(value, out_type)
         if phases is not None:
             phase(phases, "outputs to Python types", t0)
         return value
+
+    def _argv_for(self, n: int):
+        """The VM's argument stack for ``nvm_build`` (room for ``n`` pointers; one call at a time)."""
+        if len(self._argv) < n:
+            self._argv = (_c.c_void_p * n)()
+        return self._argv
 
     def _to_python(self, obj: int, keep: list):
         return decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep))
@@ -314,7 +343,7 @@ class NativeVM(NativeErrors):
             buf = (_c.c_uint8 * nbytes).from_address(data)
             self.program.incref(storage)
             buf._lease = Lease(self.program, storage, self.pool)  # dies with the last array viewing buf
-            return np.frombuffer(buf, dtype).reshape(shape)
+            return np.ndarray(shape, dtype, buf)
         base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
         offset = data - base.__array_interface__["data"][0]
         if offset == 0 and base.shape == shape and base.dtype == dtype:

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..errors import TypeError as NimbleTypeError
 from . import native_layout as L
-from .values import ADT, Closure, check_inputs
+from .values import ADT, Closure, check_input, check_inputs
 
 STACK_MARGIN = 256 * 1024  # bytes of the thread's stack kept free below the deepest native frame
 _stack = threading.local()
@@ -96,14 +96,17 @@ def dtype_code(a: np.ndarray) -> int:
 
 def checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None) -> list:
     """``check_inputs``, except that a value declared an ADT is passed as it is (the reference
-    interpreter's ``ConstructorValue`` trees included): ``_encode`` walks it once."""
-    from ..ir.values import ConstructorValue
-
-    if types is None or len(inputs) != len(params) or not any((t or {}).get("kind") == "adt" for t in types):
+    interpreter's ``ConstructorValue`` trees included): the encoder walks it once."""
+    if types is None or len(inputs) != len(params) or len(types) != len(params):
         return check_inputs(name, params, inputs, types)
-    direct = [(t or {}).get("kind") == "adt" and isinstance(v, (ConstructorValue, ADT)) for v, t in zip(inputs, types)]
-    checked = check_inputs(name, params, tuple(ADT(0, ()) if d else v for v, d in zip(inputs, direct)), types)
-    return [v if d else c for v, c, d in zip(inputs, checked, direct)]
+    adts = (_constructor_value(), ADT)
+    out = []
+    for i, (v, t, p) in enumerate(zip(inputs, types, params)):
+        if t is not None and v.__class__ in adts and t.get("kind") == "adt":
+            out.append(v)
+        else:
+            out.append(check_input(v, t, f"{name}: input {p!r} (#{i})"))
+    return out
 
 
 _FAST_DEPTH = 200  # nesting the recursive encoder takes; deeper values (long lists) go the iterative way
@@ -151,9 +154,14 @@ def encode_all(args: list) -> tuple:
 
 
 def _constructor_value():
-    from ..ir.values import ConstructorValue
+    if not _CV:
+        from ..ir.values import ConstructorValue
 
-    return ConstructorValue
+        _CV.append(ConstructorValue)
+    return _CV[0]
+
+
+_CV: list = []
 
 
 class _End:

@@ -25,14 +25,8 @@ from . import interpreter
 from . import native_layout as L
 from .executable import KernelEntry
 from .native_boundary import (
-    checked_inputs,
-    decode,
-    dtype_code,
-    encode_all,
-    encode_fast,
-    phase,
-    stack_floor,
-    view_tensor,
+    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_array, phase, python_table,
+    stack_floor, view_tensor,
 )
 from .native_errors import NativeErrors
 from .native_pool import Lease, StoragePool
@@ -76,6 +70,7 @@ class NativeProgram:
         vp, i64, i32 = _c.c_void_p, _c.c_int64, _c.c_int32
         self.run = _c.CFUNCTYPE(vp, vp, i32, vp, i64)(self._obj.address("nvm_run"))
         self.build = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["build"])
+        self.build_py = _c.PYFUNCTYPE(i64, vp, _c.py_object, vp, vp)(a["build_py"])  # with the GIL held
         self.describe = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["describe"])
         self.decref = _c.CFUNCTYPE(None, vp, vp)(a["decref_export"])
         self.incref = _c.CFUNCTYPE(None, vp)(a["incref_export"])
@@ -218,6 +213,7 @@ class NativeVM(NativeErrors):
         self._fields = _CallFields.from_address(self.ctx + L.C_STACK_FLOOR)
         self._entries: dict = {}
         self._argv = (_c.c_void_p * 256)()
+        self._py_table = python_table()
 
     # ------------------------------------------------------------ context fields
     def _put(self, offset: int, value: int, ctype=_c.c_int64) -> None:
@@ -272,27 +268,29 @@ class NativeVM(NativeErrors):
             raise NimbleError("this VirtualMachine is running on another thread; use one VirtualMachine per "
                               "thread (they may share the Executable)")
         try:
-            keep: list = []
-            code: list = []
-            careful = not encode_fast(args, code, keep)
-            if careful:
-                code, keep = encode_all(args)
-            enc = np.array(code or [0], dtype=np.int64)
-            if phases is not None:
-                t0 = phase(phases, "encode inputs", t0)
             f = self._fields
             f.err_code = f.trace_n = f.depth = 0
             f.nthreads = num_threads()
             f.profiling = 1 if profiling else 0
             f.stack_floor = stack_floor()
             f.max_depth = min(interpreter.MAX_CALL_DEPTH, 2**31 - 1)
-            argv = self._argv_for(len(code))
-            n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
-            if n == -2 and not careful:  # an array native code does not take as it is: converted in Python
-                code, keep = encode_all(args)
+            keep: list | tuple = tuple(args)
+            argv = self._argv_for(len(keep))
+            n = self.program.build_py(self.ctx, keep, self._py_table, argv)  # the inputs read natively
+            if n == -2:  # something to convert, or deep: encoded in Python
+                code: list = []
+                keep = []
+                careful = not encode_fast(args, code, keep)
+                if careful:
+                    code, keep = encode_all(args)
                 enc = np.array(code or [0], dtype=np.int64)
                 argv = self._argv_for(len(code))
                 n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
+                if n == -2 and not careful:  # an array native code does not take as it is: converted in Python
+                    code, keep = encode_all(args)
+                    enc = np.array(code or [0], dtype=np.int64)
+                    argv = self._argv_for(len(code))
+                    n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
             if phases is not None:
                 t0 = phase(phases, "build native inputs", t0)
             if n != len(args):  # (nvm_build released what it built)
@@ -344,7 +342,10 @@ class NativeVM(NativeErrors):
             self.program.incref(storage)
             buf._lease = Lease(self.program, storage, self.pool)  # dies with the last array viewing buf
             return np.ndarray(shape, dtype, buf)
-        base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
+        if owner >= OWNER_INPUT:  # an input array read natively (``keep``: the inputs)
+            base = input_array(keep, owner - OWNER_INPUT)
+        else:
+            base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
         offset = data - base.__array_interface__["data"][0]
         if offset == 0 and base.shape == shape and base.dtype == dtype:
             return base  # an input or constant returned as it is

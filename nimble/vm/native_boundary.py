@@ -4,6 +4,7 @@ thread's stack floor, and the timing of boundary steps for ``native_profile``.""
 from __future__ import annotations
 
 import ctypes as _c
+import sys
 import threading
 from time import perf_counter_ns
 
@@ -107,6 +108,36 @@ def checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None) 
         else:
             out.append(check_input(v, t, f"{name}: input {p!r} (#{i})"))
     return out
+
+
+OWNER_INPUT = 1 << 62  # (native_rt_python) a tensor owner: this bit plus the address of the input array
+
+
+def python_table():
+    """The classes and attribute names ``nvm_build_py`` compares with and looks up (kept alive by
+    the table's holder: the classes live in their modules, the names are interned)."""
+    from . import native_rt_python as P
+
+    table = (_c.py_object * P.PY_TABLE_SIZE)()
+    for slot, value in ((P.PY_NDARRAY, np.ndarray), (P.PY_CONSTRUCTOR_VALUE, _constructor_value()), (P.PY_ADT, ADT),
+                        (P.PY_TUPLE, tuple), (P.PY_S_FIELDS, sys.intern("fields")),
+                        (P.PY_S_CONSTRUCTOR, sys.intern("constructor")), (P.PY_S_TAG, sys.intern("tag"))):
+        table[slot] = value
+    return table
+
+
+def input_array(inputs, address: int) -> np.ndarray:
+    """The array among ``inputs`` (nested in ADTs and tuples) whose object is at ``address``."""
+    work = list(inputs)
+    while work:
+        v = work.pop()
+        if id(v) == address:
+            return v
+        if isinstance(v, (ADT, _constructor_value())):
+            work.extend(v.fields)
+        elif isinstance(v, tuple):
+            work.extend(v)
+    raise KeyError(f"no input array at {address:#x}")
 
 
 _FAST_DEPTH = 200  # nesting the recursive encoder takes; deeper values (long lists) go the iterative way

@@ -38,6 +38,7 @@ class BoundaryRuntime:
         b.call(self.incref, list(self.incref_export.args))
         b.ret_void()
         self._build_inputs()
+        self._build_py()
         self._describe()
 
     def _build_inputs(self):

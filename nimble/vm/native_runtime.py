@@ -28,13 +28,14 @@ from .native_ir import function as _function
 from .native_rt_boundary import BoundaryRuntime
 from .native_rt_helpers import PREFIX, function, set_detail, set_error
 from .native_rt_memory import MemoryRuntime
+from .native_rt_python import PythonInputRuntime
 from .native_rt_values import ValueRuntime
 
 __all__ = ["PREFIX", "Runtime", "RuntimeLibrary", "RuntimeRef", "function", "runtime_library", "set_detail",
            "set_error"]
 
 
-class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime):
+class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime, PythonInputRuntime):
     """Emits the runtime into ``module``; its functions are attributes of this object."""
 
     def __init__(self, module: ir.Module):
@@ -108,6 +109,7 @@ class RuntimeLibrary:
         if object_code is None or version != self.version:  # (a saved executable may carry it)
             object_code = jit.compile_object(final, speed_level=2, vectorize=False)
         self.object_code = object_code
+        _python_symbols()  # nvm_build_py calls CPython's C API
         self.object = jit.LoadedObject(object_code)
         self.addresses = {}
         for attr, fn in self.functions.items():
@@ -118,6 +120,17 @@ class RuntimeLibrary:
 
 _library: list = []
 _library_lock = threading.Lock()
+
+
+def _python_symbols() -> None:
+    """Tell the JIT linker where this process's CPython C API functions are."""
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    api = ctypes.pythonapi
+    for name in ("PyObject_GetAttr", "Py_DecRef", "PyLong_AsLongLong", "PyErr_Occurred", "PyErr_Clear"):
+        llvm.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
 
 
 def runtime_library(object_code: bytes | None = None, version: str | None = None) -> RuntimeLibrary:

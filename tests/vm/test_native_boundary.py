@@ -86,7 +86,7 @@ def test_native_profile_counts_what_the_python_vm_counts():
         assert report.kinds[op]["count"] == k["count"], op
     assert report.kinds["kernel"]["count"] == 5
     assert report.kinds["function entry"]["count"] == report.kinds["function exit"]["count"] == 1
-    assert set(report.phases) == {"check inputs", "encode inputs", "build native inputs", "native run",
-                                  "outputs as numpy", "outputs to Python types"}
+    assert set(report.phases) == {"check inputs", "build native inputs", "native run", "outputs as numpy",
+                                  "outputs to Python types"}  # (the inputs read natively: no encoding step)
     assert 0 <= report.vm_share <= 1
-    assert "kernel" in report.table() and "encode inputs" in report.table()
+    assert "kernel" in report.table() and "build native inputs" in report.table()

@@ -187,11 +187,7 @@ class FunctionEmitter(FrameAnalysis):
                 self.check(self.nonnull(s))
                 self.write(dst, s)
             case bc.AllocTensor(storage, offset, shape, dtype, dst):
-                g = const_array(self.pb.module, f"shape.f{self.index}.{pc}", I64, list(shape) or [0])
-                t = b.call(rt.tensor_in, [ctx, self.read(storage), c64(offset), c32(dtype_code(dtype)),
-                                          c64(itemsize(dtype)), c32(len(shape)), b.bitcast(g, PTR)])
-                self.check(self.nonnull(t))
-                self.write(dst, t)
+                self.write(dst, self._alloc_tensor(pc, storage, offset, shape, dtype))
             case bc.AllocTensorReg(storage, offset, shape_reg, dtype, dst):
                 t = b.call(rt.tensor_in_reg, [ctx, self.read(storage), c64(offset), c32(dtype_code(dtype)),
                                               c64(itemsize(dtype)), self.read(shape_reg)])
@@ -256,6 +252,49 @@ class FunctionEmitter(FrameAnalysis):
                 self.fail(L.E_FATAL)
             case _:
                 raise NativeUnsupported(f"instruction {ins!r}")
+
+    def _alloc_tensor(self, pc: int, storage: int, offset: int, shape: tuple, dtype: str):
+        """A tensor of a static shape viewing a storage: inline when the storage holds it (the
+        runtime's general constructor, with its precise errors, otherwise)."""
+        b, ctx, rt = self.b, self.ctx, self.rt
+        g = const_array(self.pb.module, f"shape.f{self.index}.{pc}", I64, list(shape) or [0])
+        s = self.read(storage)
+        nbytes = itemsize(dtype)
+        for d in shape:
+            nbytes *= d
+        nn = self.nonnull(s)
+        safe = b.select(nn, s, ctx)
+        fits = b.and_(nn, b.icmp_signed("==", load(b, safe, L.KIND, I32), c32(L.KIND_STORAGE)))
+        fits = b.and_(fits, b.icmp_signed("<=", c64(offset + nbytes), load(b, safe, L.S_NBYTES, I64)))
+        fits = b.and_(fits, ir.Constant(I1, 0 <= offset and min(shape, default=0) >= 0 and len(shape) <= L.MAX_RANK
+                                        and nbytes < 2**62))
+        slot = alloca(b, PTR)
+        with b.if_else(fits, likely=True) as (fast, general):
+            with fast:
+                t = b.call(rt.malloc, [c64(L.TENSOR_SIZE)])
+                b.store(t, slot)
+                with b.if_then(b.icmp_unsigned("==", t, NULL), likely=False):
+                    rt.set_error(b, ctx, L.E_ALLOC)
+                    rt.set_detail(b, ctx, 0, c64(L.TENSOR_SIZE))
+                with b.if_then(self.nonnull(t), likely=True):
+                    store(b, c64(1), t, L.RC)
+                    store(b, c32(L.KIND_TENSOR), t, L.KIND)
+                    store(b, c32(dtype_code(dtype)), t, L.AUX)
+                    store(b, at(b, load(b, s, L.S_DATA, PTR), c64(offset)), t, L.T_DATA)
+                    store(b, c32(len(shape)), t, L.T_NDIM)
+                    store(b, c32(0), t, L.T_FLAGS)
+                    store(b, at(b, t, L.T_SHAPE), t, L.T_DIMS)
+                    store(b, s, t, L.T_STORAGE)
+                    store(b, c64(-1), t, L.T_OWNER)
+                    for k, d in enumerate(shape):
+                        store(b, c64(d), t, L.T_SHAPE + 8 * k)
+                    b.call(rt.incref, [s])
+            with general:
+                b.store(b.call(rt.tensor_in, [ctx, s, c64(offset), c32(dtype_code(dtype)), c64(itemsize(dtype)),
+                                              c32(len(shape)), b.bitcast(g, PTR)]), slot)
+        t = b.load(slot, typ=PTR)
+        self.check(self.nonnull(t))
+        return t
 
     def _adt(self, obj: int):
         b = self.b

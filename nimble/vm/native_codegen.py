@@ -24,30 +24,9 @@ import llvmlite.ir as ir
 from . import bytecode as bc
 from . import native_layout as L
 from .executable import HostFuncEntry
-from .native_common import (
-    NativeUnsupported,
-    ProgramLayout,
-    dtype_code,
-    expected_args,
-    kernels_of,
-)
+from .native_common import NativeUnsupported, ProgramLayout, dtype_code, expected_args, kernels_of
 from .native_function import FunctionEmitter
-from .native_ir import (
-    I32,
-    I64,
-    NULL,
-    PTR,
-    VOID,
-    FnPtr,
-    c32,
-    c64,
-    const_array,
-    declare,
-    elem,
-    function,
-    load,
-    store,
-)
+from .native_ir import I32, I64, NULL, PTR, VOID, FnPtr, c32, c64, const_array, declare, elem, function, load, store
 from .native_packed import PackedCodegen
 from .native_runtime import RuntimeRef, runtime_library
 

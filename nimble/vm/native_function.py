@@ -11,22 +11,7 @@ from . import native_layout as L
 from .native_analysis import FrameAnalysis
 from .native_common import NativeUnsupported, dtype_code, expected_args, itemsize
 from .native_ir import (
-    I1,
-    I32,
-    I64,
-    NULL,
-    PTR,
-    FnPtr,
-    alloca,
-    at,
-    c32,
-    c64,
-    const_array,
-    declare,
-    elem,
-    load,
-    loop,
-    store,
+    I1, I32, I64, NULL, PTR, FnPtr, alloca, at, c32, c64, const_array, declare, elem, load, loop, store,
 )
 
 

@@ -11,22 +11,7 @@ from ..dispatch.table import DispatchEntry
 from . import native_layout as L
 from .executable import HostFuncEntry, KernelEntry
 from .native_common import NativeUnsupported, expected_args
-from .native_ir import (
-    I1,
-    I32,
-    I64,
-    NULL,
-    PTR,
-    FnPtr,
-    alloca,
-    c32,
-    c64,
-    const_array,
-    elem,
-    function,
-    load,
-    store,
-)
+from .native_ir import I1, I32, I64, NULL, PTR, FnPtr, alloca, c32, c64, const_array, elem, function, load, store
 
 
 class PackedCodegen:

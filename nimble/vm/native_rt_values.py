@@ -5,26 +5,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 
 from . import native_layout as L
-from .native_ir import (
-    F16,
-    F32,
-    F64,
-    I1,
-    I8,
-    I16,
-    I32,
-    I64,
-    NULL,
-    PTR,
-    alloca,
-    at,
-    c32,
-    c64,
-    elem,
-    load,
-    loop,
-    store,
-)
+from .native_ir import F16, F32, F64, I1, I8, I16, I32, I64, NULL, PTR, alloca, at, c32, c64, elem, load, loop, store
 from .native_rt_helpers import function
 
 

@@ -30,7 +30,7 @@ from .native_boundary import (
 )
 from .native_errors import NativeErrors
 from .native_pool import Lease, StoragePool
-from .native_runtime import runtime_library
+from .native_runtime import register_python_symbols, runtime_library
 from .values import to_python
 
 log = logging.getLogger("nimble.vm")
@@ -109,6 +109,7 @@ def native_program(exe) -> NativeProgram:
                 if saved:
                     from .validate import object_symbols
 
+                    register_python_symbols()  # (the runtime calls CPython's C API)
                     object_symbols(saved[3], "native VM runtime")  # checked before the linker sees it
                     runtime_library(saved[3], saved[2])
                     if saved[2] == runtime_library().version:

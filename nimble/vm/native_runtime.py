@@ -31,8 +31,8 @@ from .native_rt_memory import MemoryRuntime
 from .native_rt_python import PythonInputRuntime
 from .native_rt_values import ValueRuntime
 
-__all__ = ["PREFIX", "Runtime", "RuntimeLibrary", "RuntimeRef", "function", "runtime_library", "set_detail",
-           "set_error"]
+__all__ = ["PREFIX", "Runtime", "RuntimeLibrary", "RuntimeRef", "function", "register_python_symbols",
+           "runtime_library", "set_detail", "set_error"]
 
 
 class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime, PythonInputRuntime):
@@ -109,7 +109,7 @@ class RuntimeLibrary:
         if object_code is None or version != self.version:  # (a saved executable may carry it)
             object_code = jit.compile_object(final, speed_level=2, vectorize=False)
         self.object_code = object_code
-        _python_symbols()  # nvm_build_py calls CPython's C API
+        register_python_symbols()  # nvm_build_py calls CPython's C API
         self.object = jit.LoadedObject(object_code)
         self.addresses = {}
         for attr, fn in self.functions.items():
@@ -122,7 +122,7 @@ _library: list = []
 _library_lock = threading.Lock()
 
 
-def _python_symbols() -> None:
+def register_python_symbols() -> None:
     """Tell the JIT linker where this process's CPython C API functions are."""
     import ctypes
 

@@ -90,3 +90,11 @@ def test_native_profile_counts_what_the_python_vm_counts():
                                   "outputs to Python types"}  # (the inputs read natively: no encoding step)
     assert 0 <= report.vm_share <= 1
     assert "kernel" in report.table() and "build native inputs" in report.table()
+
+
+def test_an_output_that_is_an_input_nested_in_an_adt_comes_back_as_it_is():
+    main = VMFunction("main", ("t",), (GetField(0, 1, 1), GetField(1, 0, 2), Ret(2)), 3)
+    vm = VirtualMachine(K.executable([main], []))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = vm.run(ADT(1, (np.zeros(1), ADT(0, (x,)))))
+    assert out is x

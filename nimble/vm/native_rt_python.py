@@ -2,8 +2,8 @@
 inputs from the Python objects themselves (numpy arrays, the interpreter's ``ConstructorValue``
 trees, ``ADT``s, tuples), reading them through CPython's C API, so a tree input costs no Python
 step per node. Called with the GIL held (``ctypes.PYFUNCTYPE``). Anything it does not take as it
-is (another class, an array to convert, nesting deeper than ``PY_DEPTH``, an attribute lookup that
-fails) makes it release what it built and return -2: Python then encodes the inputs itself.
+is (another class, an array to convert, nesting deeper than ``PY_DEPTH`` or than the thread's stack
+allows (``ctx``'s stack floor), an attribute lookup that fails) makes it release what it built and return -2: Python then encodes the inputs itself.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from . import native_layout as L
 from .native_ir import I8, I32, I64, NULL, PTR, VOID, alloca, at, c32, c64, declare, elem, load, loop, store
 from .native_rt_helpers import function
 
-PY_DEPTH = 1000  # nesting the native walk takes (its frames are small); deeper inputs go through Python
+PY_DEPTH = 1 << 20  # nesting the native walk takes while the thread's stack lasts; deeper inputs go through Python
 # the table Python passes: classes and attribute names the walk compares with or looks up
 PY_NDARRAY, PY_CONSTRUCTOR_VALUE, PY_ADT, PY_TUPLE, PY_S_FIELDS, PY_S_CONSTRUCTOR, PY_S_TAG = range(7)
 PY_TABLE_SIZE = 7
@@ -51,7 +51,9 @@ class PythonInputRuntime:
         is_cv = b.icmp_unsigned("==", typ, entry(PY_CONSTRUCTOR_VALUE))
         is_adt = b.icmp_unsigned("==", typ, entry(PY_ADT))
         is_tuple = b.icmp_unsigned("==", typ, entry(PY_TUPLE))
-        deep = b.icmp_signed(">=", depth, c32(PY_DEPTH))
+        frame = declare(m, "llvm.frameaddress.p0", PTR, [I32])
+        below = b.icmp_unsigned("<", b.ptrtoint(b.call(frame, [c32(0)]), I64), load(b, ctx, L.C_STACK_FLOOR, I64))
+        deep = b.or_(below, b.icmp_signed(">=", depth, c32(PY_DEPTH)))
         with b.if_then(b.or_(deep, b.not_(b.or_(is_cv, b.or_(is_adt, is_tuple)))), likely=False):
             careful()
         b.branch(compound_b)

@@ -3,7 +3,14 @@ walk: get_tag, if, get_field, move, goto), per call/return pair (1,000 invokes o
 returns its argument), per tiny kernel call (1,000 x alloc_storage + alloc_tensor + invoke_packed
 of an 8-element add). Medians of repeats after a warm-up.
 
+``--models lstm,tree`` also measures the native VM's share of time outside kernels on
+``bench_models.py``'s quick workloads in this process alone (no peer frameworks beside it, whose
+thread pools distort a small machine): ``vm.profile`` as ``bench_models`` computes it (median of
+passes), and ``native_profile``'s breakdown by instruction kind and boundary step. Threads:
+``NIMBLE_NUM_THREADS``.
+
     python scripts/bench_vm.py [--repeat 15]
+    NIMBLE_NUM_THREADS=1 python scripts/bench_vm.py --models lstm,tree --count 0
 """
 from __future__ import annotations
 
@@ -83,9 +90,15 @@ def median_ns(fn, repeat: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=15)
-    p.add_argument("--count", type=int, default=1000, help="calls / kernel calls per program")
+    p.add_argument("--count", type=int, default=1000, help="calls / kernel calls per program (0: none)")
+    p.add_argument("--models", default="", help="comma-separated bench_models models (lstm, tree, bert): VM share")
+    p.add_argument("--passes", type=int, default=5, help="profiled passes over a model's workload")
     args = p.parse_args()
     print(f"CPU: {platform.processor() or platform.machine()}; nimble {nimble.__version__}")
+    if args.models:
+        model_shares([m.strip() for m in args.models.split(",") if m.strip()], args.passes)
+    if not args.count:
+        return
     print("| program | units | Python VM ns/unit | native VM ns/unit | speedup |")
     print("|---|---|---|---|---|")
     for name, exe, inputs, units in programs(args.count * 100, args.count, args.count):
@@ -94,6 +107,42 @@ def main() -> None:
             vm = VirtualMachine(exe, backend=backend)
             row.append(median_ns(lambda: vm.run(*inputs), args.repeat) / units)
         print(f"| {name} | {units} | {row[0]:.0f} | {row[1]:.1f} | {row[0] / row[1]:.0f}x |")
+
+
+def model_shares(models: list, passes: int) -> None:
+    """Per model: the native VM's share outside kernels on bench_models' quick workload, two ways."""
+    import os
+    import sys
+    import tempfile
+
+    from nimble.codegen.threads import num_threads
+    from nimble.tuner import Database
+    from nimble.vm.native_profile import native_profile
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_models as bm
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            module, config, workloads = bm.model_spec(model)
+            weights = module.random_weights(config, 0)
+            exe = nimble.compile(module.build_module(weights, config), records=Database(os.path.join(tmp, "none.db")))
+            vm = VirtualMachine(exe, backend="native")
+            workload = workloads(config, 10)[-1 if model == "bert" else 0]
+            prepare = (lambda item, m=module, c=config: m.to_inputs(item, c)) if model == "tree" else module.to_inputs
+            items = [prepare(x) for x in workload.items]
+            for x in items:
+                vm.run(*x)
+            share = bm.vm_overhead(vm, items, passes)
+            prof = native_profile(vm, items, repeat=passes)
+            rows.append((workload.label, share, prof))
+            print(prof.table() + "\n")
+    print(f"| workload ({num_threads()} thread(s)) | vm.profile share (median of {passes}) | native_profile share |")
+    print("|---|---|---|")
+    for label, share, prof in rows:
+        print(f"| {label} | {share:.1%} | {prof.vm_share:.1%} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -14,39 +14,53 @@ import ctypes
 import logging
 import math
 import threading
-import weakref
 from time import perf_counter_ns
 
 import numpy as np
 
 from ..codegen import jit
 from ..codegen.threads import num_threads
-from ..errors import NimbleError, OutOfRangeError, ShapeError
-from ..errors import TypeError as NimbleTypeError
-from . import bytecode as bc
+from ..errors import NimbleError
 from . import interpreter
 from . import native_layout as L
-from .executable import HostFuncEntry, KernelEntry
-from .native_runtime import runtime_library
-from .values import ADT, Closure, check_inputs, to_python
+from .executable import KernelEntry
+from .native_boundary import (
+    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_array, phase, python_table,
+    stack_floor, view_tensor,
+)
+from .native_errors import NativeErrors
+from .native_pool import Lease, StoragePool
+from .native_runtime import register_python_symbols, runtime_library
+from .values import to_python
 
 log = logging.getLogger("nimble.vm")
-STACK_MARGIN = 256 * 1024  # bytes of the thread's stack kept free below the deepest native frame
-SHAPE_STATUS = 1 << 20
-_KIND_NAMES = {0: "nothing", L.KIND_TENSOR: "ndarray", L.KIND_STORAGE: "Storage", L.KIND_ADT: "ADT",
-               L.KIND_CLOSURE: "Closure"}
 _c = ctypes
+
+
+class _CallFields(ctypes.Structure):
+    """The context fields ``call`` sets on every run (one Python attribute store each)."""
+
+    _fields_ = [("stack_floor", ctypes.c_int64), ("err_code", ctypes.c_int32), ("err_status", ctypes.c_int32),
+                ("err_packed", ctypes.c_int32), ("trace_n", ctypes.c_int32), ("_tables", ctypes.c_int64 * 5),
+                ("nthreads", ctypes.c_int32), ("profiling", ctypes.c_int32), ("prof_time", ctypes.c_int64),
+                ("depth", ctypes.c_int32), ("max_depth", ctypes.c_int32)]
+
+
+assert (_CallFields.stack_floor.offset + 8, _CallFields.err_code.offset + 8, _CallFields.trace_n.offset + 8,
+        _CallFields.nthreads.offset + 8, _CallFields.profiling.offset + 8, _CallFields.depth.offset + 8,
+        _CallFields.max_depth.offset + 8) == (L.C_STACK_FLOOR, L.C_ERR_CODE, L.C_TRACE_N, L.C_NTHREADS,
+                                              L.C_PROFILING, L.C_DEPTH, L.C_MAX_DEPTH)
 
 
 class NativeProgram:
     """The native code of one executable, linked into this process."""
 
-    def __init__(self, exe, object_code: bytes | None = None, layout=None):
+    def __init__(self, exe, object_code: bytes | None = None, layout=None, profile: bool = False):
         from .native_codegen import build_program
 
         self.exe = exe
         if object_code is None or layout is None:
-            llvm_ir, layout = build_program(exe)
+            llvm_ir, layout = build_program(exe, profile)
             object_code = jit.compile_object(llvm_ir, speed_level=1, vectorize=False)  # calls and branches
         self.object_code = object_code
         self.layout = layout
@@ -56,6 +70,7 @@ class NativeProgram:
         vp, i64, i32 = _c.c_void_p, _c.c_int64, _c.c_int32
         self.run = _c.CFUNCTYPE(vp, vp, i32, vp, i64)(self._obj.address("nvm_run"))
         self.build = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["build"])
+        self.build_py = _c.PYFUNCTYPE(i64, vp, _c.py_object, vp, vp)(a["build_py"])  # with the GIL held
         self.describe = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["describe"])
         self.decref = _c.CFUNCTYPE(None, vp, vp)(a["decref_export"])
         self.incref = _c.CFUNCTYPE(None, vp)(a["incref_export"])
@@ -63,6 +78,7 @@ class NativeProgram:
         self.storage_release = _c.CFUNCTYPE(None, vp)(a["storage_release"])
         self.pool_release_free = _c.CFUNCTYPE(i64, vp)(a["pool_release_free"])
         self.pool_drain = _c.CFUNCTYPE(None, vp)(a["pool_drain"])
+        self.cycles = _c.CFUNCTYPE(i64)(self._obj.address("nvm_prof_cycles")) if layout.prof_kinds else None
         self._fill_kernel_table()
 
     def _fill_kernel_table(self) -> None:
@@ -93,6 +109,7 @@ def native_program(exe) -> NativeProgram:
                 if saved:
                     from .validate import object_symbols
 
+                    register_python_symbols()  # (the runtime calls CPython's C API)
                     object_symbols(saved[3], "native VM runtime")  # checked before the linker sees it
                     runtime_library(saved[3], saved[2])
                     if saved[2] == runtime_library().version:
@@ -101,6 +118,17 @@ def native_program(exe) -> NativeProgram:
                     log.info("the executable's native code was built against another nimble runtime; rebuilding it")
                     saved = None
                 cache.append(NativeProgram(exe, *(saved[:2] if saved else (None, None))))
+    return cache[0]
+
+
+def instrumented_program(exe) -> NativeProgram:
+    """The executable's native program with every instruction timed by kind (``native_profile``;
+    built on first use, never saved)."""
+    cache = exe.__dict__.setdefault("_native_profile_cache", [])
+    if not cache:
+        with _program_lock:
+            if not cache:
+                cache.append(NativeProgram(exe, profile=True))
     return cache[0]
 
 
@@ -150,105 +178,17 @@ def load_native_section(exe, data: dict, sections: list) -> None:
 
 
 _program_lock = threading.Lock()
-_stack = threading.local()
-_libc_handle: list = []
 
 
-def _libc():
-    if not _libc_handle:
-        libc = _c.CDLL(None)
-        libc.free.argtypes = [_c.c_void_p]
-        libc.free.restype = None
-        _libc_handle.append(libc)
-    return _libc_handle[0]
-
-
-def _stack_floor() -> int:
-    """The lowest stack address native frames may use on this thread (its base plus a margin)."""
-    floor = getattr(_stack, "floor", None)
-    if floor is None:
-        floor = 0
-        try:
-            libc = _c.CDLL(None)
-            libc.pthread_self.restype = _c.c_ulong
-            libc.pthread_getattr_np.argtypes = [_c.c_ulong, _c.c_void_p]
-            attr = _c.create_string_buffer(256)
-            if libc.pthread_getattr_np(libc.pthread_self(), attr) == 0:
-                addr, size = _c.c_void_p(), _c.c_size_t()
-                libc.pthread_attr_getstack(attr, _c.byref(addr), _c.byref(size))
-                libc.pthread_attr_destroy(attr)
-                floor = (addr.value or 0) + STACK_MARGIN
-        except (AttributeError, OSError):
-            floor = 0
-        if not floor:  # unknown: allow 1 MiB below this frame
-            floor = _c.addressof(_c.c_char()) - (1 << 20)
-        _stack.floor = floor
-    return floor
-
-
-class _Pool:
-    """The VM's storage pool; outlives the VM while arrays still view its blocks."""
-
-    def __init__(self, program: NativeProgram):
-        self.program = program
-        self.buf = _c.create_string_buffer(L.POOL_SIZE)
-        self.address = _c.addressof(self.buf)
-
-    def stat(self, name: str) -> int:
-        return _c.c_int64.from_address(self.address + L.P_STATS + 8 * L.POOL_STATS.index(name)).value
-
-    def __getattr__(self, name: str):
-        if name in L.POOL_STATS:
-            return self.stat(name)
-        raise AttributeError(name)
-
-    def stats(self):
-        from .storage import PoolStats
-
-        self.program.pool_drain(self.address)
-        s = self.stat
-        return PoolStats(s("bytes_in_use"), s("peak_bytes_in_use"), s("bytes_free"), s("system_allocations"),
-                         s("pool_reuses"), s("peak_bytes_requested"))
-
-    def reset_peak(self) -> None:
-        """Start measuring the peak from the bytes in use now."""
-        base = self.address + L.P_STATS
-        for src, dst in (("bytes_in_use", "peak_bytes_in_use"), ("bytes_requested", "peak_bytes_requested")):
-            v = _c.c_int64.from_address(base + 8 * L.POOL_STATS.index(src)).value
-            _c.c_int64.from_address(base + 8 * L.POOL_STATS.index(dst)).value = v
-
-    def release_free(self) -> int:
-        """Give every cached free block back to the system; returns the bytes released."""
-        return self.program.pool_release_free(self.address)
-
-    def __del__(self):
-        # plain libc calls: the program's machine code may be gone already (a collected cycle)
-        try:
-            free = _libc().free
-            heads = [_c.c_void_p.from_address(self.address + L.P_DEFERRED).value]
-            heads += [_c.c_void_p.from_address(self.address + 8 * k).value for k in range(L.POOL_CLASSES)]
-            for s in heads:
-                while s:
-                    nxt = _c.c_void_p.from_address(s + L.S_NEXT).value
-                    free(_c.c_void_p.from_address(s + L.S_RAW).value)
-                    free(s)
-                    s = nxt
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
-
-
-def _release_view(program, storage: int, pool) -> None:
-    program.storage_release(storage)
-
-
-class NativeVM:
+class NativeVM(NativeErrors):
     """One VM's native state: context, pool, tables; ``call(name, inputs)`` runs a function."""
 
-    def __init__(self, exe):
+    def __init__(self, exe, instrumented: bool = False):
         self.exe = exe
-        self.program = native_program(exe)
+        self.program = instrumented_program(exe) if instrumented else native_program(exe)
         lay = self.program.layout
-        self.pool = _Pool(self.program)
+        self.ops = (_c.c_int64 * max(2 * len(lay.prof_kinds), 1))()
+        self.pool = StoragePool(self.program)
         self.ctx_buf = _c.create_string_buffer(L.CTX_SIZE)
         self.ctx = _c.addressof(self.ctx_buf)
         n_packed = len(exe.packed)
@@ -260,6 +200,7 @@ class NativeVM:
         self.host_cb = _c.CFUNCTYPE(_c.c_int32, _c.c_void_p, _c.c_int32, _c.c_void_p, _c.c_int32,
                                     _c.c_int32)(self._host_call)
         self._lock = threading.Lock()
+        self._describe_bufs = ((_c.c_int64 * 256)(), (_c.c_void_p * 256)())
         self._constants = self._immortal_tensors(list(exe.constants))
         self._immediates = self._make_immediates(list(range(256)) + list(lay.immediates))
         self._put(L.C_POOL, self.pool.address)
@@ -269,6 +210,11 @@ class NativeVM:
         self._put(L.C_HIST, _c.addressof(self.hist))
         self._put(L.C_HOST_CB, _c.cast(self.host_cb, _c.c_void_p).value)
         self._put(L.C_PROF_TIME, _c.addressof(self.prof_time))
+        self._put(L.C_OPS, _c.addressof(self.ops))
+        self._fields = _CallFields.from_address(self.ctx + L.C_STACK_FLOOR)
+        self._entries: dict = {}
+        self._argv = (_c.c_void_p * 256)()
+        self._py_table = python_table()
 
     # ------------------------------------------------------------ context fields
     def _put(self, offset: int, value: int, ctype=_c.c_int64) -> None:
@@ -280,7 +226,7 @@ class NativeVM:
     def _immortal_tensors(self, arrays: list):
         code = []
         for i, a in enumerate(arrays):
-            code += [L.ENC_TENSOR, id(a), _dtype_code(a), -2 - i]
+            code += [L.ENC_TENSOR, id(a), dtype_code(a), -2 - i]
         table = (_c.c_void_p * max(len(arrays), 1))()
         if arrays:
             enc = (_c.c_int64 * len(code))(*code)
@@ -302,51 +248,87 @@ class NativeVM:
         return table
 
     # ------------------------------------------------------------ running
-    def call(self, name: str, inputs: tuple, profiling: bool = False):
-        exe = self.exe
-        fi = exe.function_index(name)
-        func = exe.functions[fi]
-        args = _checked_inputs(name, func.params, inputs, exe.metadata.get("inputs", {}).get(name))
+    def _entry(self, name: str) -> tuple:
+        """(function index, parameters, declared input types, declared output type) of ``name``."""
+        entry = self._entries.get(name)
+        if entry is None:
+            exe = self.exe
+            fi = exe.function_index(name)
+            entry = self._entries[name] = (fi, exe.functions[fi].params, exe.metadata.get("inputs", {}).get(name),
+                                           exe.metadata.get("outputs", {}).get(name))
+        return entry
+
+    def call(self, name: str, inputs: tuple, profiling: bool = False, phases: dict | None = None):
+        """Run ``name`` on ``inputs``; ``phases``: a dict that gets the ns each boundary step took."""
+        t0 = perf_counter_ns() if phases is not None else 0
+        fi, params, in_types, out_type = self._entry(name)
+        args = checked_inputs(name, params, inputs, in_types)
+        if phases is not None:
+            t0 = phase(phases, "check inputs", t0)
         if not self._lock.acquire(blocking=False):
             raise NimbleError("this VirtualMachine is running on another thread; use one VirtualMachine per "
                               "thread (they may share the Executable)")
         try:
-            keep: list = []
-            code: list = []
-            for a in args:
-                _encode(a, code, keep)
-            enc = np.array(code or [0], dtype=np.int64)
-            argv = np.zeros(max(len(code), 1), dtype=np.uintp)
-            self._put(L.C_ERR_CODE, 0, _c.c_int32)
-            self._put(L.C_TRACE_N, 0, _c.c_int32)
-            self._put(L.C_NTHREADS, num_threads(), _c.c_int32)
-            self._put(L.C_PROFILING, 1 if profiling else 0, _c.c_int32)
-            self._put(L.C_STACK_FLOOR, _stack_floor())
-            self._put(L.C_DEPTH, 0, _c.c_int32)
-            self._put(L.C_MAX_DEPTH, min(interpreter.MAX_CALL_DEPTH, 2**31 - 1), _c.c_int32)
-            argv_address = argv.__array_interface__["data"][0]
-            n = self.program.build(self.ctx, enc.__array_interface__["data"][0], len(code), argv_address)
-            if n != len(args):
-                for k in range(max(n, 0)):
-                    self.program.decref(self.ctx, int(argv[k]))
+            f = self._fields
+            f.err_code = f.trace_n = f.depth = 0
+            f.nthreads = num_threads()
+            f.profiling = 1 if profiling else 0
+            f.stack_floor = stack_floor()
+            f.max_depth = min(interpreter.MAX_CALL_DEPTH, 2**31 - 1)
+            keep: list | tuple = tuple(args)
+            argv = self._argv_for(len(keep))
+            n = self.program.build_py(self.ctx, keep, self._py_table, argv)  # the inputs read natively
+            if n == -2:  # something to convert, or deep: encoded in Python
+                code: list = []
+                keep = []
+                careful = not encode_fast(args, code, keep)
+                if careful:
+                    code, keep = encode_all(args)
+                enc = np.array(code or [0], dtype=np.int64)
+                argv = self._argv_for(len(code))
+                n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
+                if n == -2 and not careful:  # an array native code does not take as it is: converted in Python
+                    code, keep = encode_all(args)
+                    enc = np.array(code or [0], dtype=np.int64)
+                    argv = self._argv_for(len(code))
+                    n = self.program.build(self.ctx, enc.ctypes.data, len(code), argv)
+            if phases is not None:
+                t0 = phase(phases, "build native inputs", t0)
+            if n != len(args):  # (nvm_build released what it built)
                 raise self._error(fi) if self._get(L.C_ERR_CODE, _c.c_int32) else NimbleError(
                     f"{name}: could not pass the inputs to the native VM")
             self._host_error = None
             self._keep = keep
-            result = self.program.run(self.ctx, fi, argv_address, n)
+            if self.program.cycles is not None:
+                self._put(L.C_OP_PREV, self.program.layout.prof_kinds.index("outside native code"), _c.c_int32)
+                self._put(L.C_OP_LAST, self.program.cycles())
+            result = self.program.run(self.ctx, fi, argv, n)
+            if phases is not None:
+                t0 = phase(phases, "native run", t0)
             if not result:
                 raise self._error(fi)
             try:
                 value = self._to_python(result, keep)
             finally:
                 self.program.decref(self.ctx, result)
+            if phases is not None:
+                t0 = phase(phases, "outputs as numpy", t0)
         finally:
             self._keep = None
             self._lock.release()
-        return to_python(value, exe.metadata.get("outputs", {}).get(name))
+        value = to_python(value, out_type)
+        if phases is not None:
+            phase(phases, "outputs to Python types", t0)
+        return value
+
+    def _argv_for(self, n: int):
+        """The VM's argument stack for ``nvm_build`` (room for ``n`` pointers; one call at a time)."""
+        if len(self._argv) < n:
+            self._argv = (_c.c_void_p * n)()
+        return self._argv
 
     def _to_python(self, obj: int, keep: list):
-        return _decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep))
+        return decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep))
 
     def _tensor(self, data: int, code: int, shape: tuple, storage: int, owner: int, keep: list) -> np.ndarray:
         dtype = L.DTYPE_OF_CODE[code]
@@ -359,10 +341,12 @@ class NativeVM:
         if storage:
             buf = (_c.c_uint8 * nbytes).from_address(data)
             self.program.incref(storage)
-            # the finalizer holds the pool: it outlives every array viewing its blocks
-            weakref.finalize(buf, _release_view, self.program, storage, self.pool).atexit = False
-            return np.frombuffer(buf, dtype).reshape(shape)
-        base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
+            buf._lease = Lease(self.program, storage, self.pool)  # dies with the last array viewing buf
+            return np.ndarray(shape, dtype, buf)
+        if owner >= OWNER_INPUT:  # an input array read natively (``keep``: the inputs)
+            base = input_array(keep, owner - OWNER_INPUT)
+        else:
+            base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
         offset = data - base.__array_interface__["data"][0]
         if offset == 0 and base.shape == shape and base.dtype == dtype:
             return base  # an input or constant returned as it is
@@ -388,146 +372,19 @@ class NativeVM:
 
     def _view(self, obj: int):
         """A native value as numpy arrays / ADTs viewing its memory (valid during the callback)."""
-        return _decode(self._describe_words(obj), _view_tensor)
+        return decode(self._describe_words(obj), view_tensor)
 
     def _describe_words(self, obj: int) -> list:
-        cap = 256
-        while True:
-            buf = (_c.c_int64 * cap)()
-            stack = (_c.c_void_p * cap)()
-            n = self.program.describe(obj, buf, cap, stack)
-            if n <= cap:
-                return buf[:n]
+        buf, stack = self._describe_bufs
+        n = self.program.describe(obj, buf, len(buf), stack)
+        if n <= len(buf):
+            return buf[:n]
+        while n > len(buf):  # a large value: room for it, kept for the next call
             cap = n
-
-    # ------------------------------------------------------------ errors
-    def _error(self, fi: int) -> BaseException:
-        exe = self.exe
-        code = self._get(L.C_ERR_CODE, _c.c_int32)
-        status = self._get(L.C_ERR_STATUS, _c.c_int32)
-        n = self._get(L.C_TRACE_N, _c.c_int32)
-        trace = [(w >> 32, w & 0xFFFFFFFF) for w in
-                 (_c.c_int64 * L.TRACE_SLOTS).from_address(self.ctx + L.C_TRACE)[:min(n, L.TRACE_SLOTS)]]
-        where_f, where_pc = trace[0] if trace else (fi, 0)
-        func = exe.functions[where_f] if 0 <= where_f < len(exe.functions) else None
-        ins = func.instructions[where_pc] if func is not None and 0 <= where_pc < len(func.instructions) else None
-        detail = (_c.c_int64 * L.ERR_DETAIL_SLOTS).from_address(self.ctx + L.C_ERR_DETAIL)
-        exc = self._exception(code, status, detail, func, where_pc, ins)
-        notes = []
-        for f, pc in trace[:20]:
-            fn = exe.functions[f]
-            text = bc.format_instruction(fn.instructions[pc], pc, [x.name for x in exe.functions],
-                                         [p.name for p in exe.packed]) if 0 <= pc < len(fn.instructions) else "-"
-            notes.append(f"  {'in' if not notes else 'called from'} @{fn.name}[{pc}]: {text}")
-        if n > 20:
-            notes.append(f"  ... {n - 20} more frames")
-        exc.add_note("\n".join(["VM call stack (innermost first, native VM):"] + notes))
-        return exc
-
-    def _arg_values(self, detail) -> list:
-        """The call's arguments kept by native code for the message (and released here)."""
-        count = min(detail[0], L.ERR_DETAIL_SLOTS - 1)
-        out = []
-        for k in range(count):
-            ptr = detail[1 + k]
-            if not ptr:
-                out.append(None)
-                continue
-            kind = _c.c_int32.from_address(ptr + L.KIND).value
-            if kind == L.KIND_TENSOR:
-                nd = _c.c_int32.from_address(ptr + L.T_NDIM).value
-                shape = tuple((_c.c_int64 * nd).from_address(ptr + L.T_SHAPE)[:nd]) if nd <= L.MAX_RANK else ()
-                code = _c.c_int32.from_address(ptr + L.AUX).value
-                values = None
-                if code == L.DTYPE_CODE["int64"] and len(shape) == 1 and shape[0] <= L.MAX_RANK:
-                    data = _c.c_void_p.from_address(ptr + L.T_DATA).value
-                    values = tuple((_c.c_int64 * shape[0]).from_address(data)[:shape[0]]) if data else None
-                out.append(("tensor", shape, str(L.DTYPE_OF_CODE.get(code, "?")), values))
-            else:
-                out.append((_KIND_NAMES.get(kind, "?"), None, None))
-            self.program.decref(self.ctx, ptr)
-        detail[0] = 0
-        return out
-
-    def _exception(self, code, status, detail, func, pc, ins) -> BaseException:
-        exe = self.exe
-        where = f"@{func.name}[{pc}]" if func is not None else "the native VM"
-        if code == L.E_HOST and self._host_error is not None:
-            return self._host_error
-        if code in (L.E_KERNEL, L.E_ARG) and status != 0 and (code == L.E_KERNEL or status == 100):
-            packed = exe.packed[self._get(L.C_ERR_PACKED, _c.c_int32)]
-            args = self._arg_values(detail)
-            shapes = ", ".join("?" if a is None else f"{a[0]} {a[1]} {a[2]}" if a[0] == "tensor" else a[0]
-                               for a in args)
-
-            if code == L.E_ARG:
-                return self._arg_mismatch(packed, args, where)
-            if status == 1:
-                return MemoryError(f"{packed.name}: the kernel could not allocate its temporary buffers")
-            msgs = _assert_messages(packed)
-            if 2 <= status < 2 + len(msgs):
-                from .executable import name_dims
-
-                text = name_dims(msgs[status - 2], [a[1] if a is not None and a[0] == "tensor" else None for a in args])
-                return OutOfRangeError(f"{packed.name}: {text} (arguments: {shapes})")
-            if status >= SHAPE_STATUS:
-                k = status - SHAPE_STATUS
-                return ShapeError(f"{packed.name}: argument #{k} has a rank or dimension that disagrees with the "
-                                  f"other arguments (arguments: {shapes}) at {where}")
-            return NimbleError(f"{packed.name}: the kernel returned the unknown status {status} at {where}")
-        if code == L.E_DEPTH:
-            limit = interpreter.MAX_CALL_DEPTH
-            if detail[0] > limit:
-                return NimbleError(f"call depth exceeds {limit} frames (runaway recursion?) in {where}")
-            return NimbleError(f"call depth {detail[0]} exceeds the native VM's stack (runaway recursion?) in {where}")
-        if code == L.E_FATAL:
-            return NimbleError(f"fatal at {where}: {ins.message if isinstance(ins, bc.Fatal) else 'fatal'}")
-        if code == L.E_ALLOC:
-            return MemoryError(f"{where}: could not allocate {detail[0]} bytes")
-        if code == L.E_SHAPE:
-            texts = {1: f"alloc_storage: size must be >= 0 bytes, got {detail[0]}",
-                     2: "a tensor's element count or byte size overflows int64 (or a dim is negative)",
-                     3: f"alloc_tensor: a tensor of {detail[0]} bytes at offset {detail[1]} does not fit in a storage "
-                        f"of {detail[2]} bytes",
-                     4: f"rank {detail[0]} is above the native VM's limit of {L.MAX_RANK}",
-                     5: _reshape_text(self._arg_values(detail)) if status == 5 else "",
-                     7: f"output {detail[0]} would have a negative or overflowing shape",
-                     8: "a shape expression divides by zero"}
-            return ShapeError(f"{where}: {texts.get(status, 'shape error')}")
-        if code == L.E_FIELD:
-            return NimbleError(f"get_field at {where}: the register holds no ADT with field {status}")
-        if code == L.E_TAG:
-            return NimbleError(f"get_tag: register ${detail[1]} holds {_KIND_NAMES.get(detail[0], '?')}, not an ADT "
-                               f"(at {where})")
-        if code == L.E_CLOSURE:
-            return NimbleError(f"invoke_closure at {where}: the register does not hold a closure")
-        if code == L.E_ARITY:
-            callee = exe.functions[detail[1]].name if 0 <= detail[1] < len(exe.functions) else "?"
-            return NimbleError(f"@{callee} takes {status} arguments, got {detail[0]}")
-        if code == L.E_SCALAR:
-            return NimbleError(f"{where}: a value compared or used as a size is not a one-element tensor")
-        if code == L.E_ARG:
-            return NimbleTypeError(f"{where}: an instruction got a value of the wrong kind (case {status})")
-        return NimbleError(f"native VM error {code} (status {status}) at {where}")
-
-    def _arg_mismatch(self, packed, args: list, where: str) -> BaseException:
-        from .native_codegen import expected_args
-
-        want = expected_args(packed)
-        for k, (a, w) in enumerate(zip(args, want)):
-            if w is None:
-                continue
-            if a is None or a[0] != "tensor":
-                return NimbleTypeError(f"kernel {packed.name}: argument #{k} must be a tensor, got "
-                                       f"{'nothing' if a is None else a[0]} at {where}")
-            dtype, nd = L.DTYPE_OF_CODE[w[0]], w[1]
-            if a[2] != str(dtype):
-                return NimbleTypeError(f"kernel {packed.name}: argument #{k} must have dtype {dtype}, got {a[2]} "
-                                       f"at {where}")
-            if len(a[1]) != nd:
-                return ShapeError(f"kernel {packed.name}: argument #{k} must have rank {nd}, got shape {a[1]} "
-                                  f"at {where}")
-        return NimbleTypeError(f"kernel {packed.name}: arguments rejected at {where}")
+            buf, stack = (_c.c_int64 * cap)(), (_c.c_void_p * cap)()
+            n = self.program.describe(obj, buf, cap, stack)
+        self._describe_bufs = (buf, stack)
+        return buf[:n]
 
     # ------------------------------------------------------------ statistics
     def kernel_calls(self) -> list:
@@ -570,118 +427,3 @@ class NativeVM:
                              self.pool.stat("storage_allocations") - allocs0,
                              self.pool.stat("system_allocations") - system0, self.pool.stat("peak_bytes_in_use"),
                              outputs)
-
-
-def _reshape_text(args: list) -> str:
-    if len(args) == 2 and args[0] and args[1] and args[0][0] == "tensor" and args[1][3] is not None:
-        shape = args[0][1]
-        return (f"reshape_tensor: cannot view a tensor of shape {shape} ({int(np.prod(shape, dtype=np.int64))} "
-                f"elements) as shape {args[1][3]}")
-    return "reshape_tensor: the new shape has another element count"
-
-
-def _view_tensor(data: int, code: int, shape: tuple, storage: int, owner: int) -> np.ndarray:
-    dtype = L.DTYPE_OF_CODE[code]
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if nbytes == 0:
-        return np.empty(shape, dtype)
-    return np.frombuffer((_c.c_uint8 * nbytes).from_address(data), dtype).reshape(shape)
-
-
-def _decode(w: list, tensor):
-    """The value a prefix description holds (iteratively: long lists are fine); ``tensor(data,
-    code, shape, storage, owner)`` makes each array."""
-    i, n = 0, len(w)
-    stack: list = []  # [kind, tag, remaining count, fields]
-    result = None
-    while i < n:
-        kind = w[i]
-        if kind == L.ENC_TENSOR:
-            nd = w[i + 3]
-            value = tensor(w[i + 1], w[i + 2], tuple(w[i + 6:i + 6 + nd]), w[i + 4], w[i + 5])
-            i += 6 + nd
-        else:
-            frame = [kind, w[i + 1], w[i + 2], []]
-            i += 3
-            if frame[2]:
-                stack.append(frame)
-                continue
-            value = ADT(frame[1], ()) if kind == L.ENC_ADT else Closure(frame[1], ())
-        while True:  # hand the value to its parent; close parents that are complete
-            if not stack:
-                result = value
-                break
-            top = stack[-1]
-            top[3].append(value)
-            if len(top[3]) < top[2]:
-                break
-            stack.pop()
-            value = ADT(top[1], tuple(top[3])) if top[0] == L.ENC_ADT else Closure(top[1], tuple(top[3]))
-    return result
-
-
-def _assert_messages(packed) -> tuple:
-    if isinstance(packed, KernelEntry):
-        return tuple(packed.assert_messages)
-    msgs = ()
-    for k in getattr(packed, "kernels", ()):
-        msgs = msgs or tuple(k.assert_messages)
-    return msgs
-
-
-def _dtype_code(a: np.ndarray) -> int:
-    code = L.DTYPE_CODE_BY_NUM.get(a.dtype.num)
-    if code is None:
-        raise NimbleTypeError(f"the native VM has no dtype {a.dtype}")
-    return code
-
-
-def _checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None) -> list:
-    """``check_inputs``, except that a value declared an ADT is passed as it is (the reference
-    interpreter's ``ConstructorValue`` trees included): ``_encode`` walks it once."""
-    from ..ir.values import ConstructorValue
-
-    if types is None or len(inputs) != len(params) or not any((t or {}).get("kind") == "adt" for t in types):
-        return check_inputs(name, params, inputs, types)
-    direct = [(t or {}).get("kind") == "adt" and isinstance(v, (ConstructorValue, ADT)) for v, t in zip(inputs, types)]
-    checked = check_inputs(name, params, tuple(ADT(0, ()) if d else v for v, d in zip(inputs, direct)), types)
-    return [v if d else c for v, c, d in zip(inputs, checked, direct)]
-
-
-class _End:
-    """Marks where an ADT's fields end in ``_encode``'s work stack."""
-
-    __slots__ = ("tag", "count")
-
-    def __init__(self, tag: int, count: int):
-        self.tag, self.count = tag, count
-
-
-def _encode(value, code: list, keep: list) -> None:
-    """Append the postfix encoding of a register value (numpy arrays are passed by address;
-    iterative, so a long list is fine)."""
-    from ..ir.values import ConstructorValue
-
-    ndarray, codes = np.ndarray, L.DTYPE_CODE_BY_NUM
-    work = [value]
-    pop, push, extend = work.pop, work.append, work.extend
-    while work:
-        v = pop()
-        cls = v.__class__
-        if cls is ndarray and v.flags.c_contiguous and v.ndim <= L.MAX_RANK and v.dtype.num in codes:
-            code += (L.ENC_TENSOR, id(v), codes[v.dtype.num], len(keep))
-            keep.append(v)
-        elif cls is _End:
-            code += (L.ENC_ADT, v.tag, v.count)
-        elif cls is ConstructorValue or cls is ADT or cls is tuple:
-            fields = v if cls is tuple else v.fields
-            push(_End(v.constructor.tag if cls is ConstructorValue else 0 if cls is tuple else v.tag, len(fields)))
-            extend(reversed(fields))
-        elif isinstance(v, Closure):
-            raise NimbleTypeError("the native VM does not take closures as inputs")
-        else:
-            v = np.ascontiguousarray(v) if isinstance(v, np.ndarray) else np.asarray(v, order="C")
-            if v.ndim > L.MAX_RANK:
-                raise ShapeError(f"the native VM takes tensors of rank <= {L.MAX_RANK}, got shape {v.shape}")
-            code += (L.ENC_TENSOR, id(v), _dtype_code(v), len(keep))
-            keep.append(v)

@@ -42,7 +42,14 @@ C_PROF_TIME, C_DEPTH, C_MAX_DEPTH, C_ERR_DETAIL = 80, 88, 92, 96
 ERR_DETAIL_SLOTS = 24
 C_TRACE = C_ERR_DETAIL + 8 * ERR_DETAIL_SLOTS
 TRACE_SLOTS = 32
-CTX_SIZE = C_TRACE + 8 * TRACE_SLOTS
+# the opt-in instruction profile (an instrumented program, ``native_profile``): the (count, cycles)
+# table per kind, the cycle counter at the last tick, the kind that runs since then
+C_OPS = C_TRACE + 8 * TRACE_SLOTS
+C_OP_LAST, C_OP_PREV = C_OPS + 8, C_OPS + 16
+CTX_SIZE = C_OP_PREV + 8
+# kinds an instrumented program times beside the opcodes (``vm.bytecode.OPCODES``' opnames)
+PROF_EXTRA = ("function entry", "function exit", "release dead registers", "kernel", "host callback",
+              "outside native code")
 
 # error codes left in the context by native code
 (E_NONE, E_DEPTH, E_KERNEL, E_ARG, E_FATAL, E_ALLOC, E_SHAPE, E_HOST, E_FIELD, E_TAG, E_CLOSURE, E_ARITY,
@@ -56,10 +63,19 @@ DTYPE_OF_CODE = {k + 1: np.dtype(name) for k, name in enumerate(DTYPES)}
 ITEMSIZE_OF_CODE = {k + 1: np.dtype(name).itemsize for k, name in enumerate(DTYPES)}
 INTEGER_CODES = frozenset(DTYPE_CODE[n] for n in DTYPES if np.dtype(n).kind in "biu")
 FLOAT_CODES = frozenset(DTYPE_CODE[n] for n in ("float32", "float64"))
+# dtype code by NumPy type number (0: none; ``long`` and ``longlong`` are both int64 on LP64)
+DTYPE_CODE_BY_TYPE_NUM = tuple(
+    next((DTYPE_CODE[str(np.dtype(c))] for c in np.typecodes["All"]
+          if np.dtype(c).num == num and str(np.dtype(c)) in DTYPE_CODE), 0) for num in range(32))
 
-# input encoding (postfix): a tensor is [ENC_TENSOR, PyArrayObject address, dtype code, owner],
+# NumPy's stable ABI: PyArrayObject (data, nd, dimensions, descr, flags) and PyArray_Descr fields
+NPY_DATA, NPY_NDIM, NPY_DIMS, NPY_DESCR, NPY_FLAGS = 16, 24, 32, 56, 64
+NPY_DESCR_BYTEORDER, NPY_DESCR_TYPE_NUM = 26, 28
+
+# input encoding (postfix): a tensor is [ENC_TENSOR, PyArrayObject address, dtype code, owner] (an
+# array Python checked) or [ENC_ARRAY, PyArrayObject address, 0, owner] (one native code checks),
 # an ADT [ENC_ADT, tag, field count] after its fields
-ENC_TENSOR, ENC_ADT = 1, 2
+ENC_TENSOR, ENC_ADT, ENC_ARRAY = 1, 2, 4
 # output description (prefix): [ENC_TENSOR, data address, dtype code, ndim, storage address, owner, dims...],
 # [ENC_ADT, tag, count] then its fields, [ENC_CLOSURE, function index, count] then its captured values
 ENC_CLOSURE = 3

@@ -285,6 +285,30 @@ def _pool(avg: bool):
     return case()
 
 
+def _pool_nd(kind: str):
+    """N-D pools: 1 to 3 spatial dims, dilations, ceil mode, pads smaller than the (dilated) window."""
+
+    @st.composite
+    def case(draw):
+        n = draw(st.sampled_from([1, 2, 3]))
+        kernel = [draw(st.sampled_from([1, 2, 3])) for _ in range(n)]
+        dilation = [draw(st.sampled_from([1, 2])) for _ in range(n)]
+        strides = [draw(st.sampled_from([1, 2, 3])) for _ in range(n)]
+        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        padding = [draw(st.integers(0, sp - 1)) for sp in spans] + [draw(st.integers(0, sp - 1)) for sp in spans]
+        sizes = [draw(st.integers(max(1, sp - padding[i] - padding[n + i]), 7)) for i, sp in enumerate(spans)]
+        attrs = {"pool_size": tuple(kernel), "strides": tuple(strides), "dilation": tuple(dilation),
+                 "padding": tuple(padding), "ceil_mode": draw(st.booleans())}
+        if kind == "avg":
+            attrs["count_include_pad"] = draw(st.booleans())
+        if kind == "indices":
+            attrs["storage_order"] = draw(st.sampled_from([0, 1]))
+        shape = (draw(st.sampled_from([0, 1, 2])), draw(POSITIVE_DIMS), *sizes)
+        return Case([array(draw, shape, "int32" if kind == "indices" else "float32", -3, 3)], attrs)
+
+    return case()
+
+
 @st.composite
 def _attention(draw):
     heads, size = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2, 4]))
@@ -316,4 +340,5 @@ CASES = {
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(),
+    "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

@@ -180,6 +180,20 @@ SPECS = [
     *[Spec("avg_pool2d", [("n c h w", "float32")],
            {"pool_size": (2, 3), "strides": (1, 2), "padding": (0, 1, 1, 0), "count_include_pad": inc},
            sizes={"n": SMALL, "c": SMALL, "h": POSITIVE, "w": CONV_HW}) for inc in (False, True)],
+    Spec("max_pool", [("n c d", "float32")], {"pool_size": (3,), "strides": (2,), "dilation": (2,),
+                                             "padding": (1, 2), "ceil_mode": True},
+         sizes={"n": SMALL, "c": SMALL, "d": st.sampled_from([2, 3, 5, 7, 13])}),
+    Spec("max_pool", [("n 2 d h w", "int32")], {"pool_size": (2, 1, 3), "strides": (1, 2, 2), "dilation": (1, 1, 2),
+                                               "padding": (1, 0, 0, 0, 0, 2), "ceil_mode": False},
+         sizes={"n": SMALL, "d": POSITIVE, "h": POSITIVE, "w": CONV_HW}, low=-9, high=9),
+    *[Spec("avg_pool", [("n c h w", "float32")],
+           {"pool_size": (2, 3), "strides": (2, 2), "dilation": (2, 1), "padding": (1, 0, 1, 2),
+            "ceil_mode": True, "count_include_pad": inc},
+           sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
+    *[Spec("max_pool_indices", [("n c h w", "float32")],
+           {"pool_size": (3, 2), "strides": (2, 1), "dilation": (1, 2), "padding": (1, 1, 1, 0),
+            "ceil_mode": True, "storage_order": order},
+           sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}, low=-2, high=2) for order in (0, 1)],
 ]
 
 

@@ -233,6 +233,47 @@ def _gelu_tanh_oracle(x):
                        x.astype(np.float64))
 
 
+def _pool_nd_oracle(kind):
+    """Loops over every output position and window position (ONNX's MaxPool / AveragePool semantics)."""
+
+    def oracle(data, pool_size, strides, dilation, padding, ceil_mode, count_include_pad=False, storage_order=0):
+        n = data.ndim - 2
+        sizes, before, after = data.shape[2:], padding[:n], padding[n:]
+        outs = []
+        for d, k, s, dl, b, a in zip(sizes, pool_size, strides, dilation, before, after):
+            room = d + b + a - (dl * (k - 1) + 1)
+            o = (math.ceil(room / s) if ceil_mode else room // s) + 1
+            if ceil_mode and (o - 1) * s >= d + b:
+                o -= 1
+            outs.append(o)
+        out = np.zeros(data.shape[:2] + tuple(outs), np.int64 if kind == "indices" else np.float64)
+        for idx in itertools.product(*[range(m) for m in out.shape]):
+            best, where, total, count = None, 0, 0.0, 0
+            for offs in itertools.product(*[range(k) for k in pool_size]):
+                pos = [o * s + r * dl - b for o, s, r, dl, b in zip(idx[2:], strides, offs, dilation, before)]
+                inside = all(0 <= p < d for p, d in zip(pos, sizes))
+                in_pad = all(-b <= p < d + a for p, d, b, a in zip(pos, sizes, before, after))
+                if inside:
+                    v = data[idx[:2] + tuple(pos)]
+                    total += float(v)
+                    if best is None or v > best:
+                        best = v
+                        order = reversed(range(n)) if storage_order else range(n)
+                        where = 0
+                        for i in order:
+                            where = where * sizes[i] + pos[i]
+                count += 1 if (in_pad if count_include_pad else inside) else 0
+            if kind == "max":
+                out[idx] = -math.inf if best is None else best
+            elif kind == "avg":
+                out[idx] = total / count if count else math.nan
+            else:
+                out[idx] = (idx[0] * data.shape[1] + idx[1]) * math.prod(sizes) + where
+        return out
+
+    return oracle
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -270,6 +311,9 @@ ORACLES = {
     "avg_pool2d": _pool_oracle,
     "attention": _attention_oracle,
     "gelu_tanh": _gelu_tanh_oracle,
+    "max_pool": _pool_nd_oracle("max"),
+    "avg_pool": _pool_nd_oracle("avg"),
+    "max_pool_indices": _pool_nd_oracle("indices"),
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

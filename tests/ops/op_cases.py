@@ -309,6 +309,19 @@ def _pool_nd(kind: str):
     return case()
 
 
+def _topk():
+    @st.composite
+    def case(draw):
+        shape = draw(shapes(1, 3))
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        dtype = draw(st.sampled_from(["float32", "int64"]))
+        data = array(draw, shape, dtype, -2, 2)  # few distinct values: ties
+        k = np.array([draw(st.integers(0, shape[axis]))], np.int64)
+        return Case([data, k], {"axis": axis, "largest": draw(st.booleans()), "sorted": True})
+
+    return case()
+
+
 @st.composite
 def _attention(draw):
     heads, size = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2, 4]))
@@ -340,5 +353,6 @@ CASES = {
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(),
+    "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

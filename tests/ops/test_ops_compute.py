@@ -87,6 +87,14 @@ def _shape_value(names):
     return values
 
 
+def _topk_values(draw, sizes, rng, dtype, axis):
+    data = rng.integers(-3, 4, (sizes["n"], sizes["m"])).astype(dtype)  # ties
+    if dtype == "float32":
+        data += rng.choice([0, 0.5], data.shape).astype(dtype)
+    dim = sizes["m" if axis == 1 else "n"]
+    return [data, np.array([draw(st.integers(0, dim))], np.int64)]
+
+
 CONV_HW = st.sampled_from([3, 5, 7, 13])
 SPECS = [
     *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "gelu_tanh", "relu", "negative", "abs")],
@@ -190,6 +198,10 @@ SPECS = [
            {"pool_size": (2, 3), "strides": (2, 2), "dilation": (2, 1), "padding": (1, 0, 1, 2),
             "ceil_mode": True, "count_include_pad": inc},
            sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
+    *[Spec(op, [("n m", dtype), ("1", "int64")], {"axis": axis, "largest": largest},
+           values=functools.partial(_topk_values, dtype=dtype, axis=axis))
+      for op in ("topk_values", "topk_indices")
+      for dtype, axis, largest in (("float32", 1, True), ("int32", 0, False))],
     *[Spec("max_pool_indices", [("n c h w", "float32")],
            {"pool_size": (3, 2), "strides": (2, 1), "dilation": (1, 2), "padding": (1, 1, 1, 0),
             "ceil_mode": True, "storage_order": order},

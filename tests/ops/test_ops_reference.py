@@ -274,6 +274,20 @@ def _pool_nd_oracle(kind):
     return oracle
 
 
+def _topk_oracle(which):
+    def oracle(data, k, axis, largest, **_):
+        moved = np.moveaxis(data, axis, -1)
+        count = int(k.reshape(-1)[0])
+        out = np.zeros(moved.shape[:-1] + (count,), np.int64 if which == "indices" else data.dtype)
+        for idx in itertools.product(*[range(d) for d in moved.shape[:-1]]):
+            line = [v.item() for v in moved[idx]]
+            order = sorted(range(len(line)), key=lambda i: ((-line[i] if largest else line[i]), i))[:count]
+            out[idx] = order if which == "indices" else [line[i] for i in order]
+        return np.moveaxis(out, -1, axis)
+
+    return oracle
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -311,6 +325,8 @@ ORACLES = {
     "avg_pool2d": _pool_oracle,
     "attention": _attention_oracle,
     "gelu_tanh": _gelu_tanh_oracle,
+    "topk_values": _topk_oracle("values"),
+    "topk_indices": _topk_oracle("indices"),
     "max_pool": _pool_nd_oracle("max"),
     "avg_pool": _pool_nd_oracle("avg"),
     "max_pool_indices": _pool_nd_oracle("indices"),

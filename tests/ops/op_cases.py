@@ -309,6 +309,20 @@ def _pool_nd(kind: str):
     return case()
 
 
+def _quantize():
+    @st.composite
+    def case(draw):
+        x_shape, s_shape = broadcastable_pair(draw)
+        dtype = draw(st.sampled_from(["int8", "uint8"]))
+        x = array(draw, x_shape, "float32", -300, 300)
+        x = np.where(array(draw, x_shape, "bool"), np.round(x * 2) / 2, x).astype(np.float32)  # ties
+        scale = np.abs(array(draw, s_shape, "float32", 0.5, 4)).astype(np.float32)
+        zero_point = array(draw, (), dtype, -5 if dtype == "int8" else 0, 9)
+        return Case([x, scale, zero_point], {"dtype": dtype})
+
+    return case()
+
+
 def _topk():
     @st.composite
     def case(draw):
@@ -353,6 +367,7 @@ CASES = {
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(),
+    "quantize_linear": _quantize(),
     "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

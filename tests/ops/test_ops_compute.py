@@ -87,6 +87,13 @@ def _shape_value(names):
     return values
 
 
+def _quantize_values(draw, sizes, rng, dtype):
+    x = rng.uniform(-200, 200, (sizes["n"], sizes["m"])).astype("float32")
+    x[rng.random(x.shape) < 0.3] = rng.integers(-100, 100) + 0.5  # ties round to even
+    scale = rng.choice([0.5, 1.0, 2.0, 0.37], () if dtype == "uint8" else (sizes["m"],)).astype("float32")
+    return [x, scale, np.array(rng.integers(0, 9), dtype)]
+
+
 def _topk_values(draw, sizes, rng, dtype, axis):
     data = rng.integers(-3, 4, (sizes["n"], sizes["m"])).astype(dtype)  # ties
     if dtype == "float32":
@@ -198,6 +205,9 @@ SPECS = [
            {"pool_size": (2, 3), "strides": (2, 2), "dilation": (2, 1), "padding": (1, 0, 1, 2),
             "ceil_mode": True, "count_include_pad": inc},
            sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
+    *[Spec("quantize_linear", [("n m", "float32"), (scale, "float32"), ("", dtype)], {"dtype": dtype},
+           values=functools.partial(_quantize_values, dtype=dtype))
+      for scale, dtype in (("", "uint8"), ("m", "int8"))],
     *[Spec(op, [("n m", dtype), ("1", "int64")], {"axis": axis, "largest": largest},
            values=functools.partial(_topk_values, dtype=dtype, axis=axis))
       for op in ("topk_values", "topk_indices")

@@ -274,6 +274,17 @@ def _pool_nd_oracle(kind):
     return oracle
 
 
+def _quantize_oracle(x, scale, zero_point, dtype):
+    """Python's round() is half to even; the quotient in float32 as numpy computes it."""
+    info = np.iinfo(dtype)
+
+    def one(v, s, z):
+        q = float(np.float32(v) / np.float32(s))
+        return min(max(round(q) + int(z), int(info.min)), int(info.max))
+
+    return elementwise(one, x, scale, zero_point, dtype=dtype)
+
+
 def _topk_oracle(which):
     def oracle(data, k, axis, largest, **_):
         moved = np.moveaxis(data, axis, -1)
@@ -325,6 +336,7 @@ ORACLES = {
     "avg_pool2d": _pool_oracle,
     "attention": _attention_oracle,
     "gelu_tanh": _gelu_tanh_oracle,
+    "quantize_linear": _quantize_oracle,
     "topk_values": _topk_oracle("values"),
     "topk_indices": _topk_oracle("indices"),
     "max_pool": _pool_nd_oracle("max"),

@@ -75,7 +75,7 @@ def _avg_pool(inputs, attrs, out_shapes):
 def _max_pool_indices(inputs, attrs, out_shapes):
     """The max, then the least window position (row-major over the window) holding it, as a flat data index."""
     (data,) = inputs
-    (kernel, strides, dilation, before, after), shape, raxes, window = _setup("max_pool_indices", data, attrs)
+    (kernel, *_), shape, raxes, window = _setup("max_pool_indices", data, attrs)
     best = _max_stage("max_pool_indices", data, attrs, "max_pool_indices_max")
     never = te.const(math.prod(kernel), "int64")
 

@@ -148,9 +148,14 @@ def pool(ctx, node, inputs, attrs):
     ceil_mode = bool(attrs.get("ceil_mode", 0))
     if ceil_mode and attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "", "VALID"):
         raise ConversionError(f"ceil_mode=1 with auto_pad={attrs['auto_pad']} is not defined by ONNX")
-    before, after = _pads(ctx, x, attrs, kernel, strides, dilations)
-    common = dict(pool_size=tuple(kernel), strides=tuple(strides), dilation=tuple(dilations),
-                  padding=tuple(before) + tuple(after), ceil_mode=ceil_mode)
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):  # the op pads from the run-time sizes
+        padding = ()
+    else:
+        before, after = _pads(ctx, x, attrs, kernel, strides, dilations)
+        padding, auto = tuple(before) + tuple(after), ""
+    common = dict(pool_size=tuple(kernel), strides=tuple(strides), dilation=tuple(dilations), padding=padding,
+                  ceil_mode=ceil_mode, auto_pad=auto)
     if node.op_type == "AveragePool":
         return [ctx.emit("avg_pool", x, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)]
     outs = [ctx.emit("max_pool", x, **common)]

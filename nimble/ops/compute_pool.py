@@ -13,8 +13,8 @@ from .pool import geometry, out_len
 def _setup(op: str, data: te.Tensor, attrs: dict):
     """(geometry, output shape, reduce axes, window(idx) -> (inside, value, spatial coords))."""
     n = data.ndim - 2
-    kernel, strides, dilation, before, after = geometry(op, n, attrs)
     sizes = data.shape[2:]
+    kernel, strides, dilation, before, after = geometry(op, n, attrs, sizes)
     shape = data.shape[:2] + tuple(
         out_len(d, k, s, dl, b, a, attrs["ceil_mode"])
         for d, k, s, dl, b, a in zip(sizes, kernel, strides, dilation, before, after))

@@ -25,13 +25,42 @@ Any = AnyDim()
 POOL_DTYPES = FLOAT_DTYPES + INT_DTYPES
 
 
-def geometry(op: str, n: int, attrs: dict) -> tuple:
-    """(kernel, strides, dilations, before, after) as int lists of length n, checked."""
+AUTO_PADS = ("", "SAME_UPPER", "SAME_LOWER")
+
+
+def geometry(op: str, n: int, attrs: dict, sizes=None) -> tuple:
+    """(kernel, strides, dilations, before, after) as lists of length n, checked. With auto_pad SAME_UPPER /
+    SAME_LOWER the pads come from the spatial `sizes` (ints, or te expressions for symbolic dims)."""
     kernel = _ints(op, "pool_size", attrs["pool_size"], n, 1)
     strides = _ints(op, "strides", attrs["strides"] or (1,) * n, n, 1)
     dilation = _ints(op, "dilation", attrs["dilation"] or (1,) * n, n, 1)
-    padding = _ints(op, "padding", attrs["padding"] or (0,) * (2 * n), 2 * n, 0)
-    return kernel, strides, dilation, padding[:n], padding[n:]
+    auto = attrs.get("auto_pad", "")
+    if auto not in AUTO_PADS:
+        raise NimbleTypeError(f"{op}: auto_pad must be one of {AUTO_PADS}, got {auto!r}")
+    if not auto:
+        padding = _ints(op, "padding", attrs["padding"] or (0,) * (2 * n), 2 * n, 0)
+        return kernel, strides, dilation, padding[:n], padding[n:]
+    if attrs["ceil_mode"]:
+        raise ShapeError(f"{op}: ceil_mode with auto_pad={auto} is not defined")
+    before, after = [], []
+    for size, k, s, dl in zip(sizes, kernel, strides, dilation):
+        b, a = same_pads(size, k, s, dl, auto == "SAME_UPPER")
+        before.append(b)
+        after.append(a)
+    return kernel, strides, dilation, before, after
+
+
+def same_pads(size, kernel: int, stride: int, dilation: int, upper: bool):
+    """(before, after) padding that gives ceil(size / stride) windows, the odd one after (upper) or before."""
+    span = dilation * (kernel - 1) + 1
+    if isinstance(size, (int, np.integer)):
+        total = max(0, (-(-int(size) // stride) - 1) * stride + span - int(size))
+    else:
+        from .. import te
+
+        total = te.max_((te.ceildiv(size, stride) - 1) * stride + span - size, 0)
+    small = total // 2
+    return (small, total - small) if upper else (total - small, small)
 
 
 def _ints(op: str, name: str, values, n: int, least: int) -> list:
@@ -67,12 +96,14 @@ def out_len(size, kernel: int, stride: int, dilation: int, before: int, after: i
 
 
 def _rel(op: str, out_dtype=None):
-    def rel(data, pool_size, strides, dilation, padding, ceil_mode, **_):
+    def rel(data, pool_size, strides, dilation, padding, ceil_mode, auto_pad, **_):
         data = tensor_arg(op, "data", data, POOL_DTYPES)
         rank_at_least(op, "data", data, 3)
         n = data.ndim - 2
-        attrs = dict(pool_size=pool_size, strides=strides, dilation=dilation, padding=padding)
-        kernel, st, dil, before, after = geometry(op, n, attrs)
+        attrs = {"pool_size": pool_size, "strides": strides, "dilation": dilation, "padding": padding,
+                 "ceil_mode": ceil_mode, "auto_pad": auto_pad}
+        static = [d if isinstance(d, int) else 1 for d in data.shape[2:]]  # pads of symbolic dims are not used
+        kernel, st, dil, before, after = geometry(op, n, attrs, static)
         spatial = tuple(
             out_len(d, k, s, dl, b, a, ceil_mode) if isinstance(d, int) else Any
             for d, k, s, dl, b, a in zip(data.shape[2:], kernel, st, dil, before, after)
@@ -83,10 +114,11 @@ def _rel(op: str, out_dtype=None):
 
 
 def _shape(op: str):
-    def shape_func(data, pool_size, strides, dilation, padding, ceil_mode, **_):
+    def shape_func(data, pool_size, strides, dilation, padding, ceil_mode, auto_pad, **_):
         n = len(data) - 2
-        kernel, st, dil, before, after = geometry(
-            op, n, dict(pool_size=pool_size, strides=strides, dilation=dilation, padding=padding))
+        attrs = {"pool_size": pool_size, "strides": strides, "dilation": dilation, "padding": padding,
+                 "ceil_mode": ceil_mode, "auto_pad": auto_pad}
+        kernel, st, dil, before, after = geometry(op, n, attrs, [int(d) for d in data[2:]])
         spatial = [out_len(int(d), k, s, dl, b, a, ceil_mode)
                    for d, k, s, dl, b, a in zip(data[2:], kernel, st, dil, before, after)]
         return [np.array([data[0], data[1], *spatial], dtype=np.int64)]
@@ -99,7 +131,7 @@ def _windows(op: str, data: np.ndarray, attrs: dict):
     """(values, in_data, in_padding, out_shape): (N, C, *out, K) windows of the data (K = the window's positions
     in row-major order), whether each position is in the data, and whether it is in [-before, L + after)."""
     n = data.ndim - 2
-    kernel, strides, dilation, before, after = geometry(op, n, attrs)
+    kernel, strides, dilation, before, after = geometry(op, n, attrs, data.shape[2:])
     outs = [out_len(d, k, s, dl, b, a, attrs["ceil_mode"])
             for d, k, s, dl, b, a in zip(data.shape[2:], kernel, strides, dilation, before, after)]
     spans = [dl * (k - 1) + 1 for k, dl in zip(kernel, dilation)]
@@ -155,8 +187,9 @@ def _indices_ref(data, storage_order, **attrs):
     return (n_c * plane + spatial).astype(np.int64)
 
 
-_COMMON = {"pool_size": REQUIRED, "strides": (), "dilation": (), "padding": (), "ceil_mode": False}
-_DOC = " of (N, C, D1..Dn) data over pool_size windows (strides, dilation, padding = befores + afters, ceil_mode)."
+_COMMON = {"pool_size": REQUIRED, "strides": (), "dilation": (), "padding": (), "ceil_mode": False, "auto_pad": ""}
+_DOC = (" of (N, C, D1..Dn) data over pool_size windows (strides, dilation, padding = befores + afters, ceil_mode;"
+        " auto_pad SAME_UPPER / SAME_LOWER pads each dim to ceil(size / stride) windows from its run-time size).")
 
 max_pool = register(
     "max_pool", args=("data",), attrs=dict(_COMMON), type_rel=_rel("max_pool"), shape_func=_shape("max_pool"),

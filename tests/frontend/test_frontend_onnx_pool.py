@@ -59,6 +59,8 @@ _MODELS = {
                                     strides=[2], pads=[2, 1], ceil_mode=1),
     "max_same": lambda: _model("MaxPool", ["n", "c", "h", "w"], [("y", F)], kernel_shape=[3, 2],
                                auto_pad="SAME_UPPER"),
+    "avg_same_strided": lambda: _model("AveragePool", ["n", "c", "h", "w"], [("y", F)], kernel_shape=[3, 2],
+                                       strides=[2, 3], auto_pad="SAME_LOWER", count_include_pad=1),
 }
 
 
@@ -103,11 +105,12 @@ def test_same_upper_with_unit_strides_keeps_dims_symbolic(data):
     _check("max_same", _data(data.draw, (1, 2, data.draw(SIZES), data.draw(SIZES))))
 
 
-def test_same_padding_with_a_stride_over_a_symbolic_dim_names_the_dim():
-    model = _model("AveragePool", ["n", "c", "h", 8], [("y", F)], kernel_shape=[3, 3], strides=[2, 2],
-                   auto_pad="SAME_UPPER")
-    with pytest.raises(ConversionError, match="static spatial dim 2"):
-        from_onnx(model)
+
+
+@EXAMPLES
+@given(st.data())
+def test_same_lower_with_strides_pads_from_the_run_time_size(data):
+    _check("avg_same_strided", _data(data.draw, (1, 2, data.draw(SIZES), data.draw(SIZES))))
 
 
 def test_a_kernel_of_the_wrong_rank_is_refused():

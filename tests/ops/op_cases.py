@@ -299,6 +299,8 @@ def _pool_nd(kind: str):
         sizes = [draw(st.integers(max(1, sp - padding[i] - padding[n + i]), 7)) for i, sp in enumerate(spans)]
         attrs = {"pool_size": tuple(kernel), "strides": tuple(strides), "dilation": tuple(dilation),
                  "padding": tuple(padding), "ceil_mode": draw(st.booleans())}
+        if draw(st.integers(0, 3)) == 0:  # auto_pad: the padding attribute is not used
+            attrs.update(auto_pad=draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER"])), ceil_mode=False, padding=())
         if kind == "avg":
             attrs["count_include_pad"] = draw(st.booleans())
         if kind == "indices":

@@ -212,6 +212,9 @@ SPECS = [
            values=functools.partial(_topk_values, dtype=dtype, axis=axis))
       for op in ("topk_values", "topk_indices")
       for dtype, axis, largest in (("float32", 1, True), ("int32", 0, False))],
+    *[Spec("avg_pool", [("n 2 h w", "float32")],
+           {"pool_size": (3, 2), "strides": (2, 3), "dilation": (1, 2), "auto_pad": auto, "count_include_pad": True},
+           sizes={"n": SMALL, "h": POSITIVE, "w": CONV_HW}) for auto in ("SAME_UPPER", "SAME_LOWER")],
     *[Spec("max_pool_indices", [("n c h w", "float32")],
            {"pool_size": (3, 2), "strides": (2, 1), "dilation": (1, 2), "padding": (1, 1, 1, 0),
             "ceil_mode": True, "storage_order": order},

@@ -236,9 +236,17 @@ def _gelu_tanh_oracle(x):
 def _pool_nd_oracle(kind):
     """Loops over every output position and window position (ONNX's MaxPool / AveragePool semantics)."""
 
-    def oracle(data, pool_size, strides, dilation, padding, ceil_mode, count_include_pad=False, storage_order=0):
+    def oracle(data, pool_size, strides, dilation, padding, ceil_mode, auto_pad, count_include_pad=False,
+               storage_order=0):
         n = data.ndim - 2
-        sizes, before, after = data.shape[2:], padding[:n], padding[n:]
+        sizes = data.shape[2:]
+        if auto_pad:  # pads for ceil(size / stride) windows, the odd one after for SAME_UPPER
+            totals = [max(0, (math.ceil(d / s) - 1) * s + dl * (k - 1) + 1 - d)
+                      for d, k, s, dl in zip(sizes, pool_size, strides, dilation)]
+            small = [t // 2 for t in totals]
+            big = [t - t // 2 for t in totals]
+            padding = small + big if auto_pad == "SAME_UPPER" else big + small
+        before, after = padding[:n], padding[n:]
         outs = []
         for d, k, s, dl, b, a in zip(sizes, pool_size, strides, dilation, before, after):
             room = d + b + a - (dl * (k - 1) + 1)

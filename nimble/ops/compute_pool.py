@@ -63,8 +63,10 @@ def _avg_pool(inputs, attrs, out_shapes):
         for o, d, k, s, dl, b, a in zip(idx[2:], data.shape[2:], kernel, strides, dilation, before, after):
             start = o * s - b
             lo, hi = (-b, d + a) if include_pad else (0, d)
-            first = te.max_(te.ceildiv(lo - start, dl), 0)
-            last = te.min_(te.ceildiv(hi - start, dl), k)
+            if dl == 1:  # no division in the common case
+                first, last = te.max_(lo - start, 0), te.min_(hi - start, k)
+            else:
+                first, last = te.max_(te.ceildiv(lo - start, dl), 0), te.min_(te.ceildiv(hi - start, dl), k)
             per_dim.append(te.max_(last - first, 0))
         return te.cast("float64", product(per_dim))
 

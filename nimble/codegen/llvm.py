@@ -25,10 +25,19 @@ from .llvm_math import intrinsic, emit_math
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
 
-I1, I8, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64)
+I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
+F16, F32 = ir.HalfType(), ir.FloatType()
 PTR = ir.PointerType()
-_TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1}
-_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32 and float16 is float; loads
+# extend (sext / zext / fpext), stores truncate, and integer arithmetic and casts to a narrow int wrap (trunc then
+# extend) so values match numpy's; float16 arithmetic runs in float32 and rounds only when stored or cast.
+_TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1,
+          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "float16": F32}
+_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "float16": F16}
+_REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "float16": "float32"}
+_UNSIGNED = ("uint8", "uint16")
+_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
+          "uint16": 2, "float16": 2}
 _FLAGS = ("contract",)
 _REDUCE_FLAGS = ("contract", "reassoc")
 MAX_VECTOR_LANES = 64
@@ -50,8 +59,13 @@ def llvm_type(dtype: str):
 
 
 def mem_type(dtype: str):
-    """The type of one element in memory (a bool is a byte, like numpy's)."""
-    return I8 if dtype == "bool" else _TYPES[dtype]
+    """The type of one element in memory (a bool is a byte, like numpy's; narrow dtypes are their own width)."""
+    return _MEM_TYPES.get(dtype) or _TYPES[dtype]
+
+
+def _like(ty, scalar):
+    """`scalar` (an LLVM type), as a vector when `ty` is one."""
+    return ir.VectorType(scalar, ty.count) if isinstance(ty, ir.VectorType) else scalar
 
 
 def _const(ty, value):
@@ -221,16 +235,30 @@ class LLVMCodegen:
         return _gep(self.b, self.bufs[buf], [index], mem_type(buf.dtype))
 
     def _to_mem(self, val, dtype: str):
-        """A value as stored in memory: bools are bytes (LLVM would bit-pack vectors of i1)."""
-        if dtype != "bool":
+        """A value as stored in memory: bools are bytes (LLVM would bit-pack vectors of i1); narrow dtypes
+        truncate from their register type."""
+        if dtype not in _MEM_TYPES:
             return val
-        ty = ir.VectorType(I8, val.type.count) if isinstance(val.type, ir.VectorType) else I8
-        return self.b.zext(val, ty)
+        ty = _like(val.type, _MEM_TYPES[dtype])
+        if dtype == "bool":
+            return self.b.zext(val, ty)
+        return self.b.fptrunc(val, ty) if dtype == "float16" else self.b.trunc(val, ty)
 
     def _from_mem(self, val, dtype: str):
-        if dtype != "bool":
+        if dtype not in _MEM_TYPES:
             return val
-        return self.b.icmp_unsigned("!=", val, _const(val.type, 0))
+        if dtype == "bool":
+            return self.b.icmp_unsigned("!=", val, _const(val.type, 0))
+        ty = _like(val.type, _TYPES[dtype])
+        if dtype == "float16":
+            return self.b.fpext(val, ty)
+        return self.b.zext(val, ty) if dtype in _UNSIGNED else self.b.sext(val, ty)
+
+    def _wrap(self, val, dtype: str):
+        """A narrow int's register value reduced to its range (numpy's wrap-around), a float16's rounded."""
+        if dtype not in _REGISTER_DTYPE:
+            return val
+        return self._from_mem(self._to_mem(val, dtype), dtype)
 
     def _if(self, s: IfThenElse) -> None:
         cond = self.expr(s.cond)
@@ -462,36 +490,48 @@ class LLVMCodegen:
                 xv, yv = self._broadcast(xv, lanes), self._broadcast(yv, lanes)
             return xv, yv
 
+        if isinstance(e, BinaryOp) and e.dtype in _REGISTER_DTYPE and not is_float(e.dtype) and isinstance(
+                e, (Add, Sub, Mul, FloorDiv, FloorMod)):
+            return self._wrap(self._emit_binary(e, both(e.a, e.b)), e.dtype)
         if isinstance(e, BinaryOp):
-            x, y = both(e.a, e.b)
-            fl = is_float(e.a.dtype)
-            if isinstance(e, ReductionAdd):
-                return b.fadd(x, y, flags=_REDUCE_FLAGS) if fl else b.add(x, y)
-            if isinstance(e, Add):
-                return b.fadd(x, y, flags=_FLAGS) if fl else b.add(x, y)
-            if isinstance(e, Sub):
-                return b.fsub(x, y, flags=_FLAGS) if fl else b.sub(x, y)
-            if isinstance(e, Mul):
-                return b.fmul(x, y, flags=_FLAGS) if fl else b.mul(x, y)
-            if isinstance(e, Div):
-                return b.fdiv(x, y)
-            if isinstance(e, FloorDiv):
-                return self._floordiv(x, y, fl)
-            if isinstance(e, FloorMod):
-                return self._floormod(x, y, fl)
-            if isinstance(e, Min):
-                return b.select(b.fcmp_unordered("<", x, y) if fl else b.icmp_signed("<", x, y), x, y)
-            if isinstance(e, Max):
-                return b.select(b.fcmp_unordered(">", x, y) if fl else b.icmp_signed(">", x, y), x, y)
-            if isinstance(e, (LT, LE, EQ, NE)):
-                op = {LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)]
-                if fl and isinstance(e, NE):
-                    return b.fcmp_unordered(op, x, y)  # NaN != anything, as in numpy
-                return b.fcmp_ordered(op, x, y) if fl else b.icmp_signed(op, x, y)
-            if isinstance(e, And):
-                return b.and_(x, y)
-            if isinstance(e, Or):
-                return b.or_(x, y)
+            return self._emit_binary(e, both(e.a, e.b))
+        return self._emit_other(e, sub, vector, lanes)
+
+    def _emit_binary(self, e, operands):
+        b = self.b
+        x, y = operands
+        fl = is_float(e.a.dtype)
+        if isinstance(e, ReductionAdd):
+            return b.fadd(x, y, flags=_REDUCE_FLAGS) if fl else b.add(x, y)
+        if isinstance(e, Add):
+            return b.fadd(x, y, flags=_FLAGS) if fl else b.add(x, y)
+        if isinstance(e, Sub):
+            return b.fsub(x, y, flags=_FLAGS) if fl else b.sub(x, y)
+        if isinstance(e, Mul):
+            return b.fmul(x, y, flags=_FLAGS) if fl else b.mul(x, y)
+        if isinstance(e, Div):
+            return b.fdiv(x, y)
+        if isinstance(e, FloorDiv):
+            return self._floordiv(x, y, fl)
+        if isinstance(e, FloorMod):
+            return self._floormod(x, y, fl)
+        if isinstance(e, Min):
+            return b.select(b.fcmp_unordered("<", x, y) if fl else b.icmp_signed("<", x, y), x, y)
+        if isinstance(e, Max):
+            return b.select(b.fcmp_unordered(">", x, y) if fl else b.icmp_signed(">", x, y), x, y)
+        if isinstance(e, (LT, LE, EQ, NE)):
+            op = {LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)]
+            if fl and isinstance(e, NE):
+                return b.fcmp_unordered(op, x, y)  # NaN != anything, as in numpy
+            return b.fcmp_ordered(op, x, y) if fl else b.icmp_signed(op, x, y)
+        if isinstance(e, And):
+            return b.and_(x, y)
+        if isinstance(e, Or):
+            return b.or_(x, y)
+        raise CodegenError(f"cannot emit {type(e).__name__}: {e}")
+
+    def _emit_other(self, e, sub, vector: bool, lanes: int):
+        b = self.b
         if isinstance(e, Not):
             x = sub(e.a)
             return b.xor(x, _const(x.type, 1))
@@ -531,6 +571,12 @@ class LLVMCodegen:
         return b.select(adjust, b.add(r, y), r)
 
     def _cast(self, x, src: str, dst: str, lanes: int):
+        """A cast between register types; a cast to a narrow dtype then wraps / rounds to it."""
+        if src == dst:
+            return x
+        if src in _REGISTER_DTYPE or dst in _REGISTER_DTYPE:
+            wide = _REGISTER_DTYPE.get(dst, dst)
+            return self._wrap(self._cast(x, _REGISTER_DTYPE.get(src, src), wide, lanes), dst)
         b = self.b
         ty = llvm_type(dst)
         if lanes and isinstance(x.type, ir.VectorType):

@@ -131,3 +131,26 @@ def gather_elements(ctx, node, inputs, attrs):
     if flat.shape != index.shape:  # broadcast to the index's shape
         flat = ctx.emit("add", flat, ctx.emit("multiply", index, np.array(0, np.int64)))
     return [ctx.emit("take", ctx.emit("reshape", data, newshape=(-1,)), flat, axis=0, mode="clip")]
+
+
+@converter("TopK")
+def topk(ctx, node, inputs, attrs):
+    """Values and int64 indices of the k largest / smallest along `axis`; k may be a run-time input."""
+    from ..ir.types import TensorType
+
+    x, k = inputs[:2]
+    if x.ndim == 0:
+        raise ConversionError("TopK needs an input of rank >= 1, got a scalar")
+    axis = axis_in(attrs.get("axis", -1), x.ndim)
+    common = dict(axis=axis, largest=bool(attrs.get("largest", 1)), sorted=bool(attrs.get("sorted", 1)))
+    outs = []
+    for op, dtype in (("topk_values", x.dtype), ("topk_indices", "int64")):
+        refined = None
+        if k.is_const:  # a static k gives a static dim
+            count = int(np.asarray(k.const).reshape(-1)[0])
+            dim = x.shape[axis]
+            if isinstance(dim, int) and not 0 <= count <= dim:
+                raise ConversionError(f"k = {count} is out of range for axis {axis} of size {dim}")
+            refined = TensorType(tuple(x.shape[:axis]) + (count,) + tuple(x.shape[axis + 1:]), dtype)
+        outs.append(ctx.emit(op, x, k, type_=refined, **common))
+    return outs

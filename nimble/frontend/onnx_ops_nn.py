@@ -89,11 +89,14 @@ def _pads(ctx, x, attrs, kernel, strides, dilations):
         return [0] * spatial, [0] * spatial
     before, after = [], []
     for i in range(spatial):
-        size = x.shape[2 + i]
-        if not isinstance(size, int):
-            raise ConversionError(f"auto_pad={auto} needs static spatial dims")
-        out = -(-size // strides[i])
-        total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+        size, span = x.shape[2 + i], (kernel[i] - 1) * dilations[i] + 1
+        if strides[i] == 1:  # the total padding does not depend on the size
+            total = span - 1
+        elif not isinstance(size, int):
+            raise ConversionError(f"auto_pad={auto} with stride {strides[i]} needs a static spatial dim {2 + i}")
+        else:
+            out = -(-size // strides[i])
+            total = max(0, (out - 1) * strides[i] + span - size)
         small, large = total // 2, total - total // 2
         before.append(small if auto == "SAME_UPPER" else large)
         after.append(large if auto == "SAME_UPPER" else small)
@@ -107,11 +110,6 @@ def _as_2d(ctx, x):
     if x.ndim != 4:
         raise ConversionError(f"only 1-D and 2-D spatial inputs are supported, got rank {x.ndim}")
     return x, False
-
-
-def _pair(values, one_d, default):
-    values = list(values) if values is not None else [default] * (1 if one_d else 2)
-    return [default] + values if one_d else values
 
 
 @converter("Conv")
@@ -137,41 +135,33 @@ def conv(ctx, node, inputs, attrs):
 
 @converter("MaxPool", "AveragePool")
 def pool(ctx, node, inputs, attrs):
+    """N-D pooling (`max_pool` / `avg_pool`, and `max_pool_indices` for MaxPool's second output)."""
     x = inputs[0]
+    if x.ndim < 3:
+        raise ConversionError(f"the input has rank {x.ndim}, expected (N, C, D1, ...) with rank >= 3")
     kernel = list(attrs["kernel_shape"])
-    if any(d != 1 for d in attrs.get("dilations", [1])):
-        raise ConversionError("dilated pooling is not supported")
-    if attrs.get("storage_order", 0) or (len(node.output) > 1 and node.output[1]):
-        raise ConversionError("MaxPool's Indices output is not supported")
-    strides = list(attrs.get("strides", [1] * len(kernel)))
-    before, after = _pads(ctx, x, attrs, kernel, strides, [1] * len(kernel))
-    if attrs.get("ceil_mode", 0):
-        if node.op_type == "AveragePool" and attrs.get("count_include_pad", 0):
-            raise ConversionError("ceil_mode=1 with count_include_pad=1 is not supported")
-        after = [a + _ceil_extra(x.shape[2 + i], kernel[i], strides[i], before[i], a)
-                 for i, a in enumerate(after)]
-    x2, one_d = _as_2d(ctx, x)
-    if one_d:
-        kernel, strides, before, after = [1] + kernel, [1] + strides, [0] + before, [0] + after
-    common = dict(pool_size=tuple(kernel), strides=tuple(strides), padding=(before[0], before[1], after[0], after[1]))
-    if node.op_type == "MaxPool":
-        out = ctx.emit("max_pool2d", x2, **common)
+    spatial = x.ndim - 2
+    if len(kernel) != spatial:
+        raise ConversionError(f"kernel_shape has {len(kernel)} dims, the input has {spatial} spatial dims")
+    strides = list(attrs.get("strides", [1] * spatial))
+    dilations = list(attrs.get("dilations", [1] * spatial))
+    ceil_mode = bool(attrs.get("ceil_mode", 0))
+    if ceil_mode and attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "", "VALID"):
+        raise ConversionError(f"ceil_mode=1 with auto_pad={attrs['auto_pad']} is not defined by ONNX")
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):  # the op pads from the run-time sizes
+        padding = ()
     else:
-        out = ctx.emit("avg_pool2d", x2, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)
-    if one_d:
-        out = ctx.emit("squeeze", out, axis=(2,))
-    return [out]
-
-
-def _ceil_extra(size, kernel, stride, before, after):
-    """Padding to add after the input so a floor-mode pool gives ceil-mode's output length."""
-    if not isinstance(size, int):
-        raise ConversionError("ceil_mode=1 needs static spatial dims")
-    span = size + before + after - kernel
-    out = -(-span // stride) + 1
-    if (out - 1) * stride >= size + before:  # the last window must start inside the input or its left padding
-        out -= 1
-    return max(0, (out - 1) * stride + kernel - (size + before + after))
+        before, after = _pads(ctx, x, attrs, kernel, strides, dilations)
+        padding, auto = tuple(before) + tuple(after), ""
+    common = dict(pool_size=tuple(kernel), strides=tuple(strides), dilation=tuple(dilations), padding=padding,
+                  ceil_mode=ceil_mode, auto_pad=auto)
+    if node.op_type == "AveragePool":
+        return [ctx.emit("avg_pool", x, count_include_pad=bool(attrs.get("count_include_pad", 0)), **common)]
+    outs = [ctx.emit("max_pool", x, **common)]
+    if len(node.output) > 1 and node.output[1]:
+        outs.append(ctx.emit("max_pool_indices", x, storage_order=int(attrs.get("storage_order", 0)), **common))
+    return outs
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

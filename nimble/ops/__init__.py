@@ -24,6 +24,9 @@ from .broadcast import (
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .creation import arange, full, nonzero, ones, shape_of, zeros
 from .elementwise import abs, cast, erf, exp, gelu, log, negative, relu, sigmoid, sqrt, tanh  # noqa: A004
+from .pool import avg_pool, max_pool, max_pool_indices
+from .topk import topk_indices, topk_values
+from .quantize import quantize_linear
 from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul, softmax
 from .reduce import argmax, max, mean, min, sum  # noqa: A004
 from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register
@@ -38,3 +41,4 @@ __all__ = [name for name in dir() if not name.startswith("_")]
 from . import (  # noqa: E402,F401,I001
     compute_conv, compute_creation, compute_elementwise, compute_nn, compute_reduce, compute_transform,
 )
+from . import compute_pool, compute_quantize, compute_topk  # noqa: E402,F401

@@ -24,7 +24,8 @@ Semantics are numpy's, as in each op's `reference`, with these rules for symboli
 - `mean`, `layer_norm`, `avg_pool2d` and `batch_norm` accumulate in float64 like their references; `sum`, the
   matmuls, `conv2d` and `softmax` compute in the input dtype (the tuned templates replace them).
 - `argmax` returns the first index of the maximum; NaN is not treated as the maximum (numpy's is).
-- dtypes are te's: float32/64, int32/64, bool (float16, int8 and uint8 have no compute).
+- dtypes are te's: float32/64, int32/64, bool, and the storage dtypes float16 (computed in float32, rounded on
+  store), int8 / uint8 / int16 / uint16 (computed in int32, wrapping like numpy).
 
 Ops with no compute would be listed in `NO_COMPUTE` with the reason; today every registered op has one
 (`nonzero` too: an O(size^2) count-then-search, see its docstring).

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from ..errors import TypeError as NimbleTypeError
 
 INDEX = "int64"
-FLOAT_DTYPES = ("float32", "float64")
-INT_DTYPES = ("int32", "int64")
+FLOAT_DTYPES = ("float16", "float32", "float64")
+INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "int64")  # the narrow ones are storage types (codegen)
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs")
 
@@ -288,7 +288,8 @@ def _binary(cls, a, b) -> Expr:
     return cls(a, b)
 
 
-_RANK = {"bool": 0, "int32": 1, "int64": 2, "float32": 3, "float64": 4}
+_RANK = {"bool": 0, "int8": 1, "uint8": 2, "int16": 3, "uint16": 4, "int32": 5, "int64": 6, "float16": 7,
+         "float32": 8, "float64": 9}
 
 
 def _promote(a: Expr, b: Expr, symbol: str):

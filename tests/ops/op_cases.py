@@ -285,6 +285,59 @@ def _pool(avg: bool):
     return case()
 
 
+def _pool_nd(kind: str):
+    """N-D pools: 1 to 3 spatial dims, dilations, ceil mode, pads smaller than the (dilated) window."""
+
+    @st.composite
+    def case(draw):
+        n = draw(st.sampled_from([1, 2, 3]))
+        kernel = [draw(st.sampled_from([1, 2, 3])) for _ in range(n)]
+        dilation = [draw(st.sampled_from([1, 2])) for _ in range(n)]
+        strides = [draw(st.sampled_from([1, 2, 3])) for _ in range(n)]
+        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        padding = [draw(st.integers(0, sp - 1)) for sp in spans] + [draw(st.integers(0, sp - 1)) for sp in spans]
+        sizes = [draw(st.integers(max(1, sp - padding[i] - padding[n + i]), 7)) for i, sp in enumerate(spans)]
+        attrs = {"pool_size": tuple(kernel), "strides": tuple(strides), "dilation": tuple(dilation),
+                 "padding": tuple(padding), "ceil_mode": draw(st.booleans())}
+        if draw(st.integers(0, 3)) == 0:  # auto_pad: the padding attribute is not used
+            attrs.update(auto_pad=draw(st.sampled_from(["SAME_UPPER", "SAME_LOWER"])), ceil_mode=False, padding=())
+        if kind == "avg":
+            attrs["count_include_pad"] = draw(st.booleans())
+        if kind == "indices":
+            attrs["storage_order"] = draw(st.sampled_from([0, 1]))
+        shape = (draw(st.sampled_from([0, 1, 2])), draw(POSITIVE_DIMS), *sizes)
+        return Case([array(draw, shape, "int32" if kind == "indices" else "float32", -3, 3)], attrs)
+
+    return case()
+
+
+def _quantize():
+    @st.composite
+    def case(draw):
+        x_shape, s_shape = broadcastable_pair(draw)
+        dtype = draw(st.sampled_from(["int8", "uint8"]))
+        x = array(draw, x_shape, "float32", -300, 300)
+        x = np.where(array(draw, x_shape, "bool"), np.round(x * 2) / 2, x).astype(np.float32)  # ties
+        scale = np.abs(array(draw, s_shape, "float32", 0.5, 4)).astype(np.float32)
+        zero_point = array(draw, (), dtype, -5 if dtype == "int8" else 0, 9)
+        return Case([x, scale, zero_point], {"dtype": dtype})
+
+    return case()
+
+
+def _topk():
+    @st.composite
+    def case(draw):
+        shape = draw(shapes(1, 3))
+        axis = draw(st.integers(-len(shape), len(shape) - 1))
+        dtype = draw(st.sampled_from(["float32", "int64"]))
+        data = array(draw, shape, dtype, -2, 2)  # few distinct values: ties
+        k = np.array([draw(st.integers(0, shape[axis]))], np.int64)
+        return Case([data, k], {"axis": axis, "largest": draw(st.booleans()), "sorted": True})
+
+    return case()
+
+
 @st.composite
 def _attention(draw):
     heads, size = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2, 4]))
@@ -316,4 +369,7 @@ CASES = {
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(),
+    "quantize_linear": _quantize(),
+    "topk_values": _topk(), "topk_indices": _topk(),
+    "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

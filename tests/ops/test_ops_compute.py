@@ -87,6 +87,21 @@ def _shape_value(names):
     return values
 
 
+def _quantize_values(draw, sizes, rng, dtype):
+    x = rng.uniform(-200, 200, (sizes["n"], sizes["m"])).astype("float32")
+    x[rng.random(x.shape) < 0.3] = rng.integers(-100, 100) + 0.5  # ties round to even
+    scale = rng.choice([0.5, 1.0, 2.0, 0.37], () if dtype == "uint8" else (sizes["m"],)).astype("float32")
+    return [x, scale, np.array(rng.integers(0, 9), dtype)]
+
+
+def _topk_values(draw, sizes, rng, dtype, axis):
+    data = rng.integers(-3, 4, (sizes["n"], sizes["m"])).astype(dtype)  # ties
+    if dtype == "float32":
+        data += rng.choice([0, 0.5], data.shape).astype(dtype)
+    dim = sizes["m" if axis == 1 else "n"]
+    return [data, np.array([draw(st.integers(0, dim))], np.int64)]
+
+
 CONV_HW = st.sampled_from([3, 5, 7, 13])
 SPECS = [
     *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "gelu_tanh", "relu", "negative", "abs")],
@@ -180,6 +195,30 @@ SPECS = [
     *[Spec("avg_pool2d", [("n c h w", "float32")],
            {"pool_size": (2, 3), "strides": (1, 2), "padding": (0, 1, 1, 0), "count_include_pad": inc},
            sizes={"n": SMALL, "c": SMALL, "h": POSITIVE, "w": CONV_HW}) for inc in (False, True)],
+    Spec("max_pool", [("n c d", "float32")], {"pool_size": (3,), "strides": (2,), "dilation": (2,),
+                                             "padding": (1, 2), "ceil_mode": True},
+         sizes={"n": SMALL, "c": SMALL, "d": st.sampled_from([2, 3, 5, 7, 13])}),
+    Spec("max_pool", [("n 2 d h w", "int32")], {"pool_size": (2, 1, 3), "strides": (1, 2, 2), "dilation": (1, 1, 2),
+                                               "padding": (1, 0, 0, 0, 0, 2), "ceil_mode": False},
+         sizes={"n": SMALL, "d": POSITIVE, "h": POSITIVE, "w": CONV_HW}, low=-9, high=9),
+    *[Spec("avg_pool", [("n c h w", "float32")],
+           {"pool_size": (2, 3), "strides": (2, 2), "dilation": (2, 1), "padding": (1, 0, 1, 2),
+            "ceil_mode": True, "count_include_pad": inc},
+           sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
+    *[Spec("quantize_linear", [("n m", "float32"), (scale, "float32"), ("", dtype)], {"dtype": dtype},
+           values=functools.partial(_quantize_values, dtype=dtype))
+      for scale, dtype in (("", "uint8"), ("m", "int8"))],
+    *[Spec(op, [("n m", dtype), ("1", "int64")], {"axis": axis, "largest": largest},
+           values=functools.partial(_topk_values, dtype=dtype, axis=axis))
+      for op in ("topk_values", "topk_indices")
+      for dtype, axis, largest in (("float32", 1, True), ("int32", 0, False))],
+    *[Spec("avg_pool", [("n 2 h w", "float32")],
+           {"pool_size": (3, 2), "strides": (2, 3), "dilation": (1, 2), "auto_pad": auto, "count_include_pad": True},
+           sizes={"n": SMALL, "h": POSITIVE, "w": CONV_HW}) for auto in ("SAME_UPPER", "SAME_LOWER")],
+    *[Spec("max_pool_indices", [("n c h w", "float32")],
+           {"pool_size": (3, 2), "strides": (2, 1), "dilation": (1, 2), "padding": (1, 1, 1, 0),
+            "ceil_mode": True, "storage_order": order},
+           sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}, low=-2, high=2) for order in (0, 1)],
 ]
 
 

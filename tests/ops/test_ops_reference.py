@@ -233,6 +233,80 @@ def _gelu_tanh_oracle(x):
                        x.astype(np.float64))
 
 
+def _pool_nd_oracle(kind):
+    """Loops over every output position and window position (ONNX's MaxPool / AveragePool semantics)."""
+
+    def oracle(data, pool_size, strides, dilation, padding, ceil_mode, auto_pad, count_include_pad=False,
+               storage_order=0):
+        n = data.ndim - 2
+        sizes = data.shape[2:]
+        if auto_pad:  # pads for ceil(size / stride) windows, the odd one after for SAME_UPPER
+            totals = [max(0, (math.ceil(d / s) - 1) * s + dl * (k - 1) + 1 - d)
+                      for d, k, s, dl in zip(sizes, pool_size, strides, dilation)]
+            small = [t // 2 for t in totals]
+            big = [t - t // 2 for t in totals]
+            padding = small + big if auto_pad == "SAME_UPPER" else big + small
+        before, after = padding[:n], padding[n:]
+        outs = []
+        for d, k, s, dl, b, a in zip(sizes, pool_size, strides, dilation, before, after):
+            room = d + b + a - (dl * (k - 1) + 1)
+            o = (math.ceil(room / s) if ceil_mode else room // s) + 1
+            if ceil_mode and (o - 1) * s >= d + b:
+                o -= 1
+            outs.append(o)
+        out = np.zeros(data.shape[:2] + tuple(outs), np.int64 if kind == "indices" else np.float64)
+        for idx in itertools.product(*[range(m) for m in out.shape]):
+            best, where, total, count = None, 0, 0.0, 0
+            for offs in itertools.product(*[range(k) for k in pool_size]):
+                pos = [o * s + r * dl - b for o, s, r, dl, b in zip(idx[2:], strides, offs, dilation, before)]
+                inside = all(0 <= p < d for p, d in zip(pos, sizes))
+                in_pad = all(-b <= p < d + a for p, d, b, a in zip(pos, sizes, before, after))
+                if inside:
+                    v = data[idx[:2] + tuple(pos)]
+                    total += float(v)
+                    if best is None or v > best:
+                        best = v
+                        order = reversed(range(n)) if storage_order else range(n)
+                        where = 0
+                        for i in order:
+                            where = where * sizes[i] + pos[i]
+                count += 1 if (in_pad if count_include_pad else inside) else 0
+            if kind == "max":
+                out[idx] = -math.inf if best is None else best
+            elif kind == "avg":
+                out[idx] = total / count if count else math.nan
+            else:
+                out[idx] = (idx[0] * data.shape[1] + idx[1]) * math.prod(sizes) + where
+        return out
+
+    return oracle
+
+
+def _quantize_oracle(x, scale, zero_point, dtype):
+    """Python's round() is half to even; the quotient in float32 as numpy computes it."""
+    info = np.iinfo(dtype)
+
+    def one(v, s, z):
+        q = float(np.float32(v) / np.float32(s))
+        return min(max(round(q) + int(z), int(info.min)), int(info.max))
+
+    return elementwise(one, x, scale, zero_point, dtype=dtype)
+
+
+def _topk_oracle(which):
+    def oracle(data, k, axis, largest, **_):
+        moved = np.moveaxis(data, axis, -1)
+        count = int(k.reshape(-1)[0])
+        out = np.zeros(moved.shape[:-1] + (count,), np.int64 if which == "indices" else data.dtype)
+        for idx in itertools.product(*[range(d) for d in moved.shape[:-1]]):
+            line = [v.item() for v in moved[idx]]
+            order = sorted(range(len(line)), key=lambda i: ((-line[i] if largest else line[i]), i))[:count]
+            out[idx] = order if which == "indices" else [line[i] for i in order]
+        return np.moveaxis(out, -1, axis)
+
+    return oracle
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -270,6 +344,12 @@ ORACLES = {
     "avg_pool2d": _pool_oracle,
     "attention": _attention_oracle,
     "gelu_tanh": _gelu_tanh_oracle,
+    "quantize_linear": _quantize_oracle,
+    "topk_values": _topk_oracle("values"),
+    "topk_indices": _topk_oracle("indices"),
+    "max_pool": _pool_nd_oracle("max"),
+    "avg_pool": _pool_nd_oracle("avg"),
+    "max_pool_indices": _pool_nd_oracle("indices"),
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

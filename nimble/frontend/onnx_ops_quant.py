@@ -1,0 +1,172 @@
+"""Converters of ONNX's integer quantization operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
+MatMulInteger, QLinearMatMul and ConvInteger.
+
+Integer products accumulate in int32 (matmul of int32 operands, zero points subtracted first) and match numpy
+exactly; ConvInteger convolves in float64, exact while a sum stays below 2**53. Requantisation follows ONNX's
+reference: the int32 accumulator times a_scale * b_scale / y_scale, rounded half to even, plus the zero point,
+saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along their axis; blocked
+quantisation (`block_size`) and float8 / int4 types are refused.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .onnx_attrs import axis_in
+from .onnx_graph import ConversionError, converter
+from .onnx_ops_math import scalar
+
+QUANT_DTYPES = ("int8", "uint8")
+
+
+def _optional(inputs, k):
+    return inputs[k] if len(inputs) > k else None
+
+
+def _single(ctx, v):
+    """A 1-element scale / zero point as a scalar (None stays None)."""
+    if v is not None and v.ndim == 1 and v.shape[0] == 1:
+        return ctx.emit("reshape", v, newshape=())
+    return v
+
+
+def _along(ctx, v, axis, ndim: int):
+    """A per-axis 1-D scale / zero point reshaped to broadcast along `axis` (ONNX's attribute, resolved only
+    here) of a rank-`ndim` tensor; a scalar or 1-element one as a scalar."""
+    v = _single(ctx, v)
+    if v.ndim == 0:
+        return v
+    if v.ndim != 1:
+        raise ConversionError(f"a scale / zero point of rank {v.ndim} is blocked quantization, not supported")
+    axis = axis_in(axis, max(ndim, 1))
+    return ctx.emit("reshape", v, newshape=(-1,) + (1,) * (ndim - axis - 1))
+
+
+def _check_blocked(attrs):
+    if attrs.get("block_size", 0):
+        raise ConversionError(f"blocked quantization (block_size={attrs['block_size']}) is not supported")
+
+
+def _to_int32(ctx, v, zero_point=None):
+    """int32(v) - int32(zero_point)."""
+    out = v if v.dtype == "int32" else ctx.emit("cast", v, dtype="int32")
+    if zero_point is not None:
+        out = ctx.emit("subtract", out, ctx.emit("cast", zero_point, dtype="int32"))
+    return out
+
+
+@converter("QuantizeLinear")
+def quantize_linear(ctx, node, inputs, attrs):
+    _check_blocked(attrs)
+    x, scale = inputs[:2]
+    zero_point = _optional(inputs, 2)
+    from .onnx import onnx_dtype
+
+    dtype = zero_point.dtype if zero_point is not None else (
+        onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else "uint8")
+    if dtype not in QUANT_DTYPES:
+        raise ConversionError(f"QuantizeLinear to {dtype} is not supported (only {QUANT_DTYPES})")
+    if not attrs.get("saturate", 1):
+        raise ConversionError("saturate=0 applies to float8 outputs only, which are not supported")
+    if zero_point is None:
+        zero_point = np.zeros((), dtype)
+    else:
+        zero_point = _along(ctx, zero_point, attrs.get("axis", 1), x.ndim)
+    scale = _along(ctx, scale, attrs.get("axis", 1), x.ndim)
+    return [ctx.emit("quantize_linear", x, scale, zero_point, dtype=dtype)]
+
+
+@converter("DequantizeLinear")
+def dequantize_linear(ctx, node, inputs, attrs):
+    """(int32(x) - int32(zero_point)) * scale, in the scale's dtype."""
+    _check_blocked(attrs)
+    x, scale = inputs[:2]
+    zero_point = _optional(inputs, 2)
+    if x.dtype not in QUANT_DTYPES + ("int32",):
+        raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only int8, uint8, int32)")
+    axis = attrs.get("axis", 1)
+    if zero_point is not None:
+        zero_point = _along(ctx, zero_point, axis, x.ndim)
+    centred = _to_int32(ctx, x, zero_point)
+    from .onnx import onnx_dtype
+
+    out_dtype = onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else scale.dtype
+    values = ctx.emit("cast", centred, dtype=out_dtype)
+    scale = _along(ctx, scale, axis, x.ndim)
+    if scale.dtype != out_dtype:
+        scale = ctx.emit("cast", scale, dtype=out_dtype)
+    return [ctx.emit("multiply", values, scale)]
+
+
+@converter("DynamicQuantizeLinear")
+def dynamic_quantize_linear(ctx, node, inputs, attrs):
+    """uint8 with scale (max(x, 0) - min(x, 0)) / 255 (1 / 255 when both are 0) and zero point
+    saturate(round(-min / scale)), as ONNX's reference."""
+    (x,) = inputs
+    if x.dtype != "float32":
+        raise ConversionError(f"DynamicQuantizeLinear takes float32, got {x.dtype}")
+    top = ctx.emit("maximum", ctx.emit("max", x, axis=None, keepdims=False), scalar(0, x))
+    low = ctx.emit("minimum", ctx.emit("min", x, axis=None, keepdims=False), scalar(0, x))
+    span = ctx.emit("where", ctx.emit("equal", top, low), scalar(1, x), ctx.emit("subtract", top, low))
+    scale = ctx.emit("divide", span, scalar(255, x))
+    zero = np.zeros((), np.uint8)
+    zero_point = ctx.emit("quantize_linear", ctx.emit("negative", low), scale, zero, dtype="uint8")
+    y = ctx.emit("quantize_linear", x, scale, zero_point, dtype="uint8")
+    return [y, scale, zero_point]
+
+
+def _integer_matmul(ctx, a, b, a_zero_point, b_zero_point):
+    """int32 (a - a_zero_point) @ (b - b_zero_point); a's zero point per row (1-D, length M) or scalar, b's per
+    column (1-D, length N) or scalar."""
+    for name, v in (("A", a), ("B", b)):
+        if v.dtype not in QUANT_DTYPES:
+            raise ConversionError(f"{name} must be int8 or uint8, got {v.dtype}")
+    a_zero_point, b_zero_point = _single(ctx, a_zero_point), _single(ctx, b_zero_point)
+    if a_zero_point is not None and a_zero_point.ndim == 1 and a.ndim >= 2:
+        a_zero_point = ctx.emit("reshape", a_zero_point, newshape=(-1, 1))
+    from .onnx_ops_nn import matmul_values
+
+    return matmul_values(ctx, _to_int32(ctx, a, a_zero_point), _to_int32(ctx, b, b_zero_point))
+
+
+@converter("MatMulInteger")
+def matmul_integer(ctx, node, inputs, attrs):
+    a, b = inputs[:2]
+    return [_integer_matmul(ctx, a, b, _optional(inputs, 2), _optional(inputs, 3))]
+
+
+@converter("QLinearMatMul")
+def qlinear_matmul(ctx, node, inputs, attrs):
+    """saturate(round(acc * (a_scale * b_scale / y_scale)) + y_zero_point), acc the int32 product (the
+    multiplier in the scales' dtype, the product in float64, as ONNX's reference)."""
+    a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point = inputs
+    acc = _integer_matmul(ctx, a, b, a_zero_point, b_zero_point)
+    a_scale, b_scale, y_scale, y_zero_point = (_single(ctx, v) for v in (a_scale, b_scale, y_scale, y_zero_point))
+    if a_scale.ndim == 1 and a.ndim >= 2:
+        a_scale = ctx.emit("reshape", a_scale, newshape=(-1, 1))
+    if y_scale.ndim or (y_zero_point is not None and y_zero_point.ndim):
+        raise ConversionError("a per-column y_scale / y_zero_point is not supported")
+    scales = [ctx.emit("cast", s, dtype="float32") if s.dtype != "float32" else s for s in (a_scale, b_scale, y_scale)]
+    multiplier = ctx.emit("divide", ctx.emit("multiply", scales[0], scales[1]), scales[2])
+    product = ctx.emit("multiply", ctx.emit("cast", acc, dtype="float64"), ctx.emit("cast", multiplier, dtype="float64"))
+    dtype = y_zero_point.dtype if y_zero_point is not None else a.dtype
+    zero_point = y_zero_point if y_zero_point is not None else np.zeros((), dtype)
+    return [ctx.emit("quantize_linear", product, np.ones((), np.float64), zero_point, dtype=dtype)]
+
+
+@converter("ConvInteger")
+def conv_integer(ctx, node, inputs, attrs):
+    """int32 convolution of (x - x_zero_point) and (w - w_zero_point), computed in float64 (exact)."""
+    from .onnx_ops_nn import conv
+
+    x, w = inputs[:2]
+    x_zero_point, w_zero_point = _optional(inputs, 2), _optional(inputs, 3)
+    for name, v in (("x", x), ("w", w)):
+        if v.dtype not in QUANT_DTYPES:
+            raise ConversionError(f"{name} must be int8 or uint8, got {v.dtype}")
+    x_zero_point, w_zero_point = _single(ctx, x_zero_point), _single(ctx, w_zero_point)
+    if w_zero_point is not None and w_zero_point.ndim == 1:
+        w_zero_point = ctx.emit("reshape", w_zero_point, newshape=(-1,) + (1,) * (w.ndim - 1))
+    xf = ctx.emit("cast", _to_int32(ctx, x, x_zero_point), dtype="float64")
+    wf = ctx.emit("cast", _to_int32(ctx, w, w_zero_point), dtype="float64")
+    (out,) = conv(ctx, node, [xf, wf], attrs)
+    return [ctx.emit("cast", out, dtype="int32")]

@@ -1,0 +1,80 @@
+"""topk_values / topk_indices: the k largest (or smallest) elements along an axis and their int64 indices, k a
+run-time scalar (or 1-element) tensor. Sorted best first; equal elements keep their order (the lower index
+first), as ONNX TopK specifies and ONNX Runtime does. NaN compares as neither larger nor smaller (unspecified in
+ONNX). Two ops with one output each (the VM's data-dependent shapes are per output)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir.types import AnyDim, TensorType
+from .registry import OpPattern, ShapeFuncKind, register
+from .relations import FLOAT_DTYPES, INT_DTYPES, normalize_axis, tensor_arg
+
+Any = AnyDim()
+ATTRS = {"axis": -1, "largest": True, "sorted": True}
+
+
+def k_of(op: str, k, dim: int) -> int:
+    """The value of k (a scalar or 1-element array), checked against the axis length."""
+    k = np.asarray(k)
+    if k.size != 1 or k.dtype.kind not in "iu":
+        raise ShapeError(f"{op}: k must be one integer, got {k.dtype} of shape {k.shape}")
+    value = int(k.reshape(-1)[0])
+    if not 0 <= value <= dim:
+        raise ShapeError(f"{op}: k = {value} is out of range for an axis of length {dim} (0 <= k <= {dim})")
+    return value
+
+
+def _rel(op: str, indices: bool):
+    def rel(data, k, axis, largest, sorted):  # noqa: A002 - ONNX's attribute name
+        data = tensor_arg(op, "data", data, FLOAT_DTYPES + INT_DTYPES)
+        k = tensor_arg(op, "k", k, ("int32", "int64"))
+        if k.ndim > 1 or (k.ndim == 1 and k.shape[0] not in (1, Any) and isinstance(k.shape[0], int)):
+            raise ShapeError(f"{op}: k must be a scalar or hold one value, got {k!r}")
+        if data.ndim == 0:
+            raise ShapeError(f"{op}: data must have rank >= 1, got a scalar")
+        ax = normalize_axis(op, axis, data.ndim)
+        shape = data.shape[:ax] + (Any,) + data.shape[ax + 1:]
+        return TensorType(shape, "int64" if indices else data.dtype)
+
+    return rel
+
+
+def _shape(op: str):
+    def shape_func(data, k, axis, largest, sorted):  # noqa: A002
+        ax = normalize_axis(op, axis, len(data))
+        out = np.array(data, dtype=np.int64)
+        out[ax] = k_of(op, k, int(data[ax]))
+        return [out]
+
+    return shape_func
+
+
+def reference_indices(data: np.ndarray, k, axis: int, largest: bool) -> np.ndarray:
+    """A stable sort along `axis` (descending for largest, with equal elements in index order), first k."""
+    ax = normalize_axis("topk", axis, data.ndim)
+    count = k_of("topk", k, data.shape[ax])
+    keys = -data.astype(np.float64) if largest and data.dtype.kind == "f" else data
+    if largest and data.dtype.kind != "f":
+        keys = -data.astype(np.int64) if data.dtype != np.uint64 else ~data
+    order = np.argsort(keys, axis=ax, kind="stable")
+    return np.take(order, np.arange(count), axis=ax).astype(np.int64)
+
+
+topk_values = register(
+    "topk_values", args=("data", "k"), attrs=dict(ATTRS), type_rel=_rel("topk_values", False),
+    shape_func=_shape("topk_values"), shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(1,),
+    reference=lambda data, k, axis, largest, sorted: np.take_along_axis(
+        data, reference_indices(data, k, axis, largest), axis=normalize_axis("topk", axis, data.ndim)),
+    pattern=OpPattern.OPAQUE,
+    doc="The k largest (largest=True) or smallest elements of data along axis, best first (ties: lower index "
+    "first); k is a run-time scalar tensor.",
+)
+topk_indices = register(
+    "topk_indices", args=("data", "k"), attrs=dict(ATTRS), type_rel=_rel("topk_indices", True),
+    shape_func=_shape("topk_indices"), shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(1,),
+    reference=lambda data, k, axis, largest, sorted: reference_indices(data, k, axis, largest),
+    pattern=OpPattern.OPAQUE,
+    doc="The int64 indices along axis of topk_values' elements.",
+)

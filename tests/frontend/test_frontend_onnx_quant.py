@@ -1,0 +1,128 @@
+"""ONNX integer quantization: QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear / MatMulInteger /
+QLinearMatMul with symbolic dims (exact vs numpy and ONNX Runtime), and an MLP exported from torch and quantized
+with onnxruntime's `quantize_dynamic`, against ONNX Runtime.
+
+The quantized model uses `reduce_range=True` (7-bit weights): with full-range int8 weights ONNX Runtime's u8s8
+MatMulInteger kernels on this CPU saturate int16 pair sums (an accumulator measured 13,313 off numpy's exact
+product), while nimble's int32 accumulation is exact; see `test_matmul_integer_is_exact_where_onnxruntime_saturates`.
+"""
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import nimble  # noqa: E402
+from nimble.frontend import from_onnx  # noqa: E402
+
+F, U8, I8, I32 = TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32
+EXAMPLES = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+ROWS = st.sampled_from([0, 1, 2, 3, 5, 7, 13])
+
+
+def _session(model):
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@functools.cache
+def _ops_model():
+    """x (n, 6) float -> per-axis QuantizeLinear -> DequantizeLinear; DynamicQuantizeLinear(x) -> MatMulInteger
+    with a per-column weight zero point -> QLinearMatMul."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(np.array([0.05, 0.1, 0.5, 0.02, 1.0, 0.25], np.float32), "s6"),
+        numpy_helper.from_array(np.array([0, 3, -4, 7, -128, 127], np.int8), "z6"),
+        numpy_helper.from_array(rng.integers(-60, 60, (6, 5)).astype(np.int8), "w"),  # 7-bit: see above
+        numpy_helper.from_array(np.array([1, -2, 0, 5, -7], np.int8), "wz"),
+        numpy_helper.from_array(np.array(0.02, np.float32), "ws"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "ys"),
+        numpy_helper.from_array(np.array(3, np.uint8), "yz"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s6", "z6"], ["q"], axis=1),
+        helper.make_node("DequantizeLinear", ["q", "s6", "z6"], ["dq"], axis=1),
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        helper.make_node("MatMulInteger", ["xq", "w", "xz", "wz"], ["acc"]),
+        helper.make_node("QLinearMatMul", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz"], ["y"]),
+    ]
+    outputs = [("q", I8), ("dq", F), ("xq", U8), ("xs", F), ("xz", U8), ("acc", I32), ("y", U8)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, ["n", 6])],
+                              [helper.make_tensor_value_info(n, t, None) for n, t in outputs], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    return model, _session(model), nimble.VirtualMachine(nimble.compile(from_onnx(model)))
+
+
+def _numpy_ops(x, model):
+    """numpy's (independent) version of `_ops_model`."""
+    c = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    q = np.clip(np.rint(x / c["s6"]) + c["z6"], -128, 127).astype(np.int8)
+    dq = ((q.astype(np.int32) - c["z6"]) * c["s6"]).astype(np.float32)
+    top, low = np.float32(max(0, x.max(initial=0))), np.float32(min(0, x.min(initial=0)))
+    xs = np.float32((top - low) if top != low else 1) / np.float32(255)
+    xz = np.uint8(np.clip(np.rint(-low / xs), 0, 255))
+    xq = np.clip(np.rint(x / xs) + xz, 0, 255).astype(np.uint8)
+    acc = (xq.astype(np.int32) - xz) @ (c["w"].astype(np.int32) - c["wz"])
+    mult = xs * c["ws"] / c["ys"]
+    y = np.clip(np.rint(acc * np.float64(mult)) + c["yz"], 0, 255).astype(np.uint8)
+    return [q, dq, xq, xs, xz, acc, y]
+
+
+@EXAMPLES
+@given(n=ROWS, seed=st.integers(0, 2**16), ties=st.booleans())
+def test_quantization_ops_with_symbolic_rows_are_exact(n, seed, ties):
+    model, sess, vm = _ops_model()
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, 6)) * 4).astype(np.float32)
+    if ties:  # x / scale lands on .5 for the scales 0.1, 0.5, 1.0, 0.25 (round half to even)
+        x = (np.round(x * 4) / 4 + np.array([0.0, 0.05, 0.25, 0.0, 0.5, 0.125], np.float32)).astype(np.float32)
+    got = [np.asarray(g) for g in vm.run(x)]
+    for g, w in zip(got, _numpy_ops(x, model), strict=True):
+        assert g.dtype == np.asarray(w).dtype and g.shape == np.shape(w)
+        np.testing.assert_array_equal(g, w)
+    if n:  # ONNX Runtime needs a non-empty x for the min / max of DynamicQuantizeLinear
+        for name, g, w in zip(("q", "dq", "xq", "xs", "xz", "acc", "y"), got, sess.run(None, {"x": x})):
+            np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+def test_matmul_integer_is_exact_where_onnxruntime_saturates():
+    """Full-range uint8 x int8: nimble's int32 accumulator equals numpy's; ONNX Runtime's may not (x86 u8s8)."""
+    a = np.full((1, 4), 255, np.uint8)
+    b = np.full((4, 1), 127, np.int8)
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "g",
+                              [helper.make_tensor_value_info("a", U8, ["n", 4])],
+                              [helper.make_tensor_value_info("y", I32, None)],
+                              initializer=[numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    got = nimble.VirtualMachine(nimble.compile(from_onnx(model))).run(a)
+    np.testing.assert_array_equal(got, [[4 * 255 * 127]])
+
+
+@functools.cache
+def _quantized_mlp(tmp):
+    torch = pytest.importorskip("torch")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8)).eval()
+    fp32, int8 = f"{tmp}/mlp.onnx", f"{tmp}/mlp_int8.onnx"
+    torch.onnx.export(mlp, (torch.randn(3, 16),), fp32, dynamo=False, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, opset_version=17)
+    quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, reduce_range=True)
+    model = onnx.load(int8)
+    return model, nimble.VirtualMachine(nimble.compile(from_onnx(model))), _session(model)
+
+
+def test_dynamically_quantized_mlp_matches_onnxruntime(tmp_path_factory):
+    model, vm, sess = _quantized_mlp(str(tmp_path_factory.mktemp("quant")))
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {node.op_type for node in model.graph.node}
+    for n in (1, 2, 5, 13):
+        x = np.random.default_rng(n).standard_normal((n, 16)).astype(np.float32)
+        got, want = np.asarray(vm.run(x)), sess.run(None, {"x": x})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

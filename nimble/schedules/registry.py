@@ -175,6 +175,7 @@ def get_template(name: str, target: str = "llvm") -> Template:
 def _load_builtin_templates() -> None:
     from . import dense, matmul  # noqa: F401
     from . import attention, conv2d, injective, layer_norm, reduce, softmax, take  # noqa: F401
+    from . import lstm_cell  # noqa: F401
     from . import cuda_dense, cuda_injective, cuda_reduce, cuda_softmax  # noqa: F401  (target "cuda")
 
 

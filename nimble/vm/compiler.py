@@ -335,6 +335,11 @@ class FunctionCompiler:
         # the kernel may have been built for another group of the same shape: take this one's inputs
         if gk.template == "dense":  # (and the dense's own weight, packed)
             gk = _with_inputs(gk, self.mc, group)
+        elif gk.template == "lstm_cell":  # its own W_hh, packed (the kernel is shared)
+            from ..schedules.lstm_cell import lstm_cell_inputs
+
+            gk = replace(gk, inputs=lstm_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
+                                                     self.mc.__dict__.setdefault("_packed", {})))
         elif gk.template != "auto":  # a lone operator through its template: its own arguments
             gk = replace(gk, inputs=list(group.calls[0].args))
         else:

@@ -177,3 +177,19 @@ def test_compiled_lstm_matches_torch(full_model, full_vm, length):
         out, (h_n, c_n) = ref(torch.from_numpy(xs)[:, None, :])
     for g, expected in zip(got, (out[:, 0], h_n[:, 0], c_n[:, 0])):
         np.testing.assert_allclose(g, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("hidden", [1, 13])
+def test_compiled_lstm_matches_numpy_over_hidden_sizes_and_lengths(hidden):
+    """The fused cell's template at hidden sizes that are not multiples of the vector width, lengths 0, 1, primes."""
+    import nimble
+
+    config = lstm.LSTMConfig(input_size=3, hidden_size=hidden, num_layers=2)
+    weights = lstm.random_weights(config, seed=hidden)
+    vm = nimble.VirtualMachine(nimble.compile(lstm.build_module(weights, config)))
+    for length in [0, 1, 2, 7, 13]:
+        xs = np.random.default_rng(length).standard_normal((length, 3)).astype(np.float32)
+        got = [np.asarray(v) for v in vm.run(*lstm.to_inputs(xs))]
+        for g, expected in zip(got, numpy_lstm(weights, xs, 2, hidden)):
+            assert g.shape == expected.shape
+            np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-5)

@@ -61,17 +61,19 @@ def _layer_loop(weights: dict, layer: int, hidden: int, loop: GlobalVar) -> Func
     """`@lstm_loop_l<layer>(t, n, proj (T, 4H), state (2, 1, H), steps) -> (steps, state_n)`.
 
     A step is one `lstm_cell` kernel besides the counter: `h @ W_hh^T`, row t of the projection, the gates and
-    the c / h update together, state = stack(h, c); the new state is consed onto `steps` (newest first).
+    the c / h update together, state = stack(h, c); the new state, viewed as 2-D rows (h_t, c_t), is consed onto
+    `steps` (newest first).
     """
     state_t = TensorType((2, 1, hidden))
-    steps_t = prelude.list_type(TensorType((Any, 1, hidden)))
+    steps_t = prelude.list_type(TensorType((Any, hidden)))
     t, n = var("t", shape=(), dtype="int64"), var("n", shape=(), dtype="int64")
     proj = var("proj", shape=(Any, 4 * hidden))
     state, steps = var("state", type=state_t), var("steps", type=steps_t)
     w_hh = weight(weights, f"weight_hh_l{layer}", (4 * hidden, hidden))
     b = Builder()
     new_state = b.let("new_state", nb.lstm_cell(proj, t, state, w_hh))
-    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_state, prelude.Cons(new_state, steps)))
+    rows = b.let("rows", nb.reshape(new_state, newshape=(2, hidden)))  # a view: (h_t, c_t) as 2-D rows
+    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_state, prelude.Cons(rows, steps)))
     body = if_(nb.less(t, n), recurse, tuple_(steps, state))
     return Function([t, n, proj, state, steps], body, TupleType((steps_t, state_t)))
 
@@ -81,11 +83,11 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
 
     Layer k: one GEMM projects its whole input sequence (T, in) to the gates' input side (T, 4H); the loop
     runs the recurrence over it and collects each step's state (h_t, c_t) in a list; `@stack_steps` joins the
-    list into (2T, 1, H), viewed as (T, 2, H), whose h rows are the next layer's input (T, H).
+    list into (2T, H) rows, viewed as (T, 2, H), whose h rows are the next layer's input (T, H).
     """
     hidden, layers = config.hidden_size, config.num_layers
     mod = IRModule()
-    stack = define_row_stack(mod, "stack_steps", TensorType((Any, 1, hidden)))
+    stack = define_row_stack(mod, "stack_steps", TensorType((Any, hidden)))
     loops = []
     for layer in range(layers):
         loop = GlobalVar(f"lstm_loop_l{layer}")
@@ -96,7 +98,7 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
     b = Builder()
     length = b.let("length", nb.take(nb.shape_of(seq), const(0, "int64"), axis=0))
     zero_state = b.let("zero_state", nb.zeros((2, 1, hidden)))
-    no_steps = b.let("no_steps", nb.zeros((0, 1, hidden)))
+    no_steps = b.let("no_steps", nb.zeros((0, hidden)))
     layer_input, in_size, hs, cs = seq, config.input_size, [], []
     for layer in range(layers):
         proj = b.let(f"proj_l{layer}", _projection(weights, layer, layer_input, in_size, hidden))

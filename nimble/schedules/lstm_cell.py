@@ -10,7 +10,8 @@ step of the reduction over r reads 4 * bn contiguous floats. Stages, one loop ne
 
 * ``out[s, b, u]`` (s = 0: h_t, s = 1: c_t): loops (u / bn, b, s, u % bn), the block loop parallel over the
   thread pool, s unrolled (h_t's copy recomputes c_t from the same registers), u % bn vectorized;
-* ``rec[b, g, u] = sum_r h[b, r] * wp[u / bn, r, g, u % bn]`` computed at the row loop b of ``out``: a
+* ``row[b]``, the row of gates_x read (its range check raises `nimble.OutOfRangeError`), and
+  ``rec[b, g, u] = sum_r h[b, r] * wp[u / bn, r, g, u % bn]`` computed at the row loop b of ``out``: a
   (1, 4, bn) accumulator block in vector registers (4 * bn / lanes of them) while r runs (unrolled by
   k_unroll); the weights stream through once per batch row (from L3 for the first, L2 after).
 
@@ -38,7 +39,7 @@ def _static(d) -> int | None:
 
 
 def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = None) -> dict:
-    """The stages (dict: "rec", "out") of lstm_cell over te tensors; ``weight`` is W_hh (4H, H) when ``bn`` is
+    """The stages (dict: "rec", "row" (template only), "out") of lstm_cell over te tensors; ``weight`` is W_hh (4H, H) when ``bn`` is
     None, else the packed wp (ceil(H / bn), H, 4, bn)."""
     batch, hidden = state.shape[1], _static(state.shape[2])
     rows = gates_x.shape[0]
@@ -57,22 +58,27 @@ def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = 
         def pre_rec(k, b, u):
             return rec[b, k, u]
 
-    def cell(s, b, u):
+    def row_of(b):  # the check makes the clamp a no-op
+        return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
+
+    def checks(*_):
         step = t[()]
-        row = te.min_(te.max_(step * batch + b, 0), rows - 1)  # the check below makes the clamp a no-op
+        return [(te.all_(step >= 0, (step + 1) * batch <= rows), MSG_STEP)]
+
+    # the template computes the rows (and their check) once per batch row, outside the vector loop
+    row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
+
+    def cell(s, b, u):
+        r_b = row_of(b) if row is None else row[b]
 
         def pre(k):
-            return pre_rec(k, b, u) + gates_x[row, order[k] * hidden + u]
+            return pre_rec(k, b, u) + gates_x[r_b, order[k] * hidden + u]
 
         new_c = te.sigmoid(pre(1)) * state[1, b, u] + te.sigmoid(pre(0)) * te.tanh(pre(2))
         return te.select(te.eq(s, 0), te.sigmoid(pre(3)) * te.tanh(new_c), new_c)
 
-    def checks(s, b, u):
-        step = t[()]
-        return [(te.all_(step >= 0, (step + 1) * batch <= rows), MSG_STEP)]
-
-    out = te.compute(tuple(state.shape), cell, name="lstm_cell", checks=checks)
-    return {"rec": rec, "out": out}
+    out = te.compute(tuple(state.shape), cell, name="lstm_cell", checks=checks if row is None else None)
+    return {"rec": rec, "row": row, "out": out}
 
 
 def pack_lstm_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
@@ -136,6 +142,7 @@ class LSTMCell(Template):
         s[out].vectorize(ui)
         if cfg["parallel"] == "blocks":
             s[out].parallel(uo)
+        s[st["row"]].compute_at(s[out], b)
         s[rec].compute_at(s[out], b)
         s[rec].overcompute()
         rb, rg, ru = s[rec].axis

@@ -74,7 +74,9 @@ def lstm_cell_reference(gates_x, t, state, weight, gate_order=TORCH_GATE_ORDER) 
     rows = gates_x[step * batch: (step + 1) * batch].astype(np.float64)
     pre = rows + h @ weight.astype(np.float64).T
     gate = [pre[:, order[k] * hidden: (order[k] + 1) * hidden] for k in range(4)]
-    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
     new_c = sig(gate[1]) * c + sig(gate[0]) * np.tanh(gate[2])
     new_h = sig(gate[3]) * np.tanh(new_c)
     return np.stack([new_h, new_c]).astype(state.dtype)

@@ -61,8 +61,8 @@ def _layer_loop(weights: dict, layer: int, hidden: int, loop: GlobalVar) -> Func
     """`@lstm_loop_l<layer>(t, n, proj (T, 4H), state (2, 1, H), steps) -> (steps, state_n)`.
 
     A step is one `lstm_cell` kernel besides the counter: `h @ W_hh^T`, row t of the projection, the gates and
-    the c / h update together, state = stack(h, c); the new state, viewed as 2-D rows (h_t, c_t), is consed onto
-    `steps` (newest first).
+    the c / h update together, state = stack(h, c); h_t, as a (1, H) row, is consed onto `steps` (newest
+    first).
     """
     state_t = TensorType((2, 1, hidden))
     steps_t = prelude.list_type(TensorType((Any, hidden)))
@@ -72,8 +72,8 @@ def _layer_loop(weights: dict, layer: int, hidden: int, loop: GlobalVar) -> Func
     w_hh = weight(weights, f"weight_hh_l{layer}", (4 * hidden, hidden))
     b = Builder()
     new_state = b.let("new_state", nb.lstm_cell(proj, t, state, w_hh))
-    rows = b.let("rows", nb.reshape(new_state, newshape=(2, hidden)))  # a view: (h_t, c_t) as 2-D rows
-    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_state, prelude.Cons(rows, steps)))
+    new_h = b.let("new_h", nb.take(new_state, const(0, "int64"), axis=0))  # (1, H): the step's output row
+    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_state, prelude.Cons(new_h, steps)))
     body = if_(nb.less(t, n), recurse, tuple_(steps, state))
     return Function([t, n, proj, state, steps], body, TupleType((steps_t, state_t)))
 
@@ -82,8 +82,8 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
     """The LSTM as a module: `@main`, one time-step loop `@lstm_loop_l<k>` per layer and `@stack_steps`.
 
     Layer k: one GEMM projects its whole input sequence (T, in) to the gates' input side (T, 4H); the loop
-    runs the recurrence over it and collects each step's state (h_t, c_t) in a list; `@stack_steps` joins the
-    list into (2T, H) rows, viewed as (T, 2, H), whose h rows are the next layer's input (T, H).
+    runs the recurrence over it and collects h_t in a list; `@stack_steps` joins the list into (T, H), the
+    next layer's input.
     """
     hidden, layers = config.hidden_size, config.num_layers
     mod = IRModule()
@@ -106,8 +106,7 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
         state_n = b.let(f"state_n_l{layer}", get(run, 1))
         hs.append(nb.take(state_n, const(0, "int64"), axis=0))
         cs.append(nb.take(state_n, const(1, "int64"), axis=0))
-        states = b.let(f"states_l{layer}", nb.reshape(stack(get(run, 0), no_steps), newshape=(-1, 2, hidden)))
-        layer_input = b.let(f"outputs_l{layer}", nb.take(states, const(0, "int64"), axis=1))
+        layer_input = b.let(f"outputs_l{layer}", stack(get(run, 0), no_steps))
         in_size = hidden
     body = b.ret(tuple_(layer_input, nb.concatenate(hs, axis=0), nb.concatenate(cs, axis=0)))
     result_t = TupleType((TensorType((Any, hidden)), TensorType((layers, hidden)), TensorType((layers, hidden))))

@@ -56,24 +56,27 @@ class _StepRows:
         return c.emit("strided_slice", row, begin=(k * size,), end=((k + 1) * size,), axes=(1,))
 
 
-def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step):
+def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step, state_dims=None, output=None):
     """Run `step(child, x_gate, states) -> new states` over the n steps of the projection `xw` of `x` (a
-    `_StepRows` as x_gate). Returns (first state stacked over time, reshaped to (n,) + h_dims; final states).
-    Shapes are read from `x`, so that `xw` has one use (the loop) and stays unguarded."""
+    `_StepRows` as x_gate). Returns (each step's output stacked over time, reshaped to (n,) + h_dims; final states).
+    A step's output is its first state, or `output(child, new states)` (a `h_dims` tensor); the states have
+    `state_dims` (default `h_dims`). Shapes are read from `x`, so that `xw` has one use (the loop) and stays
+    unguarded."""
     t = Var("t", TensorType((), "int64"))
     length = Var("n", TensorType((), "int64"))
     xs = Var("xs", TensorType((AnyDim(),) + tuple(d if isinstance(d, int) else AnyDim() for d in xw.shape[1:]),
                               xw.dtype))
-    state_shape = tuple(d if isinstance(d, int) else AnyDim() for d in h_dims)  # (B, H): static B from X's type
+    state_shape = tuple(d if isinstance(d, int) else AnyDim() for d in (state_dims or h_dims))  # static B from X
     states = [Var(f"s{k}", TensorType(state_shape, s.dtype)) for k, s in enumerate(init_states)]
-    h_t = states[0].type_annotation
+    h_t = TensorType(tuple(d if isinstance(d, int) else AnyDim() for d in h_dims), init_states[0].dtype)
     rows_t = TensorType((AnyDim(),) + h_t.shape[1:], h_t.dtype)  # steps stack as (T * B, H) rows
     steps_t = prelude.list_type(rows_t)
     steps = Var("steps", steps_t)
     child = ctx.child()
 
     new = [child.plain(s) for s in step(child, _StepRows(_val(xs), _val(t)), [_val(s) for s in states])]
-    grown = child.bind(prelude.Cons(new[0].expr, steps), steps_t, "steps")
+    out_row = new[0] if output is None else child.plain(output(child, new))
+    grown = child.bind(prelude.Cons(out_row.expr, steps), steps_t, "steps")
     next_t = child.emit("add", _val(t), np.array(-1 if reverse else 1, np.int64))
     bindings = list(child.builder.bindings)
     running = ctx.child()
@@ -183,9 +186,9 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states, fused_
         if fused:
             stacked = ctx.concat([ctx.emit("expand_dims", s, axis=0) for s in init], 0)
             cell = (lambda c, rows, states, r=r: [fused_cell(c, rows, states[0], r)])
-            y, (state,) = _recurrence(ctx, node.op_type.lower(), x, xw, n, [stacked], (n_states,) + h_dims,
-                                      name == "reverse", cell)
-            y = ctx.emit("take", y, np.array(0, np.int64), axis=1)
+            first = (lambda c, new: c.emit("take", new[0], np.array(0, np.int64), axis=0))  # h_t (B, H)
+            y, (state,) = _recurrence(ctx, node.op_type.lower(), x, xw, n, [stacked], h_dims, name == "reverse",
+                                      cell, (n_states,) + h_dims, first)
             states = [ctx.emit("take", state, np.array(k, np.int64), axis=0) for k in range(n_states)]
         else:
             y, states = _recurrence(ctx, node.op_type.lower(), x, xw, n, init, h_dims, name == "reverse", step)

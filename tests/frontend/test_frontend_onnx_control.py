@@ -149,7 +149,7 @@ def test_recurrent_node_cases_pass(name):
     assert result.status == "pass", result.reason
 
 
-def test_torch_exported_lstm_steps_in_three_kernels_and_matches_onnxruntime(tmp_path):
+def test_torch_exported_lstm_steps_in_four_kernels_and_matches_onnxruntime(tmp_path):
     import re
     import warnings
 
@@ -164,9 +164,9 @@ def test_torch_exported_lstm_steps_in_three_kernels_and_matches_onnxruntime(tmp_
     exe = nimble.compile(from_onnx(path))
     loops = [m.group(0) for m in re.finditer(r"def @(lstm_\d+)\(.*?\n}\n", exe.disassemble(), re.S)]
     assert len(loops) == 2
-    for body in loops:  # t < n, lstm_cell, t + 1: no host shape functions, no concatenate
+    for body in loops:  # t < n, lstm_cell, its h (the step's output), t + 1: no host shape functions, no concatenate
         kernels = [line for line in body.splitlines() if "invoke_packed" in line]
-        assert len(kernels) == 3 and sum("lstm_cell" in k for k in kernels) == 1, kernels
+        assert len(kernels) == 4 and sum("lstm_cell" in k for k in kernels) == 1, kernels
     vm = nimble.VirtualMachine(exe)
     model = onnx.load(path)
     for seq in [1, 5, 37]:

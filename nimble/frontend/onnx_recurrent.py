@@ -2,9 +2,11 @@
 
 * The input side of every gate of every step is one GEMM before the loop: X (T, B, I) @ W^T + Wb (+ the parts of
   Rb that only add) -> (T, B, G*H).
-* A step computes h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as fusion allows;
-  each gate reads its columns of row t of the projection through a take of its own (a value used once fuses
-  into its consumer).
+* An LSTM step without peepholes is one `lstm_cell` kernel (h @ R^T, row t of the projection, the gates and the
+  c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows. Otherwise (GRU,
+  peepholes) a step computes h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as
+  fusion allows; each gate reads its columns of row t of the projection through a take of its own (a value used
+  once fuses into its consumer).
 * Each step's h (B, H) is consed onto a list; after the loop `models.row_stack` joins the list into (T * B, H)
   rows with about T / 7 concatenate kernels (not a copy of the whole output per step), reshaped to (T, B, H).
 * A reverse direction counts t down from T - 1, so the index needs no arithmetic of its own.
@@ -18,6 +20,7 @@ from ..ir.builder import if_, tuple_
 from ..ir.expr import Var
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..models.row_stack import define_row_stack
+from ..ops.lstm_cell import ONNX_GATE_ORDER
 from .onnx_control import _recursive
 from .onnx_graph import ConversionError, converter, fresh
 from .onnx_values import DimRef, Value, const_value
@@ -41,28 +44,39 @@ def _val(v: Var) -> Value:
     return Value(v, v.type_annotation)
 
 
-def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step):
-    """Run `step(child, x_gate, states) -> new states` over the n rows (axis 0) of the projection `xw` of `x`;
-    `x_gate(c, k, size)` gives columns [k*size, (k+1)*size) of the current row. Returns (first state stacked over
-    time, final states). Shapes are read from `x`, so that `xw` has one use (the loop) and stays unguarded."""
+class _StepRows:
+    """What a step reads of the projection: `self(c, k, size)` gives columns [k*size, (k+1)*size) of the current
+    row (`take` + `strided_slice`); `xs` (the projection) and `t` (the step) for an operator that reads it itself."""
+
+    def __init__(self, xs: Value, t: Value):
+        self.xs, self.t = xs, t
+
+    def __call__(self, c, k, size):
+        row = c.emit("take", self.xs, self.t, axis=0)
+        return c.emit("strided_slice", row, begin=(k * size,), end=((k + 1) * size,), axes=(1,))
+
+
+def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step, state_dims=None, output=None):
+    """Run `step(child, x_gate, states) -> new states` over the n steps of the projection `xw` of `x` (a
+    `_StepRows` as x_gate). Returns (each step's output stacked over time, reshaped to (n,) + h_dims; final states).
+    A step's output is its first state, or `output(child, new states)` (a `h_dims` tensor); the states have
+    `state_dims` (default `h_dims`). Shapes are read from `x`, so that `xw` has one use (the loop) and stays
+    unguarded."""
     t = Var("t", TensorType((), "int64"))
     length = Var("n", TensorType((), "int64"))
     xs = Var("xs", TensorType((AnyDim(),) + tuple(d if isinstance(d, int) else AnyDim() for d in xw.shape[1:]),
                               xw.dtype))
-    state_shape = tuple(d if isinstance(d, int) else AnyDim() for d in h_dims)  # (B, H): static B from X's type
+    state_shape = tuple(d if isinstance(d, int) else AnyDim() for d in (state_dims or h_dims))  # static B from X
     states = [Var(f"s{k}", TensorType(state_shape, s.dtype)) for k, s in enumerate(init_states)]
-    h_t = states[0].type_annotation
+    h_t = TensorType(tuple(d if isinstance(d, int) else AnyDim() for d in h_dims), init_states[0].dtype)
     rows_t = TensorType((AnyDim(),) + h_t.shape[1:], h_t.dtype)  # steps stack as (T * B, H) rows
     steps_t = prelude.list_type(rows_t)
     steps = Var("steps", steps_t)
     child = ctx.child()
 
-    def x_gate(c, k, size):
-        row = c.emit("take", _val(xs), _val(t), axis=0)
-        return c.emit("strided_slice", row, begin=(k * size,), end=((k + 1) * size,), axes=(1,))
-
-    new = [child.plain(s) for s in step(child, x_gate, [_val(s) for s in states])]
-    grown = child.bind(prelude.Cons(new[0].expr, steps), steps_t, "steps")
+    new = [child.plain(s) for s in step(child, _StepRows(_val(xs), _val(t)), [_val(s) for s in states])]
+    out_row = new[0] if output is None else child.plain(output(child, new))
+    grown = child.bind(prelude.Cons(out_row.expr, steps), steps_t, "steps")
     next_t = child.emit("add", _val(t), np.array(-1 if reverse else 1, np.int64))
     bindings = list(child.builder.bindings)
     running = ctx.child()
@@ -84,7 +98,7 @@ def _recurrence(ctx, hint, x, xw, n, init_states, h_dims, reverse, step):
     nil = Value(prelude.Nil(), steps_t)
     out = _recursive(ctx, hint, params, body_fn, ret_type, [first, n, xw] + list(init_states) + [nil])
     stack = define_row_stack(ctx.module, fresh(f"{hint}_stack"), rows_t, newest_first=not reverse)
-    empty = const_value(np.zeros((0,) + tuple(h_t.shape[1:]), h_t.dtype))
+    empty = _zeros(ctx, (0,) + tuple(h_dims[1:]), h_t.dtype)
     rows = ctx.bind(stack(out[0].expr, empty.expr), rows_t, f"{hint}_rows")
     return _unflatten(ctx, rows, x, h_dims), out[1:]
 
@@ -118,12 +132,14 @@ def _rows(ctx, v, begin, end):
     return ctx.emit("strided_slice", v, begin=(begin,), end=(end,))
 
 
-def _projection(ctx, x, w, bias):
-    """X (T, B, I) @ W^T + bias -> (T, B, G): a 2-D GEMM over all T*B rows when B is static."""
+def _projection(ctx, x, w, bias, rows: bool = False):
+    """X (T, B, I) @ W^T + bias -> (T, B, G): a 2-D GEMM over all T*B rows when B is static; with `rows`, the
+    (T * B, G) rows themselves (I static)."""
     b, g = x.shape[1], w.shape[0]
-    if isinstance(b, int) and isinstance(x.shape[2], int):
+    if rows or isinstance(b, int) and isinstance(x.shape[2], int):
         flat = ctx.emit("reshape", x, newshape=(-1, x.shape[2]))
-        return ctx.emit("reshape", ctx.emit("add", ctx.emit("dense", flat, w), bias), newshape=(-1, b, g))
+        out = ctx.emit("add", ctx.emit("dense", flat, w), bias)
+        return out if rows else ctx.emit("reshape", out, newshape=(-1, b, g))
     return ctx.emit("add", ctx.emit("dense", x, w), bias)
 
 
@@ -139,9 +155,11 @@ def _check_recurrent(node, inputs, attrs, default_acts):
         raise ConversionError(f"activations {acts} are not supported (only the defaults)")
 
 
-def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
+def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states, fused_cell=None):
     """`make_step(ctx, r, rb, hidden, d) -> (step, the part of rb the projection adds)`. With layout=1 (batch
-    first: X (B, T, I), states (B, D, H), Y (B, T, D, H)) the tensors are transposed to and from layout 0."""
+    first: X (B, T, I), states (B, D, H), Y (B, T, D, H)) the tensors are transposed to and from layout 0.
+    `fused_cell(c, rows, state, r) -> new state`: the step over the states stacked into one (n_states, B, H)
+    tensor, reading the (T * B, G) projection rows itself (used when the input size is static)."""
     batch_first = attrs.get("layout", 0)
     if batch_first:
         inputs = [ctx.emit("transpose", v, axes=(1, 0, 2)) if k in (0, 5, 6) and v is not None else v
@@ -154,17 +172,26 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states):
     h_dims = _batch_dims(x, hidden)
     n = ctx.emit("take", ctx.emit("shape_of", x), np.array(0, np.int64), axis=0)
     ys, finals = [], [[] for _ in range(n_states)]
+    fused = fused_cell is not None and isinstance(x.shape[2], int)
     for d, name in enumerate(dirs):
         w, r, wb, rb = _direction_weights(ctx, inputs, d, gates, hidden)
         step, rb_in_projection = make_step(ctx, r, rb, hidden, d)
-        xw = _projection(ctx, x, w, ctx.emit("add", wb, rb_in_projection))
+        xw = _projection(ctx, x, w, ctx.emit("add", wb, rb_in_projection), rows=fused)
         init = []
         for k in range(n_states):
             idx = 5 + k
             given = inputs[idx] if len(inputs) > idx and inputs[idx] is not None else None
             init.append(ctx.emit("take", given, np.array(d, np.int64), axis=0) if given is not None
                         else _zeros(ctx, h_dims, x.dtype))
-        y, states = _recurrence(ctx, node.op_type.lower(), x, xw, n, init, h_dims, name == "reverse", step)
+        if fused:
+            stacked = ctx.concat([ctx.emit("expand_dims", s, axis=0) for s in init], 0)
+            cell = (lambda c, rows, states, r=r: [fused_cell(c, rows, states[0], r)])
+            first = (lambda c, new: c.emit("take", new[0], np.array(0, np.int64), axis=0))  # h_t (B, H)
+            y, (state,) = _recurrence(ctx, node.op_type.lower(), x, xw, n, [stacked], h_dims, name == "reverse",
+                                      cell, (n_states,) + h_dims, first)
+            states = [ctx.emit("take", state, np.array(k, np.int64), axis=0) for k in range(n_states)]
+        else:
+            y, states = _recurrence(ctx, node.op_type.lower(), x, xw, n, init, h_dims, name == "reverse", step)
         ys.append(ctx.emit("expand_dims", y, axis=1))
         for k, s in enumerate(states):
             finals[k].append(ctx.emit("expand_dims", s, axis=0))
@@ -209,7 +236,10 @@ def lstm(ctx, node, inputs, attrs):
 
         return step, rb
 
-    return _run_directions(ctx, node, inputs, attrs, 4, make_step, 2)
+    def fused_cell(c, rows, state, r):
+        return c.emit("lstm_cell", rows.xs, rows.t, state, r, gate_order=ONNX_GATE_ORDER)
+
+    return _run_directions(ctx, node, inputs, attrs, 4, make_step, 2, None if peep is not None else fused_cell)
 
 
 @converter("GRU")

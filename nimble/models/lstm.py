@@ -1,5 +1,5 @@
 """A multi-layer LSTM over a sequence of any length: per layer one input-projection GEMM, then a recursive loop
-over time steps that only does h @ W_hh^T and the gates (as ONNX Runtime and PyTorch run it).
+over time steps whose step is one fused `lstm_cell` kernel (h @ W_hh^T, the gates and the state update).
 
 Weights use `torch.nn.LSTM`'s names and layout (`weight_ih_l0` (4H, I), `weight_hh_l0` (4H, H), `bias_ih_l0`,
 `bias_hh_l0`, gates in the order i, f, g, o). `@main(xs: (?, I))` returns `(outputs (?, H), h_n (L, H),
@@ -57,41 +57,25 @@ def _projection(weights: dict, layer: int, xs, in_size: int, hidden: int):
     return nb.add(nb.dense(xs, w_ih), Constant(b_ih.value + b_hh.value, f"bias_l{layer}"))
 
 
-def _gate(gates, proj, t, k: int, hidden: int):
-    """Gate k's pre-activation at step t: its columns of `h @ W_hh^T` plus those of row t of the projection.
-
-    Each gate takes its own row of the projection (a take per gate, not one shared): a value used once fuses
-    into its consumer, so the row never goes through memory on its own.
-    """
-    cols = dict(begin=(k * hidden,), end=((k + 1) * hidden,), axes=(1,))
-    row = nb.expand_dims(nb.take(proj, t, axis=0), axis=0)
-    return nb.add(nb.strided_slice(gates, **cols), nb.strided_slice(row, **cols))
-
-
 def _layer_loop(weights: dict, layer: int, hidden: int, loop: GlobalVar) -> Function:
-    """`@lstm_loop_l<layer>(t, n, proj (T, 4H), h (1, H), c (1, H), steps) -> (steps, h_n, c_n)`.
+    """`@lstm_loop_l<layer>(t, n, proj (T, 4H), state (2, 1, H), steps) -> (steps, state_n)`.
 
-    A step is three kernels besides the counter: `h @ W_hh^T` (the dense kernel alone, as tuned), c' (three
-    gates, reading row t of the projection) and h' (the output gate and c'); h' is consed onto `steps`
-    (newest first).
+    A step is one `lstm_cell` kernel besides the counter: `h @ W_hh^T`, row t of the projection, the gates and
+    the c / h update together, state = stack(h, c); h_t, as a (1, H) row, is consed onto `steps` (newest
+    first).
     """
-    state_t = TensorType((1, hidden))
+    state_t = TensorType((2, 1, hidden))
     steps_t = prelude.list_type(TensorType((Any, hidden)))
     t, n = var("t", shape=(), dtype="int64"), var("n", shape=(), dtype="int64")
     proj = var("proj", shape=(Any, 4 * hidden))
-    h, c, steps = var("h", type=state_t), var("c", type=state_t), var("steps", type=steps_t)
+    state, steps = var("state", type=state_t), var("steps", type=steps_t)
     w_hh = weight(weights, f"weight_hh_l{layer}", (4 * hidden, hidden))
     b = Builder()
-    gates = b.let("gates", nb.dense(h, w_hh))
-    in_gate = nb.sigmoid(_gate(gates, proj, t, 0, hidden))
-    forget_gate = nb.sigmoid(_gate(gates, proj, t, 1, hidden))
-    cell_input = nb.tanh(_gate(gates, proj, t, 2, hidden))
-    new_c = b.let("new_c", nb.add(nb.multiply(forget_gate, c), nb.multiply(in_gate, cell_input)))
-    out_gate = nb.sigmoid(_gate(gates, proj, t, 3, hidden))
-    new_h = b.let("new_h", nb.multiply(out_gate, nb.tanh(new_c)))
-    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_h, new_c, prelude.Cons(new_h, steps)))
-    body = if_(nb.less(t, n), recurse, tuple_(steps, h, c))
-    return Function([t, n, proj, h, c, steps], body, TupleType((steps_t, state_t, state_t)))
+    new_state = b.let("new_state", nb.lstm_cell(proj, t, state, w_hh))
+    new_h = b.let("new_h", nb.take(new_state, const(0, "int64"), axis=0))  # (1, H): the step's output row
+    recurse = b.ret(loop(nb.add(t, const(1, "int64")), n, proj, new_state, prelude.Cons(new_h, steps)))
+    body = if_(nb.less(t, n), recurse, tuple_(steps, state))
+    return Function([t, n, proj, state, steps], body, TupleType((steps_t, state_t)))
 
 
 def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
@@ -113,15 +97,15 @@ def build_module(weights: dict, config: LSTMConfig = LSTMConfig()) -> IRModule:
     seq = var("xs", shape=(Any, config.input_size))
     b = Builder()
     length = b.let("length", nb.take(nb.shape_of(seq), const(0, "int64"), axis=0))
-    zero_state = b.let("zero_state", nb.zeros((1, hidden)))
+    zero_state = b.let("zero_state", nb.zeros((2, 1, hidden)))
     no_steps = b.let("no_steps", nb.zeros((0, hidden)))
     layer_input, in_size, hs, cs = seq, config.input_size, [], []
     for layer in range(layers):
         proj = b.let(f"proj_l{layer}", _projection(weights, layer, layer_input, in_size, hidden))
-        run = b.let(f"run_l{layer}", loops[layer](const(0, "int64"), length, proj, zero_state, zero_state,
-                                                  prelude.Nil()))
-        hs.append(b.let(f"h_n_l{layer}", get(run, 1)))
-        cs.append(b.let(f"c_n_l{layer}", get(run, 2)))
+        run = b.let(f"run_l{layer}", loops[layer](const(0, "int64"), length, proj, zero_state, prelude.Nil()))
+        state_n = b.let(f"state_n_l{layer}", get(run, 1))
+        hs.append(nb.take(state_n, const(0, "int64"), axis=0))
+        cs.append(nb.take(state_n, const(1, "int64"), axis=0))
         layer_input = b.let(f"outputs_l{layer}", stack(get(run, 0), no_steps))
         in_size = hidden
     body = b.ret(tuple_(layer_input, nb.concatenate(hs, axis=0), nb.concatenate(cs, axis=0)))

@@ -33,6 +33,7 @@ from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, registe
 from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
 from .attention import attention  # noqa: E402 - after the operators the compute modules register for
 from .gelu_tanh import gelu_tanh  # noqa: E402
+from .lstm_cell import lstm_cell  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]
 

@@ -14,6 +14,7 @@ from .cuda_softmax import CudaSoftmax
 from .dense import Dense
 from .injective import Injective
 from .layer_norm import LayerNorm
+from .lstm_cell import LSTMCell
 from .matmul import BatchMatmul, Matmul
 from .reduce import Reduce
 from .softmax import Softmax
@@ -27,6 +28,7 @@ BUILTIN_TEMPLATES = (
     ("conv2d", "llvm", Conv2d),
     ("injective", "llvm", Injective),
     ("layer_norm", "llvm", LayerNorm),
+    ("lstm_cell", "llvm", LSTMCell),
     ("reduce", "llvm", Reduce),
     ("softmax", "llvm", Softmax),
     ("take", "llvm", Take),

@@ -339,6 +339,11 @@ class FunctionCompiler:
             from .conv_kernels import conv2d_group_inputs
 
             gk = replace(gk, inputs=conv2d_group_inputs(group, self.mc.types, self.mc.__dict__.setdefault("_packed", {})))
+        elif gk.template == "lstm_cell":  # its own W_hh, packed (the kernel is shared)
+            from ..schedules.lstm_cell import lstm_cell_inputs
+
+            gk = replace(gk, inputs=lstm_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
+                                                     self.mc.__dict__.setdefault("_packed", {})))
         elif gk.template != "auto":  # a lone operator through its template: its own arguments
             gk = replace(gk, inputs=list(group.calls[0].args))
         else:

@@ -121,7 +121,8 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
-    templated = _op_template_kernel(group, types, name, db, accept_foreign)
+    templated = _lstm_cell_template_kernel(group, types, name) or _op_template_kernel(group, types, name, db,
+                                                                                        accept_foreign)
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
@@ -344,6 +345,34 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
                                  accept_foreign, dim_name=dim_name, fallback_ranges=ONE_FALLBACK_RANGE)
     out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
     return GroupKernel(name, entry, kernel_args, out_types, out_shapes, None, template, sig)
+
+
+def _lstm_cell_template_kernel(group, types, name: str):
+    """A lone lstm_cell with a constant W_hh through its template (fallback config), the weight packed here once."""
+    from ..schedules import get_template
+    from ..schedules.lstm_cell import lstm_cell_inputs, lstm_cell_kernel_signature
+
+    if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
+        return None
+    call = group.calls[0]
+    sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
+    if sig is None:
+        return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
+    tmpl = get_template("lstm_cell")
+    cfg = tmpl.fallback(sig, tmpl.space(sig))
+    inst = tmpl.instantiate(sig, cfg)
+    kernel = build(inst.schedule, inst.args, name=name)
+    from .executable import KernelEntry
+
+    var_refs = {}
+    for i, ph in enumerate(inst.args[:3]):
+        for k, d in enumerate(ph.shape):
+            if isinstance(d, Var) and d not in var_refs:
+                var_refs[d] = (i, k)
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
+    out_t = types[call]
+    return GroupKernel(name, KernelEntry.from_kernel(kernel), lstm_cell_inputs(call, sig, cfg["block"], {}),
+                       [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))
 
 
 def _attention_signature(call, attrs, arg_types):

@@ -51,8 +51,8 @@ def test_printed_lstm_projects_each_layer_once_then_loops_over_time_steps(full_m
     assert "  %1 = dense(%xs, meta.weight_ih_l0);\n  let %proj_l0 = add(%1, meta.bias_l0);\n" in text
     assert "dense(%outputs_l0, meta.weight_ih_l1);\n  let %proj_l1 = add(%3, meta.bias_l1);\n" in text
     assert "def @lstm_loop_l1(\n    %t: Tensor[(), int64],\n" in text
-    assert "  let %gates = dense(%h, meta.weight_hh_l0);\n" in text
-    assert "take(%proj, %t, axis=0)" in text
+    assert "  let %new_state = lstm_cell(%proj, %t, %state, meta.weight_hh_l0);\n" in text
+    assert "  let %new_h = take(%new_state, 0i64, axis=0);\n" in text
     assert "@lstm_loop_l0(%" in text and "Cons(%new_h, %steps)" in text
     assert "let %outputs_l1 = @stack_steps(%run_l1.0, %no_steps);\n" in text
     assert "const<" not in text  # every weight prints by name
@@ -68,7 +68,7 @@ def test_time_step_loop_has_no_input_dense_and_no_concatenate(full_model):
     text = ir.print_module(mod)
     for layer in range(2):
         body = _loop_body(text, f"lstm_loop_l{layer}")
-        assert body.count("dense(") == 1 and "weight_ih" not in body
+        assert body.count("lstm_cell(") == 1 and "dense(" not in body and "weight_ih" not in body
         assert "concatenate" not in body
 
 
@@ -140,15 +140,26 @@ def full_vm(full_model):
     return nimble.VirtualMachine(nimble.compile(mod))
 
 
-def test_compiled_time_step_is_five_kernels_one_dense(full_vm):
+def test_compiled_time_step_is_four_kernels_one_lstm_cell(full_vm):
     text = full_vm.exe.disassemble()
     for layer in range(2):
         body = _loop_body(text, f"lstm_loop_l{layer}")
         kernels = [line.split("@")[1].split("(")[0] for line in body.splitlines() if "invoke_packed" in line]
-        # t < n, h @ W_hh^T, c' (three gates with their projection rows), h', t + 1
-        assert len(kernels) == 5, kernels
-        assert sum("dense" in k for k in kernels) == 1
+        # t < n, the fused cell (h @ W_hh^T, the projection row, the gates, c' and h'), h' as a row, t + 1
+        assert len(kernels) == 4, kernels
+        assert sum("lstm_cell" in k for k in kernels) == 1 and not any("dense" in k for k in kernels)
         assert not any("concatenate" in k or k.startswith(("shape_expr", "op_shape")) for k in kernels)
+
+
+def test_both_layers_share_the_cell_kernel_with_their_own_weights(full_model, full_vm):
+    """Layers of one shape share a kernel: each call must still pass its own packed W_hh (a swap shows here)."""
+    weights, _ = full_model
+    swapped = dict(weights, weight_hh_l0=weights["weight_hh_l1"], weight_hh_l1=weights["weight_hh_l0"])
+    xs = np.random.default_rng(11).standard_normal((6, FULL.input_size)).astype(np.float32)
+    got = [np.asarray(v) for v in full_vm.run(*lstm.to_inputs(xs))]
+    for g, expected in zip(got, numpy_lstm(weights, xs, 2, 512)):
+        np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-4)
+    assert not np.allclose(numpy_lstm(swapped, xs, 2, 512)[0], got[0], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 5, 37, 100])
@@ -166,3 +177,19 @@ def test_compiled_lstm_matches_torch(full_model, full_vm, length):
         out, (h_n, c_n) = ref(torch.from_numpy(xs)[:, None, :])
     for g, expected in zip(got, (out[:, 0], h_n[:, 0], c_n[:, 0])):
         np.testing.assert_allclose(g, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("hidden", [1, 13])
+def test_compiled_lstm_matches_numpy_over_hidden_sizes_and_lengths(hidden):
+    """The fused cell's template at hidden sizes that are not multiples of the vector width, lengths 0, 1, primes."""
+    import nimble
+
+    config = lstm.LSTMConfig(input_size=3, hidden_size=hidden, num_layers=1)
+    weights = lstm.random_weights(config, seed=hidden)
+    vm = nimble.VirtualMachine(nimble.compile(lstm.build_module(weights, config)))
+    for length in [0, 1, 2, 7, 13]:
+        xs = np.random.default_rng(length).standard_normal((length, 3)).astype(np.float32)
+        got = [np.asarray(v) for v in vm.run(*lstm.to_inputs(xs))]
+        for g, expected in zip(got, numpy_lstm(weights, xs, 1, hidden)):
+            assert g.shape == expected.shape
+            np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-5)

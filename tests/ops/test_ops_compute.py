@@ -102,6 +102,17 @@ def _topk_values(draw, sizes, rng, dtype, axis):
     return [data, np.array([draw(st.integers(0, dim))], np.int64)]
 
 
+def _lstm_cell_values(hidden):
+    def values(draw, sizes, rng):
+        batch, steps = sizes["b"], draw(st.sampled_from([1, 2, 3, 7]))
+        return [rng.uniform(-3, 3, (steps * batch, 4 * hidden)).astype("float32"),
+                np.array(draw(st.integers(0, steps - 1)), "int64"),
+                rng.uniform(-3, 3, (2, batch, hidden)).astype("float32"),
+                rng.uniform(-1, 1, (4 * hidden, hidden)).astype("float32")]
+
+    return values
+
+
 CONV_HW = st.sampled_from([3, 5, 7, 13])
 SPECS = [
     *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "gelu_tanh", "relu", "negative", "abs")],
@@ -109,6 +120,9 @@ SPECS = [
          {"heads": 2, "head_size": 4, "scale": 0.5, "causal": False, "q_col": 0, "k_col": 0, "v_col": 0}, tol=1e-4),
     Spec("attention", [("n 9", "float32"), ("n 9", "float32"), ("n 9", "float32"), ("1 n", "float32")],
          {"heads": 2, "head_size": 3, "scale": 0.25, "causal": True, "q_col": 3, "k_col": 0, "v_col": 2}, tol=1e-4),
+    *[Spec("lstm_cell", [("n " + str(4 * h), "float32"), ("", "int64"), (f"2 b {h}", "float32"),
+                         (f"{4 * h} {h}", "float32")], {"gate_order": order}, sizes={"b": SMALL},
+           values=_lstm_cell_values(h), tol=1e-4) for h, order in ((5, (0, 1, 2, 3)), (13, (0, 2, 3, 1)))],
     unary("log", 0.01, 5.0), unary("sqrt", 0.0, 5.0), unary("exp", dtype="float64"), unary("sigmoid", -30, 30),
     unary("relu", dtype="int32"), unary("negative", dtype="int64"), unary("abs", dtype="int32"),
     Spec("cast", [("n m", "float32")], {"dtype": "int64"}, low=-9, high=9),
@@ -330,6 +344,20 @@ def test_take_in_raise_mode_raises_on_an_out_of_range_index():
     for bad in (5, -6):
         with pytest.raises(nimble.OutOfRangeError):
             kernel(data, np.array([1, bad]))
+
+
+def test_lstm_cell_raises_on_a_step_outside_the_projection_rows():
+    n, b = te.var("n"), te.var("b")
+    ins = [te.placeholder((n, 12), name="gx"), te.placeholder((), "int64", name="t"),
+           te.placeholder((2, b, 3), name="state"), te.placeholder((12, 3), name="w")]
+    kernel = _kernel_of("lstm_cell", ins, {})
+    gx, state, w = np.ones((4, 12), "float32"), np.zeros((2, 2, 3), "float32"), np.ones((12, 3), "float32")
+    assert kernel(gx, np.array(1), state, w).shape == (2, 2, 3)  # rows 2 and 3
+    for bad in (2, -1):
+        with pytest.raises(nimble.OutOfRangeError, match="lstm_cell: step t is outside the rows of gates_x"):
+            kernel(gx, np.array(bad), state, w)
+        with pytest.raises(nimble.OutOfRangeError):
+            get_op("lstm_cell").evaluate([gx, np.array(bad), state, w], {})
 
 
 def test_take_from_an_empty_axis_raises_like_numpy():

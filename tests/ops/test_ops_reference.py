@@ -307,6 +307,23 @@ def _topk_oracle(which):
     return oracle
 
 
+def _lstm_cell_oracle(gates_x, t, state, weight, gate_order):
+    """Unit by unit with scalars: each gate's pre-activation (its projection column plus a dot product), then
+    c = f c + i g and h = o tanh(c)."""
+    _, batch, hidden = state.shape
+    out = np.zeros((2, batch, hidden))
+    for b in range(batch):
+        for u in range(hidden):
+            pre = []
+            for k in range(4):
+                col = gate_order[k] * hidden + u
+                dot = math.fsum(float(state[0, b, r]) * float(weight[col, r]) for r in range(hidden))
+                pre.append(float(gates_x[int(t) * batch + b, col]) + dot)
+            c = _sigmoid(pre[1]) * float(state[1, b, u]) + _sigmoid(pre[0]) * math.tanh(pre[2])
+            out[0, b, u], out[1, b, u] = _sigmoid(pre[3]) * math.tanh(c), c
+    return out
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -350,6 +367,7 @@ ORACLES = {
     "max_pool": _pool_nd_oracle("max"),
     "avg_pool": _pool_nd_oracle("avg"),
     "max_pool_indices": _pool_nd_oracle("indices"),
+    "lstm_cell": _lstm_cell_oracle,
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

@@ -138,6 +138,10 @@ def test_builder_rejects_unknown_attributes_and_wrong_arity():
         ("conv2d", [TensorType((1, 3, 8, 8)), TensorType((4, 2, 3, 3))], {}, "conv2d: data has 3 channels, weight expects 2"),
         ("take", [TensorType((4,)), TensorType((2,))], {}, "take: indices must have dtype in"),
         ("where", [TensorType((2,)), TensorType((2,)), TensorType((2,))], {}, "where: cond must have dtype in"),
+        ("lstm_cell", [TensorType((3, 16)), TensorType((), "int64"), TensorType((2, 1, 4)), TensorType((20, 5))], {},
+         "lstm_cell: weight has 20 rows, 4 \\* hidden is 16"),
+        ("lstm_cell", [TensorType((3, 16)), TensorType((), "int64"), TensorType((2, 1, 4)), TensorType((16, 4))],
+         {"gate_order": (0, 1, 1, 3)}, r"lstm_cell: gate_order must be a permutation of \(0, 1, 2, 3\)"),
     ],
 )
 def test_type_relation_errors_name_argument_expected_and_actual(name, arg_types, attrs, message):

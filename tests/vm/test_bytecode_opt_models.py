@@ -54,9 +54,9 @@ def test_lstm_time_step_is_a_loop_without_calls_kills_or_per_step_temporary_stor
     assert len(back) == 1
     head = back[0] + after.instructions[back[0]].offset
     step = after.instructions[head:back[0] + 1]
-    # per step: the dense's and the loop test's temporaries share the hoisted arena; h', c' and t+1
-    # (carried to the next step) keep their own storages
-    assert sum(isinstance(i, bc.AllocStorage) for i in step) == 3
+    # per step: the loop test's bool; the new state and t+1 (carried to the next step) and h' (kept in the
+    # list of steps) keep their own storages
+    assert sum(isinstance(i, bc.AllocStorage) for i in step) == 4
     assert not any(isinstance(i, (bc.LoadConst, bc.LoadConsti)) for i in step)
     assert len(step) < len(before.instructions) / 2
 

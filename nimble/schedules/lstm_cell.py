@@ -1,0 +1,210 @@
+"""lstm_cell in one kernel: the recurrent GEMV over W_hh, the input-side row, the gates and the c/h update.
+
+The op (``nimble/ops/lstm_cell.py``) is ``state' = stack(h_t, c_t)`` from row t of ``gates_x`` (N, 4H), the state
+(2, B, H) and W_hh (4H, H). The template reads W_hh packed gate-interleaved, once, when the model is compiled:
+
+    wp[a, r, g, j] = W_hh[gate_order[g] * H + a * bn + j, r]      (ceil(H / bn), H, 4, bn), zero padded
+
+so that one block ``a`` of bn hidden units carries the rows of all four gates (i, f, g, o) of those units, and a
+step of the reduction over r reads 4 * bn contiguous floats. Stages, one loop nest:
+
+* ``out[s, b, u]`` (s = 0: h_t, s = 1: c_t): loops (u / bn, b, s, u % bn), the block loop parallel over the
+  thread pool, s unrolled (h_t's copy recomputes c_t from the same registers), u % bn vectorized;
+* ``row[b]``, the row of gates_x read (its range check raises `nimble.OutOfRangeError`), and
+  ``rec[b, g, u] = sum_r h[b, r] * wp[u / bn, r, g, u % bn]`` computed at the row loop b of ``out``: a
+  (1, 4, bn) accumulator block in vector registers (4 * bn / lanes of them) while r runs (unrolled by
+  k_unroll); the weights stream through once per batch row (from L3 for the first, L2 after).
+
+Knobs: block (bn: hidden units a tile; a multiple of the vector width), k_unroll, parallel ("blocks", "none").
+Fallback (documented heuristic): bn = 2 vectors (16 on AVX2, 32 on AVX-512): 8 accumulators, a broadcast and a
+load fit the 16 ymm of AVX2 with room for the FMA latency (8 independent chains); k_unroll 4; parallel over
+blocks (the pool keeps a region serial when the work is small).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import te
+from ..codegen.isa import host_isa
+from .base import Instance, Signature, Template, TemplateError
+from .space import ConfigSpace
+
+MSG_STEP = "lstm_cell: step t is outside the rows of gates_x"
+
+
+def _static(d) -> int | None:
+    if isinstance(d, int):
+        return d
+    return d.value if isinstance(d, te.IntImm) else None
+
+
+def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = None) -> dict:
+    """The stages (dict: "rec", "row" (template only), "out") of lstm_cell over te tensors; ``weight`` is W_hh (4H, H) when ``bn`` is
+    None, else the packed wp (ceil(H / bn), H, 4, bn)."""
+    batch, hidden = state.shape[1], _static(state.shape[2])
+    rows = gates_x.shape[0]
+    r = te.reduce_axis(hidden, "r")
+    if bn is None:
+        rec = te.compute((batch, 4 * hidden), lambda b, col: te.sum(state[0, b, r] * weight[col, r], axis=r),
+                         name="rec")
+
+        def pre_rec(k, b, u):
+            return rec[b, order[k] * hidden + u]
+    else:
+        padded = -(-hidden // bn) * bn
+        rec = te.compute((batch, 4, padded),
+                         lambda b, g, u: te.sum(state[0, b, r] * weight[u // bn, r, g, u % bn], axis=r), name="rec")
+
+        def pre_rec(k, b, u):
+            return rec[b, k, u]
+
+    def row_of(b):  # the check makes the clamp a no-op
+        return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
+
+    def checks(*_):
+        step = t[()]
+        return [(te.all_(step >= 0, (step + 1) * batch <= rows), MSG_STEP)]
+
+    # the template computes the rows (and their check) once per batch row, outside the vector loop
+    row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
+
+    def cell(s, b, u):
+        r_b = row_of(b) if row is None else row[b]
+
+        def pre(k):
+            return pre_rec(k, b, u) + gates_x[r_b, order[k] * hidden + u]
+
+        new_c = te.sigmoid(pre(1)) * state[1, b, u] + te.sigmoid(pre(0)) * te.tanh(pre(2))
+        return te.select(te.eq(s, 0), te.sigmoid(pre(3)) * te.tanh(new_c), new_c)
+
+    out = te.compute(tuple(state.shape), cell, name="lstm_cell", checks=checks if row is None else None)
+    return {"rec": rec, "row": row, "out": out}
+
+
+def pack_lstm_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
+    """W_hh (4H, H) -> wp (ceil(H / bn), H, 4, bn), gate-interleaved as the module docstring says."""
+    hidden = w.shape[1]
+    blocks = -(-hidden // bn)
+    out = np.zeros((blocks, hidden, 4, bn), np.float32)
+    for g in range(4):
+        rows = np.zeros((blocks * bn, hidden), np.float32)
+        rows[:hidden] = w[order[g] * hidden:(order[g] + 1) * hidden]
+        out[:, :, g, :] = rows.reshape(blocks, bn, hidden).transpose(0, 2, 1)
+    return out
+
+
+def lstm_cell_dims(sig: Signature) -> dict:
+    """Checked sizes of an lstm_cell signature: rows (N), batch, hidden, the gate order."""
+    from ..ops.lstm_cell import check_gate_order
+
+    if len(sig.args) != 4:
+        raise TemplateError(f"lstm_cell: expected gates_x, t, state, weight, got {len(sig.args)} arguments")
+    (gs, gd), (ts, td), (ss, sd), (ws, wd) = sig.args
+    if gd != "float32" or sd != "float32" or wd != "float32" or td != "int64":
+        raise TemplateError(f"lstm_cell: expected float32 gates_x, state, weight and an int64 t, got {gd} {td} {sd} "
+                            f"{wd}")
+    if len(gs) != 2 or ts != () or len(ss) != 3 or ss[0] != 2 or len(ws) != 2:
+        raise TemplateError(f"lstm_cell: shapes must be (N, 4H), (), (2, B, H), (4H, H); got {gs} {ts} {ss} {ws}")
+    hidden = ss[2]
+    if not isinstance(hidden, int) or hidden < 1 or gs[1] != 4 * hidden or ws != (4 * hidden, hidden):
+        raise TemplateError(f"lstm_cell: hidden size {hidden} does not match gates_x {gs} and weight {ws}")
+    return {"rows": gs[0], "batch": ss[1], "hidden": hidden, "order": check_gate_order(sig.attr("gate_order"))}
+
+
+class LSTMCell(Template):
+    def space(self, sig):
+        lstm_cell_dims(sig)
+        lanes = host_isa().f32_lanes
+        s = ConfigSpace("lstm_cell")
+        s.define_knob("block", tuple(lanes * k for k in (1, 2, 3, 4)))
+        s.define_knob("k_unroll", (1, 2, 4, 8))
+        s.define_annotate("parallel", ("blocks", "none"))
+        return s
+
+    def fallback(self, sig, space, hints=None):
+        lstm_cell_dims(sig)
+        return space.config(block=2 * host_isa().f32_lanes, k_unroll=4, parallel="blocks")
+
+    def instantiate(self, sig, cfg):
+        dims = lstm_cell_dims(sig)
+        bn, hidden = cfg["block"], dims["hidden"]
+        args = list(sig.args)
+        args[3] = ((-(-hidden // bn), hidden, 4, bn), "float32")  # the kernel takes the packed weight
+        phs, tvars = Signature(tuple(args), sig.attrs).placeholders(["gates_x", "t", "state", "weight"])
+        st = lstm_cell_compute(*phs, dims["order"], bn)
+        out, rec = st["out"], st["rec"]
+        s = te.create_schedule(out)
+        gate, b, u = s[out].axis
+        uo, ui = s[out].split(u, bn)
+        s[out].reorder(uo, b, gate, ui)
+        s[out].unroll(gate)
+        s[out].vectorize(ui)
+        if cfg["parallel"] == "blocks":
+            s[out].parallel(uo)
+        s[st["row"]].compute_at(s[out], b)
+        s[rec].compute_at(s[out], b)
+        s[rec].overcompute()
+        rb, rg, ru = s[rec].axis
+        (rr,) = s[rec].reduce_axis
+        ro, ri = s[rec].split(rr, cfg["k_unroll"])
+        s[rec].reorder(ro, ri, rb, rg, ru)
+        s[rec].unroll(ri)
+        s[rec].unroll(rb)
+        s[rec].unroll(rg)
+        s[rec].vectorize(ru)
+
+        def prepare(inputs, bn=bn, order=dims["order"]):
+            inputs = list(inputs)
+            inputs[3] = pack_lstm_weight(np.asarray(inputs[3], np.float32), bn, order)
+            return inputs
+
+        return Instance(s, [*phs, out], tvars, [], prepare)
+
+    def reference(self, sig, inputs):
+        from ..ops.lstm_cell import lstm_cell_reference
+
+        return [lstm_cell_reference(*inputs, gate_order=lstm_cell_dims(sig)["order"])]
+
+    def random_inputs(self, sig, dims, rng):
+        gs, _, ss, ws = sig.concrete(dims)
+        batch = ss[1]
+        steps = gs[0] // batch if batch else gs[0]
+        t = np.array(rng.integers(0, max(steps, 1)), np.int64)
+        bound = 1.0 / np.sqrt(ss[2])
+        return [rng.standard_normal(gs).astype(np.float32), t, rng.standard_normal(ss).astype(np.float32),
+                rng.uniform(-bound, bound, ws).astype(np.float32)]
+
+    def flops(self, sig, dims):
+        d = lstm_cell_dims(sig)
+        batch = dims[d["batch"]] if isinstance(d["batch"], str) else d["batch"]
+        return 2 * batch * 4 * d["hidden"] * d["hidden"]
+
+
+def lstm_cell_signature(rows, batch, hidden: int, gate_order=(0, 1, 2, 3)) -> Signature:
+    """The signature of an lstm_cell call; rows and batch may be symbolic dim names."""
+    return Signature.make([((rows, 4 * hidden), "float32"), ((), "int64"), ((2, batch, hidden), "float32"),
+                           ((4 * hidden, hidden), "float32")], gate_order=list(gate_order))
+
+
+
+def lstm_cell_kernel_signature(call, arg_types: list, attrs: dict) -> Signature | None:
+    """The template signature of an lstm_cell call whose W_hh is a constant (the template packs it), else None."""
+    from ..ir.expr import Constant
+
+    if not isinstance(call.args[3], Constant):
+        return None
+    gx, _, st, _ = arg_types
+    rows = gx.shape[0] if isinstance(gx.shape[0], int) else "n"
+    batch = st.shape[1] if isinstance(st.shape[1], int) else "b"
+    return lstm_cell_signature(rows, batch, st.shape[2], attrs["gate_order"])
+
+
+def lstm_cell_inputs(call, sig: Signature, bn: int, cache: dict) -> list:
+    """The template kernel's inputs for an lstm_cell call: its arguments with W_hh packed for block ``bn``
+    (``cache`` keeps one packed copy per weight and layout)."""
+    weight = call.args[3]
+    order = lstm_cell_dims(sig)["order"]
+    key = (id(weight), "lstm_cell", bn, order)
+    if key not in cache:
+        cache[key] = pack_lstm_weight(np.asarray(weight.value, np.float32), bn, order)
+    return [call.args[0], call.args[1], call.args[2], cache[key]]

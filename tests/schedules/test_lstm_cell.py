@@ -1,0 +1,67 @@
+"""lstm_cell template: configs against the numpy reference over hidden sizes (1, primes, non-multiples of the
+vector width), batch rows and projection lengths; the gate-interleaved packing; bad steps and signatures."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from template_checks import built, check_against_reference, configs_to_test
+
+import nimble
+from nimble.ops.lstm_cell import ONNX_GATE_ORDER, TORCH_GATE_ORDER
+from nimble.schedules.lstm_cell import lstm_cell_signature, pack_lstm_weight
+from nimble.schedules.registry import Signature, TemplateError, get_template
+
+HIDDEN = [1, 2, 7, 8, 13, 16, 37]
+steps = st.sampled_from([1, 2, 3, 5, 7, 13, 31])
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@settings(max_examples=6, deadline=None)
+@given(n_steps=steps, seed=st.integers(0, 2**16))
+def test_fallback_matches_numpy_over_hidden_sizes_and_lengths(hidden, n_steps, seed):
+    sig = lstm_cell_signature("n", 1, hidden, TORCH_GATE_ORDER if hidden % 2 else ONNX_GATE_ORDER)
+    index = configs_to_test("lstm_cell", sig)[0]
+    check_against_reference("lstm_cell", sig, index, {"n": n_steps}, seed=seed, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("index", configs_to_test("lstm_cell", lstm_cell_signature("n", "b", 13), seeds=(1, 2, 3)))
+@settings(max_examples=8, deadline=None)
+@given(batch=st.sampled_from([0, 1, 2, 3, 5]), n_steps=steps, seed=st.integers(0, 2**16))
+def test_every_config_kind_matches_numpy_with_a_symbolic_batch(index, batch, n_steps, seed):
+    sig = lstm_cell_signature("n", "b", 13, ONNX_GATE_ORDER)
+    check_against_reference("lstm_cell", sig, index, {"n": n_steps * batch, "b": batch}, seed=seed, rtol=1e-5,
+                            atol=2e-6)
+
+
+def test_packing_puts_the_four_gates_of_a_block_of_units_side_by_side():
+    hidden, bn = 5, 4
+    w = np.arange(4 * hidden * hidden, dtype=np.float32).reshape(4 * hidden, hidden)
+    wp = pack_lstm_weight(w, bn, ONNX_GATE_ORDER)
+    assert wp.shape == (2, hidden, 4, bn)
+    for a in range(2):
+        for r in range(hidden):
+            for g in range(4):
+                for j in range(bn):
+                    unit = a * bn + j
+                    want = w[ONNX_GATE_ORDER[g] * hidden + unit, r] if unit < hidden else 0.0
+                    assert wp[a, r, g, j] == want
+
+
+@pytest.mark.parametrize("steps_given, t", [(0, 0), (3, 3), (3, -1)])
+def test_a_step_outside_the_projection_raises(steps_given, t):
+    sig = lstm_cell_signature("n", 1, 7)
+    kernel = built("lstm_cell", sig, configs_to_test("lstm_cell", sig)[0])
+    rng = np.random.default_rng(0)
+    gx, state = rng.standard_normal((steps_given, 28)).astype(np.float32), np.zeros((2, 1, 7), np.float32)
+    with pytest.raises(nimble.OutOfRangeError, match="lstm_cell: .*outside .*gates_x"):
+        kernel(gx, np.array(t, np.int64), state, rng.standard_normal((28, 7)).astype(np.float32))
+
+
+def test_signatures_the_template_cannot_take_are_refused():
+    t = get_template("lstm_cell")
+    bad = Signature.make([(("n", 20), "float32"), ((), "int64"), ((2, 1, 4), "float32"), ((20, 5), "float32")],
+                         gate_order=[0, 1, 2, 3])
+    with pytest.raises(TemplateError, match="hidden size 4 does not match"):
+        t.space(bad)
+    with pytest.raises(nimble.ShapeError, match="gate_order must be a permutation"):
+        t.space(lstm_cell_signature("n", 1, 4, (0, 0, 1, 2)))

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import OutOfRangeError, ShapeError
+from ..errors import ShapeError
 from ..ir.types import TensorType
+from ..schedules.lstm_cell import check_gate_order, lstm_cell_reference
 from .compute import register_compute
 from .registry import OpPattern, register
 from .relations import dims_equal, rank_is, same_dtype, tensor_arg
@@ -26,14 +27,6 @@ from .relations import dims_equal, rank_is, same_dtype, tensor_arg
 TORCH_GATE_ORDER = (0, 1, 2, 3)
 ONNX_GATE_ORDER = (0, 2, 3, 1)
 ATTRS = {"gate_order": TORCH_GATE_ORDER}
-
-
-def check_gate_order(gate_order) -> tuple:
-    """``gate_order`` as a tuple of ints, a permutation of 0..3; raises ShapeError otherwise."""
-    order = tuple(int(g) for g in gate_order) if isinstance(gate_order, (tuple, list)) else None
-    if order is None or sorted(order) != [0, 1, 2, 3]:
-        raise ShapeError(f"lstm_cell: gate_order must be a permutation of (0, 1, 2, 3), got {gate_order!r}")
-    return order
 
 
 def _lstm_cell_rel(gates_x, t, state, weight, gate_order):
@@ -60,26 +53,6 @@ def _lstm_cell_rel(gates_x, t, state, weight, gate_order):
 
 def _lstm_cell_shape(gates_x, t, state, weight, **_):
     return [np.asarray(state, dtype=np.int64)]
-
-
-def lstm_cell_reference(gates_x, t, state, weight, gate_order=TORCH_GATE_ORDER) -> np.ndarray:
-    """numpy lstm_cell (float64 inside), as the module docstring defines it."""
-    order = check_gate_order(gate_order)
-    _, batch, hidden = state.shape
-    step = int(t)
-    if batch and not (0 <= step and (step + 1) * batch <= gates_x.shape[0]):
-        raise OutOfRangeError(f"lstm_cell: step {step} of batch {batch} is outside the {gates_x.shape[0]} rows "
-                              "of gates_x")
-    h, c = state[0].astype(np.float64), state[1].astype(np.float64)
-    rows = gates_x[step * batch: (step + 1) * batch].astype(np.float64)
-    pre = rows + h @ weight.astype(np.float64).T
-    gate = [pre[:, order[k] * hidden: (order[k] + 1) * hidden] for k in range(4)]
-    def sig(v):
-        return 1.0 / (1.0 + np.exp(-v))
-
-    new_c = sig(gate[1]) * c + sig(gate[0]) * np.tanh(gate[2])
-    new_h = sig(gate[3]) * np.tanh(new_c)
-    return np.stack([new_h, new_c]).astype(state.dtype)
 
 
 lstm_cell = register(

@@ -25,9 +25,41 @@ from __future__ import annotations
 import numpy as np
 
 from .. import te
+from ..errors import OutOfRangeError, ShapeError
 from ..codegen.isa import host_isa
 from .base import Instance, Signature, Template, TemplateError
 from .space import ConfigSpace
+
+TORCH_GATE_ORDER = (0, 1, 2, 3)
+
+
+def check_gate_order(gate_order) -> tuple:
+    """``gate_order`` as a tuple of ints, a permutation of 0..3; raises ShapeError otherwise."""
+    order = tuple(int(g) for g in gate_order) if isinstance(gate_order, (tuple, list)) else None
+    if order is None or sorted(order) != [0, 1, 2, 3]:
+        raise ShapeError(f"lstm_cell: gate_order must be a permutation of (0, 1, 2, 3), got {gate_order!r}")
+    return order
+
+
+def lstm_cell_reference(gates_x, t, state, weight, gate_order=TORCH_GATE_ORDER) -> np.ndarray:
+    """numpy lstm_cell (float64 inside), as the module docstring defines it."""
+    order = check_gate_order(gate_order)
+    _, batch, hidden = state.shape
+    step = int(t)
+    if batch and not (0 <= step and (step + 1) * batch <= gates_x.shape[0]):
+        raise OutOfRangeError(f"lstm_cell: step {step} of batch {batch} is outside the {gates_x.shape[0]} rows "
+                              "of gates_x")
+    h, c = state[0].astype(np.float64), state[1].astype(np.float64)
+    rows = gates_x[step * batch: (step + 1) * batch].astype(np.float64)
+    pre = rows + h @ weight.astype(np.float64).T
+    gate = [pre[:, order[k] * hidden: (order[k] + 1) * hidden] for k in range(4)]
+    def sig(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    new_c = sig(gate[1]) * c + sig(gate[0]) * np.tanh(gate[2])
+    new_h = sig(gate[3]) * np.tanh(new_c)
+    return np.stack([new_h, new_c]).astype(state.dtype)
+
 
 MSG_STEP = "lstm_cell: step t is outside the rows of gates_x"
 
@@ -95,8 +127,6 @@ def pack_lstm_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
 
 def lstm_cell_dims(sig: Signature) -> dict:
     """Checked sizes of an lstm_cell signature: rows (N), batch, hidden, the gate order."""
-    from ..ops.lstm_cell import check_gate_order
-
     if len(sig.args) != 4:
         raise TemplateError(f"lstm_cell: expected gates_x, t, state, weight, got {len(sig.args)} arguments")
     (gs, gd), (ts, td), (ss, sd), (ws, wd) = sig.args
@@ -161,8 +191,6 @@ class LSTMCell(Template):
         return Instance(s, [*phs, out], tvars, [], prepare)
 
     def reference(self, sig, inputs):
-        from ..ops.lstm_cell import lstm_cell_reference
-
         return [lstm_cell_reference(*inputs, gate_order=lstm_cell_dims(sig)["order"])]
 
     def random_inputs(self, sig, dims, rng):
@@ -184,27 +212,3 @@ def lstm_cell_signature(rows, batch, hidden: int, gate_order=(0, 1, 2, 3)) -> Si
     """The signature of an lstm_cell call; rows and batch may be symbolic dim names."""
     return Signature.make([((rows, 4 * hidden), "float32"), ((), "int64"), ((2, batch, hidden), "float32"),
                            ((4 * hidden, hidden), "float32")], gate_order=list(gate_order))
-
-
-
-def lstm_cell_kernel_signature(call, arg_types: list, attrs: dict) -> Signature | None:
-    """The template signature of an lstm_cell call whose W_hh is a constant (the template packs it), else None."""
-    from ..ir.expr import Constant
-
-    if not isinstance(call.args[3], Constant):
-        return None
-    gx, _, st, _ = arg_types
-    rows = gx.shape[0] if isinstance(gx.shape[0], int) else "n"
-    batch = st.shape[1] if isinstance(st.shape[1], int) else "b"
-    return lstm_cell_signature(rows, batch, st.shape[2], attrs["gate_order"])
-
-
-def lstm_cell_inputs(call, sig: Signature, bn: int, cache: dict) -> list:
-    """The template kernel's inputs for an lstm_cell call: its arguments with W_hh packed for block ``bn``
-    (``cache`` keeps one packed copy per weight and layout)."""
-    weight = call.args[3]
-    order = lstm_cell_dims(sig)["order"]
-    key = (id(weight), "lstm_cell", bn, order)
-    if key not in cache:
-        cache[key] = pack_lstm_weight(np.asarray(weight.value, np.float32), bn, order)
-    return [call.args[0], call.args[1], call.args[2], cache[key]]

@@ -340,7 +340,7 @@ class FunctionCompiler:
 
             gk = replace(gk, inputs=conv2d_group_inputs(group, self.mc.types, self.mc.__dict__.setdefault("_packed", {})))
         elif gk.template == "lstm_cell":  # its own W_hh, packed (the kernel is shared)
-            from ..schedules.lstm_cell import lstm_cell_inputs
+            from .kernels import lstm_cell_inputs
 
             gk = replace(gk, inputs=lstm_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
                                                      self.mc.__dict__.setdefault("_packed", {})))

@@ -12,7 +12,7 @@ function (a data-dependent operator, alone in its group).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -350,7 +350,6 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
 def _lstm_cell_template_kernel(group, types, name: str):
     """A lone lstm_cell with a constant W_hh through its template (fallback config), the weight packed here once."""
     from ..schedules import get_template
-    from ..schedules.lstm_cell import lstm_cell_inputs, lstm_cell_kernel_signature
 
     if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
         return None
@@ -400,3 +399,28 @@ def _same_shape(a: TensorType, b: TensorType) -> bool:
     return len(a.shape) == len(b.shape) and all(
         (x == y) if isinstance(x, int) and isinstance(y, int) else not isinstance(x, int) and not isinstance(y, int)
         for x, y in zip(a.shape, b.shape))
+
+
+def lstm_cell_kernel_signature(call, arg_types: list, attrs: dict):
+    """The template signature of an lstm_cell call whose W_hh is a constant (the template packs it), else None."""
+    from ..schedules.lstm_cell import lstm_cell_signature
+
+    if not isinstance(call.args[3], Constant):
+        return None
+    gx, _, st, _ = arg_types
+    rows = gx.shape[0] if isinstance(gx.shape[0], int) else "n"
+    batch = st.shape[1] if isinstance(st.shape[1], int) else "b"
+    return lstm_cell_signature(rows, batch, st.shape[2], attrs["gate_order"])
+
+
+def lstm_cell_inputs(call, sig, bn: int, cache: dict) -> list:
+    """The template kernel's inputs for an lstm_cell call: its arguments with W_hh packed for block ``bn``
+    (``cache`` keeps one packed copy per weight and layout)."""
+    from ..schedules.lstm_cell import lstm_cell_dims, pack_lstm_weight
+
+    weight = call.args[3]
+    order = lstm_cell_dims(sig)["order"]
+    key = (id(weight), "lstm_cell", bn, order)
+    if key not in cache:
+        cache[key] = pack_lstm_weight(np.asarray(weight.value, np.float32), bn, order)
+    return [call.args[0], call.args[1], call.args[2], cache[key]]

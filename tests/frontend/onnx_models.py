@@ -113,9 +113,8 @@ def dynamic_reshape_model():
 
 def unsupported_model():
     nodes = [helper.make_node("Sin", ["x"], ["a"], name="sin1"), helper.make_node("Sin", ["a"], ["b"], name="sin2"),
-             helper.make_node("TopK", ["b", "k"], ["v", "i"], name="topk"),
+             helper.make_node("Hardmax", ["b"], ["v"], name="hardmax"),
              helper.make_node("Relu", ["v"], ["y"], name="relu")]
     graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])],
-                              [numpy_helper.from_array(np.array([2], np.int64), "k")])
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])])
     return _model(graph)

@@ -114,7 +114,7 @@ def test_unsupported_ops_are_listed_in_one_error():
     message = str(info.value)
     assert "2 unsupported" in message
     assert "ai.onnx.Sin (opset 17): nodes ['sin1', 'sin2']" in message
-    assert "ai.onnx.TopK (opset 17): nodes ['topk']" in message
+    assert "ai.onnx.Hardmax (opset 17): nodes ['hardmax']" in message
 
 
 def test_malformed_file_raises_format_error(tmp_path):

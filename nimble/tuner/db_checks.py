@@ -4,6 +4,7 @@ malformed or outside its template's space is skipped (logged), so it is never an
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -15,6 +16,25 @@ from .records import TuningRecord
 
 log = logging.getLogger("nimble.tuner.db")
 
+CREATION_WINDOW_S = 5.0  # an empty file younger than this may be another process creating the database
+CREATION_WAIT_S = 1.0
+
+
+def _being_created(path: Path) -> bool:
+    """True when the empty SQLite file ``path`` fills within ``CREATION_WAIT_S``: another process has just
+    created it (SQLite makes the file on connect and writes its header a moment later)."""
+    try:
+        if time.time() - path.stat().st_mtime > CREATION_WINDOW_S:
+            return False
+        deadline = time.monotonic() + CREATION_WAIT_S
+        while time.monotonic() < deadline:
+            if path.stat().st_size > 0:
+                return True
+            time.sleep(0.02)
+    except OSError:
+        return False
+    return False
+
 
 def sqlite_file(url: str, create: bool) -> None:
     """Refuse a SQLite file that is empty (not a database: never silently a new one) or, unless
@@ -24,7 +44,7 @@ def sqlite_file(url: str, create: bool) -> None:
         return
     path = Path(parsed.database)
     if path.exists():
-        if path.is_file() and path.stat().st_size == 0:
+        if path.is_file() and path.stat().st_size == 0 and not _being_created(path):
             raise FormatError(f"database {path}: the file is empty (0 bytes), not a records database; delete it "
                               f"to start a new database there, or restore it from a copy")
     elif not create:

@@ -46,8 +46,10 @@ def test_four_processes_writing_concurrently_lose_and_duplicate_no_record(backen
                  for w in range(writers)]
         deadline = time.monotonic() + 120
         while not all((tmp_path / f"ready{w}").exists() for w in range(writers)):
-            assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
-            assert time.monotonic() < deadline, "writers never became ready"
+            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+                for p in procs:  # the others wait for "go": stop them, or reading their output hangs
+                    p.kill()
+                pytest.fail(f"a writer died or never became ready: {[p.communicate() for p in procs]}")
             time.sleep(0.01)
         (tmp_path / "go").touch()
         outputs = [p.communicate(timeout=240) for p in procs]

@@ -2,7 +2,8 @@
 
 A table keys on one symbolic dim of the workload (any argument, any axis). For each bucket
 of the workload that has a record on this target, the best record of this host gives the
-config of that bucket's kernel; without one, the nearest host's best record when that host is
+config of that bucket's kernel (among configs re-measured beside the fallback, when some were:
+``host_pick``); without one, the nearest host's best record when that host is
 trusted (``tuner.nearest_host``: ISA-compatible, same vector ISA and thread count), or with
 ``accept_foreign`` any other host's, nearest first. With no record at all, a few fallback
 ranges use the template's fallback config at a representative size each (small batches get
@@ -20,6 +21,7 @@ from ..schedules.registry import Signature
 from ..tuner.buckets import FALLBACK_RANGES, UNBOUNDED, BucketKey
 from ..tuner.fingerprint import host_fingerprint
 from ..tuner.nearest_host import rank_hosts
+from ..tuner.records import CONFIRM_TUNER
 from ..tuner.task import Task
 from .kernel_entry import KernelEntry
 from .table import BucketRange, DispatchEntry
@@ -95,6 +97,23 @@ def shipped_records():
 
 
 
+def host_pick(records):
+    """One host's pick among its records of a bucket: when some re-measure the best beside the fallback
+    (tuner ``"confirm"``), the config with the lowest median of those (its median record); else the
+    record of lowest cost. A config that won its first batch by noise loses side by side."""
+    confirmed: dict = {}
+    for r in records:
+        if r.tuner == CONFIRM_TUNER:
+            confirmed.setdefault(r.config_index, []).append(r)
+    if not confirmed:
+        return min(records, key=lambda r: (r.mean_cost, r.timestamp))
+    medians = []
+    for group in confirmed.values():
+        group = sorted(group, key=lambda r: r.mean_cost)
+        medians.append(group[(len(group) - 1) // 2])
+    return min(medians, key=lambda r: (r.mean_cost, r.timestamp))
+
+
 def _pick(here, by_host: dict, accept_foreign: bool):
     """(record, source, host description) for one bucket from its records grouped by host, or None.
 
@@ -103,7 +122,7 @@ def _pick(here, by_host: dict, accept_foreign: bool):
     ``accept_foreign`` any host's, nearest first (``"same-cpu"`` for this CPU at another thread
     count, else ``"foreign"``).
     """
-    best = {h: min(recs, key=lambda r: (r.mean_cost, r.timestamp)) for h, recs in by_host.items()}
+    best = {h: host_pick(recs) for h, recs in by_host.items()}
     if here in best:
         return best[here], "record", ""
     for m in rank_hosts(here, best):

@@ -10,8 +10,10 @@ smaller than one batch gets none until the others have had theirs (its kernel th
 template's fallback, which the dispatch table uses wherever a bucket has no record). A batch is
 started only before the deadline; the first one is small (``CALIBRATION_BATCH`` configs) and
 times a config, and batches shrink near the deadline to the configs that fit, so the whole run
-ends within the budget plus one small batch, usually one config. Every record is committed as it
-is measured, so a second run resumes where the first stopped.
+ends within the budget plus one small batch, usually one config. With ``xgb``, the last
+``CONFIRM_SHARE`` of the budget re-measures each tuned task's best config beside its fallback
+(``TaskTuner.confirm``), largest share first, so the model keeps only configs that win side by side.
+Every record is committed as it is measured, so a second run resumes where the first stopped.
 """
 from __future__ import annotations
 
@@ -22,10 +24,11 @@ from collections.abc import Callable, Sequence
 from ..errors import TuningError
 from .db import Database
 from .task import Task, task_label
-from .tune import TaskTuner, TuneSummary, recorded_summary
+from .tune import TaskTuner, TuneSummary, confirm_rounds, recorded_summary
 
 CALIBRATION_BATCH = 2  # configs in the run's first batch, which learns how long a config takes
 MIN_BATCH = 2  # the smallest batch but near the deadline: two configs build in parallel on two builders
+CONFIRM_SHARE = 0.1  # of the budget, kept for the side-by-side re-measures of each task's best
 
 
 def task_weight(task: Task) -> float:
@@ -79,9 +82,10 @@ class BudgetProgress:
         text = (f"{summary.trials} trials, best {best:.1f} GFLOP/s" if best is not None else
                 f"{summary.trials} trials, best -")
         if summary.speedup is not None:
-            text += f" ({summary.speedup:.2f}x fallback)"
+            text += f" ({summary.speedup:.2f}x fallback{', side by side' if summary.confirmed is not None else ''})"
+        step = f"+{measured} ->" if measured else "best re-measured beside the fallback:"
         if not self.bars:
-            print(f"[{elapsed_s:5.0f}/{self.budget_s:.0f} s] {task_label(self.tasks[i])}: +{measured} -> {text}; "
+            print(f"[{elapsed_s:5.0f}/{self.budget_s:.0f} s] {task_label(self.tasks[i])}: {step} {text}; "
                   f"task {spent_s:.0f}/{self.shares[i]:.0f} s", file=self.stream, flush=True)
             return
         bar = self._task_bars.get(i)
@@ -112,12 +116,12 @@ def _batch_size(left_s: float, per_config: float | None, batch_size: int) -> int
 def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, *, tuner: str = "xgb",
                 batch_size: int = 8, max_trials: int | None = None, early_stopping: int | None = None,
                 seed: int = 0, weights: Sequence[float] | None = None, progress: bool = True,
-                clock: Callable[[], float] = time.perf_counter) -> list[TuneSummary]:
+                clock: Callable[[], float] = time.perf_counter, confirm: int | None = None) -> list[TuneSummary]:
     """Tune ``tasks`` for about ``budget_s`` seconds, by their shares; one summary per task, in order.
 
     ``weights``: each task's share of the model's time (default ``task_weights``); ``max_trials``
-    caps a task's configs (records from earlier runs count); ``measurer`` an open ``Measurer``.
-    A task that got no batch has a summary of its records so far (none on a first run).
+    caps a task's configs (records from earlier runs count); ``measurer`` an open ``Measurer``;
+    ``confirm`` as for ``tune``. A task that got no batch has a summary of its records so far (none on a first run).
     """
     tasks = list(tasks)
     if not tasks:
@@ -131,8 +135,11 @@ def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, 
         raise TuningError(f"tune_budget: weights: expected {len(tasks)} numbers >= 0, not all 0, got {weights!r}")
     total = sum(weights)
     shares = [budget_s * w / total for w in weights]
+    rounds = confirm_rounds(tuner, confirm)
     start = clock()
-    deadline = start + budget_s
+    end = start + budget_s
+    deadline = end - (CONFIRM_SHARE * budget_s if rounds else 0.0)
+    shares = [s * (deadline - start) / budget_s for s in shares]
     spent = [0.0] * len(tasks)
     state: dict[int, TaskTuner] = {}
     active = {i for i, w in enumerate(weights) if w > 0}
@@ -163,6 +170,12 @@ def tune_budget(tasks: Sequence[Task], db: Database, budget_s: float, measurer, 
             if (not measured or tt.done or (max_trials is not None and tt.summary.trials >= max_trials)
                     or (early_stopping is not None and tt.stalled(early_stopping))):
                 active.discard(i)
+        tuned = sorted((i for i in state if state[i].summary.new_trials), key=lambda k: -weights[k])
+        for i in tuned:  # largest share first; the rest are confirmed too, past the budget by a few pairs each
+            t0 = clock()
+            if state[i].confirm(rounds) is not None:
+                spent[i] += clock() - t0
+                show.batch_done(i, state[i].summary, spent[i], clock() - start, 0)
     finally:
         show.close()
     return [state[i].summary if i in state else recorded_summary(task, db, measurer.host(task.target))

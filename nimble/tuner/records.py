@@ -117,6 +117,9 @@ def _parse_timestamp(value: Any) -> str:
     return format_timestamp(parsed)
 
 
+CONFIRM_TUNER = "confirm"  # ``tuner`` of records re-measuring a bucket's best beside its fallback (``tune.TaskTuner.confirm``)
+
+
 @dataclass(frozen=True)
 class TuningRecord:
     """One measured config of ``workload`` in ``bucket`` on ``target``/``host``, with costs or an error."""

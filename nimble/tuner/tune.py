@@ -25,6 +25,7 @@ Records carry the host fingerprint the measurer measures on and ``user`` (``user
 from __future__ import annotations
 
 import logging
+import statistics
 import sys
 import time
 from collections import Counter
@@ -37,12 +38,14 @@ from .buckets import FALLBACK_RANGES
 from .db import Database
 from .measure import MeasureOptions, Measurer, MeasureResult
 from .nearest_host import rank_hosts
-from .records import TuningRecord, current_user
+from .records import CONFIRM_TUNER, TuningRecord, current_user
 from .search import Tuner, make_tuner
 from .task import Task
 from .workload import WorkloadKey
 
 log = logging.getLogger(__name__)
+
+CONFIRM_ROUNDS = 3  # pairs (best, fallback) measured alternately at the end of a task's tuning
 
 
 @dataclass
@@ -64,6 +67,7 @@ class TuneSummary:
     fallback_cost: float | None = None
     wall_s: float = 0.0
     warm_start: str = ""  # the nearest hosts whose records started the cost model (a new host), if any
+    confirmed: float | None = None  # fallback / best re-measured side by side (``TaskTuner.confirm``), median
 
     def _gflops(self, cost: float | None) -> float | None:
         return self.flops / cost / 1e9 if cost and self.flops else None
@@ -78,7 +82,9 @@ class TuneSummary:
 
     @property
     def speedup(self) -> float | None:
-        """Fallback cost over best cost, when both are known."""
+        """Fallback cost over best cost: as re-measured side by side when confirmed, else as first measured."""
+        if self.confirmed is not None:
+            return self.confirmed
         return self.fallback_cost / self.best_cost if self.fallback_cost and self.best_cost else None
 
     def add(self, index: int, config: dict, cost: float | None, error_kind: str | None, fallback: bool) -> bool:
@@ -114,14 +120,16 @@ def make_measurer(runner: str = "local", options: MeasureOptions | None = None, 
 def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str = "xgb", batch_size: int = 8,
          early_stopping: int | None = None, options: MeasureOptions | None = None, seed: int = 0,
          resume: bool = True, progress: bool = True, measurer=None, runner: str = "local",
-         address: str | None = None) -> list[TuneSummary]:
+         address: str | None = None, confirm: int | None = None) -> list[TuneSummary]:
     """Tune each task for up to ``n_trials`` configs; returns one ``TuneSummary`` per task, in order.
 
     ``tuner``: ``"xgb"``, ``"random"`` or ``"grid"``; ``measurer``: an open ``Measurer`` or
     ``RayMeasurer`` to reuse (else one of ``runner``/``address`` is made from ``options`` and
-    closed at the end).
+    closed at the end); ``confirm``: pairs of (best, fallback) re-measured side by side at the end of
+    each task (``TaskTuner.confirm``; None: ``CONFIRM_ROUNDS`` with ``xgb``, 0 with the baselines).
     """
     tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+    confirm = confirm_rounds(tuner, confirm)
     for name, value, least in (("n_trials", n_trials, 0), ("batch_size", batch_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise TuningError(f"tune: {name}: expected an int >= {least}, got {value!r}")
@@ -130,15 +138,16 @@ def tune(tasks: Task | Iterable[Task], db: Database, n_trials: int, tuner: str =
     own = measurer is None
     measurer = measurer or make_measurer(runner, options, address)
     try:
-        return [_tune_task(task, db, n_trials, tuner, batch_size, early_stopping, measurer, seed, resume, progress)
-                for task in tasks]
+        return [_tune_task(task, db, n_trials, tuner, batch_size, early_stopping, measurer, seed, resume, progress,
+                           confirm) for task in tasks]
     finally:
         if own:
             measurer.close()
 
 
 def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_size: int,
-               early_stopping: int | None, measurer: Measurer, seed: int, resume: bool, progress: bool) -> TuneSummary:
+               early_stopping: int | None, measurer: Measurer, seed: int, resume: bool, progress: bool,
+               confirm: int) -> TuneSummary:
     state = TaskTuner(task, db, measurer, tuner_name, seed, resume)
     bar = _progress_bar(task, n_trials, state.summary, progress)
     try:
@@ -150,9 +159,22 @@ def _tune_task(task: Task, db: Database, n_trials: int, tuner_name: str, batch_s
             if early_stopping is not None and state.stalled(early_stopping):
                 log.info("%s: no improvement in %d trials; stopping early", task, early_stopping)
                 break
+        if state.summary.new_trials:
+            state.confirm(confirm)
+            _show(bar, state.summary, 0)
     finally:
         bar.close()
     return state.summary
+
+
+def confirm_rounds(tuner: str, confirm: int | None) -> int:
+    """The pairs ``TaskTuner.confirm`` measures: ``confirm``, or by default ``CONFIRM_ROUNDS`` with ``xgb``
+    and 0 with the baselines (random, grid stay pure: each config measured once)."""
+    if confirm is None:
+        return CONFIRM_ROUNDS if tuner == "xgb" else 0
+    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
+        raise TuningError(f"tune: confirm: expected None or an int >= 0, got {confirm!r}")
+    return confirm
 
 
 def fallback_candidates(task: Task) -> list:
@@ -274,6 +296,39 @@ class TaskTuner:
         summary.wall_s += time.perf_counter() - t0
         log.info("%s: committed %d records (%d trials)", task, len(results), summary.trials)
         return len(batch)
+
+
+    def confirm(self, rounds: int = CONFIRM_ROUNDS) -> float | None:
+        """Re-measure the best config beside the fallback: ``rounds`` pairs, alternating, in one batch,
+        committed as records of tuner ``"confirm"``; the compiled model's dispatch picks among a bucket's
+        confirmed configs by the median of those records (``dispatch.build``), so a best that won by a
+        load spike in its own batch loses here. Updates the summary (best, fallback, ``confirmed``) and
+        returns fallback / best by the medians, or None when there is nothing to confirm (the best is the
+        fallback, or either failed)."""
+        summary, primary = self.summary, self.fallbacks[0]
+        if rounds < 1 or summary.best_index is None or summary.best_index == primary.index or not summary.fallback_cost:
+            return None
+        t0 = time.perf_counter()
+        best = self.task.space.get(summary.best_index)
+
+        def commit(result: MeasureResult) -> None:
+            self.db.add_records([_record(self.task, self.host, CONFIRM_TUNER, result, summary.flops, self.user)])
+
+        results = self.measurer.measure(self.task, [best, primary] * rounds, on_result=commit)
+        pairs = [(b.mean_cost, f.mean_cost) for b, f in zip(results[::2], results[1::2]) if b.ok and f.ok]
+        summary.wall_s += time.perf_counter() - t0
+        if not pairs:
+            return None
+        best_cost, fallback_cost = statistics.median(b for b, _ in pairs), statistics.median(f for _, f in pairs)
+        summary.fallback_cost = fallback_cost
+        if best_cost < fallback_cost:
+            summary.best_cost = best_cost
+        else:
+            log.info("%s: config #%d re-measured beside the fallback is no faster (%.3gx); the fallback stays",
+                     self.task, best.index, fallback_cost / best_cost)
+            summary.best_cost, summary.best_config, summary.best_index = fallback_cost, primary.to_json(), primary.index
+        summary.confirmed = fallback_cost / summary.best_cost
+        return summary.confirmed
 
 
 def recorded_summary(task: Task, db: Database, host) -> TuneSummary:

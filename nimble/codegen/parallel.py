@@ -14,7 +14,7 @@ when every worker has arrived: a worker that wakes late finds nothing left and s
 The counter holds ``generation << 32 | next chunk``; a job is published by writing its fields
 under the marker chunk ``0xFFFFFFFF`` and then storing ``generation << 32``. A worker reads the
 fields after seeing the generation and claims chunks with compare-and-swap on the same word, so
-it never runs a chunk of one job with the fields of another. Idle workers spin briefly (the VM
+it never runs a chunk of one job with the fields of another. Idle workers spin for ``WORKER_SPIN_TICKS`` (the VM
 calls kernels back to back) and then sleep on a futex. One job runs at a time: a caller that
 finds the pool busy (another thread, or a parallel loop inside a chunk) runs its loop serially.
 On a busy machine a worker may claim a chunk and then lose its core to another process for a
@@ -22,7 +22,9 @@ scheduler time slice (milliseconds) while the caller waits for that chunk; when 
 longer than it worked (and at least ``STALL_TICKS``), the next regions run serially on the caller
 for a backoff period that doubles while stalls repeat (``BACKOFF_*``) and shrinks after clean
 regions, so two threads on a loaded machine cost about what one does instead of a time slice per
-region. A pool without workers (creation failed) is still correct: the caller runs every chunk; a
+region. A region that cost more than the caller's own time per chunk times all chunks (the second thread
+made it slower: a worker cold in cache or woken late on a loaded core) backs off the same way, however
+small it is. A pool without workers (creation failed) is still correct: the caller runs every chunk; a
 forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
@@ -38,7 +40,12 @@ from llvmlite import ir
 ENTRY = "nimble_parallel_for_v1"
 SERIAL_LEFT = "nimble_parallel_serial_left_v1"
 CHUNKS_PER_THREAD = 4
-WORKER_SPINS = 4000  # pause iterations (~tens of microseconds) before a worker sleeps
+# A worker spins this long (time-stamp-counter ticks, ~0.3-0.5 ns each: ~60-100 us) for the next job before it
+# sleeps: the VM calls kernels back to back, and waking a sleeping worker (a futex wake, and on a VM an
+# interrupt to a halted vCPU) took longer than small kernels run (Tree-LSTM at 2 threads: 2x the 1-thread
+# time with ~5 us of spinning, 0.8x with this, on a 2-vCPU Zen 1 guest). A pause count is no clock: a pause
+# is ~3 cycles on Zen 1 and ~140 on Skylake.
+WORKER_SPIN_TICKS = 200_000
 CALLER_SPINS = 256  # pause iterations between sched_yield calls while waiting for chunks
 MAX_WORKERS = 255
 # Straggler backoff, in time-stamp-counter ticks (~0.3-0.5 ns each): a region whose caller waited longer for
@@ -48,6 +55,12 @@ MAX_WORKERS = 255
 STALL_TICKS = 150_000
 STALL_COST_FACTOR = 16
 BACKOFF_MIN_TICKS = 2_000_000
+# A region that cost more than the caller alone would have (wall > LOSS_NUM / LOSS_DEN x the caller's time per
+# chunk x all chunks) backs off too, however small: on a loaded machine small kernels lose most to a second
+# thread (a worker's cold cache, a late wake-up), each by less than STALL_TICKS. LOSS_MIN_TICKS ignores
+# regions whose caller waited less than a few hundred nanoseconds.
+LOSS_NUM, LOSS_DEN = 9, 8
+LOSS_MIN_TICKS = 1_000
 BACKOFF_MAX_TICKS = 600_000_000
 
 I1, I32, I64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
@@ -136,9 +149,12 @@ class _Pool:
 
     # ----------------------------------------------------------------- claiming chunks
     def _run_chunks(self):
-        """run_chunks(gen, fn, data, extent, chunk, nchunks): run chunks of job ``gen`` until none is left."""
-        fn, b = self._fn("nimble_par_run_chunks", ir.FunctionType(ir.VoidType(), [I64, PTR, PTR, I64, I64, I64]))
+        """run_chunks(gen, fn, data, extent, chunk, nchunks): run chunks of job ``gen`` until none is left;
+        returns how many this thread ran."""
+        fn, b = self._fn("nimble_par_run_chunks", ir.FunctionType(I64, [I64, PTR, PTR, I64, I64, I64]))
         gen, rfn, data, extent, chunk, nchunks = fn.args
+        ran = b.alloca(I64)
+        b.store(_c(0), ran)
         loop, claim, run, out = (fn.append_basic_block(n) for n in ("loop", "claim", "run", "out"))
         b.branch(loop)
         b.position_at_end(loop)
@@ -155,9 +171,10 @@ class _Pool:
         hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
         b.call(FnPtr(rfn, RANGE_FN), [data, lo, hi])
         b.atomic_rmw("add", self.done, _c(1), "release")
+        b.store(b.add(b.load(ran, typ=I64), _c(1)), ran)
         b.branch(loop)
         b.position_at_end(out)
-        b.ret_void()
+        b.ret(b.load(ran, typ=I64))
         return fn
 
     # ------------------------------------------------------------------------- workers
@@ -171,7 +188,7 @@ class _Pool:
         wait, check_spin, spin, sleep, sleep2, unsleep, work, help_ = (
             fn.append_basic_block(n) for n in ("wait", "check_spin", "spin", "sleep", "sleep2", "unsleep",
                                               "work", "help"))
-        b.store(_c(0), spins_slot)
+        b.store(b.call(self.tsc, []), spins_slot)  # when this worker began to wait
         b.branch(wait)
 
         def new_job(bb):
@@ -183,10 +200,9 @@ class _Pool:
         b.position_at_end(wait)
         b.cbranch(new_job(b), work, check_spin)
         b.position_at_end(check_spin)
-        spins = b.load(spins_slot, typ=I64)
-        b.cbranch(b.icmp_unsigned("<", spins, _c(WORKER_SPINS)), spin, sleep)
+        waited = b.sub(b.call(self.tsc, []), b.load(spins_slot, typ=I64))
+        b.cbranch(b.icmp_signed("<", waited, _c(WORKER_SPIN_TICKS)), spin, sleep)
         b.position_at_end(spin)
-        b.store(b.add(spins, _c(1)), spins_slot)
         b.call(self.pause, [])
         b.branch(wait)
         # sleep: announce, re-check (the publisher stores the counter, then reads sleepers), wait
@@ -199,16 +215,16 @@ class _Pool:
         b.branch(unsleep)
         b.position_at_end(unsleep)
         b.atomic_rmw("sub", self.sleepers, _c(1, I32), "seq_cst")
-        b.store(_c(0), spins_slot)
+        b.store(b.call(self.tsc, []), spins_slot)
         b.branch(wait)
         # work: take the job's generation; help when this worker is one the caller asked for
         b.position_at_end(work)
         v = self._load(b, self.counter, I64, "acquire")
         gen = b.lshr(v, _c(32))
         b.store(gen, seen_slot)
-        b.store(_c(0), spins_slot)
         wanted = b.icmp_unsigned("<", index, b.zext(self._load(b, self.job_workers, I32), I64))
         ready = b.icmp_unsigned("!=", b.and_(v, _c(0xFFFFFFFF)), _c(WRITING))
+        b.store(b.call(self.tsc, []), spins_slot)
         b.cbranch(b.and_(wanted, ready), help_, wait)
         b.position_at_end(help_)
         b.call(self.run_chunks, [gen, self._load(b, self.job_fn, PTR, "acquire"),
@@ -216,6 +232,7 @@ class _Pool:
                                  self._load(b, self.job_extent, I64, "acquire"),
                                  self._load(b, self.job_chunk, I64, "acquire"),
                                  self._load(b, self.job_nchunks, I64, "acquire")])
+        b.store(b.call(self.tsc, []), spins_slot)
         b.branch(wait)
         return fn
 
@@ -297,7 +314,8 @@ class _Pool:
         b.branch(run)
 
         b.position_at_end(run)
-        b.call(self.run_chunks, [gen, rfn, data, extent, chunk, nchunks])
+        t_run = b.call(self.tsc, [])
+        mine = b.call(self.run_chunks, [gen, rfn, data, extent, chunk, nchunks])
         t1 = b.call(self.tsc, [])
         b.branch(wait)
         b.position_at_end(wait)
@@ -315,15 +333,22 @@ class _Pool:
         b.branch(wait)
         count.add_incoming(_c(0), yield_)
         b.position_at_end(finish)
-        self._adapt(b, t0, t1, b.call(self.tsc, []))
+        self._adapt(b, t0, t_run, t1, b.call(self.tsc, []), mine, nchunks)
         b.atomic_rmw("xchg", self.busy, _c(0, I32), "release")
         b.ret_void()
         return fn
 
-    def _adapt(self, b, t0, t1, t2):
-        """After a region (holding ``busy``): back off to serial regions when the caller waited on stragglers."""
-        own, waited = b.sub(t1, t0), b.sub(t2, t1)
-        stalled = b.and_(b.icmp_signed(">", waited, own), b.icmp_signed(">", waited, _c(STALL_TICKS)))
+    def _adapt(self, b, t0, t_run, t1, t2, mine, nchunks):
+        """After a region (holding ``busy``): back off to serial regions when the region cost more than the
+        caller alone would have: its wall time (``t2 - t0``, publishing and waking included) above
+        ``LOSS_NUM / LOSS_DEN`` x the serial estimate (the caller's time per chunk x every chunk), or the
+        caller waited on stragglers longer than it worked, and at least ``STALL_TICKS``."""
+        own, waited = b.sub(t1, t_run), b.sub(t2, t1)
+        straggler = b.and_(b.icmp_signed(">", waited, own), b.icmp_signed(">", waited, _c(STALL_TICKS)))
+        wall = b.sub(t2, t0)
+        loss = b.and_(b.icmp_signed(">", mine, _c(0)),
+                      b.icmp_signed(">", b.mul(b.mul(wall, mine), _c(LOSS_DEN)), b.mul(b.mul(own, nchunks), _c(LOSS_NUM))))
+        stalled = b.or_(straggler, b.and_(loss, b.icmp_signed(">", waited, _c(LOSS_MIN_TICKS))))
         old = b.load(self.backoff, typ=I64)
         doubled, scaled = b.shl(old, _c(1)), b.mul(waited, _c(STALL_COST_FACTOR))
         want = b.select(b.icmp_signed(">", doubled, scaled), doubled, scaled)

@@ -110,27 +110,60 @@ def checker(checks: list):
 
 
 def broadcast_dims(op: str, shapes: list[tuple], names: list[str]) -> tuple[tuple, list]:
-    """numpy's broadcast shape of `shapes` (static 1 broadcasts, symbolic dims match) and the checks it needs."""
+    """numpy's broadcast shape of `shapes` and the run-time checks it needs.
+
+    A static 1 broadcasts; so does a symbolic dim that is 1 at run time (``broadcast_index`` reads it
+    with stride 0): every dim of an output axis must be equal to the output's or 1. The output dim is
+    the axis's static dim > 1 when there is one, else the largest of its symbolic dims (one dim, or dims
+    the simplifier proves equal, need no expression). numpy broadcasts a 0 with a 1 to 0; here a
+    symbolic 0 beside a symbolic 1 fails the check with a clear error instead.
+    """
     ndim = max((len(s) for s in shapes), default=0)
     out, checks = [], []
     for axis in range(ndim):
-        dims = [(s[axis - ndim + len(s)], name) for s, name in zip(shapes, names) if axis - ndim + len(s) >= 0]
+        dims = [(as_expr(s[axis - ndim + len(s)]), name) for s, name in zip(shapes, names) if axis - ndim + len(s) >= 0]
         real = [(d, name) for d, name in dims if not is_one(d)]
         if not real:
             out.append(IntImm(1))
             continue
         static = [(d, name) for d, name in real if isinstance(d, IntImm)]
         first, first_name = static[0] if static else real[0]
-        out.append(first)
-        checks += dim_checks(op, [(first, d, f"dim {axis} of the output: {first_name} and {name}")
-                                  for d, name in real])
+        others = []
+        for d, name in real:
+            same = d is first or te.prove(te.eq(d, first))
+            if same:
+                continue
+            if same is False and isinstance(d, IntImm):
+                raise ShapeError(f"{op}: dim {axis} of the output: {first_name} and {name}: {first} != {d}")
+            others.append((d, name))
+        dim = first
+        if not static:  # dims each 1 or the output's: their max (each named once, so fused chains stay linear)
+            for d, _ in others:
+                dim = te.max_(dim, d)
+        if others:
+            what = ", ".join(f"{name}'s {d}" for d, name in [(first, first_name)] + others)
+            for d, _ in [(first, first_name)] * (not static) + others:
+                checks.append((te.any_(te.eq(d, dim), te.eq(d, 1)),
+                               f"{op}: dim {axis} of the output: {what} must each be 1 or the same size"))
+        out.append(dim)
     return tuple(out), checks
 
 
 def broadcast_index(shape: tuple, out_shape: tuple, idx: tuple) -> tuple:
-    """The index into a tensor of `shape` that broadcasts to `out_shape`, for output index `idx`."""
+    """The index into a tensor of `shape` that broadcasts to `out_shape`, for output index `idx`: 0 along a
+    static 1, ``idx`` along a dim equal to the output's, and along a symbolic dim that may be 1 at run time
+    ``idx * min(d - 1, 1)`` (stride 0 when it is 1; a loop-invariant stride LLVM's vectorizer versions on)."""
     lead = len(out_shape) - len(shape)
-    return tuple(0 if is_one(d) and not is_one(out_shape[lead + k]) else idx[lead + k] for k, d in enumerate(shape))
+    out = []
+    for k, d in enumerate(shape):
+        o, i = out_shape[lead + k], idx[lead + k]
+        if is_one(d):
+            out.append(i if is_one(o) else 0)
+        elif d is o or isinstance(d, IntImm) or te.prove(te.eq(as_expr(d), as_expr(o))):
+            out.append(i)
+        else:
+            out.append(i * te.min_(as_expr(d) - 1, 1))
+    return tuple(out)
 
 
 def clamp(i: Expr, lo, hi) -> Expr:

@@ -368,12 +368,14 @@ def test_take_from_an_empty_axis_raises_like_numpy():
         kernel(np.zeros(0, "float32"), np.array([0]))
 
 
-def test_a_symbolic_dim_of_one_raises_instead_of_broadcasting():
+def test_a_symbolic_dim_of_one_broadcasts_and_other_sizes_raise():
     n, m = te.var("n"), te.var("m")
     kernel = _kernel_of("add", [te.placeholder((n,), name="a"), te.placeholder((m,), name="b")], {})
     np.testing.assert_array_equal(kernel(np.ones(3, "float32"), np.ones(3, "float32")), [2.0, 2.0, 2.0])
-    with pytest.raises(nimble.OutOfRangeError):
-        kernel(np.ones(3, "float32"), np.ones(1, "float32"))
+    np.testing.assert_array_equal(kernel(np.arange(3, dtype="float32"), np.ones(1, "float32")), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(kernel(np.ones(1, "float32"), np.arange(3, dtype="float32")), [1.0, 2.0, 3.0])
+    with pytest.raises(nimble.OutOfRangeError, match="1 or the same size"):
+        kernel(np.ones(3, "float32"), np.ones(2, "float32"))
 
 
 def test_dyn_reshape_to_a_size_that_differs_raises():

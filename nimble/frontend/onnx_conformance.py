@@ -68,6 +68,16 @@ def _as_list(result) -> list:
     return [np.asarray(result)]
 
 
+def as_array(value) -> np.ndarray:
+    """A data set's value as numpy: ONNX's newer cases (Cast, CastLike) hold ``TensorProto``s for dtypes
+    numpy lacks or stores differently; those are converted by ``onnx.numpy_helper``."""
+    if type(value).__name__ == "TensorProto":
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(value)
+    return np.asarray(value)
+
+
 def compare(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3, atol: float = 1e-5) -> str:
     """'' when `got` matches `want`, else why not."""
     got, want = np.asarray(got), np.asarray(want)
@@ -103,7 +113,7 @@ def run_case(case, claimed: set) -> CaseResult:
                 raise
             # axes / shapes / weights fed as graph inputs: bind every input but the first to its test value
             names = [i.name for i in case.model.graph.input]
-            frozen = {n: v for n, v in zip(names[1:], case.data_sets[0][0][1:])}
+            frozen = {n: as_array(v) for n, v in zip(names[1:], case.data_sets[0][0][1:])}
             mod = from_onnx(case.model, constants=frozen)
             note = "frozen inputs"
             case = _first_data_set_only(case, len(frozen))
@@ -117,13 +127,13 @@ def run_case(case, claimed: set) -> CaseResult:
         return CaseResult(case.name, ops, "fail", f"compile: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
     for k, (inputs, expected) in enumerate(case.data_sets):
         try:
-            got = _as_list(vm.run(*[np.asarray(i) for i in inputs]))
+            got = _as_list(vm.run(*[as_array(i) for i in inputs]))
         except Exception as err:  # noqa: BLE001
             return CaseResult(case.name, ops, "fail", f"run: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
         if len(got) != len(expected):
             return CaseResult(case.name, ops, "fail", f"{len(got)} outputs, expected {len(expected)}")
         for j, (g, w) in enumerate(zip(got, expected)):
-            why = compare(g, w)
+            why = compare(g, as_array(w))
             if why:
                 return CaseResult(case.name, ops, "fail", f"data set {k} output {j}: {why}")
     return CaseResult(case.name, ops, "pass", note)

@@ -55,8 +55,8 @@ def _arange(inputs, attrs, out_shapes):
 @register_compute("nonzero")
 def _nonzero(inputs, attrs, out_shapes):
     """O(size^2) te: each element's count of non-zeros before it, then column k holds the coordinates of the
-    element whose count is k. out_shapes[0] is (rank, columns); columns past the real count (an upper-bound
-    allocation) hold -1."""
+    element whose count is k. out_shapes[0] is (rank, columns); columns past the real count (a larger output
+    buffer than the shape function's) hold -1."""
     (x,) = inputs
     size = IntImm(1)
     for d in x.shape:

@@ -127,7 +127,7 @@ arange = register(
 )
 
 
-# ---- nonzero: upper-bound shape ----------------------------------------------------------------------------
+# ---- nonzero: data-dependent shape ------------------------------------------------------------------------
 def _nonzero_rel(x):
     x = tensor_arg("nonzero", "x", x)
     rank_at_least("nonzero", "x", x, 1)
@@ -136,11 +136,10 @@ def _nonzero_rel(x):
 
 nonzero = register(
     "nonzero", args=("x",), type_rel=_nonzero_rel,
-    shape_func=lambda x: [np.array([len(x), int(np.prod(x, dtype=np.int64))], dtype=np.int64)],
-    shape_kind=ShapeFuncKind.UPPER_BOUND,
+    shape_func=lambda x: [np.array([x.ndim, np.count_nonzero(x)], dtype=np.int64)],
+    shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(0,),
     reference=lambda x: np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1), pattern=OpPattern.OPAQUE,
-    doc="Indices of the non-zero elements, shape (rank, count) like numpy / ONNX; the shape function gives the "
-    "upper bound (rank, size).",
+    doc="Indices of the non-zero elements, shape (rank, count) like numpy / ONNX; the shape function counts them.",
 )
 
 

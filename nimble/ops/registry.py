@@ -8,8 +8,7 @@ Conventions (every stage relies on them):
 - type relation: `type_rel(*arg_types, **attrs) -> Type`; raises `ShapeError` / `TypeError` naming the argument.
 - shape function: `shape_func(*inputs, **attrs) -> list[np.ndarray]`, one int64 shape per output tensor (a tuple
   output is flattened). Input i is its shape as an int64 array, or its value when `i in value_inputs`
-  (data-dependent ops); a tuple-typed input is a list of those. An upper-bound shape function returns shapes no
-  smaller than the real ones, from input shapes only.
+  (data-dependent ops); a tuple-typed input is a list of those.
 - reference: `reference(*values, **attrs) -> np.ndarray | tuple`, on numpy arrays.
 """
 from __future__ import annotations
@@ -41,7 +40,6 @@ class ShapeFuncKind(enum.Enum):
 
     DATA_INDEPENDENT = "data_independent"
     DATA_DEPENDENT = "data_dependent"
-    UPPER_BOUND = "upper_bound"
 
 
 REQUIRED = object()

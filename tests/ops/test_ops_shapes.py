@@ -60,10 +60,7 @@ def test_shape_function_matches_the_reference_output(name, data):
     assert len(shapes) == len(outputs)
     for shape, out in zip(shapes, outputs):
         assert shape.dtype == np.int64
-        if opdef.shape_kind is ShapeFuncKind.UPPER_BOUND:
-            assert len(shape) == out.ndim and all(s >= d for s, d in zip(shape, out.shape))
-        else:
-            assert tuple(shape) == out.shape
+        assert tuple(shape) == out.shape
 
 
 @pytest.mark.parametrize("name", list_ops())
@@ -95,11 +92,11 @@ def test_every_operator_declares_pattern_kind_and_docs():
             assert opdef.value_inputs, name
 
 
-def test_data_dependent_and_upper_bound_kinds():
+def test_data_dependent_kinds():
     assert get_op("arange").shape_kind is ShapeFuncKind.DATA_DEPENDENT
     assert get_op("dyn.reshape").shape_kind is ShapeFuncKind.DATA_DEPENDENT
     assert get_op("dyn.reshape").value_inputs == (1,)
-    assert get_op("nonzero").shape_kind is ShapeFuncKind.UPPER_BOUND
+    assert get_op("nonzero").shape_kind is ShapeFuncKind.DATA_DEPENDENT  # it counts: (rank, count) exactly
     assert get_op("dense").shape_kind is ShapeFuncKind.DATA_INDEPENDENT
 
 

@@ -90,3 +90,18 @@ def test_sizes_that_are_neither_one_nor_equal_name_both_arguments(rows):
         rows.run(np.ones((3, 5), np.float32), np.ones((4, 5), np.float32))
     text = str(info.value)
     assert "(= 3)" in text and "(= 4)" in text and "1 or the same size" in text
+
+
+@pytest.fixture(scope="module")
+def nonzero_vm():
+    x = var("x", shape=(3, Any), dtype="int64")
+    return _compile([x], nb.nonzero(x))
+
+
+@settings(max_examples=25, deadline=None)
+@given(cols=SIZES, density=st.sampled_from([0.0, 0.3, 1.0]))
+def test_nonzero_returns_exactly_the_non_zero_coordinates(nonzero_vm, cols, density):
+    """(rank, count) as numpy, not a (rank, size) buffer padded with -1."""
+    x = (np.random.default_rng(cols).random((3, cols)) < density).astype(np.int64)
+    got = nonzero_vm.run(x)
+    np.testing.assert_array_equal(got, np.array(np.nonzero(x)))

@@ -20,7 +20,7 @@ from ..te.expr import (
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
 from .llvm_math import intrinsic, emit_math
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
@@ -207,6 +207,8 @@ class LLVMCodegen:
             self._for(s)
         elif isinstance(s, IfThenElse):
             self._if(s)
+        elif isinstance(s, While):
+            self._while(s)
         elif isinstance(s, LetStmt):
             self.env[s.var] = self.expr(s.value)
             self.stmt(s.body)
@@ -271,6 +273,19 @@ class LLVMCodegen:
                     self.stmt(s.then_case)
                 with otherwise:
                     self.stmt(s.else_case)
+
+    def _while(self, s: While) -> None:
+        if self.vec is not None:
+            raise CodegenError("a while loop cannot be inside an explicit vector loop")
+        b = self.b
+        head, body, done = (b.append_basic_block(f"while.{part}") for part in ("head", "body", "exit"))
+        b.branch(head)
+        b.position_at_end(head)
+        b.cbranch(self.expr(s.cond), body, done)
+        b.position_at_end(body)
+        self.stmt(s.body)
+        b.branch(head)
+        b.position_at_end(done)
 
     def _allocate(self, s: Allocate) -> None:
         ty = mem_type(s.buffer.dtype)

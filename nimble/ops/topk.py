@@ -1,7 +1,9 @@
 """topk_values / topk_indices: the k largest (or smallest) elements along an axis and their int64 indices, k a
 run-time scalar (or 1-element) tensor. Sorted best first; equal elements keep their order (the lower index
-first), as ONNX TopK specifies and ONNX Runtime does. NaN compares as neither larger nor smaller (unspecified in
-ONNX). Two ops with one output each (the VM's data-dependent shapes are per output)."""
+first), as ONNX TopK specifies and ONNX Runtime does; -0.0 equals 0.0. NaN (unspecified in ONNX) is ordered as
+ONNX Runtime orders it: above every number, so NaNs come first (in index order) when largest, last otherwise.
+Two ops with one output each (the VM's data-dependent shapes are per output). No te compute: a sort is beyond
+te; the loop-IR kernel of ``nimble.schedules.topk`` (a bounded heap per row, O(n log k)) computes both."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,14 +54,21 @@ def _shape(op: str):
 
 
 def reference_indices(data: np.ndarray, k, axis: int, largest: bool) -> np.ndarray:
-    """A stable sort along `axis` (descending for largest, with equal elements in index order), first k."""
+    """A stable sort along `axis` (descending for largest, equal elements in index order, NaN above every
+    number), first k."""
     ax = normalize_axis("topk", axis, data.ndim)
     count = k_of("topk", k, data.shape[ax])
-    keys = -data.astype(np.float64) if largest and data.dtype.kind == "f" else data
-    if largest and data.dtype.kind != "f":
-        keys = -data.astype(np.int64) if data.dtype != np.uint64 else ~data
-    order = np.argsort(keys, axis=ax, kind="stable")
-    return np.take(order, np.arange(count), axis=ax).astype(np.int64)
+    rows = np.moveaxis(data, ax, -1)
+    if data.dtype.kind == "f":
+        keys = -rows.astype(np.float64) if largest else rows  # NaN stays NaN: np.argsort puts it last
+        order = np.argsort(keys, axis=-1, kind="stable")
+        if largest:  # NaNs first, still in index order
+            nan_last = ~np.isnan(np.take_along_axis(rows, order, axis=-1))
+            order = np.take_along_axis(order, np.argsort(nan_last, axis=-1, kind="stable"), axis=-1)
+    else:
+        keys = (-rows.astype(np.int64) if rows.dtype != np.uint64 else ~rows) if largest else rows
+        order = np.argsort(keys, axis=-1, kind="stable")
+    return np.moveaxis(order[..., :count], -1, ax).astype(np.int64)
 
 
 topk_values = register(

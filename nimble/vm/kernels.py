@@ -126,8 +126,9 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
+    from .topk_kernels import topk_group_kernel
 
-    conv = conv2d_template_kernel(group, types, name)
+    conv = conv2d_template_kernel(group, types, name) or topk_group_kernel(group, types, name)
     if conv is not None:
         return conv
     placeholders, var_refs = [], {}

@@ -6,12 +6,19 @@ the ``.pyarrays`` entry (shape checks before memory is touched) and the parallel
 
 The kernel ``(data, k, out)``: ``data`` of any rank, ``k`` the op's k tensor (not read: the length ``kk`` of
 ``out``'s axis is k, which the op's shape function checked), ``out`` the values or the int64 indices. A row is
-``data[o, :, i]`` with ``o`` over the dims before the axis and ``i`` over those after. Per row:
+``data[o, :, i]`` with ``o`` over the dims before the axis and ``i`` over those after. Per row, when
+``kk * SORT_RATIO <= n`` (a bounded heap, O(n log k)):
 
 1. the first kk elements fill a heap of (value, index) pairs whose root is the *worst* kept element; heapify;
 2. each later element that beats the root replaces it and sifts down (its index is larger than every kept one,
    so it beats the root only on a strictly better value): O(n) compares, O(log k) per replacement;
 3. the root is popped kk times into the output from the back: best first.
+
+Otherwise (a large k, where a heap of k elements misses the caches on every level) a partial quicksort of the
+row's (value, index) pairs: median-of-3 Lomuto partitions, only ranges that start before kk are sorted further,
+insertion sort below ``SMALL`` elements, and heapsort for a range once the partition depth passes 2 log2(n)
+(introsort's guard): O(n + k log k) expected, O(n log n) at worst. The pairs are all distinct (ties go by index),
+so the order is total and the result is the same either way.
 
 The order (ONNX Runtime's, checked against it in the tests): larger (``largest``) or smaller value first, equal
 values by lower index, ``-0.0 == 0.0``, and NaN greater than every number (so first when ``largest``, last
@@ -26,7 +33,13 @@ from ..te.expr import IntImm, Select, Var, as_expr, is_float
 from ..te.simplify import simplify
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Store, While, seq
 
+ZERO, ONE = IntImm(0), IntImm(1)
+POS, GO, SP, STORE, J, DEPTH_LIMIT, POWER = range(7)  # slots of the local int64 registers
+
 CHUNKS = 64
+SORT_RATIO = 32  # the heap serves k <= n / SORT_RATIO (where the two cross on Zen 1)
+SMALL = 16  # insertion sort below this many elements
+STACK = 66  # quicksort ranges pending (the smaller range is taken first: at most log2(n) + 1)
 DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")
 MSG_K = "topk: k (the output's axis length) exceeds the length of the axis"
 
@@ -46,10 +59,128 @@ def _better(a, b, largest: bool, fl: bool):
     return _greater(a, b, fl) if largest else _greater(b, a, fl)
 
 
+class _Row:
+    """Statements over the (value, index) pairs of one row in ``vb`` / ``ib``, slots addressed from 0."""
+
+    def __init__(self, vb: Buffer, ib: Buffer, reg: Buffer, stack: Buffer, largest: bool, fl: bool, max_depth):
+        self.vb, self.ib, self.reg, self.stack = vb, ib, reg, stack
+        self.largest, self.fl, self.max_depth = largest, fl, max_depth
+
+    def get(self, slot: int):
+        return Load(self.reg, IntImm(slot))
+
+    def set(self, slot: int, value):
+        return Store(self.reg, IntImm(slot), as_expr(value))
+
+    def before(self, av, ai, bv, bi):
+        """Pair a strictly before pair b in the output's order."""
+        return te.any_(_better(av, bv, self.largest, self.fl), te.all_(_equal(av, bv, self.fl), ai < bi))
+
+    def pair(self, s):
+        return Load(self.vb, s), Load(self.ib, s)
+
+    def slot_before(self, a, b):
+        return self.before(*self.pair(a), *self.pair(b))
+
+    def swap(self, a, b):
+        tv, ti = Var("swap_value", self.vb.dtype), Var("swap_index")
+        return LetStmt(tv, Load(self.vb, a), LetStmt(ti, Load(self.ib, a), seq(
+            Store(self.vb, a, Load(self.vb, b)), Store(self.ib, a, Load(self.ib, b)),
+            Store(self.vb, b, tv), Store(self.ib, b, ti))))
+
+    def sift_down(self, base, start, size):
+        """In the heap at slots base .. base + size - 1 (root: the worst pair), move the pair at ``start``
+        down until no child is worse."""
+        vb, ib = self.vb, self.ib
+        xv, xi = Var("x_value", vb.dtype), Var("x_index")
+        pos, c, child = Var("pos"), Var("c"), Var("child")
+        step = LetStmt(pos, self.get(POS), LetStmt(c, pos * 2 + 1, IfThenElse(
+            c < size,
+            LetStmt(child, Select(te.all_(c + 1 < size, self.slot_before(base + c, base + c + 1)), c + 1, c),
+                    IfThenElse(self.before(xv, xi, *self.pair(base + child)),
+                               seq(Store(vb, base + pos, Load(vb, base + child)),
+                                   Store(ib, base + pos, Load(ib, base + child)), self.set(POS, child)),
+                               self.set(GO, ZERO))),
+            self.set(GO, ZERO))))
+        return LetStmt(xv, Load(vb, base + start), LetStmt(xi, Load(ib, base + start), seq(
+            self.set(POS, start), self.set(GO, ONE), While(te.ne(self.get(GO), ZERO), step),
+            Store(vb, base + self.get(POS), xv), Store(ib, base + self.get(POS), xi))))
+
+    def heapify(self, base, size):
+        t = Var("h")
+        half = simplify(size // 2)
+        return For(t, ZERO, half, "serial", self.sift_down(base, half - 1 - t, size))
+
+    def heapsort(self, lo, hi):
+        """Sort slots lo .. hi best first."""
+        size, t = Var("hs_size"), Var("hs")
+        last = size - 1 - t
+        return LetStmt(size, hi - lo + 1, seq(self.heapify(lo, size), For(t, ZERO, size, "serial", seq(
+            self.swap(lo, lo + last), self.sift_down(lo, ZERO, last)))))
+
+    def insertion_sort(self, lo, hi):
+        vb, ib = self.vb, self.ib
+        t, j = Var("ins"), Var("j")
+        xv, xi = Var("ins_value", vb.dtype), Var("ins_index")
+        prev = te.max_(self.get(J) - 1, lo)  # in range even when the condition's first half fails
+        shift = LetStmt(j, self.get(J), seq(Store(vb, j, Load(vb, j - 1)), Store(ib, j, Load(ib, j - 1)),
+                                            self.set(J, j - 1)))
+        return For(t, lo + 1, hi - lo, "serial", LetStmt(xv, Load(vb, t), LetStmt(xi, Load(ib, t), seq(
+            self.set(J, t), While(te.all_(lo < self.get(J), self.before(xv, xi, *self.pair(prev))), shift),
+            Store(vb, self.get(J), xv), Store(ib, self.get(J), xi)))))
+
+    def partition(self, lo, hi):
+        """Median-of-3 Lomuto partition of slots lo .. hi; the pivot's final slot ends in reg[STORE]."""
+        mid, j, pv, pi, s = Var("mid"), Var("pj"), Var("pivot_value", self.vb.dtype), Var("pivot_index"), Var("s")
+
+        def cswap(a, b):
+            return IfThenElse(self.slot_before(b, a), self.swap(a, b))
+
+        # branch-free (the comparison is a coin flip on random data): always swap slot j with the first slot not
+        # before the pivot, then advance that slot when j's pair was before it
+        xv, xi = Var("pj_value", self.vb.dtype), Var("pj_index")
+        scan = For(j, lo, hi - lo, "serial", LetStmt(s, self.get(STORE), LetStmt(xv, Load(self.vb, j), LetStmt(
+            xi, Load(self.ib, j), seq(
+                Store(self.vb, j, Load(self.vb, s)), Store(self.ib, j, Load(self.ib, s)),
+                Store(self.vb, s, xv), Store(self.ib, s, xi),
+                self.set(STORE, s + Select(self.before(xv, xi, pv, pi), ONE, ZERO)))))))
+        return LetStmt(mid, lo + (hi - lo) // 2, seq(
+            cswap(lo, mid), cswap(mid, hi), cswap(lo, mid), self.swap(mid, hi),
+            LetStmt(pv, Load(self.vb, hi), LetStmt(pi, Load(self.ib, hi), seq(
+                self.set(STORE, lo), scan, LetStmt(s, self.get(STORE), self.swap(s, hi)))))))
+
+    def push(self, lo, hi, depth):
+        sp = Var("sp")
+        return LetStmt(sp, self.get(SP), seq(
+            Store(self.stack, sp * 3, lo), Store(self.stack, sp * 3 + 1, hi), Store(self.stack, sp * 3 + 2, depth),
+            self.set(SP, sp + 1)))
+
+    def partial_sort(self, n, kk):
+        """Slots 0 .. kk - 1 end holding the best kk of slots 0 .. n - 1, best first."""
+        sp, lo, hi, depth, p = Var("qs_sp"), Var("lo"), Var("hi"), Var("depth"), Var("p")
+        log2 = self.set(DEPTH_LIMIT, IntImm(self.max_depth)) if self.max_depth is not None else seq(
+            self.set(POWER, ONE), self.set(DEPTH_LIMIT, ZERO), While(
+                self.get(POWER) < n, seq(self.set(POWER, self.get(POWER) * 2),
+                                         self.set(DEPTH_LIMIT, self.get(DEPTH_LIMIT) + 2))))
+        split = LetStmt(p, self.get(STORE), IfThenElse(
+            hi - p < p - lo,  # the larger range first: the smaller is taken next
+            seq(self.push(lo, p - 1, depth + 1), self.push(p + 1, hi, depth + 1)),
+            seq(self.push(p + 1, hi, depth + 1), self.push(lo, p - 1, depth + 1))))
+        step = LetStmt(sp, self.get(SP) - 1, seq(self.set(SP, sp), LetStmt(
+            lo, Load(self.stack, sp * 3), LetStmt(hi, Load(self.stack, sp * 3 + 1), LetStmt(
+                depth, Load(self.stack, sp * 3 + 2), IfThenElse(te.all_(lo < kk, lo < hi), IfThenElse(
+                    hi - lo < SMALL, self.insertion_sort(lo, hi), IfThenElse(
+                        self.get(DEPTH_LIMIT) < depth, self.heapsort(lo, hi),
+                        seq(self.partition(lo, hi), split)))))))))
+        return seq(log2, self.set(SP, ZERO), self.push(ZERO, n - 1, ZERO), While(ZERO < self.get(SP), step))
+
+
 def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str, axis: int, largest: bool,
-              indices: bool, out_k=None) -> PrimFunc:
+              indices: bool, out_k=None, sort_ratio: int = SORT_RATIO, max_depth: int | None = None) -> PrimFunc:
     """The loop IR of topk over ``data`` of ``shape`` (ints and te vars) along ``axis`` (>= 0); ``out_k``: the
-    output's axis length (an int, or None for a fresh shape variable)."""
+    output's axis length (an int, or None for a fresh shape variable). ``sort_ratio``: the partial sort serves
+    ``k * sort_ratio > n`` (0: never); ``max_depth``: the partition depth after which a range is heapsorted
+    (None: 2 log2(n)). Both change the speed only."""
     if dtype not in DTYPES:
         raise ShapeError(f"topk: data dtype must be one of {DTYPES}, got {dtype}")
     if not 0 <= axis < len(shape):
@@ -69,54 +200,36 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
         inner = inner * d
     outer, inner = simplify(outer), simplify(inner)
     rows = simplify(outer * inner)
-
-    hv = Buffer("heap_value", dtype, (kk + 1,))
-    hi = Buffer("heap_index", "int64", (kk + 1,))
-    state = Buffer("sift_state", "int64", (2,), "local")  # [position of the hole, still sifting]
-
-    def worse(c, xv, xi):
-        """Heap slot c is worse than (xv, xi): the sift-down moves it up past it."""
-        cv, ci = Load(hv, c), Load(hi, c)
-        return te.any_(_better(xv, cv, largest, fl), te.all_(_equal(xv, cv, fl), xi < ci))
-
-    def sift_down(start, size):
-        """Move the pair at slot ``start`` down a heap of ``size`` slots until no child is worse."""
-        xv, xi = Var("x_value", dtype), Var("x_index")
-        pos, c, child = Var("pos"), Var("c"), Var("child")
-        step = LetStmt(pos, Load(state, IntImm(0)), LetStmt(c, pos * 2 + 1, IfThenElse(
-            c < size,
-            LetStmt(child, Select(te.all_(c + 1 < size, worse(c + 1, Load(hv, c), Load(hi, c))), c + 1, c),
-                    IfThenElse(worse(child, xv, xi),
-                               seq(Store(hv, pos, Load(hv, child)), Store(hi, pos, Load(hi, child)),
-                                   Store(state, IntImm(0), child)),
-                               Store(state, IntImm(1), IntImm(0)))),
-            Store(state, IntImm(1), IntImm(0)))))
-        return LetStmt(xv, Load(hv, start), LetStmt(xi, Load(hi, start), seq(
-            Store(state, IntImm(0), start), Store(state, IntImm(1), IntImm(1)),
-            While(te.ne(Load(state, IntImm(1)), IntImm(0)), step),
-            Store(hv, Load(state, IntImm(0)), xv), Store(hi, Load(state, IntImm(0)), xi))))
+    use_sort = kk * sort_ratio > n
+    vb = Buffer("pair_value", dtype, (n + 1,))
+    ib = Buffer("pair_index", "int64", (n + 1,))
+    reg = Buffer("registers", "int64", (8,), "local")
+    stack = Buffer("ranges", "int64", (3 * STACK,), "local")
+    row = _Row(vb, ib, reg, stack, largest, fl, max_depth)
 
     r, t, j, c = Var("row"), Var("t"), Var("j"), Var("chunk")
     base, obase, v = Var("base"), Var("out_base"), Var("value", dtype)
-    fill = For(t, IntImm(0), kk, "serial", seq(Store(hv, t, Load(data, base + t * inner)), Store(hi, t, t)))
-    half = simplify(kk // 2)
-    heapify = For(t, IntImm(0), half, "serial", sift_down(half - 1 - t, kk))
+    fill = For(t, ZERO, kk, "serial", seq(Store(vb, t, Load(data, base + t * inner)), Store(ib, t, t)))
     scan = For(j, kk, simplify(n - kk), "serial", LetStmt(v, Load(data, base + j * inner), IfThenElse(
-        _better(v, Load(hv, IntImm(0)), largest, fl),
-        seq(Store(hv, IntImm(0), v), Store(hi, IntImm(0), j), sift_down(IntImm(0), kk)))))
+        _better(v, Load(vb, ZERO), largest, fl),
+        seq(Store(vb, ZERO, v), Store(ib, ZERO, j), row.sift_down(ZERO, ZERO, kk)))))
     last = simplify(kk - 1 - t)
-    pop = For(t, IntImm(0), kk, "serial", seq(
-        Store(out, obase + last * inner, Load(hi if indices else hv, IntImm(0))),
-        Store(hv, IntImm(0), Load(hv, last)), Store(hi, IntImm(0), Load(hi, last)),
-        sift_down(IntImm(0), last)))
-    row_body = LetStmt(base, (r // inner) * n * inner + r % inner,
-                       LetStmt(obase, (r // inner) * kk * inner + r % inner, seq(fill, heapify, scan, pop)))
+    pop = For(t, ZERO, kk, "serial", seq(
+        Store(out, obase + last * inner, Load(ib if indices else vb, ZERO)),
+        Store(vb, ZERO, Load(vb, last)), Store(ib, ZERO, Load(ib, last)), row.sift_down(ZERO, ZERO, last)))
+    heap_path = seq(fill, row.heapify(ZERO, kk), scan, pop)
+    copy = For(t, ZERO, n, "serial", seq(Store(vb, t, Load(data, base + t * inner)), Store(ib, t, t)))
+    emit = For(t, ZERO, kk, "serial", Store(out, obase + t * inner, Load(ib if indices else vb, t)))
+    sort_path = seq(copy, row.partial_sort(n, kk), emit)
+    row_body = LetStmt(base, (r // inner) * n * inner + r % inner, LetStmt(
+        obase, (r // inner) * kk * inner + r % inner, IfThenElse(use_sort, sort_path, heap_path)))
     chunks = simplify(te.min_(rows, IntImm(CHUNKS)))
     lo, hi_row = Var("lo"), Var("hi")
+    capacity = simplify(Select(use_sort, n, kk) + 1)
     chunk = LetStmt(lo, c * rows // chunks, LetStmt(hi_row, (c + 1) * rows // chunks, Allocate(
-        hv, simplify(kk + 1), Allocate(hi, simplify(kk + 1), Allocate(state, IntImm(2), For(
-            r, lo, hi_row - lo, "serial", row_body))))))
-    body = Assert(kk <= n, 2, IfThenElse(kk > 0, For(c, IntImm(0), chunks, "parallel", chunk)))
+        vb, capacity, Allocate(ib, capacity, Allocate(reg, IntImm(8), Allocate(stack, IntImm(3 * STACK), For(
+            r, lo, hi_row - lo, "serial", row_body)))))))
+    body = Assert(kk <= n, 2, IfThenElse(kk > 0, For(c, ZERO, chunks, "parallel", chunk)))
     shape_vars = []
     for buf in (data, kbuf, out):
         for d in buf.shape:
@@ -126,6 +239,7 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
 
 
 def build_topk(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str, axis: int, largest: bool,
-               indices: bool, out_k=None) -> Kernel:
-    """The compiled topk kernel ``(data, k, out)`` (see ``topk_func``)."""
-    return build_func(topk_func(name, shape, dtype, k_shape, k_dtype, axis, largest, indices, out_k), outputs=(2,))
+               indices: bool, out_k=None, **tuning) -> Kernel:
+    """The compiled topk kernel ``(data, k, out)`` (see ``topk_func``; ``tuning``: its sort_ratio, max_depth)."""
+    return build_func(topk_func(name, shape, dtype, k_shape, k_dtype, axis, largest, indices, out_k, **tuning),
+                      outputs=(2,))

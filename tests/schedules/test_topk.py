@@ -16,11 +16,17 @@ EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=list(H
 DIMS = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31])
 
 
+# the kernel's paths, forced: the heap, the partial quicksort, the quicksort whose every range of SMALL or more
+# elements falls back to heapsort, and the kernel's own choice
+PATHS = {"heap": {"sort_ratio": 0}, "sort": {"sort_ratio": 1 << 40}, "heapsort": {"sort_ratio": 1 << 40, "max_depth": 0},
+         "auto": {}}
+
+
 @functools.cache
-def kernel(rank: int, axis: int, dtype: str, largest: bool, indices: bool, k_dtype: str = "int64"):
+def kernel(rank: int, axis: int, dtype: str, largest: bool, indices: bool, k_dtype: str = "int64", path="auto"):
     shape = tuple(te.var(f"d{i}") for i in range(rank))
-    name = f"topk_{rank}_{axis}_{dtype}_{int(largest)}_{int(indices)}_{k_dtype}"
-    return build_topk(name, shape, dtype, (1,), k_dtype, axis, largest, indices)
+    name = f"topk_{rank}_{axis}_{dtype}_{int(largest)}_{int(indices)}_{k_dtype}_{path}"
+    return build_topk(name, shape, dtype, (1,), k_dtype, axis, largest, indices, **PATHS[path])
 
 
 def data_of(rng, shape, dtype, special: bool) -> np.ndarray:
@@ -34,7 +40,7 @@ def data_of(rng, shape, dtype, special: bool) -> np.ndarray:
                                                                     dtype=dtype)
 
 
-def check(x: np.ndarray, k: int, axis: int, largest: bool, k_dtype: str = "int64") -> None:
+def check(x: np.ndarray, k: int, axis: int, largest: bool, k_dtype: str = "int64", path: str = "auto") -> None:
     kt = np.array([k], k_dtype)
     want_i = reference_indices(x, kt, axis, largest)
     want_v = np.take_along_axis(x, want_i, axis=axis)
@@ -42,7 +48,7 @@ def check(x: np.ndarray, k: int, axis: int, largest: bool, k_dtype: str = "int64
     shape[axis] = k
     for indices, want in ((True, want_i), (False, want_v)):
         got = np.full(shape, 7, want.dtype)
-        kernel(x.ndim, axis, str(x.dtype), largest, indices, k_dtype)(x, kt, got)
+        kernel(x.ndim, axis, str(x.dtype), largest, indices, k_dtype, path)(x, kt, got)
         if indices:
             np.testing.assert_array_equal(got, want)
         else:  # bit for bit: -0.0 is not 0.0 here, NaN is NaN
@@ -60,7 +66,7 @@ def test_topk_matches_a_stable_sort(data):
     dtype = data.draw(st.sampled_from(DTYPES), label="dtype")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
     x = data_of(rng, shape, dtype, data.draw(st.booleans(), label="special"))
-    check(x, k, axis, data.draw(st.booleans(), label="largest"))
+    check(x, k, axis, data.draw(st.booleans(), label="largest"), path=data.draw(st.sampled_from(sorted(PATHS))))
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -76,7 +82,18 @@ def test_topk_of_long_rows(data):
         x[:, rng.integers(0, n, 50)] = 0.5  # ties
     else:
         x = rng.integers(-100, 100, (2, n), dtype=dtype)
-    check(x, k, 1, data.draw(st.booleans(), label="largest"))
+    check(x, k, 1, data.draw(st.booleans(), label="largest"), path=data.draw(st.sampled_from(sorted(PATHS))))
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("order", ["ascending", "descending", "equal", "organ_pipe"])
+def test_topk_of_presorted_rows(path, order):
+    n = 5003
+    x = {"ascending": np.arange(n), "descending": np.arange(n)[::-1], "equal": np.zeros(n),
+         "organ_pipe": np.minimum(np.arange(n), n - np.arange(n))}[order].astype(np.float32)[None]
+    for k in (1, 100, n // 2, n):
+        check(np.ascontiguousarray(x), k, 1, True, path=path)
+        check(np.ascontiguousarray(x), k, 1, False, path=path)
 
 
 def test_topk_along_a_leading_axis_of_a_long_axis():

@@ -27,7 +27,7 @@ Semantics are numpy's, as in each op's `reference`, with these rules for symboli
 - dtypes are te's: float32/64, int32/64, bool, and the storage dtypes float16 (computed in float32, rounded on
   store), int8 / uint8 / int16 / uint16 (computed in int32, wrapping like numpy).
 
-Ops with no compute are listed in `NO_COMPUTE` with the reason: topk_values / topk_indices (a sort, which te
+Ops with no compute are listed in `NO_COMPUTE` with the reason: topk, topk_values, topk_indices (a sort, which te
 cannot express; a hand-written loop-IR kernel, ``schedules/topk.py``, computes them). `nonzero` has one (an
 O(size^2) count-then-search, see its docstring).
 """
@@ -46,7 +46,7 @@ _COMPUTES: dict[str, ComputeFn] = {}
 
 # op name -> why it has no te compute
 _TOPK_WHY = "te cannot express a sort; the loop-IR kernel of nimble.schedules.topk computes it (vm/topk_kernels.py)"
-NO_COMPUTE: dict[str, str] = {"topk_values": _TOPK_WHY, "topk_indices": _TOPK_WHY}
+NO_COMPUTE: dict[str, str] = {"topk": _TOPK_WHY, "topk_values": _TOPK_WHY, "topk_indices": _TOPK_WHY}
 
 
 def register_compute(op_name: str) -> Callable[[ComputeFn], ComputeFn]:

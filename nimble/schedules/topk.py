@@ -1,11 +1,12 @@
-"""topk_values / topk_indices as a hand-written loop-IR kernel: a bounded heap per row, O(n log k).
+"""topk (values and indices), topk_values, topk_indices as a hand-written loop-IR kernel: a heap or a partial sort.
 
 te cannot express a sort, so this module writes the loop IR itself (``nimble.tir``: loops, a ``While`` for the
 heap's sift-down, local buffers) and compiles it with ``codegen.build.build_func``; the kernel then has the ABI,
 the ``.pyarrays`` entry (shape checks before memory is touched) and the parallel runtime of every other kernel.
 
-The kernel ``(data, k, out)``: ``data`` of any rank, ``k`` the op's k tensor (not read: the length ``kk`` of
-``out``'s axis is k, which the op's shape function checked), ``out`` the values or the int64 indices. A row is
+The kernel ``(data, k, *outs)``: ``data`` of any rank, ``k`` the op's k tensor (not read: the length ``kk`` of
+the outputs' axis is k, which the op's shape function checked), ``outs`` the values and / or the int64 indices
+(one kernel writes both for the ``topk`` op). A row is
 ``data[o, :, i]`` with ``o`` over the dims before the axis and ``i`` over those after. Per row, when
 ``kk * SORT_RATIO <= n`` (a bounded heap, O(n log k)):
 
@@ -41,6 +42,7 @@ SORT_RATIO = 32  # the heap serves k <= n / SORT_RATIO (where the two cross on Z
 SMALL = 16  # insertion sort below this many elements
 STACK = 66  # quicksort ranges pending (the smaller range is taken first: at most log2(n) + 1)
 DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")
+OUTPUTS = ("values", "indices")
 MSG_K = "topk: k (the output's axis length) exceeds the length of the axis"
 
 
@@ -176,8 +178,9 @@ class _Row:
 
 
 def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str, axis: int, largest: bool,
-              indices: bool, out_k=None, sort_ratio: int = SORT_RATIO, max_depth: int | None = None) -> PrimFunc:
-    """The loop IR of topk over ``data`` of ``shape`` (ints and te vars) along ``axis`` (>= 0); ``out_k``: the
+              outputs: tuple = OUTPUTS, out_k=None, sort_ratio: int = SORT_RATIO, max_depth: int | None = None) -> PrimFunc:
+    """The loop IR of topk over ``data`` of ``shape`` (ints and te vars) along ``axis`` (>= 0), writing
+    ``outputs`` (parameters after data and k, in that order: "values", "indices" or both); ``out_k``: the
     output's axis length (an int, or None for a fresh shape variable). ``sort_ratio``: the partial sort serves
     ``k * sort_ratio > n`` (0: never); ``max_depth``: the partition depth after which a range is heapsorted
     (None: 2 log2(n)). Both change the speed only."""
@@ -185,13 +188,16 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
         raise ShapeError(f"topk: data dtype must be one of {DTYPES}, got {dtype}")
     if not 0 <= axis < len(shape):
         raise ShapeError(f"topk: axis {axis} is out of range for rank {len(shape)}")
+    outputs = tuple(outputs)
+    if not outputs or len(set(outputs)) != len(outputs) or not set(outputs) <= set(OUTPUTS):
+        raise ShapeError(f"topk: outputs must be distinct names among {OUTPUTS}, got {outputs}")
     fl = is_float(dtype)
     shape = tuple(as_expr(d) for d in shape)
     kk = te.var("k") if out_k is None else IntImm(int(out_k))
     out_shape = shape[:axis] + (kk,) + shape[axis + 1:]
     data = Buffer("data", dtype, shape)
     kbuf = Buffer("k", k_dtype, tuple(as_expr(d) for d in k_shape))
-    out = Buffer("out", "int64" if indices else dtype, out_shape)
+    outs = [Buffer(f"out_{o}", "int64" if o == "indices" else dtype, out_shape) for o in outputs]
     n = shape[axis]
     outer, inner = IntImm(1), IntImm(1)
     for d in shape[:axis]:
@@ -214,12 +220,16 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
         _better(v, Load(vb, ZERO), largest, fl),
         seq(Store(vb, ZERO, v), Store(ib, ZERO, j), row.sift_down(ZERO, ZERO, kk)))))
     last = simplify(kk - 1 - t)
+    def write(slot, src):  # every output's element at ``slot`` of the row, from pair slot ``src``
+        return seq(*[Store(o, obase + slot * inner, Load(ib if name == "indices" else vb, src))
+                     for o, name in zip(outs, outputs)])
+
     pop = For(t, ZERO, kk, "serial", seq(
-        Store(out, obase + last * inner, Load(ib if indices else vb, ZERO)),
+        write(last, ZERO),
         Store(vb, ZERO, Load(vb, last)), Store(ib, ZERO, Load(ib, last)), row.sift_down(ZERO, ZERO, last)))
     heap_path = seq(fill, row.heapify(ZERO, kk), scan, pop)
     copy = For(t, ZERO, n, "serial", seq(Store(vb, t, Load(data, base + t * inner)), Store(ib, t, t)))
-    emit = For(t, ZERO, kk, "serial", Store(out, obase + t * inner, Load(ib if indices else vb, t)))
+    emit = For(t, ZERO, kk, "serial", write(t, t))
     sort_path = seq(copy, row.partial_sort(n, kk), emit)
     row_body = LetStmt(base, (r // inner) * n * inner + r % inner, LetStmt(
         obase, (r // inner) * kk * inner + r % inner, IfThenElse(use_sort, sort_path, heap_path)))
@@ -231,15 +241,16 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
             r, lo, hi_row - lo, "serial", row_body)))))))
     body = Assert(kk <= n, 2, IfThenElse(kk > 0, For(c, ZERO, chunks, "parallel", chunk)))
     shape_vars = []
-    for buf in (data, kbuf, out):
+    for buf in (data, kbuf, *outs):
         for d in buf.shape:
             if isinstance(d, Var) and d not in shape_vars:
                 shape_vars.append(d)
-    return PrimFunc(name, (data, kbuf, out), tuple(shape_vars), body, {"assert_messages": (MSG_K,)})
+    return PrimFunc(name, (data, kbuf, *outs), tuple(shape_vars), body, {"assert_messages": (MSG_K,)})
 
 
 def build_topk(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str, axis: int, largest: bool,
-               indices: bool, out_k=None, **tuning) -> Kernel:
-    """The compiled topk kernel ``(data, k, out)`` (see ``topk_func``; ``tuning``: its sort_ratio, max_depth)."""
-    return build_func(topk_func(name, shape, dtype, k_shape, k_dtype, axis, largest, indices, out_k, **tuning),
-                      outputs=(2,))
+               outputs: tuple = OUTPUTS, out_k=None, **tuning) -> Kernel:
+    """The compiled topk kernel ``(data, k, *outputs)`` (see ``topk_func``; ``tuning``: its sort_ratio,
+    max_depth)."""
+    func = topk_func(name, shape, dtype, k_shape, k_dtype, axis, largest, outputs, out_k, **tuning)
+    return build_func(func, outputs=tuple(range(2, len(func.params))))

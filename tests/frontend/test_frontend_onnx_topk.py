@@ -88,3 +88,44 @@ def test_k_larger_than_the_axis_raises_naming_k():
     k = np.array([1], np.int64)
     with pytest.raises(nimble.NimbleError, match="k = 4 is out of range"):
         vm.run(np.zeros((2, 2, 3), np.float32), np.array([4], np.int64), k)
+
+
+ORT_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")  # ONNX Runtime's CPU TopK
+
+
+@functools.cache
+def _one_node(dtype: str, largest: int):
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=1, largest=largest)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, ["a", "n"]),
+                                            helper.make_tensor_value_info("k", I64, [1])],
+                              [helper.make_tensor_value_info("v", elem, None), helper.make_tensor_value_info("i", I64, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return (nimble.VirtualMachine(nimble.compile(from_onnx(model))),
+            ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_every_dtype_with_nan_negative_zero_and_long_rows_matches_onnxruntime(data):
+    dtype = data.draw(st.sampled_from(ORT_DTYPES), label="dtype")
+    largest = data.draw(st.sampled_from([0, 1]), label="largest")
+    rows = data.draw(st.sampled_from([1, 2, 3]), label="rows")
+    n = data.draw(st.sampled_from([1, 2, 7, 31, 1000, 8192, 100003]), label="n")
+    k = data.draw(st.sampled_from(sorted({0, 1, 10 if n >= 10 else n, n // 2, n - 1, n})), label="k")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    if np.dtype(dtype).kind == "f":
+        x = rng.choice(np.array([-1.5, -0.0, 0.0, 0.25, 3, np.inf, -np.inf, np.nan], dtype), (rows, n))
+        x[:, : n // 2] = rng.standard_normal((rows, n // 2)).astype(dtype)  # distinct values beside the ties
+    else:
+        info = np.iinfo(dtype)
+        x = rng.integers(info.min, info.max, (rows, n), dtype=dtype, endpoint=True)
+        x[:, ::3] = x[:, :1]  # ties
+    vm, sess = _one_node(dtype, largest)
+    kt = np.array([k], np.int64)
+    want_v, want_i = sess.run(None, {"x": x, "k": kt})
+    got_v, got_i = (np.asarray(g) for g in vm.run(x, kt))
+    np.testing.assert_array_equal(got_i, want_i)
+    assert got_v.dtype == want_v.dtype and got_v.tobytes() == want_v.tobytes()  # NaN and -0.0 bit for bit

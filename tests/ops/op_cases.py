@@ -381,6 +381,6 @@ CASES = {
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(), "lstm_cell": _lstm_cell(),
     "quantize_linear": _quantize(),
-    "topk_values": _topk(), "topk_indices": _topk(),
+    "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

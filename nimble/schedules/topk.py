@@ -43,7 +43,7 @@ SMALL = 16  # insertion sort below this many elements
 STACK = 66  # quicksort ranges pending (the smaller range is taken first: at most log2(n) + 1)
 DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")
 OUTPUTS = ("values", "indices")
-MSG_K = "topk: k (the output's axis length) exceeds the length of the axis"
+MSG_K = "topk: k (the outputs' axis length) exceeds the length of the axis"
 
 
 def _greater(a, b, fl: bool):

@@ -1,8 +1,9 @@
 """topk / topk_values / topk_indices groups through the hand-written loop-IR kernel of ``schedules/topk.py``.
 
-A topk call is opaque (alone in its group); its kernel takes ``(data, k, *outs)`` (topk: values and indices). The output's axis length is k:
-static when the model's k is a constant (the output shape is then an expression of the input dims), else the
-op's shape function computes it at run time from k's value (and checks 0 <= k <= the axis length).
+A topk call is opaque (alone in its group); its kernel takes ``(data, k, *outs)`` (topk: values and indices). The
+outputs' axis length is k: static when the model's k is a constant, else ``["value", 1]`` in the shape expression
+(k's value, read by native code: no Python shape function at run time). The kernel raises OutOfRangeError for a k
+above the axis length; a negative k is a negative output shape (ShapeError).
 """
 from __future__ import annotations
 
@@ -35,11 +36,9 @@ def topk_group_kernel(group, types, name: str) -> GroupKernel | None:
     out_k = ks.pop() if len(ks) == 1 and isinstance(outs[0].shape[axis], int) else None
     kernel = build_topk(name, shape, data_t.dtype, k_shape, k_t.dtype, axis, bool(attrs["largest"]), TOPK_OPS[op],
                         out_k)
-    if out_k is None:
-        out_shapes, shape_op = None, call
-    else:
-        out_shapes = [[out_k if i == axis else d if isinstance(d, int) else ["dim", 0, i]
-                       for i, d in enumerate(data_t.shape)] for _ in outs]
-        shape_op = None
+    # the k of the outputs' axis: static, or k's value (the kernel checks k <= n; a negative k is a negative shape)
+    k_dim = out_k if out_k is not None else ["value", 1]
+    out_shapes = [[k_dim if i == axis else d if isinstance(d, int) else ["dim", 0, i] for i, d in enumerate(data_t.shape)]
+                  for _ in outs]
     return GroupKernel(name, KernelEntry.from_kernel(kernel), list(call.args), [(_static(t), t.dtype) for t in outs],
-                       out_shapes, shape_op, "topk")
+                       out_shapes, None, "topk")

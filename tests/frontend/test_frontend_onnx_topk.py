@@ -83,11 +83,13 @@ def test_constant_k_gives_a_static_dim():
     np.testing.assert_array_equal(v, x[:, [3, 2], :])
 
 
-def test_k_larger_than_the_axis_raises_naming_k():
+def test_k_larger_than_the_axis_or_negative_raises_naming_k():
     vm, _ = _compiled()
     k = np.array([1], np.int64)
-    with pytest.raises(nimble.NimbleError, match="k = 4 is out of range"):
+    with pytest.raises(nimble.OutOfRangeError, match=r"topk: k .* exceeds the length of the axis"):
         vm.run(np.zeros((2, 2, 3), np.float32), np.array([4], np.int64), k)
+    with pytest.raises(nimble.ShapeError, match="negative"):
+        vm.run(np.zeros((2, 2, 3), np.float32), np.array([-1], np.int64), k)
 
 
 ORT_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")  # ONNX Runtime's CPU TopK
@@ -129,3 +131,21 @@ def test_every_dtype_with_nan_negative_zero_and_long_rows_matches_onnxruntime(da
     got_v, got_i = (np.asarray(g) for g in vm.run(x, kt))
     np.testing.assert_array_equal(got_i, want_i)
     assert got_v.dtype == want_v.dtype and got_v.tobytes() == want_v.tobytes()  # NaN and -0.0 bit for bit
+
+
+@pytest.mark.parametrize("backend", ["native", "python"])
+def test_k_is_read_by_the_shape_expression_on_both_vms(backend):
+    """The outputs' k comes from k's value (``["value", 1]``); a k that is not one element is refused."""
+    node = helper.make_node("TopK", ["x", "k"], ["v", "i"], axis=0, largest=0)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", F, ["n"]),
+                                            helper.make_tensor_value_info("k", I64, ["m"])],
+                              [helper.make_tensor_value_info("v", F, None), helper.make_tensor_value_info("i", I64, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(model)), backend=backend)
+    x = np.array([3, 1, np.nan, 1, -0.0, 0.0], np.float32)
+    for k in range(7):
+        v, i = (np.asarray(a) for a in vm.run(x, np.array([k], np.int64)))
+        np.testing.assert_array_equal(i, [4, 5, 1, 3, 0, 2][:k])
+        assert v.tobytes() == x[[4, 5, 1, 3, 0, 2][:k]].tobytes()
+    with pytest.raises(nimble.NimbleError, match="one int32 / int64 value"):
+        vm.run(x, np.array([1, 2], np.int64))

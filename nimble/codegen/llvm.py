@@ -28,16 +28,17 @@ from .parallel import ENTRY as PARALLEL_ENTRY
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
 PTR = ir.PointerType()
-# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32 and float16 is float; loads
+# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32, uint32 is i64 and float16 is float; loads
 # extend (sext / zext / fpext), stores truncate, and integer arithmetic and casts to a narrow int wrap (trunc then
 # extend) so values match numpy's; float16 arithmetic runs in float32 and rounds only when stored or cast.
 _TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1,
-          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "float16": F32}
-_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "float16": F16}
-_REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "float16": "float32"}
-_UNSIGNED = ("uint8", "uint16")
+          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "uint32": I64, "float16": F32}
+_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "uint32": I32, "float16": F16}
+_REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64",
+                   "float16": "float32"}
+_UNSIGNED = ("uint8", "uint16", "uint32")
 _SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
-          "uint16": 2, "float16": 2}
+          "uint16": 2, "uint32": 4, "float16": 2}
 _FLAGS = ("contract",)
 _REDUCE_FLAGS = ("contract", "reassoc")
 MAX_VECTOR_LANES = 64

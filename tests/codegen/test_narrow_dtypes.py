@@ -1,4 +1,4 @@
-"""Narrow storage dtypes in te and the LLVM codegen: int8 / uint8 / int16 / uint16 wrap like numpy (loads extend,
+"""Narrow storage dtypes in te and the LLVM codegen: int8 / uint8 / int16 / uint16 / uint32 wrap like numpy (loads extend,
 arithmetic and casts wrap, stores truncate); float16 loads extend to float32, computes there and rounds on store."""
 import functools
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import nimble
 from nimble import te
 
-INTS = ("int8", "uint8", "int16", "uint16")
+INTS = ("int8", "uint8", "int16", "uint16", "uint32")
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31, 67])
 EXAMPLES = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 

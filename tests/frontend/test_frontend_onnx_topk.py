@@ -92,7 +92,7 @@ def test_k_larger_than_the_axis_or_negative_raises_naming_k():
         vm.run(np.zeros((2, 2, 3), np.float32), np.array([-1], np.int64), k)
 
 
-ORT_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int32", "int64")  # ONNX Runtime's CPU TopK
+ORT_DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64")  # ONNX Runtime's CPU TopK
 
 
 @functools.cache

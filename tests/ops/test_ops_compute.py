@@ -213,7 +213,7 @@ SPECS = [
            sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
     *[Spec("quantize_linear", [("n m", "float32"), (scale, "float32"), ("", dtype)], {"dtype": dtype},
            values=functools.partial(_quantize_values, dtype=dtype))
-      for scale, dtype in (("", "uint8"), ("m", "int8"))],
+      for scale, dtype in (("", "uint8"), ("m", "int8"), ("m", "int16"), ("m", "uint16"))],
     *[Spec("avg_pool", [("n 2 h w", "float32")],
            {"pool_size": (3, 2), "strides": (2, 3), "dilation": (1, 2), "auto_pad": auto, "count_include_pad": True},
            sizes={"n": SMALL, "h": POSITIVE, "w": CONV_HW}) for auto in ("SAME_UPPER", "SAME_LOWER")],

@@ -31,13 +31,14 @@ PTR = ir.PointerType()
 # Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32, uint32 is i64 and float16 is float; loads
 # extend (sext / zext / fpext), stores truncate, and integer arithmetic and casts to a narrow int wrap (trunc then
 # extend) so values match numpy's; float16 arithmetic runs in float32 and rounds only when stored or cast.
-_TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1,
+# uint64 is i64 in registers with unsigned compares, min / max, division and float casts.
+_TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "uint64": I64, "bool": I1,
           "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "uint32": I64, "float16": F32}
 _MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "uint32": I32, "float16": F16}
 _REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64",
                    "float16": "float32"}
 _UNSIGNED = ("uint8", "uint16", "uint32")
-_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
+_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "uint64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
           "uint16": 2, "uint32": 4, "float16": 2}
 _FLAGS = ("contract",)
 _REDUCE_FLAGS = ("contract", "reassoc")
@@ -517,6 +518,8 @@ class LLVMCodegen:
         b = self.b
         x, y = operands
         fl = is_float(e.a.dtype)
+        if e.a.dtype == "uint64" and isinstance(e, (Min, Max, LT, LE, EQ, NE, FloorDiv, FloorMod)):
+            return self._emit_unsigned(e, x, y)
         if isinstance(e, ReductionAdd):
             return b.fadd(x, y, flags=_REDUCE_FLAGS) if fl else b.add(x, y)
         if isinstance(e, Add):
@@ -565,6 +568,16 @@ class LLVMCodegen:
             return emit_math(b, e.func, args)
         raise CodegenError(f"cannot emit {type(e).__name__}: {e}")
 
+    def _emit_unsigned(self, e, x, y):
+        b = self.b
+        if isinstance(e, FloorDiv):
+            return b.udiv(x, y)
+        if isinstance(e, FloorMod):
+            return b.urem(x, y)
+        if isinstance(e, (Min, Max)):
+            return b.select(b.icmp_unsigned("<" if isinstance(e, Min) else ">", x, y), x, y)
+        return b.icmp_unsigned({LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)], x, y)
+
     def _floordiv(self, x, y, fl: bool):
         b = self.b
         if fl:
@@ -606,9 +619,11 @@ class LLVMCodegen:
         if is_float(src) and is_float(dst):
             return b.fpext(x, ty) if _SIZES[dst] > _SIZES[src] else b.fptrunc(x, ty)
         if is_float(src):
-            return b.fptosi(x, ty)
+            return b.fptoui(x, ty) if dst == "uint64" else b.fptosi(x, ty)
         if is_float(dst):
-            return b.sitofp(x, ty)
+            return b.uitofp(x, ty) if src == "uint64" else b.sitofp(x, ty)
+        if x.type == ty:  # int64 <-> uint64: the same bits
+            return x
         return b.sext(x, ty) if _SIZES[dst] > _SIZES[src] else b.trunc(x, ty)
 
 

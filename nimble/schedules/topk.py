@@ -41,7 +41,7 @@ CHUNKS = 64
 SORT_RATIO = 32  # the heap serves k <= n / SORT_RATIO (where the two cross on Zen 1)
 SMALL = 16  # insertion sort below this many elements
 STACK = 66  # quicksort ranges pending (the smaller range is taken first: at most log2(n) + 1)
-DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64")
+DTYPES = ("float16", "float32", "float64", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
 OUTPUTS = ("values", "indices")
 MSG_K = "topk: k (the outputs' axis length) exceeds the length of the axis"
 

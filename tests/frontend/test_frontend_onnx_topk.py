@@ -149,3 +149,18 @@ def test_k_is_read_by_the_shape_expression_on_both_vms(backend):
         assert v.tobytes() == x[[4, 5, 1, 3, 0, 2][:k]].tobytes()
     with pytest.raises(nimble.NimbleError, match="one int32 / int64 value"):
         vm.run(x, np.array([1, 2], np.int64))
+
+
+def test_a_saved_and_loaded_model_runs_topk(tmp_path):
+    from nimble.vm.executable import Executable
+
+    model = _model()
+    exe = nimble.compile(from_onnx(model))
+    exe.save(tmp_path / "topk.nimble")
+    vm = nimble.VirtualMachine(Executable.load(tmp_path / "topk.nimble"))
+    x = np.random.default_rng(3).standard_normal((2, 9, 4)).astype(np.float32)
+    ks = [np.array([3], np.int64), np.array([2], np.int64)]
+    got = [np.asarray(g) for g in vm.run(x, *ks)]
+    want = [w for (axis, largest), k in zip(CONFIGS, ks) for w in _numpy_topk(x, int(k[0]), axis, largest)]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

@@ -216,9 +216,11 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
     r, t, j, c = Var("row"), Var("t"), Var("j"), Var("chunk")
     base, obase, v = Var("base"), Var("out_base"), Var("value", dtype)
     fill = For(t, ZERO, kk, "serial", seq(Store(vb, t, Load(data, base + t * inner)), Store(ib, t, t)))
-    scan = For(j, kk, simplify(n - kk), "serial", LetStmt(v, Load(data, base + j * inner), IfThenElse(
-        _better(v, Load(vb, ZERO), largest, fl),
-        seq(Store(vb, ZERO, v), Store(ib, ZERO, j), row.sift_down(ZERO, ZERO, kk)))))
+    # the root's value, kept in a local scalar (a register after mem2reg) rather than reread from the heap
+    root = Buffer("root_value", dtype, (1,), "local")
+    scan = seq(Store(root, ZERO, Load(vb, ZERO)), For(j, kk, simplify(n - kk), "serial", LetStmt(
+        v, Load(data, base + j * inner), IfThenElse(_better(v, Load(root, ZERO), largest, fl), seq(
+            Store(vb, ZERO, v), Store(ib, ZERO, j), row.sift_down(ZERO, ZERO, kk), Store(root, ZERO, Load(vb, ZERO)))))))
     last = simplify(kk - 1 - t)
     def write(slot, src):  # every output's element at ``slot`` of the row, from pair slot ``src``
         return seq(*[Store(o, obase + slot * inner, Load(ib if name == "indices" else vb, src))
@@ -237,8 +239,8 @@ def topk_func(name: str, shape: tuple, dtype: str, k_shape: tuple, k_dtype: str,
     lo, hi_row = Var("lo"), Var("hi")
     capacity = simplify(Select(use_sort, n, kk) + 1)
     chunk = LetStmt(lo, c * rows // chunks, LetStmt(hi_row, (c + 1) * rows // chunks, Allocate(
-        vb, capacity, Allocate(ib, capacity, Allocate(reg, IntImm(8), Allocate(stack, IntImm(3 * STACK), For(
-            r, lo, hi_row - lo, "serial", row_body)))))))
+        vb, capacity, Allocate(ib, capacity, Allocate(reg, IntImm(8), Allocate(stack, IntImm(3 * STACK), Allocate(root, ONE, For(
+            r, lo, hi_row - lo, "serial", row_body))))))))
     body = Assert(kk <= n, 2, IfThenElse(kk > 0, For(c, ZERO, chunks, "parallel", chunk)))
     shape_vars = []
     for buf in (data, kbuf, *outs):

@@ -70,7 +70,7 @@ def reference_indices(data: np.ndarray, k, axis: int, largest: bool) -> np.ndarr
             nan_last = ~np.isnan(np.take_along_axis(rows, order, axis=-1))
             order = np.take_along_axis(order, np.argsort(nan_last, axis=-1, kind="stable"), axis=-1)
     else:
-        keys = (-rows.astype(np.int64) if rows.dtype != np.uint64 else ~rows) if largest else rows
+        keys = ~rows if largest else rows  # ~x = -x - 1 reverses the order and cannot overflow
         order = np.argsort(keys, axis=-1, kind="stable")
     return np.moveaxis(order[..., :count], -1, ax).astype(np.int64)
 

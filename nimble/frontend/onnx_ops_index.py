@@ -139,6 +139,7 @@ def topk(ctx, node, inputs, attrs):
     call (one kernel) gives both."""
     from ..ir.expr import Attrs, Call, Op
     from ..ir.types import TensorType
+    from ..ops.registry import get_op
 
     x, k = inputs[:2]
     if x.ndim == 0:
@@ -154,8 +155,6 @@ def topk(ctx, node, inputs, attrs):
         if isinstance(dim, int) and not 0 <= count <= dim:
             raise ConversionError(f"k = {count} is out of range for axis {axis} of size {dim}")
         out_dim = count
-    from ..ops.registry import get_op
-
     inferred = get_op("topk").infer([x.type, k.type], common).fields
     shape = tuple(x.shape[:axis]) + (out_dim if out_dim is not None else inferred[0].shape[axis],) + tuple(
         x.shape[axis + 1:])

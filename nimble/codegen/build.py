@@ -78,14 +78,15 @@ def compile_func(func: PrimFunc) -> CompiledFunc:
 
 class Kernel:
     """A compiled kernel: call it with numpy arrays for every arg, or for the inputs only
-    (then the outputs are allocated and returned).
+    (then the outputs are allocated and returned). ``args`` are te tensors (outputs: the computed ones), or the
+    loop-IR buffers of a hand-written function with ``outputs`` their indices.
 
     Residue variants (``residues=[{n: 8}]`` at build) are picked per call when every named
     dim is a multiple of its factor; ``variant_calls`` counts the calls each one served (the
     general function last).
     """
 
-    def __init__(self, general: CompiledFunc, variants: list, args: list, target: str):
+    def __init__(self, general: CompiledFunc, variants: list, args: list, target: str, outputs=None):
         func = general.func
         self.func = func
         self.name = func.name
@@ -99,7 +100,8 @@ class Kernel:
         self._choices = [(tuple(conds), cf.cfunc, k) for k, (conds, cf) in enumerate(variants)]
         self.arg_names = [t.name for t in args]
         self.dtypes = [t.dtype for t in args]
-        self.is_output = [isinstance(t.op, ComputeOp) for t in args]
+        self.is_output = ([isinstance(t.op, ComputeOp) for t in args] if outputs is None
+                          else [i in outputs for i in range(len(args))])
         self.inputs = [i for i, o in enumerate(self.is_output) if not o]
         self.outputs = [i for i, o in enumerate(self.is_output) if o]
         # per argument and dimension: ("bind", var) for a plain variable (bound on first sight,
@@ -313,3 +315,15 @@ def build(schedule_or_tensors, args, target: str = "llvm", name: str = "kernel",
     return Kernel(compiled[0], variants, list(args), target)
 
 
+
+
+def build_func(func: PrimFunc, outputs, target: str = "llvm") -> Kernel:
+    """Compile a hand-written loop-IR function to a ``Kernel``; ``outputs``: the indices of the parameters it
+    writes (a caller passing the inputs only gets them allocated)."""
+    _check_target(target)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", func.name):
+        raise NimbleError(f"build_func: the function name must be an identifier, got {func.name!r}")
+    outputs = tuple(outputs)
+    if not outputs or any(not 0 <= i < len(func.params) for i in outputs):
+        raise NimbleError(f"build_func: outputs must index the {len(func.params)} parameters, got {outputs}")
+    return Kernel(compile_funcs([func])[0], [], list(func.params), target, outputs=outputs)

@@ -26,7 +26,7 @@ from ..te.expr import (
 from ..te.schedule import THREAD_TAGS
 from ..te.simplify import simplify
 from ..te.visit import free_vars, substitute
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Store
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Store, While
 from .llvm import CodegenError
 
 log = debug_logger("nimble.codegen.cuda")
@@ -109,7 +109,7 @@ def _walk_stmts(s):
         yield from _walk_stmts(s.then_case)
         if s.else_case is not None:
             yield from _walk_stmts(s.else_case)
-    elif isinstance(s, (For, LetStmt, Allocate, Assert)):
+    elif isinstance(s, (For, LetStmt, Allocate, Assert, While)):
         yield from _walk_stmts(s.body)
 
 
@@ -189,6 +189,10 @@ class _Emitter:
                 self.stmt(s.else_case, d + 1)
             self.line("}", d)
             self.divergent -= dep
+        elif isinstance(s, While):
+            self.line(f"while ({self.expr(s.cond)}) {{", d)
+            self.stmt(s.body, d + 1)
+            self.line("}", d)
         elif isinstance(s, LetStmt):
             self.line(f"const {_dtype(s.var.dtype)} {self.var_name(s.var)} = {self.expr(s.value)};", d)
             self.stmt(s.body, d)

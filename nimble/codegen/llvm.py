@@ -20,7 +20,7 @@ from ..te.expr import (
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
 from .llvm_math import intrinsic, emit_math
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
@@ -28,16 +28,18 @@ from .parallel import ENTRY as PARALLEL_ENTRY
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
 PTR = ir.PointerType()
-# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32 and float16 is float; loads
+# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32, uint32 is i64 and float16 is float; loads
 # extend (sext / zext / fpext), stores truncate, and integer arithmetic and casts to a narrow int wrap (trunc then
 # extend) so values match numpy's; float16 arithmetic runs in float32 and rounds only when stored or cast.
-_TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "bool": I1,
-          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "float16": F32}
-_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "float16": F16}
-_REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "float16": "float32"}
-_UNSIGNED = ("uint8", "uint16")
-_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
-          "uint16": 2, "float16": 2}
+# uint64 is i64 in registers with unsigned compares, min / max, division and float casts.
+_TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "uint64": I64, "bool": I1,
+          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "uint32": I64, "float16": F32}
+_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "uint32": I32, "float16": F16}
+_REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64",
+                   "float16": "float32"}
+_UNSIGNED = ("uint8", "uint16", "uint32")
+_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "uint64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
+          "uint16": 2, "uint32": 4, "float16": 2}
 _FLAGS = ("contract",)
 _REDUCE_FLAGS = ("contract", "reassoc")
 MAX_VECTOR_LANES = 64
@@ -207,6 +209,8 @@ class LLVMCodegen:
             self._for(s)
         elif isinstance(s, IfThenElse):
             self._if(s)
+        elif isinstance(s, While):
+            self._while(s)
         elif isinstance(s, LetStmt):
             self.env[s.var] = self.expr(s.value)
             self.stmt(s.body)
@@ -271,6 +275,19 @@ class LLVMCodegen:
                     self.stmt(s.then_case)
                 with otherwise:
                     self.stmt(s.else_case)
+
+    def _while(self, s: While) -> None:
+        if self.vec is not None:
+            raise CodegenError("a while loop cannot be inside an explicit vector loop")
+        b = self.b
+        head, body, done = (b.append_basic_block(f"while.{part}") for part in ("head", "body", "exit"))
+        b.branch(head)
+        b.position_at_end(head)
+        b.cbranch(self.expr(s.cond), body, done)
+        b.position_at_end(body)
+        self.stmt(s.body)
+        b.branch(head)
+        b.position_at_end(done)
 
     def _allocate(self, s: Allocate) -> None:
         ty = mem_type(s.buffer.dtype)
@@ -501,6 +518,8 @@ class LLVMCodegen:
         b = self.b
         x, y = operands
         fl = is_float(e.a.dtype)
+        if e.a.dtype == "uint64" and isinstance(e, (Min, Max, LT, LE, EQ, NE, FloorDiv, FloorMod)):
+            return self._emit_unsigned(e, x, y)
         if isinstance(e, ReductionAdd):
             return b.fadd(x, y, flags=_REDUCE_FLAGS) if fl else b.add(x, y)
         if isinstance(e, Add):
@@ -549,6 +568,16 @@ class LLVMCodegen:
             return emit_math(b, e.func, args)
         raise CodegenError(f"cannot emit {type(e).__name__}: {e}")
 
+    def _emit_unsigned(self, e, x, y):
+        b = self.b
+        if isinstance(e, FloorDiv):
+            return b.udiv(x, y)
+        if isinstance(e, FloorMod):
+            return b.urem(x, y)
+        if isinstance(e, (Min, Max)):
+            return b.select(b.icmp_unsigned("<" if isinstance(e, Min) else ">", x, y), x, y)
+        return b.icmp_unsigned({LT: "<", LE: "<=", EQ: "==", NE: "!="}[type(e)], x, y)
+
     def _floordiv(self, x, y, fl: bool):
         b = self.b
         if fl:
@@ -590,9 +619,11 @@ class LLVMCodegen:
         if is_float(src) and is_float(dst):
             return b.fpext(x, ty) if _SIZES[dst] > _SIZES[src] else b.fptrunc(x, ty)
         if is_float(src):
-            return b.fptosi(x, ty)
+            return b.fptoui(x, ty) if dst == "uint64" else b.fptosi(x, ty)
         if is_float(dst):
-            return b.sitofp(x, ty)
+            return b.uitofp(x, ty) if src == "uint64" else b.sitofp(x, ty)
+        if x.type == ty:  # int64 <-> uint64: the same bits
+            return x
         return b.sext(x, ty) if _SIZES[dst] > _SIZES[src] else b.trunc(x, ty)
 
 

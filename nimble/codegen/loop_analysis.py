@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..te.expr import Expr, IntImm, Var
 from ..te.simplify import simplify
 from ..te.visit import free_vars, walk
-from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Stmt, Store
+from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Stmt, Store, While
 
 
 def stmt_exprs(s: Stmt):
@@ -15,7 +15,7 @@ def stmt_exprs(s: Stmt):
         yield s.min
         yield s.extent
         yield from stmt_exprs(s.body)
-    elif isinstance(s, Assert):
+    elif isinstance(s, (Assert, While)):
         yield s.cond
         yield from stmt_exprs(s.body)
     elif isinstance(s, Store):
@@ -39,7 +39,7 @@ def stmt_exprs(s: Stmt):
 
 def stmts(s: Stmt):
     yield s
-    if isinstance(s, (For, LetStmt, Allocate, Assert)):
+    if isinstance(s, (For, LetStmt, Allocate, Assert, While)):
         yield from stmts(s.body)
     elif isinstance(s, IfThenElse):
         yield from stmts(s.then_case)
@@ -95,6 +95,8 @@ def work_estimate(s: Stmt, available: set) -> Expr:
         return simplify(out)
     if isinstance(s, IfThenElse):
         return work_estimate(s.then_case, available)
+    if isinstance(s, While):  # an unknown trip count, counted as 16 like a symbolic extent bound inside
+        return simplify(IntImm(16) * work_estimate(s.body, available))
     if isinstance(s, (LetStmt, Allocate, Assert)):
         return work_estimate(s.body, available)
     return IntImm(1)

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import FormatError
 from ..ir.expr import Function, Var
 from ..ir.module import IRModule
-from ..ir.types import AnyDim, SymDim, TensorType
+from ..ir.types import DTYPES, AnyDim, SymDim, TensorType
 from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
 from . import onnx_ops_quant  # noqa: F401,E402 - converters
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
@@ -36,7 +36,7 @@ def onnx_dtype(elem_type: int) -> str:
         name = helper.tensor_dtype_to_np_dtype(elem_type).name
     except Exception as err:  # noqa: BLE001 - onnx raises KeyError / ValueError by version
         raise ConversionError(f"ONNX element type {elem_type} has no numpy dtype") from err
-    if name not in ("float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool"):
+    if name not in DTYPES:
         raise ConversionError(f"ONNX element type {name} is not supported by nimble")
     return name
 

@@ -135,22 +135,29 @@ def gather_elements(ctx, node, inputs, attrs):
 
 @converter("TopK")
 def topk(ctx, node, inputs, attrs):
-    """Values and int64 indices of the k largest / smallest along `axis`; k may be a run-time input."""
+    """Values and int64 indices of the k largest / smallest along `axis`; k may be a run-time input. One ``topk``
+    call (one kernel) gives both."""
+    from ..ir.expr import Attrs, Call, Op
     from ..ir.types import TensorType
+    from ..ops.registry import get_op
 
     x, k = inputs[:2]
     if x.ndim == 0:
         raise ConversionError("TopK needs an input of rank >= 1, got a scalar")
     axis = axis_in(attrs.get("axis", -1), x.ndim)
     common = dict(axis=axis, largest=bool(attrs.get("largest", 1)), sorted=bool(attrs.get("sorted", 1)))
-    outs = []
-    for op, dtype in (("topk_values", x.dtype), ("topk_indices", "int64")):
-        refined = None
-        if k.is_const:  # a static k gives a static dim
-            count = int(np.asarray(k.const).reshape(-1)[0])
-            dim = x.shape[axis]
-            if isinstance(dim, int) and not 0 <= count <= dim:
-                raise ConversionError(f"k = {count} is out of range for axis {axis} of size {dim}")
-            refined = TensorType(tuple(x.shape[:axis]) + (count,) + tuple(x.shape[axis + 1:]), dtype)
-        outs.append(ctx.emit(op, x, k, type_=refined, **common))
-    return outs
+    if x.is_const and k.is_const:  # folded
+        return [ctx.emit(op, x, k, **common) for op in ("topk_values", "topk_indices")]
+    out_dim = None
+    if k.is_const:  # a static k gives a static dim
+        count = int(np.asarray(k.const).reshape(-1)[0])
+        dim = x.shape[axis]
+        if isinstance(dim, int) and not 0 <= count <= dim:
+            raise ConversionError(f"k = {count} is out of range for axis {axis} of size {dim}")
+        out_dim = count
+    inferred = get_op("topk").infer([x.type, k.type], common).fields
+    shape = tuple(x.shape[:axis]) + (out_dim if out_dim is not None else inferred[0].shape[axis],) + tuple(
+        x.shape[axis + 1:])
+    types = [TensorType(shape, x.dtype), TensorType(shape, "int64")]
+    call = Call(Op("topk"), (ctx.plain_expr(x), ctx.plain_expr(k)), Attrs.of(common))
+    return ctx.tuple_fields(call, types, "topk")

@@ -15,7 +15,8 @@ from .onnx_attrs import axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_math import scalar
 
-QUANT_DTYPES = ("int8", "uint8")
+QUANT_DTYPES = ("int8", "uint8")  # MatMulInteger, ConvInteger, QLinearMatMul operands
+LINEAR_DTYPES = ("int8", "uint8", "int16", "uint16")  # QuantizeLinear / DequantizeLinear
 
 
 def _optional(inputs, k):
@@ -63,8 +64,8 @@ def quantize_linear(ctx, node, inputs, attrs):
 
     dtype = zero_point.dtype if zero_point is not None else (
         onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else "uint8")
-    if dtype not in QUANT_DTYPES:
-        raise ConversionError(f"QuantizeLinear to {dtype} is not supported (only {QUANT_DTYPES})")
+    if dtype not in LINEAR_DTYPES:
+        raise ConversionError(f"QuantizeLinear to {dtype} is not supported (only {LINEAR_DTYPES})")
     if not attrs.get("saturate", 1):
         raise ConversionError("saturate=0 applies to float8 outputs only, which are not supported")
     if zero_point is None:
@@ -81,8 +82,8 @@ def dequantize_linear(ctx, node, inputs, attrs):
     _check_blocked(attrs)
     x, scale = inputs[:2]
     zero_point = _optional(inputs, 2)
-    if x.dtype not in QUANT_DTYPES + ("int32",):
-        raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only int8, uint8, int32)")
+    if x.dtype not in LINEAR_DTYPES + ("int32",):
+        raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only {LINEAR_DTYPES + ('int32',)})")
     axis = attrs.get("axis", 1)
     if zero_point is not None:
         zero_point = _along(ctx, zero_point, axis, x.ndim)

@@ -35,7 +35,7 @@ class SymDim:
 
 Dim = int | AnyDim | SymDim
 
-DTYPES = ("float16", "float32", "float64", "int8", "int32", "int64", "uint8", "bool")
+DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
 
 
 def as_dim(value) -> Dim:

@@ -42,4 +42,4 @@ __all__ = [name for name in dir() if not name.startswith("_")]
 from . import (  # noqa: E402,F401,I001
     compute_conv, compute_creation, compute_elementwise, compute_nn, compute_reduce, compute_transform,
 )
-from . import compute_pool, compute_quantize, compute_topk  # noqa: E402,F401
+from . import compute_pool, compute_quantize  # noqa: E402,F401

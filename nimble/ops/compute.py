@@ -24,11 +24,14 @@ Semantics are numpy's, as in each op's `reference`, with these rules for symboli
 - `mean`, `layer_norm`, `avg_pool2d` and `batch_norm` accumulate in float64 like their references; `sum`, the
   matmuls, `conv2d` and `softmax` compute in the input dtype (the tuned templates replace them).
 - `argmax` returns the first index of the maximum; NaN is not treated as the maximum (numpy's is).
-- dtypes are te's: float32/64, int32/64, bool, and the storage dtypes float16 (computed in float32, rounded on
-  store), int8 / uint8 / int16 / uint16 (computed in int32, wrapping like numpy).
+- dtypes are te's: float32/64, int32/64, uint64 (unsigned compares, division and float casts), bool, and the
+  storage dtypes float16 (computed in float32, rounded on store), int8 / uint8 / int16 / uint16 (computed in
+  int32) and uint32 (computed in int64), wrapping like numpy. Mixed-dtype promotion picks the higher of
+  bool < int8 < uint8 < int16 < uint16 < int32 < uint32 < int64 < uint64 < floats, not numpy's wider common type.
 
-Ops with no compute would be listed in `NO_COMPUTE` with the reason; today every registered op has one
-(`nonzero` too: an O(size^2) count-then-search, see its docstring).
+Ops with no compute are listed in `NO_COMPUTE` with the reason: topk, topk_values, topk_indices (a sort, which te
+cannot express; a hand-written loop-IR kernel, ``schedules/topk.py``, computes them). `nonzero` has one (an
+O(size^2) count-then-search, see its docstring).
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ ComputeFn = Callable[[list, dict, list], object]
 _COMPUTES: dict[str, ComputeFn] = {}
 
 # op name -> why it has no te compute
-NO_COMPUTE: dict[str, str] = {}
+_TOPK_WHY = "te cannot express a sort; the loop-IR kernel of nimble.schedules.topk computes it (vm/topk_kernels.py)"
+NO_COMPUTE: dict[str, str] = {"topk": _TOPK_WHY, "topk_values": _TOPK_WHY, "topk_indices": _TOPK_WHY}
 
 
 def register_compute(op_name: str) -> Callable[[ComputeFn], ComputeFn]:

@@ -1,4 +1,4 @@
-"""quantize_linear: ONNX QuantizeLinear's saturate(round_half_even(x / scale) + zero_point) into int8 / uint8,
+"""quantize_linear: ONNX QuantizeLinear's saturate(round_half_even(x / scale) + zero_point) into int8 / uint8 / int16 / uint16,
 x, scale and zero_point broadcasting (numpy rules; per-axis scales arrive reshaped to broadcast).
 
 x / scale is computed in float32 (float64 for float64 x), rounded half to even (numpy's rint), offset by the zero
@@ -12,7 +12,7 @@ from ..ir.types import TensorType
 from .registry import OpPattern, register
 from .relations import FLOAT_DTYPES, broadcast_shapes, tensor_arg
 
-QUANT_DTYPES = ("int8", "uint8")
+QUANT_DTYPES = ("int8", "uint8", "int16", "uint16")
 
 
 def compute_dtype(dtype: str) -> str:
@@ -48,5 +48,6 @@ def _reference(x, scale, zero_point, dtype):
 quantize_linear = register(
     "quantize_linear", args=("x", "scale", "zero_point"), attrs={"dtype": "uint8"}, type_rel=_rel,
     shape_func=_shape, reference=_reference, pattern=OpPattern.BROADCAST,
-    doc="saturate(round_half_even(x / scale) + zero_point) as dtype (int8 or uint8), with numpy broadcasting.",
+    doc="saturate(round_half_even(x / scale) + zero_point) as dtype (int8, uint8, int16 or uint16), with numpy "
+    "broadcasting.",
 )

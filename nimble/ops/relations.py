@@ -13,7 +13,7 @@ from ..ir.types import AnyDim, SymDim, TensorType, TupleType, Type
 Any = AnyDim()
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
-INT_DTYPES = ("int8", "int32", "int64", "uint8")
+INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 
 def tensor_arg(op: str, name: str, t: Type, dtypes: tuple | None = None) -> TensorType:

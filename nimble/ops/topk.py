@@ -1,13 +1,16 @@
 """topk_values / topk_indices: the k largest (or smallest) elements along an axis and their int64 indices, k a
 run-time scalar (or 1-element) tensor. Sorted best first; equal elements keep their order (the lower index
-first), as ONNX TopK specifies and ONNX Runtime does. NaN compares as neither larger nor smaller (unspecified in
-ONNX). Two ops with one output each (the VM's data-dependent shapes are per output)."""
+first), as ONNX TopK specifies and ONNX Runtime does; -0.0 equals 0.0. NaN (unspecified in ONNX) is ordered as
+ONNX Runtime orders it: above every number, so NaNs come first (in index order) when largest, last otherwise.
+``topk`` returns both (one kernel computes them, as ONNX TopK does); ``topk_values`` and ``topk_indices`` one
+each. No te compute: a sort is beyond
+te; the loop-IR kernel of ``nimble.schedules.topk`` (a bounded heap per row, O(n log k)) computes both."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir.types import AnyDim, TensorType
+from ..ir.types import AnyDim, TensorType, TupleType
 from .registry import OpPattern, ShapeFuncKind, register
 from .relations import FLOAT_DTYPES, INT_DTYPES, normalize_axis, tensor_arg
 
@@ -26,7 +29,8 @@ def k_of(op: str, k, dim: int) -> int:
     return value
 
 
-def _rel(op: str, indices: bool):
+def _rel(op: str, indices: bool | None):
+    """The type relation; ``indices`` None: both outputs, a tuple (values, indices)."""
     def rel(data, k, axis, largest, sorted):  # noqa: A002 - ONNX's attribute name
         data = tensor_arg(op, "data", data, FLOAT_DTYPES + INT_DTYPES)
         k = tensor_arg(op, "k", k, ("int32", "int64"))
@@ -36,32 +40,52 @@ def _rel(op: str, indices: bool):
             raise ShapeError(f"{op}: data must have rank >= 1, got a scalar")
         ax = normalize_axis(op, axis, data.ndim)
         shape = data.shape[:ax] + (Any,) + data.shape[ax + 1:]
+        if indices is None:
+            return TupleType((TensorType(shape, data.dtype), TensorType(shape, "int64")))
         return TensorType(shape, "int64" if indices else data.dtype)
 
     return rel
 
 
-def _shape(op: str):
+def _shape(op: str, outputs: int = 1):
     def shape_func(data, k, axis, largest, sorted):  # noqa: A002
         ax = normalize_axis(op, axis, len(data))
         out = np.array(data, dtype=np.int64)
         out[ax] = k_of(op, k, int(data[ax]))
-        return [out]
+        return [out.copy() for _ in range(outputs)]
 
     return shape_func
 
 
 def reference_indices(data: np.ndarray, k, axis: int, largest: bool) -> np.ndarray:
-    """A stable sort along `axis` (descending for largest, with equal elements in index order), first k."""
+    """A stable sort along `axis` (descending for largest, equal elements in index order, NaN above every
+    number), first k."""
     ax = normalize_axis("topk", axis, data.ndim)
     count = k_of("topk", k, data.shape[ax])
-    keys = -data.astype(np.float64) if largest and data.dtype.kind == "f" else data
-    if largest and data.dtype.kind != "f":
-        keys = -data.astype(np.int64) if data.dtype != np.uint64 else ~data
-    order = np.argsort(keys, axis=ax, kind="stable")
-    return np.take(order, np.arange(count), axis=ax).astype(np.int64)
+    rows = np.moveaxis(data, ax, -1)
+    if data.dtype.kind == "f":
+        keys = -rows.astype(np.float64) if largest else rows  # NaN stays NaN: np.argsort puts it last
+        order = np.argsort(keys, axis=-1, kind="stable")
+        if largest:  # NaNs first, still in index order
+            nan_last = ~np.isnan(np.take_along_axis(rows, order, axis=-1))
+            order = np.take_along_axis(order, np.argsort(nan_last, axis=-1, kind="stable"), axis=-1)
+    else:
+        keys = ~rows if largest else rows  # ~x = -x - 1 reverses the order and cannot overflow
+        order = np.argsort(keys, axis=-1, kind="stable")
+    return np.moveaxis(order[..., :count], -1, ax).astype(np.int64)
 
 
+def _reference(data, k, axis, largest, sorted):  # noqa: A002
+    indices = reference_indices(data, k, axis, largest)
+    return np.take_along_axis(data, indices, axis=normalize_axis("topk", axis, data.ndim)), indices
+
+
+topk = register(
+    "topk", args=("data", "k"), attrs=dict(ATTRS), type_rel=_rel("topk", None), shape_func=_shape("topk", 2),
+    shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(1,), reference=_reference, pattern=OpPattern.OPAQUE,
+    doc="(values, int64 indices) of the k largest (largest=True) or smallest elements of data along axis, best "
+    "first (ties: lower index first); k is a run-time scalar tensor. ONNX TopK.",
+)
 topk_values = register(
     "topk_values", args=("data", "k"), attrs=dict(ATTRS), type_rel=_rel("topk_values", False),
     shape_func=_shape("topk_values"), shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(1,),

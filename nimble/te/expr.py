@@ -11,7 +11,7 @@ from ..errors import TypeError as NimbleTypeError
 
 INDEX = "int64"
 FLOAT_DTYPES = ("float16", "float32", "float64")
-INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "int64")  # the narrow ones are storage types (codegen)
+INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")  # the narrow ones are storage types (codegen)
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs")
 
@@ -288,7 +288,8 @@ def _binary(cls, a, b) -> Expr:
     return cls(a, b)
 
 
-_RANK = {"bool": 0, "int8": 1, "uint8": 2, "int16": 3, "uint16": 4, "int32": 5, "int64": 6, "float16": 7,
+_RANK = {"bool": 0, "int8": 1, "uint8": 2, "int16": 3, "uint16": 4, "int32": 5, "uint32": 5.5, "int64": 6, "uint64": 6.5,
+         "float16": 7,
          "float32": 8, "float64": 9}
 
 

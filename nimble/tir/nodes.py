@@ -1,4 +1,4 @@
-"""The loop IR: buffers, flat loads/stores, loops with kinds, guards, lets and local allocations."""
+"""The loop IR: buffers, flat loads/stores, loops with kinds, while loops, guards, lets and local allocations."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -73,6 +73,16 @@ class Store(Stmt):
     buffer: Buffer
     index: Expr
     value: Expr
+
+
+@dataclass(frozen=True, repr=False)
+class While(Stmt):
+    """Run ``body`` while ``cond`` holds, ``cond`` evaluated before each pass (it reads what the body stored).
+
+    Lowering from te never makes one; hand-written kernels (``schedules/topk.py``) do, for data-dependent trips."""
+
+    cond: Expr
+    body: Stmt
 
 
 @dataclass(frozen=True, repr=False)

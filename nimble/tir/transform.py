@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..te.visit import substitute
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store, While
 
 
 def map_exprs(s: Stmt, fn: Callable) -> Stmt:
@@ -16,6 +16,8 @@ def map_exprs(s: Stmt, fn: Callable) -> Stmt:
     if isinstance(s, IfThenElse):
         return IfThenElse(fn(s.cond), map_exprs(s.then_case, fn),
                           map_exprs(s.else_case, fn) if s.else_case is not None else None)
+    if isinstance(s, While):
+        return While(fn(s.cond), map_exprs(s.body, fn))
     if isinstance(s, LetStmt):
         return LetStmt(s.var, fn(s.value), map_exprs(s.body, fn))
     if isinstance(s, Allocate):

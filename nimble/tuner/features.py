@@ -25,7 +25,7 @@ import numpy as np
 from ..te.expr import BinaryOp, Call, Div, Expr, IntImm, Var, is_float
 from ..te.visit import walk
 from ..tir.lower import lower
-from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Store
+from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Store, While
 
 MAX_DEPTH = 10
 MAX_BUFFERS = 5
@@ -114,7 +114,7 @@ class _Walker:
             self.visit(s.then_case, path, mult)
             if s.else_case is not None:
                 self.visit(s.else_case, path, mult)
-        elif isinstance(s, (LetStmt, Assert)):
+        elif isinstance(s, (LetStmt, Assert, While)):
             self.visit(s.body, path, mult)
         elif isinstance(s, Allocate):
             nbytes = _eval(s.extent, self.env) * _SIZES[s.buffer.dtype] * max(1.0, mult)

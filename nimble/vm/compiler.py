@@ -344,8 +344,8 @@ class FunctionCompiler:
 
             gk = replace(gk, inputs=lstm_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
                                                      self.mc.__dict__.setdefault("_packed", {})))
-        elif gk.template != "auto":  # a lone operator through its template: its own arguments
-            gk = replace(gk, inputs=list(group.calls[0].args))
+        elif gk.template != "auto":  # a lone operator through its template: its own arguments (and shape function)
+            gk = replace(gk, inputs=list(group.calls[0].args), shape_op=group.root if gk.shape_op is not None else None)
         else:
             gk = replace(gk, inputs=flat_inputs_of(group, self.mc.types),
                          shape_op=group.root if gk.shape_op is not None else None)

@@ -4,7 +4,7 @@ Both write, per output, its shape (a 1-D int64 array) and its byte size (a 0-d i
 into preallocated registers (destination passing, like kernels):
 
 * ``shape_expr``: output dims as expressions of the input dims (``kernels.shape_json``) —
-  every data-independent fused group;
+  every data-independent fused group — and of one-element int inputs (``["value", i]``: topk's k);
 * ``op_shape``: an operator's own shape function (data-dependent operators: arange, nonzero,
   a reshape to a runtime shape ...), on the inputs' values or shapes as the op declares.
 """
@@ -52,7 +52,8 @@ class ShapeExprFunc(LinkedHostFunc):
     def __call__(self, vals: list, output_count: int) -> None:
         n_in = len(vals) - output_count
         in_shapes = [v.shape for v in vals[:n_in]]
-        _write(vals[n_in:], [[self._eval(d, in_shapes) for d in s] for s in self.shapes], self.itemsizes, self.name)
+        _write(vals[n_in:], [[self._eval(d, in_shapes, vals[:n_in]) for d in s] for s in self.shapes], self.itemsizes,
+               self.name)
 
 
 class OpShapeFunc(LinkedHostFunc):

@@ -101,13 +101,20 @@ def shape_json(e, var_refs: dict):
     return None
 
 
-def eval_shape_json(j, shapes: list) -> int:
-    """Evaluate a ``shape_json`` expression given the input shapes."""
+def eval_shape_json(j, shapes: list, values: list | None = None) -> int:
+    """Evaluate a ``shape_json`` expression given the input shapes (and, for ``["value", input]``: the value of
+    an input holding one int32 / int64 element, such as topk's k, the input arrays ``values``)."""
     if isinstance(j, int):
         return j
     if j[0] == "dim":
         return int(shapes[j[1]][j[2]])
-    a, b = eval_shape_json(j[1], shapes), eval_shape_json(j[2], shapes)
+    if j[0] == "value":
+        v = None if values is None else values[j[1]]
+        if not isinstance(v, np.ndarray) or v.size != 1 or v.ndim > 1 or v.dtype not in (np.int32, np.int64):
+            raise NimbleError(f"a shape expression reads input {j[1]} as one int32 / int64 value, got "
+                              f"{getattr(v, 'dtype', type(v).__name__)} of shape {getattr(v, 'shape', None)}")
+        return int(v.reshape(-1)[0])
+    a, b = eval_shape_json(j[1], shapes, values), eval_shape_json(j[2], shapes, values)
     return _SHAPE_OPS[j[0]](a, b)
 
 
@@ -126,8 +133,9 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
+    from .topk_kernels import topk_group_kernel
 
-    conv = conv2d_template_kernel(group, types, name)
+    conv = conv2d_template_kernel(group, types, name) or topk_group_kernel(group, types, name)
     if conv is not None:
         return conv
     placeholders, var_refs = [], {}

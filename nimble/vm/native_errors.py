@@ -112,7 +112,8 @@ class NativeErrors:
                      4: f"rank {detail[0]} is above the native VM's limit of {L.MAX_RANK}",
                      5: _reshape_text(self._arg_values(detail)) if status == 5 else "",
                      7: f"output {detail[0]} would have a negative or overflowing shape",
-                     8: "a shape expression divides by zero"}
+                     8: "a shape expression divides by zero",
+                     9: "a shape expression reads an input as one int32 / int64 value, and it is not one"}
             return ShapeError(f"{where}: {texts.get(status, 'shape error')}")
         if code == L.E_FIELD:
             return NimbleError(f"get_field at {where}: the register holds no ADT with field {status}")

@@ -151,6 +151,8 @@ class PackedCodegen:
             if isinstance(j, list):
                 if j[0] == "dim":
                     refs.add((int(j[1]), int(j[2])))
+                elif j[0] == "value":
+                    refs.add((int(j[1]), -1))
                 else:
                     collect(j[1])
                     collect(j[2])
@@ -172,13 +174,30 @@ class PackedCodegen:
                 self.rt.set_error(b, ctx, L.E_ARG, 6)
                 b.ret(c32(-1))
         bad = fn.append_basic_block("bad_shape")
+        bad_value = fn.append_basic_block("bad_value")
         smul = self.rt.smul
+
+        def scalar(i: int):
+            """The one int32 / int64 element of input i (rank 0, or rank 1 of length 1)."""
+            t = b.load(elem(b, argv, i), typ=PTR)
+            code, nd = load(b, t, L.AUX, I32), load(b, t, L.T_NDIM, I32)
+            is64 = b.icmp_signed("==", code, c32(L.DTYPE_CODE["int64"]))
+            ok = b.or_(is64, b.icmp_signed("==", code, c32(L.DTYPE_CODE["int32"])))
+            one = b.or_(b.icmp_signed("==", nd, c32(0)), b.and_(b.icmp_signed("==", nd, c32(1)), b.icmp_signed(
+                "==", load(b, t, L.T_SHAPE, I64), c64(1))))
+            good = fn.append_basic_block("value_ok")
+            b.cbranch(b.and_(ok, one), good, bad_value)
+            b.position_at_end(good)
+            data = load(b, t, L.T_DATA, PTR)
+            return b.select(is64, b.load(data, typ=I64), b.sext(b.load(data, typ=I32), I64))
 
         def value(j):
             if isinstance(j, int):
                 return c64(j)
             if j[0] == "dim":
                 return load(b, b.load(elem(b, argv, int(j[1])), typ=PTR), L.T_SHAPE + 8 * int(j[2]), I64)
+            if j[0] == "value":
+                return scalar(int(j[1]))
             x, y = value(j[1]), value(j[2])
             op = j[0]
             if op == "+":
@@ -225,4 +244,7 @@ class PackedCodegen:
         b.ret(c32(0))
         b.position_at_end(bad)
         self.rt.set_error(b, ctx, L.E_SHAPE, 8)
+        b.ret(c32(-1))
+        b.position_at_end(bad_value)
+        self.rt.set_error(b, ctx, L.E_SHAPE, 9)
         b.ret(c32(-1))

@@ -315,11 +315,11 @@ def _quantize():
     @st.composite
     def case(draw):
         x_shape, s_shape = broadcastable_pair(draw)
-        dtype = draw(st.sampled_from(["int8", "uint8"]))
-        x = array(draw, x_shape, "float32", -300, 300)
+        dtype = draw(st.sampled_from(["int8", "uint8", "int16", "uint16"]))
+        x = array(draw, x_shape, "float32", -300, 300) * (300 if dtype.endswith("16") else 1)
         x = np.where(array(draw, x_shape, "bool"), np.round(x * 2) / 2, x).astype(np.float32)  # ties
         scale = np.abs(array(draw, s_shape, "float32", 0.5, 4)).astype(np.float32)
-        zero_point = array(draw, (), dtype, -5 if dtype == "int8" else 0, 9)
+        zero_point = array(draw, (), dtype, 0 if dtype.startswith("u") else -5, 9)
         return Case([x, scale, zero_point], {"dtype": dtype})
 
     return case()
@@ -381,6 +381,6 @@ CASES = {
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
     "gelu_tanh": _unary(), "attention": _attention(), "lstm_cell": _lstm_cell(),
     "quantize_linear": _quantize(),
-    "topk_values": _topk(), "topk_indices": _topk(),
+    "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
 }

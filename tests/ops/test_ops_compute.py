@@ -94,14 +94,6 @@ def _quantize_values(draw, sizes, rng, dtype):
     return [x, scale, np.array(rng.integers(0, 9), dtype)]
 
 
-def _topk_values(draw, sizes, rng, dtype, axis):
-    data = rng.integers(-3, 4, (sizes["n"], sizes["m"])).astype(dtype)  # ties
-    if dtype == "float32":
-        data += rng.choice([0, 0.5], data.shape).astype(dtype)
-    dim = sizes["m" if axis == 1 else "n"]
-    return [data, np.array([draw(st.integers(0, dim))], np.int64)]
-
-
 def _lstm_cell_values(hidden):
     def values(draw, sizes, rng):
         batch, steps = sizes["b"], draw(st.sampled_from([1, 2, 3, 7]))
@@ -221,11 +213,7 @@ SPECS = [
            sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
     *[Spec("quantize_linear", [("n m", "float32"), (scale, "float32"), ("", dtype)], {"dtype": dtype},
            values=functools.partial(_quantize_values, dtype=dtype))
-      for scale, dtype in (("", "uint8"), ("m", "int8"))],
-    *[Spec(op, [("n m", dtype), ("1", "int64")], {"axis": axis, "largest": largest},
-           values=functools.partial(_topk_values, dtype=dtype, axis=axis))
-      for op in ("topk_values", "topk_indices")
-      for dtype, axis, largest in (("float32", 1, True), ("int32", 0, False))],
+      for scale, dtype in (("", "uint8"), ("m", "int8"), ("m", "int16"), ("m", "uint16"))],
     *[Spec("avg_pool", [("n 2 h w", "float32")],
            {"pool_size": (3, 2), "strides": (2, 3), "dilation": (1, 2), "auto_pad": auto, "count_include_pad": True},
            sizes={"n": SMALL, "h": POSITIVE, "w": CONV_HW}) for auto in ("SAME_UPPER", "SAME_LOWER")],

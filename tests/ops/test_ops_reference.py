@@ -300,10 +300,17 @@ def _topk_oracle(which):
         out = np.zeros(moved.shape[:-1] + (count,), np.int64 if which == "indices" else data.dtype)
         for idx in itertools.product(*[range(d) for d in moved.shape[:-1]]):
             line = [v.item() for v in moved[idx]]
-            order = sorted(range(len(line)), key=lambda i: ((-line[i] if largest else line[i]), i))[:count]
+            def key(i):  # NaN above every number (ONNX Runtime's order), then the lower index
+                nan = line[i] != line[i]
+                value = 0.0 if nan else line[i]
+                return (not nan, -value, i) if largest else (nan, value, i)
+
+            order = sorted(range(len(line)), key=key)[:count]
             out[idx] = order if which == "indices" else [line[i] for i in order]
         return np.moveaxis(out, -1, axis)
 
+    if which == "both":
+        return lambda *args, **kw: (_topk_oracle("values")(*args, **kw), _topk_oracle("indices")(*args, **kw))
     return oracle
 
 
@@ -362,6 +369,7 @@ ORACLES = {
     "attention": _attention_oracle,
     "gelu_tanh": _gelu_tanh_oracle,
     "quantize_linear": _quantize_oracle,
+    "topk": _topk_oracle("both"),
     "topk_values": _topk_oracle("values"),
     "topk_indices": _topk_oracle("indices"),
     "max_pool": _pool_nd_oracle("max"),

@@ -1,7 +1,7 @@
 """Real models through the ONNX frontend: each exported (small configs, random weights; nothing downloaded) with
 dynamic axes, compiled once by nimble, and compared with ONNX Runtime at several shapes.
 
-    python scripts/onnx_model_report.py                      # CNN (opset 9 and 13), BERT, DistilBERT, GPT-2, ViT
+    python scripts/onnx_model_report.py   # CNN (opset 9, 13), BERT, DistilBERT, GPT-2, ViT, T5 and Whisper encoders, BERT int8
     python scripts/onnx_model_report.py --light squeezenet   # also the onnx package's light CNNs (opset 9, 224x224)
 
 Columns: model, the dims left dynamic, the shapes run, max abs error vs ORT over them, and median ms per run of
@@ -94,6 +94,58 @@ def text_models(tmp):
             return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
 
         yield name, path, "batch, seq", [(1, 8), (4, 33), (1, 128)], feeds
+
+
+def encoder_models(tmp):
+    """T5's encoder (tokens), Whisper's encoder (mel frames), and BERT quantized to int8 by ONNX Runtime's
+    ``quantize_dynamic`` and converted to float16 by onnx's float16 helper when onnxconverter-common is present."""
+    import numpy as np
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    t5 = transformers.T5EncoderModel(transformers.T5Config(vocab_size=100, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                                           num_heads=4))
+    ids = torch.randint(0, 100, (2, 8))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "out": {0: "batch", 1: "seq"}}
+    path = _torch_export(_TokensOnly(t5), (ids, torch.ones_like(ids)), f"{tmp}/t5.onnx",
+                         (["input_ids", "attention_mask"], ["out"]), axes, 17)
+    rng = np.random.default_rng(0)
+
+    def tokens(batch, seq, rng=rng):
+        mask = np.ones((batch, seq), np.int64)
+        mask[-1, seq // 2:] = 0 if batch > 1 else 1
+        return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
+
+    yield "T5 encoder", path, "batch, seq", [(1, 8), (4, 33), (1, 128)], tokens
+
+    whisper = transformers.WhisperModel(transformers.WhisperConfig(
+        vocab_size=100, d_model=32, encoder_layers=2, encoder_attention_heads=4, decoder_layers=1,
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=16, max_source_positions=64,
+        pad_token_id=0, bos_token_id=0, eos_token_id=0, decoder_start_token_id=0)).get_encoder()
+
+    class Whisper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = whisper
+
+        def forward(self, features):
+            return self.encoder(input_features=features, return_dict=False)[0]
+
+    path = _torch_export(Whisper(), (torch.randn(2, 16, 128),), f"{tmp}/whisper.onnx", (["features"], ["out"]),
+                         {"features": {0: "batch"}, "out": {0: "batch"}}, 17)
+    yield ("Whisper encoder", path, "batch", [(1, 0), (3, 0)],
+           lambda batch, _, rng=rng: [rng.standard_normal((batch, 16, 128)).astype(np.float32)])
+
+    bert = transformers.BertModel(transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2,
+                                                          num_attention_heads=4, intermediate_size=128,
+                                                          max_position_embeddings=160))
+    path = _torch_export(_TokensOnly(bert), (ids, torch.ones_like(ids)), f"{tmp}/bert64.onnx",
+                         (["input_ids", "attention_mask"], ["out"]), axes, 17)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(path, f"{tmp}/bert_int8.onnx", weight_type=QuantType.QInt8)
+    yield "BERT int8 (quantize_dynamic)", f"{tmp}/bert_int8.onnx", "batch, seq", [(1, 8), (4, 33), (1, 128)], tokens
 
 
 def image_models(tmp):
@@ -197,7 +249,8 @@ def main(argv=None) -> int:
     print(f"{'model':<32} {'dynamic dims':<12} {'shapes run':<24} {'max err':>9} {'nimble ms':>10} {'ORT ms':>8} "
           f"{'ratio':>6} {'compile s':>9}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, path, dynamic, shapes, feeds in [*image_models(tmp), *text_models(tmp), *light_models(args.light)]:
+        for name, path, dynamic, shapes, feeds in [*image_models(tmp), *text_models(tmp), *encoder_models(tmp),
+                                                     *light_models(args.light)]:
             if args.only not in name:
                 continue
             try:

@@ -265,3 +265,38 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         maps.append(tuple(arg_layout(cfg, configs)))
     entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n")
     return entry, configs
+
+
+def any_bucket_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
+                        accept_foreign: bool = False, dim_name: str = "n"):
+    """A one-range table (every value of ``dim_name``) for a template whose kernel cost does not depend on its
+    symbolic dims (``lstm_cell``: one step, whatever the sequence's length): the config of the workload's best
+    record in any bucket (this host's, else a trusted nearest host's, or with ``accept_foreign`` any host's;
+    ``host_pick`` within a host), else the template's fallback. Returns ``(DispatchEntry, [config])``."""
+    bucket = ",".join(f"{d}=1..1" for d in signature.symbolic_dims) or "static"
+    probe = Task(template, signature, target, bucket)
+    tmpl = probe.template_obj
+    space = tmpl.space(signature)
+    by_host: dict = {}
+    if db is not None:
+        for rec in db.records(workload=probe.workload_key, target=target, include_errors=False):
+            by_host.setdefault(rec.host, []).append(rec)
+    picked = _pick(host_fingerprint(target), by_host, accept_foreign) if by_host else None
+    cfg, r = None, None
+    if picked is not None:
+        rec, source, where = picked
+        try:
+            cfg = space.from_json(dict(rec.config))
+            r = BucketRange(0, UNBOUNDED, f"{dim_name}>=0", source, None, rec.mean_cost, cfg.to_json(), where)
+        except FormatError as exc:
+            log.warning("%s: record does not fit the template's space (%s); using the fallback", name, exc)
+            cfg = None
+    if cfg is None:
+        cfg = tmpl.fallback(signature, space, {})
+        r = BucketRange(0, UNBOUNDED, f"{dim_name}>=0", "fallback", None, None, cfg.to_json())
+    inst = tmpl.instantiate(signature, cfg)
+    kernel = build(inst.schedule, inst.args, name=f"{name}_b0", residues=inst.residue_vars())
+    entry = DispatchEntry(name, tuple(dim), (r,), (KernelEntry.from_kernel(kernel),), (tuple(arg_layout(cfg, [cfg])),),
+                          dim_name)
+    return entry, [cfg]
+

@@ -128,8 +128,8 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
-    templated = _lstm_cell_template_kernel(group, types, name) or _op_template_kernel(group, types, name, db,
-                                                                                        accept_foreign)
+    templated = (_lstm_cell_template_kernel(group, types, name, db, accept_foreign)
+                 or _op_template_kernel(group, types, name, db, accept_foreign))
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
@@ -355,8 +355,11 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
     return GroupKernel(name, entry, kernel_args, out_types, out_shapes, None, template, sig)
 
 
-def _lstm_cell_template_kernel(group, types, name: str):
-    """A lone lstm_cell with a constant W_hh through its template (fallback config), the weight packed here once."""
+def _lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone lstm_cell with a constant W_hh through its template, the weight packed here once for the config:
+    a one-range dispatch table (a step costs the same at any sequence length) from the best record of its
+    workload in any bucket, else the fallback config."""
+    from ..dispatch.build import any_bucket_dispatch
     from ..schedules import get_template
 
     if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
@@ -366,19 +369,17 @@ def _lstm_cell_template_kernel(group, types, name: str):
     if sig is None:
         return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
     tmpl = get_template("lstm_cell")
-    cfg = tmpl.fallback(sig, tmpl.space(sig))
-    inst = tmpl.instantiate(sig, cfg)
-    kernel = build(inst.schedule, inst.args, name=name)
-    from .executable import KernelEntry
-
+    inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig)))  # output shapes do not depend on the config
     var_refs = {}
     for i, ph in enumerate(inst.args[:3]):
         for k, d in enumerate(ph.shape):
             if isinstance(d, Var) and d not in var_refs:
                 var_refs[d] = (i, k)
     out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
+    entry, (cfg,) = any_bucket_dispatch("lstm_cell", sig, name, (0, 0), lambda cfg, cfgs: (0, 1, 2, 3, 4), db, "llvm",
+                                        accept_foreign, dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
     out_t = types[call]
-    return GroupKernel(name, KernelEntry.from_kernel(kernel), lstm_cell_inputs(call, sig, cfg["block"], {}),
+    return GroupKernel(name, entry, lstm_cell_inputs(call, sig, cfg["block"], {}),
                        [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))
 
 

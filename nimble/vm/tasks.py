@@ -2,7 +2,7 @@
 an estimate of each one's share of the model's run time.
 
 A task is what compile turns into a dispatch table: a dense-family group (``dense`` template) or a
-lone softmax, layer_norm, batch_matmul or attention call (their templates), the same kernels
+lone softmax, layer_norm, batch_matmul, attention or lstm_cell call (their templates), the same kernels
 ``nimble.compile`` builds. Groups of the generic schedule are not tasks.
 
 Two ways to weigh tasks. ``shares`` estimates: each kernel call costs the roofline time
@@ -24,8 +24,10 @@ from ..passes.pipeline import Pass, Pipeline, default_ir_passes, fuse_pass
 from ..schedules.registry import Signature, get_template
 from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
-from .kernels import dense_group_signature, op_template_signature
+from ..ops.registry import get_op
+from .kernels import dense_group_signature, lstm_cell_kernel_signature, op_template_signature
 
+ONE_BUCKET = {"lstm_cell"}  # templates whose kernel cost does not depend on their symbolic dims: one task each
 PEAK_FLOPS = 100e9  # one core's fp32 FMA peak here is ~117 GFLOP/s (shared/NOTES.md); kernels reach less
 BANDWIDTH = 20e9  # bytes/s: numpy's one-thread copy runs at 24-26 GB/s
 
@@ -66,6 +68,10 @@ def group_task(group, types):
     found = dense_group_signature(group, types)
     if found is not None:
         return "dense", found[0]
+    if len(group.calls) == 1 and group.calls[0].op.name == "lstm_cell":
+        call = group.calls[0]
+        sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
+        return None if sig is None else ("lstm_cell", sig)
     found = op_template_signature(group, types)
     return None if found is None else found[:2]
 
@@ -146,7 +152,8 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
     length (default: powers of two up to 512). A signature with several symbolic dims (softmax
     over (12, n, n), batch_matmul's n and k) is tuned on the diagonal: every symbolic dim in the
     same bucket, as when they all track one sequence length; a static signature gets one
-    ``static`` task. ``templates``: keep only these template names (default: every one). Use
+    ``static`` task, and one whose cost does not depend on its symbolic dims (``ONE_BUCKET``: lstm_cell, a
+    step) one task at 1. ``templates``: keep only these template names (default: every one). Use
     ``task_shares`` for each task's weight.
     """
     spec = buckets if isinstance(buckets, BucketSpec) or buckets is None else BucketSpec.parse(buckets)
@@ -159,6 +166,9 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
         sig = mt.signature
         if not sig.symbolic_dims:
             tasks.append(Task(mt.template, sig, target, "static"))
+            continue
+        if mt.template in ONE_BUCKET:  # compile takes its best record of any bucket (``any_bucket_dispatch``)
+            tasks.append(Task(mt.template, sig, target, _bucket_key(sig, 1, 1)))
             continue
         for b in spec.buckets:
             tasks.append(Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi)))

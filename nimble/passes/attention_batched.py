@@ -86,7 +86,7 @@ def _rows_source(chain: LetChain, x):
 
 
 def _heads(chain: LetChain, e, perm: tuple):
-    """(rows, col, H, D) when `e` is heads(x, perm) (module doc); else None."""
+    """(rows, col, H, D, (B, S) shape fields) when `e` is heads(x, perm) (module doc); else None."""
     tr = chain.producer(e, "transpose")
     if tr is None or _ints(tr.attrs, "axes") != perm:
         return None
@@ -103,7 +103,7 @@ def _heads(chain: LetChain, e, perm: tuple):
     src = _rows_source(chain, r.args[0])
     if src is None or src[2] % d:
         return None
-    return src[0], src[1], src[2] // d, d
+    return src[0], src[1], src[2] // d, d, fields[:2]
 
 
 def _scaled(chain: LetChain, e):
@@ -179,7 +179,8 @@ def _context(chain: LetChain, call):
 
 def _merges(chain: LetChain, index: int, width: int):
     """[(binding index, kind)] of every use of the merged context bound at `index`: "rows" for
-    reshape(., (-1, W)), "bsw" for dyn.reshape(., concat(B, S, -1)); None when another use exists."""
+    reshape(., (-1, W)), "bsw" for dyn.reshape(., concat(B, S, -1)), "shape" for shape_of(.); None when another
+    use exists."""
     var = chain.bindings[index][0]
     found = []
     for j in range(index + 1, len(chain.bindings)):
@@ -191,7 +192,18 @@ def _merges(chain: LetChain, index: int, width: int):
         if value.op.name == "reshape" and _ints(value.attrs, "newshape") == (-1, width):
             found.append((j, "rows"))
             continue
+        if value.op.name == "shape_of":
+            found.append((j, "shape"))
+            continue
         fields = _concat_fields(chain, value.args[1]) if value.op.name == "dyn.reshape" else None
+        if fields is not None and len(fields) == 2 and _const_1d(fields[0], -1) is not None:
+            z = _dim_of_shape(chain, fields[1], 2)  # GPT-2's Conv1D: (-1, last dim of the (B, S, W) merge)
+            r = chain.producer(z, "dyn.reshape")
+            zf = _concat_fields(chain, r.args[1]) if r is not None and r.args[0] is var else None
+            if zf is None or len(zf) != 3 or _const_1d(zf[2], -1) is None:
+                return None
+            found.append((j, "rows"))
+            continue
         if fields is None or len(fields) != 3 or _const_1d(fields[2], -1) is None:
             return None
         found.append((j, "bsw"))
@@ -221,9 +233,9 @@ def batched_attention(chain: LetChain, index: int, call) -> bool:
         return False
     q4, k4, scale, mask = found
     heads = [_heads(chain, q4, (0, 2, 1, 3)), _heads(chain, k4, (0, 2, 3, 1)), _heads(chain, v4, (0, 2, 1, 3))]
-    if any(h is None for h in heads) or len({h[2:] for h in heads}) != 1 or not _mask3(chain, mask):
+    if any(h is None for h in heads) or len({h[2:4] for h in heads}) != 1 or not _mask3(chain, mask):
         return False
-    (xq, cq, h, d), (xk, ck, _, _), (xv, cv, _, _) = heads
+    (xq, cq, h, d, bs), (xk, ck, *_), (xv, cv, *_) = heads
     merges = _merges(chain, index, h * d)
     if not merges:
         return False
@@ -239,6 +251,10 @@ def batched_attention(chain: LetChain, index: int, call) -> bool:
         value = chain.bindings[j][1]
         if kind == "rows":
             chain.replace(j, chain.call("reshape", (att,), {"newshape": (-1, h * d)}))
+            continue
+        if kind == "shape":  # (B, S, H, D), as q's head split built it
+            hd = (Constant(np.array([h], np.int64)), Constant(np.array([d], np.int64)))
+            chain.replace(j, chain.call("concatenate", (Tuple((*bs, *hd)),), {"axis": 0}))
             continue
         b, s, _ = _concat_fields(chain, value.args[1])
         width = Constant(np.array([h * d], np.int64))

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.expr import Call, Constant, Tuple, Var
+from ..ir.expr import Call, Constant, Tuple
 from ..ir.types import TensorType
-from .let_chain import LetChain, last_axis, scalar_of
+from .let_chain import LetChain, concat_fields, const_1d, last_axis, scalar_of, shape_dim_source
 
 RESHAPES = ("reshape", "dyn.reshape")
 
@@ -32,38 +32,20 @@ def _ints(attrs, name):
     return tuple(v) if isinstance(v, (tuple, list)) else (v,)
 
 
-def _const_1d(e, value=None):
-    if not isinstance(e, Constant) or e.value.shape != (1,):
-        return None
-    v = int(e.value[0])
-    return v if value is None or v == value else None
-
-
 def _dim_of_shape(chain: LetChain, e, axis: int):
     """The tensor y when `e` is take(shape_of(y), [axis]); else None."""
-    t = chain.producer(e, "take")
-    if t is None or _const_1d(t.args[1], axis) is None:
-        return None
-    s = chain.producer(t.args[0], "shape_of")
-    return None if s is None else s.args[0]
-
-
-def _concat_fields(chain: LetChain, e):
-    cat = chain.producer(e, "concatenate")
-    if cat is None or cat.attrs.get("axis") != 0:
-        return None
-    fields = cat.args[0]
-    fields = chain.bound.get(fields, fields) if isinstance(fields, Var) else fields  # a let-bound tuple (ANF)
-    return fields.fields if isinstance(fields, Tuple) else None
+    src = shape_dim_source(chain, e, axis)
+    return None if src is None else src[0]
 
 
 def _rows_source(chain: LetChain, x):
-    """(2-D rows tensor, first column, width) of a head-split input; else None."""
+    """(2-D rows tensor, first column, width, (B, S) shape fields of the sliced view or None) of a head-split
+    input; else None."""
     t = chain.type_of(x)
     if not isinstance(t, TensorType) or t.dtype != "float32" or not isinstance(t.shape[-1], int):
         return None
     if t.ndim == 2:
-        return x, 0, t.shape[1]
+        return x, 0, t.shape[1], None
     sl = chain.producer(x, "strided_slice")
     if sl is None or t.ndim != 3 or _ints(sl.attrs, "axes") not in ((2,), (-1,)):
         return None
@@ -72,17 +54,17 @@ def _rows_source(chain: LetChain, x):
     r = chain.producer(sl.args[0], "dyn.reshape")
     if r is None:
         return None
-    fields = _concat_fields(chain, r.args[1])
+    fields = concat_fields(chain, r.args[1])
     z, zt = r.args[0], chain.type_of(r.args[0])
     if fields is None or len(fields) != 3 or not isinstance(zt, TensorType) or zt.ndim != 2:
         return None
     src = _dim_of_shape(chain, fields[0], 0)
-    if src is None or _dim_of_shape(chain, fields[1], 1) is not src or _const_1d(fields[2], zt.shape[1]) is None:
+    if src is None or _dim_of_shape(chain, fields[1], 1) is not src or const_1d(fields[2], zt.shape[1]) is None:
         return None
     begin = _ints(sl.attrs, "begin")[0]
     if not isinstance(begin, int) or begin < 0 or begin + t.shape[-1] > zt.shape[1]:
         return None
-    return z, begin, t.shape[-1]
+    return z, begin, t.shape[-1], fields[:2]
 
 
 def _heads(chain: LetChain, e, perm: tuple):
@@ -93,17 +75,17 @@ def _heads(chain: LetChain, e, perm: tuple):
     r = chain.producer(tr.args[0], "dyn.reshape")
     if r is None:
         return None
-    fields = _concat_fields(chain, r.args[1])
-    if fields is None or len(fields) != 4 or _const_1d(fields[2], -1) is None:
+    fields = concat_fields(chain, r.args[1])
+    if fields is None or len(fields) != 4 or const_1d(fields[2], -1) is None:
         return None
-    d = _const_1d(fields[3])
+    d = const_1d(fields[3])
     y = _dim_of_shape(chain, fields[0], 0)
     if d is None or d < 1 or y is None or _dim_of_shape(chain, fields[1], 1) is not y:
         return None
     src = _rows_source(chain, r.args[0])
     if src is None or src[2] % d:
         return None
-    return src[0], src[1], src[2] // d, d, fields[:2]
+    return src[0], src[1], src[2] // d, d, src[3] or fields[:2]  # (B, S) read without the sliced view
 
 
 def _scaled(chain: LetChain, e):
@@ -168,10 +150,10 @@ def _context(chain: LetChain, call):
     if r is not None:  # transformers' (B, -1, S, D) view of the (B, H, S, D) context: the same shape
         if not chain.used_only(ctx):
             return None
-        fields = _concat_fields(chain, r.args[1])
+        fields = concat_fields(chain, r.args[1])
         if fields is None or len(fields) != 4 or _dim_of_shape(chain, fields[0], 0) is not r.args[0]:
             return None
-        if _const_1d(fields[1], -1) is None or _dim_of_shape(chain, fields[2], 2) is None:
+        if const_1d(fields[1], -1) is None or _dim_of_shape(chain, fields[2], 2) is None:
             return None
         ctx = r.args[0]
     return ctx
@@ -195,16 +177,16 @@ def _merges(chain: LetChain, index: int, width: int):
         if value.op.name == "shape_of":
             found.append((j, "shape"))
             continue
-        fields = _concat_fields(chain, value.args[1]) if value.op.name == "dyn.reshape" else None
-        if fields is not None and len(fields) == 2 and _const_1d(fields[0], -1) is not None:
+        fields = concat_fields(chain, value.args[1]) if value.op.name == "dyn.reshape" else None
+        if fields is not None and len(fields) == 2 and const_1d(fields[0], -1) is not None:
             z = _dim_of_shape(chain, fields[1], 2)  # GPT-2's Conv1D: (-1, last dim of the (B, S, W) merge)
             r = chain.producer(z, "dyn.reshape")
-            zf = _concat_fields(chain, r.args[1]) if r is not None and r.args[0] is var else None
-            if zf is None or len(zf) != 3 or _const_1d(zf[2], -1) is None:
+            zf = concat_fields(chain, r.args[1]) if r is not None and r.args[0] is var else None
+            if zf is None or len(zf) != 3 or const_1d(zf[2], -1) is None:
                 return None
             found.append((j, "rows"))
             continue
-        if fields is None or len(fields) != 3 or _const_1d(fields[2], -1) is None:
+        if fields is None or len(fields) != 3 or const_1d(fields[2], -1) is None:
             return None
         found.append((j, "bsw"))
     uses = chain.uses.get(var, 0)
@@ -256,7 +238,7 @@ def batched_attention(chain: LetChain, index: int, call) -> bool:
             hd = (Constant(np.array([h], np.int64)), Constant(np.array([d], np.int64)))
             chain.replace(j, chain.call("concatenate", (Tuple((*bs, *hd)),), {"axis": 0}))
             continue
-        b, s, _ = _concat_fields(chain, value.args[1])
+        b, s, _ = concat_fields(chain, value.args[1])
         width = Constant(np.array([h * d], np.int64))
         shape = chain.bind_before(j, chain.call("concatenate", (Tuple((b, s, width)),), {"axis": 0}), "merged_shape",
                                  TensorType((3,), "int64"))

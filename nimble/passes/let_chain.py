@@ -61,7 +61,7 @@ class LetChain:
     def type_of(self, e: Expr):
         if isinstance(e, Constant):
             return TensorType(e.value.shape, e.value.dtype.name)
-        return e.type_annotation
+        return getattr(e, "type_annotation", None)  # None for a nested call (a chain not in ANF)
 
     def infer(self, call: Call):
         opdef = get_op(call.op.name)
@@ -137,20 +137,28 @@ def shape_dim_source(chain: LetChain, e: Expr, axis: int | None = None):
 
 def dim_tokens(chain: LetChain, e: Expr, depth: int = 8):
     """Per-dim tokens of the run-time shape of tensor `e`: ints and symbolic dims of its type, else (var, axis) of
-    the tensor the dim was read from through a ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``. Two
-    tensors whose tokens are equal have equal shapes. None when unknown."""
-    t = chain.type_of(e)
-    if not isinstance(t, TensorType):
+    the tensor the dim was read from through a ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``, or of
+    the input of a shape-preserving operator (layer_norm, a unary elementwise operator). Two tensors whose tokens
+    are equal have equal shapes. None when unknown."""
+    if depth <= 0:
         return None
     r = chain.producer(e, "dyn.reshape")
-    fields = concat_fields(chain, r.args[1]) if r is not None and depth > 0 else None
-    if fields is not None and len(fields) == len(t.shape):
+    fields = concat_fields(chain, r.args[1]) if r is not None else None
+    if fields is not None:
         out = [field_token(chain, f, depth - 1) for f in fields]
         return None if any(x is None for x in out) else tuple(out)
     p = chain.producer(e)
-    if p is not None and depth > 0 and p.args and (p.op.name == "layer_norm" or (
+    if p is not None and p.args and (p.op.name == "layer_norm" or (
             len(p.args) == 1 and get_op(p.op.name).pattern == OpPattern.ELEMWISE)):
         return dim_tokens(chain, p.args[0], depth - 1)  # the shape of its input
+    if p is not None and p.op.name == "reshape_like":
+        return dim_tokens(chain, p.args[1], depth - 1)
+    if p is not None and p.op.name == "take" and isinstance(p.args[0], Constant) and p.attrs.get("axis") == 0:
+        rows = dim_tokens(chain, p.args[1], depth - 1)  # a table lookup: the indices' dims, then the row's
+        return None if rows is None else rows + tuple(int(d) for d in p.args[0].value.shape[1:])
+    t = chain.type_of(e)
+    if not isinstance(t, TensorType):
+        return None
     return tuple(d if isinstance(d, (int, SymDim)) else (e, k) for k, d in enumerate(t.shape))
 
 

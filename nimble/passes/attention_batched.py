@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ir.expr import Call, Constant, Tuple
 from ..ir.types import TensorType
-from .let_chain import LetChain, concat_fields, const_1d, last_axis, scalar_of, shape_dim_source
+from .let_chain import LetChain, concat_fields, const_1d, field_token, last_axis, scalar_of, shape_dim_source
 
 RESHAPES = ("reshape", "dyn.reshape")
 
@@ -36,6 +36,11 @@ def _dim_of_shape(chain: LetChain, e, axis: int):
     """The tensor y when `e` is take(shape_of(y), [axis]); else None."""
     src = shape_dim_source(chain, e, axis)
     return None if src is None else src[0]
+
+
+def _run_time_dims(chain: LetChain, fields) -> bool:
+    """The shape fields are dims read from tensors (take(shape_of(y), [i]), possibly through a concatenation)."""
+    return all(field_token(chain, f, 8) is not None and const_1d(f) is None for f in fields)
 
 
 def _rows_source(chain: LetChain, x):
@@ -58,8 +63,7 @@ def _rows_source(chain: LetChain, x):
     z, zt = r.args[0], chain.type_of(r.args[0])
     if fields is None or len(fields) != 3 or not isinstance(zt, TensorType) or zt.ndim != 2:
         return None
-    src = _dim_of_shape(chain, fields[0], 0)
-    if src is None or _dim_of_shape(chain, fields[1], 1) is not src or const_1d(fields[2], zt.shape[1]) is None:
+    if not _run_time_dims(chain, fields[:2]) or const_1d(fields[2], zt.shape[1]) is None:
         return None
     begin = _ints(sl.attrs, "begin")[0]
     if not isinstance(begin, int) or begin < 0 or begin + t.shape[-1] > zt.shape[1]:
@@ -79,8 +83,7 @@ def _heads(chain: LetChain, e, perm: tuple):
     if fields is None or len(fields) != 4 or const_1d(fields[2], -1) is None:
         return None
     d = const_1d(fields[3])
-    y = _dim_of_shape(chain, fields[0], 0)
-    if d is None or d < 1 or y is None or _dim_of_shape(chain, fields[1], 1) is not y:
+    if d is None or d < 1 or not _run_time_dims(chain, fields[:2]):
         return None
     src = _rows_source(chain, r.args[0])
     if src is None or src[2] % d:

@@ -40,7 +40,7 @@ def _dim_of_shape(chain: LetChain, e, axis: int):
 
 def _run_time_dims(chain: LetChain, fields) -> bool:
     """The shape fields are dims read from tensors (take(shape_of(y), [i]), possibly through a concatenation)."""
-    return all(field_token(chain, f, 8) is not None and const_1d(f) is None for f in fields)
+    return all(field_token(chain, f, 64) is not None and const_1d(f) is None for f in fields)
 
 
 def _rows_source(chain: LetChain, x):

@@ -135,13 +135,23 @@ def shape_dim_source(chain: LetChain, e: Expr, axis: int | None = None):
     return None if s is None else (s.args[0], i)
 
 
-def dim_tokens(chain: LetChain, e: Expr, depth: int = 8):
+def dim_tokens(chain: LetChain, e: Expr, depth: int = 64):
     """Per-dim tokens of the run-time shape of tensor `e`: ints and symbolic dims of its type, else (var, axis) of
     the tensor the dim was read from through a ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``, or of
     the input of a shape-preserving operator (layer_norm, a unary elementwise operator). Two tensors whose tokens
     are equal have equal shapes. None when unknown."""
     if depth <= 0:
         return None
+    memo = chain.__dict__.setdefault("_dim_tokens", {})  # a binding rewritten keeps its shape: entries stay valid
+    if isinstance(e, Var) and e in memo:
+        return memo[e]
+    found = _dim_tokens(chain, e, depth)
+    if isinstance(e, Var) and found is not None:
+        memo[e] = found
+    return found
+
+
+def _dim_tokens(chain: LetChain, e: Expr, depth: int):
     r = chain.producer(e, "dyn.reshape")
     fields = concat_fields(chain, r.args[1]) if r is not None else None
     if fields is not None:
@@ -151,6 +161,10 @@ def dim_tokens(chain: LetChain, e: Expr, depth: int = 8):
     if p is not None and p.args and (p.op.name == "layer_norm" or (
             len(p.args) == 1 and get_op(p.op.name).pattern == OpPattern.ELEMWISE)):
         return dim_tokens(chain, p.args[0], depth - 1)  # the shape of its input
+    if p is not None and len(p.args) == 2 and get_op(p.op.name).pattern in (OpPattern.ELEMWISE, OpPattern.BROADCAST):
+        a, b = (dim_tokens(chain, x, depth - 1) for x in p.args)  # operands of one shape: that shape
+        if a is not None and a == b:
+            return a
     if p is not None and p.op.name == "reshape_like":
         return dim_tokens(chain, p.args[1], depth - 1)
     if p is not None and p.op.name == "take" and isinstance(p.args[0], Constant) and p.attrs.get("axis") == 0:

@@ -188,7 +188,7 @@ class _Rows:
                 if f.value.ndim != 1 or (f.value < 0).any():
                     return None
             elif self.chain.producer(self.chain.producer(f, "take").args[0] if self.chain.producer(f, "take")
-                                     else None, "shape_of") is None and field_token(self.chain, f, 8) is None:
+                                     else None, "shape_of") is None and field_token(self.chain, f, 64) is None:
                 return None
         st = self.chain.type_of(r.args[1])
         return r.args[1] if isinstance(st, TensorType) and st.dtype == "int64" else None

@@ -53,7 +53,7 @@ def _reshape_like(chain: LetChain, call: Call, index: int):
     fields = concat_fields(chain, shape)
     if fields is None:
         return None
-    tokens = [field_token(chain, f, 8) for f in fields]
+    tokens = [field_token(chain, f, 64) for f in fields]
     unknown = [k for k, t in enumerate(tokens) if t is None]
     if not unknown:
         candidates = [x] + [src[0] for f in fields if (src := shape_dim_source(chain, f)) is not None]

@@ -3,7 +3,8 @@
 ``attention(q, k, v, mask, heads, head_size, scale, causal, q_col, k_col, v_col)`` -> (n, heads * head_size):
 head h of q is ``q[:, q_col + h*head_size : q_col + (h+1)*head_size]`` (k, v likewise); row i of the result's
 head block is ``softmax_j(scale * q_h[i] . k_h[j] + mask[i, j], j <= i when causal) @ v_h``. The mask is 2-D
-and broadcasts over (n, nk). The pattern pass ``passes.attention`` writes it for the batch_matmul / softmax
+and broadcasts over (n, nk); a 3-D mask (B, s or 1, sk) batches B sequences: q holds B blocks of s = n / B
+rows, k and v B blocks of sk rows, block b attends to its own keys with mask[b]. The pattern pass ``passes.attention`` writes it for the batch_matmul / softmax
 chains of BERT and GPT-2; the ``attention`` template (schedules/attention.py) computes it in one kernel.
 """
 from __future__ import annotations
@@ -27,7 +28,13 @@ def _attention_rel(q, k, v, mask, heads, head_size, scale, causal, q_col, k_col,
         if isinstance(t.shape[1], int) and col + heads * head_size > t.shape[1]:
             raise ShapeError(f"attention: {name} has {t.shape[1]} columns, heads {heads} x {head_size} from column "
                              f"{col} need {col + heads * head_size}")
-    rank_is("attention", "mask", mask, 2)
+    if mask.ndim not in (2, 3):
+        raise ShapeError(f"attention: mask must be 2-D (n or 1, nk or 1) or 3-D (batch, s or 1, sk), got {mask.ndim}-D")
+    if mask.ndim == 3:
+        for name, rows in (("q", q.shape[0]), ("k", k.shape[0])):
+            if isinstance(rows, int) and isinstance(mask.shape[0], int) and mask.shape[0] and rows % mask.shape[0]:
+                raise ShapeError(f"attention: {name} has {rows} rows, not a multiple of the mask's batch "
+                                 f"{mask.shape[0]}")
     same_dtype("attention", ("q", q), ("k", k), ("v", v), ("mask", mask))
     dims_equal("attention", k.shape[0], v.shape[0], "k has {a} rows, v has {b}")
     return TensorType((q.shape[0], heads * head_size), q.dtype)
@@ -46,7 +53,8 @@ def _attention_ref(q, k, v, mask, heads, head_size, scale, causal, q_col, k_col,
 attention = register(
     "attention", args=("q", "k", "v", "mask"), attrs=ATTRS, type_rel=_attention_rel, shape_func=_attention_shape,
     reference=_attention_ref, pattern=OpPattern.OPAQUE,
-    doc="multi-head attention; heads are column blocks of the 2-D q, k, v; the 2-D mask broadcasts over (n, nk).",
+    doc="multi-head attention; heads are column blocks of the 2-D q, k, v; the 2-D mask broadcasts over (n, nk); "
+        "a 3-D mask (batch, s, sk) attends within each of batch row blocks.",
 )
 
 

@@ -52,6 +52,13 @@ def _arange(inputs, attrs, out_shapes):
                       name="arange")
 
 
+@register_compute("dim_arange")
+def _dim_arange(inputs, attrs, out_shapes):
+    (x,) = inputs
+    axis = attrs["axis"] % len(x.shape)
+    return te.compute((x.shape[axis],), lambda i: cast_value(te.cast("int64", i), attrs["dtype"]), name="dim_arange")
+
+
 @register_compute("nonzero")
 def _nonzero(inputs, attrs, out_shapes):
     """O(size^2) te: each element's count of non-zeros before it, then column k holds the coordinates of the

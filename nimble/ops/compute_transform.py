@@ -34,6 +34,12 @@ def _dyn_reshape(inputs, attrs, out_shapes):
     return reshaped(inputs[0], tuple(as_expr(d) for d in out_shapes[0]), "dyn_reshape")
 
 
+@register_compute("reshape_like")
+def _reshape_like(inputs, attrs, out_shapes):
+    """x laid out in the shape of `like` (not read)."""
+    return reshaped(inputs[0], tuple(inputs[1].shape), "reshape_like")
+
+
 @register_compute("transpose")
 def _transpose(inputs, attrs, out_shapes):
     (x,) = inputs

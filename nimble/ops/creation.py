@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from ..ir.expr import Expr
 from ..ir.types import AnyDim, TensorType
 from .registry import REQUIRED, OpPattern, ShapeFuncKind, register
-from .relations import INT_DTYPES, rank_at_least, rank_is, tensor_arg
+from .relations import INT_DTYPES, normalize_axis, rank_at_least, rank_is, tensor_arg
 
 Any = AnyDim()
 
@@ -124,6 +124,19 @@ arange = register(
     reference=lambda start, stop, step, dtype: np.arange(start.item(), stop.item(), step.item()).astype(dtype),
     pattern=OpPattern.OPAQUE,
     doc="start, start + step, ... below stop (scalar tensors); its length is known at run time.",
+)
+
+
+def _dim_arange_rel(x, axis, dtype):
+    x = tensor_arg("dim_arange", "x", x)
+    return TensorType((x.shape[normalize_axis("dim_arange", axis, x.ndim)],), dtype)
+
+
+dim_arange = register(
+    "dim_arange", args=("x",), attrs={"axis": 0, "dtype": "int64"}, type_rel=_dim_arange_rel,
+    shape_func=lambda x, axis, dtype: [np.array([x[normalize_axis("dim_arange", axis, len(x))]], dtype=np.int64)],
+    reference=lambda x, axis, dtype: np.arange(x.shape[axis]).astype(dtype), pattern=OpPattern.INJECTIVE,
+    doc="0, 1, ..., x.shape[axis] - 1 (x's values are not read): arange(0, dim, 1) with a data-independent shape.",
 )
 
 

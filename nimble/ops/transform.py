@@ -87,6 +87,26 @@ def reshape(x, newshape):
     return _reshape_static(x, newshape=tuple(int(d) for d in newshape))
 
 
+def _reshape_like_rel(x, like):
+    x, like = tensor_arg("reshape_like", "x", x), tensor_arg("reshape_like", "like", like)
+    if x.is_static and like.is_static and math.prod(x.shape) != math.prod(like.shape):
+        raise ShapeError(f"reshape_like: cannot lay out {math.prod(x.shape)} elements of shape {tuple(x.shape)} "
+                         f"as {tuple(like.shape)}")
+    return TensorType(tuple(like.shape), x.dtype)
+
+
+def _reshape_like_shape(x, like):
+    return [np.array(reshaped_dims(tuple(x), tuple(like), "reshape_like"), dtype=np.int64)]
+
+
+reshape_like = register(
+    "reshape_like", args=("x", "like"), type_rel=_reshape_like_rel, shape_func=_reshape_like_shape,
+    reference=lambda x, like: np.reshape(x, like.shape), pattern=OpPattern.INJECTIVE,
+    doc="x reshaped to the shape of `like` (whose values are not read): a reshape whose shape comes from another "
+        "tensor's dims without a data-dependent shape function.",
+)
+
+
 # ---- transpose, expand_dims, squeeze -----------------------------------------------------------------------
 def _transpose_axes(op, axes, ndim):
     if axes is None:

@@ -12,6 +12,8 @@ Matched, every intermediate used once, from the 2-D merged result back::
 with x a 2-D (n, H*D) float32 tensor (the q / k / v projection) and a mask of rank <= 3 that is the same for
 every head (its leading dim, if any, 1). The result is ``attention(q, k, v, mask2d, heads=H, head_size=D,
 scale=...)``: no head split or merge copies remain, and the attention template computes it in one kernel.
+The batched form of ONNX exports (dynamic batch, head split by data-dependent reshapes) is matched by
+``attention_batched``.
 """
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ from ..ir.expr import Call, Constant, Function, Op, Var
 from ..ir.infer import infer_types
 from ..ir.module import IRModule
 from ..ir.types import TensorType
+from .attention_batched import batched_attention
 from .fold import eliminate_dead_code
 from .let_chain import LetChain, last_axis, scalar_of
+from .rows import fold_rows
 
 
 class _Chain(LetChain):
@@ -180,7 +184,7 @@ def fuse_attention(mod: IRModule) -> IRModule:
     """`mod` with every matched attention chain of a function's top-level let chain rewritten (module doc)."""
     types = None
     out = IRModule(dict(mod.functions), dict(mod.type_defs))
-    changed = False
+    changed = batched = False
     for name, func in mod.functions.items():
         chain = LetChain.of(func.body)
         if not any(getattr(getattr(v, "op", None), "name", None) == "softmax" for _, v in chain.bindings):
@@ -197,7 +201,13 @@ def fuse_attention(mod: IRModule) -> IRModule:
             if producer is not None and _attention(chain, index, producer):
                 done += 1
                 chain.recount()
+            elif producer is not None and batched_attention(chain, index, producer):
+                done += 1
+                batched = True
+                chain.recount()
         if done:
             out.functions[name] = Function(func.params, chain.body(), func.ret_type, func.type_params)
             changed = True
+    if batched:  # the merge's reshape back to (B, S, W) meets the rows view the next dense layer takes
+        return fold_rows(eliminate_dead_code(out))
     return eliminate_dead_code(out) if changed else mod

@@ -155,6 +155,7 @@ def default_ir_passes() -> list[Pass]:
     from .fold import eliminate_dead_code, fold_constants
     from .patterns import rewrite_patterns
     from .rows import fold_rows
+    from .shape_ops import simplify_shape_ops
 
     return [
         Pass("anf", to_anf, "IRModule", "IRModule", "A-normal form: every operator call bound by a let"),
@@ -165,4 +166,6 @@ def default_ir_passes() -> list[Pass]:
         Pass("rows", fold_rows, "IRModule", "IRModule", "move reshapes below row-wise operators"),
         Pass("attention", fuse_attention, "IRModule", "IRModule",
              "multi-head attention chains (head split, scores, softmax, context, head merge) -> one attention call"),
+        Pass("shape_ops", simplify_shape_ops, "IRModule", "IRModule",
+             "arange / dyn.reshape sized by other tensors' dims -> dim_arange / reshape_like (no host shape call)"),
     ]

@@ -10,7 +10,8 @@ join the dense kernel's epilogue. This pass moves those reshapes down through ro
   whose other operand is a per-feature constant or a tensor of the same leading dims -> ``reshape(f(z, ...), s)``,
   where z is 2-D with the same last dim.
 
-Leading dims are "the same" when they are provably equal (equal ints, the same symbolic dim), or differ at one
+Leading dims are "the same" when they are provably equal (equal ints, the same symbolic dim, the same dim of one
+tensor read through the frontend's ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``), or differ at one
 position while every other leading dim is a static 1 (broadcasting there is the same on rows). The result keeps
 the type of the value it replaces. ``fold_rows(mod)`` rewrites each function's top-level let chain.
 """
@@ -24,7 +25,7 @@ from ..ir.types import SymDim, TensorType
 from ..ir.visitor import substitute_vars
 from ..ops.registry import OpPattern, get_op
 from .fold import eliminate_dead_code
-from .let_chain import LetChain, last_axis
+from .let_chain import LetChain, concat_fields, dim_tokens, field_token, last_axis
 
 RESHAPES = ("reshape", "dyn.reshape")
 BINARY = ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum")
@@ -170,19 +171,24 @@ class _Rows:
         return len(pa.args) == len(pb.args) and all(self._same_value(x, y, depth - 1) for x, y in
                                                     zip(pa.args, pb.args))
 
+    def _same_shape(self, a, b) -> bool:
+        """`a` and `b` have equal run-time shapes, read from the same dims (``let_chain.dim_tokens``)."""
+        ta, tb = dim_tokens(self.chain, a), dim_tokens(self.chain, b)
+        return ta is not None and ta == tb
+
     def _exact_shape(self, e):
         """The shape tensor of `e = dyn.reshape(z, shape)` when `shape` holds no -1 (a concatenation of run-time
         dims and constants >= 0, as the frontend builds), else None."""
         r = self.chain.producer(e, "dyn.reshape")
-        cat = self.chain.producer(r.args[1], "concatenate") if r is not None else None
-        if cat is None or not isinstance(cat.args[0], Tuple) or cat.attrs.get("axis") != 0:
+        fields = concat_fields(self.chain, r.args[1]) if r is not None else None
+        if fields is None:
             return None
-        for f in cat.args[0].fields:
+        for f in fields:
             if isinstance(f, Constant):
                 if f.value.ndim != 1 or (f.value < 0).any():
                     return None
             elif self.chain.producer(self.chain.producer(f, "take").args[0] if self.chain.producer(f, "take")
-                                     else None, "shape_of") is None:
+                                     else None, "shape_of") is None and field_token(self.chain, f, 64) is None:
                 return None
         st = self.chain.type_of(r.args[1])
         return r.args[1] if isinstance(st, TensorType) and st.dtype == "int64" else None
@@ -202,7 +208,8 @@ class _Rows:
             other_rows, added = (Constant(c.reshape(c.shape[-1:])) if c.ndim else other), 0
         else:
             if _rows_compatible(chain.type_of(args[side]), chain.type_of(other)) is None and not (
-                    views[1 - side] is not None and self._same_target(views[side][1], views[1 - side][1])):
+                    views[1 - side] is not None and self._same_target(views[side][1], views[1 - side][1])) and not (
+                    self._same_shape(args[side], other)):
                 return 0
             other_rows, added = self.rows_of(index, other, m)
             index += added

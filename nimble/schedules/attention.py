@@ -3,7 +3,9 @@
 ``out[i, h*D + e] = sum_j softmax_j(scale * q_h[i] . k_h[j] + mask[i, j])  v_h[j, e]`` where the head
 ``h`` of q is the column block ``q[:, q_col + h*D : q_col + (h+1)*D]`` of a 2-D (n, Wq) tensor (k and v
 likewise, over nk rows): the head split and the head merge are index arithmetic, not copies. The mask
-broadcasts over (n, nk) (each of its dims is 1 or full); ``causal`` hides every key j > i.
+broadcasts over (n, nk) (each of its dims is 1 or full); ``causal`` hides every key j > i. A 3-D mask
+(B, 1 or s, sk) batches B sequences: rows b*s .. (b+1)*s - 1 of q attend to rows b*sk .. of k and v only, with
+mask[b] (the stages then lead with (B, heads) instead of heads; no residue variant, the tiles run over s).
 
 Stages, each a root loop nest of the one kernel:
 
@@ -54,37 +56,65 @@ def attention_dims(sig: Signature) -> dict:
                                 f"{cols[name]} do not fit")
     if ks[0] != vs[0]:
         raise TemplateError(f"attention: k and v must have the same rows, got {ks[0]} and {vs[0]}")
+    batched = False
     if len(sig.args) == 4:
         ms, md = sig.args[3]
-        if len(ms) != 2 or md != "float32" or ms[0] not in (1, qs[0]) or ms[1] not in (1, ks[0]):
+        if md != "float32" or len(ms) not in (2, 3):
+            raise TemplateError(f"attention: the mask must be a 2-D or 3-D float32 tensor, got {ms} {md}")
+        batched = len(ms) == 3
+        if not batched and (ms[0] not in (1, qs[0]) or ms[1] not in (1, ks[0])):
             raise TemplateError(f"attention: the mask must be float32 (1 or {qs[0]}, 1 or {ks[0]}), got {ms} {md}")
-    return {"n": qs[0], "nk": ks[0], "heads": heads, "d": d, "cols": cols}
+    return {"n": qs[0], "nk": ks[0], "heads": heads, "d": d, "cols": cols, "batched": batched}
 
 
 def attention_compute(q, k, v, mask, heads: int, d: int, cols: dict, scale: float, causal: bool, s_cols: int,
                       c_cols: int, lanes: int, sum_method: str = "plain"):
-    """The stages (dict) of attention over te tensors q (n, .), k (nk, .), v (nk, .), mask or None."""
-    n, nk = q.shape[0], k.shape[0]
-    qh = te.compute((heads, n, d), lambda h, i, c: q[i, cols["q"] + h * d + c], name="q_heads")
-    kh = te.compute((heads, nk, d), lambda h, j, c: k[j, cols["k"] + h * d + c], name="k_heads")
-    vh = te.compute((heads, nk, d), lambda h, j, c: v[j, cols["v"] + h * d + c], name="v_heads")
+    """The stages (dict) of attention over te tensors q (n, .), k (nk, .), v (nk, .), mask or None.
 
-    def score(acc, h, i, j):
+    A 3-D mask (B, 1 or s, sk) makes it batched: q holds B sequences of s = n / B rows, k and v B sequences of
+    sk = nk / B rows, and sequence b attends to its own keys only, with mask[b]."""
+    batched = mask is not None and len(mask.shape) == 3
+    if batched:
+        nb = mask.shape[0]
+        per = te.max_(nb, 1)  # a batch of 0 has no rows: no division by 0
+        n, nk = q.shape[0] // per, k.shape[0] // per
+        lead = (nb, heads)
+    else:
+        n, nk = q.shape[0], k.shape[0]
+        lead = (heads,)
+
+    def heads_of(x, rows, col, name):
+        if batched:
+            return te.compute((*lead, rows, d), lambda b, h, i, c: x[b * rows + i, col + h * d + c], name=name)
+        return te.compute((*lead, rows, d), lambda h, i, c: x[i, col + h * d + c], name=name)
+
+    qh, kh, vh = (heads_of(x, rows, cols[c], f"{c}_heads") for x, rows, c in ((q, n, "q"), (k, nk, "k"), (v, nk, "v")))
+    m_off = 1 if batched else 0
+
+    def score(acc, *idx):
+        i, j = idx[-2:]
         val = acc * scale
         if mask is not None:
-            mi = 0 if _is_one(mask.shape[0]) else i
-            mj = 0 if _is_one(mask.shape[1]) else j
-            val = val + mask[mi, mj]
+            mi = 0 if _is_one(mask.shape[m_off]) else i
+            mj = 0 if _is_one(mask.shape[m_off + 1]) else j
+            val = val + (mask[idx[0], mi, mj] if batched else mask[mi, mj])
         return te.select(j <= i, val, NEG_INF) if causal else val
 
     scores, s_dense, s_pack = gemm_compute(GemmOperands(qh, d, nk, kh, "mk"), s_cols, score)
-    mx = row_reduction("lanes", "rowmax", (heads, n), nk, lambda r, _, j: scores[(*r, j)], "max", lanes)
-    e = te.compute((heads, n, nk), lambda h, i, j: te.exp(scores[h, i, j] - mx.value(h, i)), name="e")
-    total = row_reduction(sum_method, "rowsum", (heads, n), nk, lambda r, _, j: e[(*r, j)], "sum", lanes)
+    mx = row_reduction("lanes", "rowmax", (*lead, n), nk, lambda r, _, j: scores[(*r, j)], "max", lanes)
+    def row_max(*ix):  # a row whose every key is masked (max -inf) gets probabilities 0, hence context 0
+        m = mx.value(*ix)
+        return m if mask is None else te.select(m > NEG_INF, m, 0.0)
+
+    e = te.compute((*lead, n, nk), lambda *ix: te.exp(scores[ix] - row_max(*ix[:-1])), name="e")
+    total = row_reduction(sum_method, "rowsum", (*lead, n), nk, lambda r, _, j: e[(*r, j)], "sum", lanes)
     # the sum is >= 1 (the max's own exp) except over no keys at all, where the context is a sum of nothing: 0
-    inv = te.compute((heads, n), lambda h, i: 1.0 / te.max_(total.value(h, i), 1e-30), name="inv")
-    ctx, c_dense, c_pack = gemm_compute(GemmOperands(e, nk, d, vh, "km"), c_cols, lambda acc, h, i, c: acc * inv[h, i])
-    out = te.compute((n, heads * d), lambda i, c: ctx[c // d, i, c % d], name="out")
+    inv = te.compute((*lead, n), lambda *ix: 1.0 / te.max_(total.value(*ix), 1e-30), name="inv")
+    ctx, c_dense, c_pack = gemm_compute(GemmOperands(e, nk, d, vh, "km"), c_cols, lambda acc, *ix: acc * inv[ix[:-1]])
+    if batched:
+        out = te.compute((q.shape[0], heads * d), lambda r, c: ctx[r // n, c // d, r % n, c % d], name="out")
+    else:
+        out = te.compute((q.shape[0], heads * d), lambda i, c: ctx[c // d, i, c % d], name="out")
     return {"q_heads": qh, "k_heads": kh, "v_heads": vh, "scores": (scores, s_dense, s_pack), "rowmax": mx, "e": e,
             "rowsum": total, "inv": inv, "ctx": (ctx, c_dense, c_pack), "out": out}
 
@@ -94,7 +124,13 @@ def _is_one(d) -> bool:
 
 
 def attention_reference(q, k, v, mask, heads: int, d: int, cols: dict, scale: float, causal: bool) -> np.ndarray:
-    """numpy (float64 inside) attention of the layout described above."""
+    """numpy (float64 inside) attention of the layout described above (a 3-D mask: batched, see attention_compute)."""
+    if mask is not None and np.ndim(mask) == 3:
+        nb = mask.shape[0]
+        s, sk = q.shape[0] // max(nb, 1), k.shape[0] // max(nb, 1)
+        parts = [attention_reference(q[b * s:(b + 1) * s], k[b * sk:(b + 1) * sk], v[b * sk:(b + 1) * sk], mask[b],
+                                     heads, d, cols, scale, causal) for b in range(nb)]
+        return np.concatenate(parts, axis=0) if parts else np.zeros((0, heads * d), np.float32)
     n, nk = q.shape[0], k.shape[0]
     out = np.zeros((n, heads * d), np.float32)
     for h in range(heads):
@@ -107,8 +143,9 @@ def attention_reference(q, k, v, mask, heads: int, d: int, cols: dict, scale: fl
         if causal:
             s = np.where(np.arange(nk)[None, :] <= np.arange(n)[:, None], s, -np.inf)
         if n and nk:
-            p = np.exp(s - s.max(axis=-1, keepdims=True))
-            out[:, h * d:(h + 1) * d] = (p / p.sum(axis=-1, keepdims=True)) @ vh
+            top = s.max(axis=-1, keepdims=True)
+            p = np.exp(s - np.where(top > -np.inf, top, 0.0))  # an all-masked row: probabilities 0
+            out[:, h * d:(h + 1) * d] = (p / np.maximum(p.sum(axis=-1, keepdims=True), 1e-30)) @ vh
     return out
 
 
@@ -156,7 +193,7 @@ class Attention(Template):
         st["rowsum"].schedule(s, s[inv], row)
         schedule_rows(s[out], 8, par)
         residues = []
-        if isinstance(dims["n"], str) and max(cfg["s_rows"], cfg["c_rows"]) > 1:
+        if isinstance(dims["n"], str) and max(cfg["s_rows"], cfg["c_rows"]) > 1 and not dims["batched"]:
             residues = [{dims["n"]: _lcm(cfg["s_rows"], cfg["c_rows"])}]
         return Instance(s, [*phs, out], tvars, residues)
 
@@ -169,7 +206,8 @@ class Attention(Template):
     def flops(self, sig, dims):
         a = attention_dims(sig)
         get = lambda x: dims[x] if isinstance(x, str) else x  # noqa: E731
-        return 4 * a["heads"] * get(a["n"]) * get(a["nk"]) * a["d"]
+        batch = get(sig.args[3][0][0]) if a["batched"] else 1
+        return 4 * a["heads"] * get(a["n"]) * get(a["nk"]) * a["d"] // max(1, batch)
 
 
 def _lcm(a: int, b: int) -> int:

@@ -393,7 +393,10 @@ def _attention_signature(call, attrs, arg_types):
         return d if isinstance(d, int) else label
 
     rows = (named(q_t.shape[0], "n"), named(k_t.shape[0], "nk"))
-    mask_shape = tuple(1 if d == 1 else rows[a] for a, d in enumerate(m_t.shape))
+    if len(m_t.shape) == 3:  # batched: (batch, s or 1, sk) of their own
+        mask_shape = tuple(d if isinstance(d, int) else label for d, label in zip(m_t.shape, ("b", "s", "sk")))
+    else:
+        mask_shape = tuple(1 if d == 1 else rows[a] for a, d in enumerate(m_t.shape))
     sig = attention_signature((rows[0], q_t.shape[1]), (rows[1], k_t.shape[1]), (rows[1], v_t.shape[1]), mask_shape,
                               heads=attrs["heads"], head_size=attrs["head_size"], scale=attrs["scale"],
                               causal=attrs["causal"], q_col=attrs["q_col"], k_col=attrs["k_col"], v_col=attrs["v_col"])

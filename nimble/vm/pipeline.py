@@ -1,6 +1,6 @@
 """The compile pipeline ``nimble.compile`` runs, as data (``nimble.passes.Pipeline``):
 
-    anf -> fold -> dce -> patterns -> rows -> attention   IRModule -> IRModule  (nimble.passes.default_ir_passes)
+    anf -> fold -> dce -> patterns -> rows -> attention -> shape_ops   IRModule -> IRModule  (nimble.passes.default_ir_passes)
     fuse                                       IRModule -> FusedModule    (nimble.passes.fuse.fuse_ops)
     lower_kernels                              FusedModule -> LoweredModule  (nimble.vm.lower, vm/kernels.py)
     bytecode                                   LoweredModule -> Bytecode  (nimble.vm.compiler.ModuleCompiler)

@@ -113,3 +113,40 @@ def test_cnn_with_dynamic_batch_matches_onnxruntime(tmp_path):
         got = vm.run(x)
         got = got[0] if isinstance(got, (list, tuple)) else got
         np.testing.assert_allclose(np.asarray(got), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+def _gpt2_path(tmp_path, layers: int = 2):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=100, n_embd=32, n_layer=layers, n_head=4, n_positions=160,
+                                     bos_token_id=0, eos_token_id=0)
+    return _export(transformers.GPT2Model(config), tmp_path / "gpt2.onnx", ["last_hidden_state"], use_cache=False)
+
+
+def _fused_form(vm, layers: int, host_shapes: int):
+    """One batched attention kernel per layer, no 4-D matmul or softmax kernels left, and only the prologue's
+    host shape callbacks (none per layer), at batch 3."""
+    ids = np.ones((3, 7), np.int64)
+    report = vm.profile(ids, np.ones_like(ids))
+    calls = {name: k["calls"] for name, k in report.kernels.items()}
+    assert sum(c for n, c in calls.items() if "attention" in n) == layers, calls
+    assert not [n for n in calls if "matmul" in n or "softmax" in n], calls
+    assert sum(c for n, c in calls.items() if n.startswith("op_shape")) <= host_shapes, calls
+
+
+FUSED_SHAPES = [(1, 1), (1, 7), (1, 128), (3, 1), (3, 7), (3, 128)]
+
+
+@pytest.mark.slow
+def test_bert_attention_is_one_batched_kernel_per_layer_and_matches_onnxruntime(bert_path):
+    """Batch 3 pads its second sequence (at seq 1: every key of it masked, which ORT's NaN guard makes 0)."""
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(bert_path)))
+    _fused_form(vm, layers=2, host_shapes=3)
+    _check(bert_path, vm, FUSED_SHAPES, ["last_hidden_state", "pooler_output"])
+
+
+@pytest.mark.slow
+def test_gpt2_attention_is_one_batched_kernel_per_layer_and_matches_onnxruntime(tmp_path):
+    path = _gpt2_path(tmp_path)
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(path)))
+    _fused_form(vm, layers=2, host_shapes=1)
+    _check(path, vm, FUSED_SHAPES, ["last_hidden_state"])

@@ -151,6 +151,20 @@ def _dyn_reshape(draw):
 
 
 @st.composite
+def _reshape_like(draw):
+    case = draw(_reshape())
+    x = case.args[0]
+    return Case([x, array(draw, np.reshape(x, case.attrs["newshape"]).shape)])
+
+
+@st.composite
+def _dim_arange(draw):
+    shape = draw(shapes(1, 3))
+    return Case([array(draw, shape)], {"axis": draw(st.integers(-len(shape), len(shape) - 1)),
+                                        "dtype": draw(st.sampled_from(["int64", "int32", "float32"]))})
+
+
+@st.composite
 def _transpose(draw):
     shape = draw(shapes(0, 4))
     axes = None if draw(st.booleans()) else tuple(draw(st.permutations(range(len(shape)))))
@@ -346,6 +360,10 @@ def _attention(draw):
     width = {c: cols[c] + heads * size + draw(st.sampled_from([0, 2])) for c in "qkv"}
     q, k, v = (array(draw, (rows, width[c])) for c, rows in (("q", n), ("k", nk), ("v", nk)))
     mask = array(draw, draw(st.sampled_from([(n, nk), (1, nk), (n, 1), (1, 1)])))
+    batch = draw(st.sampled_from([None, 1, 2, 3]))
+    if batch is not None:  # batched: q holds `batch` sequences of n rows, k and v `batch` of nk
+        q, k, v = (np.concatenate([x] * batch) if batch else x for x in (q, k, v))
+        mask = array(draw, (batch, draw(st.sampled_from([1, n])), nk))
     causal = draw(st.booleans())
     return Case([q, k, v, mask], {"heads": heads, "head_size": size, "scale": 0.5, "causal": causal,
                                   "q_col": cols["q"], "k_col": cols["k"], "v_col": cols["v"]}, any_ok=False)
@@ -374,7 +392,8 @@ CASES = {
     "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
     "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True),
     "argmax": _reduce(True, multi_axis=False),
-    "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "transpose": _transpose(), "expand_dims": _expand_dims(),
+    "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "reshape_like": _reshape_like(),
+    "dim_arange": _dim_arange(), "transpose": _transpose(), "expand_dims": _expand_dims(),
     "squeeze": _squeeze(), "concatenate": _concatenate(), "split": _split(), "strided_slice": _strided_slice(),
     "take": _take(), "zeros": _fill(), "ones": _fill(), "dyn.zeros": _dyn_fill(), "dyn.ones": _dyn_fill(),
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),

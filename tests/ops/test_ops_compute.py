@@ -94,6 +94,13 @@ def _quantize_values(draw, sizes, rng, dtype):
     return [x, scale, np.array(rng.integers(0, 9), dtype)]
 
 
+def _batched_attention_values(draw, sizes, rng):
+    """b sequences of s rows each (q, k, v of b * s rows) and a (b, 1, s) key mask."""
+    b, s = sizes["b"], sizes["s"]
+    return [rng.uniform(-3, 3, (b * s, 8)).astype("float32") for _ in range(3)] + [
+        rng.uniform(-3, 3, (b, 1, s)).astype("float32")]
+
+
 def _lstm_cell_values(hidden):
     def values(draw, sizes, rng):
         batch, steps = sizes["b"], draw(st.sampled_from([1, 2, 3, 7]))
@@ -112,6 +119,9 @@ SPECS = [
          {"heads": 2, "head_size": 4, "scale": 0.5, "causal": False, "q_col": 0, "k_col": 0, "v_col": 0}, tol=1e-4),
     Spec("attention", [("n 9", "float32"), ("n 9", "float32"), ("n 9", "float32"), ("1 n", "float32")],
          {"heads": 2, "head_size": 3, "scale": 0.25, "causal": True, "q_col": 3, "k_col": 0, "v_col": 2}, tol=1e-4),
+    Spec("attention", [("r 8", "float32"), ("r 8", "float32"), ("r 8", "float32"), ("b 1 s", "float32")],
+         {"heads": 2, "head_size": 4, "scale": 0.5, "causal": False, "q_col": 0, "k_col": 0, "v_col": 0},
+         sizes={"b": SMALL}, values=_batched_attention_values, tol=1e-4),
     *[Spec("lstm_cell", [("n " + str(4 * h), "float32"), ("", "int64"), (f"2 b {h}", "float32"),
                          (f"{4 * h} {h}", "float32")], {"gate_order": order}, sizes={"b": SMALL},
            values=_lstm_cell_values(h), tol=1e-4) for h, order in ((5, (0, 1, 2, 3)), (13, (0, 2, 3, 1)))],
@@ -157,6 +167,9 @@ SPECS = [
     Spec("reshape", [("n m", "float32")], {"newshape": (-1,)}),
     Spec("reshape", [("n 6", "float32")], {"newshape": (-1, 3, 1)}),
     Spec("reshape", [("2 3 n", "float32")], {"newshape": (6, -1)}),
+    Spec("reshape_like", [("n m", "float32"), ("m n", "int32")]),
+    Spec("dim_arange", [("a b", "float32")], {"axis": -1, "dtype": "int64"}),
+    Spec("dim_arange", [("a b", "int32")], {"axis": 0, "dtype": "float32"}),
     Spec("dyn.reshape", [("n m", "float32"), ("2", "int64")], values=lambda draw, sizes, rng: [
         rng.uniform(-3, 3, (sizes["n"], sizes["m"])).astype("float32"), np.array([sizes["m"], sizes["n"]])]),
     Spec("transpose", [("a b c", "float32")], {"axes": None}, sizes={"a": SMALL, "b": SMALL}),

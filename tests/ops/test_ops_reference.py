@@ -211,7 +211,14 @@ def _split_oracle(x, indices_or_sections, axis):
 
 
 def _attention_oracle(q, k, v, mask, heads, head_size, scale, causal, q_col, k_col, v_col):
-    """Row by row in float64: each head's scores, its softmax (masked; causal keeps keys j <= i), the context."""
+    """Row by row in float64: each head's scores, its softmax (masked; causal keeps keys j <= i), the context.
+    A 3-D mask (b, ., .): b sequences of rows, each with its own keys and mask[i]."""
+    if mask.ndim == 3:
+        b = mask.shape[0]
+        s, sk = q.shape[0] // b, k.shape[0] // b
+        parts = [_attention_oracle(q[i * s:(i + 1) * s], k[i * sk:(i + 1) * sk], v[i * sk:(i + 1) * sk], mask[i], heads,
+                                   head_size, scale, causal, q_col, k_col, v_col) for i in range(b)]
+        return np.concatenate(parts)
     n, nk = q.shape[0], k.shape[0]
     out = np.zeros((n, heads * head_size))
     m = np.broadcast_to(mask.astype(np.float64), (n, nk))
@@ -345,6 +352,8 @@ ORACLES = {
     "min": _reduce_oracle(min), "argmax": _argmax_oracle,
     "reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape),
     "dyn.reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape.tolist()),
+    "reshape_like": lambda x, like: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(like.shape),
+    "dim_arange": lambda x, axis, dtype: np.array(list(range(x.shape[axis])), dtype=dtype),
     "transpose": _transpose_oracle,
     "expand_dims": lambda x, axis, num_newaxis: x.reshape(
         x.shape[: axis % (x.ndim + 1)] + (1,) * num_newaxis + x.shape[axis % (x.ndim + 1):]),

@@ -28,10 +28,10 @@ def module():
 
 def test_the_compile_pipeline_runs_its_passes_in_order():
     pipe = compile_pipeline()
-    assert pipe.names == ("anf", "fold", "dce", "patterns", "rows", "attention", "fuse", "lower_kernels",
+    assert pipe.names == ("anf", "fold", "dce", "patterns", "rows", "attention", "shape_ops", "fuse", "lower_kernels",
                           "bytecode", "bytecode_opt", "executable")
     kinds = [(p.takes, p.gives) for p in pipe.passes]
-    assert kinds[6:] == [("IRModule", "FusedModule"), ("FusedModule", "LoweredModule"),
+    assert kinds[7:] == [("IRModule", "FusedModule"), ("FusedModule", "LoweredModule"),
                          ("LoweredModule", "Bytecode"), ("Bytecode", "Bytecode"), ("Bytecode", "Executable")]
 
 

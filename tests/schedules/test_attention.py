@@ -75,3 +75,32 @@ def test_attention_rejects_heads_that_do_not_fit_and_bad_masks():
 
 def test_attention_flops_count_both_products():
     assert get_template("attention").flops(FUSED_QKV, {"n": 10}) == 2 * 2 * H * 10 * 10 * D
+
+
+BATCHED = attention_signature(("n", H * D), ("nk", H * D), ("nk", H * D), ("b", "s", "sk"), heads=H, head_size=D,
+                              scale=0.125)
+BATCHED_KEYS = attention_signature(("n", 3 * H * D), ("n", 3 * H * D), ("n", 3 * H * D), ("b", 1, "sk"), heads=H,
+                                   head_size=D, scale=0.3, q_col=0, k_col=H * D, v_col=2 * H * D)
+
+
+@settings(max_examples=12, deadline=None)
+@given(b=st.sampled_from([0, 1, 2, 3, 5]), s=lengths)
+def test_batched_attention_attends_within_each_sequence(b, s):
+    """A 3-D mask (b, s, sk): q, k and v hold b sequences of rows; sequence i sees its own keys, with mask[i]."""
+    rng = np.random.default_rng(b * 100 + s)
+    for sig, sk, cols in ((BATCHED, s + 2, H * D), (BATCHED_KEYS, s, 3 * H * D)):
+        index = configs_to_test("attention", sig, {"n": 64, "nk": 64, "b": 1, "s": 64, "sk": 64})[0]
+        q = rng.standard_normal((b * s, cols)).astype(np.float32)
+        k = rng.standard_normal((b * sk, cols)).astype(np.float32)
+        v = rng.standard_normal((b * sk, cols)).astype(np.float32)
+        m = rng.standard_normal((b, s if sig is BATCHED else 1, sk)).astype(np.float32)
+        if b and sk:
+            m[-1, :, sk // 2:] = -np.inf  # the last sequence padded
+        got = built("attention", sig, index)(q, k, v, m)
+        want = get_template("attention").reference(sig, [q, k, v, m])[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        if b > 1 and s:  # the first sequence is independent of the second's keys
+            k2 = k.copy()
+            k2[sk:2 * sk] += 3.0
+            again = built("attention", sig, index)(q, k2, v, m)
+            np.testing.assert_array_equal(again[:s], got[:s])

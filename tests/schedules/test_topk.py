@@ -12,7 +12,7 @@ from nimble import te
 from nimble.ops.topk import reference_indices
 from nimble.schedules.topk import DTYPES, build_topk, topk_func
 
-EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+EXAMPLES = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 DIMS = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31])
 
 

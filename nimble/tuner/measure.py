@@ -164,7 +164,7 @@ class TaskData:
         inputs = tmpl.random_inputs(sig, task.dims, np.random.default_rng(0))
         refs = [np.asarray(r) for r in tmpl.reference(sig, inputs)] if options.check_correctness else []
         tol = max([default_tolerance(r.dtype) for r in refs], default=0.0)
-        return cls(tuple(np.ascontiguousarray(a) for a in inputs), tuple(refs),
+        return cls(tuple(np.asarray(a, order="C") for a in inputs), tuple(refs),  # (ascontiguousarray makes 0-d 1-d)
                    tol if options.rtol is None else options.rtol, tol if options.atol is None else options.atol)
 
     def save(self, folder: Path) -> None:

@@ -63,3 +63,16 @@ def test_a_confirmed_pick_wins_over_a_cheaper_first_measure(tmp_path, mod):
                     *[_record(task, {"block": lanes, "k_unroll": 1}, 4e-6 + k * 1e-9, CONFIRM_TUNER) for k in range(3)]])
     why = _explain_lstm(nimble.compile(mod, records=db), 5)
     assert why["config"]["block"] == fb["block"] and why["config"]["k_unroll"] == fb["k_unroll"]
+
+
+def test_the_lstm_cell_task_tunes_and_its_scalar_step_input_stays_a_scalar(tmp_path, mod):
+    """The measurer keeps the 0-d step ``t`` 0-d (``np.ascontiguousarray`` made it (1,): every config failed)."""
+    from nimble.tuner import tune
+    from nimble.tuner.measure import MeasureOptions
+
+    [task] = [t for t in extract_tasks(mod, "llvm") if t.template == "lstm_cell"]
+    db = Database(tmp_path / "r.db")
+    [s] = tune(task, db, n_trials=3, batch_size=3, tuner="random", progress=False,
+               options=MeasureOptions(repeat=2, min_repeat_ms=1.0, timeout_s=30.0))
+    assert s.trials == 3 and s.errors == 0 and s.best_config is not None
+    assert _explain_lstm(nimble.compile(mod, records=db), 9)["source"] == "record"

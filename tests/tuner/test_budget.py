@@ -1,6 +1,8 @@
 """Tuning within a time budget: time spread by the tasks' shares, the deadline kept, records resumed."""
 import pytest
 
+from fake_clock import Clock
+
 from nimble.errors import TuningError
 from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database
@@ -11,14 +13,6 @@ from nimble.tuner.task import Task
 from nimble.tuner.tune import fallback_candidates
 
 SIG = dense_signature("n", 32, 48, bias=True, epilogue=["relu"], weight="const")
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
 
 
 class TimedMeasurer:

@@ -2,6 +2,8 @@
 first batch by noise (a load spike slowing the fallback, a lucky repeat) loses side by side."""
 import pytest
 
+from fake_clock import Clock
+
 from nimble.dispatch.build import host_pick
 from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database
@@ -13,14 +15,6 @@ from nimble.tuner.task import Task
 from nimble.tuner.tune import CONFIRM_ROUNDS, fallback_candidates, tune
 
 SIG = dense_signature("n", 32, 48, bias=True, epilogue=["relu"], weight="const")
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
 
 
 class ScriptedMeasurer:

@@ -33,7 +33,7 @@ UNBOUNDED = 1 << 62
 # The dispatch table's ranges of a template's symbolic dim when it has no record, as (lo, hi, representative):
 # the fallback config is chosen at the representative (small batches get small register tiles). The tuner
 # measures these configs first in every bucket they overlap, so a record never loses to them.
-FALLBACK_RANGES = ((0, 1, 1), (2, 4, 4), (5, UNBOUNDED, 64))
+FALLBACK_RANGES = ((0, 1, 1), (2, 4, 4), (5, 32, 16), (33, UNBOUNDED, 64))
 
 _DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUCKET_TEXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?:\.\.(\d+))?(?:@(\d+))?$")

@@ -23,11 +23,11 @@ def test_explain_prints_bucket_source_config_and_residue_and_keeps_a_dict_form(t
     name = next(p.name for p in exe.packed if "dense" in p.name)
     info = exe.explain(name, (3, 16))
     text = str(info)
-    assert text.startswith(f"{name}: n=3 is inside bucket n=2..4: kernel ")
+    assert text.startswith(f"{name}: n=3 is inside bucket n=2..32: kernel ")
     assert "the template's fallback config (no record)" in text
-    assert '"tile_rows"' in text and "n>=5" in text  # the config, and a row per bucket of the table
+    assert '"tile_rows"' in text and "n>=33" in text  # the config, and a row per bucket of the table
     assert "[(" not in text and "residue_variants" not in text  # no raw dict dump
-    assert info["source"] == "fallback" and info.as_dict()["bucket"] == "n=2..4"
+    assert info["source"] == "fallback" and info.as_dict()["bucket"] == "n=2..32"
     assert dict(info) == info.as_dict() and isinstance(info.as_dict(), dict)
 
 

@@ -25,8 +25,9 @@ from . import interpreter
 from . import native_layout as L
 from .executable import KernelEntry
 from .native_boundary import (
-    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_array, phase, python_table,
-    stack_floor, view_tensor,
+    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_array, input_specs, inputs_match,
+    native_outputs,
+    output_table, phase, python_table, stack_floor, view_tensor,
 )
 from .native_errors import NativeErrors
 from .native_pool import Lease, StoragePool
@@ -72,6 +73,7 @@ class NativeProgram:
         self.build = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["build"])
         self.build_py = _c.PYFUNCTYPE(i64, vp, _c.py_object, vp, vp)(a["build_py"])  # with the GIL held
         self.describe = _c.CFUNCTYPE(i64, vp, vp, i64, vp)(a["describe"])
+        self.to_py = _c.PYFUNCTYPE(_c.py_object, vp, vp, vp)(a["to_py"])  # with the GIL held
         self.decref = _c.CFUNCTYPE(None, vp, vp)(a["decref_export"])
         self.incref = _c.CFUNCTYPE(None, vp)(a["incref_export"])
         self.int_scalar = _c.CFUNCTYPE(vp, vp, i64)(a["int_scalar"])
@@ -215,6 +217,8 @@ class NativeVM(NativeErrors):
         self._entries: dict = {}
         self._argv = (_c.c_void_p * 256)()
         self._py_table = python_table()
+        self._out_fallback = object()  # what nvm_to_py returns for a value Python builds
+        self._out_table = output_table(self.pool, self._out_fallback)
 
     # ------------------------------------------------------------ context fields
     def _put(self, offset: int, value: int, ctype=_c.c_int64) -> None:
@@ -254,15 +258,21 @@ class NativeVM(NativeErrors):
         if entry is None:
             exe = self.exe
             fi = exe.function_index(name)
-            entry = self._entries[name] = (fi, exe.functions[fi].params, exe.metadata.get("inputs", {}).get(name),
-                                           exe.metadata.get("outputs", {}).get(name))
+            params, in_types = exe.functions[fi].params, exe.metadata.get("inputs", {}).get(name)
+            out_type = exe.metadata.get("outputs", {}).get(name)
+            entry = self._entries[name] = (fi, params, in_types, out_type,
+                                           self._out_table is not None and native_outputs(out_type),
+                                           input_specs(params, in_types))
         return entry
 
     def call(self, name: str, inputs: tuple, profiling: bool = False, phases: dict | None = None):
         """Run ``name`` on ``inputs``; ``phases``: a dict that gets the ns each boundary step took."""
         t0 = perf_counter_ns() if phases is not None else 0
-        fi, params, in_types, out_type = self._entry(name)
-        args = checked_inputs(name, params, inputs, in_types)
+        fi, params, in_types, out_type, native_out, specs = self._entry(name)
+        if specs is not None and inputs_match(specs, inputs):
+            args = inputs
+        else:
+            args = checked_inputs(name, params, inputs, in_types)
         if phases is not None:
             t0 = phase(phases, "check inputs", t0)
         if not self._lock.acquire(blocking=False):
@@ -308,17 +318,16 @@ class NativeVM(NativeErrors):
             if not result:
                 raise self._error(fi)
             try:
-                value = self._to_python(result, keep)
+                value = self.program.to_py(self.ctx, result, self._out_table) if native_out else self._out_fallback
+                if value is self._out_fallback:  # described natively, built in Python
+                    value = to_python(self._to_python(result, keep), out_type)
             finally:
                 self.program.decref(self.ctx, result)
             if phases is not None:
-                t0 = phase(phases, "outputs as numpy", t0)
+                phase(phases, "outputs", t0)
         finally:
             self._keep = None
             self._lock.release()
-        value = to_python(value, out_type)
-        if phases is not None:
-            phase(phases, "outputs to Python types", t0)
         return value
 
     def _argv_for(self, n: int):

@@ -111,6 +111,48 @@ def checked_inputs(name: str, params: tuple, inputs: tuple, types: list | None) 
     return out
 
 
+def input_specs(params: tuple, types: list | None) -> tuple | None:
+    """Per parameter, what ``inputs_match`` accepts without ``checked_inputs``: ``"adt"`` or
+    (dtype, rank, ((axis, static dim), ...)); None where some parameter needs the full check."""
+    if types is None or len(types) != len(params):
+        return None
+    specs = []
+    for t in types:
+        kind = t.get("kind", "tensor") if t is not None else None
+        if kind == "adt":
+            specs.append("adt")
+        elif kind == "tensor":
+            shape = t["shape"]
+            specs.append((np.dtype(t["dtype"]), len(shape), tuple((k, d) for k, d in enumerate(shape) if d is not None)))
+        else:
+            return None
+    return tuple(specs)
+
+
+def inputs_match(specs: tuple, inputs: tuple) -> bool:
+    """Whether ``inputs`` pass ``checked_inputs`` as they are: arrays of the declared dtype (the
+    same dtype object), rank and static dims, ADT values where ADTs are declared. False sends the
+    call through ``checked_inputs``, which converts or names what is wrong; contiguity is checked
+    natively (``nvm_build_py`` hands a non-contiguous array to Python's encoder)."""
+    if len(inputs) != len(specs):
+        return False
+    cv = _constructor_value()
+    for v, spec in zip(inputs, specs):
+        if spec == "adt":
+            if v.__class__ is not cv and v.__class__ is not ADT:
+                return False
+            continue
+        if v.__class__ is not np.ndarray or v.dtype is not spec[0]:
+            return False
+        shape = v.shape
+        if len(shape) != spec[1]:
+            return False
+        for k, d in spec[2]:
+            if shape[k] != d:
+                return False
+    return True
+
+
 OWNER_INPUT = 1 << 62  # (native_rt_python) a tensor owner: this bit plus the address of the input array
 
 
@@ -124,6 +166,53 @@ def python_table():
                         (P.PY_TUPLE, tuple), (P.PY_S_FIELDS, sys.intern("fields")),
                         (P.PY_S_CONSTRUCTOR, sys.intern("constructor")), (P.PY_S_TAG, sys.intern("tag"))):
         table[slot] = value
+    return table
+
+
+def native_outputs(ty: dict | None) -> bool:
+    """Whether ``nvm_to_py`` may build a result of declared type ``ty``: tensors and tuples of them
+    (``to_python`` turns a tag-0 ADT into a tuple there; a value declared an ADT stays one)."""
+    if ty is None:
+        return True
+    kind = ty.get("kind", "tensor")
+    if kind == "tensor":
+        return True
+    return kind == "tuple" and all(native_outputs(f) for f in ty.get("fields") or ())
+
+
+def _numpy_api():
+    """NumPy's C-API function table (the ``_ARRAY_API`` capsule), or None where it cannot be read."""
+    try:
+        from numpy._core import _multiarray_umath as mu
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath as mu
+    get = _c.PYFUNCTYPE(_c.c_void_p, _c.py_object, _c.c_char_p)(("PyCapsule_GetPointer", _c.pythonapi))
+    try:
+        base = get(mu._ARRAY_API, None)
+    except (AttributeError, ValueError):
+        return None
+    api = (_c.c_void_p * 300).from_address(base)
+    return api if api[2] == id(np.ndarray) else None  # (slot 2: PyArray_Type; else not the table we know)
+
+
+def output_table(pool, fallback):
+    """The table ``nvm_to_py`` reads (see ``native_rt_pyout``), or None when NumPy's C API is not
+    the one it knows (outputs are then built in Python). The objects stay alive: the pool with
+    its VM (and every array's capsule), the dtypes and ``fallback`` with the caller."""
+    from . import native_rt_pyout as O
+
+    api = _numpy_api()
+    if api is None:
+        return None
+    table = (_c.c_void_p * O.OT_SIZE)()
+    table[O.OT_NDARRAY] = id(np.ndarray)
+    table[O.OT_NEW_FROM_DESCR] = api[O.NUMPY_API_SLOTS["PyArray_NewFromDescr"]]
+    table[O.OT_SET_BASE] = api[O.NUMPY_API_SLOTS["PyArray_SetBaseObject"]]
+    table[O.OT_POOL] = id(pool)
+    table[O.OT_FALLBACK] = id(fallback)
+    for code, dtype in L.DTYPE_OF_CODE.items():
+        if 0 <= code < O.OT_SIZE - O.OT_DESCR:
+            table[O.OT_DESCR + code] = id(dtype)
     return table
 
 

@@ -23,6 +23,7 @@ class BoundaryRuntime:
         b.ret_void()
         self._build_inputs()
         self._build_py()
+        self._to_py()
         self._describe()
 
     def _build_inputs(self):

@@ -29,13 +29,14 @@ from .native_rt_boundary import BoundaryRuntime
 from .native_rt_helpers import PREFIX, function, set_detail, set_error
 from .native_rt_memory import MemoryRuntime
 from .native_rt_python import PythonInputRuntime
+from .native_rt_pyout import PYTHON_SYMBOLS, PythonOutputRuntime
 from .native_rt_values import ValueRuntime
 
 __all__ = ["PREFIX", "Runtime", "RuntimeLibrary", "RuntimeRef", "function", "register_python_symbols",
            "runtime_library", "set_detail", "set_error"]
 
 
-class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime, PythonInputRuntime):
+class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime, PythonInputRuntime, PythonOutputRuntime):
     """Emits the runtime into ``module``; its functions are attributes of this object."""
 
     def __init__(self, module: ir.Module):
@@ -109,7 +110,7 @@ class RuntimeLibrary:
         if object_code is None or version != self.version:  # (a saved executable may carry it)
             object_code = jit.compile_object(final, speed_level=2, vectorize=False)
         self.object_code = object_code
-        register_python_symbols()  # nvm_build_py calls CPython's C API
+        register_python_symbols()  # nvm_build_py and nvm_to_py call CPython's C API
         self.object = jit.LoadedObject(object_code)
         self.addresses = {}
         for attr, fn in self.functions.items():
@@ -129,7 +130,7 @@ def register_python_symbols() -> None:
     import llvmlite.binding as llvm
 
     api = ctypes.pythonapi
-    for name in ("PyObject_GetAttr", "Py_DecRef", "PyLong_AsLongLong", "PyErr_Occurred", "PyErr_Clear"):
+    for name in ("PyObject_GetAttr", "Py_DecRef", "PyLong_AsLongLong", "PyErr_Occurred", "PyErr_Clear", *PYTHON_SYMBOLS):
         llvm.add_symbol(name, ctypes.cast(getattr(api, name), ctypes.c_void_p).value)
 
 

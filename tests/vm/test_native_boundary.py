@@ -86,8 +86,8 @@ def test_native_profile_counts_what_the_python_vm_counts():
         assert report.kinds[op]["count"] == k["count"], op
     assert report.kinds["kernel"]["count"] == 5
     assert report.kinds["function entry"]["count"] == report.kinds["function exit"]["count"] == 1
-    assert set(report.phases) == {"check inputs", "build native inputs", "native run", "outputs as numpy",
-                                  "outputs to Python types"}  # (the inputs read natively: no encoding step)
+    assert set(report.phases) == {"check inputs", "build native inputs", "native run", "outputs"}  # (the inputs
+    # read natively: no encoding step; the outputs built natively: no Python step)
     assert 0 <= report.vm_share <= 1
     assert "kernel" in report.table() and "build native inputs" in report.table()
 

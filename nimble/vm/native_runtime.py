@@ -11,7 +11,8 @@ Errors set ``ctx.err_code`` (and details) and make the function return null or n
 generated VM code unwinds from there.
 
 The emitters live in ``native_rt_memory`` (refcounting, pool), ``native_rt_values`` (tensors,
-ADTs, closures, scalars) and ``native_rt_boundary`` (build, describe); this module assembles them
+ADTs, closures, scalars), ``native_rt_boundary`` (build, describe), ``native_rt_python`` (inputs read
+from Python objects) and ``native_rt_pyout`` (outputs built as Python objects); this module assembles them
 into ``Runtime``, compiles it once per process (``RuntimeLibrary``) and declares it in programs
 (``RuntimeRef``).
 """

@@ -1,5 +1,5 @@
-"""Converters of ONNX operators whose sizes come from run-time values: Trilu over run-time dims (a causal mask over
-a dynamic sequence) with a run-time k, Tile with run-time repeats, Pad with run-time pads and fill value.
+"""Converters of ONNX operators whose sizes come from run-time values: NonZero, Trilu over run-time dims (a causal
+mask over a dynamic sequence) with a run-time k, Tile with run-time repeats, Pad with run-time pads and fill value.
 
 Each builds index vectors with `arange` (the data-dependent shape function gives their length at run time) and
 gathers with `take`, so no dim of the input has to be static; inputs known at conversion time keep the cheaper
@@ -185,3 +185,16 @@ def _pad_by_take(ctx, x, axis, begin, end, mode, fill):
         return out
     inside = ctx.emit("logical_and", ctx.emit("greater_equal", idx, zero), ctx.emit("less", idx, d))
     return ctx.emit("where", along(ctx, inside, axis, x.ndim), out, fill, type_=out.type)
+
+
+# ---- NonZero -----------------------------------------------------------------------------------------------
+@converter("NonZero")
+def nonzero(ctx, node, inputs, attrs):
+    """(rank, count) int64 coordinates of the non-zero elements; a 0-d input is taken as a 1-element vector
+    (as ONNX Runtime and numpy do)."""
+    x = inputs[0]
+    if x.is_const:
+        return [const_value(np.array(np.nonzero(np.atleast_1d(x.const)), dtype=_I64).reshape(max(x.ndim, 1), -1))]
+    if x.ndim == 0:
+        x = ctx.emit("reshape", x, newshape=(1,))
+    return [ctx.emit("nonzero", x)]

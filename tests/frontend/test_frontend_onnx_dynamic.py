@@ -165,3 +165,15 @@ def test_size_and_flatten_over_run_time_dims_on_both_sides():
     both = _Both(_model(nodes, [("x", F, ["a", "b", "c", 2])], [("y", F, [None, None]), ("n", I64, [])]))
     for shape in ((2, 3, 4, 2), (1, 5, 1, 2)):
         both.check(x=_x(*shape))
+
+
+def test_nonzero_of_a_run_time_mask_feeds_a_gather():
+    """NonZero over dynamic dims (the count is data), its row coordinates gathering rows of the input."""
+    nodes = [helper.make_node("Greater", ["x", "t"], ["m"]), helper.make_node("NonZero", ["m"], ["idx"]),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("zero", I64, [], [0])),
+             helper.make_node("Gather", ["idx", "zero"], ["rows"], axis=0),
+             helper.make_node("Gather", ["x", "rows"], ["vals"], axis=0)]
+    both = _Both(_model(nodes, [("x", F, ["n", "m"]), ("t", F, [])],
+                        [("idx", I64, [2, "c"]), ("vals", F, ["c", "m"])]))
+    for n, m, t in ((0, 3, 0.0), (1, 1, -9.0), (7, 13, 0.5), (64, 97, 5.0), (31, 2, 0.0)):
+        both.check(x=_x(n, m, seed=n), t=np.array(t, np.float32))

@@ -49,7 +49,7 @@ def _simple_reduction(name: str, reducer):
 
         out = reduce_over(x, axes, attrs["keepdims"], stage_name(name, "int" if as_bool else ""), body)
         if as_bool:
-            out = te.compute(out.shape, lambda *i: te.ne(out[i], 0), name=stage_name(name))
+            out = te.compute(out.shape, lambda *i: out[i] > 0, name=stage_name(name))  # (an empty max: False)
         return out
 
     return compute

@@ -176,10 +176,12 @@ def _strided_slice(inputs, attrs, out_shapes):
                       name="strided_slice")
 
 
-def _take_position(op: str, idx, n, mode: str):
-    """(read position, checks) of index value idx along an axis of length n."""
+def _take_position(op: str, idx, n, mode: str, out_size=None):
+    """(read position, checks) of index value idx along an axis of length n (``out_size``: the output's
+    element count; an empty output takes nothing, so an empty axis is then no error)."""
     idx = te.cast("int64", idx)
-    nonempty = (n > 0, f"{op}: cannot take from an empty axis")
+    nonempty = (n > 0 if out_size is None else te.any_(n > 0, te.eq(out_size, 0)),
+                f"{op}: cannot take from an empty axis")
     if mode == "clip":
         return clamp(idx, 0, n - 1), [nonempty]
     if mode == "wrap":
@@ -200,7 +202,7 @@ def _take(inputs, attrs, out_shapes):
         shape = indices.shape
 
         def locate(i):
-            return _take_position("take", indices[i], product(data.shape), mode)
+            return _take_position("take", indices[i], product(data.shape), mode, product(shape))
 
         def body(*i):
             pos, _ = locate(i)
@@ -210,7 +212,7 @@ def _take(inputs, attrs, out_shapes):
         shape = data.shape[:ax] + indices.shape + data.shape[ax + 1:]
 
         def locate(i):
-            return _take_position("take", indices[i[ax:ax + ni]], data.shape[ax], mode)
+            return _take_position("take", indices[i[ax:ax + ni]], data.shape[ax], mode, product(shape))
 
         def body(*i):
             pos, _ = locate(i)

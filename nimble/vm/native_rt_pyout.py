@@ -21,7 +21,8 @@ from .native_rt_helpers import function
 # the table Python passes (pointers): ndarray type, PyArray_NewFromDescr, PyArray_SetBaseObject,
 # the pool's Python owner, the fallback object, then one PyArray_Descr per dtype code (null: unknown)
 OT_NDARRAY, OT_NEW_FROM_DESCR, OT_SET_BASE, OT_POOL, OT_FALLBACK, OT_DESCR = range(6)
-OT_SIZE = OT_DESCR + 16
+MAX_DTYPE_CODES = 64
+OT_SIZE = OT_DESCR + MAX_DTYPE_CODES
 OUT_DEPTH = 64
 NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE = 0x1, 0x100, 0x400
 NUMPY_API_SLOTS = {"PyArray_NewFromDescr": 94, "PyArray_SetBaseObject": 282}  # numpy's stable C-API table
@@ -72,7 +73,8 @@ class PythonOutputRuntime:
 
         b.position_at_end(tensor_b)
         code = load(b, obj, L.AUX, I32)
-        known = b.icmp_unsigned("<", code, c32(16))
+        codes = min(MAX_DTYPE_CODES, self.itemsizes.value_type.count)
+        known = b.icmp_unsigned("<", code, c32(codes))
         descr = b.load(elem(b, table, b.add(c64(OT_DESCR), b.zext(b.select(known, code, c32(0)), I64))), typ=PTR)
         with b.if_then(b.or_(b.not_(known), b.icmp_unsigned("==", descr, NULL)), likely=False):
             fallback()

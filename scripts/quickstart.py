@@ -5,7 +5,7 @@
 
 Steps, each a library call: build a 2-layer BERT encoder (768 hidden, dynamic sequence length)
 with seeded random weights; extract its tunable kernels for five buckets of the sequence length
-(1, 2-4, 5-16, 17-64, 65-128); import the records shipped for other CPUs (``tuning_logs/*.jsonl``),
+(1, 2-4, 5-16, 17-32, 33-128); import the records shipped for other CPUs (``tuning_logs/*.jsonl``),
 so the tuner on this CPU starts from the nearest ISA-compatible host's records (a warm start); tune for
 ``--budget`` seconds in all, spread over the tasks by their share of the model's time
 (``nimble.tuner.budget``: FLOPs x bucket width, so the long buckets of the big kernels get most),
@@ -37,7 +37,7 @@ from nimble.tuner import Database, MeasureOptions, Measurer  # noqa: E402
 from nimble.tuner.budget import task_weights, tune_budget  # noqa: E402
 
 LENGTHS = (4, 8, 16, 32, 64, 128)
-BUCKETS = "n=1,2:4,5:16,17:64,65:128"  # the dispatch fallback changes tiles at 1, 2..4 and >= 5
+BUCKETS = "n=1,2:4,5:16,17:32,33:128"  # the dispatch fallback changes tiles at 1, 2..4, 5..32 and >= 33
 
 
 def time_systems(systems: dict, x, rounds: int = 25, min_time: float = 0.03) -> dict:

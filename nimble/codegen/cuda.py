@@ -33,18 +33,22 @@ log = debug_logger("nimble.codegen.cuda")
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 _BINARY = {Add: "+", Sub: "-", Mul: "*", Div: "/", LT: "<", LE: "<=", EQ: "==", NE: "!=", And: "&&", Or: "||"}
-_MATH32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff", "pow": "powf",
+_MATH32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff", "pow": "powf", "fmod": "fmodf",
            "abs": "fabsf", "sigmoid": "nb_sigmoid"}
-_MATH64 = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "erf": "erf", "pow": "pow",
+_MATH64 = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "erf": "erf", "pow": "pow", "fmod": "fmod",
            "abs": "fabs", "sigmoid": "nb_sigmoid"}
 
-# device helpers shared by every kernel of a translation unit: floor division as in the loop IR,
+# device helpers shared by every kernel of a translation unit: floor division and mod as in the loop IR,
 # min/max that keep a NaN like the CPU code (an unordered compare), the logistic function.
 PRELUDE = """\
 static __device__ __forceinline__ long long nb_floordiv(long long a, long long b) {
   long long q = a / b; return (q * b != a && ((a < 0) != (b < 0))) ? q - 1 : q; }
 static __device__ __forceinline__ long long nb_floormod(long long a, long long b) {
   long long r = a % b; return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r; }
+static __device__ __forceinline__ float nb_floormod(float a, float b) {
+  float r = fmodf(a, b); if (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) r += b; return r == 0.0f ? copysignf(0.0f, b) : r; }
+static __device__ __forceinline__ double nb_floormod(double a, double b) {
+  double r = fmod(a, b); if (r != 0.0 && ((r < 0.0) != (b < 0.0))) r += b; return r == 0.0 ? copysign(0.0, b) : r; }
 template <typename T> static __device__ __forceinline__ T nb_min(T a, T b) { return !(a >= b) ? a : b; }
 template <typename T> static __device__ __forceinline__ T nb_max(T a, T b) { return !(a <= b) ? a : b; }
 static __device__ __forceinline__ float nb_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }

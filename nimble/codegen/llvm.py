@@ -591,8 +591,12 @@ class LLVMCodegen:
 
     def _floormod(self, x, y, fl: bool):
         b = self.b
-        if fl:
-            return b.fsub(x, b.fmul(y, intrinsic(b, "floor", [b.fdiv(x, y)])))
+        if fl:  # numpy's mod: C's exact fmod, shifted by y when its sign differs from y's; a zero takes y's sign
+            r = b.frem(x, y)
+            zero = _const(x.type, 0.0)
+            shift = b.and_(b.fcmp_ordered("!=", r, zero), b.xor(b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero)))
+            r = b.select(shift, b.fadd(r, y), r)
+            return b.select(b.fcmp_ordered("==", r, zero), intrinsic(b, "copysign", [zero, y]), r)
         r = b.srem(x, y)
         zero = _const(x.type, 0)
         adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("!=", b.icmp_signed("<", r, zero),

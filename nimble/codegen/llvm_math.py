@@ -145,5 +145,7 @@ def emit_math(b: ir.IRBuilder, func: str, args):
         return b.fdiv(_c(ty, 1.0), b.fadd(_c(ty, 1.0), e))
     if func in ("tanh", "erf"):
         return _libm_scalar(b, func, args)
+    if func == "fmod":
+        return b.frem(args[0], args[1])
     name = {"abs": "fabs"}.get(func, func)
     return intrinsic(b, name, list(args))

@@ -52,19 +52,9 @@ def pow_(ctx, node, inputs, attrs):
 
 @converter("Mod")
 def mod(ctx, node, inputs, attrs):
-    a, b = inputs
-    if a.dtype.startswith("float"):  # C fmod: the quotient truncated toward 0
-        q = ctx.emit("cast", ctx.emit("cast", ctx.emit("divide", a, b), dtype="int64"), dtype=a.dtype)
-        rem = ctx.emit("subtract", a, ctx.emit("multiply", q, b))
-    else:
-        rem = ctx.emit("subtract", a, ctx.emit("multiply", ctx.emit("divide", a, b), b))  # C remainder
-    if attrs.get("fmod", 0):
-        return [rem]
-    # Python's mod: a non-zero remainder takes the divisor's sign
-    zero = scalar(0, a)
-    fix = ctx.emit("logical_and", ctx.emit("not_equal", rem, zero),
-                   ctx.emit("not_equal", ctx.emit("less", rem, zero), ctx.emit("less", b, zero)))
-    return [ctx.emit("where", fix, ctx.emit("add", rem, b), rem)]
+    """fmod=1: C's fmod (the dividend's sign); else the divisor's sign (numpy's mod); exact for floats, infinities
+    and signed zeros included; an integer divisor 0 gives 0."""
+    return [ctx.emit("fmod" if attrs.get("fmod", 0) else "mod", *inputs)]
 
 
 @converter("Not")

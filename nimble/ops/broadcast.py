@@ -19,6 +19,19 @@ def _divide(lhs, rhs):
     return (np.sign(lhs) * np.sign(rhs) * quotient).astype(lhs.dtype)
 
 
+def _mod(lhs, rhs):
+    """numpy's mod: the remainder of floor division, with the divisor's sign (0 for an integer divisor 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.mod(lhs, rhs)
+
+
+def _fmod(lhs, rhs):
+    """C's fmod: the remainder of truncated division, with the dividend's sign (0 for an integer divisor 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.fmod(lhs, rhs)
+    return out if lhs.dtype.kind == "f" else np.where(rhs == 0, 0, out).astype(lhs.dtype)
+
+
 def _power(lhs, rhs):
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return np.power(lhs, rhs)
@@ -31,6 +44,8 @@ BINARY = {
     "multiply": (np.multiply, None, None),
     "divide": (_divide, None, None),
     "power": (_power, None, None),
+    "mod": (_mod, None, None),
+    "fmod": (_fmod, None, None),
     "maximum": (np.maximum, None, None),
     "minimum": (np.minimum, None, None),
     "equal": (np.equal, "bool", None),
@@ -84,6 +99,8 @@ subtract = _builders["subtract"]
 multiply = _builders["multiply"]
 divide = _builders["divide"]
 power = _builders["power"]
+mod = _builders["mod"]
+fmod = _builders["fmod"]
 maximum = _builders["maximum"]
 minimum = _builders["minimum"]
 equal = _builders["equal"]

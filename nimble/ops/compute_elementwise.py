@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .. import te
 from ..te.expr import Expr, is_float
 from .compute import broadcast_dims, broadcast_index, checker, register_compute, stage_name
@@ -53,17 +55,49 @@ def _cast(inputs, attrs, out_shapes):
     return te.compute(x.shape, lambda *i: cast_value(x[i], attrs["dtype"]), name="cast")
 
 
+def _safe_divisor(b: Expr) -> Expr:
+    """b, with 1 for 0 and, for signed ints, for -1 (the callers give those their results: the hardware traps on
+    a divisor 0 and on the lowest value divided by -1)."""
+    one = te.const(1, b.dtype)
+    bad = te.eq(b, te.const(0, b.dtype))
+    if np.dtype(b.dtype).kind == "i":
+        bad = te.any_(bad, te.eq(b, te.const(-1, b.dtype)))
+    return te.select(bad, one, b)
+
+
 def _int_divide(a: Expr, b: Expr) -> Expr:
-    """a / b truncated toward zero; 0 where b == 0 (numpy's result, without the trap)."""
+    """a / b truncated toward zero; 0 where b == 0 and -a (wrapping) where b == -1, numpy's results, without the
+    traps."""
     zero = te.const(0, a.dtype)
-    safe = te.select(te.eq(b, zero), te.const(1, b.dtype), b)
+    safe = _safe_divisor(b)
     floor = a // safe
     inexact = te.all_(te.ne(a % safe, zero), te.ne(a < zero, safe < zero))
-    return te.select(te.eq(b, zero), zero, te.select(inexact, floor + 1, floor))
+    out = te.select(inexact, floor + 1, floor)
+    if np.dtype(b.dtype).kind == "i":
+        out = te.select(te.eq(b, te.const(-1, b.dtype)), zero - a, out)
+    return te.select(te.eq(b, zero), zero, out)
 
 
 def _divide(a: Expr, b: Expr) -> Expr:
     return a / b if is_float(a.dtype) else _int_divide(a, b)
+
+
+def _int_remainder(a: Expr, b: Expr, floor: bool) -> Expr:
+    """a mod b (floor: the divisor's sign) or C's a % b (the dividend's sign) for ints; 0 where b == 0."""
+    zero = te.const(0, a.dtype)
+    safe = _safe_divisor(b)  # (b == -1 leaves no remainder: a % 1 is 0 too)
+    r = a % safe  # (floor mod)
+    if not floor:  # a non-zero floor remainder whose sign differs from a's: shift it by the divisor
+        r = te.select(te.all_(te.ne(r, zero), te.ne(r < zero, a < zero)), r - safe, r)
+    return te.select(te.eq(b, zero), zero, r)
+
+
+def _mod(a: Expr, b: Expr) -> Expr:
+    return a % b if is_float(a.dtype) else _int_remainder(a, b, True)
+
+
+def _fmod(a: Expr, b: Expr) -> Expr:
+    return te.fmod(a, b) if is_float(a.dtype) else _int_remainder(a, b, False)
 
 
 def _power(a: Expr, b: Expr) -> Expr:
@@ -79,6 +113,8 @@ BINARY = {
     "multiply": lambda a, b: a * b,
     "divide": _divide,
     "power": _power,
+    "mod": _mod,
+    "fmod": _fmod,
     "maximum": te.max_,
     "minimum": te.min_,
     "equal": te.eq,

@@ -13,7 +13,7 @@ INDEX = "int64"
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")  # the narrow ones are storage types (codegen)
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
-MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs")
+MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs", "fmod")
 
 
 def is_float(dtype: str) -> bool:
@@ -362,8 +362,8 @@ def select(cond, true_value, false_value) -> Expr:
 
 def _math(func: str, *args) -> Expr:
     args = tuple(as_expr(a) for a in args)
-    if func == "pow" and args[0].dtype != args[1].dtype:
-        args = _promote(args[0], args[1], "pow")
+    if func in ("pow", "fmod") and args[0].dtype != args[1].dtype:
+        args = _promote(args[0], args[1], func)
     dtype = args[0].dtype
     if func != "abs" and not is_float(dtype):
         raise NimbleTypeError(f"{func}: expected a float argument, got {dtype}")
@@ -396,6 +396,11 @@ def erf(x):
 
 def power(x, y):
     return _math("pow", x, y)
+
+
+def fmod(x, y):
+    """C's fmod: x - trunc(x / y) * y computed exactly, with x's sign (floats)."""
+    return _math("fmod", x, y)
 
 
 def abs_(x):

@@ -384,7 +384,7 @@ CASES = {
     "relu": _unary(), "negative": _unary(), "abs": _unary(), "tanh": _unary(), "sigmoid": _unary(-30, 30),
     "exp": _unary(), "log": _unary(0.01, 5), "sqrt": _unary(0, 5), "erf": _unary(), "gelu": _unary(), "cast": _cast(),
     "add": _binary(), "subtract": _binary(), "multiply": _binary(), "divide": _binary(low=0.5, high=3),
-    "power": _binary(low=0.5, high=2), "maximum": _binary(), "minimum": _binary(), "equal": _binary("int64", -1, 1),
+    "power": _binary(low=0.5, high=2), "mod": _binary("int64", -7, 7), "fmod": _binary(), "maximum": _binary(), "minimum": _binary(), "equal": _binary("int64", -1, 1),
     "not_equal": _binary("int64", -1, 1), "less": _binary(), "less_equal": _binary("int64", -1, 1),
     "greater": _binary(), "greater_equal": _binary("int64", -1, 1), "logical_and": _binary("bool"),
     "logical_or": _binary("bool"), "where": _where(),

@@ -134,6 +134,7 @@ SPECS = [
     *binary("add"), Spec("add", [("", "float32"), ("n m", "float32")]),
     *binary("subtract"), *binary("multiply"), *binary("divide", low=0.5), *binary("divide", "int32", -7, 7),
     *binary("power", low=0.5, high=2.0), Spec("power", [("n", "int64"), ("n", "int64")], low=0, high=4),
+    *binary("mod"), *binary("mod", "int32", -7, 7), *binary("fmod", "float64"), *binary("fmod", "int64", -7, 7),
     *binary("maximum"), *binary("minimum", "int64"),
     *[s for op in ("equal", "not_equal", "less_equal", "greater_equal") for s in binary(op, "int64", -1, 1)],
     *binary("less"), *binary("greater"), *binary("logical_and", "bool"), *binary("logical_or", "bool"),

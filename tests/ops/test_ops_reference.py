@@ -30,8 +30,22 @@ UNARY = {
     "exp": math.exp, "log": lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan),
     "sqrt": math.sqrt, "erf": math.erf, "gelu": lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))),
 }
+def _mod(a, b):
+    """Python's % (the divisor's sign); an integer divisor 0 gives 0."""
+    if b == 0:
+        return 0 if isinstance(a, int) else math.nan
+    return a % b
+
+
+def _fmod(a, b):
+    """C's fmod (the dividend's sign); an integer divisor 0 gives 0."""
+    if isinstance(a, int):
+        return 0 if b == 0 else (abs(a) % abs(b)) * (1 if a >= 0 else -1)
+    return math.nan if b == 0 or math.isinf(a) else math.fmod(a, b)
+
+
 BINARY = {
-    "add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
+    "mod": _mod, "fmod": _fmod, "add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "divide": operator.truediv,
     "power": operator.pow, "maximum": max, "minimum": min, "equal": operator.eq, "not_equal": operator.ne,
     "less": operator.lt, "less_equal": operator.le, "greater": operator.gt, "greater_equal": operator.ge,
     "logical_and": lambda a, b: bool(a and b), "logical_or": lambda a, b: bool(a or b),

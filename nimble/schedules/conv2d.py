@@ -9,11 +9,11 @@ many FMAs. Padding is a stage (``pad``) of zeros around the input, made wide eno
 last, partial column tile reads inside it: tail tiles are overcomputed and only real output
 columns are stored.
 
-Knobs: tile_w (16, 32, 64 output columns), tile_oc (divisors of the output channels among
+Knobs: tile_w (8, 16, 32, 64 output columns), tile_oc (divisors of the output channels among
 1, 2, 3, 4, 6, 8), parallel ("rows": batch x channel blocks x output rows fused; "batch").
 
-Fallback (documented heuristic): tile_w 32 when the representative output width is >= 32
-else 16; tile_oc the largest candidate dividing O whose tile_oc x tile_w accumulators take at
+Fallback (documented heuristic): tile_w 32 when the representative output width is >= 32, 8
+when it is <= 8 on a host with 8 float lanes (AVX2: a 7-wide map computes 8 columns, not 16), else 16; tile_oc the largest candidate dividing O whose tile_oc x tile_w accumulators take at
 most half the host's vector registers (16 zmm on AVX-512, 8 ymm on AVX2); parallel over rows.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Conv2d(Template):
     def space(self, sig):
         _, ws, *_ = _check(sig)
         s = ConfigSpace("conv2d")
-        s.define_knob("tile_w", (16, 32, 64))
+        s.define_knob("tile_w", (16, 32, 64, 8))
         s.define_knob("tile_oc", tuple(t for t in OC_TILES if ws[0] % t == 0))
         s.define_annotate("parallel", ("rows", "batch"))
         return s
@@ -88,8 +88,8 @@ class Conv2d(Template):
         ds, ws, strides, padding, dilation = _check(sig)
         w = ds[3] if isinstance(ds[3], int) else int((hints or {}).get(ds[3], 56))
         ow = out_size(w, ws[3], strides[1], padding[1], dilation[1])
-        tw = 32 if ow >= 32 else 16
         isa = host_isa()  # tile_oc x tile_w accumulators in half the vector registers
+        tw = 32 if ow >= 32 else 16 if ow > 8 or isa.f32_lanes > 8 else 8
         toc = max(t for t in space.knobs["tile_oc"].values if t * -(-tw // isa.f32_lanes) <= isa.registers // 2)
         return space.config(tile_w=tw, tile_oc=toc, parallel="rows")
 

@@ -79,11 +79,11 @@ def test_time_goes_to_tasks_by_their_share_and_the_largest_first(tmp_path):
 def test_each_bucket_measures_its_fallbacks_first_and_a_second_run_resumes(tmp_path):
     clock = Clock()
     db = Database(tmp_path / "r.db")
-    [task] = tasks(("n=1..16",))
+    [task] = tasks(("n=1..64",))
     m = TimedMeasurer(clock, per_config=1.0)
     [first] = tune_budget([task], db, 4.0, m, tuner="random", batch_size=8, progress=False, clock=clock)
     fallbacks = [c.index for c in fallback_candidates(task)]
-    assert len(fallbacks) == 3  # n=1..16 runs three fallback configs (1, 2..4, >=5) without a record
+    assert len(fallbacks) == 3  # n=1..64 runs three fallback configs (1, 2..32, >=33) without a record
     records = db.records(workload=task.workload_key, bucket=task.bucket)
     assert [r.config_index for r in records[:3]] == fallbacks
     assert first.fallback_cost is not None and first.best_cost <= first.fallback_cost

@@ -619,6 +619,14 @@ class LLVMCodegen:
         """A cast between register types; a cast to a narrow dtype then wraps / rounds to it."""
         if src == dst:
             return x
+        if dst in _SMALL_INTS and is_float(src):  # ml_dtypes: truncated toward zero when that fits, else 0
+            bits, signed = _SMALL_INTS[dst]
+            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            wide = _REGISTER_DTYPE.get(src, src)
+            x = self._cast(x, src, wide, lanes)
+            fits = self.b.and_(self.b.fcmp_ordered(">", x, _const(x.type, low - 1.0)),
+                               self.b.fcmp_ordered("<", x, _const(x.type, high + 1.0)))
+            return self.b.select(fits, self._cast(x, wide, "int32", lanes), _const(_like(x.type, I32), 0))
         if src in _REGISTER_DTYPE or dst in _REGISTER_DTYPE:
             wide = _REGISTER_DTYPE.get(dst, dst)
             return self._wrap(self._cast(x, _REGISTER_DTYPE.get(src, src), wide, lanes), dst)

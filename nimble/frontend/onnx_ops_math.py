@@ -292,7 +292,7 @@ def cast(ctx, node, inputs, attrs):
     if dtype == x.dtype:
         return [x]
     out = cast_to(ctx, x, dtype, bool(attrs.get("saturate", 1)))
-    if _dims_of(x) is not None and dtype.startswith("int") and out.dims is None and not out.is_const:
+    if _dims_of(x) is not None and dtype in ("int32", "int64") and out.dims is None and not out.is_const:
         out = replace(out, dims=x.dims)
     return [out]
 

@@ -143,3 +143,21 @@ def test_small_int_casts_and_wrapping_match_ml_dtypes(dtype, n, seed):
         want = [x.astype(np_dtype), k.astype(np_dtype), d + d, d.astype(np.float32)]
     for g, w in zip(got, want):
         _same(g, w)
+
+
+def test_ml_dtypes_is_imported_only_when_a_kernel_uses_one_of_its_dtypes():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, nimble\n"
+            "from nimble import te\n"
+            "assert 'ml_dtypes' not in sys.modules\n"
+            "n = te.var('n'); x = te.placeholder((n,), 'float32', name='x')\n"
+            "y = te.compute((n,), lambda i: te.cast('bfloat16', x[i] * 2.0 + te.cast('float32', te.cast('bfloat16', 0.3))), name='y')\n"
+            "k = nimble.build([y], [x, y], name='late')\n"
+            "assert 'ml_dtypes' in sys.modules\n"
+            "import ml_dtypes\n"
+            "got = k(np.array([1.0, 2.5], np.float32))\n"
+            "want = (np.array([1.0, 2.5], np.float32) * 2 + np.float32(ml_dtypes.bfloat16(0.3))).astype(ml_dtypes.bfloat16)\n"
+            "assert got.dtype == ml_dtypes.bfloat16 and (got.view(np.uint16) == want.view(np.uint16)).all(), (got, want)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

@@ -615,10 +615,25 @@ class LLVMCodegen:
                                                                      b.icmp_signed("<", y, zero)))
         return b.select(adjust, b.add(r, y), r)
 
+    def _round_to_odd_f32(self, x):
+        """float64 `x` as float32 rounded to odd (toward zero, the last bit set when inexact): rounding that to a
+        format of at most 22 significant bits gives what rounding `x` directly would (no double rounding)."""
+        b = self.b
+        f = b.fptrunc(x, _like(x.type, F32))
+        back = b.fpext(f, x.type)
+        i32 = _like(x.type, I32)
+        bits = b.bitcast(f, i32)
+        away = b.fcmp_ordered(">", intrinsic(b, "fabs", [back]), intrinsic(b, "fabs", [x]))
+        bits = b.select(away, b.sub(bits, _const(i32, 1)), bits)
+        bits = b.select(b.fcmp_ordered("!=", back, x), b.or_(bits, _const(i32, 1)), bits)
+        return b.bitcast(bits, f.type)
+
     def _cast(self, x, src: str, dst: str, lanes: int):
         """A cast between register types; a cast to a narrow dtype then wraps / rounds to it."""
         if src == dst:
             return x
+        if src == "float64" and dst in _REGISTER_DTYPE and is_float(dst):  # one rounding, not two
+            return self._wrap(self._round_to_odd_f32(x), dst)
         if dst in _SMALL_INTS and is_float(src):  # ml_dtypes: truncated toward zero when that fits, else 0
             bits, signed = _SMALL_INTS[dst]
             low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)

@@ -161,3 +161,36 @@ def test_ml_dtypes_is_imported_only_when_a_kernel_uses_one_of_its_dtypes():
             "want = (np.array([1.0, 2.5], np.float32) * 2 + np.float32(ml_dtypes.bfloat16(0.3))).astype(ml_dtypes.bfloat16)\n"
             "assert got.dtype == ml_dtypes.bfloat16 and (got.view(np.uint16) == want.view(np.uint16)).all(), (got, want)\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+@functools.cache
+def _from_double_kernel(dtype: str):
+    n = te.var("n")
+    x = te.placeholder((n,), "float64", name="x")
+    down = te.compute((n,), lambda i: te.cast(dtype, x[i]), name="down")
+    s = te.create_schedule(down)
+    _, inner = s[down].split(s[down].axis[0], 4)
+    s[down].vectorize(inner)
+    return nimble.build(s, [x, down], name=f"from_double_{dtype}")
+
+
+@pytest.mark.parametrize("dtype", ("float16",) + FLOATS)
+@EXAMPLES
+@given(n=SIZES, seed=st.integers(0, 2**16))
+def test_float64_rounds_once_to_narrow_floats(dtype, n, seed):
+    """Near-ties of the target format, off by far less than a float32 ulp: float64 -> float32 -> target would
+    round twice (1 + 2**-8 + 2**-30 to bfloat16, 65519.99999 to float16 (inf))."""
+    np_dtype = np.dtype(np.float16) if dtype == "float16" else np.dtype(getattr(ml_dtypes, dtype))
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(n).astype(np_dtype).astype(np.float32)
+    step = np.nextafter(base, np.float32(np.inf)).astype(np_dtype).astype(np.float64) - base
+    x = base + step / 2 + rng.choice([-1.0, 1.0, 0.0], n) * np.abs(base) * 2.0**-40
+    x = np.concatenate([[1 + 2.0**-8 + 2.0**-30, 1 + 2.0**-4 + 2.0**-30, 65519.99999, 1e300, -1e300, np.nan, -0.0,
+                         1e-320], x])
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = x.astype(np_dtype)
+    got = _from_double_kernel(dtype)(x)
+    assert got.dtype == want.dtype
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(g), np.isnan(w))
+    np.testing.assert_array_equal(g[~np.isnan(w)], w[~np.isnan(w)])

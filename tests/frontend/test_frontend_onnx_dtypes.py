@@ -208,3 +208,29 @@ def test_ops_that_cannot_take_a_dtype_name_node_and_dtype():
     e8m0 = _cast_model(TensorProto.FLOAT, TensorProto.FLOAT8E8M0, 1)
     with pytest.raises(ConversionError, match="float8_e8m0fnu is not supported"):
         from_onnx(e8m0)
+
+
+def _long_matmul_model(code: int, np_dtype):
+    w = np.random.default_rng(5).standard_normal((1024, 16)).astype(np_dtype)
+    return _model([helper.make_node("MatMul", ["x", "w"], ["y"])], [helper.make_tensor_value_info("x", code, ["n", 1024])],
+                  [helper.make_tensor_value_info("y", code, ["n", 16])], [numpy_helper.from_array(w, "w")])
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+@EXAMPLES
+@given(n=ROWS, seed=st.integers(0, 2**16))
+def test_half_precision_matmul_accumulates_in_float32(name, n, seed):
+    """K = 1024: the product is the exact one rounded once (a float16 / bfloat16 accumulator was 20x off)."""
+    np_dtype = np.dtype(np.float16) if name == "float16" else np.dtype(ml_dtypes.bfloat16)
+    code = TensorProto.FLOAT16 if name == "float16" else TensorProto.BFLOAT16
+    model, exe = _compiled(("long", name), lambda: _long_matmul_model(code, np_dtype))
+    x = np.random.default_rng(seed).standard_normal((n, 1024)).astype(np_dtype)
+    got = nimble.VirtualMachine(exe).run(x)
+    w = numpy_helper.to_array(model.graph.initializer[0])
+    exact = x.astype(np.float64) @ w.astype(np.float64)
+    assert got.dtype == np_dtype
+    # rounding once: within half a unit in the last place (2**-11 of the value for float16, 2**-8 for bfloat16) of the
+    # exact product, give or take float32 accumulation
+    half_ulp = 2.0**-11 if name == "float16" else 2.0**-8
+    err = np.abs(got.astype(np.float64) - exact)
+    assert (err <= np.abs(exact) * half_ulp * 1.01 + 1e-3).all(), err.max(initial=0)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "nimble"
 LAYERS = ("te", "tir", "codegen", "schedules", "tuner", "dispatch", "ir", "ops", "passes", "models", "vm",
           "frontend", "cli")
 # single modules any layer may import: they import no layer themselves
-BASE = ("errors", "debug", "settings", "version")
+BASE = ("errors", "debug", "settings", "version", "dtypes")
 
 
 def _target(module: Path, node: ast.ImportFrom | ast.Import) -> list[str]:

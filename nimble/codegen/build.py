@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import settings
 from ..debug import debug_level, debug_logger
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
 from ..te.expr import BinaryOp, Expr, IntImm, Var
@@ -110,7 +111,7 @@ class Kernel:
                        for t in args]
         self._n_all = len(args)
         self._all = self.inputs + self.outputs
-        self._specs = [(np.dtype(t.dtype), len(t.shape), tuple((k, d) for k, d in enumerate(t.shape) if isinstance(d, Var)))
+        self._specs = [(numpy_dtype(t.dtype), len(t.shape), tuple((k, d) for k, d in enumerate(t.shape) if isinstance(d, Var)))
                        for t in args]
         self._derived = [(i, k, step[1], step[2]) for i, plan in enumerate(self._plans)
                          for k, step in enumerate(plan) if step[0] == "check"]
@@ -276,11 +277,11 @@ def _empty(shape: tuple, dtype: str, what: str):
     count = 1
     for d in shape:
         count *= int(d)
-    nbytes = count * np.dtype(dtype).itemsize
+    nbytes = count * numpy_dtype(dtype).itemsize
     if nbytes >= 1 << 63:
         raise ShapeError(f"{what}: shape {shape} needs {nbytes} bytes, more than an int64 byte count can hold")
     try:
-        return np.empty(shape, dtype=dtype)
+        return np.empty(shape, dtype=numpy_dtype(dtype))
     except (MemoryError, ValueError) as exc:
         raise MemoryError(f"{what}: cannot allocate shape {shape} ({nbytes} bytes): {exc}") from None
 

@@ -22,24 +22,30 @@ from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
 from .llvm_math import intrinsic, emit_math
+from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
 PTR = ir.PointerType()
-# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 are i32, uint32 is i64 and float16 is float; loads
-# extend (sext / zext / fpext), stores truncate, and integer arithmetic and casts to a narrow int wrap (trunc then
-# extend) so values match numpy's; float16 arithmetic runs in float32 and rounds only when stored or cast.
-# uint64 is i64 in registers with unsigned compares, min / max, division and float casts.
+# Narrow dtypes are storage types: in registers int8/uint8/int16/uint16 (and int4/uint4/int2/uint2, a byte each) are
+# i32, uint32 is i64, and float16, bfloat16, float8 and float4 are float; loads extend (sext / zext / fpext, or the
+# bit conversions of llvm_minifloat), stores truncate / round, and integer arithmetic and casts to a narrow int wrap
+# (trunc then extend) so values match numpy's; narrow float arithmetic runs in float32 and rounds only when stored
+# or cast. uint64 is i64 in registers with unsigned compares, min / max, division and float casts.
+_SMALL_INTS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
 _TYPES = {"float32": F32, "float64": ir.DoubleType(), "int32": I32, "int64": I64, "uint64": I64, "bool": I1,
-          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "uint32": I64, "float16": F32}
-_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "uint32": I32, "float16": F16}
+          "int8": I32, "uint8": I32, "int16": I32, "uint16": I32, "uint32": I64, "float16": F32,
+          **{d: F32 for d in MINI_FLOATS}, **{d: I32 for d in _SMALL_INTS}}
+_MEM_TYPES = {"bool": I8, "int8": I8, "uint8": I8, "int16": I16, "uint16": I16, "uint32": I32, "float16": F16,
+              "bfloat16": I16, **{d: I8 for d in MINI_FLOATS if d != "bfloat16"}, **{d: I8 for d in _SMALL_INTS}}
 _REGISTER_DTYPE = {"int8": "int32", "uint8": "int32", "int16": "int32", "uint16": "int32", "uint32": "int64",
-                   "float16": "float32"}
-_UNSIGNED = ("uint8", "uint16", "uint32")
+                   "float16": "float32", **{d: "float32" for d in MINI_FLOATS}, **{d: "int32" for d in _SMALL_INTS}}
+_UNSIGNED = ("uint8", "uint16", "uint32", "uint4", "uint2")
 _SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "uint64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2,
-          "uint16": 2, "uint32": 4, "float16": 2}
+          "uint16": 2, "uint32": 4, "float16": 2, "bfloat16": 2, **{d: 1 for d in MINI_FLOATS if d != "bfloat16"},
+          **{d: 1 for d in _SMALL_INTS}}
 _FLAGS = ("contract",)
 _REDUCE_FLAGS = ("contract", "reassoc")
 MAX_VECTOR_LANES = 64
@@ -246,6 +252,10 @@ class LLVMCodegen:
         ty = _like(val.type, _MEM_TYPES[dtype])
         if dtype == "bool":
             return self.b.zext(val, ty)
+        if dtype in MINI_FLOATS:
+            return from_f32(self.b, val, dtype)
+        if dtype in _SMALL_INTS:  # the low bits, the high bits zero (ml_dtypes' layout)
+            return self.b.zext(self.b.trunc(val, _like(val.type, ir.IntType(_SMALL_INTS[dtype][0]))), ty)
         return self.b.fptrunc(val, ty) if dtype == "float16" else self.b.trunc(val, ty)
 
     def _from_mem(self, val, dtype: str):
@@ -256,6 +266,12 @@ class LLVMCodegen:
         ty = _like(val.type, _TYPES[dtype])
         if dtype == "float16":
             return self.b.fpext(val, ty)
+        if dtype in MINI_FLOATS:
+            return to_f32(self.b, val, dtype)
+        if dtype in _SMALL_INTS:
+            bits, signed = _SMALL_INTS[dtype]
+            low = self.b.trunc(val, _like(val.type, ir.IntType(bits)))
+            return self.b.sext(low, ty) if signed else self.b.zext(low, ty)
         return self.b.zext(val, ty) if dtype in _UNSIGNED else self.b.sext(val, ty)
 
     def _wrap(self, val, dtype: str):
@@ -603,10 +619,33 @@ class LLVMCodegen:
                                                                      b.icmp_signed("<", y, zero)))
         return b.select(adjust, b.add(r, y), r)
 
+    def _round_to_odd_f32(self, x):
+        """float64 `x` as float32 rounded to odd (toward zero, the last bit set when inexact): rounding that to a
+        format of at most 22 significant bits gives what rounding `x` directly would (no double rounding)."""
+        b = self.b
+        f = b.fptrunc(x, _like(x.type, F32))
+        back = b.fpext(f, x.type)
+        i32 = _like(x.type, I32)
+        bits = b.bitcast(f, i32)
+        away = b.fcmp_ordered(">", intrinsic(b, "fabs", [back]), intrinsic(b, "fabs", [x]))
+        bits = b.select(away, b.sub(bits, _const(i32, 1)), bits)
+        bits = b.select(b.fcmp_ordered("!=", back, x), b.or_(bits, _const(i32, 1)), bits)
+        return b.bitcast(bits, f.type)
+
     def _cast(self, x, src: str, dst: str, lanes: int):
         """A cast between register types; a cast to a narrow dtype then wraps / rounds to it."""
         if src == dst:
             return x
+        if src == "float64" and dst in _REGISTER_DTYPE and is_float(dst):  # one rounding, not two
+            return self._wrap(self._round_to_odd_f32(x), dst)
+        if dst in _SMALL_INTS and is_float(src):  # ml_dtypes: truncated toward zero when that fits, else 0
+            bits, signed = _SMALL_INTS[dst]
+            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            wide = _REGISTER_DTYPE.get(src, src)
+            x = self._cast(x, src, wide, lanes)
+            fits = self.b.and_(self.b.fcmp_ordered(">", x, _const(x.type, low - 1.0)),
+                               self.b.fcmp_ordered("<", x, _const(x.type, high + 1.0)))
+            return self.b.select(fits, self._cast(x, wide, "int32", lanes), _const(_like(x.type, I32), 0))
         if src in _REGISTER_DTYPE or dst in _REGISTER_DTYPE:
             wide = _REGISTER_DTYPE.get(dst, dst)
             return self._wrap(self._cast(x, _REGISTER_DTYPE.get(src, src), wide, lanes), dst)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError
 
 
@@ -44,6 +45,6 @@ class KernelEntry:
         objects = tuple(cf.object_code for _, cf in kernel.variants) + (kernel.general.object_code,)
         return KernelEntry(kernel.name, objects if len(objects) > 1 else objects[0],
                            variants + (((), kernel.general.func.name),),
-                           tuple(str(np.dtype(dt)) for _, dt in args), tuple(len(s) for s, _ in args),
+                           tuple(str(numpy_dtype(dt)) for _, dt in args), tuple(len(s) for s, _ in args),
                            tuple(where(v) for v in kernel.func.shape_vars),
                            tuple(kernel.func.attrs.get("assert_messages", ())))

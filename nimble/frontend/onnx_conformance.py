@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import is_extended
 from ..errors import NimbleError
 
 
@@ -83,13 +84,17 @@ def compare(got: np.ndarray, want: np.ndarray, rtol: float = 1e-3, atol: float =
     got, want = np.asarray(got), np.asarray(want)
     if got.shape != want.shape:
         return f"shape {got.shape} != expected {want.shape}"
+    if got.dtype != want.dtype:
+        return f"dtype {got.dtype} != expected {want.dtype}"
+    if is_extended(want.dtype.name):  # ml_dtypes: the integer ones exactly, the float ones as float64
+        if want.dtype.name.startswith(("int", "uint")):
+            return "" if np.array_equal(got.astype(np.int64), want.astype(np.int64)) else "values differ"
+        got, want = got.astype(np.float64), want.astype(np.float64)
     if want.dtype.kind in "fc":
         if not np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol, atol=atol, equal_nan=True):
             err = np.nanmax(np.abs(got.astype(np.float64) - want.astype(np.float64))) if got.size else 0
             return f"values differ (max abs error {err:.3g})"
         return ""
-    if got.dtype != want.dtype:
-        return f"dtype {got.dtype} != expected {want.dtype}"
     return "" if np.array_equal(got, want) else "values differ"
 
 

@@ -253,6 +253,26 @@ def gelu(ctx, node, inputs, attrs):
     return [ctx.emit("multiply", half, ctx.emit("add", scalar(1, x), ctx.emit("tanh", inner)))]
 
 
+# the largest finite value of each float8 format: ONNX's saturate=1 clips to it before rounding
+FLOAT8_MAX = {"float8_e4m3fn": 448.0, "float8_e4m3fnuz": 240.0, "float8_e5m2": 57344.0, "float8_e5m2fnuz": 57344.0}
+
+
+def cast_to(ctx, x: Value, dtype: str, saturate: bool = True) -> Value:
+    """x as `dtype` (numpy's / ml_dtypes' astype: round to nearest even, a format's own overflow); to a float8 dtype
+    with `saturate`, values beyond its range (infinities included) become its largest finite value, NaN stays NaN."""
+    if dtype == x.dtype:
+        return x
+    if dtype in FLOAT8_MAX and saturate:
+        if not x.dtype.startswith(("float", "bfloat")):
+            x = ctx.emit("cast", x, dtype="float64" if x.dtype in ("int64", "uint64", "int32", "uint32") else "float32")
+        top = FLOAT8_MAX[dtype]
+        if x.dtype in FLOAT8_MAX and FLOAT8_MAX[x.dtype] <= top or x.dtype == "float4_e2m1fn":
+            return ctx.emit("cast", x, dtype=dtype)  # nothing to clip
+        hi, lo = scalar(top, x), scalar(-top, x)
+        x = ctx.emit("where", ctx.emit("greater", x, hi), hi, ctx.emit("where", ctx.emit("less", x, lo), lo, x))
+    return ctx.emit("cast", x, dtype=dtype)
+
+
 @converter("Cast")
 def cast(ctx, node, inputs, attrs):
     from .onnx import onnx_dtype
@@ -261,8 +281,8 @@ def cast(ctx, node, inputs, attrs):
     dtype = onnx_dtype(attrs["to"])
     if dtype == x.dtype:
         return [x]
-    out = ctx.emit("cast", x, dtype=dtype)
-    if _dims_of(x) is not None and dtype.startswith("int") and out.dims is None and not out.is_const:
+    out = cast_to(ctx, x, dtype, bool(attrs.get("saturate", 1)))
+    if _dims_of(x) is not None and dtype in ("int32", "int64") and out.dims is None and not out.is_const:
         out = replace(out, dims=x.dims)
     return [out]
 
@@ -270,7 +290,7 @@ def cast(ctx, node, inputs, attrs):
 @converter("CastLike")
 def cast_like(ctx, node, inputs, attrs):
     x, like = inputs
-    return [x if x.dtype == like.dtype else ctx.emit("cast", x, dtype=like.dtype)]
+    return [cast_to(ctx, x, like.dtype, bool(attrs.get("saturate", 1)))]
 
 
 @converter("Where")

@@ -5,18 +5,22 @@ Integer products accumulate in int32 (matmul of int32 operands, zero points subt
 exactly; ConvInteger convolves in float64, exact while a sum stays below 2**53. Requantisation follows ONNX's
 reference: the int32 accumulator times a_scale * b_scale / y_scale, rounded half to even, plus the zero point,
 saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along their axis; blocked
-quantisation (`block_size`) and float8 / int4 types are refused.
+quantisation (`block_size`) is refused. QuantizeLinear to float8 / float4 is x / scale + zero_point rounded to the
+format (float8 saturated to its range unless saturate=0); DequantizeLinear from them is (x - zero_point) * scale
+in float32.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from .onnx_attrs import axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_math import scalar
 
 QUANT_DTYPES = ("int8", "uint8")  # MatMulInteger, ConvInteger, QLinearMatMul operands
-LINEAR_DTYPES = ("int8", "uint8", "int16", "uint16")  # QuantizeLinear / DequantizeLinear
+LINEAR_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4", "int2", "uint2")  # QuantizeLinear / DequantizeLinear
+FLOAT_QUANT_DTYPES = ("float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn")
 
 
 def _optional(inputs, k):
@@ -64,16 +68,30 @@ def quantize_linear(ctx, node, inputs, attrs):
 
     dtype = zero_point.dtype if zero_point is not None else (
         onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else "uint8")
+    if dtype in FLOAT_QUANT_DTYPES:
+        return [_quantize_float(ctx, x, scale, zero_point, dtype, attrs)]
     if dtype not in LINEAR_DTYPES:
-        raise ConversionError(f"QuantizeLinear to {dtype} is not supported (only {LINEAR_DTYPES})")
-    if not attrs.get("saturate", 1):
-        raise ConversionError("saturate=0 applies to float8 outputs only, which are not supported")
-    if zero_point is None:
-        zero_point = np.zeros((), dtype)
+        raise ConversionError(f"QuantizeLinear to {dtype} is not supported (only {LINEAR_DTYPES + FLOAT_QUANT_DTYPES})")
+    if zero_point is None:  # (saturate applies to float8 only: integers always saturate)
+        zero_point = np.zeros((), numpy_dtype(dtype))
     else:
         zero_point = _along(ctx, zero_point, attrs.get("axis", 1), x.ndim)
     scale = _along(ctx, scale, attrs.get("axis", 1), x.ndim)
     return [ctx.emit("quantize_linear", x, scale, zero_point, dtype=dtype)]
+
+
+def _quantize_float(ctx, x, scale, zero_point, dtype, attrs):
+    """x / scale (+ zero_point) rounded to a float8 / float4 dtype, in x's float dtype."""
+    from .onnx_ops_math import cast_to
+
+    axis = attrs.get("axis", 1)
+    scale = _along(ctx, scale, axis, x.ndim)
+    if scale.dtype != x.dtype:
+        scale = ctx.emit("cast", scale, dtype=x.dtype)
+    y = ctx.emit("divide", x, scale)
+    if zero_point is not None:
+        y = ctx.emit("add", y, ctx.emit("cast", _along(ctx, zero_point, axis, x.ndim), dtype=x.dtype))
+    return cast_to(ctx, y, dtype, bool(attrs.get("saturate", 1)))
 
 
 @converter("DequantizeLinear")
@@ -82,12 +100,18 @@ def dequantize_linear(ctx, node, inputs, attrs):
     _check_blocked(attrs)
     x, scale = inputs[:2]
     zero_point = _optional(inputs, 2)
-    if x.dtype not in LINEAR_DTYPES + ("int32",):
-        raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only {LINEAR_DTYPES + ('int32',)})")
+    supported = LINEAR_DTYPES + ("int32",) + FLOAT_QUANT_DTYPES
+    if x.dtype not in supported:
+        raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only {supported})")
     axis = attrs.get("axis", 1)
     if zero_point is not None:
         zero_point = _along(ctx, zero_point, axis, x.ndim)
-    centred = _to_int32(ctx, x, zero_point)
+    if x.dtype in FLOAT_QUANT_DTYPES:  # float32(x) - float32(zero_point)
+        centred = ctx.emit("cast", x, dtype="float32")
+        if zero_point is not None:
+            centred = ctx.emit("subtract", centred, ctx.emit("cast", zero_point, dtype="float32"))
+    else:
+        centred = _to_int32(ctx, x, zero_point)
     from .onnx import onnx_dtype
 
     out_dtype = onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else scale.dtype

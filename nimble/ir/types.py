@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ShapeError, TypeError
+from ..dtypes import EXTENDED_DTYPES, dtype_name
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class SymDim:
 
 Dim = int | AnyDim | SymDim
 
-DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool")
+DTYPES = ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+          "bool") + tuple(EXTENDED_DTYPES)
 
 
 def as_dim(value) -> Dim:
@@ -55,7 +57,7 @@ def as_dim(value) -> Dim:
 
 def as_dtype(dtype) -> str:
     """Canonical dtype name ('float32', 'int64', 'bool', ...)."""
-    name = np.dtype(dtype).name
+    name = dtype_name(dtype)
     if name not in DTYPES:
         raise TypeError(f"dtype must be one of {DTYPES}, got {name!r}")
     return name

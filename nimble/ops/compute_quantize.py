@@ -2,9 +2,8 @@
 int64 cast, then the tie rule), the zero point added and the result clipped in int64."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import te
+from ..dtypes import int_range
 from ..te.expr import Expr
 from .compute import broadcast_dims, broadcast_index, checker, register_compute
 from .quantize import compute_dtype
@@ -29,12 +28,12 @@ def _quantize_linear(inputs, attrs, out_shapes):
     wide = compute_dtype(x.dtype)
     shape, checks = broadcast_dims("quantize_linear", [x.shape, scale.shape, zero_point.shape],
                                    ["x", "scale", "zero_point"])
-    info = np.iinfo(dtype)
+    low, high = int_range(dtype)
 
     def body(*i):
         xv = te.cast(wide, x[broadcast_index(x.shape, shape, i)])
         sv = te.cast(wide, scale[broadcast_index(scale.shape, shape, i)])
         q = round_half_even(xv / sv) + te.cast("int64", zero_point[broadcast_index(zero_point.shape, shape, i)])
-        return te.cast(dtype, te.min_(te.max_(q, int(info.min)), int(info.max)))
+        return te.cast(dtype, te.min_(te.max_(q, low), high))
 
     return te.compute(shape, body, name="quantize_linear", checks=checker(checks))

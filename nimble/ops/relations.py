@@ -12,7 +12,7 @@ from ..ir.types import AnyDim, SymDim, TensorType, TupleType, Type
 
 Any = AnyDim()
 
-FLOAT_DTYPES = ("float16", "float32", "float64")
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")  # float8 / float4: data movement and casts only
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
 

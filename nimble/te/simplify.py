@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from .expr import (
     EQ, LE, LT, NE, Add, And, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul,
     Not, Or, ReductionAdd, Select, Sub, Var, is_float, is_int,
@@ -331,12 +332,12 @@ def _compare_eq(e, ctx, x, y):
 
 def _cast_const(e, ctx, v):
     if is_float(e.dtype):
-        return FloatImm(float(np.dtype(e.dtype).type(v.value)), e.dtype)
+        return FloatImm(float(numpy_dtype(e.dtype).type(v.value)), e.dtype)
     if e.dtype == "bool":
         return IntImm(int(bool(v.value)), "bool")
     if is_float(v.dtype) and not math.isfinite(v.value):
         return None
-    return IntImm(int(np.array(v.value).astype(e.dtype)), e.dtype)
+    return IntImm(int(np.array(v.value).astype(numpy_dtype(e.dtype))), e.dtype)
 
 
 # Each rule: (name, pattern, fn(node, ctx, **bindings) -> replacement or None). Order matters

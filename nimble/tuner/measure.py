@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import TuningError
 from ..schedules.registry import Signature
 from ..schedules.space import Config
@@ -145,7 +146,7 @@ def task_from_json(obj: dict) -> Task:
 
 def default_tolerance(dtype) -> float:
     """rtol = atol of the correctness check for outputs of ``dtype`` (0 for integers)."""
-    return _TOLERANCES.get(np.dtype(dtype).name, 0.0)
+    return _TOLERANCES.get(numpy_dtype(dtype).name, 0.0)
 
 
 # -- task data ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError
 from ..ir.expr import (
     Call, Constant, Constructor, Function, GlobalVar, If as IRIf, Let, Match, Op, PatternConstructor, PatternTuple,
@@ -35,7 +36,7 @@ class CompileError(NimbleError, ValueError):
 
 
 def _itemsize(dtype: str) -> int:
-    return np.dtype(dtype).itemsize
+    return numpy_dtype(dtype).itemsize
 
 
 def input_spec(t) -> dict:

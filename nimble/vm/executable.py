@@ -31,6 +31,7 @@ import numpy as np
 
 from ..codegen.threads import num_threads
 from ..dispatch.kernel_entry import KernelEntry  # (also re-exported: part of the executable format)
+from ..dtypes import is_extended, numpy_dtype
 from ..errors import FormatError, NimbleError, OutOfRangeError, ShapeError
 from ..errors import TypeError as NimbleTypeError
 from . import validate
@@ -181,7 +182,7 @@ class LinkedKernel:
         self.general = cfuncs[-1]
         self.choices = tuple((conds, cf) for (conds, _), cf in zip(entry.variants[:-1], cfuncs[:-1]))
         self.variant_symbols = tuple(sym for _, sym in entry.variants)
-        self.dtypes = tuple(np.dtype(d) for d in entry.arg_dtypes)
+        self.dtypes = tuple(numpy_dtype(d) for d in entry.arg_dtypes)
         self.ndims = tuple(entry.arg_ndims)
         self.shape_vars = tuple(entry.shape_vars)
         self.assert_messages = tuple(entry.assert_messages)
@@ -362,11 +363,16 @@ def serialize(exe: Executable) -> bytes:
     constants = []
     for i, c in enumerate(exe.constants):
         buf = io.BytesIO()
+        c = np.asarray(c, order="C")
+        extended = c.dtype.name if is_extended(c.dtype.name) else None
+        if extended:  # an ml_dtypes dtype: its bits as unsigned ints, its name beside them
+            c = c.view(f"uint{8 * c.dtype.itemsize}")
         try:
-            np.save(buf, np.asarray(c, order="C"), allow_pickle=False)
+            np.save(buf, c, allow_pickle=False)
         except ValueError as exc:
-            raise FormatError(f"save: constant {i} ({np.asarray(c).dtype}) cannot be written without pickle") from exc
-        constants.append(section(buf.getvalue()))
+            raise FormatError(f"save: constant {i} ({c.dtype}) cannot be written without pickle") from exc
+        constants.append({"section": section(buf.getvalue()), "dtype": extended} if extended else
+                         section(buf.getvalue()))
     from ..dispatch.table import DispatchEntry, dispatch_to_json
 
     def kernel_json(p: KernelEntry) -> dict:
@@ -437,8 +443,7 @@ def deserialize(data: bytes, where: str = "<bytes>") -> Executable:
         check_target(metadata, where)
         if "parallel" in header:
             _register_parallel(header["parallel"], sections)
-        constants = tuple(_load_constant(validate.section_ref(sections, i, f"constant {k}"), k)
-                          for k, i in enumerate(header["constants"]))
+        constants = tuple(_load_constant(sections, i, k) for k, i in enumerate(header["constants"]))
         packed = tuple(_packed_from(p, sections) for p in header["packed"])
         functions = tuple(function_from_json(f) for f in header["functions"])
         entry = {str(k): int(v) for k, v in header["entry"].items()}
@@ -477,12 +482,17 @@ def _register_parallel(data: dict, sections: list) -> None:
     parallel.register(blob, data["version"])
 
 
-def _load_constant(blob: bytes, k: int = 0) -> np.ndarray:
+def _load_constant(sections: list, ref, k: int = 0) -> np.ndarray:
+    """Constant `k`: ``ref`` is its section, or {section, dtype} for an ml_dtypes dtype saved as its bits."""
+    extended = ref.get("dtype") if isinstance(ref, dict) else None
+    blob = validate.section_ref(sections, ref.get("section") if isinstance(ref, dict) else ref, f"constant {k}")
     try:
         arr = np.load(io.BytesIO(blob), allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - numpy's parser raises many kinds on damaged .npy bytes
         raise FormatError(f"constant {k}: not a valid .npy array ({type(exc).__name__}: {exc})"[:500]) from None
     arr = validate.check_constant_array(arr, k)
+    if isinstance(ref, dict):
+        arr = validate.extended_constant(arr, extended, k)
     arr = np.asarray(arr, order="C")  # (ascontiguousarray would make 0-d arrays 1-d)
     arr.flags.writeable = False
     return arr

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from ..debug import debug_level, debug_logger
+from ..dtypes import numpy_dtype
 from ..errors import FormatError, NimbleError, ShapeError
 from . import bytecode as bc
 from .executable import Executable, LinkedHostFunc
@@ -198,13 +199,13 @@ class PythonVM(VirtualMachine):
                     regs[dst] = alloc(regs[size], align)
                     return nxt
             case bc.AllocTensor(storage, offset, shape, dtype, dst):
-                shape, dtype = tuple(shape), np.dtype(dtype)
+                shape, dtype = tuple(shape), numpy_dtype(dtype)
 
                 def step(regs, pc):
                     regs[dst] = regs[storage].tensor(offset, shape, dtype)
                     return nxt
             case bc.AllocTensorReg(storage, offset, shape_reg, dtype, dst):
-                dtype = np.dtype(dtype)
+                dtype = numpy_dtype(dtype)
 
                 def step(regs, pc):
                     regs[dst] = regs[storage].tensor(offset, tuple(regs[shape_reg].tolist()), dtype)

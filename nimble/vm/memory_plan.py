@@ -9,6 +9,7 @@ from dataclasses import fields
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError
 from . import bytecode as bc
 from .bytecode_cfg import (
@@ -75,7 +76,7 @@ def plan_memory(code: list, nparams: int, nregs: int) -> tuple:
             continue
         if code[where[st]].alignment > ARENA_ALIGNMENT or not _stays_inside(code, t, uses[t]):
             continue
-        nbytes = math.prod(ins.shape) * np.dtype(ins.dtype).itemsize
+        nbytes = math.prod(ins.shape) * numpy_dtype(ins.dtype).itemsize
         found.append((where[st], pc, max(uses[t]), nbytes))
     if len(found) < 2:
         return code, nregs, set()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import EXTENDED_DTYPES, numpy_dtype, when_loaded
+
 KIND_TENSOR, KIND_STORAGE, KIND_ADT, KIND_CLOSURE = 1, 2, 3, 4
 IMMORTAL = 1 << 60
 MAX_RANK = 8
@@ -56,12 +58,23 @@ PROF_EXTRA = ("function entry", "function exit", "release dead registers", "kern
  E_SCALAR) = range(13)
 
 DTYPES = ("bool", "int8", "uint8", "int16", "int32", "int64", "float16", "float32", "float64", "uint16", "uint32",
-          "uint64")
+          "uint64") + tuple(EXTENDED_DTYPES)
 DTYPE_CODE = {name: k + 1 for k, name in enumerate(DTYPES)}
-DTYPE_CODE_BY_NUM = {np.dtype(name).num: k + 1 for k, name in enumerate(DTYPES)}
-DTYPE_OF_CODE = {k + 1: np.dtype(name) for k, name in enumerate(DTYPES)}
-ITEMSIZE_OF_CODE = {k + 1: np.dtype(name).itemsize for k, name in enumerate(DTYPES)}
-INTEGER_CODES = frozenset(DTYPE_CODE[n] for n in DTYPES if np.dtype(n).kind in "biu")
+# ml_dtypes' dtypes get their numpy type numbers when it is imported: these two tables learn them then
+DTYPE_CODE_BY_NUM = {np.dtype(name).num: k + 1 for k, name in enumerate(DTYPES) if name not in EXTENDED_DTYPES}
+DTYPE_OF_CODE = {k + 1: np.dtype(name) for k, name in enumerate(DTYPES) if name not in EXTENDED_DTYPES}
+ITEMSIZE_OF_CODE = {k + 1: EXTENDED_DTYPES.get(name) or np.dtype(name).itemsize for k, name in enumerate(DTYPES)}
+
+
+def _learn_extended() -> None:
+    for name in EXTENDED_DTYPES:
+        dtype = numpy_dtype(name)
+        DTYPE_CODE_BY_NUM[dtype.num] = DTYPE_CODE[name]
+        DTYPE_OF_CODE[DTYPE_CODE[name]] = dtype
+
+
+when_loaded(_learn_extended)
+INTEGER_CODES = frozenset(DTYPE_CODE[n] for n in DTYPES if n not in EXTENDED_DTYPES and np.dtype(n).kind in "biu")
 FLOAT_CODES = frozenset(DTYPE_CODE[n] for n in ("float32", "float64"))
 # dtype code by NumPy type number (0: none; ``long`` and ``longlong`` are both int64 on LP64)
 DTYPE_CODE_BY_TYPE_NUM = tuple(

@@ -50,7 +50,7 @@ class Runtime(MemoryRuntime, ValueRuntime, BoundaryRuntime, PythonInputRuntime, 
         self.memset = declare(m, "llvm.memset.p0.i64", VOID, [PTR, I8, I64, I1])
         self.ctlz = declare(m, "llvm.ctlz.i64", I64, [I64, I1])
         self.smul = declare(m, "llvm.smul.with.overflow.i64", ir.LiteralStructType([I64, I1]), [I64, I64])
-        sizes = [0] * 16
+        sizes = [0] * (max(L.ITEMSIZE_OF_CODE) + 1)
         for code, size in L.ITEMSIZE_OF_CODE.items():
             sizes[code] = size
         self.itemsizes = const_array(m, "nvm_itemsizes", I64, sizes)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError, ShapeError
 
 MIN_ALIGNMENT = 64
@@ -48,7 +49,7 @@ class Storage:
             error = "past its end"
         except (TypeError, ValueError) as exc:
             error = str(exc)
-        need = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        need = int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dtype).itemsize
         raise ShapeError(f"alloc_tensor: a {dtype} tensor of shape {tuple(shape)} ({need} bytes) at offset {offset} "
                          f"does not fit in a storage of {self.nbytes} bytes ({error})")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError
 from ..passes.pipeline import Pass, Pipeline, default_ir_passes, fuse_pass
 from ..schedules.registry import Signature, get_template
@@ -47,7 +48,7 @@ class ModelTask:
         tmpl, dims = get_template(self.template), self._dims(length)
         if hasattr(tmpl, "bytes_moved"):
             return int(tmpl.bytes_moved(self.signature, dims))
-        return sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dt).itemsize
+        return sum(int(np.prod(shape, dtype=np.int64)) * numpy_dtype(dt).itemsize
                    for shape, (_, dt) in zip(self.signature.concrete(dims), self.signature.args))
 
     def seconds(self, length: int) -> float:

@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 
+from ..dtypes import EXTENDED_DTYPES, numpy_dtype
 from ..errors import FormatError
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # ELF64 header
@@ -23,7 +24,8 @@ _MACHINES = {"x86_64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "riscv64
 _RELOCATION_TYPES = {62: frozenset({0, 1, 2, 3, 4, 9, 10, 11, 24, 25, 26, 41, 42})}
 SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS, SHT_REL = 2, 3, 4, 8, 9
 SHN_LORESERVE = 0xFF00
-KERNEL_DTYPES = ("float32", "float64", "int32", "int64", "bool", "int8", "uint8", "float16")
+KERNEL_DTYPES = ("float32", "float64", "int32", "int64", "bool", "int8", "uint8", "float16", "int16", "uint16", "uint32",
+                 "uint64") + tuple(EXTENDED_DTYPES)
 MAX_RANK = 32
 
 
@@ -215,6 +217,16 @@ def _check_resolvable(names: set, what: str) -> None:
     missing = sorted(s for s in names if s != parallel.ENTRY and not llvm.address_of_symbol(s))
     if missing:
         raise FormatError(f"{what}: the object code needs symbols this process lacks: {', '.join(missing[:8])}")
+
+
+def extended_constant(arr, name, k: int) -> np.ndarray:
+    """A constant of an ml_dtypes dtype, saved as the unsigned ints of its bits, as that dtype."""
+    if not isinstance(name, str) or name not in EXTENDED_DTYPES:
+        raise FormatError(f"constant {k}: dtype {str(name)[:40]!r} is not one of {sorted(EXTENDED_DTYPES)}")
+    bits = np.dtype(f"uint{8 * EXTENDED_DTYPES[name]}")
+    if not isinstance(arr, np.ndarray) or arr.dtype != bits:
+        raise FormatError(f"constant {k}: the bits of a {name} constant must be {bits}, got {getattr(arr, 'dtype', arr)}")
+    return arr.view(numpy_dtype(name))
 
 
 def check_constant_array(arr, k: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import numpy_dtype
 from ..errors import ShapeError
 from ..errors import TypeError as NimbleTypeError
 
@@ -108,7 +109,7 @@ def check_input(value, ty: dict | None, name: str):
         return value
     if kind != "tensor":
         raise NimbleTypeError(f"{name}: unknown declared input kind {kind!r}")
-    dtype = np.dtype(ty["dtype"])
+    dtype = numpy_dtype(ty["dtype"])
     arr = _tensor_from(value, name, dtype)
     if arr.dtype != dtype:
         raise NimbleTypeError(f"{name}: expected dtype {dtype}, got {arr.dtype}")

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import nimble
 from nimble import te
+from nimble.dtypes import int_range, numpy_dtype
 from nimble.ir import TensorType, TupleType
 from nimble.ir.types import SymDim
 from nimble.ops import ShapeFuncKind, get_op, list_ops
@@ -91,7 +92,8 @@ def _quantize_values(draw, sizes, rng, dtype):
     x = rng.uniform(-200, 200, (sizes["n"], sizes["m"])).astype("float32")
     x[rng.random(x.shape) < 0.3] = rng.integers(-100, 100) + 0.5  # ties round to even
     scale = rng.choice([0.5, 1.0, 2.0, 0.37], () if dtype == "uint8" else (sizes["m"],)).astype("float32")
-    return [x, scale, np.array(rng.integers(0, 9), dtype)]
+    low, high = int_range(dtype)
+    return [x, scale, np.array(rng.integers(max(low, 0), min(high, 8), endpoint=True)).astype(numpy_dtype(dtype))]
 
 
 def _batched_attention_values(draw, sizes, rng):
@@ -227,7 +229,8 @@ SPECS = [
            sizes={"n": SMALL, "c": SMALL, "h": CONV_HW, "w": CONV_HW}) for inc in (False, True)],
     *[Spec("quantize_linear", [("n m", "float32"), (scale, "float32"), ("", dtype)], {"dtype": dtype},
            values=functools.partial(_quantize_values, dtype=dtype))
-      for scale, dtype in (("", "uint8"), ("m", "int8"), ("m", "int16"), ("m", "uint16"))],
+      for scale, dtype in (("", "uint8"), ("m", "int8"), ("m", "int16"), ("m", "uint16"), ("m", "int4"),
+                           ("m", "uint2"))],
     *[Spec("avg_pool", [("n 2 h w", "float32")],
            {"pool_size": (3, 2), "strides": (2, 3), "dilation": (1, 2), "auto_pad": auto, "count_include_pad": True},
            sizes={"n": SMALL, "h": POSITIVE, "w": CONV_HW}) for auto in ("SAME_UPPER", "SAME_LOWER")],

@@ -45,8 +45,8 @@ def test_math_functions_need_floats():
 
 
 def test_unknown_dtype_is_named():
-    with pytest.raises(nimble.TypeError, match="bfloat16"):
-        te.var("x", "bfloat16")
+    with pytest.raises(nimble.TypeError, match="float6_e2m3fn"):
+        te.var("x", "float6_e2m3fn")
 
 
 def test_const_folds_to_immediates():

@@ -98,7 +98,8 @@ def text_models(tmp):
 
 def encoder_models(tmp):
     """T5's encoder (tokens), Whisper's encoder (mel frames), and BERT quantized to int8 by ONNX Runtime's
-    ``quantize_dynamic`` and converted to float16 by onnx's float16 helper when onnxconverter-common is present."""
+    ``quantize_dynamic`` and converted to float16 by ONNX Runtime's float16 converter (float16 weights, inputs and
+    outputs; ``onnxruntime.transformers.float16``, the same code as onnxconverter-common's)."""
     import numpy as np
     import torch
     import transformers
@@ -146,6 +147,13 @@ def encoder_models(tmp):
 
     quantize_dynamic(path, f"{tmp}/bert_int8.onnx", weight_type=QuantType.QInt8)
     yield "BERT int8 (quantize_dynamic)", f"{tmp}/bert_int8.onnx", "batch, seq", [(1, 8), (4, 33), (1, 128)], tokens
+
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(path), keep_io_types=False)
+    onnx.save(half, f"{tmp}/bert_fp16.onnx")
+    yield "BERT float16 (ORT's float16 converter)", f"{tmp}/bert_fp16.onnx", "batch, seq", [(1, 8), (4, 33), (1, 128)], tokens
 
 
 def image_models(tmp):

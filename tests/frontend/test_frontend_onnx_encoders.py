@@ -76,3 +76,32 @@ def test_whisper_encoder_matches_onnxruntime_with_a_dynamic_batch(tmp_path):
         x = np.random.default_rng(batch).standard_normal((batch, 16, 128)).astype(np.float32)
         want = sess.run(None, {"features": x})[0]
         np.testing.assert_allclose(np.asarray(vm.run(x)), want, rtol=1e-4, atol=1e-4, err_msg=f"batch {batch}")
+
+
+@pytest.mark.slow
+def test_a_float16_bert_from_onnxruntimes_converter_matches_onnxruntime(tmp_path):
+    """BERT converted to float16 end to end (weights, inputs, outputs) by ONNX Runtime's float16 converter: nimble
+    agrees with ORT on the float16 file, and both stay near the float32 model."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=80)
+    ids = torch.randint(0, 100, (2, 8))
+    axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}, "out": {0: "batch", 1: "seq"}}
+    path, fp32 = _export(_T5Encoder(transformers.BertModel(config)), (ids, torch.ones_like(ids)), tmp_path / "b.onnx",
+                         ["input_ids", "attention_mask"], axes)
+    half_path = str(tmp_path / "b16.onnx")
+    onnx.save(convert_float_to_float16(onnx.load(path), keep_io_types=False), half_path)
+    fp16 = ort.InferenceSession(half_path, providers=["CPUExecutionProvider"])
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(half_path)))
+    rng = np.random.default_rng(1)
+    for batch, seq in [(1, 8), (3, 17), (2, 33)]:
+        feed = {"input_ids": rng.integers(0, 100, (batch, seq)).astype(np.int64),
+                "attention_mask": np.ones((batch, seq), np.int64)}
+        feed["attention_mask"][-1, seq // 2:] = 0
+        got = np.asarray(vm.run(feed["input_ids"], feed["attention_mask"]))
+        want = fp16.run(None, feed)[0]
+        assert got.dtype == np.float16 and got.shape == want.shape
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-2, rtol=2e-2)
+        np.testing.assert_allclose(got.astype(np.float32), fp32.run(None, feed)[0], atol=3e-2, rtol=3e-2)

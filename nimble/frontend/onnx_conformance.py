@@ -154,3 +154,59 @@ class _Case:
 def _first_data_set_only(case, n_frozen: int):
     inputs, outputs = case.data_sets[0]
     return _Case(case.name, case.model, [(list(inputs[: len(inputs) - n_frozen]), outputs)])
+
+
+LIGHT_MODELS = ("squeezenet", "resnet50", "shufflenet", "densenet121", "inception_v1", "inception_v2", "vgg19",
+                "bvlc_alexnet", "zfnet512")
+
+
+def light_model(name: str, seed: int = 0, logits: bool = True):
+    """The onnx package's ``light_<name>.onnx`` CNN with random weights (its own are constant fills, ConstantOfShape
+    nodes, that make every output 0.001): each float weight becomes an initializer, normal with variance 2 / fan-in
+    at rank >= 2, uniform in [0.5, 1.5) at rank 1 (biases, batch-norm scales, means and variances). ``logits``: the
+    final Softmax dropped (with random weights it saturates: a comparison of one-hot outputs shows nothing). None
+    when the wheel lacks the model."""
+    import os
+
+    import onnx
+    from onnx import numpy_helper
+
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", f"light_{name}.onnx")
+    if not os.path.exists(path):
+        return None
+    model = onnx.load(path)
+    rng = np.random.default_rng(seed)
+
+    def weight(shape, dtype, name_):
+        if len(shape) >= 2:
+            values = rng.standard_normal(shape) * np.sqrt(2.0 / max(int(np.prod(shape[1:])), 1))
+        else:
+            values = rng.uniform(0.5, 1.5, shape)
+        return numpy_helper.from_array(values.astype(dtype), name_)
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    for k, t in enumerate(graph.initializer):
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f" and a.size > 1:
+            graph.initializer[k].CopyFrom(weight(a.shape, a.dtype, t.name))
+    kept = []
+    for node in graph.node:
+        shape = inits.get(node.input[0]) if node.op_type == "ConstantOfShape" and node.input else None
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        if shape is not None and value is not None and value.data_type == onnx.TensorProto.FLOAT:
+            dims = tuple(int(d) for d in numpy_helper.to_array(shape))
+            if int(np.prod(dims)) > 1:
+                graph.initializer.append(weight(dims, np.float32, node.output[0]))
+                if model.ir_version < 4:  # (an initializer was also a graph input then)
+                    graph.input.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, dims))
+                continue
+        kept.append(node)
+    out = graph.output[0].name
+    if logits and kept and kept[-1].op_type == "Softmax" and kept[-1].output[0] == out:
+        last = kept.pop()
+        del graph.output[:]
+        graph.output.append(onnx.helper.make_tensor_value_info(last.input[0], onnx.TensorProto.FLOAT, None))
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model

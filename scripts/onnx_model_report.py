@@ -5,7 +5,8 @@ dynamic axes, compiled once by nimble, and compared with ONNX Runtime at several
     python scripts/onnx_model_report.py --light squeezenet   # also the onnx package's light CNNs (opset 9, 224x224)
 
 Columns: model, the dims left dynamic, the shapes run, max abs error vs ORT over them (relative to the largest
-output when that is above 1), and median ms per run of nimble and ORT at one thread (NIMBLE_NUM_THREADS=1, ORT intra_op_num_threads=1) at the last shape.
+output when that is above 1), and median ms per run of nimble and ORT at one thread (NIMBLE_NUM_THREADS=1,
+ORT intra_op_num_threads=1) at the last shape.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import numpy as np
 from .onnx_attrs import axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_math import scalar
+from .onnx_values import const_value
 
 
 # MatMul / Gemm / Conv of these run in float32 (cast in, the result cast back): a float16 / bfloat16 accumulator
@@ -134,6 +135,32 @@ def _as_2d(ctx, x):
     return x, False
 
 
+MIN_GROUP_CHANNELS = 8  # a grouped conv with at least this many output channels a group runs as one conv a group
+
+
+def _split_groups(x, w, bias, groups: int) -> bool:
+    """Whether a grouped conv runs as ``groups`` convs on channel slices (each on the conv template; the grouped
+    conv itself has only the generic schedule): constant weights, static channels, not depthwise-thin groups."""
+    return (groups > 1 and w.is_const and (bias is None or bias.is_const) and isinstance(x.shape[1], int)
+            and w.shape[0] % groups == 0 and w.shape[0] // groups >= MIN_GROUP_CHANNELS and groups <= 32)
+
+
+def _grouped_conv(ctx, x, w, bias, groups: int, common: dict):
+    from .onnx_ops_shape import _split_fields
+
+    parts = _split_fields(ctx, x, groups, 1)
+    per = w.shape[0] // groups
+    outs = []
+    for g, part in enumerate(parts):
+        out = ctx.emit("conv2d", part, const_value(np.ascontiguousarray(w.const[g * per:(g + 1) * per])), groups=1,
+                       **common)
+        if bias is not None:
+            b = np.ascontiguousarray(bias.const.reshape(-1)[g * per:(g + 1) * per].reshape(1, per, 1, 1))
+            out = ctx.emit("add", out, const_value(b))
+        outs.append(out)
+    return ctx.concat(outs, 1, "grouped_conv")
+
+
 @converter("Conv")
 @widened
 def conv(ctx, node, inputs, attrs):
@@ -147,10 +174,14 @@ def conv(ctx, node, inputs, attrs):
     if one_d:
         w = ctx.emit("expand_dims", w, axis=2)
         before, after, strides, dilations = [0] + before, [0] + after, [1] + strides, [1] + dilations
-    out = ctx.emit("conv2d", x2, w, strides=tuple(strides), dilation=tuple(dilations),
-                   padding=(before[0], before[1], after[0], after[1]), groups=attrs.get("group", 1))
-    if bias is not None:
-        out = ctx.emit("add", out, ctx.emit("reshape", bias, newshape=(1, -1, 1, 1)))
+    common = dict(strides=tuple(strides), dilation=tuple(dilations), padding=(before[0], before[1], after[0], after[1]))
+    groups = int(attrs.get("group", 1))
+    if _split_groups(x2, w, bias, groups):
+        out = _grouped_conv(ctx, x2, w, bias, groups, common)
+    else:
+        out = ctx.emit("conv2d", x2, w, groups=groups, **common)
+        if bias is not None:
+            out = ctx.emit("add", out, ctx.emit("reshape", bias, newshape=(1, -1, 1, 1)))
     if one_d:
         out = ctx.emit("squeeze", out, axis=(2,))
     return [out]

@@ -1,7 +1,7 @@
 """conv2d groups of a model through the conv2d template (``schedules/conv2d.py``).
 
-A fused group ``conv2d(x, W const) [+ bias const (O, 1, 1)] [batch_norm (constants)] [activations]
-[+ residual or + batch_norm(residual)]`` with float32 NCHW data,
+A fused group ``conv2d(x, W const) [+ bias const (O, 1, 1)] [batch_norm (constants)] [* or + per-channel
+constants] [activations] [+ residual or + batch_norm(residual)]`` with float32 NCHW data,
 static channels, groups 1 and symmetric padding runs the template's direct convolution with the bias, the
 activations and the residual in its epilogue; anything else (grouped or depthwise convolution, asymmetric
 padding, batch norms after an activation) stays on the generic schedule.
@@ -33,11 +33,16 @@ def _pairs(padding) -> tuple | None:
 
 
 def _channel_bias(c: Constant, channels: int):
-    """The (O,) vector of a constant that broadcasts along the channel axis only ((O, 1, 1) or (1, O, 1, 1))."""
+    """The (O,) vector of a constant that broadcasts along the channel axis only ((O, 1, 1) or (1, O, 1, 1)) or
+    is one value for all ((), (1,), (1, 1, 1), (1, 1, 1, 1))."""
     shape = tuple(c.value.shape)
-    if c.value.dtype != np.float32 or shape not in ((channels, 1, 1), (1, channels, 1, 1)):
+    if c.value.dtype != np.float32:
         return None
-    return np.ascontiguousarray(np.asarray(c.value).reshape(channels))
+    if shape in ((channels, 1, 1), (1, channels, 1, 1)):
+        return np.ascontiguousarray(np.asarray(c.value).reshape(channels))
+    if shape in ((), (1,), (1, 1, 1), (1, 1, 1, 1)):
+        return np.full(channels, float(np.asarray(c.value).reshape(())), np.float32)
+    return None
 
 
 def _batch_norm_affine(bn, channels: int):
@@ -114,9 +119,15 @@ def conv2d_group_signature(group, types):
             bias = (shift if bias is None else bias.astype(np.float64) + shift).astype(np.float32)
             prev = c
             continue
-        if name == "add" and len(other) == 1 and bias is None and not epilogue and isinstance(other[0], Constant) \
+        if name == "add" and len(other) == 1 and not epilogue and isinstance(other[0], Constant) \
                 and _channel_bias(other[0], channels) is not None and _same_shape(types[c], types[prev]):
-            bias = _channel_bias(other[0], channels)
+            shift = _channel_bias(other[0], channels)
+            bias = shift if bias is None else (bias.astype(np.float64) + shift).astype(np.float32)
+        elif name == "multiply" and len(other) == 1 and not epilogue and isinstance(other[0], Constant) \
+                and _channel_bias(other[0], channels) is not None and _same_shape(types[c], types[prev]):
+            scale = _channel_bias(other[0], channels).astype(np.float64)  # folded: w * s, b * s
+            weight = (weight.astype(np.float64) * scale[:, None, None, None]).astype(np.float32)
+            bias = None if bias is None else (bias.astype(np.float64) * scale).astype(np.float32)
         elif name == "batch_norm" and not epilogue and _is(c.args[0], prev, group) and len(other) == 4:
             folded = _fold_batch_norm(c, channels, weight, bias)
             if folded is None:

@@ -177,3 +177,26 @@ def test_nonzero_of_a_run_time_mask_feeds_a_gather():
                         [("idx", I64, [2, "c"]), ("vals", F, ["c", "m"])]))
     for n, m, t in ((0, 3, 0.0), (1, 1, -9.0), (7, 13, 0.5), (64, 97, 5.0), (31, 2, 0.0)):
         both.check(x=_x(n, m, seed=n), t=np.array(t, np.float32))
+
+
+@pytest.mark.parametrize("groups, channels, bias, strides, pads", [
+    (2, (16, 32), True, (1, 1), (1, 1, 1, 1)),  # AlexNet's: one conv a group
+    (4, (32, 64), False, (2, 2), (1, 0, 1, 0)),
+    (3, (12, 24), True, (1, 1), (0, 0, 0, 0)),  # 8 output channels a group: still split
+    (8, (8, 8), True, (1, 1), (1, 1, 1, 1)),  # one output channel a group: the grouped conv itself
+])
+def test_grouped_conv_with_a_dynamic_batch_and_size(groups, channels, bias, strides, pads):
+    cin, cout = channels
+    rng = np.random.default_rng(groups)
+    w = helper.make_tensor("w", F, (cout, cin // groups, 3, 3), rng.standard_normal((cout, cin // groups, 3, 3))
+                           .astype(np.float32).ravel())
+    b = helper.make_tensor("b", F, (cout,), rng.standard_normal(cout).astype(np.float32))
+    node = helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["y"], group=groups, strides=strides,
+                            pads=pads, kernel_shape=(3, 3))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", F, ["n", cin, "h", "w"])],
+                              [helper.make_tensor_value_info("y", F, None)], initializer=[w, b] if bias else [w])
+    both = _Both(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8))
+    for n, h, wd in ((1, 9, 9), (2, 16, 7), (1, 3, 3)):
+        x = _x(n, cin, h, wd, seed=h)
+        want = both.sess.run(None, {"x": x})[0]
+        np.testing.assert_allclose(np.asarray(both.vm.run(x)), want, rtol=1e-4, atol=1e-4)  # (sums of 72-144 terms)

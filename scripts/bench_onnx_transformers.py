@@ -81,7 +81,9 @@ def time_interleaved(systems: dict, rounds: int, min_time: float) -> dict:
         t0 = time.perf_counter()
         fn()
         warm[name] = time.perf_counter() - t0
-    inner = max(1, math.ceil(min_time / 20 / max(min(warm.values()), 1e-6)))
+    # a pass lasts >= 0.3 s: a thread pool still spinning from the previous system's pass (ORT's spins after a
+    # run) then costs a small share of it, as in bench_models.py
+    inner = max(1, math.ceil(max(0.3, min_time / 20) / max(min(warm.values()), 1e-6)))
     times = {n: [] for n in systems}
     start = time.perf_counter()
     while True:

@@ -1,7 +1,7 @@
 """The onnx package's light CNNs (opset 9, upgraded on import) with random weights, against ONNX Runtime: squeezenet
-(fire modules: concat), resnet50 (batch norm, residual adds), shufflenet (grouped convs, channel shuffle by
-reshape / transpose) and inception_v1 (LRN, concat of four branches, average pooling). The others (densenet121,
-inception_v2, vgg19, alexnet, zfnet512) are in scripts/onnx_model_report.py --light."""
+(fire modules: concat) and resnet50 (batch norm, residual adds). The others (shufflenet, inception_v1/v2,
+densenet121, vgg19, alexnet, zfnet512: 20-50 s each to compile and run here, too long for the suite) are in
+scripts/onnx_model_report.py --light."""
 import numpy as np
 import pytest
 
@@ -14,7 +14,7 @@ from nimble.frontend.onnx_conformance import light_model  # noqa: E402
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["squeezenet", "resnet50", "shufflenet", "inception_v1"])
+@pytest.mark.parametrize("name", ["squeezenet", "resnet50"])
 def test_light_cnn_with_random_weights_matches_onnxruntime(name):
     model = light_model(name, seed=1)
     if model is None:

@@ -64,8 +64,21 @@ class _TokensOnly:
         return Wrapper()
 
 
-def text_models(tmp):
+def _token_feeds():
+    """feeds(batch, seq): token ids and an attention mask whose last sequence is half padding (when batch > 1)."""
     import numpy as np
+
+    rng = np.random.default_rng(0)
+
+    def feeds(batch, seq):
+        mask = np.ones((batch, seq), np.int64)
+        mask[-1, seq // 2:] = 0 if batch > 1 else 1
+        return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
+
+    return feeds
+
+
+def text_models(tmp):
     import torch
     import transformers
 
@@ -87,14 +100,7 @@ def text_models(tmp):
         path = _torch_export(_TokensOnly(model, **options), (ids, torch.ones_like(ids)), f"{tmp}/{name}.onnx",
                              (["input_ids", "attention_mask"], ["out"]), axes, 17)
 
-        rng = np.random.default_rng(0)
-
-        def feeds(batch, seq, rng=rng):
-            mask = np.ones((batch, seq), np.int64)
-            mask[-1, seq // 2:] = 0 if batch > 1 else 1
-            return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
-
-        yield name, path, "batch, seq", [(1, 8), (4, 33), (1, 128)], feeds
+        yield name, path, "batch, seq", [(1, 8), (4, 33), (1, 128)], _token_feeds()
 
 
 def encoder_models(tmp):
@@ -113,12 +119,7 @@ def encoder_models(tmp):
     path = _torch_export(_TokensOnly(t5), (ids, torch.ones_like(ids)), f"{tmp}/t5.onnx",
                          (["input_ids", "attention_mask"], ["out"]), axes, 17)
     rng = np.random.default_rng(0)
-
-    def tokens(batch, seq, rng=rng):
-        mask = np.ones((batch, seq), np.int64)
-        mask[-1, seq // 2:] = 0 if batch > 1 else 1
-        return [rng.integers(0, 100, (batch, seq)).astype(np.int64), mask]
-
+    tokens = _token_feeds()
     yield "T5 encoder", path, "batch, seq", [(1, 8), (4, 33), (1, 128)], tokens
 
     whisper = transformers.WhisperModel(transformers.WhisperConfig(

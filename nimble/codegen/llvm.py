@@ -21,7 +21,8 @@ from ..te.expr import (
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
-from .llvm_math import intrinsic, emit_math
+from .llvm_math import _c as _const
+from .llvm_math import _like, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
@@ -69,17 +70,6 @@ def llvm_type(dtype: str):
 def mem_type(dtype: str):
     """The type of one element in memory (a bool is a byte, like numpy's; narrow dtypes are their own width)."""
     return _MEM_TYPES.get(dtype) or _TYPES[dtype]
-
-
-def _like(ty, scalar):
-    """`scalar` (an LLVM type), as a vector when `ty` is one."""
-    return ir.VectorType(scalar, ty.count) if isinstance(ty, ir.VectorType) else scalar
-
-
-def _const(ty, value):
-    if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
-    return ir.Constant(ty, value)
 
 
 def _alloca(b: ir.IRBuilder, ty, size=None, name=""):

@@ -21,9 +21,15 @@ _FLAGS = ("contract",)
 
 
 def _c(ty, value):
+    """The constant ``value`` of type ``ty``, splat across the lanes when ``ty`` is a vector."""
     if isinstance(ty, ir.VectorType):
         return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
     return ir.Constant(ty, value)
+
+
+def _like(ty, scalar):
+    """`scalar` (an LLVM type), as a vector when `ty` is one."""
+    return ir.VectorType(scalar, ty.count) if isinstance(ty, ir.VectorType) else scalar
 
 
 def _int_type_like(ty):

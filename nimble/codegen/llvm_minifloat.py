@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import llvmlite.ir as ir
 
+from .llvm_math import _c, _like
+
 I32 = ir.IntType(32)
 F32 = ir.FloatType()
 
@@ -47,16 +49,6 @@ FORMATS = {
     "float4_e2m1fn": Format(2, 1, 1, "sat"),
 }
 MINI_FLOATS = ("bfloat16",) + tuple(FORMATS)
-
-
-def _like(ty, scalar):
-    return ir.VectorType(scalar, ty.count) if isinstance(ty, ir.VectorType) else scalar
-
-
-def _c(ty, value):
-    if isinstance(ty, ir.VectorType):
-        return ir.Constant(ty, [ir.Constant(ty.element, value)] * ty.count)
-    return ir.Constant(ty, value)
 
 
 def _rne_shift(b: ir.IRBuilder, v, shift):

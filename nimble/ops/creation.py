@@ -150,9 +150,11 @@ def _nonzero_rel(x):
 nonzero = register(
     "nonzero", args=("x",), type_rel=_nonzero_rel,
     shape_func=lambda x: [np.array([x.ndim, np.count_nonzero(x)], dtype=np.int64)],
-    shape_kind=ShapeFuncKind.DATA_DEPENDENT, value_inputs=(0,),
+    shape_kind=ShapeFuncKind.UPPER_BOUND, value_inputs=(0,),
+    upper_bound=lambda x: [np.array([len(x), np.prod(x, dtype=np.int64)], dtype=np.int64)],
     reference=lambda x: np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1), pattern=OpPattern.OPAQUE,
-    doc="Indices of the non-zero elements, shape (rank, count) like numpy / ONNX; the shape function counts them.",
+    doc="Indices of the non-zero elements, shape (rank, count) like numpy / ONNX. The exact shape counts them; the "
+        "compiled kernel writes into the upper bound (rank, size) in one pass and reports the count.",
 )
 
 

@@ -9,6 +9,8 @@ Conventions (every stage relies on them):
 - shape function: `shape_func(*inputs, **attrs) -> list[np.ndarray]`, one int64 shape per output tensor (a tuple
   output is flattened). Input i is its shape as an int64 array, or its value when `i in value_inputs`
   (data-dependent ops); a tuple-typed input is a list of those.
+- upper-bound ops (`nonzero`): `shape_func` gives the exact shape from values; `upper_bound(*shapes, **attrs)`, from
+  input shapes, an allocation shape each output's real one fits in (its kernel writes the real shape).
 - reference: `reference(*values, **attrs) -> np.ndarray | tuple`, on numpy arrays.
 """
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ShapeFuncKind(enum.Enum):
 
     DATA_INDEPENDENT = "data_independent"
     DATA_DEPENDENT = "data_dependent"
+    UPPER_BOUND = "upper_bound"  # the exact shape is data (``shape_func``); ``upper_bound`` sizes the allocation
 
 
 REQUIRED = object()
@@ -59,6 +62,7 @@ class OpDef:
     pattern: OpPattern
     value_inputs: tuple = ()
     doc: str = ""
+    upper_bound: Callable | None = None  # UPPER_BOUND ops: shape_func's signature on input shapes -> allocation bounds
 
     def full_attrs(self, attrs: Attrs | dict) -> dict:
         """The call's attributes with defaults filled in."""
@@ -85,6 +89,12 @@ class OpDef:
         """Run the shape function (see the module docstring for what `inputs` holds)."""
         return [np.asarray(s, dtype=np.int64) for s in self.shape_func(*inputs, **self.full_attrs(attrs))]
 
+    def output_bounds(self, shapes: list, attrs: Attrs | dict) -> list[np.ndarray]:
+        """An upper-bound op's allocation shapes from its input shapes (each output's real shape fits in them)."""
+        if self.upper_bound is None:
+            raise NimbleError(f"operator {self.name!r} has no upper-bound shape function ({self.shape_kind.value})")
+        return [np.asarray(s, dtype=np.int64) for s in self.upper_bound(*shapes, **self.full_attrs(attrs))]
+
 
 _REGISTRY: dict[str, OpDef] = OPERATORS  # the model IR's table (nimble.ir.op_table), filled here
 
@@ -101,14 +111,17 @@ def register(
     attrs: dict | None = None,
     value_inputs: tuple = (),
     doc: str = "",
+    upper_bound: Callable | None = None,
 ) -> Callable[..., Call]:
     """Register operator `name` and return its builder `f(*args, **attrs) -> Call`."""
     if name in _REGISTRY:
         raise NimbleError(f"operator {name!r} is already registered")
     opdef = OpDef(
         name, tuple(args), tuple((attrs or {}).items()), type_rel, shape_func, shape_kind, reference, pattern,
-        tuple(value_inputs), doc,
+        tuple(value_inputs), doc, upper_bound,
     )
+    if (shape_kind is ShapeFuncKind.UPPER_BOUND) != (upper_bound is not None):
+        raise NimbleError(f"operator {name!r}: an upper_bound function goes with shape_kind UPPER_BOUND, and only there")
     _REGISTRY[name] = opdef
     attr_names = {a for a, _ in opdef.attr_defaults}
 

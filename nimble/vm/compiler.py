@@ -351,8 +351,11 @@ class FunctionCompiler:
             gk = replace(gk, inputs=flat_inputs_of(group, self.mc.types),
                          shape_op=group.root if gk.shape_op is not None else None)
         ins = [self._input(x) for x in gk.inputs]
-        outs = self._alloc_outputs(gk, ins)
-        self.emit(bc.InvokePacked(index, tuple(ins) + tuple(outs), len(outs)))
+        if gk.bounded:
+            outs = self._bounded_call(index, gk, ins)
+        else:
+            outs = self._alloc_outputs(gk, ins)
+            self.emit(bc.InvokePacked(index, tuple(ins) + tuple(outs), len(outs)))
         if len(outs) == 1 and len(gk.out_types) == 1 and not _is_tuple_root(group, self.mc.types):
             return outs[0]
         dst = self.new_reg()
@@ -372,6 +375,24 @@ class FunctionCompiler:
     def _alloc_outputs(self, gk, ins: list) -> list:
         if all(None not in shape for shape, _ in gk.out_types):
             return [self._static_tensor(shape, dtype) for shape, dtype in gk.out_types]
+        return [t for _, t in self._dynamic_outputs(gk, ins)]
+
+    def _bounded_call(self, index: int, gk, ins: list) -> list:
+        """Call a kernel whose outputs are allocated at their upper bounds (``gk.out_shapes``, from the input dims):
+        it writes each output's real shape into an int64 register after the outputs, and each result is a tensor of
+        that shape on the same storage (the paper's upper-bound shape function; the allocation checks it fits)."""
+        bound = self._dynamic_outputs(gk, ins)
+        real = [self._static_tensor((len(shape),), "int64") for shape, _ in gk.out_types]
+        self.emit(bc.InvokePacked(index, tuple(ins) + tuple(t for _, t in bound) + tuple(real), len(bound) + len(real)))
+        outs = []
+        for (storage, _), sreg, (_, dtype) in zip(bound, real, gk.out_types):
+            dst = self.new_reg()
+            self.emit(bc.AllocTensorReg(storage, 0, sreg, dtype, dst))
+            outs.append(dst)
+        return outs
+
+    def _dynamic_outputs(self, gk, ins: list) -> list:
+        """(storage, tensor) registers per output, sized at run time by a host shape function."""
         if gk.shape_op is not None:
             call = gk.shape_op
             host = self.mc.host_func("op_shape", op=call.op.name, attrs=call.attrs.as_dict(),
@@ -392,7 +413,7 @@ class FunctionCompiler:
             self.emit(bc.AllocStorage(zreg, 64, 0, storage))
             dst = self.new_reg()
             self.emit(bc.AllocTensorReg(storage, 0, sreg, dtype, dst))
-            outs.append(dst)
+            outs.append((storage, dst))
         return outs
 
 

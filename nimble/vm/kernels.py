@@ -67,6 +67,8 @@ class GroupKernel:
     template: str = "auto"
     signature: object = None
     weight_layouts: tuple = ()  # dense: the tile_cols of each packed copy of the weight the call passes
+    bounded: bool = False  # out_shapes are upper bounds; the kernel writes each output's real shape (int64, rank)
+    #                         into an extra argument after the outputs, and the result views that much of it
 
 
 def _te_shape(t: TensorType, prefix: str) -> tuple:

@@ -1,7 +1,8 @@
 """nonzero groups through the O(size) loop-IR kernel of ``schedules/nonzero.py``.
 
-A nonzero call is opaque (alone in its group); its kernel takes ``(x, out)``. The output's column count is data:
-the op's shape function counts the non-zeros (``shape_op``), the kernel checks that it finds as many.
+A nonzero call is opaque (alone in its group); its kernel takes ``(x, out, shape)``. The output's column count is
+data: ``out`` is allocated at the upper bound ``(rank, size)`` (every element non-zero) from x's dims, the kernel
+writes the real shape into ``shape`` and the VM views the result in the same storage (``GroupKernel.bounded``).
 """
 from __future__ import annotations
 
@@ -22,5 +23,8 @@ def nonzero_group_kernel(group, types, name: str) -> GroupKernel | None:
         return None
     shape = tuple(d if isinstance(d, int) else te.var(f"d{i}") for i, d in enumerate(x_t.shape))
     kernel = build_nonzero(name, shape, x_t.dtype)
-    return GroupKernel(name, KernelEntry.from_kernel(kernel), list(call.args), [(_static(out_t), out_t.dtype)], None,
-                       call, "nonzero")
+    size = 1
+    for i, d in enumerate(x_t.shape):
+        size = ["*", size, d if isinstance(d, int) else ["dim", 0, i]]
+    return GroupKernel(name, KernelEntry.from_kernel(kernel), list(call.args), [(_static(out_t), out_t.dtype)],
+                       [[len(x_t.shape), size]], None, "nonzero", bounded=True)

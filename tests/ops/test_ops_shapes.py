@@ -88,16 +88,38 @@ def test_every_operator_declares_pattern_kind_and_docs():
         assert isinstance(opdef.pattern, OpPattern)
         assert isinstance(opdef.shape_kind, ShapeFuncKind)
         assert opdef.doc
-        if opdef.shape_kind is ShapeFuncKind.DATA_DEPENDENT:
+        if opdef.shape_kind is not ShapeFuncKind.DATA_INDEPENDENT:
             assert opdef.value_inputs, name
+        assert (opdef.upper_bound is not None) == (opdef.shape_kind is ShapeFuncKind.UPPER_BOUND), name
 
 
 def test_data_dependent_kinds():
     assert get_op("arange").shape_kind is ShapeFuncKind.DATA_DEPENDENT
     assert get_op("dyn.reshape").shape_kind is ShapeFuncKind.DATA_DEPENDENT
     assert get_op("dyn.reshape").value_inputs == (1,)
-    assert get_op("nonzero").shape_kind is ShapeFuncKind.DATA_DEPENDENT  # it counts: (rank, count) exactly
     assert get_op("dense").shape_kind is ShapeFuncKind.DATA_INDEPENDENT
+    with pytest.raises(nimble.NimbleError, match="no upper-bound"):
+        get_op("dense").output_bounds([np.array([2, 3]), np.array([4, 3])], {})
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.sampled_from([0, 1, 2, 3, 7, 13]), min_size=1, max_size=3), seed=st.integers(0, 999))
+def test_nonzero_is_upper_bound_and_its_bound_holds_the_exact_shape(shape, seed):
+    op = get_op("nonzero")
+    assert op.shape_kind is ShapeFuncKind.UPPER_BOUND
+    x = (np.random.default_rng(seed).random(shape) < 0.5).astype(np.float32)
+    exact = op.output_shapes([x], {})[0]
+    bound = op.output_bounds([np.array(x.shape, np.int64)], {})[0]
+    np.testing.assert_array_equal(exact, np.array(np.nonzero(x)).shape)
+    assert bound.tolist() == [x.ndim, x.size] and exact[0] == bound[0] and exact[1] <= bound[1]
+
+
+def test_an_upper_bound_function_needs_the_upper_bound_kind():
+    from nimble.ops.registry import register
+
+    with pytest.raises(nimble.NimbleError, match="UPPER_BOUND"):
+        register("test.bad_bound", args=("x",), type_rel=lambda x: x, shape_func=lambda x: [x],
+                 reference=lambda x: x, pattern=OpPattern.OPAQUE, upper_bound=lambda x: [x])
 
 
 def test_fusion_patterns_follow_tvm():

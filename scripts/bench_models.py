@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
+from harness import cpu_name  # noqa: E402,F401  (bench_threads, bench_onnx_transformers import it from here)
 
 PEERS = ("PyTorch", "ORT", "OpenVINO")
 TOLERANCE = 1e-3
@@ -297,22 +298,6 @@ def main(argv=None) -> None:
     versions = next(iter(results.values()))["versions"]
     print("peers: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in versions.items())
           + "; VM overhead = time outside kernels as a share of a profiled nimble run (vm.profile; an upper bound)")
-
-
-def cpu_name() -> str:
-    """The CPU's model name and LLVM's name for its microarchitecture."""
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    try:
-        import llvmlite.binding as llvm
-
-        return f"{model} ({llvm.get_host_cpu_name()})"
-    except ImportError:
-        return model
 
 
 def run_threads(t: int, models: list, args) -> dict:

@@ -15,8 +15,9 @@ passes), and ``native_profile``'s breakdown by instruction kind and boundary ste
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -28,6 +29,9 @@ from nimble.vm import (
     VirtualMachine, VMFunction,
 )
 from nimble.vm.executable import Executable, KernelEntry, host_metadata
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import cpu_name  # noqa: E402
 
 
 def executable(functions, packed) -> Executable:
@@ -94,7 +98,7 @@ def main() -> None:
     p.add_argument("--models", default="", help="comma-separated bench_models models (lstm, tree, bert): VM share")
     p.add_argument("--passes", type=int, default=5, help="profiled passes over a model's workload")
     args = p.parse_args()
-    print(f"CPU: {platform.processor() or platform.machine()}; nimble {nimble.__version__}")
+    print(f"CPU: {cpu_name()}; nimble {nimble.__version__}")
     if args.models:
         model_shares([m.strip() for m in args.models.split(",") if m.strip()], args.passes)
     if not args.count:

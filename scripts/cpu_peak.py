@@ -9,24 +9,17 @@ The bandwidth: numpy copies of 1 MiB (cache) and 256 MiB (memory), best of 5, co
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
+import sys
 import time
 
 import llvmlite.binding as llvm
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import cpu_name  # noqa: E402
+
 CHAINS = 12
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _fma_kernel(lanes: int):
@@ -114,7 +107,7 @@ def copy_gbs(nbytes: int) -> float:
 
 def main() -> None:
     peak, lanes = fma_peak_gflops()
-    print(f"CPU: {_cpu_name()} ({llvm.get_host_cpu_name()}), 1 thread")
+    print(f"CPU: {cpu_name()}, 1 thread")
     print(f"fp32 FMA peak: {peak:.1f} GFLOP/s a core ({CHAINS} chains of {lanes}-wide FMA)")
     print(f"copy bandwidth: {copy_gbs(1 << 20):.1f} GB/s at 1 MiB, {copy_gbs(256 << 20):.1f} GB/s at 256 MiB")
 

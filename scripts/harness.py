@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: a median timer, and running a script's ``--child`` once per thread count.
+"""What the benchmark scripts share: the CPU's name, a median timer, and running a script's ``--child`` once per thread count.
 
     from harness import median_time, run_children
     results = run_children(__file__, [1, 2], ["--quick"])   # {threads: the child's last stdout line, as JSON}
@@ -45,3 +45,19 @@ def run_children(script: str, thread_counts, args=()) -> dict:
             sys.exit(f"benchmark at {t} thread(s) failed:\n{out.stderr}")
         results[t] = json.loads(out.stdout.strip().splitlines()[-1])
     return results
+
+
+def cpu_name() -> str:
+    """The CPU's model name and LLVM's name for its microarchitecture."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        import llvmlite.binding as llvm
+
+        return f"{model} ({llvm.get_host_cpu_name()})"
+    except ImportError:
+        return model

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..codegen.build import build
@@ -175,6 +176,36 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str)
     return disjoint
 
 
+def _boxes_from_records(probe, db, target: str, accept_foreign: bool, dim: str, names) -> tuple:
+    """(the other dims, [(BucketRange box, config JSON)]) when records of the workload bound ``dim`` and other
+    symbolic dims of ``names`` with ranges that differ (a multi-dim bucket scheme: ``nimble-tune --bucket b=..
+    --bucket n=..``); ``((), [])`` when every key is one dim or diagonal (the one-dim table serves those).
+    A key that does not bound one of the other dims spans all its values."""
+    if db is None or dim is None:
+        return (), []
+    by_key: dict = {}
+    for rec in db.records(workload=probe.workload_key, target=target, include_errors=False):
+        key = BucketKey.parse(str(rec.bucket))
+        if len(key.dims) < 2 or dim not in key.dims or not set(key.dims) <= set(names):
+            continue
+        by_key.setdefault(str(key), (key, {}))[1].setdefault(rec.host, []).append(rec)
+    if not any(len({(b.lo, b.hi) for b in key.buckets}) > 1 for key, _ in by_key.values()):
+        return (), []
+    others = tuple(sorted({d for key, _ in by_key.values() for d in key.dims} - {dim}))
+    host = host_fingerprint(target)
+    boxes = []
+    for key, by_host in by_key.values():
+        picked = _pick(host, by_host, accept_foreign)
+        if picked is None:
+            continue
+        rec, source, where = picked
+        extra = tuple((key[d].lo, key[d].hi) if d in key.dims else (0, UNBOUNDED) for d in others)
+        boxes.append((BucketRange(key[dim].lo, key[dim].hi, str(key), source, None, rec.mean_cost, dict(rec.config),
+                                  where, extra), dict(rec.config)))
+    boxes.sort(key=lambda rc: rc[0].bounds())
+    return (others, boxes) if boxes else ((), [])
+
+
 def _range_label(dim: str, lo: int, hi: int) -> str:
     return f"{dim}>={lo}" if hi >= UNBOUNDED else f"{dim}={lo}..{hi}"
 
@@ -214,18 +245,38 @@ def _fallback_in_gaps(chosen: list, dim: str, ranges, fallback) -> list:
     return out
 
 
+def _one_dim_ranges(template, signature, probe, tmpl, space, db, target, accept_foreign, key_dim, fallback_ranges):
+    """(BucketRange, config JSON) of a one-dim table: records of the signature, else of its one-length form,
+    with the gaps filled by fallback ranges; else the fallback ranges alone."""
+    dims = signature.symbolic_dims
+    chosen = _ranges_from_records(probe, db, target, accept_foreign, key_dim)
+    one_length = _one_length(signature)
+    if not chosen and one_length is not None:
+        chosen = _ranges_from_records(Task(template, one_length, target, "n=1"), db, target, accept_foreign, "n")
+    if not chosen:
+        if not dims:
+            return [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
+        return _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)
+    if dims:
+        chosen = _fallback_in_gaps(chosen, key_dim, fallback_ranges, lambda rep: tmpl.fallback(
+            signature, space, {d: rep for d in dims}).to_json())
+    return chosen
+
+
 def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layout, db=None, target: str = "llvm",
                       accept_foreign: bool = False, dim_name: str | None = None,
-                      fallback_ranges=FALLBACK_RANGES) -> tuple:
+                      fallback_ranges=FALLBACK_RANGES, dim_places: dict | None = None) -> tuple:
     """(DispatchEntry, per-range configs) for a template workload, keyed on its symbolic dim
     ``dim_name`` (default: the first), which the call's argument ``dim[0]`` has at axis ``dim[1]``.
 
     ``arg_layout(config, all_configs) -> tuple of call-argument indices`` maps each range's
-    kernel to the call's arguments (a packed weight depends on the config). Without a usable
-    record of the signature, the records of its one-length form (every symbolic dim named ``n``:
-    the model's dynamic dims taken as one length) serve, their ``n`` ranges keying the table;
-    without those either, ``fallback_ranges`` ((lo, hi, representative) of the keyed dim) get
-    fallback configs.
+    kernel to the call's arguments (a packed weight depends on the config). With ``dim_places``
+    ({symbolic dim: (argument index, axis)} of the call), records whose bucket keys bound several
+    dims with different ranges key a multi-dim table (their boxes, then the fallback ranges of the
+    keyed dim for points outside them). Without a usable record of the signature, the records of
+    its one-length form (every symbolic dim named ``n``: the model's dynamic dims taken as one
+    length) serve, their ``n`` ranges keying the table; without those either, ``fallback_ranges``
+    ((lo, hi, representative) of the keyed dim) get fallback configs.
     """
     dims = signature.symbolic_dims
     key_dim = dim_name if dim_name is not None else (dims[0] if dims else None)
@@ -235,18 +286,13 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
     probe = Task(template, signature, target, ",".join(f"{d}=1" for d in sorted(dims)) if dims else "static")
     tmpl = probe.template_obj
     space = tmpl.space(signature)
-    chosen = _ranges_from_records(probe, db, target, accept_foreign, key_dim)
-    one_length = _one_length(signature)
-    if not chosen and one_length is not None:
-        chosen = _ranges_from_records(Task(template, one_length, target, "n=1"), db, target, accept_foreign, "n")
-    if not chosen:
-        if not dims:
-            chosen = [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
-        else:
-            chosen = _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)
-    elif dims:
-        chosen = _fallback_in_gaps(chosen, key_dim, fallback_ranges, lambda rep: tmpl.fallback(
-            signature, space, {d: rep for d in dims}).to_json())
+    others, chosen = _boxes_from_records(probe, db, target, accept_foreign, key_dim, dim_places or {})
+    if others:  # points outside every box: the fallback ranges of key_dim, whatever the other dims
+        chosen += [(replace(r, extra=((0, UNBOUNDED),) * len(others)), cfg)
+                   for r, cfg in _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)]
+    else:
+        chosen = _one_dim_ranges(template, signature, probe, tmpl, space, db, target, accept_foreign, key_dim,
+                                 fallback_ranges)
     resolved = []
     for r, cfg_json in chosen:
         try:
@@ -254,8 +300,8 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         except FormatError as exc:
             log.warning("%s: record for %s does not fit the template's space (%s); using the fallback", name, r.label, exc)
             cfg = tmpl.fallback(signature, space, {})
-            r = BucketRange(r.lo, r.hi, r.label, "fallback")
-        resolved.append((BucketRange(r.lo, r.hi, r.label, r.source, r.record_id, r.cost, cfg.to_json(), r.host), cfg))
+            r = BucketRange(r.lo, r.hi, r.label, "fallback", extra=r.extra)
+        resolved.append((replace(r, config=cfg.to_json()), cfg))
     configs = [cfg for _, cfg in resolved]
     kernels, maps = [], []
     for k, (r, cfg) in enumerate(resolved):
@@ -263,7 +309,9 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
         kernel = build(inst.schedule, inst.args, name=f"{name}_b{k}", residues=inst.residue_vars())
         kernels.append(KernelEntry.from_kernel(kernel))
         maps.append(tuple(arg_layout(cfg, configs)))
-    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n")
+    extra_dims = tuple((*dim_places[d], d) for d in others)
+    entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n",
+                          extra_dims)
     return entry, configs
 
 

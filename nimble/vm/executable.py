@@ -91,15 +91,15 @@ class Executable:
 
     def explain(self, name: str, shape) -> dict:
         """Which kernel the packed function ``name`` runs for an argument of ``shape`` (the
-        dispatched argument's shape, or the dispatched dim's value), and why."""
+        dispatched argument's shape, or the dispatched dim's value; for a table keyed on several
+        dims, their values as a tuple or a {name: value} dict), and why."""
         from .linked_dispatch import LinkedDispatch
 
         for entry, linked in zip(self.packed, self.library()):
             if entry.name != name:
                 continue
             if isinstance(linked, LinkedDispatch):
-                n = int(shape[linked.axis]) if isinstance(shape, (tuple, list)) else int(shape)
-                return linked.explain(n)
+                return linked.explain(linked.point_of(shape))
             return {"function": name, "bucket": None, "source": "a single kernel (no dispatch table)"}
         names = [p.name for p in self.packed if not isinstance(p, HostFuncEntry)]
         raise NimbleError(f"explain: no packed function {name!r}; the executable has {names}")

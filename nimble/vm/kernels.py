@@ -323,6 +323,16 @@ def _op_template_instance(group, types):
     return template, sig, kernel_args, inst
 
 
+def dim_places(sig) -> dict:
+    """{symbolic dim: (argument index, axis) where it first appears} of a signature."""
+    out: dict = {}
+    for i, (shape, _) in enumerate(sig.args):
+        for k, d in enumerate(shape):
+            if isinstance(d, str):
+                out.setdefault(d, (i, k))
+    return out
+
+
 def dispatch_dim(sig) -> tuple:
     """(dim name, (argument index, axis)) a template's dispatch table keys on: the signature's first
     symbolic dim where it first appears; (None, (0, 0)) for a static signature."""
@@ -335,7 +345,8 @@ def dispatch_dim(sig) -> tuple:
 
 def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
     """A lone softmax, layer_norm, batch_matmul or attention through its template, with a dispatch
-    table per bucket of its first symbolic dim (records of ``db``; one fallback kernel without)."""
+    table per bucket of its first symbolic dim, or per box of several when the records are bucketed
+    so (records of ``db``; one fallback kernel without)."""
     from ..dispatch.build import ONE_FALLBACK_RANGE, template_dispatch
 
     found = _op_template_instance(group, types)
@@ -354,7 +365,8 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
         return None
     dim_name, where = dispatch_dim(sig)
     entry, _ = template_dispatch(template, sig, name, where, lambda cfg, cfgs: tuple(range(n_in + n_out)), db, "llvm",
-                                 accept_foreign, dim_name=dim_name, fallback_ranges=ONE_FALLBACK_RANGE)
+                                 accept_foreign, dim_name=dim_name, fallback_ranges=ONE_FALLBACK_RANGE,
+                                 dim_places=dim_places(sig))
     out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
     return GroupKernel(name, entry, kernel_args, out_types, out_shapes, None, template, sig)
 

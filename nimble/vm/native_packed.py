@@ -110,20 +110,7 @@ class PackedCodegen:
     def _dispatch(self, b, fn, ctx, argv, index: int, d: DispatchEntry) -> None:
         arg, axis = d.dim
         n = load(b, b.load(elem(b, argv, arg), typ=PTR), L.T_SHAPE + 8 * axis, I64)
-        ranges = d.ranges
-        sel = c64(0)
-        for k in range(1, len(ranges)):
-            sel = b.select(b.icmp_signed(">=", n, c64(ranges[k].lo)), c64(k), sel)
-        los = const_array(self.module, f"pk{index}_lo", I64, [r.lo for r in ranges] + [0])
-        his = const_array(self.module, f"pk{index}_hi", I64, [r.hi for r in ranges] + [0])
-        lo = b.load(b.gep(los, [c64(0), sel]), typ=I64)
-        hi = b.load(b.gep(his, [c64(0), sel]), typ=I64)
-        inside = b.and_(b.icmp_signed("<=", lo, n), b.icmp_signed("<=", n, hi))
-        nxt = b.add(sel, c64(1))
-        next_lo = b.load(b.gep(los, [c64(0), nxt]), typ=I64)
-        closer = b.and_(b.icmp_signed("<", nxt, c64(len(ranges))),
-                        b.icmp_signed("<", b.sub(next_lo, n), b.sub(n, hi)))
-        sel = b.select(b.and_(b.not_(inside), closer), nxt, sel)
+        sel = self._select_box(b, argv, d, n) if d.extra_dims else self._select_range(b, index, d, n)
         row = len(self.layout.hist_rows)
         self.layout.hist_rows[index] = row
         hist = load(b, ctx, L.C_HIST, PTR)
@@ -140,6 +127,43 @@ class PackedCodegen:
             b.ret(self._kernel_call(b, ctx, argv, index, kernel, tuple(amap)))
         b.position_at_end(bad)
         b.ret(c32(-1))
+
+    def _select_box(self, b, argv, d: DispatchEntry, n):
+        """A multi-dim table's box for the call: the first that holds every dim's value, else the nearest
+        (least total distance outside, the first on ties), as ``DispatchEntry.index_of``."""
+        values = [n] + [load(b, b.load(elem(b, argv, a), typ=PTR), L.T_SHAPE + 8 * k, I64) for a, k, _ in d.extra_dims]
+        zero = c64(0)
+        dists = []
+        for r in d.ranges:
+            dist = zero
+            for (lo, hi), v in zip(r.bounds(), values):
+                below, above = b.sub(c64(lo), v), b.sub(v, c64(hi))  # sizes and bounds <= 2^62: no overflow
+                dist = b.add(dist, b.add(b.select(b.icmp_signed(">", below, zero), below, zero),
+                                         b.select(b.icmp_signed(">", above, zero), above, zero)))
+            dists.append(dist)
+        sel, best = c64(0), dists[0]
+        for k in range(1, len(dists)):
+            closer = b.icmp_signed("<", dists[k], best)
+            sel, best = b.select(closer, c64(k), sel), b.select(closer, dists[k], best)
+        return sel
+
+    def _select_range(self, b, index: int, d: DispatchEntry, n):
+        """A one-dim table's range for ``n``: the last whose lo is <= n, or its right neighbour when n is
+        outside and nearer that one."""
+        ranges = d.ranges
+        sel = c64(0)
+        for k in range(1, len(ranges)):
+            sel = b.select(b.icmp_signed(">=", n, c64(ranges[k].lo)), c64(k), sel)
+        los = const_array(self.module, f"pk{index}_lo", I64, [r.lo for r in ranges] + [0])
+        his = const_array(self.module, f"pk{index}_hi", I64, [r.hi for r in ranges] + [0])
+        lo = b.load(b.gep(los, [c64(0), sel]), typ=I64)
+        hi = b.load(b.gep(his, [c64(0), sel]), typ=I64)
+        inside = b.and_(b.icmp_signed("<=", lo, n), b.icmp_signed("<=", n, hi))
+        nxt = b.add(sel, c64(1))
+        next_lo = b.load(b.gep(los, [c64(0), nxt]), typ=I64)
+        closer = b.and_(b.icmp_signed("<", nxt, c64(len(ranges))),
+                        b.icmp_signed("<", b.sub(next_lo, n), b.sub(n, hi)))
+        return b.select(b.and_(b.not_(inside), closer), nxt, sel)
 
     def _shape_expr(self, b, ctx, argv, n_in_value, p: HostFuncEntry) -> None:
         """Output shapes from expressions of the input dims, written to (shape, bytes) registers."""

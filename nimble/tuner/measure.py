@@ -54,7 +54,10 @@ class MeasureOptions:
     ``number`` calls a repeat (raised until a repeat lasts ``min_repeat_ms``), ``repeat``
     repeats; ``timeout_s`` limits a config's build and, separately, its check plus timing;
     ``n_parallel`` builder processes (None: one per core; 0: the runner builds alone);
-    ``rtol``/``atol`` override the per-dtype tolerance of the correctness check.
+    ``rtol``/``atol`` override the per-dtype tolerance of the correctness check. ``cold_cache``:
+    successive calls rotate through copies of the arguments that together span twice the
+    last-level cache, so each call finds its inputs (a dense layer's weight too) out of cache, as
+    in a model whose other layers stream through the cache in between (TVM's cache flush).
     """
 
     number: int = 1
@@ -65,6 +68,7 @@ class MeasureOptions:
     n_parallel: int | None = None
     rtol: float | None = None
     atol: float | None = None
+    cold_cache: bool = False
 
     def __post_init__(self) -> None:
         for name in ("number", "repeat"):
@@ -197,8 +201,16 @@ def load_and_run(runner: WorkerProcess, description: dict, index: int, folder: s
     o = options
     timed = call_worker(runner, {"op": "run", "data": folder, "number": o.number, "repeat": o.repeat,
                                  "min_repeat_ms": o.min_repeat_ms, "check": o.check_correctness,
-                                 "rtol": data.rtol, "atol": data.atol}, o.timeout_s)
+                                 "rtol": data.rtol, "atol": data.atol,
+                                 "flush_bytes": flush_bytes() if o.cold_cache else 0}, o.timeout_s)
     return {**timed, "build_s": reply["build_s"]}
+
+
+def flush_bytes() -> int:
+    """Bytes a cold-cache measurement rotates its arguments through: twice this host's last-level cache
+    (32 MiB when the fingerprint does not know its caches)."""
+    caches = host_fingerprint("llvm").cache_kib
+    return 2 * 1024 * (max(caches.values()) if caches else 32 * 1024)
 
 
 def result_of(config: Config, reply: dict, build_s: float | None = None) -> MeasureResult:

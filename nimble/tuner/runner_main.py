@@ -6,10 +6,11 @@ Started by ``measure.Measurer`` as a builder or as the runner. Requests:
 - ``{"op": "build", "task": T, "index": i}``: compile config ``i`` of task ``T`` (filling the
   on-disk object cache) and drop the kernel; replies ``{"ok": true, "build_s": s}``.
 - ``{"op": "load", "task": T, "index": i}``: the same, keeping the kernel for ``run``.
-- ``{"op": "run", "data": DIR, "number", "repeat", "min_repeat_ms", "check", "rtol", "atol"}``:
+- ``{"op": "run", "data": DIR, "number", "repeat", "min_repeat_ms", "check", "rtol", "atol", "flush_bytes"}``:
   run the loaded kernel on the inputs saved in ``DIR`` (``input_<k>.npy``), compare its outputs
   with ``reference_<k>.npy`` when ``check``, then time it; replies ``{"ok": true, "costs": [...]}``
-  (seconds per call, one per repeat).
+  (seconds per call, one per repeat). With ``flush_bytes`` > 0 the timed calls rotate through copies
+  of the arguments spanning that many bytes (``rotation``): each call starts with its data out of cache.
 
 A failure replies ``{"ok": false, "kind": KIND, "message": TEXT}`` with ``KIND`` one of
 ``build``, ``invalid_config``, ``runtime``, ``wrong_result``; a task the worker cannot set up
@@ -61,6 +62,33 @@ def time_calls(call, number: int, repeat: int, min_repeat_ms: float) -> list[flo
             call()
         costs.append(max((clock() - start) / number, 1e-12))
     return costs
+
+
+MAX_COPIES, MAX_ROTATION_BYTES = 64, 1 << 30
+
+
+def rotation(args: list, flush_bytes: int) -> list:
+    """Argument lists to cycle through so that successive calls touch ``flush_bytes`` (a cold cache): ``args``
+    itself and copies of every array, as many as span ``flush_bytes`` (at most ``MAX_COPIES`` and 1 GiB);
+    ``[args]`` when ``flush_bytes`` is 0 or one set already spans it."""
+    size = sum(a.nbytes for a in args)
+    copies = min(MAX_COPIES, -(-int(flush_bytes) // max(size, 1)), max(1, MAX_ROTATION_BYTES // max(size, 1)))
+    return [args] + [[a.copy() for a in args] for _ in range(copies - 1)]
+
+
+def rotating(call, sets: list):
+    """``call`` on the next argument list of ``sets`` at each call."""
+    if len(sets) == 1:
+        only = sets[0]
+        return lambda: call(*only)
+    at = [0]
+
+    def next_call():
+        i = at[0]
+        at[0] = i + 1 if i + 1 < len(sets) else 0
+        call(*sets[i])
+
+    return next_call
 
 
 def compare_outputs(outputs: list, references: list, rtol: float, atol: float) -> str | None:
@@ -161,7 +189,8 @@ class MeasureWorker:
         for pos, i in enumerate(kernel.outputs):
             full[i] = outputs[pos]
         try:
-            costs = time_calls(lambda: kernel(*full), request["number"], request["repeat"], request["min_repeat_ms"])
+            timed = rotating(kernel, rotation(full, request.get("flush_bytes", 0)))
+            costs = time_calls(timed, request["number"], request["repeat"], request["min_repeat_ms"])
         except Exception as exc:  # noqa: BLE001
             return _error("runtime", _describe(exc))
         return {"ok": True, "costs": costs}

@@ -10,7 +10,7 @@ import faulty_templates as faulty
 from nimble.errors import TuningError
 from nimble.schedules.dense import dense_signature
 from nimble.tuner.measure import MeasureOptions, Measurer, default_tolerance, task_from_json, task_to_json
-from nimble.tuner.runner_main import compare_outputs, time_calls
+from nimble.tuner.runner_main import MAX_COPIES, compare_outputs, rotating, rotation, time_calls
 from nimble.tuner.task import Task
 
 FAST = dict(repeat=2, min_repeat_ms=1.0, timeout_s=3.0)
@@ -96,6 +96,30 @@ def test_time_calls_reports_seconds_per_call_of_each_repeat_and_reaches_min_repe
     # than min_repeat_ms when a loaded machine slowed the calibration: number is fixed by then)
     assert elapsed >= 0.005 + 3 * 0.001
     assert len(calls) >= 3
+
+
+def test_a_cold_cache_rotation_spans_the_flush_size_with_distinct_buffers():
+    args = [np.arange(1000, dtype="float32"), np.zeros(250, "float64")]  # 6000 bytes a set
+    assert rotation(args, 0) == [args] and rotation(args, 6000) == [args]
+    sets = rotation(args, 6001 * 3)
+    assert len(sets) == 4 and sets[0] is args
+    pointers = {a.ctypes.data for s in sets for a in s}
+    assert len(pointers) == 8  # every array of every set is its own buffer
+    for s in sets[1:]:
+        np.testing.assert_array_equal(s[0], args[0])
+    assert len(rotation(args, 1 << 40)) == MAX_COPIES  # capped
+    seen = []
+    call = rotating(lambda a, b: seen.append(a.ctypes.data), sets)
+    for _ in range(9):
+        call()
+    assert seen == [sets[i % 4][0].ctypes.data for i in range(9)]  # every set in turn, then round again
+
+
+def test_cold_cache_measurement_times_the_same_config(measurer):
+    task = faulty_task("n=1..40")
+    with Measurer(MeasureOptions(**FAST, cold_cache=True)) as cold:
+        [r] = cold.measure(task, [task.space.config(mode="double")])
+    assert r.ok and len(r.costs) == 2 and all(0 < c < 0.01 for c in r.costs)
 
 
 def test_compare_outputs_names_the_first_mismatch_and_accepts_close_values():

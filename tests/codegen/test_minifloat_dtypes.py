@@ -13,7 +13,8 @@ from nimble import te
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn")
+FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn",
+          "float8_e8m0fnu")
 SMALL_INTS = ("int4", "uint4", "int2", "uint2")
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31, 67, 1031])
 EXAMPLES = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

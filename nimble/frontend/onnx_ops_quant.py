@@ -8,7 +8,7 @@ saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along
 (`block_size` > 0: x's rank, ceil(dim / block_size) entries along the axis) are gathered to x's shape (see
 onnx_quant_blocked). QuantizeLinear to float8 / float4 is x / scale + zero_point rounded to the
 format (float8 saturated to its range unless saturate=0); DequantizeLinear from them is (x - zero_point) * scale
-in float32.
+in float32. A float8 e8m0 scale (MX formats) is taken as float32.
 """
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ def quantize_linear(ctx, node, inputs, attrs):
     zero_point = _optional(inputs, 2)
     from .onnx import onnx_dtype
 
+    if scale.dtype == "float8_e8m0fnu":  # (an MX scale: its powers of two divide exactly in float32)
+        scale = ctx.emit("cast", scale, dtype="float32")
     dtype = zero_point.dtype if zero_point is not None else (
         onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else "uint8")
     if dtype in FLOAT_QUANT_DTYPES:

@@ -32,26 +32,32 @@ def _f32(value) -> np.ndarray:
 
 
 def cast_to_e8m0(ctx, x, saturate: bool = True, round_mode: str = "up"):
-    """x cast to float8_e8m0fnu as ONNX's Cast with `saturate` and `round_mode` (module docstring)."""
+    """x cast to float8_e8m0fnu as ONNX's Cast with `saturate` and `round_mode` (module docstring). Every
+    intermediate is built once per use (a tree, no shared nodes), so the whole conversion fuses into one kernel."""
     if round_mode not in ROUND_MODES:
         raise ConversionError(f"Cast to FLOAT8E8M0: round_mode must be one of {ROUND_MODES}, got {round_mode!r}")
     if x.dtype == E8M0:
         return x
     emit = ctx.emit
-    if x.dtype != "float32":
-        x = emit("cast", x, dtype="float32")
-    a = emit("abs", x)
-    low = emit("cast", emit("cast", emit("multiply", a, _f32(0.75)), dtype=E8M0), dtype="float32")
-    high = emit("multiply", low, _f32(2))
+
+    def mag():  # |x| in float32
+        return emit("abs", x if x.dtype == "float32" else emit("cast", x, dtype="float32"))
+
+    def low():  # the largest power of two <= |x| (for |x| in [2**-126, 2**128); NaN for inf and NaN)
+        return emit("cast", emit("cast", emit("multiply", mag(), _f32(0.75)), dtype=E8M0), dtype="float32")
+
+    def high():  # twice low, used only when |x| > low (so low is finite): 2**128 saturates or overflows to inf
+        if saturate:
+            return emit("where", emit("less", low(), _f32(E8M0_MAX)), emit("multiply", low(), _f32(2)), _f32(E8M0_MAX))
+        return emit("multiply", low(), _f32(2))
+
     if round_mode == "up":
-        pow2 = emit("where", emit("greater", a, low), high, low)
-        tiny = emit("where", emit("greater", a, _f32(0)), _f32(SMALLEST_NORMAL), _f32(E8M0_MIN))
+        pow2 = emit("where", emit("greater", mag(), low()), high(), low())
+        tiny = emit("where", emit("greater", mag(), _f32(0)), _f32(SMALLEST_NORMAL), _f32(E8M0_MIN))
     elif round_mode == "nearest":
-        pow2 = emit("where", emit("greater_equal", a, emit("multiply", low, _f32(1.5))), high, low)
-        tiny = emit("where", emit("greater", a, _f32(E8M0_MIN)), _f32(SMALLEST_NORMAL), _f32(E8M0_MIN))
+        pow2 = emit("where", emit("greater_equal", mag(), emit("multiply", low(), _f32(1.5))), high(), low())
+        tiny = emit("where", emit("greater", mag(), _f32(E8M0_MIN)), _f32(SMALLEST_NORMAL), _f32(E8M0_MIN))
     else:
-        pow2, tiny = low, _f32(E8M0_MIN)
-    if saturate:  # 2**128 (inf) back to E8M0_MAX; NaN stays
-        pow2 = emit("where", emit("greater", pow2, _f32(E8M0_MAX)), _f32(E8M0_MAX), pow2)
-    pow2 = emit("where", emit("less", a, _f32(SMALLEST_NORMAL)), tiny, pow2)
+        pow2, tiny = low(), _f32(E8M0_MIN)
+    pow2 = emit("where", emit("less", mag(), _f32(SMALLEST_NORMAL)), tiny, pow2)
     return emit("cast", pow2, dtype=E8M0)

@@ -1,6 +1,8 @@
 """Blocked quantization (QuantizeLinear / DequantizeLinear with `block_size` B > 0): a scale or zero point of x's rank
 whose dim along `axis` is ceil(D / B) (D: x's dim there) and x's dims elsewhere; element i along the axis uses entry
-i // B. It is gathered to x's shape with ``take(v, arange(D) // B, axis)``, D read at run time when it is not static.
+i // B. It is gathered to x's shape with ``take(v, arange(D) // B, axis)``: a constant index when D is static (a
+constant v then folds to a constant of x's shape: memory for speed), ``dim_arange(x, axis) // B`` when D is known
+only at run time.
 
 Shapes are checked as the ONNX spec states them (ONNX's reference accepts more blocks than needed; the spec and
 ONNX Runtime do not): a mismatch between static dims is a `MalformedNodeError` naming the node (the converter loop
@@ -40,9 +42,9 @@ def blocked(ctx, v: Value, x: Value, axis, block_size, what: str) -> Value:
             raise MalformedNodeError(f"blocked quantization: {what} has shape {v.shape}, x {x.shape}; its dim {k} "
                                      f"must be {rule}, got {s}")
     d = x.shape[axis]
-    if isinstance(d, int):
+    if isinstance(d, int):  # a constant index: a constant v folds to a constant of x's shape (a plain load)
         index = const_value(np.arange(d, dtype=_I64) // block_size)
-    else:
+    else:  # (the division by a run-time operand and the gathered copy cost ~10x the static form's time)
         index = ctx.emit("divide", ctx.emit("dim_arange", x, axis=axis, dtype="int64"), np.array(block_size, _I64))
     if not checked:
         index = ctx.emit("add", index, _shape_check(ctx, v, x, axis, block_size))

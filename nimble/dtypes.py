@@ -1,5 +1,5 @@
-"""Element types numpy lacks: bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz), float4 e2m1 and int4 / uint4 /
-int2 / uint2. Their numpy dtypes come from ``ml_dtypes`` (a dependency of onnx), imported only when one of them is
+"""Element types numpy lacks: bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz, e8m0fnu), float4 e2m1 and int4 /
+uint4 / int2 / uint2. Their numpy dtypes come from ``ml_dtypes`` (a dependency of onnx), imported only when one of them is
 first used: ``numpy_dtype(name)`` or ``load()``; the numpy type numbers ml_dtypes assigns exist only after that.
 
 Every one is a storage type: one element per byte (two for bfloat16), as ml_dtypes stores them; the 4- and 2-bit
@@ -14,8 +14,8 @@ from .errors import TypeError as NimbleTypeError
 # name -> bytes per element
 EXTENDED_DTYPES = {
     "bfloat16": 2, "float8_e4m3fn": 1, "float8_e4m3fnuz": 1, "float8_e5m2": 1, "float8_e5m2fnuz": 1,
-    "float4_e2m1fn": 1, "int4": 1, "uint4": 1, "int2": 1, "uint2": 1,
-}
+    "float4_e2m1fn": 1, "int4": 1, "uint4": 1, "int2": 1, "uint2": 1, "float8_e8m0fnu": 1,
+}  # (new names go last: the VM's dtype codes follow this order)
 # the integer ones: name -> (bits, signed)
 SMALL_INTS = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
 

@@ -6,10 +6,14 @@ integer code (scalar or vector operands), bit-exact with ml_dtypes' ``astype``:
   saturates to +-6 and takes NaN to -0 / +0 (ml_dtypes' choice). The fnuz formats have no -0: a negative value
   rounding to zero gives +0, and their one NaN is 0x80. Saturation (ONNX Cast's ``saturate``) is a clip before the
   conversion, done by the caller.
-* storage -> float32: exact.
+* float32 -> float8_e8m0fnu (a power of two 2**(code - 127), no sign, no zero, no inf, 0xFF NaN): ml_dtypes'
+  rounding, to nearest with ties up (x >= 1.5 * 2**e goes to 2**(e+1)); below 2**-126 the code is 1 from
+  1.5 * 2**-127 up, else 0 (2**-127); zero, negatives (-0 included), inf, NaN and overflow give NaN. ONNX Cast's
+  round modes and saturation are built by the caller from this one conversion.
+* storage -> float32: exact (e8m0's code 0 is the float32 subnormal 2**-127).
 
-The float8/float4 path assumes float32 subnormals round to zero, which holds for every format here (their
-smallest subnormals are >= 2**-17).
+The float8/float4 path (not e8m0's, which reads the bits) assumes float32 subnormals round to zero, which holds
+for every format it serves (their smallest subnormals are >= 2**-17).
 """
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ FORMATS = {
     "float8_e5m2fnuz": Format(5, 2, 16, "fnuz"),
     "float4_e2m1fn": Format(2, 1, 1, "sat"),
 }
-MINI_FLOATS = ("bfloat16",) + tuple(FORMATS)
+MINI_FLOATS = ("bfloat16",) + tuple(FORMATS) + ("float8_e8m0fnu",)
 
 
 def _rne_shift(b: ir.IRBuilder, v, shift):
@@ -70,6 +74,8 @@ def from_f32(b: ir.IRBuilder, x, dtype: str):
         quiet = b.or_(b.and_(b.lshr(bits, _c(i32, 16)), _c(i32, 0x8000)), _c(i32, 0x7FC0))  # ml_dtypes' NaN
         out = b.select(b.fcmp_unordered("uno", x, x), quiet, rounded)
         return b.trunc(out, _like(x.type, ir.IntType(16)))
+    if dtype == "float8_e8m0fnu":
+        return _e8m0_from_f32(b, bits)
     f = FORMATS[dtype]
     sign = b.lshr(bits, _c(i32, 31))
     a = b.and_(bits, _c(i32, 0x7FFFFFFF))
@@ -100,6 +106,19 @@ def from_f32(b: ir.IRBuilder, x, dtype: str):
     return b.trunc(out, _like(x.type, ir.IntType(8)))
 
 
+def _e8m0_from_f32(b: ir.IRBuilder, bits):
+    """float8_e8m0fnu's code of the float32 with bits `bits` (i32), as ml_dtypes rounds (module docstring)."""
+    i32 = bits.type
+    e = b.lshr(bits, _c(i32, 23))  # the exponent, and the sign as bit 8
+    f = b.and_(bits, _c(i32, 0x7FFFFF))
+    normal = b.add(e, b.zext(b.icmp_unsigned(">=", f, _c(i32, 0x400000)), i32))
+    sub = b.zext(b.icmp_unsigned(">=", f, _c(i32, 0x600000)), i32)
+    code = b.select(b.icmp_unsigned("==", e, _c(i32, 0)), sub, normal)
+    # a sign makes e >= 256; inf, NaN and overflow give codes >= 255; zero is the one more NaN
+    nan = b.or_(b.icmp_unsigned(">", code, _c(i32, 254)), b.icmp_unsigned("==", bits, _c(i32, 0)))
+    return b.trunc(b.select(nan, _c(i32, 0xFF), code), _like(i32, ir.IntType(8)))
+
+
 def to_f32(b: ir.IRBuilder, v, dtype: str):
     """The float32 value of storage bits `v` (i16 for bfloat16, else i8)."""
     i32 = _like(v.type, I32)
@@ -107,6 +126,9 @@ def to_f32(b: ir.IRBuilder, v, dtype: str):
     c = b.zext(v, i32)
     if dtype == "bfloat16":
         return b.bitcast(b.shl(c, _c(i32, 16)), f32)
+    if dtype == "float8_e8m0fnu":  # 2**(c - 127): c << 23, but 0 is the subnormal 0x00400000 and 0xFF NaN
+        bits = b.select(b.icmp_unsigned("==", c, _c(i32, 0)), _c(i32, 0x400000), b.shl(c, _c(i32, 23)))
+        return b.bitcast(b.select(b.icmp_unsigned("==", c, _c(i32, 0xFF)), _c(i32, 0x7FC00000), bits), f32)
     f = FORMATS[dtype]
     sign = b.shl(b.lshr(c, _c(i32, f.width - 1)), _c(i32, 31))
     mag = b.and_(c, _c(i32, (1 << (f.width - 1)) - 1))

@@ -7,6 +7,7 @@ import numpy as np
 
 from .onnx_dims import fold_binary, fold_where
 from .onnx_attrs import axes_in, axis_in, flag_of
+from .onnx_e8m0 import E8M0, cast_to_e8m0
 from .onnx_graph import ConversionError, converter
 from .onnx_values import Value, const_value
 
@@ -257,13 +258,16 @@ def gelu(ctx, node, inputs, attrs):
 FLOAT8_MAX = {"float8_e4m3fn": 448.0, "float8_e4m3fnuz": 240.0, "float8_e5m2": 57344.0, "float8_e5m2fnuz": 57344.0}
 
 
-def cast_to(ctx, x: Value, dtype: str, saturate: bool = True) -> Value:
+def cast_to(ctx, x: Value, dtype: str, saturate: bool = True, round_mode: str = "up") -> Value:
     """x as `dtype` (numpy's / ml_dtypes' astype: round to nearest even, a format's own overflow); to a float8 dtype
-    with `saturate`, values beyond its range (infinities included) become its largest finite value, NaN stays NaN."""
+    with `saturate`, values beyond its range (infinities included) become its largest finite value, NaN stays NaN;
+    to float8 e8m0 as ONNX's reference (`round_mode`, see onnx_e8m0)."""
     if dtype == x.dtype:
         return x
+    if dtype == E8M0:
+        return cast_to_e8m0(ctx, x, saturate, round_mode)
     if dtype in FLOAT8_MAX and saturate:
-        if not x.dtype.startswith(("float", "bfloat")):
+        if not x.dtype.startswith(("float", "bfloat")) or x.dtype == E8M0:  # (e8m0 has no +-top to clip to)
             x = ctx.emit("cast", x, dtype="float64" if x.dtype in ("int64", "uint64", "int32", "uint32") else "float32")
         top = FLOAT8_MAX[dtype]
         if x.dtype in FLOAT8_MAX and FLOAT8_MAX[x.dtype] <= top or x.dtype == "float4_e2m1fn":
@@ -281,7 +285,7 @@ def cast(ctx, node, inputs, attrs):
     dtype = onnx_dtype(attrs["to"])
     if dtype == x.dtype:
         return [x]
-    out = cast_to(ctx, x, dtype, bool(attrs.get("saturate", 1)))
+    out = cast_to(ctx, x, dtype, bool(attrs.get("saturate", 1)), attrs.get("round_mode", "up"))
     if _dims_of(x) is not None and dtype in ("int32", "int64") and out.dims is None and not out.is_const:
         out = replace(out, dims=x.dims)
     return [out]
@@ -290,7 +294,7 @@ def cast(ctx, node, inputs, attrs):
 @converter("CastLike")
 def cast_like(ctx, node, inputs, attrs):
     x, like = inputs
-    return [cast_to(ctx, x, like.dtype, bool(attrs.get("saturate", 1)))]
+    return [cast_to(ctx, x, like.dtype, bool(attrs.get("saturate", 1)), attrs.get("round_mode", "up"))]
 
 
 @converter("Where")

@@ -4,10 +4,11 @@ MatMulInteger, QLinearMatMul and ConvInteger.
 Integer products accumulate in int32 (matmul of int32 operands, zero points subtracted first) and match numpy
 exactly; ConvInteger convolves in float64, exact while a sum stays below 2**53. Requantisation follows ONNX's
 reference: the int32 accumulator times a_scale * b_scale / y_scale, rounded half to even, plus the zero point,
-saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along their axis; blocked
-quantisation (`block_size`) is refused. QuantizeLinear to float8 / float4 is x / scale + zero_point rounded to the
+saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along their axis; blocked ones
+(`block_size` > 0: x's rank, ceil(dim / block_size) entries along the axis) are gathered to x's shape (see
+onnx_quant_blocked). QuantizeLinear to float8 / float4 is x / scale + zero_point rounded to the
 format (float8 saturated to its range unless saturate=0); DequantizeLinear from them is (x - zero_point) * scale
-in float32.
+in float32. A float8 e8m0 scale (MX formats) is taken as float32.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..dtypes import numpy_dtype
 from .onnx_attrs import axis_in
 from .onnx_graph import ConversionError, converter
 from .onnx_ops_math import scalar
+from .onnx_quant_blocked import blocked
 
 QUANT_DTYPES = ("int8", "uint8")  # MatMulInteger, ConvInteger, QLinearMatMul operands
 LINEAR_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4", "int2", "uint2")  # QuantizeLinear / DequantizeLinear
@@ -34,21 +36,20 @@ def _single(ctx, v):
     return v
 
 
-def _along(ctx, v, axis, ndim: int):
-    """A per-axis 1-D scale / zero point reshaped to broadcast along `axis` (ONNX's attribute, resolved only
-    here) of a rank-`ndim` tensor; a scalar or 1-element one as a scalar."""
+def _along(ctx, v, x, attrs, what: str):
+    """A scale / zero point shaped to broadcast against `x`: a scalar or 1-element one as a scalar, a per-axis 1-D
+    one reshaped along ONNX's `axis` (resolved only here), a blocked one (`block_size` > 0) gathered to x's shape."""
     v = _single(ctx, v)
-    if v.ndim == 0:
+    if v is None or v.ndim == 0:
         return v
+    block_size = attrs.get("block_size", 0)
+    if block_size:
+        return blocked(ctx, v, x, attrs.get("axis", 1), block_size, what)
     if v.ndim != 1:
-        raise ConversionError(f"a scale / zero point of rank {v.ndim} is blocked quantization, not supported")
-    axis = axis_in(axis, max(ndim, 1))
-    return ctx.emit("reshape", v, newshape=(-1,) + (1,) * (ndim - axis - 1))
-
-
-def _check_blocked(attrs):
-    if attrs.get("block_size", 0):
-        raise ConversionError(f"blocked quantization (block_size={attrs['block_size']}) is not supported")
+        raise ConversionError(f"{what} of shape {v.shape} needs block_size > 0 (blocked quantization); "
+                              f"per-axis ones are 1-D")
+    axis = axis_in(attrs.get("axis", 1), max(x.ndim, 1))
+    return ctx.emit("reshape", v, newshape=(-1,) + (1,) * (x.ndim - axis - 1))
 
 
 def _to_int32(ctx, v, zero_point=None):
@@ -61,11 +62,12 @@ def _to_int32(ctx, v, zero_point=None):
 
 @converter("QuantizeLinear")
 def quantize_linear(ctx, node, inputs, attrs):
-    _check_blocked(attrs)
     x, scale = inputs[:2]
     zero_point = _optional(inputs, 2)
     from .onnx import onnx_dtype
 
+    if scale.dtype == "float8_e8m0fnu":  # (an MX scale: its powers of two divide exactly in float32)
+        scale = ctx.emit("cast", scale, dtype="float32")
     dtype = zero_point.dtype if zero_point is not None else (
         onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else "uint8")
     if dtype in FLOAT_QUANT_DTYPES:
@@ -75,8 +77,8 @@ def quantize_linear(ctx, node, inputs, attrs):
     if zero_point is None:  # (saturate applies to float8 only: integers always saturate)
         zero_point = np.zeros((), numpy_dtype(dtype))
     else:
-        zero_point = _along(ctx, zero_point, attrs.get("axis", 1), x.ndim)
-    scale = _along(ctx, scale, attrs.get("axis", 1), x.ndim)
+        zero_point = _along(ctx, zero_point, x, attrs, "y_zero_point")
+    scale = _along(ctx, scale, x, attrs, "y_scale")
     return [ctx.emit("quantize_linear", x, scale, zero_point, dtype=dtype)]
 
 
@@ -84,28 +86,24 @@ def _quantize_float(ctx, x, scale, zero_point, dtype, attrs):
     """x / scale (+ zero_point) rounded to a float8 / float4 dtype, in x's float dtype."""
     from .onnx_ops_math import cast_to
 
-    axis = attrs.get("axis", 1)
-    scale = _along(ctx, scale, axis, x.ndim)
+    scale = _along(ctx, scale, x, attrs, "y_scale")
     if scale.dtype != x.dtype:
         scale = ctx.emit("cast", scale, dtype=x.dtype)
     y = ctx.emit("divide", x, scale)
     if zero_point is not None:
-        y = ctx.emit("add", y, ctx.emit("cast", _along(ctx, zero_point, axis, x.ndim), dtype=x.dtype))
+        y = ctx.emit("add", y, ctx.emit("cast", _along(ctx, zero_point, x, attrs, "y_zero_point"), dtype=x.dtype))
     return cast_to(ctx, y, dtype, bool(attrs.get("saturate", 1)))
 
 
 @converter("DequantizeLinear")
 def dequantize_linear(ctx, node, inputs, attrs):
     """(int32(x) - int32(zero_point)) * scale, in the scale's dtype."""
-    _check_blocked(attrs)
     x, scale = inputs[:2]
     zero_point = _optional(inputs, 2)
     supported = LINEAR_DTYPES + ("int32",) + FLOAT_QUANT_DTYPES
     if x.dtype not in supported:
         raise ConversionError(f"DequantizeLinear of {x.dtype} is not supported (only {supported})")
-    axis = attrs.get("axis", 1)
-    if zero_point is not None:
-        zero_point = _along(ctx, zero_point, axis, x.ndim)
+    zero_point = _along(ctx, zero_point, x, attrs, "x_zero_point")
     if x.dtype in FLOAT_QUANT_DTYPES:  # float32(x) - float32(zero_point)
         centred = ctx.emit("cast", x, dtype="float32")
         if zero_point is not None:
@@ -116,7 +114,7 @@ def dequantize_linear(ctx, node, inputs, attrs):
 
     out_dtype = onnx_dtype(attrs["output_dtype"]) if attrs.get("output_dtype") else scale.dtype
     values = ctx.emit("cast", centred, dtype=out_dtype)
-    scale = _along(ctx, scale, axis, x.ndim)
+    scale = _along(ctx, scale, x, attrs, "x_scale")
     if scale.dtype != out_dtype:
         scale = ctx.emit("cast", scale, dtype=out_dtype)
     return [ctx.emit("multiply", values, scale)]

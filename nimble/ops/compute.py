@@ -25,8 +25,9 @@ Semantics are numpy's, as in each op's `reference`, with these rules for symboli
   matmuls, `conv2d` and `softmax` compute in the input dtype (the tuned templates replace them).
 - `argmax` returns the first index of the maximum; NaN is not treated as the maximum (numpy's is).
 - dtypes are te's: float32/64, int32/64, uint64 (unsigned compares, division and float casts), bool, and the
-  storage dtypes float16, bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz) and float4 e2m1 (computed in
-  float32, rounded on store or cast as ml_dtypes' astype rounds: to nearest even, each format's overflow),
+  storage dtypes float16, bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz, e8m0fnu) and float4 e2m1 (computed
+  in float32, rounded on store or cast as ml_dtypes' astype rounds: to nearest even (e8m0: ties up), each format's
+  overflow),
   int8 / uint8 / int16 / uint16 and int4 / uint4 / int2 / uint2 (computed in int32; a float cast to the 4- and
   2-bit ones gives 0 out of range, as ml_dtypes) and uint32 (computed in int64), wrapping like numpy. The
   float-only ops (exp, softmax, conv2d, ...) take float16 / bfloat16 / float32 / float64; float8 / float4 reach

@@ -11,7 +11,8 @@ from ..errors import TypeError as NimbleTypeError
 
 INDEX = "int64"
 # the narrow ones are storage types (codegen): computed in float32 / int32 registers, converted on load and store
-MINI_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn")
+MINI_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn",
+               "float8_e8m0fnu")
 FLOAT_DTYPES = ("float16", "float32", "float64") + MINI_FLOATS
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "int4", "uint4", "int2", "uint2")
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
@@ -291,7 +292,7 @@ def _binary(cls, a, b) -> Expr:
 
 
 _RANK = {"bool": 0, "int2": 0.2, "uint2": 0.4, "int4": 0.6, "uint4": 0.8, "float4_e2m1fn": 6.6, "float8_e4m3fn": 6.7,
-         "float8_e4m3fnuz": 6.7, "float8_e5m2": 6.7, "float8_e5m2fnuz": 6.7, "bfloat16": 6.9, "int8": 1, "uint8": 2, "int16": 3, "uint16": 4, "int32": 5, "uint32": 5.5, "int64": 6, "uint64": 6.5,
+         "float8_e4m3fnuz": 6.7, "float8_e5m2": 6.7, "float8_e5m2fnuz": 6.7, "float8_e8m0fnu": 6.8, "bfloat16": 6.9, "int8": 1, "uint8": 2, "int16": 3, "uint16": 4, "int32": 5, "uint32": 5.5, "int64": 6, "uint64": 6.5,
          "float16": 7,
          "float32": 8, "float64": 9}
 

@@ -1,4 +1,4 @@
-"""bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz), float4 e2m1 and int4 / uint4 / int2 / uint2 as te storage
+"""bfloat16, float8 (e4m3fn, e4m3fnuz, e5m2, e5m2fnuz, e8m0fnu), float4 e2m1 and int4 / uint4 / int2 / uint2 as te storage
 dtypes: the LLVM codegen's conversions are bit-exact with ml_dtypes' astype (RNE, each format's overflow and NaN
 rules, -0, subnormals), for scalar and vector code, over symbolic lengths."""
 import functools
@@ -13,7 +13,8 @@ from nimble import te
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn")
+FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float4_e2m1fn",
+          "float8_e8m0fnu")
 SMALL_INTS = ("int4", "uint4", "int2", "uint2")
 SIZES = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31, 67, 1031])
 EXAMPLES = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -92,6 +93,17 @@ def test_every_minifloat_code_widens_exactly(dtype, vector):
     nan = np.isnan(want)
     np.testing.assert_array_equal(np.isnan(got), nan)
     np.testing.assert_array_equal(_bits(got[~nan]), _bits(want[~nan]))  # -0.0 included
+
+
+@pytest.mark.parametrize("vector", [False, True])
+def test_float32_to_e8m0_at_every_exponent_matches_ml_dtypes(vector):
+    """Both signs of every float32 exponent, with fractions spread over [0, 2**23) and e8m0's rounding points (the
+    tie 0x400000, the subnormal tie 0x600000) and their neighbours: zero, -0, subnormals, inf and NaN included."""
+    frac = np.concatenate([np.arange(0, 1 << 23, 4099), [0x3FFFFF, 0x400000, 0x400001, 0x5FFFFF, 0x600000, 0x600001,
+                                                         0x7FFFFF]]).astype(np.uint32)
+    x = (np.arange(512, dtype=np.uint32)[:, None] << 23 | frac[None, :]).reshape(-1).view(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        _same(_convert_kernel("float8_e8m0fnu", vector)(x), x.astype(ml_dtypes.float8_e8m0fnu))
 
 
 @functools.cache

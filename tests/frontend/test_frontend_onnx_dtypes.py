@@ -193,8 +193,8 @@ def test_a_bad_constant_dtype_name_is_a_format_error():
     from nimble.errors import FormatError
     from nimble.vm import validate
 
-    with pytest.raises(FormatError, match="float8_e8m0fnu"):
-        validate.extended_constant(np.zeros(2, np.uint8), "float8_e8m0fnu", 0)
+    with pytest.raises(FormatError, match="float6_e3m2fn"):
+        validate.extended_constant(np.zeros(2, np.uint8), "float6_e3m2fn", 0)
     with pytest.raises(FormatError, match="uint16"):
         validate.extended_constant(np.zeros(2, np.uint8), "bfloat16", 0)
 
@@ -205,9 +205,9 @@ def test_ops_that_cannot_take_a_dtype_name_node_and_dtype():
                    [helper.make_tensor_value_info("y", TensorProto.INT4, ["n"])], opset=21)
     with pytest.raises(ConversionError, match="exp_node.*int4"):
         from_onnx(model)
-    e8m0 = _cast_model(TensorProto.FLOAT, TensorProto.FLOAT8E8M0, 1)
-    with pytest.raises(ConversionError, match="float8_e8m0fnu is not supported"):
-        from_onnx(e8m0)
+    float6 = _cast_model(TensorProto.FLOAT, TensorProto.FLOAT6E3M2, 1)
+    with pytest.raises(ConversionError, match="float6_e3m2fn is not supported"):
+        from_onnx(float6)
 
 
 def _long_matmul_model(code: int, np_dtype):

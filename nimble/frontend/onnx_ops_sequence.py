@@ -1,0 +1,296 @@
+"""Converters of ONNX's sequence operators. A sequence is the prelude's `List` of tensors, typed
+`List[Tensor[(?, ..., ?), dtype]]`: ONNX lets the elements of one sequence differ in every dim, so each dim is `Any`;
+rank and dtype are shared.
+
+A sequence built at conversion time (SequenceEmpty, SequenceConstruct, and inserts / erases at constant positions
+into one) keeps its elements (`SeqValue.items`), so SequenceAt at a constant index and SequenceLength of it need no
+run-time walk. Otherwise the converters call small recursive global functions added to the module once: length,
+nth, insert and erase, polymorphic in the element type (`sequence_helpers`), and concatenation and splitting, one
+per dtype / rank / axis. Run-time positions are checked and normalized by `take(arange(n), pos, mode="raise")`:
+a position out of range raises `nimble.OutOfRangeError` when the model runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir.expr import Call, GlobalVar
+from ..ir.prelude import LIST, Cons, Nil, list_type
+from ..ir.types import ADTType, AnyDim, TensorType, Type
+from .onnx_graph import ConversionError, MalformedNodeError, converter
+from .onnx_values import Value, const_value
+from . import onnx_sequence_functions as functions
+
+_I64 = np.int64
+
+
+@dataclass(frozen=True)
+class Unranked(Type):
+    """The element type of an empty sequence whose elements' rank is not known yet (SequenceEmpty); frontend only."""
+
+    dtype: str
+
+
+@dataclass(frozen=True)
+class SeqValue(Value):
+    """A sequence; `items` holds its elements when they are known at conversion time."""
+
+    items: tuple | None = None
+
+
+def sequence_type(rank: int, dtype: str) -> ADTType:
+    """The IR type of a sequence of rank-`rank` tensors of `dtype`, every dim `Any`."""
+    return list_type(TensorType((AnyDim(),) * rank, dtype))
+
+
+def is_sequence(v) -> bool:
+    return isinstance(v, Value) and isinstance(v.type, ADTType) and v.type.name == "List"
+
+
+def element_type(v: Value):
+    """The element type of sequence `v` (a `TensorType` with `Any` dims, or `Unranked`)."""
+    if not is_sequence(v):
+        raise ConversionError(f"expected a sequence, got {v.type!r}")
+    return v.type.args[0]
+
+
+def join_sequence_types(a: ADTType, b: ADTType) -> ADTType:
+    """The type of a value that is `a` or `b` (the branches of an If, a Loop's carried sequence)."""
+    ea, eb = a.args[0], b.args[0]
+    if isinstance(ea, Unranked) or isinstance(eb, Unranked):
+        known = eb if isinstance(ea, Unranked) else ea
+        if known.dtype != (ea if known is eb else eb).dtype:
+            raise ConversionError(f"sequences of {ea.dtype} and {eb.dtype}")
+        return list_type(known)
+    if ea.dtype != eb.dtype or ea.ndim != eb.ndim:
+        raise ConversionError(f"sequences of {ea!r} and {eb!r}")
+    return a
+
+
+def typed_sequence(ctx, v: Value, elem: TensorType) -> Value:
+    """`v` as an IR value of type `List[elem]` (an empty sequence of unknown rank takes `elem`)."""
+    if isinstance(element_type(v), Unranked):
+        return _bind(ctx, Call(Nil, ()), list_type(elem), "seq_empty", items=())
+    return v
+
+
+def _bind(ctx, expr, type_: ADTType, hint: str, items: tuple | None = None) -> SeqValue:
+    """`expr` bound to a fresh variable of sequence type `type_`."""
+    return SeqValue(ctx.bind(expr, type_, hint).expr, type_, items=items)
+
+
+def graph_output(ctx, v: Value) -> Value:
+    """`v` ready to leave a graph: an empty sequence of unknown rank typed (as rank 0: it has no elements)."""
+    if is_sequence(v) and isinstance(element_type(v), Unranked):
+        return typed_sequence(ctx, v, TensorType((), element_type(v).dtype))
+    return v
+
+
+def _static(ctx, items: list, elem) -> SeqValue:
+    """A sequence of the Values `items`, bound once."""
+    ctx.module.add_type(LIST)
+    if not items:
+        if isinstance(elem, Unranked):
+            return SeqValue(Call(Nil, ()), list_type(elem), items=())
+        return _bind(ctx, Call(Nil, ()), list_type(elem), "seq_empty", items=())
+    expr = Call(Nil, ())
+    for item in reversed(items):
+        expr = Call(Cons, (item.expr, expr))
+    return _bind(ctx, expr, list_type(elem), "seq", items=tuple(items))
+
+
+def _element(ctx, v: Value, elem=None) -> tuple:
+    """(`v` bound as a sequence element, the sequence's element type): `v` unboxed, typed with `Any` dims."""
+    if v is None or is_sequence(v) or not isinstance(v.type, TensorType):
+        raise ConversionError(f"a sequence element must be a tensor, got {None if v is None else v.type!r}")
+    loose = TensorType((AnyDim(),) * v.ndim, v.dtype)
+    if elem is not None and (elem.dtype != v.dtype or (isinstance(elem, TensorType) and elem.ndim != v.ndim)):
+        raise ConversionError(f"a tensor {v.type!r} cannot join a sequence of {elem!r}")
+    v = ctx.plain(v)
+    return (v if v.type == loose else ctx.bind(v.expr, loose, "elem")), loose
+
+
+def _helper(ctx, name: str, make) -> GlobalVar:
+    """The global function `name`, defined by `make(ctx.module)` the first time it is needed."""
+    if name not in ctx.module:
+        ctx.module.add_type(LIST)
+        ctx.module.define(name, make(ctx.module, ctx.opset))
+    return GlobalVar(name)
+
+
+def _scalar(ctx, v: Value, what: str) -> Value:
+    if v.ndim > 1 or int(np.prod([d for d in v.shape if isinstance(d, int)])) != 1 or v.dtype not in ("int32", "int64"):
+        raise MalformedNodeError(f"{what} must be a 1-element int32 / int64 tensor, got {v.type!r}")
+    if v.is_const:
+        return const_value(np.asarray(v.const, _I64).reshape(()))
+    v = ctx.emit("reshape", v, newshape=()) if v.ndim else v
+    return ctx.emit("cast", v, dtype="int64") if v.dtype != "int64" else v
+
+
+def _const_position(pos: Value | None, n: int, last: int, what: str) -> int | None:
+    """A constant position in [-n, n + last) normalized to [0, n + last); None when `pos` is not constant."""
+    if pos is None or not pos.is_const:
+        return None
+    p = int(np.asarray(pos.const).reshape(-1)[0])
+    if not -n <= p < n + last:
+        raise MalformedNodeError(f"{what} {p} is out of range for a sequence of {n} elements")
+    return p + n if p < 0 else p
+
+
+def length(ctx, seq: Value) -> Value:
+    """The number of elements of `seq` as a rank-0 int64 value (a constant when its elements are known)."""
+    if isinstance(seq, SeqValue) and seq.items is not None:
+        return const_value(np.array(len(seq.items), _I64))
+    gv = _helper(ctx, functions.LENGTH, functions.length_fn)
+    return ctx.bind(gv(seq.expr), TensorType((), "int64"), "seq_len")
+
+
+def checked_position(ctx, pos: Value, count: Value) -> Value:
+    """`pos` in [-count, count) normalized to [0, count); else `OutOfRangeError` at run time."""
+    positions = ctx.emit("arange", np.array(0, _I64), count, np.array(1, _I64), dtype="int64")
+    return ctx.emit("take", positions, pos, axis=0, mode="raise")
+
+
+# ---- construction ------------------------------------------------------------------------------------------
+@converter("SequenceEmpty")
+def sequence_empty(ctx, node, inputs, attrs):
+    from onnx import helper
+
+    dtype = helper.tensor_dtype_to_np_dtype(int(attrs.get("dtype", 1))).name
+    return [_static(ctx, [], Unranked(dtype))]
+
+
+@converter("SequenceConstruct")
+def sequence_construct(ctx, node, inputs, attrs):
+    first, elem = _element(ctx, inputs[0])
+    items = [first] + [_element(ctx, v, elem)[0] for v in inputs[1:]]
+    return [_static(ctx, items, elem)]
+
+
+@converter("SequenceInsert")
+def sequence_insert(ctx, node, inputs, attrs):
+    seq, tensor = inputs[0], inputs[1]
+    pos = inputs[2] if len(inputs) > 2 else None
+    elem = element_type(seq)
+    value, loose = _element(ctx, tensor, elem)
+    seq = typed_sequence(ctx, seq, loose)
+    if seq.items is not None and (pos is None or pos.is_const):
+        n = len(seq.items)
+        at = n if pos is None else _const_position(pos, n, 1, "SequenceInsert position")
+        return [_static(ctx, [*seq.items[:at], value, *seq.items[at:]], loose)]
+    insert = _helper(ctx, functions.INSERT, functions.insert_fn)
+    if pos is None:  # a position that never counts down to 0 inserts at the end
+        at = const_value(np.array(-1, _I64))
+    else:
+        count = ctx.emit("add", length(ctx, seq), np.array(1, _I64))
+        at = checked_position(ctx, _scalar(ctx, pos, "SequenceInsert position"), count)
+    return [_bind(ctx, insert(seq.expr, at.expr, value.expr), seq.type, "seq_insert")]
+
+
+@converter("SequenceErase")
+def sequence_erase(ctx, node, inputs, attrs):
+    seq = inputs[0]
+    pos = inputs[1] if len(inputs) > 1 else const_value(np.array(-1, _I64))
+    if isinstance(element_type(seq), Unranked):
+        raise MalformedNodeError("SequenceErase of an empty sequence")
+    if seq.items is not None and pos.is_const:
+        at = _const_position(pos, len(seq.items), 0, "SequenceErase position")
+        return [_static(ctx, [*seq.items[:at], *seq.items[at + 1:]], element_type(seq))]
+    at = checked_position(ctx, _scalar(ctx, pos, "SequenceErase position"), length(ctx, seq))
+    erase = _helper(ctx, functions.ERASE, functions.erase_fn)
+    return [_bind(ctx, erase(seq.expr, at.expr), seq.type, "seq_erase")]
+
+
+# ---- reading -----------------------------------------------------------------------------------------------
+@converter("SequenceAt")
+def sequence_at(ctx, node, inputs, attrs):
+    seq, pos = inputs
+    elem = element_type(seq)
+    if isinstance(elem, Unranked):
+        raise MalformedNodeError("SequenceAt of an empty sequence")
+    if seq.items is not None and pos.is_const:
+        item = seq.items[_const_position(pos, len(seq.items), 0, "SequenceAt position")]
+        return [item]
+    at = checked_position(ctx, _scalar(ctx, pos, "SequenceAt position"), length(ctx, seq))
+    nth = _helper(ctx, functions.NTH, functions.nth_fn)
+    return [ctx.bind(nth(seq.expr, at.expr), elem, "seq_at")]
+
+
+@converter("SequenceLength")
+def sequence_length(ctx, node, inputs, attrs):
+    return [length(ctx, inputs[0])]
+
+
+@converter("ConcatFromSequence")
+def concat_from_sequence(ctx, node, inputs, attrs):
+    seq = inputs[0]
+    elem = element_type(seq)
+    if isinstance(elem, Unranked):
+        raise MalformedNodeError("ConcatFromSequence of an empty sequence")
+    new_axis = int(attrs.get("new_axis", 0))
+    rank = elem.ndim + (1 if new_axis else 0)
+    if "axis" not in attrs:
+        raise MalformedNodeError("ConcatFromSequence needs the attribute 'axis'")
+    axis = int(attrs["axis"])
+    if not -rank <= axis < rank:
+        raise MalformedNodeError(f"axis {axis} is out of range for rank {rank}")
+    axis %= rank
+    out = TensorType((AnyDim(),) * rank, elem.dtype)
+    if seq.items is not None:
+        parts = [ctx.emit("expand_dims", v, axis=axis) if new_axis else v for v in seq.items]
+        return [ctx.concat(parts, axis) if len(parts) > 1 else ctx.bind(parts[0].expr, out, "concat")]
+    _nonempty(ctx, seq)
+    name = f"onnx_seq_concat_{elem.dtype}_r{elem.ndim}_a{axis}{'_new' if new_axis else ''}"
+    gv = _helper(ctx, name, lambda mod, opset: functions.concat_fn(mod, opset, name, elem, axis, bool(new_axis)))
+    return [ctx.bind(gv(seq.expr), out, "concat")]
+
+
+def _nonempty(ctx, seq: Value) -> None:
+    """A run-time check that `seq` has elements (an index 1 into a 1-element table when it has none)."""
+    empty = ctx.emit("cast", ctx.emit("equal", length(ctx, seq), np.array(0, _I64)), dtype="int64")
+    ctx.plain(ctx.emit("take", np.zeros(1, _I64), empty, axis=0, mode="raise"))
+
+
+@converter("SplitToSequence")
+def split_to_sequence(ctx, node, inputs, attrs):
+    x = inputs[0]
+    split = inputs[1] if len(inputs) > 1 and inputs[1] is not None else None
+    if is_sequence(x) or x.ndim == 0:
+        raise MalformedNodeError(f"the input must be a tensor of rank >= 1, got {x.type!r}")
+    axis = int(attrs.get("axis", 0))
+    if not -x.ndim <= axis < x.ndim:
+        raise MalformedNodeError(f"axis {axis} is out of range for rank {x.ndim}")
+    axis %= x.ndim
+    keep = split is not None or bool(attrs.get("keepdims", 1))
+    dim = x.shape[axis]
+    dim = (const_value(np.array(dim, _I64)) if isinstance(dim, int)
+           else ctx.emit("take", ctx.emit("shape_of", x), np.array(axis, _I64), axis=0))
+    if split is None:
+        sizes = (const_value(np.ones(int(dim.const), _I64)) if dim.is_const else
+                 ctx.emit("dyn.full", np.array(1, _I64), ctx.emit("reshape", dim, newshape=(1,))))
+    elif split.ndim == 0:
+        step = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
+        count = ctx.emit("divide", ctx.emit("add", dim, ctx.emit("subtract", step, np.array(1, _I64))), step)
+        starts = ctx.emit("multiply", ctx.emit("arange", np.array(0, _I64), count, np.array(1, _I64), dtype="int64"),
+                          step)
+        sizes = ctx.emit("minimum", step, ctx.emit("subtract", dim, starts))
+    elif split.ndim == 1:
+        sizes = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
+        total = ctx.emit("sum", sizes, axis=None, keepdims=False)
+        bad = ctx.emit("cast", ctx.emit("not_equal", total, dim), dtype="int64")
+        sizes = ctx.emit("add", sizes, ctx.emit("take", np.zeros(1, _I64), bad, axis=0, mode="raise"))
+    else:
+        raise MalformedNodeError(f"split must be a scalar or a 1-D tensor, got {split.type!r}")
+    x = ctx.plain(x)
+    loose = TensorType((AnyDim(),) * x.ndim, x.dtype)
+    name = f"onnx_seq_split_{x.dtype}_r{x.ndim}_a{axis}{'' if keep else '_squeeze'}"
+    gv = _helper(ctx, name, lambda mod, opset: functions.split_fn(mod, opset, name, loose, axis, keep))
+    elem = loose if keep else TensorType((AnyDim(),) * (x.ndim - 1), x.dtype)
+    xv = x if x.type == loose else ctx.bind(x.expr, loose, "split_in")
+    sizes = ctx.plain(sizes)
+    if not isinstance(sizes.type, TensorType) or sizes.ndim != 1:
+        raise MalformedNodeError(f"split sizes must be 1-D, got {sizes.type!r}")
+    sizes_v = sizes if sizes.shape == (AnyDim(),) else ctx.bind(sizes.expr, TensorType((AnyDim(),), "int64"), "sizes")
+    out = gv(xv.expr, sizes_v.expr, const_value(np.array(0, _I64)).expr, const_value(np.array(0, _I64)).expr)
+    return [_bind(ctx, out, list_type(elem), "split")]

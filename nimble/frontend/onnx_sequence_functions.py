@@ -1,0 +1,111 @@
+"""The recursive global functions that ONNX sequence operators call (`onnx_ops_sequence`), over the prelude's `List`.
+
+Each `*_fn(module, opset, ...)` returns the `Function` to define; positions arrive checked and normalized (by
+`take(arange(n), pos, mode="raise")` at the call site), so the clauses a correct position never reaches are left
+out of the matches (reaching one would be a VM error "no match clause matched", never a wrong element).
+
+    onnx_seq_length(xs)          number of elements (rank-0 int64)
+    onnx_seq_nth(xs, i)          element i, 0 <= i < length
+    onnx_seq_insert(xs, i, v)    v inserted before element i; a position that never counts down to 0 (-1) appends
+    onnx_seq_erase(xs, i)        element i removed
+    onnx_seq_concat_*(xs)        the elements concatenated along an axis (each first given a new axis, or not)
+    onnx_seq_split_*(x, sizes, k, offset)  pieces sizes[k:] of x along an axis, starting at offset
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.builder import if_, match, pctor
+from ..ir.expr import Call, Function, GlobalVar, Var
+from ..ir.prelude import Cons, Nil, list_type
+from ..ir.types import AnyDim, TensorType, TypeVar
+from .onnx_graph import GraphConverter
+from .onnx_values import Value
+
+LENGTH, NTH, INSERT, ERASE = "onnx_seq_length", "onnx_seq_nth", "onnx_seq_insert", "onnx_seq_erase"
+_A = TypeVar("a")
+_I64 = np.int64
+_INDEX = TensorType((), "int64")
+
+
+def _val(var: Var) -> Value:
+    return Value(var, var.type_annotation)
+
+
+def _is_zero_and_previous(g: GraphConverter, i: Var) -> tuple:
+    """(i == 0 as a scalar bool, i - 1) bound in `g`."""
+    is_zero = g.plain(g.emit("equal", _val(i), np.array(0, _I64)))
+    return is_zero, g.emit("subtract", _val(i), np.array(1, _I64))
+
+
+def length_fn(module, opset) -> Function:
+    xs, head, tail = Var("xs", list_type(_A)), Var("head"), Var("tail")
+    g = GraphConverter(module, opset)
+    rest = g.bind(GlobalVar(LENGTH)(tail), _INDEX, "rest")
+    cons = g.builder.ret(g.emit("add", rest, np.array(1, _I64)).expr)
+    body = match(xs, [(pctor(Cons, head, tail), cons), (pctor(Nil), np.array(0, _I64))])
+    return Function((xs,), body, _INDEX, (_A,))
+
+
+def nth_fn(module, opset) -> Function:
+    xs, i, head, tail = Var("xs", list_type(_A)), Var("i", _INDEX), Var("head"), Var("tail")
+    g = GraphConverter(module, opset)
+    is_zero, previous = _is_zero_and_previous(g, i)
+    cons = g.builder.ret(if_(is_zero.expr, head, GlobalVar(NTH)(tail, previous.expr)))
+    return Function((xs, i), match(xs, [(pctor(Cons, head, tail), cons)]), _A, (_A,))
+
+
+def insert_fn(module, opset) -> Function:
+    xs, i, v, head, tail = Var("xs", list_type(_A)), Var("i", _INDEX), Var("v", _A), Var("head"), Var("tail")
+    g = GraphConverter(module, opset)
+    is_zero, previous = _is_zero_and_previous(g, i)
+    walk = match(xs, [(pctor(Cons, head, tail), Cons(head, GlobalVar(INSERT)(tail, previous.expr, v))),
+                      (pctor(Nil), Cons(v, Call(Nil, ())))])
+    body = g.builder.ret(if_(is_zero.expr, Cons(v, xs), walk))
+    return Function((xs, i, v), body, list_type(_A), (_A,))
+
+
+def erase_fn(module, opset) -> Function:
+    xs, i, head, tail = Var("xs", list_type(_A)), Var("i", _INDEX), Var("head"), Var("tail")
+    g = GraphConverter(module, opset)
+    is_zero, previous = _is_zero_and_previous(g, i)
+    cons = g.builder.ret(if_(is_zero.expr, tail, Cons(head, GlobalVar(ERASE)(tail, previous.expr))))
+    return Function((xs, i), match(xs, [(pctor(Cons, head, tail), cons)]), list_type(_A), (_A,))
+
+
+def concat_fn(module, opset, name: str, elem: TensorType, axis: int, new_axis: bool) -> Function:
+    """`name(xs)`: the elements of a non-empty `xs` concatenated along `axis` (right to left)."""
+    rank = elem.ndim + (1 if new_axis else 0)
+    out = TensorType((AnyDim(),) * rank, elem.dtype)
+    xs, head, tail = Var("xs", list_type(elem)), Var("head", elem), Var("tail", list_type(elem))
+    g = GraphConverter(module, opset)
+    part = g.emit("expand_dims", _val(head), axis=axis) if new_axis else _val(head)
+    part = g.bind(part.expr, out, "part") if part.type != out else part
+    more = GraphConverter(module, opset)
+    rest = more.bind(GlobalVar(name)(tail), out, "rest")
+    joined = more.builder.ret(more.concat([part, rest], axis).expr)
+    cons = g.builder.ret(match(tail, [(pctor(Nil), part.expr), (None, joined)]))
+    return Function((xs,), match(xs, [(pctor(Cons, head, tail), cons)]), out)
+
+
+def split_fn(module, opset, name: str, x_type: TensorType, axis: int, keepdims: bool) -> Function:
+    """`name(x, sizes, k, offset)`: the pieces of `x` along `axis` of sizes `sizes[k:]`, the first at `offset`
+    (`keepdims` False: each piece, of size 1, without that axis)."""
+    elem = x_type if keepdims else TensorType(x_type.shape[:axis] + x_type.shape[axis + 1:], x_type.dtype)
+    x, sizes = Var("x", x_type), Var("sizes", TensorType((AnyDim(),), "int64"))
+    k, offset = Var("k", _INDEX), Var("offset", _INDEX)
+    g = GraphConverter(module, opset)
+    count = g.emit("take", g.emit("shape_of", _val(sizes)), np.array(0, _I64), axis=0)
+    more = g.plain(g.emit("less", _val(k), count))
+    step = g.child()
+    size = step.emit("take", _val(sizes), _val(k), axis=0, mode="raise")
+    end = step.emit("add", _val(offset), size)
+    positions = step.emit("arange", _val(offset), end, np.array(1, _I64), dtype="int64")
+    piece = step.emit("take", _val(x), positions, axis=axis, mode="raise")
+    if not keepdims:
+        piece = step.emit("squeeze", piece, axis=(axis,))
+    piece = step.bind(piece.expr, elem, "piece") if piece.type != elem else piece
+    rest = GlobalVar(name)(x, sizes, step.emit("add", _val(k), np.array(1, _I64)).expr, end.expr)
+    then = step.builder.ret(Cons(piece.expr, rest))
+    body = g.builder.ret(if_(more.expr, then, Call(Nil, ())))
+    return Function((x, sizes, k, offset), body, list_type(elem))

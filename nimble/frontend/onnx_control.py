@@ -10,6 +10,7 @@ from ..ir.expr import Function, GlobalVar, Var
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..ir.visitor import free_vars, substitute_vars
 from .onnx_graph import ConversionError, converter, fresh
+from .onnx_ops_sequence import Unranked, graph_output, is_sequence, join_sequence_types, sequence_type, typed_sequence
 from .onnx_values import Value, const_value
 
 INT_MAX = np.iinfo(np.int64).max
@@ -36,6 +37,10 @@ def _subgraph(ctx, graph, bound: dict, builder=None):
 
 
 def _join(a: TensorType, b: TensorType) -> TensorType:
+    if not isinstance(a, TensorType) or not isinstance(b, TensorType):
+        if isinstance(a, TensorType) or isinstance(b, TensorType):
+            raise ConversionError(f"If branches give {a!r} and {b!r}")
+        return join_sequence_types(a, b)
     if a.dtype != b.dtype or a.ndim != b.ndim:
         raise ConversionError(f"If branches give {a!r} and {b!r}")
     return TensorType(tuple(x if x == y else AnyDim() for x, y in zip(a.shape, b.shape)), a.dtype)
@@ -53,14 +58,53 @@ def if_node(ctx, node, inputs, attrs):
     if len(then_out) != len(else_out):
         raise ConversionError("If branches have different numbers of outputs")
     types = [_join(a.type, b.type) for a, b in zip(then_out, else_out)]
+    then_out = [_typed(then_ctx, v, t) for v, t in zip(then_out, types)]
+    else_out = [_typed(else_ctx, v, t) for v, t in zip(else_out, types)]
+    types = [v.type for v in then_out]
     expr = if_(cond.expr, then_ctx.result(then_out), else_ctx.result(else_out))
     if len(types) == 1:
         return [ctx.bind(expr, types[0], "if")]
     return ctx.tuple_fields(expr, types, "if")
 
 
+def _typed(ctx, v: Value, t) -> Value:
+    """`v` of type `t` where `t` is a sequence type (an empty sequence of unknown rank takes its element type)."""
+    if is_sequence(v):
+        elem = t.args[0]
+        return graph_output(ctx, v) if isinstance(elem, Unranked) else typed_sequence(ctx, v, elem)
+    return v
+
+
 def _loose(t: TensorType) -> TensorType:
-    return TensorType((AnyDim(),) * t.ndim, t.dtype)
+    return t if not isinstance(t, TensorType) else TensorType((AnyDim(),) * t.ndim, t.dtype)
+
+
+def _state_types(ctx, node, body, carried: list) -> list:
+    """The type of each carried value: its dims `Any` where the body may change them; a sequence whose elements'
+    rank is not known on entry (SequenceEmpty) takes the rank of the sequence the body makes of it."""
+    types = []
+    for k, v in enumerate(carried):
+        declared = body.input[2 + k].type.tensor_type
+        t = _loose(v.type)
+        if isinstance(t, TensorType) and declared.HasField("shape") and len(declared.shape.dim) == v.ndim:
+            t = TensorType(tuple(vd if d.HasField("dim_value") and d.dim_value == vd else AnyDim()
+                                 for d, vd in zip(declared.shape.dim, v.shape)), v.dtype)
+        types.append(t)
+    pending = [k for k, t in enumerate(types) if is_sequence(carried[k]) and isinstance(t.args[0], Unranked)]
+    if not pending:
+        return types
+    i, cond = Var("iter", TensorType((), "int64")), Var("cond", TensorType((), "bool"))
+    bound = {body.input[0].name: Value(i, i.type_annotation), body.input[1].name: Value(cond, cond.type_annotation)}
+    for k, t in enumerate(types):  # a trial conversion of the body: only the types of its results are read
+        trial = Var(f"state{k}", t if k not in pending else sequence_type(0, t.args[0].dtype))
+        bound[body.input[2 + k].name] = Value(trial, t) if k in pending else Value(trial, trial.type_annotation)
+    _, outs = _subgraph(ctx, body, bound)
+    for k in pending:
+        joined = join_sequence_types(types[k], outs[1 + k].type)
+        if isinstance(joined.args[0], Unranked):
+            joined = sequence_type(0, joined.args[0].dtype)  # empty on every iteration
+        types[k] = joined
+    return types
 
 
 def _recursive(ctx, hint, params, make_body, ret_type, args):
@@ -86,19 +130,13 @@ def loop(ctx, node, inputs, attrs):
     i = Var("iter", TensorType((), "int64"))
     m = Var("max_trip", TensorType((), "int64"))
     keep_going = Var("cond", TensorType((), "bool"))
-    state = []
-    for k, v in enumerate(carried):
-        declared = body.input[2 + k].type.tensor_type
-        t = _loose(v.type)
-        if declared.HasField("shape") and len(declared.shape.dim) == v.ndim:
-            t = TensorType(tuple(vd if d.HasField("dim_value") and d.dim_value == vd else AnyDim()
-                                 for d, vd in zip(declared.shape.dim, v.shape)), v.dtype)
-        state.append(Var(f"state{k}", t))
+    state = [Var(f"state{k}", t) for k, t in enumerate(_state_types(ctx, node, body, carried))]
+    carried = [_typed(ctx, v, s.type_annotation) for v, s in zip(carried, state)]
     bound = {body.input[0].name: Value(i, i.type_annotation), body.input[1].name: Value(keep_going, keep_going.type_annotation)}
     bound.update({body.input[2 + k].name: Value(s, s.type_annotation) for k, s in enumerate(state)})
     child, outs = _subgraph(ctx, body, bound)
     cond_out = _scalar_bool(child, outs[0])
-    new_state = outs[1:1 + n_carried]
+    new_state = [_typed(child, v, s.type_annotation) for v, s in zip(outs[1:1 + n_carried], state)]
     scans = outs[1 + n_carried:]
     # a scan output of static shape is stacked by concatenation; one with run-time dims (the same every
     # iteration, as ONNX requires) is collected flat beside its shape [iterations, dims...], reshaped at the end

@@ -39,6 +39,11 @@ class SeqValue(Value):
     items: tuple | None = None
 
 
+def _items(v: Value):
+    """The elements of sequence `v` when known at conversion time, else None."""
+    return getattr(v, "items", None)
+
+
 def sequence_type(rank: int, dtype: str) -> ADTType:
     """The IR type of a sequence of rank-`rank` tensors of `dtype`, every dim `Any`."""
     return list_type(TensorType((AnyDim(),) * rank, dtype))
@@ -140,7 +145,7 @@ def _const_position(pos: Value | None, n: int, last: int, what: str) -> int | No
 
 def length(ctx, seq: Value) -> Value:
     """The number of elements of `seq` as a rank-0 int64 value (a constant when its elements are known)."""
-    if isinstance(seq, SeqValue) and seq.items is not None:
+    if isinstance(seq, SeqValue) and _items(seq) is not None:
         return const_value(np.array(len(seq.items), _I64))
     gv = _helper(ctx, functions.LENGTH, functions.length_fn)
     return ctx.bind(gv(seq.expr), TensorType((), "int64"), "seq_len")
@@ -175,7 +180,7 @@ def sequence_insert(ctx, node, inputs, attrs):
     elem = element_type(seq)
     value, loose = _element(ctx, tensor, elem)
     seq = typed_sequence(ctx, seq, loose)
-    if seq.items is not None and (pos is None or pos.is_const):
+    if _items(seq) is not None and (pos is None or pos.is_const):
         n = len(seq.items)
         at = n if pos is None else _const_position(pos, n, 1, "SequenceInsert position")
         return [_static(ctx, [*seq.items[:at], value, *seq.items[at:]], loose)]
@@ -194,7 +199,7 @@ def sequence_erase(ctx, node, inputs, attrs):
     pos = inputs[1] if len(inputs) > 1 else const_value(np.array(-1, _I64))
     if isinstance(element_type(seq), Unranked):
         raise MalformedNodeError("SequenceErase of an empty sequence")
-    if seq.items is not None and pos.is_const:
+    if _items(seq) is not None and pos.is_const:
         at = _const_position(pos, len(seq.items), 0, "SequenceErase position")
         return [_static(ctx, [*seq.items[:at], *seq.items[at + 1:]], element_type(seq))]
     at = checked_position(ctx, _scalar(ctx, pos, "SequenceErase position"), length(ctx, seq))
@@ -209,7 +214,7 @@ def sequence_at(ctx, node, inputs, attrs):
     elem = element_type(seq)
     if isinstance(elem, Unranked):
         raise MalformedNodeError("SequenceAt of an empty sequence")
-    if seq.items is not None and pos.is_const:
+    if _items(seq) is not None and pos.is_const:
         item = seq.items[_const_position(pos, len(seq.items), 0, "SequenceAt position")]
         return [item]
     at = checked_position(ctx, _scalar(ctx, pos, "SequenceAt position"), length(ctx, seq))
@@ -237,7 +242,7 @@ def concat_from_sequence(ctx, node, inputs, attrs):
         raise MalformedNodeError(f"axis {axis} is out of range for rank {rank}")
     axis %= rank
     out = TensorType((AnyDim(),) * rank, elem.dtype)
-    if seq.items is not None:
+    if _items(seq) is not None:
         parts = [ctx.emit("expand_dims", v, axis=axis) if new_axis else v for v in seq.items]
         return [ctx.concat(parts, axis) if len(parts) > 1 else ctx.bind(parts[0].expr, out, "concat")]
     _nonempty(ctx, seq)

@@ -189,7 +189,9 @@ def sequence_insert(ctx, node, inputs, attrs):
         at = const_value(np.array(-1, _I64))
     else:
         count = ctx.emit("add", length(ctx, seq), np.array(1, _I64))
-        at = checked_position(ctx, _scalar(ctx, pos, "SequenceInsert position"), count)
+        pos = _scalar(ctx, pos, "SequenceInsert position")  # -k is before the k-th last element: n + 1 - (k + 1)
+        pos = ctx.emit("where", ctx.emit("less", pos, np.array(0, _I64)), ctx.emit("subtract", pos, np.array(1, _I64)), pos)
+        at = checked_position(ctx, pos, count)
     return [_bind(ctx, insert(seq.expr, at.expr, value.expr), seq.type, "seq_insert")]
 
 
@@ -245,16 +247,16 @@ def concat_from_sequence(ctx, node, inputs, attrs):
     if _items(seq) is not None:
         parts = [ctx.emit("expand_dims", v, axis=axis) if new_axis else v for v in seq.items]
         return [ctx.concat(parts, axis) if len(parts) > 1 else ctx.bind(parts[0].expr, out, "concat")]
-    _nonempty(ctx, seq)
     name = f"onnx_seq_concat_{elem.dtype}_r{elem.ndim}_a{axis}{'_new' if new_axis else ''}"
     gv = _helper(ctx, name, lambda mod, opset: functions.concat_fn(mod, opset, name, elem, axis, bool(new_axis)))
-    return [ctx.bind(gv(seq.expr), out, "concat")]
+    return [ctx.bind(gv(seq.expr, _nonempty(ctx, seq).expr), out, "concat")]
 
 
-def _nonempty(ctx, seq: Value) -> None:
-    """A run-time check that `seq` has elements (an index 1 into a 1-element table when it has none)."""
+def _nonempty(ctx, seq: Value) -> Value:
+    """0, after a run-time check that `seq` has elements (an index 1 into a 1-element table when it has none); the
+    concatenation takes it as an argument, so the check runs first."""
     empty = ctx.emit("cast", ctx.emit("equal", length(ctx, seq), np.array(0, _I64)), dtype="int64")
-    ctx.plain(ctx.emit("take", np.zeros(1, _I64), empty, axis=0, mode="raise"))
+    return ctx.plain(ctx.emit("take", np.zeros(1, _I64), empty, axis=0, mode="raise"))
 
 
 @converter("SplitToSequence")
@@ -272,8 +274,9 @@ def split_to_sequence(ctx, node, inputs, attrs):
     dim = (const_value(np.array(dim, _I64)) if isinstance(dim, int)
            else ctx.emit("take", ctx.emit("shape_of", x), np.array(axis, _I64), axis=0))
     if split is None:
-        sizes = (const_value(np.ones(int(dim.const), _I64)) if dim.is_const else
-                 ctx.emit("dyn.full", np.array(1, _I64), ctx.emit("reshape", dim, newshape=(1,))))
+        sizes = (const_value(np.ones(int(dim.const), _I64)) if dim.is_const else ctx.emit(
+            "add", ctx.emit("multiply", ctx.emit("arange", np.array(0, _I64), dim, np.array(1, _I64), dtype="int64"),
+                            np.array(0, _I64)), np.array(1, _I64)))
     elif split.ndim == 0:
         step = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
         count = ctx.emit("divide", ctx.emit("add", dim, ctx.emit("subtract", step, np.array(1, _I64))), step)

@@ -8,7 +8,7 @@ out of the matches (reaching one would be a VM error "no match clause matched", 
     onnx_seq_nth(xs, i)          element i, 0 <= i < length
     onnx_seq_insert(xs, i, v)    v inserted before element i; a position that never counts down to 0 (-1) appends
     onnx_seq_erase(xs, i)        element i removed
-    onnx_seq_concat_*(xs)        the elements concatenated along an axis (each first given a new axis, or not)
+    onnx_seq_concat_*(xs, _)     the elements concatenated along an axis (each first given a new axis, or not)
     onnx_seq_split_*(x, sizes, k, offset)  pieces sizes[k:] of x along an axis, starting at offset
 """
 from __future__ import annotations
@@ -74,18 +74,20 @@ def erase_fn(module, opset) -> Function:
 
 
 def concat_fn(module, opset, name: str, elem: TensorType, axis: int, new_axis: bool) -> Function:
-    """`name(xs)`: the elements of a non-empty `xs` concatenated along `axis` (right to left)."""
+    """`name(xs, checked)`: the elements of a non-empty `xs` concatenated along `axis` (right to left); `checked` is
+    the result of the caller's check that `xs` is not empty (unused here: taking it orders the check first)."""
     rank = elem.ndim + (1 if new_axis else 0)
     out = TensorType((AnyDim(),) * rank, elem.dtype)
     xs, head, tail = Var("xs", list_type(elem)), Var("head", elem), Var("tail", list_type(elem))
+    checked = Var("checked", _INDEX)
     g = GraphConverter(module, opset)
     part = g.emit("expand_dims", _val(head), axis=axis) if new_axis else _val(head)
     part = g.bind(part.expr, out, "part") if part.type != out else part
     more = GraphConverter(module, opset)
-    rest = more.bind(GlobalVar(name)(tail), out, "rest")
+    rest = more.bind(GlobalVar(name)(tail, checked), out, "rest")
     joined = more.builder.ret(more.concat([part, rest], axis).expr)
     cons = g.builder.ret(match(tail, [(pctor(Nil), part.expr), (None, joined)]))
-    return Function((xs,), match(xs, [(pctor(Cons, head, tail), cons)]), out)
+    return Function((xs, checked), match(xs, [(pctor(Cons, head, tail), cons)]), out)
 
 
 def split_fn(module, opset, name: str, x_type: TensorType, axis: int, keepdims: bool) -> Function:

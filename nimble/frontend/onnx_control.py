@@ -79,7 +79,7 @@ def _loose(t: TensorType) -> TensorType:
     return t if not isinstance(t, TensorType) else TensorType((AnyDim(),) * t.ndim, t.dtype)
 
 
-def _state_types(ctx, node, body, carried: list) -> list:
+def _state_types(ctx, body, carried: list) -> list:
     """The type of each carried value: its dims `Any` where the body may change them; a sequence whose elements'
     rank is not known on entry (SequenceEmpty) takes the rank of the sequence the body makes of it."""
     types = []
@@ -130,7 +130,7 @@ def loop(ctx, node, inputs, attrs):
     i = Var("iter", TensorType((), "int64"))
     m = Var("max_trip", TensorType((), "int64"))
     keep_going = Var("cond", TensorType((), "bool"))
-    state = [Var(f"state{k}", t) for k, t in enumerate(_state_types(ctx, node, body, carried))]
+    state = [Var(f"state{k}", t) for k, t in enumerate(_state_types(ctx, body, carried))]
     carried = [_typed(ctx, v, s.type_annotation) for v, s in zip(carried, state)]
     bound = {body.input[0].name: Value(i, i.type_annotation), body.input[1].name: Value(keep_going, keep_going.type_annotation)}
     bound.update({body.input[2 + k].name: Value(s, s.type_annotation) for k, s in enumerate(state)})

@@ -100,20 +100,19 @@ def _static(ctx, items: list, elem) -> SeqValue:
             return SeqValue(Call(Nil, ()), list_type(elem), items=())
         return _bind(ctx, Call(Nil, ()), list_type(elem), "seq_empty", items=())
     expr = Call(Nil, ())
-    for item in reversed(items):
-        expr = Call(Cons, (item.expr, expr))
+    for item in reversed(items):  # each element typed with `Any` dims (they may differ from element to element)
+        expr = Call(Cons, (item.expr if item.type == elem else ctx.bind(item.expr, elem, "elem").expr, expr))
     return _bind(ctx, expr, list_type(elem), "seq", items=tuple(items))
 
 
 def _element(ctx, v: Value, elem=None) -> tuple:
-    """(`v` bound as a sequence element, the sequence's element type): `v` unboxed, typed with `Any` dims."""
+    """(`v` unboxed, the sequence's element type: `v`'s rank and dtype, every dim `Any`)."""
     if v is None or is_sequence(v) or not isinstance(v.type, TensorType):
         raise ConversionError(f"a sequence element must be a tensor, got {None if v is None else v.type!r}")
     loose = TensorType((AnyDim(),) * v.ndim, v.dtype)
     if elem is not None and (elem.dtype != v.dtype or (isinstance(elem, TensorType) and elem.ndim != v.ndim)):
         raise ConversionError(f"a tensor {v.type!r} cannot join a sequence of {elem!r}")
-    v = ctx.plain(v)
-    return (v if v.type == loose else ctx.bind(v.expr, loose, "elem")), loose
+    return ctx.plain(v), loose
 
 
 def _helper(ctx, name: str, make) -> GlobalVar:
@@ -185,6 +184,7 @@ def sequence_insert(ctx, node, inputs, attrs):
         at = n if pos is None else _const_position(pos, n, 1, "SequenceInsert position")
         return [_static(ctx, [*seq.items[:at], value, *seq.items[at:]], loose)]
     insert = _helper(ctx, functions.INSERT, functions.insert_fn)
+    value = value if value.type == loose else ctx.bind(value.expr, loose, "elem")
     if pos is None:  # a position that never counts down to 0 inserts at the end
         at = const_value(np.array(-1, _I64))
     else:
@@ -246,7 +246,7 @@ def concat_from_sequence(ctx, node, inputs, attrs):
     out = TensorType((AnyDim(),) * rank, elem.dtype)
     if _items(seq) is not None:
         parts = [ctx.emit("expand_dims", v, axis=axis) if new_axis else v for v in seq.items]
-        return [ctx.concat(parts, axis) if len(parts) > 1 else ctx.bind(parts[0].expr, out, "concat")]
+        return [ctx.concat(parts, axis)]
     name = f"onnx_seq_concat_{elem.dtype}_r{elem.ndim}_a{axis}{'_new' if new_axis else ''}"
     gv = _helper(ctx, name, lambda mod, opset: functions.concat_fn(mod, opset, name, elem, axis, bool(new_axis)))
     return [ctx.bind(gv(seq.expr, _nonempty(ctx, seq).expr), out, "concat")]

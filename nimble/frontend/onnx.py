@@ -3,7 +3,8 @@
 Graph inputs keep their static dims; a `dim_param` becomes a symbolic dim of that name (the same name is the same
 dim), an unknown dim becomes `Any`. Initializers become constants; shape computations over static dims fold to
 constants and stay run-time computations (`shape_of`, `dyn.reshape`, ...) otherwise. `If` becomes an IR `if`,
-`Loop` (and `LSTM` / `GRU`) a recursive global function.
+`Loop` (and `LSTM` / `GRU`) a recursive global function. A sequence of tensors is the prelude's `List`
+(`onnx_ops_sequence`; `onnx_io` turns Python lists into such values and back).
 """
 from __future__ import annotations
 

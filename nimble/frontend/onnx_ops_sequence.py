@@ -5,8 +5,9 @@ rank and dtype are shared.
 A sequence built at conversion time (SequenceEmpty, SequenceConstruct, and inserts / erases at constant positions
 into one) keeps its elements (`SeqValue.items`), so SequenceAt at a constant index and SequenceLength of it need no
 run-time walk. Otherwise the converters call small recursive global functions added to the module once: length,
-nth, insert and erase, polymorphic in the element type (`sequence_helpers`), and concatenation and splitting, one
-per dtype / rank / axis. Run-time positions are checked and normalized by `take(arange(n), pos, mode="raise")`:
+nth, insert and erase, polymorphic in the element type (`onnx_sequence_functions`), and concatenation and splitting, one
+per dtype / rank / axis. SequenceMap runs its body once per known element, or in a recursive function that walks
+the sequences. Run-time positions are checked and normalized by `take(arange(n), pos, mode="raise")`:
 a position out of range raises `nimble.OutOfRangeError` when the model runs.
 """
 from __future__ import annotations
@@ -302,3 +303,74 @@ def split_to_sequence(ctx, node, inputs, attrs):
     sizes_v = sizes if sizes.shape == (AnyDim(),) else ctx.bind(sizes.expr, TensorType((AnyDim(),), "int64"), "sizes")
     out = gv(xv.expr, sizes_v.expr, const_value(np.array(0, _I64)).expr, const_value(np.array(0, _I64)).expr)
     return [_bind(ctx, out, list_type(elem), "split")]
+
+
+# ---- SequenceMap -------------------------------------------------------------------------------------------
+@converter("SequenceMap")
+def sequence_map(ctx, node, inputs, attrs):
+    """The body once per element (the i-th element of each sequence input, every tensor input whole): unrolled over
+    known elements, else a recursive function that walks the sequences together."""
+    body = attrs["body"]
+    if not inputs or not is_sequence(inputs[0]):
+        raise MalformedNodeError("the first input must be a sequence")
+    if len(body.input) != len(inputs):
+        raise MalformedNodeError(f"the body takes {len(body.input)} inputs, the node has {len(inputs)}")
+    seq_at = [k for k, v in enumerate(inputs) if is_sequence(v)]
+    if any(isinstance(element_type(inputs[k]), Unranked) for k in seq_at):
+        raise ConversionError("SequenceMap over an empty sequence whose elements' rank is not known")
+    known = [_items(inputs[k]) for k in seq_at]
+    if all(items for items in known):
+        return _map_known(ctx, body, inputs, seq_at, known)
+    return _map_walk(ctx, body, inputs, seq_at)
+
+
+def _map_known(ctx, body, inputs, seq_at, known) -> list:
+    from .onnx_control import _subgraph
+
+    if len({len(items) for items in known}) != 1:
+        raise MalformedNodeError(f"the sequences have different lengths {[len(items) for items in known]}")
+    per_output = None
+    for i in range(len(known[0])):
+        bound = {info.name: (known[seq_at.index(k)][i] if k in seq_at else v)
+                 for k, (info, v) in enumerate(zip(body.input, inputs))}
+        outs = _subgraph(ctx, body, bound, ctx.builder)[1]
+        per_output = per_output or [[] for _ in outs]
+        for collected, v in zip(per_output, outs):
+            collected.append(v)
+    results = []
+    for values in per_output:
+        elem = _element(ctx, values[0])[1]
+        results.append(_static(ctx, [_element(ctx, v, elem)[0] for v in values], elem))
+    return results
+
+
+def _map_walk(ctx, body, inputs, seq_at) -> list:
+    from ..ir.builder import match, pctor
+    from ..ir.expr import Tuple, TupleGetItem, Var
+    from ..ir.types import TupleType
+    from .onnx_control import _recursive, _subgraph
+
+    heads = {k: Var(f"head{k}", element_type(inputs[k])) for k in seq_at}
+    tails = {k: Var(f"tail{k}", inputs[k].type) for k in seq_at}
+    bound = {info.name: (Value(heads[k], heads[k].type_annotation) if k in heads else v)
+             for k, (info, v) in enumerate(zip(body.input, inputs))}
+    child, outs = _subgraph(ctx, body, bound)
+    elements = []
+    for v in outs:
+        v, elem = _element(child, v)
+        elements.append(v if v.type == elem else child.bind(v.expr, elem, "elem"))
+    ret = TupleType(tuple(list_type(v.type) for v in elements))
+    bindings = list(child.builder.bindings)
+    params = [Var(f"seq{k}", inputs[k].type) for k in seq_at]
+
+    def make_body(recurse):
+        child.builder.bindings = list(bindings)
+        call = recurse(*[tails[k] for k in seq_at])
+        rest = child.builder.let("rest", call if call is not None else Tuple(tuple(tails.values())), ret)
+        expr = child.builder.ret(Tuple(tuple(Cons(v.expr, TupleGetItem(rest, j)) for j, v in enumerate(elements))))
+        for k, p in reversed(list(zip(seq_at, params))):  # the first sequence ends the walk; the others follow it
+            empty = [(pctor(Nil), Tuple(tuple(Call(Nil, ()) for _ in elements)))] if k == seq_at[0] else []
+            expr = match(p, [(pctor(Cons, heads[k], tails[k]), expr)] + empty)
+        return expr
+
+    return _recursive(ctx, "sequence_map", params, make_body, ret, [inputs[k] for k in seq_at])

@@ -1,5 +1,5 @@
 """ONNX sequence operators (SequenceEmpty / Construct / Insert / Erase / At / Length, ConcatFromSequence,
-SplitToSequence, Identity, sequences through If and Loop) through from_onnx -> compile -> both VMs, sequence inputs
+SplitToSequence, SequenceMap, Identity, sequences through If and Loop) through from_onnx -> compile -> both VMs, sequence inputs
 and outputs as Python lists (`nimble.frontend.onnx_io`); compared with ONNX Runtime and with numpy."""
 import functools
 
@@ -279,6 +279,35 @@ def test_sequences_through_if_and_loop(backend):
     pieces = [x[:i + 1] for i in range(4)]
     _check(key, backend, [x, np.array(4), np.array(False)], [pieces])
     _check(key, backend, [x, np.array(4), np.array(True)], [[pieces[-1]] + pieces])
+
+
+def _map_model(known: bool):
+    """SequenceMap over two sequences and a tensor: (a_i + b_i * w, shape of a_i); the sequences come as graph
+    inputs (a run-time walk) or from SequenceConstruct (unrolled)."""
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["b", "w"], ["bw"]), helper.make_node("Add", ["a", "bw"], ["y"]),
+         helper.make_node("Shape", ["a"], ["shape"])], "body",
+        [_t("a", F, (None, 3)), _t("b", F, (None, 3)), _t("w", F, (3,))], [_t("y", F, (None, 3)), _t("shape", I64, (2,))])
+    node = helper.make_node("SequenceMap", ["sa", "sb", "w"], ["ys", "shapes"], body=body)
+    if not known:
+        return _model([node], [_seq("sa"), _seq("sb"), _t("w", F, (3,))], [_seq("ys"), _seq("shapes", I64, (2,))])
+    return _model([helper.make_node("SequenceConstruct", ["a0", "a1"], ["sa"]),
+                   helper.make_node("SequenceConstruct", ["b0", "b1"], ["sb"]), node],
+                  [_t(n, F, ("r" + n[1], 3)) for n in ("a0", "a1", "b0", "b1")] + [_t("w", F, (3,))],
+                  [_seq("ys"), _seq("shapes", I64, (2,))])
+
+
+@pytest.mark.parametrize("known", [False, True])
+def test_sequence_map_over_two_sequences_and_a_tensor(backend, known):
+    key = _register(f"map_{known}", _map_model(known))
+    rng = np.random.default_rng(11)
+    a, b, w = _rows(rng, (2, 0)), _rows(rng, (2, 0)), rng.standard_normal(3).astype(np.float32)
+    want = [[x + y * w for x, y in zip(a, b)], [np.array(x.shape, np.int64) for x in a]]
+    _check(key, backend, [a[0], a[1], b[0], b[1], w] if known else [a, b, w], want)
+    walks = any(n.startswith("sequence_map") for n in _compiled(key)[0].functions)
+    assert walks is not known  # known elements: the body unrolled, no recursive function
+    if not known:
+        _check(key, backend, [[], [], w], [[], []])
 
 
 # ---- hypothesis over sequence lengths and element shapes ---------------------------------------------------

@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..errors import TypeError as NimbleTypeError
-from ..ir.prelude import Cons, Nil, from_python_list
+from ..ir.prelude import Cons, Nil
 from ..ir.types import ADTType, TensorType
+from ..vm.values import ADT
 
 
 def sequence_value(items, dtype: str, rank: int, name: str = "sequence"):
@@ -34,7 +35,10 @@ def sequence_value(items, dtype: str, rank: int, name: str = "sequence"):
         if arr.ndim != rank:
             raise ShapeError(f"{name}[{k}]: expected rank {rank}, got shape {arr.shape}")
         arrays.append(np.ascontiguousarray(arr))
-    return from_python_list(arrays)
+    value = ADT(Nil.tag, ())  # the VM's own values, built without recursion (a long list is a deep tree)
+    for arr in reversed(arrays):
+        value = ADT(Cons.tag, (arr, value))
+    return value
 
 
 def vm_inputs(mod, inputs) -> list:

@@ -191,7 +191,8 @@ def sequence_insert(ctx, node, inputs, attrs):
     else:
         count = ctx.emit("add", length(ctx, seq), np.array(1, _I64))
         pos = _scalar(ctx, pos, "SequenceInsert position")  # -k is before the k-th last element: n + 1 - (k + 1)
-        pos = ctx.emit("where", ctx.emit("less", pos, np.array(0, _I64)), ctx.emit("subtract", pos, np.array(1, _I64)), pos)
+        before = ctx.emit("subtract", pos, np.array(1, _I64))
+        pos = ctx.emit("where", ctx.emit("less", pos, np.array(0, _I64)), before, pos)
         at = checked_position(ctx, pos, count)
     return [_bind(ctx, insert(seq.expr, at.expr, value.expr), seq.type, "seq_insert")]
 

@@ -8,7 +8,8 @@ out of the matches (reaching one would be a VM error "no match clause matched", 
     onnx_seq_nth(xs, i)          element i, 0 <= i < length
     onnx_seq_insert(xs, i, v)    v inserted before element i; a position that never counts down to 0 (-1) appends
     onnx_seq_erase(xs, i)        element i removed
-    onnx_seq_concat_*(xs, _)     the elements concatenated along an axis (each first given a new axis, or not)
+    onnx_seq_concat_*(xs, _)     the elements concatenated along an axis (each first given a new axis, or not),
+                                 with onnx_seq_concat_*_pairs / _expand / _all
     onnx_seq_split_*(x, sizes, k, offset)  pieces sizes[k:] of x along an axis, starting at offset
 """
 from __future__ import annotations
@@ -74,20 +75,43 @@ def erase_fn(module, opset) -> Function:
 
 
 def concat_fn(module, opset, name: str, elem: TensorType, axis: int, new_axis: bool) -> Function:
-    """`name(xs, checked)`: the elements of a non-empty `xs` concatenated along `axis` (right to left); `checked` is
-    the result of the caller's check that `xs` is not empty (unused here: taking it orders the check first)."""
-    rank = elem.ndim + (1 if new_axis else 0)
-    out = TensorType((AnyDim(),) * rank, elem.dtype)
-    xs, head, tail = Var("xs", list_type(elem)), Var("head", elem), Var("tail", list_type(elem))
+    """`name(xs, checked)`: the elements of a non-empty `xs` concatenated along `axis`, by rounds that concatenate
+    neighbours (`name_pairs`), so each element is copied about log2(n) times, not n times. `checked` is the result
+    of the caller's check that `xs` is not empty (unused here: taking it orders the check first). With `new_axis`,
+    each element first gets a new axis there (`name_expand`)."""
+    out = TensorType((AnyDim(),) * (elem.ndim + (1 if new_axis else 0)), elem.dtype)
+    pairs, expand, whole = GlobalVar(f"{name}_pairs"), GlobalVar(f"{name}_expand"), GlobalVar(f"{name}_all")
+    module.define(pairs, _concat_pairs(module, opset, pairs, out, axis))
+    if new_axis:
+        module.define(expand, _expand_each(module, opset, expand, elem, out, axis))
+    xs, head, tail = Var("xs", list_type(out)), Var("head", out), Var("tail", list_type(out))
     checked = Var("checked", _INDEX)
+    module.define(whole, Function((xs,), match(xs, [(pctor(Cons, head, tail), match(tail, [
+        (pctor(Nil), head), (None, whole(pairs(xs)))]))]), out))
+    given = Var("xs", list_type(elem))
+    return Function((given, checked), whole(expand(given) if new_axis else given), out)
+
+
+def _concat_pairs(module, opset, pairs: GlobalVar, out: TensorType, axis: int) -> Function:
+    """[a, b, c, d, e] -> [a ++ b, c ++ d, e]."""
+    xs, first, second = Var("xs", list_type(out)), Var("first", out), Var("second", out)
+    tail, rest = Var("tail", list_type(out)), Var("rest", list_type(out))
     g = GraphConverter(module, opset)
-    part = g.emit("expand_dims", _val(head), axis=axis) if new_axis else _val(head)
+    joined = g.concat([_val(first), _val(second)], axis)
+    joined = g.bind(joined.expr, out, "joined") if joined.type != out else joined
+    both = g.builder.ret(Cons(joined.expr, pairs(rest)))
+    body = match(xs, [(pctor(Cons, first, tail), match(tail, [(pctor(Cons, second, rest), both), (pctor(Nil), xs)])),
+                      (pctor(Nil), xs)])
+    return Function((xs,), body, list_type(out))
+
+
+def _expand_each(module, opset, expand: GlobalVar, elem: TensorType, out: TensorType, axis: int) -> Function:
+    xs, head, tail = Var("xs", list_type(elem)), Var("head", elem), Var("tail", list_type(elem))
+    g = GraphConverter(module, opset)
+    part = g.emit("expand_dims", _val(head), axis=axis)
     part = g.bind(part.expr, out, "part") if part.type != out else part
-    more = GraphConverter(module, opset)
-    rest = more.bind(GlobalVar(name)(tail, checked), out, "rest")
-    joined = more.builder.ret(more.concat([part, rest], axis).expr)
-    cons = g.builder.ret(match(tail, [(pctor(Nil), part.expr), (None, joined)]))
-    return Function((xs, checked), match(xs, [(pctor(Cons, head, tail), cons)]), out)
+    cons = g.builder.ret(Cons(part.expr, expand(tail)))
+    return Function((xs,), match(xs, [(pctor(Cons, head, tail), cons), (pctor(Nil), Call(Nil, ()))]), list_type(out))
 
 
 def split_fn(module, opset, name: str, x_type: TensorType, axis: int, keepdims: bool) -> Function:

@@ -1,6 +1,6 @@
 """ONNX sequence operators (SequenceEmpty / Construct / Insert / Erase / At / Length, ConcatFromSequence,
-SplitToSequence, SequenceMap, Identity, sequences through If and Loop) through from_onnx -> compile -> both VMs, sequence inputs
-and outputs as Python lists (`nimble.frontend.onnx_io`); compared with ONNX Runtime and with numpy."""
+SplitToSequence, SequenceMap, Identity, sequences through If and Loop) through from_onnx -> compile -> both VMs,
+sequence inputs and outputs as Python lists (`nimble.frontend.onnx_io`); compared with ONNX Runtime and numpy."""
 import functools
 
 import numpy as np
@@ -191,9 +191,24 @@ def test_concat_from_sequence(backend, axis, new_axis):
 
 def test_concat_from_sequence_along_a_dynamic_inner_axis(backend):
     key = _register("concat_inner", _model(
-        [helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=1)], [_seq("s", F, (2, None))], [_t("y", F, (2, None))]))
+        [helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=1)], [_seq("s", F, (2, None))],
+        [_t("y", F, (2, None))]))
     items = [np.random.default_rng(k).standard_normal((2, k)).astype(np.float32) for k in (3, 1, 4)]
     _check(key, backend, [items], [np.concatenate(items, axis=1)])
+
+
+def test_a_long_sequence_in_and_out(backend):
+    """1200 elements: deeper than Python's recursion limit for the list's nested constructor values."""
+    key = _register("long", _model(
+        [helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=0), helper.make_node("SequenceLength", ["s"], ["n"]),
+         helper.make_node("SplitToSequence", ["y"], ["t"], axis=0, keepdims=0)],
+        [_seq("s")], [_t("y", F, (None, 3)), _t("n", I64), _seq("t", F, (3,))]))
+    items = _rows(np.random.default_rng(12), [k % 3 for k in range(1200)])
+    joined = np.concatenate(items, axis=0)
+    y, n, t = _nimble(key, backend, items)
+    _same(y, joined)
+    assert int(n) == 1200 and len(t) == joined.shape[0]
+    _same(t, list(joined))
 
 
 def test_concat_of_an_empty_sequence_raises(backend):
@@ -287,7 +302,8 @@ def _map_model(known: bool):
     body = helper.make_graph(
         [helper.make_node("Mul", ["b", "w"], ["bw"]), helper.make_node("Add", ["a", "bw"], ["y"]),
          helper.make_node("Shape", ["a"], ["shape"])], "body",
-        [_t("a", F, (None, 3)), _t("b", F, (None, 3)), _t("w", F, (3,))], [_t("y", F, (None, 3)), _t("shape", I64, (2,))])
+        [_t("a", F, (None, 3)), _t("b", F, (None, 3)), _t("w", F, (3,))],
+        [_t("y", F, (None, 3)), _t("shape", I64, (2,))])
     node = helper.make_node("SequenceMap", ["sa", "sb", "w"], ["ys", "shapes"], body=body)
     if not known:
         return _model([node], [_seq("sa"), _seq("sb"), _t("w", F, (3,))], [_seq("ys"), _seq("shapes", I64, (2,))])

@@ -20,7 +20,7 @@ from ..ir.types import DTYPES, AnyDim, SymDim, TensorType
 from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
 from . import onnx_ops_quant, onnx_ops_sequence  # noqa: F401,E402 - converters
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
-from .onnx_ops_sequence import SeqValue, graph_output, sequence_type
+from .onnx_ops_sequence import SeqValue, constant_sequence, graph_output, sequence_type
 from .onnx_values import Value, const_value
 
 MIN_OPSET = 13
@@ -166,7 +166,10 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
                                   f"the type {onnx_dtype(declared)} its graph input declares")
             continue
         if constants and info.name in constants:
-            ctx.env[info.name] = const_value(np.asarray(constants[info.name]))
+            given = constants[info.name]
+            is_seq = info.type.WhichOneof("value") == "sequence_type"
+            ctx.env[info.name] = (constant_sequence(ctx, given, info.name) if is_seq else
+                                  const_value(np.asarray(given)))
             continue
         t = value_info_type(info, shapes, sym_dims)
         var = Var(info.name, t)

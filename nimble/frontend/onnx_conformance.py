@@ -146,7 +146,8 @@ def run_case(case, claimed: set) -> CaseResult:
                 raise
             # axes / shapes / weights fed as graph inputs: bind every input but the first to its test value
             names = [i.name for i in case.model.graph.input]
-            frozen = {n: as_array(v) for n, v in zip(names[1:], case.data_sets[0][0][1:])}
+            frozen = {n: [as_array(e) for e in v] if isinstance(v, list) else as_array(v)
+                      for n, v in zip(names[1:], case.data_sets[0][0][1:])}
             mod = from_onnx(case.model, constants=frozen)
             note = "frozen inputs"
             case = _first_data_set_only(case, len(frozen))

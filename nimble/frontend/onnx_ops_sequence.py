@@ -158,6 +158,17 @@ def checked_position(ctx, pos: Value, count: Value) -> Value:
 
 
 # ---- construction ------------------------------------------------------------------------------------------
+def constant_sequence(ctx, items, name: str) -> SeqValue:
+    """A graph input bound to a constant list of arrays (`from_onnx(constants=...)`): its elements known."""
+    if not isinstance(items, (list, tuple)):
+        raise ConversionError(f"constants[{name!r}]: the input is a sequence; expected a list of arrays, "
+                              f"got {type(items).__name__}")
+    values = [const_value(np.asarray(a)) for a in items]
+    if not values:
+        raise ConversionError(f"constants[{name!r}]: an empty list has no element type; leave the input unbound")
+    elem = _element(ctx, values[0])[1]
+    return _static(ctx, [_element(ctx, v, elem)[0] for v in values], elem)
+
 @converter("SequenceEmpty")
 def sequence_empty(ctx, node, inputs, attrs):
     from onnx import helper

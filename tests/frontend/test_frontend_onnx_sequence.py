@@ -127,6 +127,17 @@ def test_constant_index_into_a_known_sequence_needs_no_helper():
     np.testing.assert_array_equal(got, b)
 
 
+def test_a_sequence_input_bound_to_constants():
+    model = _model([helper.make_node("SequenceAt", ["s", "i"], ["y"])], [_seq("s"), _t("i", I64)], [_t("y", F, ("n", 3))])
+    items = _rows(np.random.default_rng(13), (2, 5))
+    mod = from_onnx(model, constants={"s": items})
+    assert [p.name for p in mod["main"].params] == ["i"]
+    vm = nimble.VirtualMachine(nimble.compile(mod))
+    _same(vm.run(np.array(-1)), items[-1])
+    with pytest.raises(ConversionError, match="expected a list of arrays"):
+        from_onnx(model, constants={"s": items[0]})
+
+
 # ---- insert / erase ---------------------------------------------------------------------------------------
 INSERT_AT = _register("insert_at", _model(
     [helper.make_node("SequenceInsert", ["s", "x", "p"], ["t"]), helper.make_node("SequenceLength", ["t"], ["n"])],

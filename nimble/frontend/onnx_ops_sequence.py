@@ -286,10 +286,9 @@ def split_to_sequence(ctx, node, inputs, attrs):
     dim = x.shape[axis]
     dim = (const_value(np.array(dim, _I64)) if isinstance(dim, int)
            else ctx.emit("take", ctx.emit("shape_of", x), np.array(axis, _I64), axis=0))
+    sizes = None
     if split is None:
-        sizes = (const_value(np.ones(int(dim.const), _I64)) if dim.is_const else ctx.emit(
-            "add", ctx.emit("multiply", ctx.emit("arange", np.array(0, _I64), dim, np.array(1, _I64), dtype="int64"),
-                            np.array(0, _I64)), np.array(1, _I64)))
+        count = dim
     elif split.ndim == 0:
         step = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
         count = ctx.emit("divide", ctx.emit("add", dim, ctx.emit("subtract", step, np.array(1, _I64))), step)
@@ -301,20 +300,22 @@ def split_to_sequence(ctx, node, inputs, attrs):
         total = ctx.emit("sum", sizes, axis=None, keepdims=False)
         bad = ctx.emit("cast", ctx.emit("not_equal", total, dim), dtype="int64")
         sizes = ctx.emit("add", sizes, ctx.emit("take", np.zeros(1, _I64), bad, axis=0, mode="raise"))
+        count = ctx.emit("take", ctx.emit("shape_of", sizes), np.array(0, _I64), axis=0)
     else:
         raise MalformedNodeError(f"split must be a scalar or a 1-D tensor, got {split.type!r}")
     x = ctx.plain(x)
     loose = TensorType((AnyDim(),) * x.ndim, x.dtype)
-    name = f"onnx_seq_split_{x.dtype}_r{x.ndim}_a{axis}{'' if keep else '_squeeze'}"
-    gv = _helper(ctx, name, lambda mod, opset: functions.split_fn(mod, opset, name, loose, axis, keep))
+    unit = sizes is None
+    name = f"onnx_seq_split_{x.dtype}_r{x.ndim}_a{axis}{'_unit' if unit else ''}{'' if keep else '_squeeze'}"
+    gv = _helper(ctx, name, lambda mod, opset: functions.split_fn(mod, opset, name, loose, axis, keep, unit))
     elem = loose if keep else TensorType((AnyDim(),) * (x.ndim - 1), x.dtype)
-    xv = x if x.type == loose else ctx.bind(x.expr, loose, "split_in")
-    sizes = ctx.plain(sizes)
-    if not isinstance(sizes.type, TensorType) or sizes.ndim != 1:
-        raise MalformedNodeError(f"split sizes must be 1-D, got {sizes.type!r}")
-    sizes_v = sizes if sizes.shape == (AnyDim(),) else ctx.bind(sizes.expr, TensorType((AnyDim(),), "int64"), "sizes")
-    out = gv(xv.expr, sizes_v.expr, const_value(np.array(0, _I64)).expr, const_value(np.array(0, _I64)).expr)
-    return [_bind(ctx, out, list_type(elem), "split")]
+    args = [x if x.type == loose else ctx.bind(x.expr, loose, "split_in"), ctx.plain(count),
+            const_value(np.array(0, _I64))]
+    if not unit:
+        sizes = ctx.plain(sizes)
+        args += [const_value(np.array(0, _I64)),
+                 sizes if sizes.shape == (AnyDim(),) else ctx.bind(sizes.expr, TensorType((AnyDim(),), "int64"))]
+    return [_bind(ctx, gv(*[a.expr for a in args]), list_type(elem), "split")]
 
 
 # ---- SequenceMap -------------------------------------------------------------------------------------------

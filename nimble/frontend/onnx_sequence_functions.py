@@ -10,7 +10,7 @@ out of the matches (reaching one would be a VM error "no match clause matched", 
     onnx_seq_erase(xs, i)        element i removed
     onnx_seq_concat_*(xs, _)     the elements concatenated along an axis (each first given a new axis, or not),
                                  with onnx_seq_concat_*_pairs / _expand / _all
-    onnx_seq_split_*(x, sizes, k, offset)  pieces sizes[k:] of x along an axis, starting at offset
+    onnx_seq_split_*(x, count, k, ...)     pieces k.. count - 1 of x along an axis (of given sizes, or of 1)
 """
 from __future__ import annotations
 
@@ -114,24 +114,28 @@ def _expand_each(module, opset, expand: GlobalVar, elem: TensorType, out: Tensor
     return Function((xs,), match(xs, [(pctor(Cons, head, tail), cons), (pctor(Nil), Call(Nil, ()))]), list_type(out))
 
 
-def split_fn(module, opset, name: str, x_type: TensorType, axis: int, keepdims: bool) -> Function:
-    """`name(x, sizes, k, offset)`: the pieces of `x` along `axis` of sizes `sizes[k:]`, the first at `offset`
-    (`keepdims` False: each piece, of size 1, without that axis)."""
+def split_fn(module, opset, name: str, x_type: TensorType, axis: int, keepdims: bool, unit: bool) -> Function:
+    """`name(x, count, k, offset, sizes)`: the pieces k, k + 1, ... < count of `x` along `axis`, the k-th at
+    `offset`, of sizes `sizes`; with `unit`, `name(x, count, k)`: pieces of size 1, taken by one index (`keepdims`
+    False: without that axis)."""
     elem = x_type if keepdims else TensorType(x_type.shape[:axis] + x_type.shape[axis + 1:], x_type.dtype)
-    x, sizes = Var("x", x_type), Var("sizes", TensorType((AnyDim(),), "int64"))
-    k, offset = Var("k", _INDEX), Var("offset", _INDEX)
+    x, count, k = Var("x", x_type), Var("count", _INDEX), Var("k", _INDEX)
+    offset, sizes = Var("offset", _INDEX), Var("sizes", TensorType((AnyDim(),), "int64"))
+    params = (x, count, k) if unit else (x, count, k, offset, sizes)
     g = GraphConverter(module, opset)
-    count = g.emit("take", g.emit("shape_of", _val(sizes)), np.array(0, _I64), axis=0)
-    more = g.plain(g.emit("less", _val(k), count))
+    more = g.plain(g.emit("less", _val(k), _val(count)))
     step = g.child()
-    size = step.emit("take", _val(sizes), _val(k), axis=0, mode="raise")
-    end = step.emit("add", _val(offset), size)
-    positions = step.emit("arange", _val(offset), end, np.array(1, _I64), dtype="int64")
-    piece = step.emit("take", _val(x), positions, axis=axis, mode="raise")
-    if not keepdims:
-        piece = step.emit("squeeze", piece, axis=(axis,))
+    following = step.emit("add", _val(k), np.array(1, _I64))
+    if unit:
+        piece = step.emit("take", _val(x), _val(k), axis=axis, mode="raise")
+        piece = step.emit("expand_dims", piece, axis=axis) if keepdims else piece
+        rest = GlobalVar(name)(x, count, following.expr)
+    else:
+        end = step.emit("add", _val(offset), step.emit("take", _val(sizes), _val(k), axis=0, mode="raise"))
+        positions = step.emit("arange", _val(offset), end, np.array(1, _I64), dtype="int64")
+        piece = step.emit("take", _val(x), positions, axis=axis, mode="raise")
+        rest = GlobalVar(name)(x, count, following.expr, end.expr, sizes)
     piece = step.bind(piece.expr, elem, "piece") if piece.type != elem else piece
-    rest = GlobalVar(name)(x, sizes, step.emit("add", _val(k), np.array(1, _I64)).expr, end.expr)
     then = step.builder.ret(Cons(piece.expr, rest))
     body = g.builder.ret(if_(more.expr, then, Call(Nil, ())))
-    return Function((x, sizes, k, offset), body, list_type(elem))
+    return Function(params, body, list_type(elem))

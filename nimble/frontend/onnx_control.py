@@ -1,16 +1,29 @@
 """Control flow: `If` becomes an IR `if`; `Loop` becomes a recursive global function (one call per iteration,
 the loop state as parameters, values of the enclosing graph passed in as extra parameters). `LSTM` and `GRU`
-(`onnx_recurrent`) build their loops with `_recursive` too."""
+(`onnx_recurrent`) build their loops with `_recursive` too; so does `SequenceMap` over sequences (`List` values,
+`onnx_ops_sequence`) whose elements are not known at conversion time."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..ir.builder import if_, tuple_
-from ..ir.expr import Function, GlobalVar, Var
+from ..ir.builder import if_, match, pctor, tuple_
+from ..ir.expr import Call, Function, GlobalVar, Tuple, TupleGetItem, Var
+from ..ir.prelude import Cons, Nil, list_type
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..ir.visitor import free_vars, substitute_vars
-from .onnx_graph import ConversionError, converter, fresh
-from .onnx_ops_sequence import Unranked, graph_output, is_sequence, join_sequence_types, sequence_type, typed_sequence
+from .onnx_graph import ConversionError, MalformedNodeError, converter, fresh
+from .onnx_ops_sequence import (
+    Unranked,
+    element_type,
+    graph_output,
+    is_sequence,
+    join_sequence_types,
+    known_items,
+    sequence_element,
+    sequence_type,
+    static_sequence,
+    typed_sequence,
+)
 from .onnx_values import Value, const_value
 
 INT_MAX = np.iinfo(np.int64).max
@@ -195,3 +208,67 @@ def loop(ctx, node, inputs, attrs):
         values, shape = rest.pop(0), rest.pop(0)
         outputs.append(ctx.emit("dyn.reshape", values, shape, type_=TensorType((AnyDim(),) + s.shape, s.dtype)))
     return outputs
+
+
+# ---- SequenceMap -------------------------------------------------------------------------------------------
+@converter("SequenceMap")
+def sequence_map(ctx, node, inputs, attrs):
+    """The body once per element (the i-th element of each sequence input, every tensor input whole): unrolled over
+    known elements, else a recursive function that walks the sequences together."""
+    body = attrs["body"]
+    if not inputs or not is_sequence(inputs[0]):
+        raise MalformedNodeError("the first input must be a sequence")
+    if len(body.input) != len(inputs):
+        raise MalformedNodeError(f"the body takes {len(body.input)} inputs, the node has {len(inputs)}")
+    seq_at = [k for k, v in enumerate(inputs) if is_sequence(v)]
+    if any(isinstance(element_type(inputs[k]), Unranked) for k in seq_at):
+        raise ConversionError("SequenceMap over an empty sequence whose elements' rank is not known")
+    known = [known_items(inputs[k]) for k in seq_at]
+    if all(items for items in known):
+        return _map_known(ctx, body, inputs, seq_at, known)
+    return _map_walk(ctx, body, inputs, seq_at)
+
+
+def _map_known(ctx, body, inputs, seq_at, known) -> list:
+    if len({len(items) for items in known}) != 1:
+        raise MalformedNodeError(f"the sequences have different lengths {[len(items) for items in known]}")
+    per_output = None
+    for i in range(len(known[0])):
+        bound = {info.name: (known[seq_at.index(k)][i] if k in seq_at else v)
+                 for k, (info, v) in enumerate(zip(body.input, inputs))}
+        outs = _subgraph(ctx, body, bound, ctx.builder)[1]
+        per_output = per_output or [[] for _ in outs]
+        for collected, v in zip(per_output, outs):
+            collected.append(v)
+    results = []
+    for values in per_output:
+        elem = sequence_element(ctx, values[0])[1]
+        results.append(static_sequence(ctx, [sequence_element(ctx, v, elem)[0] for v in values], elem))
+    return results
+
+
+def _map_walk(ctx, body, inputs, seq_at) -> list:
+    heads = {k: Var(f"head{k}", element_type(inputs[k])) for k in seq_at}
+    tails = {k: Var(f"tail{k}", inputs[k].type) for k in seq_at}
+    bound = {info.name: (Value(heads[k], heads[k].type_annotation) if k in heads else v)
+             for k, (info, v) in enumerate(zip(body.input, inputs))}
+    child, outs = _subgraph(ctx, body, bound)
+    elements = []
+    for v in outs:
+        v, elem = sequence_element(child, v)
+        elements.append(v if v.type == elem else child.bind(v.expr, elem, "elem"))
+    ret = TupleType(tuple(list_type(v.type) for v in elements))
+    bindings = list(child.builder.bindings)
+    params = [Var(f"seq{k}", inputs[k].type) for k in seq_at]
+
+    def make_body(recurse):
+        child.builder.bindings = list(bindings)
+        call = recurse(*[tails[k] for k in seq_at])
+        rest = child.builder.let("rest", call if call is not None else Tuple(tuple(tails.values())), ret)
+        expr = child.builder.ret(Tuple(tuple(Cons(v.expr, TupleGetItem(rest, j)) for j, v in enumerate(elements))))
+        for k, p in reversed(list(zip(seq_at, params))):  # the first sequence ends the walk; the others follow it
+            empty = [(pctor(Nil), Tuple(tuple(Call(Nil, ()) for _ in elements)))] if k == seq_at[0] else []
+            expr = match(p, [(pctor(Cons, heads[k], tails[k]), expr)] + empty)
+        return expr
+
+    return _recursive(ctx, "sequence_map", params, make_body, ret, [inputs[k] for k in seq_at])

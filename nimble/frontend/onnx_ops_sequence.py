@@ -4,11 +4,11 @@ rank and dtype are shared.
 
 A sequence built at conversion time (SequenceEmpty, SequenceConstruct, and inserts / erases at constant positions
 into one) keeps its elements (`SeqValue.items`), so SequenceAt at a constant index and SequenceLength of it need no
-run-time walk. Otherwise the converters call small recursive global functions added to the module once: length,
-nth, insert and erase, polymorphic in the element type (`onnx_sequence_functions`), and concatenation and splitting, one
-per dtype / rank / axis. SequenceMap runs its body once per known element, or in a recursive function that walks
-the sequences. Run-time positions are checked and normalized by `take(arange(n), pos, mode="raise")`:
-a position out of range raises `nimble.OutOfRangeError` when the model runs.
+run-time walk. Otherwise the converters call small recursive global functions added to the module once
+(`onnx_sequence_functions`): length, nth, insert and erase, polymorphic in the element type, and concatenation and
+splitting, one per dtype / rank / axis. SequenceMap, a body run per element, is in `onnx_control`. Run-time
+positions are checked and normalized by `take(arange(n), pos, mode="raise")`: a position out of range raises
+`nimble.OutOfRangeError` when the model runs.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir.builder import if_
 from ..ir.expr import Call, GlobalVar
 from ..ir.prelude import LIST, Cons, Nil, list_type
 from ..ir.types import ADTType, AnyDim, TensorType, Type
@@ -40,7 +41,7 @@ class SeqValue(Value):
     items: tuple | None = None
 
 
-def _items(v: Value):
+def known_items(v: Value):
     """The elements of sequence `v` when known at conversion time, else None."""
     return getattr(v, "items", None)
 
@@ -93,7 +94,7 @@ def graph_output(ctx, v: Value) -> Value:
     return v
 
 
-def _static(ctx, items: list, elem) -> SeqValue:
+def static_sequence(ctx, items: list, elem) -> SeqValue:
     """A sequence of the Values `items`, bound once."""
     ctx.module.add_type(LIST)
     if not items:
@@ -106,7 +107,7 @@ def _static(ctx, items: list, elem) -> SeqValue:
     return _bind(ctx, expr, list_type(elem), "seq", items=tuple(items))
 
 
-def _element(ctx, v: Value, elem=None) -> tuple:
+def sequence_element(ctx, v: Value, elem=None) -> tuple:
     """(`v` unboxed, the sequence's element type: `v`'s rank and dtype, every dim `Any`)."""
     if v is None or is_sequence(v) or not isinstance(v.type, TensorType):
         raise ConversionError(f"a sequence element must be a tensor, got {None if v is None else v.type!r}")
@@ -145,7 +146,7 @@ def _const_position(pos: Value | None, n: int, last: int, what: str) -> int | No
 
 def length(ctx, seq: Value) -> Value:
     """The number of elements of `seq` as a rank-0 int64 value (a constant when its elements are known)."""
-    if isinstance(seq, SeqValue) and _items(seq) is not None:
+    if isinstance(seq, SeqValue) and known_items(seq) is not None:
         return const_value(np.array(len(seq.items), _I64))
     gv = _helper(ctx, functions.LENGTH, functions.length_fn)
     return ctx.bind(gv(seq.expr), TensorType((), "int64"), "seq_len")
@@ -166,22 +167,22 @@ def constant_sequence(ctx, items, name: str) -> SeqValue:
     values = [const_value(np.asarray(a)) for a in items]
     if not values:
         raise ConversionError(f"constants[{name!r}]: an empty list has no element type; leave the input unbound")
-    elem = _element(ctx, values[0])[1]
-    return _static(ctx, [_element(ctx, v, elem)[0] for v in values], elem)
+    elem = sequence_element(ctx, values[0])[1]
+    return static_sequence(ctx, [sequence_element(ctx, v, elem)[0] for v in values], elem)
 
 @converter("SequenceEmpty")
 def sequence_empty(ctx, node, inputs, attrs):
     from onnx import helper
 
     dtype = helper.tensor_dtype_to_np_dtype(int(attrs.get("dtype", 1))).name
-    return [_static(ctx, [], Unranked(dtype))]
+    return [static_sequence(ctx, [], Unranked(dtype))]
 
 
 @converter("SequenceConstruct")
 def sequence_construct(ctx, node, inputs, attrs):
-    first, elem = _element(ctx, inputs[0])
-    items = [first] + [_element(ctx, v, elem)[0] for v in inputs[1:]]
-    return [_static(ctx, items, elem)]
+    first, elem = sequence_element(ctx, inputs[0])
+    items = [first] + [sequence_element(ctx, v, elem)[0] for v in inputs[1:]]
+    return [static_sequence(ctx, items, elem)]
 
 
 @converter("SequenceInsert")
@@ -189,12 +190,12 @@ def sequence_insert(ctx, node, inputs, attrs):
     seq, tensor = inputs[0], inputs[1]
     pos = inputs[2] if len(inputs) > 2 else None
     elem = element_type(seq)
-    value, loose = _element(ctx, tensor, elem)
+    value, loose = sequence_element(ctx, tensor, elem)
     seq = typed_sequence(ctx, seq, loose)
-    if _items(seq) is not None and (pos is None or pos.is_const):
+    if known_items(seq) is not None and (pos is None or pos.is_const):
         n = len(seq.items)
         at = n if pos is None else _const_position(pos, n, 1, "SequenceInsert position")
-        return [_static(ctx, [*seq.items[:at], value, *seq.items[at:]], loose)]
+        return [static_sequence(ctx, [*seq.items[:at], value, *seq.items[at:]], loose)]
     insert = _helper(ctx, functions.INSERT, functions.insert_fn)
     value = value if value.type == loose else ctx.bind(value.expr, loose, "elem")
     if pos is None:  # a position that never counts down to 0 inserts at the end
@@ -214,9 +215,9 @@ def sequence_erase(ctx, node, inputs, attrs):
     pos = inputs[1] if len(inputs) > 1 else const_value(np.array(-1, _I64))
     if isinstance(element_type(seq), Unranked):
         raise MalformedNodeError("SequenceErase of an empty sequence")
-    if _items(seq) is not None and pos.is_const:
+    if known_items(seq) is not None and pos.is_const:
         at = _const_position(pos, len(seq.items), 0, "SequenceErase position")
-        return [_static(ctx, [*seq.items[:at], *seq.items[at + 1:]], element_type(seq))]
+        return [static_sequence(ctx, [*seq.items[:at], *seq.items[at + 1:]], element_type(seq))]
     at = checked_position(ctx, _scalar(ctx, pos, "SequenceErase position"), length(ctx, seq))
     erase = _helper(ctx, functions.ERASE, functions.erase_fn)
     return [_bind(ctx, erase(seq.expr, at.expr), seq.type, "seq_erase")]
@@ -229,7 +230,7 @@ def sequence_at(ctx, node, inputs, attrs):
     elem = element_type(seq)
     if isinstance(elem, Unranked):
         raise MalformedNodeError("SequenceAt of an empty sequence")
-    if _items(seq) is not None and pos.is_const:
+    if known_items(seq) is not None and pos.is_const:
         item = seq.items[_const_position(pos, len(seq.items), 0, "SequenceAt position")]
         return [item]
     at = checked_position(ctx, _scalar(ctx, pos, "SequenceAt position"), length(ctx, seq))
@@ -257,7 +258,7 @@ def concat_from_sequence(ctx, node, inputs, attrs):
         raise MalformedNodeError(f"axis {axis} is out of range for rank {rank}")
     axis %= rank
     out = TensorType((AnyDim(),) * rank, elem.dtype)
-    if _items(seq) is not None:
+    if known_items(seq) is not None:
         parts = [ctx.emit("expand_dims", v, axis=axis) if new_axis else v for v in seq.items]
         return [ctx.concat(parts, axis)]
     name = f"onnx_seq_concat_{elem.dtype}_r{elem.ndim}_a{axis}{'_new' if new_axis else ''}"
@@ -286,24 +287,24 @@ def split_to_sequence(ctx, node, inputs, attrs):
     dim = x.shape[axis]
     dim = (const_value(np.array(dim, _I64)) if isinstance(dim, int)
            else ctx.emit("take", ctx.emit("shape_of", x), np.array(axis, _I64), axis=0))
-    sizes = None
-    if split is None:
-        count = dim
-    elif split.ndim == 0:
-        step = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
-        count = ctx.emit("divide", ctx.emit("add", dim, ctx.emit("subtract", step, np.array(1, _I64))), step)
-        starts = ctx.emit("multiply", ctx.emit("arange", np.array(0, _I64), count, np.array(1, _I64), dtype="int64"),
-                          step)
-        sizes = ctx.emit("minimum", step, ctx.emit("subtract", dim, starts))
-    elif split.ndim == 1:
-        sizes = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
-        total = ctx.emit("sum", sizes, axis=None, keepdims=False)
-        bad = ctx.emit("cast", ctx.emit("not_equal", total, dim), dtype="int64")
-        sizes = ctx.emit("add", sizes, ctx.emit("take", np.zeros(1, _I64), bad, axis=0, mode="raise"))
-        count = ctx.emit("take", ctx.emit("shape_of", sizes), np.array(0, _I64), axis=0)
-    else:
-        raise MalformedNodeError(f"split must be a scalar or a 1-D tensor, got {split.type!r}")
     x = ctx.plain(x)
+    if split is None:
+        return [_split_walk(ctx, x, axis, keep, dim)]
+    if split.ndim == 0:
+        return [_split_evenly(ctx, x, axis, dim, split)]
+    if split.ndim != 1:
+        raise MalformedNodeError(f"split must be a scalar or a 1-D tensor, got {split.type!r}")
+    sizes = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
+    total = ctx.emit("sum", sizes, axis=None, keepdims=False)
+    bad = ctx.emit("cast", ctx.emit("not_equal", total, dim), dtype="int64")
+    sizes = ctx.emit("add", sizes, ctx.emit("take", np.zeros(1, _I64), bad, axis=0, mode="raise"))
+    count = ctx.emit("take", ctx.emit("shape_of", sizes), np.array(0, _I64), axis=0)
+    return [_split_walk(ctx, x, axis, True, count, sizes)]
+
+
+def _split_walk(ctx, x: Value, axis: int, keep: bool, count: Value, sizes: Value | None = None) -> SeqValue:
+    """The `count` pieces of `x` along `axis`: of `sizes` (a run-time `arange` a piece), or of size 1 (one scalar
+    `take` a piece; `keep` False: without the axis)."""
     loose = TensorType((AnyDim(),) * x.ndim, x.dtype)
     unit = sizes is None
     name = f"onnx_seq_split_{x.dtype}_r{x.ndim}_a{axis}{'_unit' if unit else ''}{'' if keep else '_squeeze'}"
@@ -315,75 +316,29 @@ def split_to_sequence(ctx, node, inputs, attrs):
         sizes = ctx.plain(sizes)
         args += [const_value(np.array(0, _I64)),
                  sizes if sizes.shape == (AnyDim(),) else ctx.bind(sizes.expr, TensorType((AnyDim(),), "int64"))]
-    return [_bind(ctx, gv(*[a.expr for a in args]), list_type(elem), "split")]
+    return _bind(ctx, gv(*[a.expr for a in args]), list_type(elem), "split")
 
 
-# ---- SequenceMap -------------------------------------------------------------------------------------------
-@converter("SequenceMap")
-def sequence_map(ctx, node, inputs, attrs):
-    """The body once per element (the i-th element of each sequence input, every tensor input whole): unrolled over
-    known elements, else a recursive function that walks the sequences together."""
-    body = attrs["body"]
-    if not inputs or not is_sequence(inputs[0]):
-        raise MalformedNodeError("the first input must be a sequence")
-    if len(body.input) != len(inputs):
-        raise MalformedNodeError(f"the body takes {len(body.input)} inputs, the node has {len(inputs)}")
-    seq_at = [k for k, v in enumerate(inputs) if is_sequence(v)]
-    if any(isinstance(element_type(inputs[k]), Unranked) for k in seq_at):
-        raise ConversionError("SequenceMap over an empty sequence whose elements' rank is not known")
-    known = [_items(inputs[k]) for k in seq_at]
-    if all(items for items in known):
-        return _map_known(ctx, body, inputs, seq_at, known)
-    return _map_walk(ctx, body, inputs, seq_at)
-
-
-def _map_known(ctx, body, inputs, seq_at, known) -> list:
-    from .onnx_control import _subgraph
-
-    if len({len(items) for items in known}) != 1:
-        raise MalformedNodeError(f"the sequences have different lengths {[len(items) for items in known]}")
-    per_output = None
-    for i in range(len(known[0])):
-        bound = {info.name: (known[seq_at.index(k)][i] if k in seq_at else v)
-                 for k, (info, v) in enumerate(zip(body.input, inputs))}
-        outs = _subgraph(ctx, body, bound, ctx.builder)[1]
-        per_output = per_output or [[] for _ in outs]
-        for collected, v in zip(per_output, outs):
-            collected.append(v)
-    results = []
-    for values in per_output:
-        elem = _element(ctx, values[0])[1]
-        results.append(_static(ctx, [_element(ctx, v, elem)[0] for v in values], elem))
-    return results
-
-
-def _map_walk(ctx, body, inputs, seq_at) -> list:
-    from ..ir.builder import match, pctor
-    from ..ir.expr import Tuple, TupleGetItem, Var
-    from ..ir.types import TupleType
-    from .onnx_control import _recursive, _subgraph
-
-    heads = {k: Var(f"head{k}", element_type(inputs[k])) for k in seq_at}
-    tails = {k: Var(f"tail{k}", inputs[k].type) for k in seq_at}
-    bound = {info.name: (Value(heads[k], heads[k].type_annotation) if k in heads else v)
-             for k, (info, v) in enumerate(zip(body.input, inputs))}
-    child, outs = _subgraph(ctx, body, bound)
-    elements = []
-    for v in outs:
-        v, elem = _element(child, v)
-        elements.append(v if v.type == elem else child.bind(v.expr, elem, "elem"))
-    ret = TupleType(tuple(list_type(v.type) for v in elements))
-    bindings = list(child.builder.bindings)
-    params = [Var(f"seq{k}", inputs[k].type) for k in seq_at]
-
-    def make_body(recurse):
-        child.builder.bindings = list(bindings)
-        call = recurse(*[tails[k] for k in seq_at])
-        rest = child.builder.let("rest", call if call is not None else Tuple(tuple(tails.values())), ret)
-        expr = child.builder.ret(Tuple(tuple(Cons(v.expr, TupleGetItem(rest, j)) for j, v in enumerate(elements))))
-        for k, p in reversed(list(zip(seq_at, params))):  # the first sequence ends the walk; the others follow it
-            empty = [(pctor(Nil), Tuple(tuple(Call(Nil, ()) for _ in elements)))] if k == seq_at[0] else []
-            expr = match(p, [(pctor(Cons, heads[k], tails[k]), expr)] + empty)
-        return expr
-
-    return _recursive(ctx, "sequence_map", params, make_body, ret, [inputs[k] for k in seq_at])
+def _split_evenly(ctx, x: Value, axis: int, dim: Value, split: Value) -> SeqValue:
+    """Pieces of `split` along `axis` (the last one shorter when `split` does not divide the dim): the whole pieces
+    as blocks of a reshape, walked one scalar `take` a block, then the rest appended when there is one."""
+    step = ctx.emit("cast", split, dtype="int64") if split.dtype != "int64" else split
+    whole = ctx.emit("divide", dim, step)
+    cut = ctx.emit("multiply", whole, step)
+    zero, one = np.array(0, _I64), np.array(1, _I64)
+    head = ctx.emit("take", x, ctx.emit("arange", zero, cut, one, dtype="int64"), axis=axis, mode="raise")
+    shape = ctx.emit("shape_of", head)
+    parts = [ctx.emit("strided_slice", shape, begin=(0,), end=(axis,)) if axis else None,
+             ctx.emit("reshape", whole, newshape=(1,)), ctx.emit("reshape", step, newshape=(1,)),
+             ctx.emit("strided_slice", shape, begin=(axis + 1,), end=(x.ndim,)) if axis + 1 < x.ndim else None]
+    blocks = ctx.emit("dyn.reshape", head, ctx.concat([p for p in parts if p is not None], 0),
+                      type_=TensorType((AnyDim(),) * (x.ndim + 1), x.dtype))
+    pieces = _split_walk(ctx, blocks, axis, False, whole)
+    short = ctx.plain(ctx.emit("less", cut, dim))
+    with_rest = ctx.child()
+    rest = with_rest.emit("take", x, with_rest.emit("arange", cut, dim, one, dtype="int64"), axis=axis, mode="raise")
+    rest, _ = sequence_element(with_rest, rest)
+    rest = rest if rest.type == element_type(pieces) else with_rest.bind(rest.expr, element_type(pieces), "elem")
+    insert = _helper(ctx, functions.INSERT, functions.insert_fn)
+    appended = with_rest.builder.ret(insert(pieces.expr, const_value(np.array(-1, _I64)).expr, rest.expr))
+    return _bind(ctx, if_(short.expr, appended, pieces.expr), pieces.type, "split")

@@ -128,7 +128,8 @@ def test_constant_index_into_a_known_sequence_needs_no_helper():
 
 
 def test_a_sequence_input_bound_to_constants():
-    model = _model([helper.make_node("SequenceAt", ["s", "i"], ["y"])], [_seq("s"), _t("i", I64)], [_t("y", F, ("n", 3))])
+    model = _model([helper.make_node("SequenceAt", ["s", "i"], ["y"])], [_seq("s"), _t("i", I64)],
+                   [_t("y", F, ("n", 3))])
     items = _rows(np.random.default_rng(13), (2, 5))
     mod = from_onnx(model, constants={"s": items})
     assert [p.name for p in mod["main"].params] == ["i"]
@@ -364,6 +365,16 @@ def test_sequence_pipeline_over_lengths_and_shapes(length, rows, pos, seed):
         got = _nimble(PIPELINE, backend, items, x, np.array(pos), sizes)
         for g, w in zip(got, want):
             _same(g, w)
+
+
+@EXAMPLES
+@given(cols=ROWS, k=st.integers(1, 8), seed=st.integers(0, 9))
+def test_split_by_a_scalar_over_dims_and_steps(cols, k, seed):
+    """Whole pieces and a shorter last one (or none) over dims 0, 1, primes: numpy."""
+    x = np.random.default_rng(seed).standard_normal((2, cols)).astype(np.float32)
+    want = [x[:, s:s + k] for s in range(0, cols, k)]
+    for backend in ("native", "python"):
+        _same(_nimble(SPLIT_SCALAR, backend, x, np.array(k))[0], want)
 
 
 # ---- bad input -------------------------------------------------------------------------------------------

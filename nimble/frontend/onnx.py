@@ -3,7 +3,8 @@
 Graph inputs keep their static dims; a `dim_param` becomes a symbolic dim of that name (the same name is the same
 dim), an unknown dim becomes `Any`. Initializers become constants; shape computations over static dims fold to
 constants and stay run-time computations (`shape_of`, `dyn.reshape`, ...) otherwise. `If` becomes an IR `if`,
-`Loop` (and `LSTM` / `GRU`) a recursive global function.
+`Loop` (and `LSTM` / `GRU`) a recursive global function. A sequence of tensors is the prelude's `List`
+(`onnx_ops_sequence`; `onnx_io` turns Python lists into such values and back).
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import numpy as np
 from ..errors import FormatError
 from ..ir.expr import Function, Var
 from ..ir.module import IRModule
+from ..ir.prelude import LIST
 from ..ir.types import DTYPES, AnyDim, SymDim, TensorType
 from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
-from . import onnx_ops_quant  # noqa: F401,E402 - converters
+from . import onnx_ops_quant, onnx_ops_sequence  # noqa: F401,E402 - converters
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
+from .onnx_ops_sequence import SeqValue, constant_sequence, graph_output, sequence_type
 from .onnx_values import Value, const_value
 
 MIN_OPSET = 13
@@ -41,11 +44,24 @@ def onnx_dtype(elem_type: int) -> str:
     return name
 
 
-def value_info_type(info, shapes: dict | None = None, sym_dims: bool = True) -> TensorType:
-    """The IR type of a graph input / output declaration."""
+def value_info_type(info, shapes: dict | None = None, sym_dims: bool = True):
+    """The IR type of a graph input / output declaration: a `TensorType`, or for a sequence of tensors a
+    `List[Tensor[...]]` whose element dims are all `Any` (`shapes` then gives the elements' rank)."""
     t = info.type
-    if not t.HasField("tensor_type"):
-        raise ConversionError(f"input {info.name!r} is a {t.WhichOneof('value')}, only tensors are supported")
+    which = t.WhichOneof("value")
+    if which == "sequence_type" and t.sequence_type.elem_type.HasField("tensor_type"):
+        tt = t.sequence_type.elem_type.tensor_type
+        if shapes and info.name in shapes:
+            rank = len(shapes[info.name])
+        elif tt.HasField("shape"):
+            rank = len(tt.shape.dim)
+        else:
+            raise ConversionError(f"input {info.name!r} is a sequence whose tensors have no shape (not even a rank); "
+                                  f"pass shapes={{{info.name!r}: (None, ...)}} with one None per dim of its tensors")
+        return sequence_type(rank, onnx_dtype(tt.elem_type))
+    if which != "tensor_type":
+        what = "a sequence of non-tensors" if which == "sequence_type" else f"a {which}"
+        raise ConversionError(f"input {info.name!r} is {what}; only tensors and sequences of tensors are supported")
     tt = t.tensor_type
     if shapes and info.name in shapes:
         dims = tuple(AnyDim() if d is None or (isinstance(d, int) and d < 0) else d for d in shapes[info.name])
@@ -150,14 +166,19 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
                                   f"the type {onnx_dtype(declared)} its graph input declares")
             continue
         if constants and info.name in constants:
-            ctx.env[info.name] = const_value(np.asarray(constants[info.name]))
+            given = constants[info.name]
+            is_seq = info.type.WhichOneof("value") == "sequence_type"
+            ctx.env[info.name] = (constant_sequence(ctx, given, info.name) if is_seq else
+                                  const_value(np.asarray(given)))
             continue
         t = value_info_type(info, shapes, sym_dims)
         var = Var(info.name, t)
         params.append(var)
-        ctx.env[info.name] = Value(var, t)
+        if not isinstance(t, TensorType):
+            mod.add_type(LIST)
+        ctx.env[info.name] = Value(var, t) if isinstance(t, TensorType) else SeqValue(var, t)
     ctx.convert_graph_nodes(graph)
-    outputs = [ctx.lookup(o.name) for o in graph.output]
+    outputs = [graph_output(ctx, ctx.lookup(o.name)) for o in graph.output]
     mod.define("main", Function(params, ctx.result(outputs)))
     if patterns:
         from ..passes.patterns import rewrite_patterns

@@ -64,9 +64,36 @@ def _takes_arg(fn) -> bool:
 
 
 def _as_list(result) -> list:
-    if isinstance(result, (list, tuple)):
-        return [np.asarray(r) for r in result]
-    return [np.asarray(result)]
+    """The outputs of one run as a list (a sequence output stays a list of arrays)."""
+    if isinstance(result, tuple):
+        return [r if isinstance(r, list) else np.asarray(r) for r in result]
+    return [result if isinstance(result, list) else np.asarray(result)]
+
+
+def _sequence_ranks(case) -> dict | None:
+    """For sequence inputs whose tensors declare no shape: their rank from the first data set (dims unknown), as
+    `from_onnx`'s `shapes` (a user gives it the same way); None when there are none."""
+    shapes = {}
+    inputs = case.data_sets[0][0] if case.data_sets else []
+    for info, value in zip(case.model.graph.input, inputs):
+        t = info.type
+        if t.WhichOneof("value") == "sequence_type" and not t.sequence_type.elem_type.tensor_type.HasField("shape"):
+            if isinstance(value, list) and value:
+                shapes[info.name] = (None,) * as_array(value[0]).ndim
+    return shapes or None
+
+
+def compare_sequence(got, want: list) -> str:
+    """'' when `got` is a list matching the list of arrays `want` element by element, else why not."""
+    if not isinstance(got, list):
+        return f"got {type(got).__name__}, expected a sequence (list) of {len(want)} tensors"
+    if len(got) != len(want):
+        return f"a sequence of {len(got)} tensors, expected {len(want)}"
+    for k, (g, w) in enumerate(zip(got, want)):
+        why = compare(g, as_array(w))
+        if why:
+            return f"element {k}: {why}"
+    return ""
 
 
 def as_array(value) -> np.ndarray:
@@ -104,6 +131,7 @@ def run_case(case, claimed: set) -> CaseResult:
 
     from .onnx import from_onnx
     from .onnx_graph import ConversionError
+    from .onnx_io import python_outputs, vm_inputs
 
     ops = tuple(sorted(graph_ops(case.model.graph)))
     missing = [op for op in ops if op not in claimed]
@@ -112,13 +140,14 @@ def run_case(case, claimed: set) -> CaseResult:
     note = ""
     try:
         try:
-            mod = from_onnx(case.model)
+            mod = from_onnx(case.model, shapes=_sequence_ranks(case))
         except ConversionError as err:
             if "must be a constant" not in str(err) and "must be constants" not in str(err):
                 raise
             # axes / shapes / weights fed as graph inputs: bind every input but the first to its test value
             names = [i.name for i in case.model.graph.input]
-            frozen = {n: as_array(v) for n, v in zip(names[1:], case.data_sets[0][0][1:])}
+            frozen = {n: [as_array(e) for e in v] if isinstance(v, list) else as_array(v)
+                      for n, v in zip(names[1:], case.data_sets[0][0][1:])}
             mod = from_onnx(case.model, constants=frozen)
             note = "frozen inputs"
             case = _first_data_set_only(case, len(frozen))
@@ -132,13 +161,14 @@ def run_case(case, claimed: set) -> CaseResult:
         return CaseResult(case.name, ops, "fail", f"compile: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
     for k, (inputs, expected) in enumerate(case.data_sets):
         try:
-            got = _as_list(vm.run(*[as_array(i) for i in inputs]))
+            args = [[as_array(e) for e in i] if isinstance(i, list) else as_array(i) for i in inputs]
+            got = _as_list(python_outputs(vm.run(*vm_inputs(mod, args))))
         except Exception as err:  # noqa: BLE001
             return CaseResult(case.name, ops, "fail", f"run: {type(err).__name__}: {str(err).splitlines()[0][:200]}")
         if len(got) != len(expected):
             return CaseResult(case.name, ops, "fail", f"{len(got)} outputs, expected {len(expected)}")
         for j, (g, w) in enumerate(zip(got, expected)):
-            why = compare(g, as_array(w))
+            why = compare_sequence(g, w) if isinstance(w, list) else compare(g, as_array(w))
             if why:
                 return CaseResult(case.name, ops, "fail", f"data set {k} output {j}: {why}")
     return CaseResult(case.name, ops, "pass", note)

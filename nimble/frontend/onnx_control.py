@@ -1,15 +1,29 @@
 """Control flow: `If` becomes an IR `if`; `Loop` becomes a recursive global function (one call per iteration,
 the loop state as parameters, values of the enclosing graph passed in as extra parameters). `LSTM` and `GRU`
-(`onnx_recurrent`) build their loops with `_recursive` too."""
+(`onnx_recurrent`) build their loops with `_recursive` too; so does `SequenceMap` over sequences (`List` values,
+`onnx_ops_sequence`) whose elements are not known at conversion time."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..ir.builder import if_, tuple_
-from ..ir.expr import Function, GlobalVar, Var
+from ..ir.builder import if_, match, pctor, tuple_
+from ..ir.expr import Call, Function, GlobalVar, Tuple, TupleGetItem, Var
+from ..ir.prelude import Cons, Nil, list_type
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..ir.visitor import free_vars, substitute_vars
-from .onnx_graph import ConversionError, converter, fresh
+from .onnx_graph import ConversionError, MalformedNodeError, converter, fresh
+from .onnx_ops_sequence import (
+    Unranked,
+    element_type,
+    graph_output,
+    is_sequence,
+    join_sequence_types,
+    known_items,
+    sequence_element,
+    sequence_type,
+    static_sequence,
+    typed_sequence,
+)
 from .onnx_values import Value, const_value
 
 INT_MAX = np.iinfo(np.int64).max
@@ -36,6 +50,10 @@ def _subgraph(ctx, graph, bound: dict, builder=None):
 
 
 def _join(a: TensorType, b: TensorType) -> TensorType:
+    if not isinstance(a, TensorType) or not isinstance(b, TensorType):
+        if isinstance(a, TensorType) or isinstance(b, TensorType):
+            raise ConversionError(f"If branches give {a!r} and {b!r}")
+        return join_sequence_types(a, b)
     if a.dtype != b.dtype or a.ndim != b.ndim:
         raise ConversionError(f"If branches give {a!r} and {b!r}")
     return TensorType(tuple(x if x == y else AnyDim() for x, y in zip(a.shape, b.shape)), a.dtype)
@@ -53,14 +71,53 @@ def if_node(ctx, node, inputs, attrs):
     if len(then_out) != len(else_out):
         raise ConversionError("If branches have different numbers of outputs")
     types = [_join(a.type, b.type) for a, b in zip(then_out, else_out)]
+    then_out = [_typed(then_ctx, v, t) for v, t in zip(then_out, types)]
+    else_out = [_typed(else_ctx, v, t) for v, t in zip(else_out, types)]
+    types = [v.type for v in then_out]
     expr = if_(cond.expr, then_ctx.result(then_out), else_ctx.result(else_out))
     if len(types) == 1:
         return [ctx.bind(expr, types[0], "if")]
     return ctx.tuple_fields(expr, types, "if")
 
 
+def _typed(ctx, v: Value, t) -> Value:
+    """`v` of type `t` where `t` is a sequence type (an empty sequence of unknown rank takes its element type)."""
+    if is_sequence(v):
+        elem = t.args[0]
+        return graph_output(ctx, v) if isinstance(elem, Unranked) else typed_sequence(ctx, v, elem)
+    return v
+
+
 def _loose(t: TensorType) -> TensorType:
-    return TensorType((AnyDim(),) * t.ndim, t.dtype)
+    return t if not isinstance(t, TensorType) else TensorType((AnyDim(),) * t.ndim, t.dtype)
+
+
+def _state_types(ctx, body, carried: list) -> list:
+    """The type of each carried value: its dims `Any` where the body may change them; a sequence whose elements'
+    rank is not known on entry (SequenceEmpty) takes the rank of the sequence the body makes of it."""
+    types = []
+    for k, v in enumerate(carried):
+        declared = body.input[2 + k].type.tensor_type
+        t = _loose(v.type)
+        if isinstance(t, TensorType) and declared.HasField("shape") and len(declared.shape.dim) == v.ndim:
+            t = TensorType(tuple(vd if d.HasField("dim_value") and d.dim_value == vd else AnyDim()
+                                 for d, vd in zip(declared.shape.dim, v.shape)), v.dtype)
+        types.append(t)
+    pending = [k for k, t in enumerate(types) if is_sequence(carried[k]) and isinstance(t.args[0], Unranked)]
+    if not pending:
+        return types
+    i, cond = Var("iter", TensorType((), "int64")), Var("cond", TensorType((), "bool"))
+    bound = {body.input[0].name: Value(i, i.type_annotation), body.input[1].name: Value(cond, cond.type_annotation)}
+    for k, t in enumerate(types):  # a trial conversion of the body: only the types of its results are read
+        trial = Var(f"state{k}", t if k not in pending else sequence_type(0, t.args[0].dtype))
+        bound[body.input[2 + k].name] = Value(trial, t) if k in pending else Value(trial, trial.type_annotation)
+    _, outs = _subgraph(ctx, body, bound)
+    for k in pending:
+        joined = join_sequence_types(types[k], outs[1 + k].type)
+        if isinstance(joined.args[0], Unranked):
+            joined = sequence_type(0, joined.args[0].dtype)  # empty on every iteration
+        types[k] = joined
+    return types
 
 
 def _recursive(ctx, hint, params, make_body, ret_type, args):
@@ -86,19 +143,13 @@ def loop(ctx, node, inputs, attrs):
     i = Var("iter", TensorType((), "int64"))
     m = Var("max_trip", TensorType((), "int64"))
     keep_going = Var("cond", TensorType((), "bool"))
-    state = []
-    for k, v in enumerate(carried):
-        declared = body.input[2 + k].type.tensor_type
-        t = _loose(v.type)
-        if declared.HasField("shape") and len(declared.shape.dim) == v.ndim:
-            t = TensorType(tuple(vd if d.HasField("dim_value") and d.dim_value == vd else AnyDim()
-                                 for d, vd in zip(declared.shape.dim, v.shape)), v.dtype)
-        state.append(Var(f"state{k}", t))
+    state = [Var(f"state{k}", t) for k, t in enumerate(_state_types(ctx, body, carried))]
+    carried = [_typed(ctx, v, s.type_annotation) for v, s in zip(carried, state)]
     bound = {body.input[0].name: Value(i, i.type_annotation), body.input[1].name: Value(keep_going, keep_going.type_annotation)}
     bound.update({body.input[2 + k].name: Value(s, s.type_annotation) for k, s in enumerate(state)})
     child, outs = _subgraph(ctx, body, bound)
     cond_out = _scalar_bool(child, outs[0])
-    new_state = outs[1:1 + n_carried]
+    new_state = [_typed(child, v, s.type_annotation) for v, s in zip(outs[1:1 + n_carried], state)]
     scans = outs[1 + n_carried:]
     # a scan output of static shape is stacked by concatenation; one with run-time dims (the same every
     # iteration, as ONNX requires) is collected flat beside its shape [iterations, dims...], reshaped at the end
@@ -157,3 +208,67 @@ def loop(ctx, node, inputs, attrs):
         values, shape = rest.pop(0), rest.pop(0)
         outputs.append(ctx.emit("dyn.reshape", values, shape, type_=TensorType((AnyDim(),) + s.shape, s.dtype)))
     return outputs
+
+
+# ---- SequenceMap -------------------------------------------------------------------------------------------
+@converter("SequenceMap")
+def sequence_map(ctx, node, inputs, attrs):
+    """The body once per element (the i-th element of each sequence input, every tensor input whole): unrolled over
+    known elements, else a recursive function that walks the sequences together."""
+    body = attrs["body"]
+    if not inputs or not is_sequence(inputs[0]):
+        raise MalformedNodeError("the first input must be a sequence")
+    if len(body.input) != len(inputs):
+        raise MalformedNodeError(f"the body takes {len(body.input)} inputs, the node has {len(inputs)}")
+    seq_at = [k for k, v in enumerate(inputs) if is_sequence(v)]
+    if any(isinstance(element_type(inputs[k]), Unranked) for k in seq_at):
+        raise ConversionError("SequenceMap over an empty sequence whose elements' rank is not known")
+    known = [known_items(inputs[k]) for k in seq_at]
+    if all(items for items in known):
+        return _map_known(ctx, body, inputs, seq_at, known)
+    return _map_walk(ctx, body, inputs, seq_at)
+
+
+def _map_known(ctx, body, inputs, seq_at, known) -> list:
+    if len({len(items) for items in known}) != 1:
+        raise MalformedNodeError(f"the sequences have different lengths {[len(items) for items in known]}")
+    per_output = None
+    for i in range(len(known[0])):
+        bound = {info.name: (known[seq_at.index(k)][i] if k in seq_at else v)
+                 for k, (info, v) in enumerate(zip(body.input, inputs))}
+        outs = _subgraph(ctx, body, bound, ctx.builder)[1]
+        per_output = per_output or [[] for _ in outs]
+        for collected, v in zip(per_output, outs):
+            collected.append(v)
+    results = []
+    for values in per_output:
+        elem = sequence_element(ctx, values[0])[1]
+        results.append(static_sequence(ctx, [sequence_element(ctx, v, elem)[0] for v in values], elem))
+    return results
+
+
+def _map_walk(ctx, body, inputs, seq_at) -> list:
+    heads = {k: Var(f"head{k}", element_type(inputs[k])) for k in seq_at}
+    tails = {k: Var(f"tail{k}", inputs[k].type) for k in seq_at}
+    bound = {info.name: (Value(heads[k], heads[k].type_annotation) if k in heads else v)
+             for k, (info, v) in enumerate(zip(body.input, inputs))}
+    child, outs = _subgraph(ctx, body, bound)
+    elements = []
+    for v in outs:
+        v, elem = sequence_element(child, v)
+        elements.append(v if v.type == elem else child.bind(v.expr, elem, "elem"))
+    ret = TupleType(tuple(list_type(v.type) for v in elements))
+    bindings = list(child.builder.bindings)
+    params = [Var(f"seq{k}", inputs[k].type) for k in seq_at]
+
+    def make_body(recurse):
+        child.builder.bindings = list(bindings)
+        call = recurse(*[tails[k] for k in seq_at])
+        rest = child.builder.let("rest", call if call is not None else Tuple(tuple(tails.values())), ret)
+        expr = child.builder.ret(Tuple(tuple(Cons(v.expr, TupleGetItem(rest, j)) for j, v in enumerate(elements))))
+        for k, p in reversed(list(zip(seq_at, params))):  # the first sequence ends the walk; the others follow it
+            empty = [(pctor(Nil), Tuple(tuple(Call(Nil, ()) for _ in elements)))] if k == seq_at[0] else []
+            expr = match(p, [(pctor(Cons, heads[k], tails[k]), expr)] + empty)
+        return expr
+
+    return _recursive(ctx, "sequence_map", params, make_body, ret, [inputs[k] for k in seq_at])

@@ -93,7 +93,7 @@ def _binary_call(linked):
                 raise_status(status, vals)
         return call
     ((sa, sd),) = shape_vars
-    (((ca, cd, factor),), variant), = choices or ((((0, 0, 1),), general),)
+    (((ca, cd, factor),), variant), = choices or ((((sa, sd, 1),), general),)  # no variant: test the shape var's dim
 
     def call_var(vals):
         if len(vals) != 3:

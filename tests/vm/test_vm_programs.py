@@ -212,3 +212,20 @@ def test_wrong_value_kinds_inside_the_vm_are_named():
                                              InvokePacked(0, (1, 0, 4), 1), Ret(4)), 5)
     with pytest.raises(nimble.TypeError, match="add_f32: argument #0 must be a tensor, got ADT"):
         VirtualMachine(K.executable([packed_adt], [K.add_f32()])).run(np.zeros(1, np.float32))
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+def test_a_kernel_whose_first_argument_is_a_scalar_and_whose_shape_var_is_on_another(backend):
+    """dyn.full(fill 0-d, shape (1,)) of a dim read at run time: the Python VM's three-argument fast path once read
+    dim 0 of the 0-d fill value (IndexError)."""
+    from nimble import ir
+    from nimble import ops as nb
+    from nimble.ir import Any
+
+    x = ir.var("x", shape=(2, Any), dtype="float32")
+    shape = nb.reshape(nb.take(nb.shape_of(x), ir.const(np.array(1, np.int64)), axis=0), (1,))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], nb.full(ir.const(np.array(7, np.int64)), shape)))
+    vm = nimble.VirtualMachine(nimble.compile(mod), backend=backend)
+    for n in (0, 1, 5):
+        np.testing.assert_array_equal(vm.run(np.zeros((2, n), np.float32)), np.full(n, 7, np.int64))

@@ -25,7 +25,7 @@ from . import interpreter
 from . import native_layout as L
 from .executable import KernelEntry
 from .native_boundary import (
-    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_array, input_specs, inputs_match,
+    OWNER_INPUT, checked_inputs, decode, dtype_code, encode_all, encode_fast, input_arrays, input_specs, inputs_match,
     native_outputs,
     output_table, phase, python_table, stack_floor, view_tensor,
 )
@@ -337,9 +337,11 @@ class NativeVM(NativeErrors):
         return self._argv
 
     def _to_python(self, obj: int, keep: list):
-        return decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep))
+        found: dict = {}  # input arrays by id, filled at the first output that views one
+        return decode(self._describe_words(obj), lambda *t: self._tensor(*t, keep, found))
 
-    def _tensor(self, data: int, code: int, shape: tuple, storage: int, owner: int, keep: list) -> np.ndarray:
+    def _tensor(self, data: int, code: int, shape: tuple, storage: int, owner: int, keep: list,
+                found: dict) -> np.ndarray:
         dtype = L.DTYPE_OF_CODE[code]
         nbytes = math.prod(shape) * dtype.itemsize
         if nbytes == 0:
@@ -353,7 +355,12 @@ class NativeVM(NativeErrors):
             buf._lease = Lease(self.program, storage, self.pool)  # dies with the last array viewing buf
             return np.ndarray(shape, dtype, buf)
         if owner >= OWNER_INPUT:  # an input array read natively (``keep``: the inputs)
-            base = input_array(keep, owner - OWNER_INPUT)
+            if not found:
+                found.update(input_arrays(keep))
+            base = found.get(owner - OWNER_INPUT)
+            if base is None:
+                raise NimbleError(f"native VM: an output views an input array at {owner - OWNER_INPUT:#x} that is "
+                                  "not among the inputs")
         else:
             base = keep[owner] if owner >= 0 else self.exe.constants[-2 - owner]
         offset = data - base.__array_interface__["data"][0]

@@ -216,18 +216,19 @@ def output_table(pool, fallback):
     return table
 
 
-def input_array(inputs, address: int) -> np.ndarray:
-    """The array among ``inputs`` (nested in ADTs and tuples) whose object is at ``address``."""
-    work = list(inputs)
+def input_arrays(inputs) -> dict:
+    """{id: array} of the arrays among ``inputs`` (nested in ADTs and tuples): built once per call that returns
+    input arrays, so a list of n of them costs O(n), not O(n^2)."""
+    out, work = {}, list(inputs)
     while work:
         v = work.pop()
-        if id(v) == address:
-            return v
-        if isinstance(v, (ADT, _constructor_value())):
+        if isinstance(v, np.ndarray):
+            out[id(v)] = v
+        elif isinstance(v, (ADT, _constructor_value())):
             work.extend(v.fields)
         elif isinstance(v, tuple):
             work.extend(v)
-    raise KeyError(f"no input array at {address:#x}")
+    return out
 
 
 _FAST_DEPTH = 200  # nesting the recursive encoder takes; deeper values (long lists) go the iterative way

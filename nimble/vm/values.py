@@ -145,8 +145,20 @@ def from_constructor_value(value):
     """The reference interpreter's ADT values (``nimble.ir.ConstructorValue``) as VM ``ADT``s."""
     from ..ir.values import ConstructorValue
 
-    if isinstance(value, ConstructorValue):
-        return ADT(value.constructor.tag, tuple(from_constructor_value(f) for f in value.fields))
-    if isinstance(value, tuple):
-        return ADT(0, tuple(from_constructor_value(f) for f in value))
-    return value
+    compound = (ConstructorValue, tuple)
+    if not isinstance(value, compound):
+        return value
+    done: dict = {}  # id -> ADT; iterative, so a list of any length converts (no recursion limit)
+    stack = [(value, False)]
+    while stack:
+        v, fields_done = stack.pop()
+        if id(v) in done:
+            continue
+        fields = v.fields if isinstance(v, ConstructorValue) else v
+        if not fields_done:
+            stack.append((v, True))
+            stack.extend((f, False) for f in fields if isinstance(f, compound) and id(f) not in done)
+            continue
+        tag = v.constructor.tag if isinstance(v, ConstructorValue) else 0
+        done[id(v)] = ADT(tag, tuple(done[id(f)] if isinstance(f, compound) else f for f in fields))
+    return done[id(value)]

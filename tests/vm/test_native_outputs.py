@@ -112,3 +112,23 @@ def test_which_declared_outputs_are_built_natively():
     assert native_outputs({"kind": "tuple", "fields": [tensor, {"kind": "tuple", "fields": [tensor]}]})
     assert not native_outputs({"kind": "adt", "name": "List"})
     assert not native_outputs({"kind": "tuple", "fields": [tensor, {"kind": "any"}]})
+
+
+def test_a_returned_list_of_input_arrays_gives_back_the_arrays_themselves():
+    """Each output that views an input array finds it in one map built per call (once a walk per output:
+    quadratic in the list's length)."""
+    from nimble.ir.prelude import list_type
+
+    xs = ir.var("xs", type=list_type(ir.TensorType((Any,), "float32")))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([xs], xs))
+    vm = nimble.VirtualMachine(nimble.compile(mod), backend="native")
+    arrays = [np.full(3, i, np.float32) for i in range(3000)]
+    value = ADT(1, ())
+    for a in arrays:
+        value = ADT(0, (a, value))
+    out, got = vm.run(value), []
+    while out.tag == 0:
+        got.append(out.fields[0])
+        out = out.fields[1]
+    assert len(got) == len(arrays) and all(g is a for g, a in zip(got, reversed(arrays)))

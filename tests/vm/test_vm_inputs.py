@@ -72,3 +72,22 @@ def test_tuple_and_adt_inputs():
     with pytest.raises(nimble.TypeError, match="expected a List"):
         VirtualMachine(adt_exe).run(np.arange(2))
     assert VirtualMachine(adt_exe).run(ADT(1, (np.arange(2), ADT(0, ())))).shape == (2,)
+
+
+def test_a_long_interpreter_list_converts_without_recursion():
+    """from_constructor_value walks iteratively: 100,000 Cons cells (deeper than Python's recursion limit)."""
+    from nimble.ir.prelude import Cons, Nil
+    from nimble.ir.values import ConstructorValue
+    from nimble.vm.values import ADT, from_constructor_value
+
+    value = ConstructorValue(Nil, ())
+    for i in range(100_000):
+        value = ConstructorValue(Cons, (np.full(2, i, np.float32), value))
+    adt, count = from_constructor_value(value), 0
+    while adt.tag == Cons.tag:
+        assert isinstance(adt, ADT) and adt.fields[0][0] == 99_999 - count
+        adt, count = adt.fields[1], count + 1
+    assert count == 100_000 and adt.tag == Nil.tag and adt.fields == ()
+    shared = ConstructorValue(Cons, (np.zeros(1), value))
+    pair = from_constructor_value((shared, shared))  # a shared subtree converts once, to one ADT
+    assert pair.tag == 0 and pair.fields[0] is pair.fields[1]

@@ -39,14 +39,23 @@ def _itemsize(dtype: str) -> int:
     return numpy_dtype(dtype).itemsize
 
 
-def input_spec(t) -> dict:
-    """The JSON form of a parameter's type, for the VM's argument checks."""
+def input_spec(t, type_defs: dict | None = None) -> dict:
+    """The JSON form of a parameter's type, for the VM's argument checks. A list-shaped ADT (the prelude's
+    ``List``: one constructor of (element, the list), one of none) says its tags and element type, so a Python
+    list is taken for it."""
     if isinstance(t, TensorType):
         return {"shape": [d if isinstance(d, int) else None for d in t.shape], "dtype": t.dtype}
     if isinstance(t, TupleType):
-        return {"kind": "tuple", "fields": [input_spec(f) for f in t.fields]}
+        return {"kind": "tuple", "fields": [input_spec(f, type_defs) for f in t.fields]}
     if isinstance(t, ADTType):
-        return {"kind": "adt", "name": getattr(t, "name", str(t))}
+        spec = {"kind": "adt", "name": getattr(t, "name", str(t))}
+        data = (type_defs or {}).get(t.name)
+        if data is not None and len(t.args) == 1 and len(data.constructors) == 2:
+            by_arity = sorted(data.constructors, key=lambda c: len(c.inputs))
+            nil, cons = by_arity
+            if not nil.inputs and len(cons.inputs) == 2 and cons.inputs[1] == data.type:
+                spec["list"] = {"cons": cons.tag, "nil": nil.tag, "elem": input_spec(t.args[0], type_defs)}
+        return spec
     return {"kind": "any"}
 
 
@@ -99,7 +108,7 @@ class ModuleCompiler:
             for name, func in list(self.mod.functions.items()):
                 self.functions[self.func_index[name]] = FunctionCompiler(self, func, name).compile()
         return BytecodeModule(tuple(self.functions), tuple(self.constants), tuple(self.packed),
-                              dict(self.func_index), self.types, self.db)
+                              dict(self.func_index), self.types, self.db, dict(self.mod.type_defs))
 
     def lift(self, func: Function, captured: list, hint: str) -> int:
         index = len(self.functions)
@@ -118,6 +127,7 @@ class BytecodeModule:
     func_index: dict
     types: object
     db: object = None
+    type_defs: dict | None = None  # the module's ADTs (input specs of list-shaped ones)
 
     def summary(self) -> str:
         n = sum(len(f.instructions) for f in self.functions)
@@ -135,8 +145,8 @@ def to_executable(code: BytecodeModule):
 
     _report_records(code)
     names = list(code.func_index)  # the module's global functions, in order
-    inputs = {n: [input_spec(t) for t in code.types.function(n).arg_types] for n in names}
-    outputs = {n: input_spec(code.types.function(n).ret_type) for n in names}
+    inputs = {n: [input_spec(t, code.type_defs) for t in code.types.function(n).arg_types] for n in names}
+    outputs = {n: input_spec(code.types.function(n).ret_type, code.type_defs) for n in names}
     return Executable(code.functions, code.constants, code.packed, dict(code.func_index),
                       host_metadata(inputs=inputs, outputs=outputs))
 

@@ -6,7 +6,8 @@ values (tuples are tag 0) and ``Closure`` values.
 Declared input types (``metadata["inputs"][function name]``, one entry per parameter) in JSON:
 - a tensor: ``{"shape": [3, null], "dtype": "float32"}`` (``null`` is ``Any``);
 - a tuple: ``{"kind": "tuple", "fields": [type, ...]}`` (a Python tuple or a tag-0 ``ADT``);
-- a constructor value: ``{"kind": "adt"}`` (optionally ``"name"``, for messages);
+- a constructor value: ``{"kind": "adt"}`` (optionally ``"name"``, for messages; a list-shaped ADT adds
+  ``"list": {"cons": tag, "nil": tag, "elem": type}``, and a Python list is taken for it);
 - anything: ``{"kind": "any"}``.
 """
 from __future__ import annotations
@@ -83,6 +84,15 @@ def _tensor_from(value, name: str, dtype: np.dtype | None) -> np.ndarray:
     return np.asarray(arr, order="C")
 
 
+def _list_input(values: list, spec: dict, name: str) -> ADT:
+    """A Python list as the VM's list ADT (``spec``: the cons and nil tags, the element type), each element checked."""
+    out = ADT(int(spec["nil"]), ())
+    cons = int(spec["cons"])
+    for i in range(len(values) - 1, -1, -1):
+        out = ADT(cons, (check_input(values[i], spec.get("elem"), f"{name}[{i}]"), out))
+    return out
+
+
 def check_input(value, ty: dict | None, name: str):
     """The register value for one input: checked against its declared type (when given)."""
     if ty is None or ty.get("kind") == "any":
@@ -102,6 +112,8 @@ def check_input(value, ty: dict | None, name: str):
         want = want or [None] * len(fields)
         return ADT(0, tuple(check_input(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(fields, want))))
     if kind == "adt":
+        if isinstance(value, list) and "list" in ty:
+            return _list_input(value, ty["list"], name)
         value = from_constructor_value(value)
         if not isinstance(value, ADT):
             what = ty.get("name", "a constructor value")

@@ -91,3 +91,37 @@ def test_a_long_interpreter_list_converts_without_recursion():
     shared = ConstructorValue(Cons, (np.zeros(1), value))
     pair = from_constructor_value((shared, shared))  # a shared subtree converts once, to one ADT
     assert pair.tag == 0 and pair.fields[0] is pair.fields[1]
+
+
+@pytest.fixture(scope="module")
+def list_sum_exe():
+    """main(xs: List[Tensor[(?, 3), float32]]) = foldl(add, zeros, xs), through the prelude."""
+    from nimble import ir
+    from nimble import ops as nb
+    from nimble.ir import Any
+    from nimble.ir.expr import GlobalVar
+    from nimble.ir.prelude import add_prelude, list_type
+
+    mod = add_prelude(ir.IRModule())
+    acc, x = ir.var("acc", shape=(1, 3), dtype="float32"), ir.var("x", shape=(Any, 3), dtype="float32")
+    xs = ir.var("xs", type=list_type(ir.TensorType((Any, 3), "float32")))
+    add_rows = ir.Function([acc, x], nb.add(acc, nb.sum(x, axis=0, keepdims=True)))
+    mod.define("main", ir.Function([xs], GlobalVar("foldl")(add_rows, ir.const(np.zeros((1, 3), np.float32)), xs)))
+    return nimble.compile(mod)
+
+
+@pytest.mark.parametrize("backend", ["python", "native"])
+def test_a_python_list_is_taken_for_a_list_input_and_its_elements_are_checked(list_sum_exe, backend, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [rng.standard_normal((n, 3)).astype(np.float32) for n in (0, 1, 2, 7)]
+    want = sum(r.sum(axis=0) for r in rows).reshape(1, 3)
+    list_sum_exe.save(tmp_path / "sum.nimble")
+    for exe in (list_sum_exe, nimble.Executable.load(tmp_path / "sum.nimble")):
+        vm = VirtualMachine(exe, backend=backend)
+        np.testing.assert_allclose(vm.run(rows), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(vm.run([]), np.zeros((1, 3), np.float32))
+        np.testing.assert_allclose(vm.run([[[1, 2, 3]]]), [[1, 2, 3]])  # nested Python lists: elements as tensors
+        with pytest.raises(nimble.ShapeError, match=r"input 'xs' \(#0\)\[1\]: dimension 1 must be 3"):
+            vm.run([rows[1], np.zeros((2, 4), np.float32)])
+        with pytest.raises(nimble.TypeError, match=r"\[0\]: expected dtype float32"):
+            vm.run([np.zeros((2, 3), np.float64) + 0.5j])

@@ -272,9 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--min-repeat-ms", type=float, default=50.0)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per build, and per check + timing")
-    p.add_argument("--cold-cache", action="store_true",
+    p.add_argument("--cold-cache", action=argparse.BooleanOptionalAction, default=None,
                    help="time each call with its arguments out of cache (calls rotate through copies spanning twice "
-                        "the last-level cache), as a layer of a model whose weights do not fit in cache runs")
+                        "the last-level cache), as a layer of a model whose weights do not fit in cache runs "
+                        "(default: on with --model, off otherwise)")
     p.add_argument("--parallel", type=int, help="builder processes (default: one per core)")
     p.add_argument("--runner", default="local", choices=("local", "ray"),
                    help="measure in processes here (local, default) or on a Ray cluster (ray)")
@@ -409,7 +410,7 @@ def _run(args: argparse.Namespace, tasks: list[Task], db: Database) -> list[Tune
     repeat = _busy_check(args)
     options = MeasureOptions(number=args.number, repeat=repeat, min_repeat_ms=args.min_repeat_ms,
                              timeout_s=args.timeout, check_correctness=not args.no_check, n_parallel=args.parallel,
-                             cold_cache=args.cold_cache)
+                             cold_cache=args.cold_cache if args.cold_cache is not None else args.model is not None)
     common = dict(tuner=args.tuner, early_stopping=args.early_stopping, seed=args.seed,
                   progress=not args.no_progress)
     budget = args.budget_s

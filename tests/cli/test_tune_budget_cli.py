@@ -87,3 +87,17 @@ def test_budget_and_time_budget_are_one_option(tmp_path, capsys):
     assert "give one of them" in capsys.readouterr().err
     assert tune_cli.main([*args, "--budget", "soon"]) == 1
     assert "--budget: expected a duration" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, cold", [([], False), (["--cold-cache"], True), (["--no-cold-cache"], False)])
+def test_the_cold_cache_option_reaches_the_measurer(tmp_path, monkeypatch, flags, cold):
+    import importlib
+
+    tune_mod = importlib.import_module("nimble.tuner.tune")
+    seen = []
+    monkeypatch.setattr(tune_mod, "make_measurer", lambda runner, options, address: seen.append(options)
+                        or SleepyMeasurer())
+    status = tune_cli.main(["--op", "dense", "--shape", "n,64,64", "--bucket", "n=1..8", "--trials", "1",
+                            "--tuner", "random", "--db", str(tmp_path / "c.db"), "--no-busy-check", "--no-progress"]
+                           + flags)
+    assert status == 0 and [o.cold_cache for o in seen] == [cold]

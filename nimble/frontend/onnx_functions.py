@@ -15,8 +15,13 @@ import itertools
 
 from .onnx_graph import ConversionError, UnsupportedOperatorError
 
-# ops that have no converter and pass ONNX's node tests through their function body (nimble claims them)
-FUNCTION_OPS = ()
+# ops without a converter that pass ONNX's node tests through their function body (nimble claims them). Not
+# claimed: AffineGrid (its output shape is the values of its `size` input), LinearAttention (Scan), Bernoulli
+# (random), SequenceMap (sequences). Attention's float16 / bfloat16 cases differ from ONNX's float32 reference
+# by an ulp or two (the body rounds at each step), as its `_expanded` twins do.
+FUNCTION_OPS = ("Attention", "CausalConvWithState", "CenterCropPad", "DepthToSpace", "GroupNormalization",
+                "MeanVarianceNormalization", "NegativeLogLikelihoodLoss", "RMSNormalization", "RotaryEmbedding",
+                "SoftmaxCrossEntropyLoss", "SpaceToDepth", "SwiGLU", "Swish")
 
 _expansions = itertools.count()
 
@@ -129,16 +134,18 @@ def _bind_attributes(body_node, values: dict, rename) -> None:
     body_node.attribute.extend(kept)
 
 
-def _rename_graph(graph, rename) -> None:
-    """Rename outer-scope references inside a subgraph (its own names are left alone)."""
+def _rename_graph(graph, rename, outer_locals: frozenset = frozenset()) -> None:
+    """Rename the function-scope names a subgraph uses (its own names, and those of the subgraphs around it, are
+    left alone)."""
     local = {i.name for i in graph.input} | {t.name for t in graph.initializer}
     for n in graph.node:
         local |= set(n.output)
+    local = frozenset(local) | outer_locals
     for n in graph.node:
         n.input[:] = [name if not name or name in local else rename(name) for name in n.input]
         for a in n.attribute:
             for g in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                _rename_graph(g, rename)
+                _rename_graph(g, rename, local)
     for o in graph.output:
         if o.name not in local:
             o.name = rename(o.name)

@@ -77,7 +77,9 @@ def variadic(ctx, node, inputs, attrs):
 
 # ---- unary ------------------------------------------------------------------------------------------------
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
-          "Erf": "erf", "Abs": "abs", "Neg": "negative"}
+          "Erf": "erf", "Abs": "abs", "Neg": "negative", "Round": "round",
+          **{name: name.lower() for name in ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
+                                             "Acosh", "Atanh")}}
 
 
 @converter(*_UNARY)

@@ -19,9 +19,10 @@ from .onnx_graph import ConversionError, UnsupportedOperatorError
 # claimed: AffineGrid (its output shape is the values of its `size` input), LinearAttention (Scan), Bernoulli
 # (random), SequenceMap (sequences). Attention's float16 / bfloat16 cases differ from ONNX's float32 reference
 # by an ulp or two (the body rounds at each step), as its `_expanded` twins do.
-FUNCTION_OPS = ("Attention", "CausalConvWithState", "CenterCropPad", "DepthToSpace", "GroupNormalization",
-                "MeanVarianceNormalization", "NegativeLogLikelihoodLoss", "RMSNormalization", "RotaryEmbedding",
-                "SoftmaxCrossEntropyLoss", "SpaceToDepth", "SwiGLU", "Swish")
+FUNCTION_OPS = ("Attention", "BlackmanWindow", "CausalConvWithState", "CenterCropPad", "DepthToSpace",
+                "GroupNormalization", "HammingWindow", "HannWindow", "MeanVarianceNormalization",
+                "NegativeLogLikelihoodLoss", "RMSNormalization", "RotaryEmbedding", "SoftmaxCrossEntropyLoss",
+                "SpaceToDepth", "SwiGLU", "Swish")
 
 _expansions = itertools.count()
 

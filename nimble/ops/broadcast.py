@@ -116,6 +116,8 @@ greater = _builders["greater"]
 greater_equal = _builders["greater_equal"]
 logical_and = _builders["logical_and"]
 logical_or = _builders["logical_or"]
+bitwise_and, bitwise_or, bitwise_xor = _builders["bitwise_and"], _builders["bitwise_or"], _builders["bitwise_xor"]
+left_shift, right_shift = _builders["left_shift"], _builders["right_shift"]
 
 
 def _where_rel(cond, x, y):

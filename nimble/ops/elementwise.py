@@ -96,6 +96,11 @@ gelu = _builders["gelu"]
 relu = _builders["relu"]
 negative = _builders["negative"]
 abs = _builders["abs"]  # noqa: A001
+sin, cos, tan = _builders["sin"], _builders["cos"], _builders["tan"]
+asin, acos, atan = _builders["asin"], _builders["acos"], _builders["atan"]
+sinh, cosh, asinh, acosh, atanh = (_builders[n] for n in ("sinh", "cosh", "asinh", "acosh", "atanh"))
+round = _builders["round"]  # noqa: A001
+bitwise_not = _builders["bitwise_not"]
 
 
 def _cast_rel(x, dtype):

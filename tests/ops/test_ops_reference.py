@@ -29,7 +29,25 @@ UNARY = {
     "relu": lambda v: max(v, 0.0), "negative": lambda v: -v, "abs": abs, "tanh": math.tanh, "sigmoid": _sigmoid,
     "exp": math.exp, "log": lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan),
     "sqrt": math.sqrt, "erf": math.erf, "gelu": lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))),
+    **{name: getattr(math, name) for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+                                              "acosh", "atanh")},
+    "round": round,  # Python's round: halfway cases to the even integer
 }
+
+
+def _wrap(v: int, dtype) -> int:
+    """`v` wrapped to `dtype`'s range (two's complement)."""
+    info = np.iinfo(dtype)
+    return (v - int(info.min)) % (1 << info.bits) + int(info.min)
+
+
+def _shift_oracle(left: bool):
+    def oracle(a, b):
+        bits = np.iinfo(a.dtype).bits
+        return elementwise(lambda x, s: (_wrap(x << s, a.dtype) if left else x >> s) if 0 <= s < bits else
+                           (0 if left or x >= 0 else -1), a, b, dtype=a.dtype)
+
+    return oracle
 def _mod(a, b):
     """Python's % (the divisor's sign); an integer divisor 0 gives 0."""
     if b == 0:
@@ -399,6 +417,12 @@ ORACLES = {
     "avg_pool": _pool_nd_oracle("avg"),
     "max_pool_indices": _pool_nd_oracle("indices"),
     "lstm_cell": _lstm_cell_oracle,
+    "bitwise_and": lambda a, b: elementwise(operator.and_, a, b, dtype=a.dtype),
+    "bitwise_or": lambda a, b: elementwise(operator.or_, a, b, dtype=a.dtype),
+    "bitwise_xor": lambda a, b: elementwise(operator.xor, a, b, dtype=a.dtype),
+    "bitwise_not": lambda x: elementwise(lambda v: _wrap(~v, x.dtype), x, dtype=x.dtype),
+    "left_shift": _shift_oracle(True),
+    "right_shift": _shift_oracle(False),
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

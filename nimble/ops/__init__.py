@@ -30,7 +30,7 @@ from .pool import avg_pool, max_pool, max_pool_indices
 from .topk import topk_indices, topk_values
 from .quantize import quantize_linear
 from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul, softmax
-from .reduce import argmax, max, mean, min, sum  # noqa: A004
+from .reduce import argmax, max, mean, min, prod, sum  # noqa: A004
 from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register
 from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
 from .attention import attention  # noqa: E402 - after the operators the compute modules register for

@@ -6,4 +6,4 @@ from .expr import (  # noqa: F401
 from .schedule import Schedule, Stage, create_schedule  # noqa: F401
 from .simplify import bound, prove, prove_nonneg, simplify  # noqa: F401
 from .tensor import IterVar, Tensor, compute, placeholder, reduce_axis  # noqa: F401
-from .tensor import max, min, sum  # noqa: F401,A004
+from .tensor import max, min, prod, sum  # noqa: F401,A004

@@ -398,7 +398,7 @@ CASES = {
     "logical_or": _binary("bool"), "where": _where(),
     "dense": _dense(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
     "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
-    "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True),
+    "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True), "prod": _reduce(False),
     "argmax": _reduce(True, multi_axis=False),
     "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "reshape_like": _reshape_like(),
     "dim_arange": _dim_arange(), "transpose": _transpose(), "expand_dims": _expand_dims(),

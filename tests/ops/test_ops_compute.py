@@ -167,7 +167,7 @@ SPECS = [
     Spec("batch_norm", [("n c h", "float32"), ("c", "float32"), ("c", "float32"), ("c", "float32"),
                         ("c", "float32")], {"axis": 1, "epsilon": 1e-5}, low=0.1, high=2.0, sizes={"n": SMALL}),
     *reductions("sum", SMALL), *reductions("mean", POSITIVE), *reductions("max", POSITIVE),
-    *reductions("min", POSITIVE),
+    *reductions("min", POSITIVE), *reductions("prod", SMALL),
     Spec("sum", [("n m", "float32")], {"axis": (), "keepdims": False}),
     Spec("sum", [("n m", "bool")], {"axis": 1, "keepdims": False}),
     Spec("min", [("n m", "bool")], {"axis": None, "keepdims": True}, {"n": POSITIVE, "m": POSITIVE}),

@@ -381,7 +381,7 @@ ORACLES = {
     "layer_norm": _layer_norm_oracle,
     "batch_norm": _batch_norm_oracle,
     "sum": _reduce_oracle(math.fsum), "mean": _reduce_oracle(_mean), "max": _reduce_oracle(max),
-    "min": _reduce_oracle(min), "argmax": _argmax_oracle,
+    "min": _reduce_oracle(min), "argmax": _argmax_oracle, "prod": _reduce_oracle(math.prod),
     "reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape),
     "dyn.reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape.tolist()),
     "reshape_like": lambda x, like: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(like.shape),

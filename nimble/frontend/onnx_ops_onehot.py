@@ -1,5 +1,5 @@
-"""Converters of OneHot and EyeLike: comparisons of an index tensor with a range, then a select (run-time depth and
-dims included)."""
+"""Converters of OneHot and EyeLike (comparisons of an index tensor with a range, then a select; run-time depth and
+dims included) and CumSum / CumProd."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,3 +54,13 @@ def eye_like(ctx, node, inputs, attrs):
     cols = ctx.emit("dim_arange", x, axis=1, dtype="int64")
     shifted = ctx.emit("add", ctx.emit("expand_dims", rows, axis=1), np.int64(attrs.get("k", 0)))
     return [ctx.emit("cast", ctx.emit("equal", shifted, cols), dtype=dtype)]
+
+
+@converter("CumSum", "CumProd")
+def cumulative(ctx, node, inputs, attrs):
+    """The axis input (a scalar) run-time too: one copy per axis, chosen at run time (onnx_specialize)."""
+    x, axis = inputs
+    if not axis.is_const or axis.const.size != 1:
+        raise ConversionError("the axis input must be a constant scalar")
+    return [ctx.emit("cumsum" if node.op_type == "CumSum" else "cumprod", x, axis=int(axis.const.reshape(())),
+                     exclusive=bool(attrs.get("exclusive", 0)), reverse=bool(attrs.get("reverse", 0)))]

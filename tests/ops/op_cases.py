@@ -108,6 +108,14 @@ def _softmax(draw):
 
 
 @st.composite
+def _cumulative(draw):
+    shape = draw(shapes(1, 3))
+    dtype = draw(st.sampled_from(["float32", "int64"]))
+    return Case([array(draw, shape, dtype, -3, 3)], {"axis": _axis_of(draw, len(shape)),
+                                                     "exclusive": draw(st.booleans()), "reverse": draw(st.booleans())})
+
+
+@st.composite
 def _layer_norm(draw):
     shape = draw(shapes(1, 3))
     axis = _axis_of(draw, len(shape))
@@ -399,6 +407,7 @@ CASES = {
     "dense": _dense(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
     "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
     "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True), "prod": _reduce(False),
+    "cumsum": _cumulative(), "cumprod": _cumulative(),
     "argmax": _reduce(True, multi_axis=False),
     "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "reshape_like": _reshape_like(),
     "dim_arange": _dim_arange(), "transpose": _transpose(), "expand_dims": _expand_dims(),

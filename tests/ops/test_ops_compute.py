@@ -157,6 +157,9 @@ SPECS = [
     Spec("batch_matmul", [("b n k", "float32"), ("1 k m", "float32")], {"transpose_b": False},
          sizes={"b": SMALL}, tol=1e-4),
     Spec("softmax", [("n m", "float32")], {"axis": -1}),
+    *[Spec(op, [("a b", dtype)], {"axis": axis, "exclusive": ex, "reverse": rev}, low=-2, high=2, tol=1e-4)
+      for op, dtype in (("cumsum", "float32"), ("cumprod", "int64"), ("cumprod", "float64"))
+      for axis, ex, rev in ((1, False, False), (0, True, False), (-1, True, True), (0, False, True))],
     Spec("softmax", [("a b c", "float32")], {"axis": 1}, sizes={"a": SMALL, "c": SMALL}),
     Spec("log_softmax", [("n m", "float32")], {"axis": -1}),
     Spec("log_softmax", [("a b c", "float64")], {"axis": 0}, sizes={"b": SMALL, "c": SMALL}),

@@ -71,6 +71,24 @@ BINARY = {
 BOOL_RESULT = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or"}
 
 
+def _cumulative_oracle(x, combine, identity, axis, exclusive, reverse):
+    """A running total along `axis` by loops over every line of it."""
+    out = np.empty_like(x)
+    axis %= x.ndim
+    others = [range(d) for a, d in enumerate(x.shape) if a != axis]
+    order = list(range(x.shape[axis]))[::-1] if reverse else list(range(x.shape[axis]))
+    for rest in itertools.product(*others):
+        total = identity
+        for i in order:
+            at = tuple(rest[:axis]) + (i,) + tuple(rest[axis:])
+            if exclusive:
+                out[at], total = total, combine(total, x[at].item())
+            else:
+                total = combine(total, x[at].item())
+                out[at] = total
+    return out
+
+
 def _reduce_oracle(fn):
     def oracle(x, axis, keepdims):
         axes = tuple(range(x.ndim)) if axis is None else tuple(a % x.ndim for a in np.atleast_1d(axis))
@@ -377,6 +395,8 @@ ORACLES = {
     "matmul": lambda a, b: np.einsum("...nk,...km->...nm", a.astype(np.float64), b),
     "batch_matmul": lambda x, y, transpose_b: np.einsum("bnk,bmk->bnm" if transpose_b else "bnk,bkm->bnm", x.astype(np.float64), y),
     "softmax": lambda x, axis: _softmax_oracle(x, axis),
+    "cumsum": lambda x, **attrs: _cumulative_oracle(x, operator.add, 0, **attrs),
+    "cumprod": lambda x, **attrs: _cumulative_oracle(x, operator.mul, 1, **attrs),
     "log_softmax": lambda x, axis: _softmax_oracle(x, axis, log=True),
     "layer_norm": _layer_norm_oracle,
     "batch_norm": _batch_norm_oracle,

@@ -17,7 +17,7 @@ from ..ir.module import IRModule
 from ..ir.types import DTYPES, AnyDim, SymDim, TensorType
 from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
 from . import onnx_ops_quant  # noqa: F401,E402 - converters
-from . import onnx_ops_bitwise, onnx_ops_onehot  # noqa: F401,E402 - converters
+from . import onnx_ops_axis, onnx_ops_bitwise  # noqa: F401,E402 - converters
 from .onnx_functions import has_function
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
 from .onnx_values import Value, const_value

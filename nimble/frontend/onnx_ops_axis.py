@@ -1,5 +1,5 @@
-"""Converters of OneHot and EyeLike (comparisons of an index tensor with a range, then a select; run-time depth and
-dims included) and CumSum / CumProd."""
+"""Converters of ops over positions along an axis: OneHot, EyeLike and Hardmax (an index compared with a range, run-time
+depth and dims included), CumSum / CumProd (running totals) and LpNormalization (a norm along the axis)."""
 from __future__ import annotations
 
 import numpy as np
@@ -64,3 +64,36 @@ def cumulative(ctx, node, inputs, attrs):
         raise ConversionError("the axis input must be a constant scalar")
     return [ctx.emit("cumsum" if node.op_type == "CumSum" else "cumprod", x, axis=int(axis.const.reshape(())),
                      exclusive=bool(attrs.get("exclusive", 0)), reverse=bool(attrs.get("reverse", 0)))]
+
+
+@converter("Hardmax")
+def hardmax(ctx, node, inputs, attrs):
+    """1 at the first maximum along axis, 0 elsewhere (a one-hot of argmax)."""
+    from .onnx_attrs import axis_in
+
+    x = inputs[0]
+    if x.ndim == 0:
+        raise MalformedNodeError("Hardmax needs an input of rank >= 1")
+    axis = axis_in(attrs.get("axis", -1), x.ndim)
+    best = ctx.emit("argmax", x, axis=axis, keepdims=True)
+    positions = ctx.emit("reshape", ctx.emit("dim_arange", x, axis=axis, dtype="int64"),
+                         newshape=(1,) * axis + (-1,) + (1,) * (x.ndim - axis - 1))
+    return [ctx.emit("cast", ctx.emit("equal", best, positions), dtype=x.dtype)]
+
+
+@converter("LpNormalization")
+def lp_normalization(ctx, node, inputs, attrs):
+    """x / its L1 or L2 norm along axis; 0 where the norm is 0."""
+    from .onnx_attrs import axis_in
+
+    x = inputs[0]
+    axis = axis_in(attrs.get("axis", -1), x.ndim)
+    p = int(attrs.get("p", 2))
+    if p not in (1, 2):
+        raise MalformedNodeError(f"p must be 1 or 2, got {p}")
+    if p == 1:
+        norm = ctx.emit("sum", ctx.emit("abs", x), axis=axis, keepdims=True)
+    else:
+        norm = ctx.emit("sqrt", ctx.emit("sum", ctx.emit("multiply", x, x), axis=axis, keepdims=True))
+    zero = np.zeros((), x.dtype)
+    return [ctx.emit("where", ctx.emit("equal", norm, zero), zero, ctx.emit("divide", x, norm))]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from ..debug import debug_level, debug_logger
 from ..te.expr import (
-    BIT_FUNCS, EQ, FLOAT_FUNCS, LE, LT, NE, Add, And, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul,
-    Not, Or, Select, Sub, Var)
+    BIT_FUNCS, EQ, FLOAT_FUNCS, LE, LT, NE, Add, And, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm,
+    Max, Min, Mul, Not, Or, Select, Sub, Var)
 from ..te.schedule import THREAD_TAGS
 from ..te.simplify import simplify
 from ..te.visit import free_vars, substitute

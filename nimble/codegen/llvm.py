@@ -15,8 +15,8 @@ import llvmlite.ir as ir
 from .. import settings
 from ..errors import NimbleError
 from ..te.expr import (
-    BIT_FUNCS, EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min,
-    Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
+    BIT_FUNCS, EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max,
+    Min, Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars

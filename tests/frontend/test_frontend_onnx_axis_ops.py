@@ -12,7 +12,7 @@ from onnx import TensorProto, helper  # noqa: E402
 import nimble  # noqa: E402
 from nimble.frontend import from_onnx  # noqa: E402
 
-F, I64, U8, U32 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.UINT8, TensorProto.UINT32
+F, I64, U8 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.UINT8
 
 
 def _model(nodes, inputs, outputs, opset=21):
@@ -70,7 +70,8 @@ def test_reduce_prod_and_trigonometric_chain():
     nodes = [helper.make_node("Sin", ["x"], ["s"]), helper.make_node("Cos", ["s"], ["c"]),
              helper.make_node("Atan", ["c"], ["t"]), helper.make_node("Cosh", ["t"], ["h"]),
              helper.make_node("Asinh", ["h"], ["a"]), helper.make_node("Round", ["a"], ["r"]),
-             helper.make_node("ReduceProd", ["a", "axes"], ["p"], keepdims=0), helper.make_node("Add", ["p", "r0"], ["y"])]
+             helper.make_node("ReduceProd", ["a", "axes"], ["p"], keepdims=0),
+             helper.make_node("Add", ["p", "r0"], ["y"])]
     nodes.insert(6, helper.make_node("ReduceMax", ["r", "axes"], ["r0"], keepdims=0))
     inits = [helper.make_tensor("axes", I64, [1], [1])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, ["n", "m"])],

@@ -17,8 +17,8 @@ from .onnx_graph import ConversionError, UnsupportedOperatorError
 
 # ops without a converter that pass ONNX's node tests through their function body (nimble claims them). Not
 # claimed: AffineGrid (its output shape is the values of its `size` input), LinearAttention (Scan), Bernoulli
-# (random), SequenceMap (sequences). Attention's float16 / bfloat16 cases differ from ONNX's float32 reference
-# by an ulp or two (the body rounds at each step), as its `_expanded` twins do.
+# (random), SequenceMap (sequences). Attention runs float16 / bfloat16 bodies in float32 (`_IN_FLOAT32`); its
+# bfloat16 cases differ from ONNX's reference, which rounds to bfloat16 at each step, by an ulp.
 FUNCTION_OPS = ("Attention", "BlackmanWindow", "CausalConvWithState", "CenterCropPad", "DepthToSpace",
                 "GroupNormalization", "HammingWindow", "HannWindow", "MeanVarianceNormalization",
                 "NegativeLogLikelihoodLoss", "RMSNormalization", "RotaryEmbedding", "SoftmaxCrossEntropyLoss",
@@ -187,8 +187,46 @@ def body_opset(body, default: int) -> int:
     return default
 
 
+# ops whose float16 / bfloat16 bodies run in float32 (their inputs cast up, outputs cast back): rounding at each
+# step of a long body (Attention: scale, matmul, mask, softmax, matmul) strays from ONNX's reference and ORT
+_IN_FLOAT32 = ("Attention",)
+
+
+def _in_float32(ctx, node):
+    """A copy of `node` reading float32 copies of its float16 / bfloat16 inputs, and the (float32 name, name, dtype)
+    of each output to cast back; None when no input is narrow."""
+    from onnx import NodeProto
+
+    inputs = [ctx.lookup(name) if name else None for name in node.input]
+    narrow = {v.dtype for v in inputs if v is not None} & {"float16", "bfloat16"}
+    if node.op_type not in _IN_FLOAT32 or not narrow:
+        return None
+    tag = f"{node.op_type}_{next(_expansions)}"
+    wide = NodeProto()
+    wide.CopyFrom(node)
+    for k, v in enumerate(inputs):
+        if v is not None and v.dtype in narrow:
+            wide.input[k] = f"{tag}__in{k}_f32"
+            ctx.env[wide.input[k]] = ctx.emit("cast", v, dtype="float32")
+    back = []
+    for k, name in enumerate(node.output):
+        if name:
+            wide.output[k] = f"{tag}__out{k}_f32"
+            back.append((wide.output[k], name))
+    return wide, back, narrow.pop()
+
+
 def convert_by_function(ctx, node) -> bool:
     """Convert `node` through its function body into `ctx`; False when its schema defines no function."""
+    widened = _in_float32(ctx, node)
+    if widened is not None:
+        wide, back, dtype = widened
+        if not convert_by_function(ctx, wide):
+            return False
+        for wide_name, name in back:
+            value = ctx.lookup(wide_name)
+            ctx.env[name] = ctx.emit("cast", value, dtype=dtype) if value.dtype == "float32" else value
+        return True
     inputs = [ctx.lookup(name) if name else None for name in node.input]
     body = function_body(node, ctx.opset, inputs)
     if body is None:

@@ -123,3 +123,22 @@ def test_claimed_function_ops_have_no_converter_and_a_function():
     assert set(FUNCTION_OPS) <= set(supported_ops())
     assert not set(FUNCTION_OPS) & set(CONVERTERS)
     assert all(has_function(op, 28) for op in FUNCTION_OPS)
+
+
+def test_float16_attention_runs_its_body_in_float32():
+    """Its inputs cast up, its output cast back: within rounding of ORT's float32 result (a float16 body rounds at
+    each step and strays by ulps)."""
+    def model(elem):
+        node = helper.make_node("Attention", ["q", "k", "v"], ["y"], is_causal=1)
+        return _model([node], [(n, elem, [1, 2, "s", 8]) for n in "qkv"], [("y", elem, [1, 2, "s", 8])], 23)
+
+    mod = from_onnx(model(TensorProto.FLOAT16))
+    assert "float32" in print_module(mod)
+    vm = nimble.VirtualMachine(nimble.compile(mod))
+    sess = ort.InferenceSession(model(F).SerializeToString(), providers=["CPUExecutionProvider"])
+    for s in (1, 5, 16):
+        feeds = {n: _x(1, 2, s, 8, seed=s + k).astype(np.float16) for k, n in enumerate("qkv")}
+        got = vm.run(*[feeds[p.name] for p in mod["main"].params])
+        want = sess.run(None, {n: a.astype(np.float32) for n, a in feeds.items()})[0].astype(np.float16)
+        assert got.dtype == np.float16
+        np.testing.assert_array_max_ulp(got, want, maxulp=1)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from ..debug import debug_level, debug_logger
 from ..te.expr import (
-    EQ, LE, LT, NE, Add, And, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min, Mul,
-    Not, Or, Select, Sub, Var)
+    BIT_FUNCS, EQ, FLOAT_FUNCS, LE, LT, NE, Add, And, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm,
+    Max, Min, Mul, Not, Or, Select, Sub, Var)
 from ..te.schedule import THREAD_TAGS
 from ..te.simplify import simplify
 from ..te.visit import free_vars, substitute
@@ -33,10 +33,9 @@ log = debug_logger("nimble.codegen.cuda")
 
 C_TYPES = {"float32": "float", "float64": "double", "int32": "int", "int64": "long long", "bool": "bool"}
 _BINARY = {Add: "+", Sub: "-", Mul: "*", Div: "/", LT: "<", LE: "<=", EQ: "==", NE: "!=", And: "&&", Or: "||"}
-_MATH32 = {"exp": "expf", "log": "logf", "sqrt": "sqrtf", "tanh": "tanhf", "erf": "erff", "pow": "powf", "fmod": "fmodf",
-           "abs": "fabsf", "sigmoid": "nb_sigmoid"}
 _MATH64 = {"exp": "exp", "log": "log", "sqrt": "sqrt", "tanh": "tanh", "erf": "erf", "pow": "pow", "fmod": "fmod",
-           "abs": "fabs", "sigmoid": "nb_sigmoid"}
+           "abs": "fabs", "sigmoid": "nb_sigmoid", "round": "rint", **{f: f for f in FLOAT_FUNCS if f != "round"}}
+_MATH32 = {k: v if v == "nb_sigmoid" else v + "f" for k, v in _MATH64.items()}
 
 # device helpers shared by every kernel of a translation unit: floor division and mod as in the loop IR,
 # min/max that keep a NaN like the CPU code (an unordered compare), the logistic function.
@@ -295,9 +294,27 @@ class _Emitter:
         if isinstance(e, Call):
             if e.func == "abs" and e.dtype in ("int32", "int64"):
                 return f"llabs({self.expr(e.args[0])})"
+            if e.func in BIT_FUNCS:
+                return _bits(e.func, [self.expr(a) for a in e.args], e.dtype)
             table = _MATH32 if e.dtype == "float32" else _MATH64
             return f"{table[e.func]}({', '.join(self.expr(a) for a in e.args)})"
         raise CodegenError(f"cuda: cannot emit expression {type(e).__name__}: {e}")
+
+
+def _bits(func: str, args: list, dtype: str) -> str:
+    """A BIT_FUNCS call in C (int32 / int64); a shift amount outside 0..bits-1 gives numpy's 0 or -1."""
+    if func == "bitwise_not":
+        return f"(~{args[0]})"
+    x, y = args
+    if func in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+        return f"({x} {dict(bitwise_and='&', bitwise_or='|', bitwise_xor='^')[func]} {y})"
+    bits = 8 * {"int32": 4, "int64": 8}.get(dtype, 0)
+    if not bits:
+        raise CodegenError(f"cuda: {func} of {dtype} is not supported (int32 / int64)")
+    off = f"((unsigned long long)({y}) >= {bits}ULL)"
+    if func == "shift_left":
+        return f"({off} ? ({_dtype(dtype)})0 : ({_dtype(dtype)})((unsigned long long)({x}) << ({y})))"
+    return f"({x} >> ({off} ? {bits - 1} : ({y})))"
 
 
 def _float(value: float, dtype: str) -> str:

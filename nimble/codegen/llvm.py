@@ -15,14 +15,14 @@ import llvmlite.ir as ir
 from .. import settings
 from ..errors import NimbleError
 from ..te.expr import (
-    EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max, Min,
-    Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
+    BIT_FUNCS, EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max,
+    Min, Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
 from .llvm_math import _c as _const
-from .llvm_math import _like, emit_math, intrinsic
+from .llvm_math import _like, emit_bits, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY
@@ -571,6 +571,9 @@ class LLVMCodegen:
             args = [sub(a) for a in e.args]
             if vector:
                 args = [self._broadcast(a, lanes) for a in args]
+            if e.func in BIT_FUNCS:
+                bits, signed = _SMALL_INTS.get(e.dtype) or (8 * _SIZES[e.dtype], not e.dtype.startswith("u"))
+                return self._wrap(emit_bits(b, e.func, args, bits, signed), e.dtype)
             return emit_math(b, e.func, args)
         raise CodegenError(f"cannot emit {type(e).__name__}: {e}")
 

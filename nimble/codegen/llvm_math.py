@@ -8,7 +8,8 @@ Measured accuracy against float64 numpy (tests/codegen/test_math.py checks these
 * ``sigmoid``: 1 / (1 + exp(-x)) with the exp above; absolute error <= 1e-6.
 * ``erf``: Eigen's 13/8 rational approximation, clamped at +-4; absolute error <= 1e-6.
 
-float64 and the other functions (log, pow, sqrt, abs) use LLVM intrinsics (libm or hardware).
+float64 and the other functions (log, pow, sqrt, abs, sin, cos, round) use LLVM intrinsics (libm or hardware); tan,
+the inverse and the hyperbolic trigonometric functions call libm lane by lane.
 """
 from __future__ import annotations
 
@@ -149,9 +150,33 @@ def emit_math(b: ir.IRBuilder, func: str, args):
     if func == "sigmoid":
         e = intrinsic(b, "exp", [b.fsub(_c(ty, 0.0), args[0])])
         return b.fdiv(_c(ty, 1.0), b.fadd(_c(ty, 1.0), e))
-    if func in ("tanh", "erf"):
+    if func in ("tanh", "erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"):
         return _libm_scalar(b, func, args)
+    if func == "round":
+        return intrinsic(b, "roundeven", list(args))
     if func == "fmod":
         return b.frem(args[0], args[1])
     name = {"abs": "fabs"}.get(func, func)
     return intrinsic(b, name, list(args))
+
+
+def emit_bits(b: ir.IRBuilder, func: str, args, bits: int, signed: bool):
+    """An integer bit operation (te's BIT_FUNCS) on register values of a ``bits``-wide dtype, before wrapping to it.
+    A shift amount outside ``0..bits-1`` (read unsigned, so a negative one too) gives numpy's results: 0, or -1 for
+    a negative value shifted right."""
+    x = args[0]
+    ty = x.type
+    if func == "bitwise_not":
+        return b.xor(x, _c(ty, -1))
+    y = args[1]
+    if func in ("bitwise_and", "bitwise_or", "bitwise_xor"):
+        return {"bitwise_and": b.and_, "bitwise_or": b.or_, "bitwise_xor": b.xor}[func](x, y)
+    width = ty.element.width if isinstance(ty, ir.VectorType) else ty.width
+    low_bits = b.and_(y, _c(ty, (1 << bits) - 1)) if bits < width else y  # the amount as the unsigned dtype reads it
+    out_of_range = b.icmp_unsigned(">=", low_bits, _c(ty, bits))
+    safe = b.select(out_of_range, _c(ty, 0), y)
+    if func == "shift_left":
+        return b.select(out_of_range, _c(ty, 0), b.shl(x, safe))
+    if signed:
+        return b.ashr(x, b.select(out_of_range, _c(ty, width - 1), safe))
+    return b.select(out_of_range, _c(ty, 0), b.lshr(x, safe))

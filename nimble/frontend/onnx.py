@@ -19,6 +19,8 @@ from ..ir.prelude import LIST
 from ..ir.types import DTYPES, AnyDim, SymDim, TensorType
 from . import onnx_control, onnx_ops_dynamic, onnx_ops_index, onnx_ops_math, onnx_ops_nn, onnx_ops_shape, onnx_recurrent  # noqa: F401 - converters
 from . import onnx_ops_quant, onnx_ops_sequence  # noqa: F401,E402 - converters
+from . import onnx_ops_axis, onnx_ops_bitwise  # noqa: F401,E402 - converters
+from .onnx_functions import has_function
 from .onnx_graph import CONVERTERS, ConversionError, GraphConverter, UnsupportedOperatorError
 from .onnx_ops_sequence import SeqValue, constant_sequence, graph_output, sequence_type
 from .onnx_values import Value, const_value
@@ -29,7 +31,9 @@ SUPPORTED_DOMAINS = ("", "ai.onnx")
 
 def supported_ops() -> list[str]:
     """The ONNX operator types the frontend converts."""
-    return sorted(CONVERTERS)
+    from .onnx_functions import FUNCTION_OPS
+
+    return sorted(set(CONVERTERS) | set(FUNCTION_OPS))
 
 
 def onnx_dtype(elem_type: int) -> str:
@@ -101,10 +105,12 @@ def model_opset(model) -> int:
 
 
 def unsupported_nodes(graph, opset: int) -> dict:
-    """`{(domain.op_type, opset): [node names]}` for every node (subgraphs included) without a converter."""
+    """`{(domain.op_type, opset): [node names]}` for every node (subgraphs included) with neither a
+    converter nor a function body (``onnx_functions``; the ops of a body are checked when it is expanded)."""
     found: dict = {}
     for node in graph.node:
-        if node.op_type not in CONVERTERS or node.domain not in SUPPORTED_DOMAINS:
+        claimed = node.op_type in CONVERTERS or has_function(node.op_type, opset)
+        if node.domain not in SUPPORTED_DOMAINS or not claimed:
             key = (f"{node.domain or 'ai.onnx'}.{node.op_type}", opset)
             found.setdefault(key, []).append(node.name or node.output[0])
         for attr in node.attribute:

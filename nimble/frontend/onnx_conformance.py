@@ -31,11 +31,12 @@ def graph_ops(graph) -> set:
 
 def op_family(ops) -> str:
     """The family of a case's ops: the frontend module converting its last op that is not a Constant."""
+    from .onnx_functions import FUNCTION_OPS
     from .onnx_graph import CONVERTERS
 
     names = [op for op in ops if op != "Constant"] or list(ops)
     families = sorted({CONVERTERS[op].__module__.rsplit(".", 1)[-1].replace("onnx_ops_", "").replace("onnx_", "")
-                       for op in names if op in CONVERTERS})
+                       for op in names if op in CONVERTERS} | {"functions" for op in names if op in FUNCTION_OPS})
     return "+".join(families) or "unclaimed"
 
 

@@ -197,12 +197,17 @@ class GraphConverter:
     def convert_node(self, node) -> None:
         from .onnx_specialize import can_specialize, convert_per_axes
 
+        from .onnx_functions import convert_by_function, has_function
+
         fn = CONVERTERS.get(node.op_type)
-        if fn is None or node.domain not in ("", "ai.onnx"):
+        if node.domain not in ("", "ai.onnx") or fn is None and not has_function(node.op_type, self.opset):
             raise UnsupportedOperatorError(f"ONNX operator {node.domain or 'ai.onnx'}.{node.op_type} is not supported")
         from .onnx_schema import check_node_schema
 
         check_node_schema(node, self.opset)  # extra inputs, unknown or repeated attributes: refused, not ignored
+        if fn is None:  # an op defined by a function (an explicit converter wins): its body's nodes
+            convert_by_function(self, node)
+            return
         inputs = [self.lookup(name) if name else None for name in node.input]
         try:
             if can_specialize(node, inputs):  # axes known only at run time: one copy per possible value

@@ -78,7 +78,9 @@ def variadic(ctx, node, inputs, attrs):
 
 # ---- unary ------------------------------------------------------------------------------------------------
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
-          "Erf": "erf", "Abs": "abs", "Neg": "negative"}
+          "Erf": "erf", "Abs": "abs", "Neg": "negative", "Round": "round",
+          **{name: name.lower() for name in ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
+                                             "Acosh", "Atanh")}}
 
 
 @converter(*_UNARY)
@@ -322,7 +324,7 @@ def _reduce(ctx, op, x, axes, keepdims):
     return ctx.emit(op, x, axis=axes, keepdims=bool(keepdims))
 
 
-_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min"}
+_REDUCE = {"ReduceSum": "sum", "ReduceMean": "mean", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "prod"}
 
 
 @converter(*_REDUCE, "ReduceSumSquare", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")

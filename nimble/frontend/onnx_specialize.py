@@ -26,6 +26,7 @@ _REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "R
 # op type -> (input position of the axes, "set" or "ordered")
 RUNTIME_AXES = {op: (1, "set") for op in _REDUCE} | {
     "Squeeze": (1, "set"), "Unsqueeze": (1, "set"), "Slice": (3, "ordered"), "Pad": (3, "ordered"),
+    "CumSum": (1, "set"), "CumProd": (1, "set"),
 }
 
 

@@ -30,12 +30,17 @@ from .pool import avg_pool, max_pool, max_pool_indices
 from .topk import topk_indices, topk_values
 from .quantize import quantize_linear
 from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul, softmax
-from .reduce import argmax, max, mean, min, sum  # noqa: A004
+from .reduce import argmax, max, mean, min, prod, sum  # noqa: A004
 from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register
 from .transform import concatenate, expand_dims, reshape, split, squeeze, strided_slice, take, transpose
 from .attention import attention  # noqa: E402 - after the operators the compute modules register for
 from .gelu_tanh import gelu_tanh  # noqa: E402
 from .lstm_cell import lstm_cell  # noqa: E402
+from .broadcast import bitwise_and, bitwise_or, bitwise_xor, left_shift, right_shift  # noqa: E402
+from .cumulative import cumprod, cumsum  # noqa: E402
+from .elementwise import (  # noqa: E402
+    acos, acosh, asin, asinh, atan, atanh, bitwise_not, cos, cosh, round, sin, sinh, tan,  # noqa: A004
+)
 
 __all__ = [name for name in dir() if not name.startswith("_")]
 

@@ -7,7 +7,7 @@ from ..errors import ShapeError
 
 from ..ir.types import TensorType
 from .registry import OpPattern, register
-from .relations import broadcast_shapes, same_dtype, tensor_arg
+from .relations import INT_DTYPES, broadcast_shapes, same_dtype, tensor_arg
 
 
 def _divide(lhs, rhs):
@@ -56,6 +56,11 @@ BINARY = {
     "greater_equal": (np.greater_equal, "bool", None),
     "logical_and": (np.logical_and, "bool", ("bool",)),
     "logical_or": (np.logical_or, "bool", ("bool",)),
+    "bitwise_and": (np.bitwise_and, None, INT_DTYPES),
+    "bitwise_or": (np.bitwise_or, None, INT_DTYPES),
+    "bitwise_xor": (np.bitwise_xor, None, INT_DTYPES),
+    "left_shift": (np.left_shift, None, INT_DTYPES),  # an amount outside 0..bits-1 gives 0
+    "right_shift": (np.right_shift, None, INT_DTYPES),  # ... 0, or -1 for a negative value
 }
 
 
@@ -111,6 +116,8 @@ greater = _builders["greater"]
 greater_equal = _builders["greater_equal"]
 logical_and = _builders["logical_and"]
 logical_or = _builders["logical_or"]
+bitwise_and, bitwise_or, bitwise_xor = _builders["bitwise_and"], _builders["bitwise_or"], _builders["bitwise_xor"]
+left_shift, right_shift = _builders["left_shift"], _builders["right_shift"]
 
 
 def _where_rel(cond, x, y):

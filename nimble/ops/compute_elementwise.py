@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import te
-from ..te.expr import Expr, is_float
+from ..te.expr import FLOAT_FUNCS, Expr, is_float
 from .compute import broadcast_dims, broadcast_index, checker, register_compute, stage_name
 
 
@@ -27,6 +27,7 @@ UNARY = {
     "relu": _relu,
     "negative": lambda x: x * te.const(-1, x.dtype),  # x * -1 keeps numpy's -0.0
     "abs": lambda x: te.abs_(x) if is_float(x.dtype) else te.select(x < te.const(0, x.dtype), -x, x),
+    **{f: (lambda x, f=f: te.math_call(f, x)) for f in FLOAT_FUNCS + ("bitwise_not",)},
 }
 
 
@@ -125,6 +126,9 @@ BINARY = {
     "greater_equal": lambda a, b: a >= b,
     "logical_and": lambda a, b: te.all_(a, b),
     "logical_or": lambda a, b: te.any_(a, b),
+    **{f: (lambda a, b, f=f: te.math_call(f, a, b)) for f in ("bitwise_and", "bitwise_or", "bitwise_xor")},
+    "left_shift": lambda a, b: te.math_call("shift_left", a, b),
+    "right_shift": lambda a, b: te.math_call("shift_right", a, b),
 }
 
 

@@ -58,6 +58,7 @@ def _simple_reduction(name: str, reducer):
 register_compute("sum")(_simple_reduction("sum", te.sum))
 register_compute("max")(_simple_reduction("max", te.max))
 register_compute("min")(_simple_reduction("min", te.min))
+register_compute("prod")(_simple_reduction("prod", te.prod))
 
 
 @register_compute("mean")

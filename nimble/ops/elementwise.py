@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ir.types import TensorType
 from .registry import REQUIRED, OpPattern, register
-from .relations import FLOAT_DTYPES, tensor_arg
+from .relations import FLOAT_DTYPES, INT_DTYPES, tensor_arg
 
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
 
@@ -45,6 +45,10 @@ FLOAT_UNARY = {
     "sqrt": (np.sqrt, "square root"),
     "erf": (_erf64, "the error function"),
     "gelu": (_gelu, "x * (1 + erf(x / sqrt(2))) / 2 (the exact, erf form)"),
+    **{name: (getattr(np, np_name), f"{name}(x)") for name, np_name in (
+        ("sin", "sin"), ("cos", "cos"), ("tan", "tan"), ("asin", "arcsin"), ("acos", "arccos"), ("atan", "arctan"),
+        ("sinh", "sinh"), ("cosh", "cosh"), ("asinh", "arcsinh"), ("acosh", "arccosh"), ("atanh", "arctanh"))},
+    "round": (np.rint, "x rounded to the nearest integer, halfway cases to the even one"),
 }
 
 # name -> (reference, doc); any numeric dtype.
@@ -77,6 +81,10 @@ for _name, (_fn, _doc) in NUMERIC_UNARY.items():
         _name, args=("x",), type_rel=_unary_rel(_name, None), shape_func=_same_shape,
         reference=_fn, pattern=OpPattern.ELEMWISE, doc=f"Elementwise {_doc}.",
     )
+_builders["bitwise_not"] = register(
+    "bitwise_not", args=("x",), type_rel=_unary_rel("bitwise_not", INT_DTYPES), shape_func=_same_shape,
+    reference=np.invert, pattern=OpPattern.ELEMWISE, doc="Elementwise ~x (integers).",
+)
 
 tanh = _builders["tanh"]
 sigmoid = _builders["sigmoid"]
@@ -88,6 +96,11 @@ gelu = _builders["gelu"]
 relu = _builders["relu"]
 negative = _builders["negative"]
 abs = _builders["abs"]  # noqa: A001
+sin, cos, tan = _builders["sin"], _builders["cos"], _builders["tan"]
+asin, acos, atan = _builders["asin"], _builders["acos"], _builders["atan"]
+sinh, cosh, asinh, acosh, atanh = (_builders[n] for n in ("sinh", "cosh", "asinh", "acosh", "atanh"))
+round = _builders["round"]  # noqa: A001
+bitwise_not = _builders["bitwise_not"]
 
 
 def _cast_rel(x, dtype):

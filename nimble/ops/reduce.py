@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max, min, argmax."""
+"""Reductions over axes: sum, mean, max, min, prod, argmax."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,6 +50,7 @@ REDUCTIONS = {
     "mean": (_mean, FLOAT_DTYPES, "mean"),
     "max": (np.max, None, "maximum"),
     "min": (np.min, None, "minimum"),
+    "prod": (np.prod, None, "product"),
 }
 
 _builders = {
@@ -64,6 +65,7 @@ sum = _builders["sum"]  # noqa: A001
 mean = _builders["mean"]
 max = _builders["max"]  # noqa: A001
 min = _builders["min"]  # noqa: A001
+prod = _builders["prod"]
 
 
 def _argmax_rel(x, axis, keepdims):

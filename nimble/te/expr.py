@@ -16,7 +16,11 @@ MINI_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "f
 FLOAT_DTYPES = ("float16", "float32", "float64") + MINI_FLOATS
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "int4", "uint4", "int2", "uint2")
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
-MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs", "fmod")
+# float functions (libm's, round is half to even), then integer bit operations (shifts by an amount outside
+# 0..bits-1 give numpy's 0, or -1 for a negative value shifted right)
+FLOAT_FUNCS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "round")
+BIT_FUNCS = ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right")
+MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs", "fmod") + FLOAT_FUNCS + BIT_FUNCS
 
 
 def is_float(dtype: str) -> bool:
@@ -369,9 +373,19 @@ def _math(func: str, *args) -> Expr:
     if func in ("pow", "fmod") and args[0].dtype != args[1].dtype:
         args = _promote(args[0], args[1], func)
     dtype = args[0].dtype
-    if func != "abs" and not is_float(dtype):
+    if func in BIT_FUNCS:
+        if any(not is_int(a.dtype) or a.dtype != dtype for a in args):
+            raise NimbleTypeError(f"{func}: expected integer arguments of one dtype, got {[a.dtype for a in args]}")
+    elif func != "abs" and not is_float(dtype):
         raise NimbleTypeError(f"{func}: expected a float argument, got {dtype}")
     return Call(func, args, dtype)
+
+
+def math_call(func: str, *args) -> Expr:
+    """``func(*args)`` for any of FLOAT_FUNCS (one float argument) or BIT_FUNCS (integers of one dtype)."""
+    if func not in FLOAT_FUNCS + BIT_FUNCS:
+        raise NimbleTypeError(f"math_call: expected one of {FLOAT_FUNCS + BIT_FUNCS}, got {func!r}")
+    return _math(func, *args)
 
 
 def exp(x):

@@ -195,3 +195,4 @@ def _reduction(combiner: str, init_of):
 sum = _reduction("sum", lambda dt: const(0, dt))  # noqa: A001
 max = _reduction("max", min_value)  # noqa: A001
 min = _reduction("min", max_value)  # noqa: A001
+prod = _reduction("prod", lambda dt: const(1, dt))

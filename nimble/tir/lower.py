@@ -181,8 +181,8 @@ class _Lowerer:
         if isinstance(body, Reduce):
             src = self._to_loads(substitute(body.source, axis_map))
             old = _load(buf, out_index)
-            update = {"sum": lambda: ReductionAdd(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src)}[
-                body.combiner]()
+            update = {"sum": lambda: ReductionAdd(old, src), "max": lambda: Max(old, src), "min": lambda: Min(old, src),
+                      "prod": lambda: old * src}[body.combiner]()
             first_r = next(i for i, iv in enumerate(leaves) if iv.kind == "reduce")
             outer, inner = leaves[:first_r], leaves[first_r:]
             init_stmt = _guarded(Store(buf, out_index, body.init), spatial_at.get(None, []))

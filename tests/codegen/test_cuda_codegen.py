@@ -85,6 +85,30 @@ def test_elementwise_kernel_uses_block_and_thread_indices_and_math_functions():
     assert k.launch_dims({n: 1}) == ((1, 1, 1), (256, 1, 1))
 
 
+def _bound(b, a_args, name):
+    s = te.create_schedule(b)
+    bx, tx = s[b].split(s[b].axis[0], 128)
+    s[b].bind(bx, "blockIdx.x")
+    s[b].bind(tx, "threadIdx.x")
+    return codegen_cuda(lower(s, a_args + [b], name=name, bounds_checks=False))
+
+
+def test_trig_round_and_bit_operators_become_cuda_c_that_compiles():
+    n = te.var("n")
+    a = te.placeholder((n,), "float32", "a")
+    trig = _bound(te.compute((n,), lambda i: te.math_call("round", te.math_call("acosh", te.math_call("cos", a[i]))),
+                             name="t"), [a], "trig")
+    x, y = te.placeholder((n,), "int64", "x"), te.placeholder((n,), "int64", "y")
+    bits = _bound(te.compute((n,), lambda i: te.math_call("bitwise_xor", te.math_call("shift_left", x[i], y[i]),
+                                                          te.math_call("shift_right", x[i], y[i])), name="s"),
+                  [x, y], "bits")
+    for fn in ("cosf(", "acoshf(", "rintf("):
+        assert fn in trig.source
+    assert ">= 64ULL" in bits.source and "^" in bits.source
+    if find_nvcc() is not None:
+        assert compile_cuda(translation_unit([trig, bits]), arch="sm_90", fmt="cubin")[:4] == b"\x7fELF"
+
+
 def test_a_guard_only_where_the_extent_is_not_a_multiple_of_the_tile():
     assert "< n)" in elementwise(None).source  # symbolic: the last block has a tail
     assert "< 1000)" in elementwise(1000).source

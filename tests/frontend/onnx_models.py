@@ -112,8 +112,9 @@ def dynamic_reshape_model():
 
 
 def unsupported_model():
-    nodes = [helper.make_node("Sin", ["x"], ["a"], name="sin1"), helper.make_node("Sin", ["a"], ["b"], name="sin2"),
-             helper.make_node("Hardmax", ["b"], ["v"], name="hardmax"),
+    nodes = [helper.make_node("RandomUniformLike", ["x"], ["a"], name="random1"),
+             helper.make_node("RandomUniformLike", ["a"], ["b"], name="random2"),
+             helper.make_node("Det", ["b"], ["v"], name="det"),
              helper.make_node("Relu", ["v"], ["y"], name="relu")]
     graph = helper.make_graph(nodes, "bad", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])])

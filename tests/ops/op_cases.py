@@ -49,6 +49,14 @@ def _unary(low=-3.0, high=3.0):
     return case()
 
 
+def _int_unary(dtype, low, high):
+    @st.composite
+    def case(draw):
+        return Case([array(draw, draw(shapes()), dtype, low, high)])
+
+    return case()
+
+
 def _binary(dtype="float32", low=-3.0, high=3.0):
     @st.composite
     def case(draw):
@@ -97,6 +105,14 @@ def _axis_of(draw, rank):
 def _softmax(draw):
     shape = draw(shapes(1, 3))
     return Case([array(draw, shape)], {"axis": _axis_of(draw, len(shape))})
+
+
+@st.composite
+def _cumulative(draw):
+    shape = draw(shapes(1, 3))
+    dtype = draw(st.sampled_from(["float32", "int64"]))
+    return Case([array(draw, shape, dtype, -3, 3)], {"axis": _axis_of(draw, len(shape)),
+                                                     "exclusive": draw(st.booleans()), "reverse": draw(st.booleans())})
 
 
 @st.composite
@@ -390,7 +406,8 @@ CASES = {
     "logical_or": _binary("bool"), "where": _where(),
     "dense": _dense(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
     "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
-    "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True),
+    "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True), "prod": _reduce(False),
+    "cumsum": _cumulative(), "cumprod": _cumulative(),
     "argmax": _reduce(True, multi_axis=False),
     "reshape": _reshape(), "dyn.reshape": _dyn_reshape(), "reshape_like": _reshape_like(),
     "dim_arange": _dim_arange(), "transpose": _transpose(), "expand_dims": _expand_dims(),
@@ -402,4 +419,9 @@ CASES = {
     "quantize_linear": _quantize(),
     "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
+    **{op: _unary() for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round")},
+    "asin": _unary(-1, 1), "acos": _unary(-1, 1), "atanh": _unary(-0.99, 0.99), "acosh": _unary(1, 5),
+    "bitwise_and": _binary("int32", -100, 100), "bitwise_or": _binary("int64", -100, 100),
+    "bitwise_xor": _binary("uint16", 0, 1000), "bitwise_not": _int_unary("int8", -128, 127),
+    "left_shift": _binary("uint8", 0, 10), "right_shift": _binary("int16", -9, 20),
 }

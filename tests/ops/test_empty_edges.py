@@ -1,4 +1,4 @@
-"""Empty axes at run time: bool reductions give their identities (max False, min True, sum False), and take
+"""Empty axes at run time: bool reductions give their identities (max False, min True, sum False, prod True), and take
 from an empty axis is an error only when something is taken."""
 import numpy as np
 import pytest
@@ -9,7 +9,8 @@ from nimble import ops as nb
 from nimble.errors import OutOfRangeError
 from nimble.ir import Any
 
-IDENTITY = {"max": np.logical_or.reduce, "min": np.logical_and.reduce, "sum": np.logical_or.reduce}
+IDENTITY = {"max": np.logical_or.reduce, "min": np.logical_and.reduce, "sum": np.logical_or.reduce,
+            "prod": np.logical_and.reduce}
 
 
 @pytest.mark.parametrize("op", sorted(IDENTITY))

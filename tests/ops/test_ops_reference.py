@@ -29,7 +29,25 @@ UNARY = {
     "relu": lambda v: max(v, 0.0), "negative": lambda v: -v, "abs": abs, "tanh": math.tanh, "sigmoid": _sigmoid,
     "exp": math.exp, "log": lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan),
     "sqrt": math.sqrt, "erf": math.erf, "gelu": lambda v: 0.5 * v * (1 + math.erf(v / math.sqrt(2))),
+    **{name: getattr(math, name) for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
+                                              "acosh", "atanh")},
+    "round": round,  # Python's round: halfway cases to the even integer
 }
+
+
+def _wrap(v: int, dtype) -> int:
+    """`v` wrapped to `dtype`'s range (two's complement)."""
+    info = np.iinfo(dtype)
+    return (v - int(info.min)) % (1 << info.bits) + int(info.min)
+
+
+def _shift_oracle(left: bool):
+    def oracle(a, b):
+        bits = np.iinfo(a.dtype).bits
+        return elementwise(lambda x, s: (_wrap(x << s, a.dtype) if left else x >> s) if 0 <= s < bits else
+                           (0 if left or x >= 0 else -1), a, b, dtype=a.dtype)
+
+    return oracle
 def _mod(a, b):
     """Python's % (the divisor's sign); an integer divisor 0 gives 0."""
     if b == 0:
@@ -51,6 +69,24 @@ BINARY = {
     "logical_and": lambda a, b: bool(a and b), "logical_or": lambda a, b: bool(a or b),
 }
 BOOL_RESULT = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or"}
+
+
+def _cumulative_oracle(x, combine, identity, axis, exclusive, reverse):
+    """A running total along `axis` by loops over every line of it."""
+    out = np.empty_like(x)
+    axis %= x.ndim
+    others = [range(d) for a, d in enumerate(x.shape) if a != axis]
+    order = list(range(x.shape[axis]))[::-1] if reverse else list(range(x.shape[axis]))
+    for rest in itertools.product(*others):
+        total = identity
+        for i in order:
+            at = tuple(rest[:axis]) + (i,) + tuple(rest[axis:])
+            if exclusive:
+                out[at], total = total, combine(total, x[at].item())
+            else:
+                total = combine(total, x[at].item())
+                out[at] = total
+    return out
 
 
 def _reduce_oracle(fn):
@@ -359,11 +395,13 @@ ORACLES = {
     "matmul": lambda a, b: np.einsum("...nk,...km->...nm", a.astype(np.float64), b),
     "batch_matmul": lambda x, y, transpose_b: np.einsum("bnk,bmk->bnm" if transpose_b else "bnk,bkm->bnm", x.astype(np.float64), y),
     "softmax": lambda x, axis: _softmax_oracle(x, axis),
+    "cumsum": lambda x, **attrs: _cumulative_oracle(x, operator.add, 0, **attrs),
+    "cumprod": lambda x, **attrs: _cumulative_oracle(x, operator.mul, 1, **attrs),
     "log_softmax": lambda x, axis: _softmax_oracle(x, axis, log=True),
     "layer_norm": _layer_norm_oracle,
     "batch_norm": _batch_norm_oracle,
     "sum": _reduce_oracle(math.fsum), "mean": _reduce_oracle(_mean), "max": _reduce_oracle(max),
-    "min": _reduce_oracle(min), "argmax": _argmax_oracle,
+    "min": _reduce_oracle(min), "argmax": _argmax_oracle, "prod": _reduce_oracle(math.prod),
     "reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape),
     "dyn.reshape": lambda x, newshape: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(newshape.tolist()),
     "reshape_like": lambda x, like: np.array(x.ravel().tolist(), dtype=x.dtype).reshape(like.shape),
@@ -399,6 +437,12 @@ ORACLES = {
     "avg_pool": _pool_nd_oracle("avg"),
     "max_pool_indices": _pool_nd_oracle("indices"),
     "lstm_cell": _lstm_cell_oracle,
+    "bitwise_and": lambda a, b: elementwise(operator.and_, a, b, dtype=a.dtype),
+    "bitwise_or": lambda a, b: elementwise(operator.or_, a, b, dtype=a.dtype),
+    "bitwise_xor": lambda a, b: elementwise(operator.xor, a, b, dtype=a.dtype),
+    "bitwise_not": lambda x: elementwise(lambda v: _wrap(~v, x.dtype), x, dtype=x.dtype),
+    "left_shift": _shift_oracle(True),
+    "right_shift": _shift_oracle(False),
 }
 for _name, _fn in UNARY.items():
     ORACLES[_name] = lambda x, _fn=_fn: elementwise(lambda v: _fn(float(v)), x.astype(np.float64))

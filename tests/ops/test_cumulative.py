@@ -1,0 +1,67 @@
+"""cumsum / cumprod (inclusive, exclusive, reversed) and the prod reduction through compiled kernels over run-time
+lengths 0, 1, primes and large, against numpy."""
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nimble
+from nimble import ir
+from nimble import ops as nb
+from nimble.ir import Any
+
+LENGTHS = st.sampled_from([0, 1, 2, 3, 7, 13, 31, 257])
+
+
+@functools.lru_cache(maxsize=None)
+def _vm(op, dtype, **attrs):
+    x = ir.var("x", shape=(Any, Any), dtype=dtype)
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], getattr(nb, op)(x, **attrs)))
+    return nimble.VirtualMachine(nimble.compile(mod))
+
+
+def _numpy_cumulative(x, op, axis, exclusive, reverse):
+    fn = np.cumsum if op == "cumsum" else np.cumprod
+    y = np.flip(x, axis) if reverse else x
+    out = fn(y, axis=axis, dtype=x.dtype)
+    if exclusive:
+        ident = np.ones_like if op == "cumprod" else np.zeros_like
+        out = np.concatenate([ident(np.take(y, [0], axis=axis)), out], axis=axis).take(
+            np.arange(x.shape[axis]), axis=axis) if x.shape[axis] else out
+    return np.flip(out, axis) if reverse else out
+
+
+@pytest.mark.parametrize("op,dtype", [("cumsum", "float32"), ("cumsum", "int32"), ("cumprod", "float64"),
+                                      ("cumprod", "int64")])
+@pytest.mark.parametrize("exclusive,reverse", [(False, False), (True, False), (False, True), (True, True)])
+@settings(max_examples=6, deadline=None)
+@given(data=st.data())
+def test_cumulative_matches_numpy(op, dtype, exclusive, reverse, data):
+    n, m, axis = data.draw(LENGTHS), data.draw(st.sampled_from([1, 3])), data.draw(st.sampled_from([0, 1, -1]))
+    shape = (n, m) if axis == 0 else (m, n)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = (rng.uniform(0.9, 1.1, shape) if op == "cumprod" else rng.uniform(-3, 3, shape)).astype(dtype)
+    if dtype.startswith("int"):
+        x = rng.integers(-2, 3, shape).astype(dtype)
+    got = _vm(op, dtype, axis=axis, exclusive=exclusive, reverse=reverse).run(x)
+    want = _numpy_cumulative(x, op, axis % 2, exclusive, reverse)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    if dtype.startswith("float"):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    else:
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "int64"])
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_prod_over_a_run_time_axis(dtype, data):
+    n = data.draw(LENGTHS)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
+    x = rng.uniform(0.95, 1.05, (3, n)).astype(dtype) if dtype == "float32" else rng.integers(-1, 2, (3, n))
+    x[0, : n // 2] = np.nan if dtype == "float32" and n > 3 else x[0, : n // 2]
+    got = _vm("prod", dtype, axis=1).run(x)
+    np.testing.assert_allclose(got, np.prod(x, axis=1), rtol=1e-4, equal_nan=True)

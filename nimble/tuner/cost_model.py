@@ -30,17 +30,29 @@ class CostModel:
         self.seed = seed
         self.booster = None
 
-    def fit(self, xs: np.ndarray, ys: np.ndarray) -> None:
+    def fit(self, xs: np.ndarray, ys: np.ndarray, groups=None) -> None:
+        """``groups``: a group id per row (a task and bucket); throughputs are then relative to their
+        group's best, and a ranking objective compares configs within a group only."""
         import xgboost as xgb
 
-        y = ys / max(float(ys.max()), 1e-12)  # relative throughput in [0, 1]
+        xs, ys = np.asarray(xs), np.asarray(ys, dtype=np.float64)
+        if groups is None:
+            sizes, y = [len(ys)], ys / max(float(ys.max()), 1e-12)  # relative throughput in [0, 1]
+        else:
+            ids = np.asarray(groups)
+            order = np.argsort(ids, kind="stable")
+            xs, ys, ids = xs[order], ys[order], ids[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+            sizes = list(np.diff(np.r_[starts, len(ids)]))
+            best = np.maximum.reduceat(ys, starts)
+            y = ys / np.maximum(np.repeat(best, sizes), 1e-12)
         params = {"objective": self.objective, "max_depth": 6, "eta": 0.3, "gamma": 1e-4,
                   "min_child_weight": 1, "subsample": 1.0, "seed": self.seed, "nthread": 1, "verbosity": 0}
         if self.objective.startswith("rank:"):
             params["eval_metric"] = "ndcg"
         data = xgb.DMatrix(xs, label=y)
         if self.objective.startswith("rank:"):
-            data.set_group([len(y)])
+            data.set_group(sizes)
         self.booster = xgb.train(params, data, num_boost_round=self.num_rounds)
 
     def predict(self, xs: np.ndarray) -> np.ndarray:
@@ -72,8 +84,18 @@ class XGBTuner(Tuner):
         self._features: dict = {}  # config index -> feature vector at this task's bucket
         self.xs: list = []  # features of every measurement (this bucket and loaded history)
         self.ys: list = []  # their throughputs (FLOP/s; 0 for errors)
+        self.groups: list = []  # their (workload, bucket): rankings compare configs of one group
         self.own: list = []  # (throughput, config index) measured in this task
         self._trained_on = 0
+
+    @property
+    def _group(self) -> str:
+        return _group(self.task)
+
+    def _group_ids(self):
+        """Group ids for ``CostModel.fit``, or None when every row is this task's."""
+        ids = {g: i for i, g in enumerate(dict.fromkeys(self.groups))}
+        return None if len(ids) <= 1 or len(self.groups) != len(self.ys) else [ids[g] for g in self.groups]
 
     def features(self, cfg) -> np.ndarray:
         f = self._features.get(cfg.index)
@@ -82,12 +104,15 @@ class XGBTuner(Tuner):
             self._features[cfg.index] = f
         return f
 
-    def load_history(self, other_task, configs: list, costs: list) -> None:
-        """Measurements of the same workload in another bucket: they train the model too."""
+    def load_history(self, other_task, configs: list, costs: list, features: list | None = None) -> None:
+        """Measurements of another bucket or another workload of the template: they train the model
+        too (``features``: their vectors when already extracted)."""
         flops = max(other_task.flops(), 1)
-        for cfg, cost in zip(configs, costs):
-            self.xs.append(extract(other_task, cfg))
+        group = _group(other_task)
+        for i, (cfg, cost) in enumerate(zip(configs, costs)):
+            self.xs.append(extract(other_task, cfg) if features is None else features[i])
             self.ys.append(flops / cost if cost else 0.0)
+            self.groups.append(group)
 
     def update(self, configs: list, costs: list) -> None:
         super().update(configs, costs)
@@ -96,6 +121,7 @@ class XGBTuner(Tuner):
             y = flops / cost if cost else 0.0
             self.xs.append(self.features(cfg))
             self.ys.append(y)
+            self.groups.append(self._group)
             self.own.append((y, cfg.index))
 
     def _own_successes(self) -> int:
@@ -105,7 +131,7 @@ class XGBTuner(Tuner):
         if len(self.ys) < self.min_train or self._own_successes() + (len(self.ys) - len(self.own)) < 2:
             return super().next_batch(size)
         if len(self.ys) != self._trained_on:
-            self.model.fit(np.stack(self.xs), np.array(self.ys, dtype=np.float64))
+            self.model.fit(np.stack(self.xs), np.array(self.ys, dtype=np.float64), self._group_ids())
             self._trained_on = len(self.ys)
         ranked = self._anneal(max(size * 4, 16))
         n_random = max(0, int(round(size * self.epsilon))) if size > 1 else 0
@@ -169,3 +195,7 @@ class XGBTuner(Tuner):
 
     def _top_measured(self, k: int) -> list:
         return [idx for y, idx in sorted(self.own, reverse=True)[:k] if y > 0]
+
+
+def _group(task) -> str:
+    return f"{task.workload_key.hash}/{task.bucket}"

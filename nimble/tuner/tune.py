@@ -36,6 +36,7 @@ from typing import Any
 from ..errors import TuningError
 from .buckets import FALLBACK_RANGES
 from .db import Database
+from .history import learn_other_buckets, learn_same_template
 from .measure import MeasureOptions, Measurer, MeasureResult
 from .nearest_host import rank_hosts
 from .records import CONFIRM_TUNER, TuningRecord, current_user
@@ -45,6 +46,7 @@ from .workload import WorkloadKey
 
 log = logging.getLogger(__name__)
 
+OWN_ENOUGH = 64  # records of its own after which a task no longer learns from other workloads
 CONFIRM_ROUNDS = 3  # pairs (best, fallback) measured alternately at the end of a task's tuning
 
 
@@ -67,6 +69,7 @@ class TuneSummary:
     fallback_cost: float | None = None
     wall_s: float = 0.0
     warm_start: str = ""  # the nearest hosts whose records started the cost model (a new host), if any
+    history: int = 0  # records of the template's other workloads the cost model started from
     confirmed: float | None = None  # fallback / best re-measured side by side (``TaskTuner.confirm``), median
 
     def _gflops(self, cost: float | None) -> float | None:
@@ -203,7 +206,8 @@ class TaskTuner:
     """One task's tuning, advanced one batch at a time: ``step(n)`` measures up to ``n`` configs.
 
     On creation the host's records of the task are read back (``resume``), the cost model learns
-    from the workload's other buckets and, on a new host, from the nearest hosts' records. The
+    from the workload's other buckets, from the template's other workloads (``history``) and, on a
+    new host, from the nearest hosts' records. The
     first batches hold the ``fallback_candidates`` configs (and the nearest hosts' best configs);
     later batches come from the tuner (with ``xgb``: half of them neighbours of the best so far). ``summary.fallback_cost`` is the cost of the first
     candidate, the config the model would run at the representative without a record.
@@ -220,7 +224,9 @@ class TaskTuner:
         self.fallbacks = fallback_candidates(task)
         self.measured = (_resume(task, db, self.host, self.tuner, self.summary, self.fallbacks[0].index)
                          if resume else set())
-        _learn_other_buckets(task, db, self.host, self.tuner)
+        learn_other_buckets(task, db, self.host, self.tuner)
+        if self.summary.trials < OWN_ENOUGH:  # few measurements of its own: start from the template's other workloads
+            self.summary.history = learn_same_template(task, db, self.host, self.tuner)
         self.seeds = [] if self.summary.trials else _warm_start(task, db, self.host, self.tuner, self.summary)
         self.best_at = self.summary.trials
         self.exhausted = False
@@ -342,27 +348,6 @@ def recorded_summary(task: Task, db: Database, host) -> TuneSummary:
             summary.add(record.config_index, dict(record.config), record.mean_cost, record.error_kind,
                         record.config_index == primary)
     return summary
-
-
-def _learn_other_buckets(task: Task, db: Database, host, tuner: Tuner, limit: int = 400) -> None:
-    """Records of the same workload in other buckets train a model that takes shape features
-    (the xgb tuner's ``load_history``): one model learns across a task's buckets."""
-    load = getattr(tuner, "load_history", None)
-    if load is None:
-        return
-    by_bucket: dict = {}
-    for record in db.records(workload=task.workload_key, target=task.target, host=host):
-        if str(record.bucket) == str(task.bucket) or record.error_kind is not None:
-            continue
-        by_bucket.setdefault(str(record.bucket), []).append(record)
-    for bucket, records in by_bucket.items():
-        try:
-            other = Task(task.template, task.signature, task.target, bucket)
-        except TuningError:
-            continue
-        records = records[:limit]
-        configs = [task.space.get(r.config_index) for r in records if r.config_index < len(task.space)]
-        load(other, configs, [r.mean_cost for r in records][:len(configs)])
 
 
 def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, seeds: int = 3,

@@ -101,7 +101,12 @@ def shipped_records():
 def host_pick(records):
     """One host's pick among its records of a bucket: when some re-measure the best beside the fallback
     (tuner ``"confirm"``), the config with the lowest median of those (its median record); else the
-    record of lowest cost. A config that won its first batch by noise loses side by side."""
+    record of lowest cost. A config that won its first batch by noise loses side by side. When some
+    records were measured with cold caches (``cache == "cold"``, as the model runs: its other layers
+    stream through the cache between two calls of a kernel), only those count: warm costs are lower
+    and would win without being the model's."""
+    cold = [r for r in records if r.cache == "cold"]
+    records = cold or records
     confirmed: dict = {}
     for r in records:
         if r.tuner == CONFIRM_TUNER:

@@ -55,7 +55,7 @@ from .workload import WorkloadKey
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _BATCH = 500
 _RETRIES = 5
 _SCHEMA_LOCK = 0x6E696D626C65  # PostgreSQL advisory lock key held while creating or migrating the schema
@@ -102,6 +102,7 @@ class Record(Base):
     tuner: Mapped[str] = mapped_column(String(64))
     flops: Mapped[float | None]
     user_name: Mapped[str | None] = mapped_column(String(256))  # provenance: who measured it (schema 2)
+    cache_mode: Mapped[str | None] = mapped_column(String(8))  # "cold" / "warm" / null: how it was measured (schema 3)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
 
     __table_args__ = (Index("ix_records_best", "workload_id", "bucket", "target", "host_id", "mean_cost"),)
@@ -112,8 +113,13 @@ def _add_user_column(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE records ADD COLUMN user_name VARCHAR(256)")
 
 
+def _add_cache_column(conn: Connection) -> None:
+    """Schema 2 -> 3: records gain ``cache_mode``, the ``cache`` field (null for old rows: unknown)."""
+    conn.exec_driver_sql("ALTER TABLE records ADD COLUMN cache_mode VARCHAR(8)")
+
+
 # MIGRATIONS[n] upgrades a database from schema version n to n + 1 inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_user_column}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_user_column, 2: _add_cache_column}
 
 
 @dataclass(frozen=True)
@@ -173,7 +179,7 @@ def _to_record(row: Record, key_json: str) -> TuningRecord:
         host=_host_from_text(row.host_json), config=json.loads(row.config_json),
         config_index=row.config_index, costs=json.loads(row.costs_json), error_kind=row.error_kind,
         error_message=row.error_message, timestamp=row.timestamp, nimble_version=row.nimble_version,
-        tuner=row.tuner, flops=row.flops, user=row.user_name,
+        tuner=row.tuner, flops=row.flops, user=row.user_name, cache=row.cache_mode,
     )
 
 
@@ -292,7 +298,8 @@ class Database:
             host_json=json.dumps(r.host.to_json(), sort_keys=True), config_json=json.dumps(dict(r.config), sort_keys=True),
             config_index=r.config_index, costs_json=json.dumps(list(r.costs)), mean_cost=r.mean_cost,
             error_kind=r.error_kind, error_message=r.error_message, timestamp=r.timestamp,
-            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, user_name=r.user, digest=r.digest,
+            nimble_version=r.nimble_version, tuner=r.tuner, flops=r.flops, user_name=r.user, cache_mode=r.cache,
+            digest=r.digest,
         )
 
     @staticmethod

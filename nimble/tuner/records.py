@@ -29,6 +29,9 @@ Fields (all required unless marked optional):
   so GFLOP/s can be shown; null or absent when unknown.
 - ``user`` (optional): who measured it, ``user@machine`` of the tuning process (provenance
   beside ``host``, ``nimble_version`` and ``timestamp``); absent when unknown.
+- ``cache`` (optional): ``"cold"`` when each call found its arguments out of cache (``MeasureOptions.
+  cold_cache``: as in a model whose other layers stream through the cache in between), ``"warm"`` when
+  repeats reused them; absent when unknown (records before the field, treated as warm).
 
 Unknown fields, a wrong ``format`` or ``version``, or a field of the wrong type are
 ``FormatError`` s naming the field. See ``docs/records.md``.
@@ -73,7 +76,8 @@ _REQUIRED = (
     "format", "version", "workload", "bucket", "target", "host", "config", "config_index",
     "costs", "error_kind", "error_message", "timestamp", "nimble_version", "tuner",
 )
-_OPTIONAL = ("mean_cost", "flops", "user")
+_OPTIONAL = ("mean_cost", "flops", "user", "cache")
+CACHE_MODES = ("cold", "warm")
 
 
 def format_timestamp(when: datetime) -> str:
@@ -138,6 +142,7 @@ class TuningRecord:
     tuner: str = ""
     flops: float | None = None
     user: str | None = None
+    cache: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.workload, WorkloadKey):
@@ -179,6 +184,8 @@ class TuningRecord:
             object.__setattr__(self, "flops", float(self.flops))
         if self.user is not None and not isinstance(self.user, str):
             raise _bad("user", "null or a string such as 'ana@host3'", self.user)
+        if self.cache is not None and self.cache not in CACHE_MODES:
+            raise _bad("cache", f"null or one of {list(CACHE_MODES)}", self.cache)
 
     @property
     def ok(self) -> bool:
@@ -221,6 +228,8 @@ class TuningRecord:
             obj["flops"] = self.flops
         if self.user is not None:
             obj["user"] = self.user
+        if self.cache is not None:
+            obj["cache"] = self.cache
         return obj
 
     def to_line(self) -> str:
@@ -263,7 +272,7 @@ class TuningRecord:
             config=obj["config"], config_index=obj["config_index"], costs=obj["costs"],
             error_kind=obj["error_kind"], error_message=obj["error_message"], timestamp=obj["timestamp"],
             nimble_version=obj["nimble_version"], tuner=obj["tuner"], flops=obj.get("flops"),
-            user=obj.get("user"),
+            user=obj.get("user"), cache=obj.get("cache"),
         )
         stated = obj.get("mean_cost")
         actual = record.mean_cost

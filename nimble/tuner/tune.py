@@ -222,7 +222,8 @@ class TaskTuner:
         self.summary = TuneSummary(str(task), task.workload_key, str(task.bucket), task.target, float(task.flops()))
         self.tuner = make_tuner(tuner_name, task, seed)
         self.fallbacks = fallback_candidates(task)
-        self.measured = (_resume(task, db, self.host, self.tuner, self.summary, self.fallbacks[0].index)
+        self.measured = (_resume(task, db, self.host, self.tuner, self.summary, self.fallbacks[0].index,
+                                 cache_mode(measurer))
                          if resume else set())
         learn_other_buckets(task, db, self.host, self.tuner)
         if self.summary.trials < OWN_ENOUGH:  # few measurements of its own: start from the template's other workloads
@@ -286,7 +287,8 @@ class TaskTuner:
             return 0
 
         def commit(result: MeasureResult) -> None:  # as each config is measured
-            self.db.add_records([_record(task, self.host, self.tuner_name, result, summary.flops, self.user)])
+            self.db.add_records([_record(task, self.host, self.tuner_name, result, summary.flops, self.user,
+                                         cache_mode(self.measurer))])
 
         results = self.measurer.measure(task, batch, on_result=commit)
         self.measured.update(c.index for c in batch)
@@ -318,7 +320,8 @@ class TaskTuner:
         best = self.task.space.get(summary.best_index)
 
         def commit(result: MeasureResult) -> None:
-            self.db.add_records([_record(self.task, self.host, CONFIRM_TUNER, result, summary.flops, self.user)])
+            self.db.add_records([_record(self.task, self.host, CONFIRM_TUNER, result, summary.flops, self.user,
+                                         cache_mode(self.measurer))])
 
         results = self.measurer.measure(self.task, [best, primary] * rounds, on_result=commit)
         pairs = [(b.mean_cost, f.mean_cost) for b, f in zip(results[::2], results[1::2]) if b.ok and f.ok]
@@ -396,11 +399,15 @@ def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSumma
     return picked
 
 
-def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, fallback_index: int) -> set[int]:
-    """Read back this host's records of the task: count them, teach the tuner; returns their indices."""
+def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, fallback_index: int,
+            cache: str | None = None) -> set[int]:
+    """Read back this host's records of the task measured the way this run measures (``cache``: a cold run
+    resumes cold records only, a warm one the others): count them, teach the tuner; returns their indices."""
     configs, costs, measured = [], [], set()
     space_size = len(task.space)
     for record in db.records(workload=task.workload_key, bucket=task.bucket, target=task.target, host=host):
+        if cache is not None and _measured_cold(record) != (cache == "cold"):
+            continue
         index = record.config_index
         if index in measured:
             continue
@@ -419,13 +426,25 @@ def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, 
     return measured
 
 
-def _record(task: Task, host, tuner_name: str, result: MeasureResult, flops: float, user: str) -> TuningRecord:
+def _record(task: Task, host, tuner_name: str, result: MeasureResult, flops: float, user: str,
+            cache: str | None) -> TuningRecord:
     return TuningRecord(
         workload=task.workload_key, bucket=str(task.bucket), target=task.target, host=host,
         config=result.config.to_json(), config_index=result.config.index, costs=result.costs,
         error_kind=result.error_kind, error_message=result.error_message, tuner=tuner_name,
-        flops=flops or None, user=user,
+        flops=flops or None, user=user, cache=cache,
     )
+
+
+def _measured_cold(record) -> bool:
+    return record.cache == "cold"
+
+
+def cache_mode(measurer) -> str | None:
+    """How ``measurer`` measures: ``"cold"`` or ``"warm"`` (its ``MeasureOptions.cold_cache``), None when unknown."""
+    options = getattr(measurer, "options", None)
+    cold = getattr(options, "cold_cache", None)
+    return None if cold is None else ("cold" if cold else "warm")
 
 
 class _NoBar:

@@ -9,7 +9,7 @@ from nimble.schedules.dense import dense_signature
 from nimble.tuner import Database
 from nimble.tuner.budget import tune_budget
 from nimble.tuner.fingerprint import host_fingerprint
-from nimble.tuner.measure import MeasureResult
+from nimble.tuner.measure import MeasureOptions, MeasureResult
 from nimble.tuner.records import CONFIRM_TUNER
 from nimble.tuner.task import Task
 from nimble.tuner.tune import CONFIRM_ROUNDS, fallback_candidates, tune
@@ -120,3 +120,46 @@ def test_confirm_rejects_bad_rounds(tmp_path):
     task, db = _task(), Database(tmp_path / "r.db")
     with pytest.raises(TuningError, match="confirm"):
         tune(task, db, n_trials=1, measurer=ScriptedMeasurer(0, 1e-4, 1e-4), progress=False, confirm=-1)
+
+
+class CacheMeasurer(ScriptedMeasurer):
+    """Measures with cold or warm caches (``options.cold_cache``): the fallback costs 1e-4 cold, 0.33e-4 warm;
+    every other config 2e-4 cold, 0.3e-4 warm (warm, another config would win)."""
+
+    def __init__(self, fallback_index, cold: bool):
+        super().__init__(fallback_index, 0, 0)
+        self.options = MeasureOptions(cold_cache=cold)
+
+    def measure(self, task, batch, on_result=None):
+        self.batches.append([c.index for c in batch])
+        out = []
+        for c in batch:
+            if self.options.cold_cache:
+                cost = 1e-4 if c.index == self.fallback_index else 2e-4
+            else:
+                cost = 0.33e-4 if c.index == self.fallback_index else 0.3e-4
+            r = MeasureResult(c, (cost,))
+            if on_result:
+                on_result(r)
+            out.append(r)
+        return out
+
+
+def test_records_say_how_they_were_measured_and_the_model_takes_cold_ones(tmp_path):
+    task, db = _task(), Database(tmp_path / "r.db")
+    fallback = _primary(task)
+    tune(task, db, n_trials=6, batch_size=6, tuner="grid", measurer=CacheMeasurer(fallback, True), progress=False,
+         confirm=0)
+    assert {r.cache for r in db.records()} == {"cold"}
+    warm = CacheMeasurer(fallback, False)
+    tune(task, db, n_trials=6, batch_size=6, tuner="grid", measurer=warm, progress=False, confirm=0)
+    assert len(warm.batches[0]) == 6  # a warm run does not resume the cold run's measurements: it measures
+    records = db.records(workload=task.workload_key, bucket=task.bucket)
+    assert sorted(r.cache for r in records) == ["cold"] * 6 + ["warm"] * 6
+    picked = host_pick(records)
+    assert picked.cache == "cold" and picked.config_index == fallback  # the warm records' lower costs do not win
+    warm_pick = host_pick([r for r in records if r.cache == "warm"])
+    assert warm_pick.cache == "warm" and warm_pick.config_index != fallback
+    resumed = CacheMeasurer(fallback, True)
+    tune(task, db, n_trials=6, batch_size=6, tuner="grid", measurer=resumed, progress=False, confirm=0)
+    assert resumed.batches == []  # a cold run resumes the cold records: nothing left to measure

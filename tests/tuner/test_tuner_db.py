@@ -201,7 +201,7 @@ def _set_version(path, version):
 def test_newer_schema_version_is_a_clear_format_error(tmp_path):
     Database(tmp_path / "new.db")
     _set_version(tmp_path / "new.db", 5)
-    with pytest.raises(FormatError, match="expected schema version <= 2.*got 5.*upgrade nimble"):
+    with pytest.raises(FormatError, match="expected schema version <= 3.*got 5.*upgrade nimble"):
         Database(tmp_path / "new.db")
 
 
@@ -218,6 +218,7 @@ def test_migration_from_a_faked_older_version(tmp_path, monkeypatch):
     with sqlite3.connect(path) as conn:  # fake version 0: records had no flops column (nor version 2's user_name)
         conn.execute("ALTER TABLE records DROP COLUMN flops")
         conn.execute("ALTER TABLE records DROP COLUMN user_name")
+        conn.execute("ALTER TABLE records DROP COLUMN cache_mode")
         conn.execute("UPDATE schema_version SET version = 0")
     calls = []
 
@@ -227,12 +228,12 @@ def test_migration_from_a_faked_older_version(tmp_path, monkeypatch):
 
     monkeypatch.setitem(dbmod.MIGRATIONS, 0, add_flops)
     migrated = Database(path)
-    assert calls == [1] and migrated.schema_version == 2
+    assert calls == [1] and migrated.schema_version == 3
     assert migrated.records() == [make(0, 1e-3)]
-    Database(path)  # already at version 2: no second migration
+    Database(path)  # already at version 3: no second migration
     assert calls == [1]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (3,)
 
 
 def test_foreign_database_is_refused(tmp_path):
@@ -272,9 +273,10 @@ def test_schema_1_databases_gain_the_user_column_and_keep_their_records(tmp_path
     dbmod.dispose_engines()
     with sqlite3.connect(path) as conn:  # what schema version 1 wrote
         conn.execute("ALTER TABLE records DROP COLUMN user_name")
+        conn.execute("ALTER TABLE records DROP COLUMN cache_mode")
         conn.execute("UPDATE schema_version SET version = 1")
     migrated = Database(path)
-    assert migrated.schema_version == 2 and migrated.records() == [make(0, 1e-3)]
+    assert migrated.schema_version == 3 and migrated.records() == [make(0, 1e-3)]
     migrated.add_record(replace(make(1, 1e-3), user="ana@host3"))
     assert [r.user for r in migrated.records()] == [None, "ana@host3"]
 
@@ -318,3 +320,35 @@ def test_memory_path_is_an_in_memory_database_not_a_file(tmp_path, monkeypatch):
     db = Database(":memory:")
     assert db.url == "sqlite:///:memory:"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_schema_2_databases_gain_the_cache_column_and_keep_their_records(tmp_path):
+    path = tmp_path / "v2.db"
+    Database(path).add_record(replace(make(0, 1e-3), user="ana@host3"))
+    dbmod.dispose_engines()
+    with sqlite3.connect(path) as conn:  # what schema version 2 wrote
+        conn.execute("ALTER TABLE records DROP COLUMN cache_mode")
+        conn.execute("UPDATE schema_version SET version = 2")
+    migrated = Database(path)
+    assert migrated.schema_version == 3
+    assert [(r.user, r.cache) for r in migrated.records()] == [("ana@host3", None)]
+    migrated.add_record(replace(make(1, 1e-3), cache="cold"))
+    assert [r.cache for r in migrated.records()] == [None, "cold"]
+
+
+def test_cache_mode_is_kept_by_the_database_and_jsonl_and_part_of_identity(db, tmp_path):
+    cold, warm = replace(make(0, 1e-3), cache="cold"), replace(make(0, 1e-3), cache="warm")
+    assert db.add_records([cold, warm, make(0, 1e-3)]) == 3  # three measurements, three records
+    assert sorted(str(r.cache) for r in db.records()) == ["None", "cold", "warm"]
+    db.export_jsonl(tmp_path / "out.jsonl")
+    text = (tmp_path / "out.jsonl").read_text()
+    assert text.count('"cache":"cold"') == 1 and text.count('"cache":"warm"') == 1
+    assert '"cache"' not in make(0, 1e-3).to_line()  # records without the field keep their digest
+
+
+def test_an_unknown_cache_mode_is_a_format_error_naming_the_field():
+    with pytest.raises(FormatError, match="cache"):
+        replace(make(0, 1e-3), cache="lukewarm")
+    obj = {**make(0, 1e-3).to_json(), "cache": 3}
+    with pytest.raises(FormatError, match="cache"):
+        TuningRecord.from_json(obj)

@@ -169,3 +169,53 @@ def _conv_vm():
 def test_conv2d_groups_in_a_model_match_numpy_at_every_size(n, h, w):
     x = f32(n, 8, h, w)
     np.testing.assert_allclose(_conv_vm().run(x), conv_reference(x), rtol=1e-4, atol=1e-3)
+
+
+TINY_CNN = """
+import numpy as np
+from nimble import ir, ops as nb
+from nimble.ir import Any
+
+W = np.random.default_rng(1).standard_normal((8, 4, 3, 3)).astype('float32')
+B = np.random.default_rng(2).standard_normal((8, 1, 1)).astype('float32')
+
+def build():
+    x = ir.var('x', shape=(Any, 4, 10, 10))
+    b = ir.Builder()
+    h = b.let('h', nb.relu(nb.add(nb.conv2d(x, ir.const(W), padding=(1, 1)), ir.const(B))))
+    p = b.let('p', nb.add(nb.mean(h, axis=(2, 3)), nb.max(h, axis=(2, 3))))  # h used twice: max stays alone
+    mod = ir.IRModule()
+    mod.define('main', ir.Function([x], b.ret(p)))
+    return mod
+"""
+
+
+def test_nimble_tune_model_tunes_a_tiny_cnn_and_compile_uses_each_best_record(tmp_path, monkeypatch):
+    import sys
+
+    from nimble.cli import tune as tune_cli
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "tiny_cnn_model.py").write_text(TINY_CNN)
+    db = tmp_path / "t.db"
+    try:
+        rc = tune_cli.main(["--model", "tiny_cnn_model:build", "--bucket", "n=1..4", "--trials", "3",
+                            "--tuner", "random", "--db", str(db), "--repeat", "2", "--min-repeat-ms", "1",
+                            "--parallel", "0", "--no-progress", "--no-busy-check"])
+        model = sys.modules["tiny_cnn_model"]
+        mod = model.build()
+    finally:
+        sys.modules.pop("tiny_cnn_model", None)
+    assert rc == 0
+    records = Database(db).records()
+    assert {(r.workload.template, str(r.bucket)) for r in records} == {("conv2d", "d0_0=1..4"), ("reduce", "d0_0=1..4")}
+    exe = nimble.compile(mod, records=db)
+    for template, suffix in (("conv2d", "conv2d_add_relu"), ("reduce", "max")):
+        name = next(p.name for p in exe.packed if p.name.endswith(suffix))
+        why = exe.explain(name, (3, 4, 10, 10) if template == "conv2d" else (3, 8, 10, 10))
+        best = min((r for r in records if r.workload.template == template), key=lambda r: r.mean_cost)
+        assert why["source"] == "record" and why["config"] == dict(best.config)
+    x = f32(3, 4, 10, 10)
+    h = np.maximum(np_conv2d(x, model.W, 1) + model.B[None], 0)
+    np.testing.assert_allclose(nimble.VirtualMachine(exe).run(x), h.mean(axis=(2, 3)) + h.max(axis=(2, 3)),
+                               rtol=1e-4, atol=1e-4)

@@ -219,3 +219,29 @@ def test_nimble_tune_model_tunes_a_tiny_cnn_and_compile_uses_each_best_record(tm
     h = np.maximum(np_conv2d(x, model.W, 1) + model.B[None], 0)
     np.testing.assert_allclose(nimble.VirtualMachine(exe).run(x), h.mean(axis=(2, 3)) + h.max(axis=(2, 3)),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_records_over_boxes_of_batch_and_width_key_a_multi_dim_table(tmp_path):
+    """Records bucketed per (batch, height, width) box (``nimble-tune --bucket d0_0=.. --bucket d0_3=..``) pick
+    each box's kernel; points outside every box run the fallback."""
+    from nimble.tuner.task import Task
+
+    mod = conv_case()
+    sig = model_tasks(mod)[0].signature
+    boxes = {"d0_0=1..4,d0_2=1..64,d0_3=1..16": {"tile_w": 8, "tile_oc": 1, "parallel": "batch"},
+             "d0_0=1..4,d0_2=1..64,d0_3=17..64": {"tile_w": 64, "tile_oc": 2, "parallel": "batch"}}
+    db = Database(tmp_path / "records.db")
+    db.add_records([record(Task("conv2d", sig, "llvm", key), values) for key, values in boxes.items()])
+    exe = nimble.compile(mod, records=db)
+    name = next(p.name for p in exe.packed if p.name.endswith("conv2d_add_relu"))
+    vm = nimble.VirtualMachine(exe)
+    for (n, h, w), key in (((2, 9, 9), "d0_0=1..4,d0_2=1..64,d0_3=1..16"), ((3, 5, 40), "d0_0=1..4,d0_2=1..64,d0_3=17..64"),
+                           ((6, 9, 9), None)):
+        why = exe.explain(name, {"d0_0": n, "d0_2": h, "d0_3": w})
+        if key is None:
+            assert why["source"] == "fallback"
+        else:
+            assert why["source"] == "record" and why["bucket"] == key
+            assert {k: why["config"][k] for k in boxes[key]} == boxes[key]
+        x = f32(n, 8, h, w)
+        np.testing.assert_allclose(vm.run(x), conv_reference(x), rtol=1e-4, atol=1e-3)

@@ -3,9 +3,11 @@
 A fused group that is one ``sum`` / ``mean`` / ``max`` / ``min`` call over float32 data (any non-empty set
 of axes, keepdims or not) runs the ``reduce`` template with a dispatch table from the tuning records, and is
 a tuning task (``vm/tasks.py``). The ``take`` and ``injective`` templates stay off: their fallback configs
-are not faster than the generic schedule on the shapes of BERT-base, an LSTM and a CNN
-(``scripts/bench_template_vs_generic.py``: take 0.90-1.05x the generic time, an elementwise map over
-(n, 64, 56, 56) 3-32x), and ``take``'s template rejects the negative indices that mode "raise" accepts.
+are slower than the generic schedule on some shapes of BERT-base, an LSTM or a CNN
+(``scripts/bench_template_vs_generic.py``, one thread: take 0.88-1.05x the generic time, elementwise
+chains 1.0-1.15x on (n, 768) / (n, 3072) rows and 2-33x on (n, 64, 56, 56) maps). ``take``'s template also
+differs from the operator: it rejects the negative indices mode "raise" accepts, and a row whose index
+fails its check leaves that row's index unwritten, which the row copy then reads.
 """
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ constant bias, activations and a residual add) uses the tuned ``dense`` template
 weight packed here, once; a lone softmax, layer_norm, batch_matmul or attention call uses its
 template, as do conv2d groups (``conv_kernels.py``) and lone reductions (``template_kernels.py``);
 each template group gets a dispatch table from the tuning records (``nimble.dispatch.build``).
-Every other group gets the generic schedule of ``nimble.schedules.auto``. Each group records how the VM computes its output shapes at run
-time: expressions of the input dims (data-independent groups), or the operator's own shape
-function (a data-dependent operator, alone in its group).
+Every other group gets the generic schedule of ``nimble.schedules.auto``. Each group records how
+the VM computes its output shapes at run time: expressions of the input dims (data-independent
+groups), or the operator's own shape function (a data-dependent operator, alone in its group).
 """
 from __future__ import annotations
 

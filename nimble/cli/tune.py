@@ -15,6 +15,10 @@ Other templates (injective ...) are tuned through ``--tasks`` with a signature. 
 symbolic dim): ``n=1:512`` is power-of-two buckets 1, 2, 3..4, ..., 257..512; ``n=1:8,9:32``
 explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task per bucket.
 
+``--model MODULE:FUNCTION`` (or an ``.onnx`` file): every templated group of the model, as
+``nimble.vm.tasks.extract_tasks`` lists them (dense and conv2d groups; lone softmax, layer_norm,
+batch_matmul, attention, lstm_cell and sum / mean / max / min calls), one task per bucket.
+
 ``--tasks FILE``: a JSON list of ``{"op", "shape", "attrs", "dtype", "buckets"}`` or
 ``{"template", "signature": {"args": [{"shape", "dtype"}], "attrs"}, "buckets"}`` objects
 (``buckets``: a list of bucket specs as above).

@@ -214,6 +214,14 @@ class Conv2d(Template):
         n, _, h, w = (dims[d] if isinstance(d, str) else d for d in ds)
         return 2 * n * O * out_size(h, KH, sh, ph, dh) * out_size(w, KW, sw, pw, dw) * C * KH * KW
 
+    def bytes_moved(self, sig, dims):
+        """Bytes of the data, the weight, the bias, the output and each residual (read once each)."""
+        ds, (O, C, KH, KW), (sh, sw), (ph, pw), (dh, dw) = _check(sig)
+        n, _, h, w = (dims[d] if isinstance(d, str) else d for d in ds)
+        outputs = n * O * max(out_size(h, KH, sh, ph, dh), 0) * max(out_size(w, KW, sw, pw, dw), 0)
+        n_res = tuple(sig.attr("epilogue", ())).count("residual")
+        return 4 * (n * C * h * w + O * C * KH * KW + (O if sig.attr("bias", False) else 0) + outputs * (1 + n_res))
+
 
 def conv2d_signature(data_shape, weight_shape, strides=1, padding=0, dilation=1, bias: bool = False,
                      epilogue=(), residual_shapes=(), residual_scale: bool = False) -> Signature:

@@ -75,7 +75,7 @@ class Reduce(Template):
             count = te.const(1)
             for d in axes:
                 count = count * x.shape[d]
-            scale = 1.0 / te.max_(count, 1).astype("float32")
+            scale = 1.0 / count.astype("float32")  # an empty mean is NaN, as numpy's
 
         def at(rows, red_vars):
             """x's index tuple from the kept-axis and reduced-axis variables."""

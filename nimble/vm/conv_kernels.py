@@ -166,11 +166,10 @@ def conv2d_group_inputs(group, types, cache: dict) -> list:
     return [x, weight] + ([bias] if bias is not None else []) + residuals + scales
 
 
-def conv2d_template_kernel(group, types, name: str):
-    """A conv2d-family group through the conv2d template (its fallback config), or None."""
-    from ..codegen.build import build
+def conv2d_template_instance(group, types):
+    """(signature, fallback instance) of a conv2d-family group the conv2d template takes, or None: the group is a
+    tuning task (``vm/tasks.py``) exactly when this is not None."""
     from ..schedules import get_template
-    from .executable import KernelEntry
 
     found = conv2d_group_signature(group, types)
     if found is None:
@@ -180,12 +179,25 @@ def conv2d_template_kernel(group, types, name: str):
     width = sig.args[0][0][3]
     try:
         space = tmpl.space(sig)
-        cfg = tmpl.fallback(sig, space, {width: REPRESENTATIVE_WIDTH} if isinstance(width, str) else {})
-        inst = tmpl.instantiate(sig, cfg)
+        inst = tmpl.instantiate(sig, tmpl.fallback(sig, space, {width: REPRESENTATIVE_WIDTH} if isinstance(width, str)
+                                                  else {}))
     except NimbleError:
         return None
-    kernel = build(inst.schedule, inst.args, name=name, residues=inst.residue_vars())
-    inputs = conv2d_group_inputs(group, types, {})
+    return sig, inst
+
+
+def conv2d_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A conv2d-family group through the conv2d template, or None: a dispatch table from the tuning records
+    ``db`` of its signature (keyed on its first symbolic dim, per box of several when the records are bucketed
+    so), the fallback config (configured for an output of ``REPRESENTATIVE_WIDTH`` columns) where none."""
+    from ..dispatch.build import template_dispatch
+    from ..tuner.buckets import UNBOUNDED
+    from .kernels import dim_places, dispatch_dim
+
+    found = conv2d_template_instance(group, types)
+    if found is None:
+        return None
+    sig, inst = found  # output shapes do not depend on the config
     var_refs = {}
     for k, d in enumerate(inst.args[0].shape):
         if isinstance(d, Var):
@@ -193,6 +205,11 @@ def conv2d_template_kernel(group, types, name: str):
     out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
     if any(d is None for d in out_shapes[0]):
         return None
+    n_args = len(sig.args) + 1  # the inputs in signature order, then the output
+    dim_name, where = dispatch_dim(sig)
+    entry, _ = template_dispatch("conv2d", sig, name, where, lambda cfg, cfgs: tuple(range(n_args)), db, "llvm",
+                                 accept_foreign, dim_name=dim_name,
+                                 fallback_ranges=((0, UNBOUNDED, REPRESENTATIVE_WIDTH),), dim_places=dim_places(sig))
+    inputs = conv2d_group_inputs(group, types, {})
     out_t = types[group.root]
-    return GroupKernel(name, KernelEntry.from_kernel(kernel), inputs, [(_static(out_t), out_t.dtype)], out_shapes,
-                       None, "conv2d", sig)
+    return GroupKernel(name, entry, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "conv2d", sig)

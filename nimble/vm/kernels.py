@@ -4,11 +4,11 @@ The te graph is built from each operator's compute (``nimble.ops.compute``) over
 whose ``Any`` dims are symbolic vars. A group that is a dense with a constant weight (plus a
 constant bias, activations and a residual add) uses the tuned ``dense`` template with the
 weight packed here, once; a lone softmax, layer_norm, batch_matmul or attention call uses its
-template; each template group gets a dispatch table from the tuning records
-(``nimble.dispatch.build``). Every other group gets the generic schedule of
-``nimble.schedules.auto``. Each group records how the VM computes its output shapes at run
-time: expressions of the input dims (data-independent groups), or the operator's own shape
-function (a data-dependent operator, alone in its group).
+template, as do conv2d groups (``conv_kernels.py``) and lone reductions (``template_kernels.py``);
+each template group gets a dispatch table from the tuning records (``nimble.dispatch.build``).
+Every other group gets the generic schedule of ``nimble.schedules.auto``. Each group records how
+the VM computes its output shapes at run time: expressions of the input dims (data-independent
+groups), or the operator's own shape function (a data-dependent operator, alone in its group).
 """
 from __future__ import annotations
 
@@ -130,16 +130,19 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     dense = _dense_template_kernel(group, types, name, db, accept_foreign)
     if dense is not None:
         return dense
-    templated = (_lstm_cell_template_kernel(group, types, name, db, accept_foreign)
+    from .conv_kernels import conv2d_template_kernel
+    from .nonzero_kernels import nonzero_group_kernel
+    from .template_kernels import lone_template_kernel, lstm_cell_template_kernel
+    from .topk_kernels import topk_group_kernel
+
+    templated = (lstm_cell_template_kernel(group, types, name, db, accept_foreign)
                  or _op_template_kernel(group, types, name, db, accept_foreign))
     if templated is not None:
         return templated
-    from .conv_kernels import conv2d_template_kernel
-    from .nonzero_kernels import nonzero_group_kernel
-    from .topk_kernels import topk_group_kernel
 
-    conv = (conv2d_template_kernel(group, types, name) or topk_group_kernel(group, types, name)
-            or nonzero_group_kernel(group, types, name))
+    conv = (conv2d_template_kernel(group, types, name, db, accept_foreign)
+            or lone_template_kernel(group, types, name, db, accept_foreign)
+            or topk_group_kernel(group, types, name) or nonzero_group_kernel(group, types, name))
     if conv is not None:
         return conv
     placeholders, var_refs = [], {}
@@ -369,34 +372,6 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
                                  dim_places=dim_places(sig))
     out_types = [(_static(t), t.dtype) for t in _outputs_of(types[call])]
     return GroupKernel(name, entry, kernel_args, out_types, out_shapes, None, template, sig)
-
-
-def _lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
-    """A lone lstm_cell with a constant W_hh through its template, the weight packed here once for the config:
-    a one-range dispatch table (a step costs the same at any sequence length) from the best record of its
-    workload in any bucket, else the fallback config."""
-    from ..dispatch.build import any_bucket_dispatch
-    from ..schedules import get_template
-
-    if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
-        return None
-    call = group.calls[0]
-    sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
-    if sig is None:
-        return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
-    tmpl = get_template("lstm_cell")
-    inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig)))  # output shapes do not depend on the config
-    var_refs = {}
-    for i, ph in enumerate(inst.args[:3]):
-        for k, d in enumerate(ph.shape):
-            if isinstance(d, Var) and d not in var_refs:
-                var_refs[d] = (i, k)
-    out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
-    entry, (cfg,) = any_bucket_dispatch("lstm_cell", sig, name, (0, 0), lambda cfg, cfgs: (0, 1, 2, 3, 4), db, "llvm",
-                                        accept_foreign, dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
-    out_t = types[call]
-    return GroupKernel(name, entry, lstm_cell_inputs(call, sig, cfg["block"], {}),
-                       [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))
 
 
 def _attention_signature(call, attrs, arg_types):

@@ -1,9 +1,10 @@
 """Model-level task extraction: the template-backed fused groups of a module, deduplicated, with
 an estimate of each one's share of the model's run time.
 
-A task is what compile turns into a dispatch table: a dense-family group (``dense`` template) or a
-lone softmax, layer_norm, batch_matmul, attention or lstm_cell call (their templates), the same kernels
-``nimble.compile`` builds. Groups of the generic schedule are not tasks.
+A task is what compile turns into a dispatch table: a dense-family group (``dense`` template), a
+conv2d-family group (``conv2d``), or a lone softmax, layer_norm, batch_matmul, attention, lstm_cell or
+sum / mean / max / min call (their templates), the same kernels ``nimble.compile`` builds. Groups of
+the generic schedule (``take``, elementwise chains: ``vm/template_kernels.py`` says why) are not tasks.
 
 Two ways to weigh tasks. ``shares`` estimates: each kernel call costs the roofline time
 ``max(FLOPs / PEAK_FLOPS, bytes / BANDWIDTH)`` (the template's FLOP count, its ``bytes_moved`` or
@@ -26,7 +27,9 @@ from ..schedules.registry import Signature, get_template
 from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
 from ..ops.registry import get_op
+from .conv_kernels import conv2d_template_instance
 from .kernels import dense_group_signature, lstm_cell_kernel_signature, op_template_signature
+from .template_kernels import lone_template_signature
 
 ONE_BUCKET = {"lstm_cell"}  # templates whose kernel cost does not depend on their symbolic dims: one task each
 PEAK_FLOPS = 100e9  # one core's fp32 FMA peak here is ~117 GFLOP/s (shared/NOTES.md); kernels reach less
@@ -74,6 +77,12 @@ def group_task(group, types):
         sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
         return None if sig is None else ("lstm_cell", sig)
     found = op_template_signature(group, types)
+    if found is not None:
+        return found[:2]
+    conv = conv2d_template_instance(group, types)
+    if conv is not None:
+        return "conv2d", conv[0]
+    found = lone_template_signature(group, types)
     return None if found is None else found[:2]
 
 

@@ -1,0 +1,121 @@
+"""Lone operator groups routed to a template beyond those of ``kernels.py``: lstm_cell and reductions.
+
+A fused group that is one ``sum`` / ``mean`` / ``max`` / ``min`` call over float32 data (any non-empty set
+of axes, keepdims or not) runs the ``reduce`` template with a dispatch table from the tuning records, and is
+a tuning task (``vm/tasks.py``). The ``take`` and ``injective`` templates stay off: their fallback configs
+are slower than the generic schedule on some shapes of BERT-base, an LSTM or a CNN
+(``scripts/bench_template_vs_generic.py``, one thread: take 0.88-1.05x the generic time, elementwise
+chains 1.0-1.15x on (n, 768) / (n, 3072) rows and 2-33x on (n, 64, 56, 56) maps). ``take``'s template also
+differs from the operator: it rejects the negative indices mode "raise" accepts, and a row whose index
+fails its check leaves that row's index unwritten, which the row copy then reads.
+"""
+from __future__ import annotations
+
+from ..ir.types import TensorType
+from ..ops.registry import get_op
+from ..te.expr import Var
+from ..te.simplify import simplify
+from .kernels import (GroupKernel, _named_shape, _outputs_of, _static, dim_places, dispatch_dim, lstm_cell_inputs,
+                      lstm_cell_kernel_signature, shape_json)
+
+REDUCE_OPS = ("sum", "mean", "max", "min")  # the reduce template's ops, named as the operators are
+
+
+def reduce_group_signature(group, types):
+    """("reduce", signature, kernel args) of a lone sum / mean / max / min over float32 data, else None."""
+    from ..schedules.reduce import reduce_signature
+
+    if len(group.calls) != 1 or group.calls[0].op.name not in REDUCE_OPS:
+        return None
+    call = group.calls[0]
+    xt = types[call.args[0]]
+    if not isinstance(xt, TensorType) or xt.dtype != "float32" or xt.ndim == 0:
+        return None
+    attrs = get_op(call.op.name).full_attrs(call.attrs)
+    axis = attrs["axis"]
+    axes = tuple(range(xt.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    if not axes:
+        return None  # numpy's axis=(): a copy, the generic schedule's
+    axes = tuple(sorted(a % xt.ndim for a in axes))
+    sig = reduce_signature(_named_shape(xt, "d0_"), axes, call.op.name, bool(attrs["keepdims"]))
+    return "reduce", sig, list(call.args)
+
+
+LONE_TEMPLATES = (reduce_group_signature,)
+
+
+def lone_template_signature(group, types):
+    """(template, signature, kernel args) of a group ``lone_template_kernel`` builds, else None."""
+    from ..errors import NimbleError
+    from ..schedules import get_template
+
+    for find in LONE_TEMPLATES:
+        found = find(group, types)
+        if found is None:
+            continue
+        template, sig, _ = found
+        tmpl = get_template(template)
+        try:
+            tmpl.space(sig)
+        except NimbleError:
+            return None
+        return found
+    return None
+
+
+def lone_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone reduction through the reduce template, or None: a dispatch table keyed on the signature's first
+    symbolic dim (per box of several when the records are bucketed so) from the records of ``db``, the
+    fallback ranges' configs where none."""
+    from ..dispatch.build import template_dispatch
+    from ..schedules import get_template
+
+    found = lone_template_signature(group, types)
+    if found is None:
+        return None
+    template, sig, kernel_args = found
+    tmpl = get_template(template)
+    inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig), {d: 64 for d in sig.symbolic_dims}))
+    n_in, out_types = len(kernel_args), _outputs_of(types[group.root])
+    var_refs = {}
+    for i, ph in enumerate(inst.args[:n_in]):
+        for k, d in enumerate(ph.shape):
+            if isinstance(d, Var) and d not in var_refs:
+                var_refs[d] = (i, k)
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in inst.args[n_in:]]
+    if any(d is None for shp in out_shapes for d in shp):
+        return None
+    dim_name, where = dispatch_dim(sig)
+    n_args = n_in + len(out_types)
+    entry, _ = template_dispatch(template, sig, name, where, lambda cfg, cfgs: tuple(range(n_args)), db, "llvm",
+                                 accept_foreign, dim_name=dim_name, dim_places=dim_places(sig))
+    return GroupKernel(name, entry, kernel_args, [(_static(t), t.dtype) for t in out_types], out_shapes, None,
+                       template, sig)
+
+
+def lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone lstm_cell with a constant W_hh through its template, the weight packed here once for the config:
+    a one-range dispatch table (a step costs the same at any sequence length) from the best record of its
+    workload in any bucket, else the fallback config."""
+    from ..dispatch.build import any_bucket_dispatch
+    from ..schedules import get_template
+
+    if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
+        return None
+    call = group.calls[0]
+    sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
+    if sig is None:
+        return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
+    tmpl = get_template("lstm_cell")
+    inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig)))  # output shapes do not depend on the config
+    var_refs = {}
+    for i, ph in enumerate(inst.args[:3]):
+        for k, d in enumerate(ph.shape):
+            if isinstance(d, Var) and d not in var_refs:
+                var_refs[d] = (i, k)
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
+    entry, (cfg,) = any_bucket_dispatch("lstm_cell", sig, name, (0, 0), lambda cfg, cfgs: (0, 1, 2, 3, 4), db, "llvm",
+                                        accept_foreign, dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
+    out_t = types[call]
+    return GroupKernel(name, entry, lstm_cell_inputs(call, sig, cfg["block"], {}),
+                       [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))

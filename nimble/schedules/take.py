@@ -64,8 +64,11 @@ class Take(Template):
             v = idx[i].astype("int64")
             return [(te.all_(v >= 0, v < vocab), "an index is outside the table (expected 0 <= index < vocab)")]
 
-        row = te.compute(idx.shape, row_of, name="row_of", checks=in_table)
-        out = te.compute(tuple(idx.shape) + (dim,), lambda *i: table[row[i[:-1]], i[-1]], name="out")
+        # the row stage always stores its clamped index; the check guards the copy (a failed check skips the
+        # guarded store, and a row index left unwritten would be read as an address)
+        row = te.compute(idx.shape, row_of, name="row_of")
+        out = te.compute(tuple(idx.shape) + (dim,), lambda *i: table[row[i[:-1]], i[-1]], name="out",
+                         checks=lambda *i: in_table(*i[:-1]))
         s = te.create_schedule(out)
         st = s[out]
         *lead, col = st.axis

@@ -45,7 +45,7 @@ class _Lowerer:
         self.children: dict = {}  # id(IterVar) -> [Stage] attached there
         self.messages: list = []  # assert messages; status code = 2 + position
         self.checks: dict = {}  # stage -> value checks after inlining
-        self.hoisted: list = []  # (condition, message) of checks over shape variables only: at the top
+        self.hoisted: list = []  # (condition, message) of checks over shape variables and 0-d arguments: at the top
         for t in args:
             self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
         self._inline()
@@ -65,7 +65,7 @@ class _Lowerer:
             # and also for a stage that is inlined
             per_element = []
             for c, m in checks:
-                if free_vars(c) & axes or any(isinstance(n, TensorLoad) for n in walk(c)):
+                if free_vars(c) & axes or not self._hoistable_loads(c):
                     per_element.append((c, m))
                 elif (str(c), m) not in {(str(h), hm) for h, hm in self.hoisted}:
                     self.hoisted.append((c, m))
@@ -76,6 +76,15 @@ class _Lowerer:
             else:
                 self.bodies[st] = body
                 self.checks[st] = tuple(per_element)
+
+    def _hoistable_loads(self, cond) -> bool:
+        """True when ``cond`` reads no tensor but 0-d kernel arguments (a scalar input such as a loop
+        step): it can run once at the top. A failed check then skips the whole kernel, so no stage
+        reads what a skipped store left unwritten (a row index computed under the check)."""
+        for n in walk(cond):
+            if isinstance(n, TensorLoad) and not (n.tensor in self.buffers and len(n.tensor.shape) == 0):
+                return False
+        return True
 
     @staticmethod
     def _replace_inlined(body: Expr, inlined: dict) -> Expr:

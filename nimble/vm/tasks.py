@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 
 from ..dtypes import numpy_dtype
@@ -31,6 +33,8 @@ from .conv_kernels import conv2d_template_instance
 from .kernels import dense_group_signature, lstm_cell_kernel_signature, op_template_signature
 from .template_kernels import lone_template_signature
 
+log = logging.getLogger("nimble.tasks")
+MAX_TASK_BYTES = 1 << 30  # buckets whose kernel moves more are not tuned by default (measuring them takes GiBs)
 ONE_BUCKET = {"lstm_cell"}  # templates whose kernel cost does not depend on their symbolic dims: one task each
 PEAK_FLOPS = 100e9  # one core's fp32 FMA peak here is ~117 GFLOP/s (shared/NOTES.md); kernels reach less
 BANDWIDTH = 20e9  # bytes/s: numpy's one-thread copy runs at 24-26 GB/s
@@ -155,7 +159,8 @@ def _bucket_key(sig: Signature, lo: int, hi: int) -> str:
     return ",".join(f"{d}={lo}..{hi}" for d in sig.symbolic_dims)
 
 
-def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templates=None) -> list:
+def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templates=None,
+                  max_bytes: int | None = MAX_TASK_BYTES) -> list:
     """Tuning tasks of a model: each template-backed fused group's signature in each bucket.
 
     ``buckets``: a ``BucketSpec`` or its text (``"n=1:8,9:32,33:128"``) of the model's dynamic
@@ -164,7 +169,9 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
     same bucket, as when they all track one sequence length; a static signature gets one
     ``static`` task, and one whose cost does not depend on its symbolic dims (``ONE_BUCKET``: lstm_cell, a
     step) one task at 1. ``templates``: keep only these template names (default: every one). Use
-    ``task_shares`` for each task's weight.
+    ``task_shares`` for each task's weight. ``max_bytes``: a bucket whose kernel would move more bytes
+    than this at its representative is left out with a warning (a conv2d with a dynamic batch, height
+    and width tuned on the diagonal at 512 would allocate gigabytes to be measured); None keeps all.
     """
     spec = buckets if isinstance(buckets, BucketSpec) or buckets is None else BucketSpec.parse(buckets)
     if spec is None:
@@ -181,7 +188,14 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
             tasks.append(Task(mt.template, sig, target, _bucket_key(sig, 1, 1)))
             continue
         for b in spec.buckets:
-            tasks.append(Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi)))
+            task = Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi))
+            moved = mt.bytes_moved(max(task.dims.values()))
+            if max_bytes is not None and moved > max_bytes:
+                log.warning("extract_tasks: %s @ %s left out: it moves %.1f GiB at the bucket's representative "
+                            "(max_bytes %.1f GiB); tune it with smaller buckets", mt.template, task.bucket,
+                            moved / 2**30, max_bytes / 2**30)
+                continue
+            tasks.append(task)
     return tasks
 
 

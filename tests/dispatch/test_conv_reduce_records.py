@@ -100,6 +100,17 @@ def test_extract_tasks_lists_conv2d_and_reduce_groups_with_their_symbolic_dims()
     assert mean.bytes_moved(4) == 4 * 4 * 16 * 4 * 4
 
 
+def test_extract_tasks_leaves_out_buckets_too_big_to_measure(caplog):
+    """Batch, height and width on the diagonal at 512: the residual conv would move ~4 GiB. Left out, said."""
+    with caplog.at_level("WARNING", logger="nimble.tasks"):
+        tasks = extract_tasks(conv_case(), buckets="n=1:16,257:512")
+    convs = [t for t in tasks if t.template == "conv2d"]
+    assert [str(t.bucket).split(",")[0] for t in convs] == ["d0_0=1..16", "d0_0=1..16"]
+    assert "left out" in caplog.text and "GiB" in caplog.text
+    everything = extract_tasks(conv_case(), buckets="n=1:16,257:512", max_bytes=None)
+    assert len([t for t in everything if t.template == "conv2d"]) == 4
+
+
 @pytest.mark.parametrize("template", sorted(CASES))
 def test_a_record_of_each_new_task_kind_flows_into_the_compiled_model(tmp_path, template):
     make, values, probe = CASES[template]

@@ -135,11 +135,12 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     if templated is not None:
         return templated
     from .conv_kernels import conv2d_template_kernel
+    from .cumulative_kernels import cumulative_group_kernel
     from .nonzero_kernels import nonzero_group_kernel
     from .topk_kernels import topk_group_kernel
 
     conv = (conv2d_template_kernel(group, types, name) or topk_group_kernel(group, types, name)
-            or nonzero_group_kernel(group, types, name))
+            or nonzero_group_kernel(group, types, name) or cumulative_group_kernel(group, types, name))
     if conv is not None:
         return conv
     placeholders, var_refs = [], {}

@@ -79,6 +79,7 @@ def variadic(ctx, node, inputs, attrs):
 # ---- unary ------------------------------------------------------------------------------------------------
 _UNARY = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
           "Erf": "erf", "Abs": "abs", "Neg": "negative", "Round": "round",
+          "Floor": "floor", "Ceil": "ceil",
           **{name: name.lower() for name in ("Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh",
                                              "Acosh", "Atanh")}}
 
@@ -106,17 +107,6 @@ def _true_like(ctx, x: Value) -> Value:
 @converter("Reciprocal")
 def reciprocal(ctx, node, inputs, attrs):
     return [ctx.emit("divide", scalar(1, inputs[0]), inputs[0])]
-
-
-@converter("Floor", "Ceil")
-def floor_ceil(ctx, node, inputs, attrs):
-    x = inputs[0]
-    trunc = ctx.emit("cast", ctx.emit("cast", x, dtype="int64"), dtype=x.dtype)
-    if node.op_type == "Floor":
-        adjust = ctx.emit("cast", ctx.emit("greater", trunc, x), dtype=x.dtype)
-        return [ctx.emit("subtract", trunc, adjust)]
-    adjust = ctx.emit("cast", ctx.emit("less", trunc, x), dtype=x.dtype)
-    return [ctx.emit("add", trunc, adjust)]
 
 
 @converter("Sign")

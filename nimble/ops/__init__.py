@@ -39,7 +39,7 @@ from .lstm_cell import lstm_cell  # noqa: E402
 from .broadcast import bitwise_and, bitwise_or, bitwise_xor, left_shift, right_shift  # noqa: E402
 from .cumulative import cumprod, cumsum  # noqa: E402
 from .elementwise import (  # noqa: E402
-    acos, acosh, asin, asinh, atan, atanh, bitwise_not, cos, cosh, round, sin, sinh, tan,  # noqa: A004
+    acos, acosh, asin, asinh, atan, atanh, bitwise_not, ceil, cos, cosh, floor, round, sin, sinh, tan,  # noqa: A004
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]

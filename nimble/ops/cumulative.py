@@ -1,9 +1,10 @@
 """Cumulative sums and products along one axis (ONNX CumSum / CumProd): inclusive or exclusive, forward or
 reversed.
 
-The te compute is a masked reduction, out[.., i, ..] = sum over r of (x[.., r, ..] where r is in i's prefix,
-else the identity): O(n^2) work along the axis, no scratch memory, and every output independent (parallel);
-a sequential scan would be O(n)."""
+The VM runs them through the O(size) loop-IR scan of ``schedules/cumulative.py`` (``vm/cumulative_kernels.py``),
+which matches numpy bit for bit. The te compute here is the plain form for te graphs: a masked reduction,
+out[.., i, ..] = sum over r of (x[.., r, ..] where r is in i's prefix, else the identity), O(n^2) along the axis.
+"""
 from __future__ import annotations
 
 import numpy as np

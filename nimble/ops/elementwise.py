@@ -49,6 +49,8 @@ FLOAT_UNARY = {
         ("sin", "sin"), ("cos", "cos"), ("tan", "tan"), ("asin", "arcsin"), ("acos", "arccos"), ("atan", "arctan"),
         ("sinh", "sinh"), ("cosh", "cosh"), ("asinh", "arcsinh"), ("acosh", "arccosh"), ("atanh", "arctanh"))},
     "round": (np.rint, "x rounded to the nearest integer, halfway cases to the even one"),
+    "floor": (np.floor, "the largest integer <= x (inf, NaN and -0.0 kept)"),
+    "ceil": (np.ceil, "the smallest integer >= x (inf, NaN and -0.0 kept)"),
 }
 
 # name -> (reference, doc); any numeric dtype.
@@ -100,6 +102,7 @@ sin, cos, tan = _builders["sin"], _builders["cos"], _builders["tan"]
 asin, acos, atan = _builders["asin"], _builders["acos"], _builders["atan"]
 sinh, cosh, asinh, acosh, atanh = (_builders[n] for n in ("sinh", "cosh", "asinh", "acosh", "atanh"))
 round = _builders["round"]  # noqa: A001
+floor, ceil = _builders["floor"], _builders["ceil"]
 bitwise_not = _builders["bitwise_not"]
 
 

@@ -16,9 +16,10 @@ MINI_FLOATS = ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "f
 FLOAT_DTYPES = ("float16", "float32", "float64") + MINI_FLOATS
 INT_DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "int4", "uint4", "int2", "uint2")
 DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
-# float functions (libm's, round is half to even), then integer bit operations (shifts by an amount outside
-# 0..bits-1 give numpy's 0, or -1 for a negative value shifted right)
-FLOAT_FUNCS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "round")
+# float functions (libm's; round is half to even; floor and ceil exact for every value), then integer bit operations
+# (shifts by an amount outside 0..bits-1 give numpy's 0, or -1 for a negative value shifted right)
+FLOAT_FUNCS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "round",
+               "floor", "ceil")
 BIT_FUNCS = ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right")
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs", "fmod") + FLOAT_FUNCS + BIT_FUNCS
 

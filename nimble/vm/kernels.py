@@ -131,6 +131,7 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     if dense is not None:
         return dense
     from .conv_kernels import conv2d_template_kernel
+    from .cumulative_kernels import cumulative_group_kernel
     from .nonzero_kernels import nonzero_group_kernel
     from .template_kernels import lone_template_kernel, lstm_cell_template_kernel
     from .topk_kernels import topk_group_kernel
@@ -142,7 +143,8 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
 
     conv = (conv2d_template_kernel(group, types, name, db, accept_foreign)
             or lone_template_kernel(group, types, name, db, accept_foreign)
-            or topk_group_kernel(group, types, name) or nonzero_group_kernel(group, types, name))
+            or topk_group_kernel(group, types, name) or nonzero_group_kernel(group, types, name)
+            or cumulative_group_kernel(group, types, name))
     if conv is not None:
         return conv
     placeholders, var_refs = [], {}

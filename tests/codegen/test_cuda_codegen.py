@@ -96,13 +96,13 @@ def _bound(b, a_args, name):
 def test_trig_round_and_bit_operators_become_cuda_c_that_compiles():
     n = te.var("n")
     a = te.placeholder((n,), "float32", "a")
-    trig = _bound(te.compute((n,), lambda i: te.math_call("round", te.math_call("acosh", te.math_call("cos", a[i]))),
-                             name="t"), [a], "trig")
+    trig = _bound(te.compute((n,), lambda i: te.math_call("round", te.math_call("acosh", te.math_call("cos", a[i])))
+                             + te.math_call("floor", a[i]) - te.math_call("ceil", a[i]), name="t"), [a], "trig")
     x, y = te.placeholder((n,), "int64", "x"), te.placeholder((n,), "int64", "y")
     bits = _bound(te.compute((n,), lambda i: te.math_call("bitwise_xor", te.math_call("shift_left", x[i], y[i]),
                                                           te.math_call("shift_right", x[i], y[i])), name="s"),
                   [x, y], "bits")
-    for fn in ("cosf(", "acoshf(", "rintf("):
+    for fn in ("cosf(", "acoshf(", "rintf(", "floorf(", "ceilf("):
         assert fn in trig.source
     assert ">= 64ULL" in bits.source and "^" in bits.source
     if find_nvcc() is not None:

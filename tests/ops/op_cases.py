@@ -419,7 +419,7 @@ CASES = {
     "quantize_linear": _quantize(),
     "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),
-    **{op: _unary() for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round")},
+    **{op: _unary() for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round", "floor", "ceil")},
     "asin": _unary(-1, 1), "acos": _unary(-1, 1), "atanh": _unary(-0.99, 0.99), "acosh": _unary(1, 5),
     "bitwise_and": _binary("int32", -100, 100), "bitwise_or": _binary("int64", -100, 100),
     "bitwise_xor": _binary("uint16", 0, 1000), "bitwise_not": _int_unary("int8", -128, 127),

@@ -1,6 +1,7 @@
 """cumsum / cumprod (inclusive, exclusive, reversed) and the prod reduction through compiled kernels over run-time
 lengths 0, 1, primes and large, against numpy."""
 import functools
+import time
 
 import numpy as np
 import pytest
@@ -65,3 +66,57 @@ def test_prod_over_a_run_time_axis(dtype, data):
     x[0, : n // 2] = np.nan if dtype == "float32" and n > 3 else x[0, : n // 2]
     got = _vm("prod", dtype, axis=1).run(x)
     np.testing.assert_allclose(got, np.prod(x, axis=1), rtol=1e-4, equal_nan=True)
+
+
+SCAN_DTYPES = ["float16", "float32", "float64", "int8", "uint8", "int16", "int32", "uint32", "int64", "uint64"]
+DIMS = st.sampled_from([0, 1, 2, 3, 5, 7, 13, 31, 101])
+
+
+@functools.lru_cache(maxsize=None)
+def _vm_rank(op, dtype, rank, axis, exclusive, reverse):
+    x = ir.var("x", shape=(Any,) * rank, dtype=dtype)
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], getattr(nb, op)(x, axis=axis, exclusive=exclusive, reverse=reverse)))
+    return nimble.VirtualMachine(nimble.compile(mod))
+
+
+def _scan_values(rng, op, dtype, shape):
+    if dtype.startswith("float"):
+        x = rng.uniform(0.5, 1.5, shape) if op == "cumprod" else rng.uniform(-100, 100, shape)
+        x[rng.random(shape) < 0.02] = np.nan
+        x[rng.random(shape) < 0.02] = np.inf
+        x[rng.random(shape) < 0.05] = -0.0
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, -1000), min(info.max, 1000), shape, endpoint=True).astype(dtype)  # wraps
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("dtype", SCAN_DTYPES)
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_cumulative_of_any_rank_axis_and_dtype_is_numpys_bit_for_bit(op, dtype, data):
+    rank = data.draw(st.integers(1, 3))
+    shape = tuple(data.draw(DIMS) for _ in range(rank))
+    axis = data.draw(st.integers(-rank, rank - 1))
+    exclusive, reverse = data.draw(st.booleans()), data.draw(st.booleans())
+    x = _scan_values(np.random.default_rng(data.draw(st.integers(0, 2**16))), op, dtype, shape)
+    got = _vm_rank(op, dtype, rank, axis, exclusive, reverse).run(x)
+    with np.errstate(all="ignore"):
+        want = _numpy_cumulative(x, op, axis % rank, exclusive, reverse)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # the same operations in the same order as numpy's accumulate, each rounded to the dtype: equal bits
+    np.testing.assert_array_equal(got.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}"))
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+def test_cumulative_along_an_axis_of_100000_takes_well_under_a_second(op):
+    n = 100_000
+    x = np.random.default_rng(0).uniform(0.99999, 1.00001, (2, n)).astype(np.float32)
+    vm = _vm_rank(op, "float32", 2, 1, False, False)
+    vm.run(x[:, :10])
+    start = time.perf_counter()
+    got = vm.run(x)
+    elapsed = time.perf_counter() - start
+    np.testing.assert_array_equal(got, getattr(np, op)(x, axis=1, dtype=np.float32))
+    assert elapsed < 1.5, f"{op} of (2, {n}) took {elapsed:.3f} s"  # O(n^2) took ~10 s; O(n) takes ~1 ms

@@ -127,7 +127,7 @@ SPECS = [
     *[Spec("lstm_cell", [("n " + str(4 * h), "float32"), ("", "int64"), (f"2 b {h}", "float32"),
                          (f"{4 * h} {h}", "float32")], {"gate_order": order}, sizes={"b": SMALL},
            values=_lstm_cell_values(h), tol=1e-4) for h, order in ((5, (0, 1, 2, 3)), (13, (0, 2, 3, 1)))],
-    *[unary(op) for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round")],
+    *[unary(op) for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round", "floor", "ceil")],
     unary("asin", -1, 1), unary("acos", -1, 1, "float64"), unary("atanh", -0.99, 0.99), unary("acosh", 1, 5),
     unary("round", -4, 4, "float64"), unary("bitwise_not", -128, 127, "int8"),
     *binary("bitwise_and", "int32", -100, 100), *binary("bitwise_or", "uint8", 0, 255),

@@ -32,6 +32,7 @@ UNARY = {
     **{name: getattr(math, name) for name in ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh",
                                               "acosh", "atanh")},
     "round": round,  # Python's round: halfway cases to the even integer
+    "floor": math.floor, "ceil": math.ceil,
 }
 
 

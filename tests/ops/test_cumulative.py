@@ -105,8 +105,11 @@ def test_cumulative_of_any_rank_axis_and_dtype_is_numpys_bit_for_bit(op, dtype, 
     with np.errstate(all="ignore"):
         want = _numpy_cumulative(x, op, axis % rank, exclusive, reverse)
     assert got.shape == want.shape and got.dtype == want.dtype
-    # the same operations in the same order as numpy's accumulate, each rounded to the dtype: equal bits
-    np.testing.assert_array_equal(got.view(f"u{x.itemsize}"), want.view(f"u{x.itemsize}"))
+    # the same operations in the same order as numpy's accumulate, each rounded to the dtype: equal bits (a NaN's
+    # sign and payload are not numpy's contract: x86 keeps the first operand's, and a product's operands commute)
+    nan = np.isnan(want) if want.dtype.kind == "f" else np.zeros(want.shape, bool)
+    np.testing.assert_array_equal(np.isnan(got) if want.dtype.kind == "f" else nan, nan)
+    np.testing.assert_array_equal(got[~nan].view(f"u{x.itemsize}"), want[~nan].view(f"u{x.itemsize}"))
 
 
 @pytest.mark.parametrize("op", ["cumsum", "cumprod"])

@@ -87,14 +87,36 @@ def shipped_records():
         return None
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in matching)).hexdigest()[:16]
     path = cache_dir().parent / f"shipped-records-{digest}.db"
-    fresh = not path.exists()
-    db = Database(path)
-    if fresh:
-        for f in matching:
-            db.import_jsonl(f)
+    if not path.exists():
+        _build_shipped_database(path, matching)
     log.info("using the tuning records shipped for this CPU: %s", ", ".join(f.name for f in matching))
-    return db
+    return Database(path)
 
+
+def _build_shipped_database(path: Path, files: list) -> None:
+    """Import ``files`` into a private temporary database beside ``path``, then publish it there in one
+    step: processes starting at once (test workers, a team's tuners) never open a half-imported one.
+    The first complete one wins; a later builder drops its own copy."""
+    import shutil
+    import tempfile
+
+    from ..tuner.db import Database, dispose_engine
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.mkdtemp(dir=path.parent, prefix=path.stem + "-", suffix=".tmp")
+    try:
+        db = Database(Path(scratch) / path.name)
+        for f in files:
+            db.import_jsonl(f)
+        dispose_engine(db.url)  # the last connection closing checkpoints the WAL into the file
+        try:
+            os.link(Path(scratch) / path.name, path)  # publish unless another process did (never replace an open one)
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(Path(scratch) / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from ..errors import FormatError
 from .buckets import BucketKey
-from .db_engine import database_url, dispose_engines, engine_for, is_transient, target_name  # noqa: F401 - re-exported
+from .db_engine import database_url, dispose_engine, dispose_engines, engine_for, is_transient, target_name  # noqa: F401 - re-exported
 from .fingerprint import HostFingerprint, host_fingerprint
 from .record_check import config_problem
 from .db_checks import database_error as _database_error

@@ -71,6 +71,14 @@ def dispose_engines() -> None:
         _ENGINES.clear()
 
 
+def dispose_engine(url: str) -> None:
+    """Close this process's engine of ``url``, if it has one (the database stays as it is)."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop((os.getpid(), url), None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

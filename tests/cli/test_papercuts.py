@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST = HostFingerprint("Test CPU", "TestVendor", ("avx2", "fma"), 4, 4, "llvm")
 DENSE = WorkloadKey("test_unregistered", [(("n", 64), "float32"), ((64, 64), "float32")], "llvm")  # no template: configs unchecked
 BUCKETS = ("n=129..256", "n=17..32", "n=1..37", "n=1", "n=2..4")
-FAST = ["--repeat", "2", "--min-repeat-ms", "1", "--timeout", "5", "--no-progress", "--no-busy-check"]
+FAST = ["--repeat", "2", "--min-repeat-ms", "1", "--timeout", "60", "--no-progress", "--no-busy-check"]  # nothing hangs
 
 
 def record(i, bucket, costs=(1e-3,)):
@@ -105,7 +105,7 @@ def test_a_busy_machine_is_reported_and_busy_repeat_measures_more(tmp_path, monk
 
     monkeypatch.setattr(rounds, "tune", spy)
     args = ["--op", "matmul", "--shape", "4,8,8", "--trials", "1", "--tuner", "random", "--repeat", "2",
-            "--min-repeat-ms", "1", "--timeout", "5", "--no-progress", "--db", str(tmp_path / "t.db")]
+            "--min-repeat-ms", "1", "--timeout", "60", "--no-progress", "--db", str(tmp_path / "t.db")]
     assert tune_cli.main(args) == 0
     err = capsys.readouterr().err
     assert "the machine looks busy (repeats of a fixed workload differ by 80%, load average 9.5 on 2 cores)" in err

@@ -8,7 +8,7 @@ from nimble.cli.tune import main, make_tasks, op_signature, parse_bucket_spec, t
 from nimble.errors import NimbleError
 from nimble.tuner.db import Database
 
-FAST = ["--repeat", "2", "--min-repeat-ms", "1", "--timeout", "5", "--no-progress"]
+FAST = ["--repeat", "2", "--min-repeat-ms", "1", "--timeout", "60", "--no-progress"]  # no config hangs: a long limit
 
 
 def test_tunes_one_task_per_bucket_into_the_db_and_nimble_db_best_shows_them(tmp_path, capsys):

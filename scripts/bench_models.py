@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-from harness import cpu_name  # noqa: E402,F401  (bench_threads, bench_onnx_transformers import it from here)
+from harness import cpu_name, settle  # noqa: E402,F401  (bench_threads, bench_onnx_transformers import it from here)
 
 PEERS = ("PyTorch", "ORT", "OpenVINO")
 TOLERANCE = 1e-3
@@ -127,6 +127,7 @@ def time_systems(systems: dict, workload: Workload, rounds: int, min_time: float
     while True:
         for name in timed:
             run, xs = systems[name], prepared[name]
+            settle()
             t0 = time.perf_counter()
             for _ in range(inner):
                 for x in xs:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import cpu_name  # noqa: E402
-from harness import thread_env  # noqa: E402
+from harness import settle, thread_env  # noqa: E402
 
 SEQS = (8, 32, 128)
 TOLERANCE = 1e-3
@@ -88,6 +88,7 @@ def time_interleaved(systems: dict, rounds: int, min_time: float) -> dict:
     start = time.perf_counter()
     while True:
         for name, fn in systems.items():
+            settle()
             t0 = time.perf_counter()
             for _ in range(inner):
                 fn()

@@ -16,6 +16,17 @@ import sys
 import time
 
 
+SETTLE_S = 0.05
+
+
+def settle() -> None:
+    """Pause before a system's timed pass: the previous system's thread pool may still be spinning (ONNX
+    Runtime's workers spin after a run) and would hold a core during the next pass. At 2 threads on 2 cores,
+    timing GPT-2 right after an ONNX Runtime pass cost nimble 10-15% (127.8 ms against 110.0 alone; with a
+    50 ms pause, 114.7 ms); the pause is not timed."""
+    time.sleep(SETTLE_S)
+
+
 def median_time(fn, min_time: float, warmup: int = 2) -> float:
     """Median seconds of ``fn()`` over at least 5 calls, more (up to 200) until ``min_time`` has passed."""
     for _ in range(warmup):

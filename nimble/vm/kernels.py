@@ -328,6 +328,18 @@ def _op_template_instance(group, types):
     return template, sig, kernel_args, inst
 
 
+def instance_out_shapes(inst, n_in: int):
+    """``shape_json`` of each output of a template instance whose first ``n_in`` args are its inputs, in
+    terms of the inputs' dims; None when an output dim is not an expression of them."""
+    var_refs = {}
+    for i, ph in enumerate(inst.args[:n_in]):
+        for k, d in enumerate(ph.shape):
+            if isinstance(d, Var) and d not in var_refs:
+                var_refs[d] = (i, k)
+    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in inst.args[n_in:]]
+    return None if any(d is None for shp in out_shapes for d in shp) else out_shapes
+
+
 def dim_places(sig) -> dict:
     """{symbolic dim: (argument index, axis) where it first appears} of a signature."""
     out: dict = {}
@@ -360,13 +372,8 @@ def _op_template_kernel(group, types, name: str, db=None, accept_foreign: bool =
     template, sig, kernel_args, inst = found  # the fallback instance: output shapes do not depend on the config
     call = group.calls[0]
     n_in, n_out = len(kernel_args), len(_outputs_of(types[call]))
-    var_refs = {}
-    for i, ph in enumerate(inst.args[:n_in]):
-        for k, d in enumerate(ph.shape):
-            if isinstance(d, Var) and d not in var_refs:
-                var_refs[d] = (i, k)
-    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in inst.args[n_in:]]
-    if any(d is None for shp in out_shapes for d in shp):
+    out_shapes = instance_out_shapes(inst, n_in)
+    if out_shapes is None:
         return None
     dim_name, where = dispatch_dim(sig)
     entry, _ = template_dispatch(template, sig, name, where, lambda cfg, cfgs: tuple(range(n_in + n_out)), db, "llvm",

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 from ..ir.types import TensorType
 from ..ops.registry import get_op
-from ..te.expr import Var
-from ..te.simplify import simplify
-from .kernels import (GroupKernel, _named_shape, _outputs_of, _static, dim_places, dispatch_dim, lstm_cell_inputs,
-                      lstm_cell_kernel_signature, shape_json)
+from .kernels import (GroupKernel, _named_shape, _outputs_of, _static, dim_places, dispatch_dim, instance_out_shapes,
+                      lstm_cell_inputs, lstm_cell_kernel_signature)
 
 REDUCE_OPS = ("sum", "mean", "max", "min")  # the reduce template's ops, named as the operators are
 
@@ -77,13 +75,8 @@ def lone_template_kernel(group, types, name: str, db=None, accept_foreign: bool 
     tmpl = get_template(template)
     inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig), {d: 64 for d in sig.symbolic_dims}))
     n_in, out_types = len(kernel_args), _outputs_of(types[group.root])
-    var_refs = {}
-    for i, ph in enumerate(inst.args[:n_in]):
-        for k, d in enumerate(ph.shape):
-            if isinstance(d, Var) and d not in var_refs:
-                var_refs[d] = (i, k)
-    out_shapes = [[shape_json(simplify(d), var_refs) for d in o.shape] for o in inst.args[n_in:]]
-    if any(d is None for shp in out_shapes for d in shp):
+    out_shapes = instance_out_shapes(inst, n_in)
+    if out_shapes is None:
         return None
     dim_name, where = dispatch_dim(sig)
     n_args = n_in + len(out_types)
@@ -108,12 +101,9 @@ def lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: 
         return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
     tmpl = get_template("lstm_cell")
     inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig)))  # output shapes do not depend on the config
-    var_refs = {}
-    for i, ph in enumerate(inst.args[:3]):
-        for k, d in enumerate(ph.shape):
-            if isinstance(d, Var) and d not in var_refs:
-                var_refs[d] = (i, k)
-    out_shapes = [[shape_json(simplify(d), var_refs) for d in inst.args[-1].shape]]
+    out_shapes = instance_out_shapes(inst, 4)  # (the packed weight's dims are static)
+    if out_shapes is None:
+        return None
     entry, (cfg,) = any_bucket_dispatch("lstm_cell", sig, name, (0, 0), lambda cfg, cfgs: (0, 1, 2, 3, 4), db, "llvm",
                                         accept_foreign, dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
     out_t = types[call]

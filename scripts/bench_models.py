@@ -228,6 +228,11 @@ def run_child(models: list[str], threads: int, quick: bool, records: str | None 
                 print(f"[{threads} thr] {workload.label}: " + ", ".join(f"{n} {v:.1f} ms" for n, v in ms.items()),
                       file=sys.stderr, flush=True)
     versions = {p: peers.installed_version(p) for p in ("torch", "onnx", "onnxruntime", "openvino")}
+    from nimble.codegen import parallel
+
+    runtime = parallel.stats()  # what the parallel runtime decided over the whole child (every system's passes)
+    print(f"[{threads} thr] parallel runtime: " + ", ".join(f"{k} {v}" for k, v in runtime.items()),
+          file=sys.stderr, flush=True)
     return {"rows": rows, "versions": versions}
 
 

@@ -3,6 +3,7 @@ one core busy: is a second thread ever a loss?
 
     python scripts/bench_threads.py                  # LSTM, Tree-LSTM, BERT-base seq 32; quiet, then busy
     python scripts/bench_threads.py --models tree --busy-only
+    python scripts/bench_threads.py --models bert --bert-seqs 8,128
 
 One executable per model (fallback configs: no records), run by the native VM; the thread count is a
 run-time setting (``nimble.settings.set_num_threads``), so the two counts alternate within each round on
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import cpu_name, model_spec  # noqa: E402
 
 
-def workload(model: str, config, n_items: int):
+def workload(model: str, config, n_items: int, seq: int = 32):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -37,7 +38,7 @@ def workload(model: str, config, n_items: int):
         from nimble.models import tree_lstm
 
         return [tree_lstm.random_tree(rng, int(rng.integers(5, 61)), config.input_size) for _ in range(n_items)]
-    return [rng.standard_normal((32, config.hidden_size)).astype(np.float32) for _ in range(max(1, n_items // 5))]
+    return [rng.standard_normal((seq, config.hidden_size)).astype(np.float32) for _ in range(max(1, n_items // 5))]
 
 
 def one_pass(vm, inputs: list) -> float:
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
     p.add_argument("--models", default="lstm,tree,bert")
     p.add_argument("--items", type=int, default=10, help="items a pass (default 10; BERT takes a fifth)")
     p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--bert-seqs", default="32", help="comma-separated BERT sequence lengths (default 32)")
     p.add_argument("--busy-only", action="store_true", help="only beside the busy process")
     args = p.parse_args(argv)
     import nimble
@@ -82,7 +84,11 @@ def main(argv=None) -> None:
             mod = module.build_module(module.random_weights(config, 0), config)
             vm = nimble.VirtualMachine(nimble.compile(mod, records=Database(os.path.join(tmp, "none.db"))))
             prepare = (lambda item, m=module, c=config: m.to_inputs(item, c)) if model == "tree" else module.to_inputs
-            built.append((model, vm, [prepare(x) for x in workload(model, config, args.items)]))
+            seqs = [int(s) for s in args.bert_seqs.split(",")] if model == "bert" else [None]
+            for seq in seqs:
+                name = f"bert seq {seq}" if seq else model
+                items = workload(model, config, args.items, seq or 32)
+                built.append((name, vm, [prepare(x) for x in items]))
     print(f"CPU: {cpu_name()}; {os.cpu_count()} cores; nimble native VM, fallback configs; "
           f"{args.rounds} rounds, 1 and 2 threads alternating in one process\n")
     print("| model | load | 1 thread ms | 2 threads ms | 2 thr / 1 thr (median of rounds) | min..max |")

@@ -24,8 +24,11 @@ for a backoff period that doubles while stalls repeat (``BACKOFF_*``) and shrink
 regions, so two threads on a loaded machine cost about what one does instead of a time slice per
 region. A region that cost more than the caller's own time per chunk times all chunks (the second thread
 made it slower: a worker cold in cache or woken late on a loaded core) backs off the same way, however
-small it is. A pool without workers (creation failed) is still correct: the caller runs every chunk; a
-forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
+small it is. A machine found oversubscribed (a spinning worker lost its core, or the calling thread was switched
+out involuntarily several times within ~20 ms: ``PREEMPTED_TICKS``, ``SAMPLE_TICKS``) marks the pool contended
+for ``CONTENDED_TICKS``: regions run serially on the caller and idle workers sleep at once, so a second thread
+costs about nothing where it cannot help. ``stats()`` counts what the runtime decided. A pool without workers
+(creation failed) is still correct: the caller runs every chunk; a forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
 linker under the ABI name above; kernels name that symbol, so the implementation may change
@@ -39,6 +42,10 @@ from llvmlite import ir
 
 ENTRY = "nimble_parallel_for_v1"
 SERIAL_LEFT = "nimble_parallel_serial_left_v1"
+CONTENDED_LEFT = "nimble_parallel_contended_left_v1"
+STATS_ENTRY = "nimble_parallel_stats_v1"
+WATCH_ENTRY = "nimble_parallel_watch_v1"
+STATS = ("serial", "parallel", "wakes", "worker_sleeps", "stragglers", "preemptions", "switch_bursts")
 CHUNKS_PER_THREAD = 4
 # A worker spins this long (time-stamp-counter ticks, ~0.3-0.5 ns each: ~60-100 us) for the next job before it
 # sleeps: the VM calls kernels back to back, and waking a sleeping worker (a futex wake, and on a VM an
@@ -46,6 +53,28 @@ CHUNKS_PER_THREAD = 4
 # time with ~5 us of spinning, 0.8x with this, on a 2-vCPU Zen 1 guest). A pause count is no clock: a pause
 # is ~3 cycles on Zen 1 and ~140 on Skylake.
 WORKER_SPIN_TICKS = 200_000
+# Oversubscription (another process wants our cores): a spinning worker that sees the time-stamp counter
+# jump by more than PREEMPTED_TICKS (~0.1 ms, longer than interrupts and shorter than a scheduler slice)
+# between two loop iterations lost its core. That, or the caller's switch rate below, marks the pool contended
+# for CONTENDED_TICKS (~1.3-2 s): regions run serially on the caller and idle workers sleep at once instead of
+# spinning (three runnable threads on two cores run at 2/3 speed each, so a spinning worker slows the caller's
+# serial work between kernels by 1.5x). When the mark runs out, regions go parallel again and are watched
+# closely (PROBATION_*). A straggling chunk alone only backs off (below): a quiet machine has those too.
+PREEMPTED_TICKS = 250_000
+CONTENDED_TICKS = 4_000_000_000
+# The caller can lose its core too (a scheduler may put it beside the other process while a worker spins
+# alone): every SAMPLE_TICKS (~10-20 ms) of parallel regions the calling thread's involuntary context switches
+# are read (getrusage); MIN_SWITCHES or more in such a window mark the pool contended. A quiet machine switches
+# a thread out involuntarily a few times a second at most; one shared with a busy process, every few ms.
+SAMPLE_TICKS = 40_000_000
+MIN_SWITCHES = 3
+# For PROBATION_TICKS (~5-10 s) after a contended period began, the machine is likely still loaded when it
+# ends: samples are then taken every PROBATION_SAMPLE_TICKS (~1 ms) and one involuntary switch in such a window
+# marks the pool contended again, so a second thread costs ~1 ms, not ~20 ms, each time the mark runs out.
+PROBATION_TICKS = 20_000_000_000
+PROBATION_SAMPLE_TICKS = 2_000_000
+RUSAGE_THREAD, RUSAGE_WORDS, NIVCSW_WORD = 1, 18, 17  # struct rusage: 2 timevals, 14 longs; ru_nivcsw last
+WAKE_RETRY_TICKS = 2_000_000  # ~1 ms: a wake not answered by then is sent again
 CALLER_SPINS = 256  # pause iterations between sched_yield calls while waiting for chunks
 MAX_WORKERS = 255
 # Straggler backoff, in time-stamp-counter ticks (~0.3-0.5 ns each): a region whose caller waited longer for
@@ -98,6 +127,7 @@ class _Pool:
         self.busy = g("busy", I32)
         self.wake = g("wake", I32)
         self.sleepers = g("sleepers", I32)
+        self.wake_sent = g("wake_sent", I64)
         self.nworkers = g("nworkers", I32)
         self.job_fn = g("job_fn", PTR)
         self.job_data = g("job_data", PTR)
@@ -107,6 +137,15 @@ class _Pool:
         self.job_workers = g("job_workers", I32)
         self.serial_until = g("serial_until", I64)
         self.backoff = g("backoff", I64)
+        self.contended_until = g("contended_until", I64)
+        self.stats = [g("stat_" + name, I64) for name in STATS]
+        self.sample_tsc = g("sample_tsc", I64)
+        self.sample_switches = g("sample_switches", I64)
+        self.sample_thread = g("sample_thread", I64)
+        self.probation_until = g("probation_until", I64)
+        self.watch_off = g("watch_off", I32)  # 1: never mark the pool contended (set_contention_watch)
+        self.pthread_self = ir.Function(module, ir.FunctionType(I64, []), "pthread_self")
+        self.getrusage = ir.Function(module, ir.FunctionType(I32, [I32, PTR]), "getrusage")
         self.tsc = ir.Function(module, ir.FunctionType(I64, []), "llvm.readcyclecounter")
         self.pause = ir.Function(module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
         self.syscall = ir.Function(module, ir.FunctionType(I64, [I64], var_arg=True), "syscall")
@@ -117,11 +156,15 @@ class _Pool:
         self.register_atfork = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "__register_atfork")
         self.atfork_done = g("atfork_done", I32)
         self.run_chunks = self._run_chunks()
+        self.sample = self._sample_switches()
         self.worker = self._worker()
         self.after_fork = self._after_fork()
         self.spawn = self._spawn()
         self.entry = self._entry()
         self.serial_left = self._serial_left()
+        self.contended_left = self._left(CONTENDED_LEFT, self.contended_until)
+        self._stats_entry()
+        self._watch_entry()
 
     def _global(self, name, ty):
         gv = ir.GlobalVariable(self.m, ty, "nimble_par_" + name)
@@ -184,11 +227,14 @@ class _Pool:
         index = b.ptrtoint(fn.args[0], I64)
         seen_slot = b.alloca(I64)
         spins_slot = b.alloca(I64)
+        last_slot = b.alloca(I64)
         b.store(b.lshr(self._load(b, self.counter, I64), _c(32)), seen_slot)
         wait, check_spin, spin, sleep, sleep2, unsleep, work, help_ = (
             fn.append_basic_block(n) for n in ("wait", "check_spin", "spin", "sleep", "sleep2", "unsleep",
                                               "work", "help"))
-        b.store(b.call(self.tsc, []), spins_slot)  # when this worker began to wait
+        start = b.call(self.tsc, [])
+        b.store(start, spins_slot)  # when this worker began to wait
+        b.store(start, last_slot)  # the previous spin iteration
         b.branch(wait)
 
         def new_job(bb):
@@ -200,8 +246,16 @@ class _Pool:
         b.position_at_end(wait)
         b.cbranch(new_job(b), work, check_spin)
         b.position_at_end(check_spin)
-        waited = b.sub(b.call(self.tsc, []), b.load(spins_slot, typ=I64))
-        b.cbranch(b.icmp_signed("<", waited, _c(WORKER_SPIN_TICKS)), spin, sleep)
+        now = b.call(self.tsc, [])
+        waited = b.sub(now, b.load(spins_slot, typ=I64))
+        preempted = b.icmp_signed(">", b.sub(now, b.load(last_slot, typ=I64)), _c(PREEMPTED_TICKS))
+        with b.if_then(preempted):
+            self._count(b, "preemptions")
+            self._mark_contended(b, now)
+        b.store(now, last_slot)
+        contended = b.icmp_signed("<", now, self._load(b, self.contended_until, I64, "monotonic"))
+        keep = b.and_(b.icmp_signed("<", waited, _c(WORKER_SPIN_TICKS)), b.not_(contended))
+        b.cbranch(keep, spin, sleep)
         b.position_at_end(spin)
         b.call(self.pause, [])
         b.branch(wait)
@@ -211,11 +265,13 @@ class _Pool:
         b.atomic_rmw("add", self.sleepers, _c(1, I32), "seq_cst")
         b.cbranch(new_job(b), unsleep, sleep2)
         b.position_at_end(sleep2)
+        self._count(b, "worker_sleeps")
         self._futex(b, FUTEX_WAIT_PRIVATE, self.wake, seq)
         b.branch(unsleep)
         b.position_at_end(unsleep)
+        b.store_atomic(_c(0), self.wake_sent, "monotonic", 8)
         b.atomic_rmw("sub", self.sleepers, _c(1, I32), "seq_cst")
-        b.store(b.call(self.tsc, []), spins_slot)
+        self._restart_wait(b, spins_slot, last_slot)
         b.branch(wait)
         # work: take the job's generation; help when this worker is one the caller asked for
         b.position_at_end(work)
@@ -224,7 +280,7 @@ class _Pool:
         b.store(gen, seen_slot)
         wanted = b.icmp_unsigned("<", index, b.zext(self._load(b, self.job_workers, I32), I64))
         ready = b.icmp_unsigned("!=", b.and_(v, _c(0xFFFFFFFF)), _c(WRITING))
-        b.store(b.call(self.tsc, []), spins_slot)
+        self._restart_wait(b, spins_slot, last_slot)
         b.cbranch(b.and_(wanted, ready), help_, wait)
         b.position_at_end(help_)
         b.call(self.run_chunks, [gen, self._load(b, self.job_fn, PTR, "acquire"),
@@ -232,15 +288,21 @@ class _Pool:
                                  self._load(b, self.job_extent, I64, "acquire"),
                                  self._load(b, self.job_chunk, I64, "acquire"),
                                  self._load(b, self.job_nchunks, I64, "acquire")])
-        b.store(b.call(self.tsc, []), spins_slot)
+        self._restart_wait(b, spins_slot, last_slot)
         b.branch(wait)
         return fn
+
+    def _restart_wait(self, b, spins_slot, last_slot):
+        now = b.call(self.tsc, [])
+        b.store(now, spins_slot)
+        b.store(now, last_slot)
 
     def _after_fork(self):
         """In a forked child: no workers exist there (only the forking thread does); forget them."""
         fn, b = self._fn("nimble_par_after_fork", ir.FunctionType(ir.VoidType(), []))
         for slot in (self.nworkers, self.sleepers, self.busy):
             b.atomic_rmw("xchg", slot, _c(0, I32), "seq_cst")
+        b.store_atomic(_c(0), self.wake_sent, "monotonic", 8)
         b.ret_void()
         return fn
 
@@ -281,9 +343,13 @@ class _Pool:
                                               "yield", "finish"))
         small = b.or_(b.icmp_signed("<=", nthreads, _c(1, I32)), b.icmp_signed("<=", extent, _c(1)))
         t0 = b.call(self.tsc, [])
-        backing_off = b.icmp_signed("<", t0, self._load(b, self.serial_until, I64, "monotonic"))
+        backing_off = b.or_(b.icmp_signed("<", t0, self._load(b, self.serial_until, I64, "monotonic")),
+                            b.icmp_signed("<", t0, self._load(b, self.contended_until, I64, "monotonic")))
         b.cbranch(b.or_(small, backing_off), serial, try_pool)
         b.position_at_end(serial)
+        with b.if_then(b.icmp_signed(">", nthreads, _c(1, I32))):
+            self._count(b, "serial")
+            b.call(self.sample, [t0])
         b.call(FnPtr(rfn, RANGE_FN), [data, _c(0), extent])
         b.ret_void()
         b.position_at_end(try_pool)
@@ -291,6 +357,7 @@ class _Pool:
         b.cbranch(got, pooled, serial)
 
         b.position_at_end(pooled)
+        self._count(b, "parallel")
         nt = b.select(b.icmp_signed(">", nthreads, _c(MAX_WORKERS + 1, I32)), _c(MAX_WORKERS + 1, I32), nthreads)
         workers = b.sub(nt, _c(1, I32))
         b.call(self.spawn, [workers])
@@ -306,9 +373,19 @@ class _Pool:
                           (self.done, _c(0))):
             b.atomic_rmw("xchg", slot, val, "release")
         b.atomic_rmw("xchg", self.counter, high, "seq_cst")
-        sleeping = self._load(b, self.sleepers, I32)
-        b.cbranch(b.icmp_signed(">", sleeping, _c(0, I32)), wake, run)
+        # wake sleepers unless a wake sent less than WAKE_RETRY_TICKS ago is still on its way (a woken worker
+        # clears ``wake_sent`` when it runs): on a loaded machine a woken worker waits milliseconds for a core,
+        # and a futex call per region cost more than small regions run; a wake that went to nobody is resent
+        sleeping = b.icmp_signed(">", self._load(b, self.sleepers, I32), _c(0, I32))
+        maybe_wake = fn.append_basic_block("maybe_wake")
+        b.cbranch(sleeping, maybe_wake, run)
+        b.position_at_end(maybe_wake)
+        sent = self._load(b, self.wake_sent, I64, "monotonic")
+        stale = b.or_(b.icmp_signed("==", sent, _c(0)), b.icmp_signed(">", b.sub(t0, sent), _c(WAKE_RETRY_TICKS)))
+        b.cbranch(stale, wake, run)
         b.position_at_end(wake)
+        b.store_atomic(t0, self.wake_sent, "monotonic", 8)
+        self._count(b, "wakes")
         b.atomic_rmw("add", self.wake, _c(1, I32), "seq_cst")
         self._futex(b, FUTEX_WAKE_PRIVATE, self.wake, 0x7FFFFFFF)
         b.branch(run)
@@ -358,11 +435,75 @@ class _Pool:
         b.store(new, self.backoff)
         until = b.select(stalled, b.add(t2, new), self._load(b, self.serial_until, I64, "monotonic"))
         b.store_atomic(until, self.serial_until, "monotonic", 8)
+        with b.if_then(straggler):
+            self._count(b, "stragglers")
+        b.call(self.sample, [t2])
+
+    def _mark_contended(self, b, now):
+        with b.if_then(b.icmp_signed("==", self._load(b, self.watch_off, I32, "monotonic"), _c(0, I32))):
+            b.store_atomic(b.add(now, _c(CONTENDED_TICKS)), self.contended_until, "monotonic", 8)
+            b.store_atomic(b.add(now, _c(PROBATION_TICKS)), self.probation_until, "monotonic", 8)
+
+    def _watch_entry(self):
+        """``void nimble_parallel_watch_v1(i32 on)``: mark the pool contended when the machine looks
+        oversubscribed (1, the default) or never (0; clears a current mark)."""
+        fn, b = self._fn(WATCH_ENTRY, ir.FunctionType(ir.VoidType(), [I32]), "external")
+        b.store_atomic(b.select(b.icmp_signed("==", fn.args[0], _c(0, I32)), _c(1, I32), _c(0, I32)),
+                       self.watch_off, "monotonic", 4)
+        with b.if_then(b.icmp_signed("==", fn.args[0], _c(0, I32))):
+            b.store_atomic(_c(0), self.contended_until, "monotonic", 8)
+            b.store_atomic(_c(0), self.probation_until, "monotonic", 8)
+        b.ret_void()
+
+    def _sample_switches(self):
+        """sample(now): every ``SAMPLE_TICKS``, ``MIN_SWITCHES`` or more involuntary context switches of the calling
+        thread since its last sample, at a rate of at least ``MIN_SWITCHES`` per ``SAMPLE_TICKS``, mark the pool
+        contended (a sample by another caller thread starts over). Called after parallel regions and by serial
+        regions that asked for threads."""
+        fn, b = self._fn("nimble_par_sample", ir.FunctionType(ir.VoidType(), [I64]))
+        now = fn.args[0]
+        elapsed = b.sub(now, b.load(self.sample_tsc, typ=I64))
+        probation = b.icmp_signed("<", now, b.load(self.probation_until, typ=I64))
+        window = b.select(probation, _c(PROBATION_SAMPLE_TICKS), _c(SAMPLE_TICKS))
+        least = b.select(probation, _c(1), _c(MIN_SWITCHES))
+        with b.if_then(b.icmp_signed(">=", elapsed, window)):
+            usage = b.alloca(ir.ArrayType(I64, RUSAGE_WORDS))
+            b.store(ir.Constant(ir.ArrayType(I64, RUSAGE_WORDS), None), usage)
+            b.call(self.getrusage, [_c(RUSAGE_THREAD, I32), usage])
+            switches = b.load(b.gep(usage, [_c(0, I32), _c(NIVCSW_WORD, I32)]), typ=I64)
+            delta = b.sub(switches, b.load(self.sample_switches, typ=I64))
+            me = b.call(self.pthread_self, [])
+            first = b.or_(b.icmp_signed("==", b.load(self.sample_tsc, typ=I64), _c(0)),
+                          b.icmp_unsigned("!=", b.load(self.sample_thread, typ=I64), me))
+            b.store(me, self.sample_thread)
+            burst = b.and_(b.icmp_signed(">=", delta, least),
+                           b.icmp_signed(">=", b.mul(delta, window), b.mul(elapsed, least)))
+            with b.if_then(b.and_(burst, b.not_(first))):
+                self._count(b, "switch_bursts")
+                self._mark_contended(b, now)
+            b.store(switches, self.sample_switches)
+            b.store(now, self.sample_tsc)
+        b.ret_void()
+        return fn
 
     def _serial_left(self):
         """``i64 nimble_parallel_serial_left_v1()``: ticks until parallel regions run in parallel again (0: now)."""
-        fn, b = self._fn(SERIAL_LEFT, ir.FunctionType(I64, []), "external")
-        left = b.sub(self._load(b, self.serial_until, I64, "monotonic"), b.call(self.tsc, []))
+        return self._left(SERIAL_LEFT, self.serial_until)
+
+    def _count(self, b, name):
+        b.atomic_rmw("add", self.stats[STATS.index(name)], _c(1), "monotonic")
+
+    def _stats_entry(self):
+        """``void nimble_parallel_stats_v1(i64 *out)``: the counters of ``STATS``, in that order."""
+        fn, b = self._fn(STATS_ENTRY, ir.FunctionType(ir.VoidType(), [PTR]), "external")
+        for i, slot in enumerate(self.stats):
+            b.store(self._load(b, slot, I64, "monotonic"), b.gep(fn.args[0], [_c(i)], source_etype=I64))
+        b.ret_void()
+
+    def _left(self, name, until):
+        """``i64 name()``: time-stamp-counter ticks until the global ``until`` (0: passed)."""
+        fn, b = self._fn(name, ir.FunctionType(I64, []), "external")
+        left = b.sub(self._load(b, until, I64, "monotonic"), b.call(self.tsc, []))
         b.ret(b.select(b.icmp_signed(">", left, _c(0)), left, _c(0)))
         return fn
 
@@ -429,9 +570,40 @@ def saved_object() -> tuple[str, bytes]:
     return _loaded[0][2], _loaded[0][3]
 
 
-def serial_left() -> int:
-    """Time-stamp-counter ticks until parallel loops run in parallel again after a straggler backoff (0: now)."""
+def _ticks_left(name: str) -> int:
     import ctypes
 
     register()
-    return ctypes.CFUNCTYPE(ctypes.c_int64)(_loaded[0][0].address(SERIAL_LEFT))()
+    return ctypes.CFUNCTYPE(ctypes.c_int64)(_loaded[0][0].address(name))()
+
+
+def serial_left() -> int:
+    """Time-stamp-counter ticks until parallel loops run in parallel again after a straggler backoff (0: now)."""
+    return _ticks_left(SERIAL_LEFT)
+
+
+def stats() -> dict:
+    """Counts since the process started: regions run ``serial`` (more than one thread asked; backing off,
+    contended, nested, or one iteration) and ``parallel``, wakes sent to sleeping workers (``wakes``),
+    ``worker_sleeps``, ``stragglers`` (each backs off), worker ``preemptions`` and caller ``switch_bursts``
+    (each marks the pool contended)."""
+    import ctypes
+
+    register()
+    out = (ctypes.c_int64 * len(STATS))()
+    ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_loaded[0][0].address(STATS_ENTRY))(out)
+    return dict(zip(STATS, out))
+
+
+def set_contention_watch(on: bool) -> None:
+    """Whether the pool marks itself contended when the machine looks oversubscribed (default on); off also
+    clears a current mark. For measurements of the parallel runtime itself."""
+    import ctypes
+
+    register()
+    ctypes.CFUNCTYPE(None, ctypes.c_int32)(_loaded[0][0].address(WATCH_ENTRY))(1 if on else 0)
+
+
+def contended_left() -> int:
+    """Time-stamp-counter ticks until idle workers spin again after one was seen losing its core (0: now)."""
+    return _ticks_left(CONTENDED_LEFT)

@@ -1,6 +1,7 @@
 """nimble's parallel-for runtime (codegen/parallel.py): every chunk runs once, from any number of
 threads, concurrent callers, and a forked child."""
 import multiprocessing as mp
+import os
 import threading
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_runtime_object_needs_only_symbols_this_process_has():
     assert "__register_atfork" in undefined
 
 
-def test_a_straggling_worker_sends_the_next_regions_to_the_caller(threads):
+def test_a_straggling_worker_sends_the_next_regions_to_the_caller(threads, request):
     """A worker that holds a chunk far longer than the caller works (as when another process takes its core)
     makes the following regions run serially on the calling thread for a while; then they go parallel again."""
     import ctypes
@@ -116,6 +117,8 @@ def test_a_straggling_worker_sends_the_next_regions_to_the_caller(threads):
 
     entry = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32)(parallel.register())
     main, ran = threading.get_ident(), []
+    parallel.set_contention_watch(False)  # this test is about the backoff; a loaded CI machine would mark contention
+    request.addfinalizer(lambda: parallel.set_contention_watch(True))
 
     @ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
     def chunk(_data, lo, hi):
@@ -137,3 +140,69 @@ def test_a_straggling_worker_sends_the_next_regions_to_the_caller(threads):
     while parallel.serial_left() > 0 and time.time() < deadline:
         time.sleep(0.01)
     assert parallel.serial_left() == 0
+
+
+def test_stats_count_parallel_regions(kernel, threads):
+    from nimble.codegen import parallel
+
+    threads(2)
+    before = parallel.stats()
+    a = np.ones(100_000, np.float32)
+    for _ in range(20):
+        kernel(a)
+    after = parallel.stats()
+    assert set(after) == set(parallel.STATS)
+    ran = (after["parallel"] - before["parallel"]) + (after["serial"] - before["serial"])
+    assert ran == 20  # every region at 2 threads is counted once, one way or the other
+    assert all(after[k] >= before[k] for k in after)
+
+
+def test_an_oversubscribed_machine_marks_the_pool_contended(kernel, threads):
+    """Processes spinning on every core switch this one out involuntarily; the runtime notices (a worker's spin
+    or the process's context-switch rate), runs the next regions serially and stops waking workers."""
+    import subprocess
+    import sys
+    import time
+
+    from nimble.codegen import parallel
+
+    threads(2)
+    parallel.set_contention_watch(False)  # clears a mark left by earlier tests
+    parallel.set_contention_watch(True)
+    assert parallel.contended_left() == 0
+    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time() + 20\nwhile time.time() < t: pass"])
+               for _ in range((os.cpu_count() or 2) + 1)]
+    try:
+        a = np.ones(200_000, np.float32)  # above NIMBLE_PARALLEL_MIN_WORK: the kernel calls the runtime
+        before = parallel.stats()
+        deadline = time.time() + 15
+        while parallel.contended_left() == 0 and time.time() < deadline:
+            for _ in range(50):
+                kernel(a)
+        assert parallel.contended_left() > 0, "never noticed the machine was oversubscribed"
+        seen = parallel.stats()
+        assert seen["switch_bursts"] + seen["preemptions"] > before["switch_bursts"] + before["preemptions"]
+        for _ in range(20):
+            np.testing.assert_array_equal(kernel(a), a * 2 + 1)
+        after = parallel.stats()
+        assert after["serial"] - seen["serial"] == 20
+        assert after["parallel"] == seen["parallel"] and after["wakes"] == seen["wakes"]
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+
+
+def test_the_contention_watch_can_be_turned_off(kernel, threads, request):
+    from nimble.codegen import parallel
+
+    parallel.set_contention_watch(False)
+    request.addfinalizer(lambda: parallel.set_contention_watch(True))
+    assert parallel.contended_left() == 0
+    threads(2)
+    a = np.ones(100_000, np.float32)
+    before = parallel.stats()
+    for _ in range(10):
+        kernel(a)
+    assert parallel.contended_left() == 0
+    assert parallel.stats()["parallel"] - before["parallel"] + parallel.stats()["serial"] - before["serial"] == 10

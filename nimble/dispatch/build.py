@@ -193,8 +193,8 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str)
         if picked is None:
             continue
         rec, source, where = picked
-        out.append((BucketRange(lo, hi, str(rec.bucket), source, None, rec.mean_cost, dict(rec.config), where),
-                    dict(rec.config)))
+        out.append((BucketRange(lo, hi, str(rec.bucket), source, None, rec.mean_cost, dict(rec.config), where,
+                                cache=rec.cache or ""), dict(rec.config)))
     disjoint = []
     for r, cfg in out:
         if disjoint and r.lo <= disjoint[-1][0].hi:
@@ -228,7 +228,7 @@ def _boxes_from_records(probe, db, target: str, accept_foreign: bool, dim: str, 
         rec, source, where = picked
         extra = tuple((key[d].lo, key[d].hi) if d in key.dims else (0, UNBOUNDED) for d in others)
         boxes.append((BucketRange(key[dim].lo, key[dim].hi, str(key), source, None, rec.mean_cost, dict(rec.config),
-                                  where, extra), dict(rec.config)))
+                                  where, extra, rec.cache or ""), dict(rec.config)))
     boxes.sort(key=lambda rc: rc[0].bounds())
     return (others, boxes) if boxes else ((), [])
 
@@ -362,7 +362,8 @@ def any_bucket_dispatch(template: str, signature, name: str, dim: tuple, arg_lay
         rec, source, where = picked
         try:
             cfg = space.from_json(dict(rec.config))
-            r = BucketRange(0, UNBOUNDED, f"{dim_name}>=0", source, None, rec.mean_cost, cfg.to_json(), where)
+            r = BucketRange(0, UNBOUNDED, f"{dim_name}>=0", source, None, rec.mean_cost, cfg.to_json(), where,
+                            cache=rec.cache or "")
         except FormatError as exc:
             log.warning("%s: record does not fit the template's space (%s); using the fallback", name, exc)
             cfg = None

@@ -28,7 +28,8 @@ class BucketRange:
     """Values ``lo..hi`` (inclusive) of the dispatched dim use ``kernel``; ``source`` says why:
     ``"record"`` (best record of this host), ``"nearest-host"`` (a trusted nearest host's), ``"same-cpu"``
     or ``"foreign"`` (another host's, accepted), ``"fallback"``; ``host`` names the other host.
-    ``extra``: the (lo, hi) of each of the table's ``extra_dims`` (a multi-dim table's box)."""
+    ``extra``: the (lo, hi) of each of the table's ``extra_dims`` (a multi-dim table's box); ``cache``: how the
+    record's cost was measured (``"cold"``, ``"warm"``, or ``""``: unknown or no record)."""
 
     lo: int
     hi: int
@@ -39,6 +40,7 @@ class BucketRange:
     config: dict = field(default_factory=dict)
     host: str = ""
     extra: tuple = ()
+    cache: str = ""
 
     def bounds(self) -> tuple:
         """((lo, hi) of ``dim``, then of each extra dim)."""
@@ -53,13 +55,15 @@ class BucketRange:
                "record_id": self.record_id, "cost": self.cost, "config": self.config}
         if self.extra:
             out["extra"] = [list(b) for b in self.extra]
+        if self.cache:
+            out["cache"] = self.cache
         return {**out, "host": self.host} if self.host else out
 
     @staticmethod
     def from_json(d: dict) -> "BucketRange":
         return BucketRange(int(d["lo"]), int(d["hi"]), str(d["label"]), str(d["source"]), d.get("record_id"),
                            d.get("cost"), dict(d.get("config") or {}), str(d.get("host") or ""),
-                           tuple((int(lo), int(hi)) for lo, hi in d.get("extra") or ()))
+                           tuple((int(lo), int(hi)) for lo, hi in d.get("extra") or ()), str(d.get("cache") or ""))
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,10 @@ SOURCES = {"record": "a tuning record of this host", "same-cpu": "a record of th
            "foreign": "another host's record (accept_foreign; nearest host first)", "fallback": "the template's fallback config (no record)"}
 
 
+def _cache_note(cache) -> str:
+    return f" ({cache} cache)" if cache else ""
+
+
 class Explanation(Mapping):
     """What ``exe.explain(name, shape)`` returns: a read-only dict (``as_dict()``, ``["source"]``)
     that prints as a short sentence and a table of the table's buckets."""
@@ -146,7 +154,7 @@ class Explanation(Mapping):
 
     def __str__(self) -> str:
         f = self._fields
-        cost = "-" if f.get("measured_cost_s") is None else f"{f['measured_cost_s'] * 1e3:.4g} ms"
+        cost = "-" if f.get("measured_cost_s") is None else f"{f['measured_cost_s'] * 1e3:.4g} ms" + _cache_note(f.get("cache"))
         where = "inside" if f["inside"] else "outside every bucket; nearest"
         variant = "the residue variant" if f["variant"] != f["kernel"] and f["residue_variants"] else "the general kernel"
         names, value = str(f.get("dim", "n")).split(","), f["value"]
@@ -157,12 +165,12 @@ class Explanation(Mapping):
                  + (f": {f['host']}" if f.get("host") else ""),
                  f"  config {json.dumps(f['config'], sort_keys=True)}; measured {cost}; {self._residues()}"]
         if f.get("ranges"):
-            width = max(len(label) for label, _, _ in f["ranges"])
+            width = max(len(r[0]) for r in f["ranges"])
             lines.append(f"  {'bucket'.ljust(width)}  source        measured")
-            for label, source, c in f["ranges"]:
+            for label, source, c, *rest in f["ranges"]:
                 mark = "*" if label == f["bucket"] else " "
                 lines.append(f"{mark} {label.ljust(width)}  {source.ljust(12)}  "
-                             f"{'-' if c is None else f'{c * 1e3:.4g} ms'}")
+                             f"{'-' if c is None else f'{c * 1e3:.4g} ms' + _cache_note(rest[0] if rest else '')}")
         return "\n".join(lines)
 
 

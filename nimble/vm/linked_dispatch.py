@@ -123,7 +123,8 @@ class LinkedDispatch:
         return Explanation({
             "function": self.name, "dim": ",".join(dims), "value": n if not self.entry.extra_dims else tuple(n),
             "bucket": r.label, "inside": r.distance(self._point(n)) == 0,
-            "source": r.source, "host": r.host, "record_id": r.record_id, "measured_cost_s": r.cost, "config": r.config,
+            "source": r.source, "host": r.host, "record_id": r.record_id, "measured_cost_s": r.cost, "cache": r.cache,
+            "config": r.config,
             "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),
             "residue_variants": [list(c) for c, _ in self.entry.kernels[k].variants[:-1]],
-            "ranges": [(x.label, x.source, x.cost) for x in self.entry.ranges]})
+            "ranges": [(x.label, x.source, x.cost, x.cache) for x in self.entry.ranges]})

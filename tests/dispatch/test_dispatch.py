@@ -138,3 +138,22 @@ def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, mon
     exe = nimble.compile(model(), accept_foreign=True)
     info = exe.explain(dense_name(exe), (9, K))
     assert info["source"] == "same-cpu" and info["config"]["tile_rows"] == 5
+
+
+def test_explain_says_how_the_picked_record_was_measured(tmp_path):
+    """A record's cache mode reaches the dispatch table: explain prints it beside the measured cost, the dict
+    form carries it, and it survives save/load; a record that does not say prints no mode."""
+    import dataclasses
+
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db = Database(tmp_path / "cache.db")
+    db.add_records([dataclasses.replace(record(task, "n=1..64", 4, 16, 1e-5), cache="cold"),
+                    record(task, "n=65..300", 6, 32, 2e-5)])
+    exe = nimble.compile(model(), records=db)
+    cold, unknown = exe.explain(dense_name(exe), (8, K)), exe.explain(dense_name(exe), (100, K))
+    assert cold["source"] == "record" and cold["cache"] == "cold"
+    assert "measured 0.01 ms (cold cache)" in str(cold)
+    assert unknown["cache"] == "" and "cache)" not in str(unknown).splitlines()[1]
+    assert "n=1..64" in str(unknown) and "(cold cache)" in str(unknown)  # the table's row for the cold bucket
+    exe.save(tmp_path / "m.nimble")
+    assert nimble.Executable.load(tmp_path / "m.nimble").explain(dense_name(exe), (8, K)) == cold

@@ -349,7 +349,6 @@ class _Pool:
         b.position_at_end(serial)
         with b.if_then(b.icmp_signed(">", nthreads, _c(1, I32))):
             self._count(b, "serial")
-            b.call(self.sample, [t0])
         b.call(FnPtr(rfn, RANGE_FN), [data, _c(0), extent])
         b.ret_void()
         b.position_at_end(try_pool)
@@ -458,8 +457,8 @@ class _Pool:
     def _sample_switches(self):
         """sample(now): every ``SAMPLE_TICKS``, ``MIN_SWITCHES`` or more involuntary context switches of the calling
         thread since its last sample, at a rate of at least ``MIN_SWITCHES`` per ``SAMPLE_TICKS``, mark the pool
-        contended (a sample by another caller thread starts over). Called after parallel regions and by serial
-        regions that asked for threads."""
+        contended (a sample by another caller thread starts over). Called after parallel regions only: serial
+        regions (backing off, contended) would sample switches caused by the process's other thread pools."""
         fn, b = self._fn("nimble_par_sample", ir.FunctionType(ir.VoidType(), [I64]))
         now = fn.args[0]
         elapsed = b.sub(now, b.load(self.sample_tsc, typ=I64))

@@ -161,9 +161,10 @@ def parse_bucket_spec(text: str) -> BucketSpec:
     return BucketSpec(dim, tuple(kept))
 
 
-def make_tasks(template: str, sig: Signature, target: str, bucket_texts: Sequence[str]) -> list[Task]:
-    """One task per bucket key of the cross product of ``bucket_texts`` (one spec per symbolic dim)."""
-    specs = [parse_bucket_spec(t) for t in bucket_texts]
+def make_tasks(template: str, sig: Signature, target: str, bucket_texts: Sequence) -> list[Task]:
+    """One task per bucket key of the cross product of ``bucket_texts`` (one spec per symbolic dim: its
+    ``--bucket`` text or a ``BucketSpec``)."""
+    specs = [t if isinstance(t, BucketSpec) else parse_bucket_spec(t) for t in bucket_texts]
     symbolic = set(sig.symbolic_dims)
     given = [s.dim for s in specs]
     extra = [d for d in given if d not in symbolic]
@@ -252,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buckets-from", metavar="HISTOGRAM.json",
                    help="choose n's buckets from traffic: vm.shape_histogram() output or {value: count}")
     p.add_argument("--max-buckets", type=int, default=4, help="with --buckets-from (default 4)")
+    p.add_argument("--traffic-points", type=int, default=3, metavar="K",
+                   help="with --buckets-from: time each config at up to K lengths drawn from the bucket's traffic "
+                        "and rank configs by the traffic's weighted time (default 3); 0: at the bucket's top edge only")
     p.add_argument("--shape", help="dims of --op: ints and symbolic names, e.g. n,768,3072")
     p.add_argument("--bucket", action="append", default=[], metavar="DIM=SPEC",
                    help="buckets of a symbolic dim: n=1:512 (powers of two), n=1:8,9:32 (ranges), n=1..512 (one)")
@@ -295,9 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _histogram_spec(path: str, max_buckets: int):
-    """A BucketSpec of n from a histogram file (one table's {value: count}, or several merged)."""
-    from ..tuner.buckets import buckets_from_traffic
+def _histogram_spec(path: str, max_buckets: int, points: int = 0):
+    """A BucketSpec of n from a histogram file (one table's {value: count}, or several merged), each bucket
+    measured at up to ``points`` values of its traffic (``buckets.traffic_points``; 0: at its top edge)."""
+    from ..tuner.buckets import buckets_from_traffic, with_traffic_points
+
+    if points < 0:
+        raise NimbleError(f"--traffic-points: expected an int >= 0, got {points}")
 
     try:
         data = json.loads(open(path, encoding="utf-8").read())
@@ -308,7 +316,8 @@ def _histogram_spec(path: str, max_buckets: int):
     for table in tables:
         for value, count in table.items():
             merged[int(value)] = merged.get(int(value), 0) + int(count)
-    return buckets_from_traffic("n", merged, max_buckets)
+    spec = buckets_from_traffic("n", merged, max_buckets)
+    return with_traffic_points(spec, merged, points) if points else spec
 
 
 def _model_tasks(args: argparse.Namespace) -> list[Task]:
@@ -332,7 +341,7 @@ def _model_tasks(args: argparse.Namespace) -> list[Task]:
         except (ImportError, AttributeError) as exc:
             raise NimbleError(f"--model: cannot load {args.model}: {exc}") from None
     if args.buckets_from:
-        spec = _histogram_spec(args.buckets_from, args.max_buckets)
+        spec = _histogram_spec(args.buckets_from, args.max_buckets, args.traffic_points)
     elif args.bucket:
         spec = parse_bucket_spec(args.bucket[0])
     else:
@@ -346,8 +355,7 @@ def _tasks(args: argparse.Namespace) -> list[Task]:
     if args.tasks:
         return tasks_from_file(args.tasks, args.target)
     if args.buckets_from and not args.bucket:
-        spec = _histogram_spec(args.buckets_from, args.max_buckets)
-        args.bucket = ["n=" + ",".join(f"{b.lo}:{b.hi}" for b in spec.buckets)]
+        args.bucket = [_histogram_spec(args.buckets_from, args.max_buckets, args.traffic_points)]
     if not args.shape:
         raise NimbleError("--shape: required with --op")
     try:

@@ -168,7 +168,9 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str)
     A record's bucket key may bound several dims; its range is that of ``dim``. Of the records
     whose keys give ``dim`` the same range, those whose other dims have that range too (the
     diagonal: the model's symbolic dims tracking one length, as ``extract_tasks`` tunes them) are
-    preferred, then any key; within the chosen keys, ``_pick`` decides by host and cost.
+    preferred, then any key; among either, keys measured at traffic points (``Bucket.points``: the
+    time the bucket's traffic spends) before those measured at one value, as the costs of the two
+    do not compare; within the chosen keys, ``_pick`` decides by host and cost.
     """
     if db is None:
         return []
@@ -184,8 +186,8 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str)
         else:
             lo, hi = key[dim].lo, key[dim].hi
             diagonal = all((x.lo, x.hi) == (lo, hi) for x in key.buckets)
-        groups = by_range.setdefault((lo, hi), ({}, {}))
-        groups[0 if diagonal else 1].setdefault(rec.host, []).append(rec)
+        groups = by_range.setdefault((lo, hi), ({}, {}, {}, {}))
+        groups[(0 if diagonal else 2) + (0 if _traffic(key) else 1)].setdefault(rec.host, []).append(rec)
     host = host_fingerprint(target)
     out = []
     for (lo, hi), groups in sorted(by_range.items()):
@@ -203,6 +205,11 @@ def _ranges_from_records(probe, db, target: str, accept_foreign: bool, dim: str)
     return disjoint
 
 
+def _traffic(key: BucketKey) -> bool:
+    """Whether ``key`` was measured at traffic points (its costs are weighted means over them)."""
+    return any(b.points for b in key.buckets)
+
+
 def _boxes_from_records(probe, db, target: str, accept_foreign: bool, dim: str, names) -> tuple:
     """(the other dims, [(BucketRange box, config JSON)]) when records of the workload bound ``dim`` and other
     symbolic dims of ``names`` with ranges that differ (a multi-dim bucket scheme: ``nimble-tune --bucket b=..
@@ -210,12 +217,18 @@ def _boxes_from_records(probe, db, target: str, accept_foreign: bool, dim: str, 
     A key that does not bound one of the other dims spans all its values."""
     if db is None or dim is None:
         return (), []
-    by_key: dict = {}
+    by_key: dict = {}  # the box's bounds -> (a key, its records by host): traffic-point keys before one-value keys
     for rec in db.records(workload=probe.workload_key, target=target, include_errors=False):
         key = BucketKey.parse(str(rec.bucket))
         if len(key.dims) < 2 or dim not in key.dims or not set(key.dims) <= set(names):
             continue
-        by_key.setdefault(str(key), (key, {}))[1].setdefault(rec.host, []).append(rec)
+        bounds = tuple((b.dim, b.lo, b.hi) for b in key.buckets)
+        held = by_key.get(bounds)
+        if held is None or (_traffic(key) and not _traffic(held[0])):
+            held = by_key[bounds] = (key, {})
+        elif _traffic(key) != _traffic(held[0]):
+            continue
+        held[1].setdefault(rec.host, []).append(rec)
     if not any(len({(b.lo, b.hi) for b in key.buckets}) > 1 for key, _ in by_key.values()):
         return (), []
     others = tuple(sorted({d for key, _ in by_key.values() for d in key.dims} - {dim}))

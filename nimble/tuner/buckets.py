@@ -4,7 +4,10 @@ A ``Bucket`` is an inclusive range ``lo..hi`` of one dim, tuned at its ``represe
 (the upper edge by default, so a kernel tuned for the bucket never runs a larger n than it
 was measured at). Its stable string form — ``"n=33..64"``, ``"n=7"`` for a single value, and
 ``"n=33..64@48"`` when the representative is not the upper edge — is the key the records
-database stores.
+database stores. A bucket may instead be measured at several *traffic points*, weighted by how
+often the model calls them (``"n=1..29@9+12+23"``, ``"n=1..64@8*3+40"``): a config's cost is then
+the weighted mean of its times at those points, the time the bucket's traffic would spend in it
+(``traffic_points`` draws them from a shape histogram).
 
 A ``BucketSpec`` is the sorted, non-overlapping list of buckets of one dim:
 
@@ -22,6 +25,7 @@ concrete binding ``{"m": 3, "n": 40}`` to one.
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +40,8 @@ UNBOUNDED = 1 << 62
 FALLBACK_RANGES = ((0, 1, 1), (2, 4, 4), (5, 32, 16), (33, UNBOUNDED, 64))
 
 _DIM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_BUCKET_TEXT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?:\.\.(\d+))?(?:@(\d+))?$")
+_POINT = r"\d+(?:\*\d+)?"
+_BUCKET_TEXT = re.compile(rf"^([A-Za-z_][A-Za-z0-9_]*)=(\d+)(?:\.\.(\d+))?(?:@({_POINT}(?:\+{_POINT})*))?$")
 STATIC_KEY = "static"
 
 
@@ -48,18 +53,25 @@ def _check_int(name: str, value: Any, minimum: int = 0) -> int:
 
 @dataclass(frozen=True, order=True)
 class Bucket:
-    """The inclusive range ``lo..hi`` of dim ``dim``, tuned at ``representative`` (default ``hi``)."""
+    """The inclusive range ``lo..hi`` of dim ``dim``, tuned at ``representative`` (default ``hi``), or at
+    ``points`` ((value, weight), two or more: a config's cost is its weighted mean time over them; the
+    representative is then the point where half the traffic's time is spent, for fallbacks and features)."""
 
     dim: str
     lo: int
     hi: int
     representative: int = -1
+    points: tuple = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.dim, str) or not _DIM_NAME.match(self.dim):
             raise FormatError(f"bucket dim: expected an identifier, got {self.dim!r}")
         _check_int("bucket lo", self.lo)
         _check_int("bucket hi", self.hi, self.lo)
+        points = _check_points(self.points, self.lo, self.hi)
+        object.__setattr__(self, "points", points)
+        if points:
+            object.__setattr__(self, "representative", _time_median(points))
         if self.representative == -1:
             object.__setattr__(self, "representative", self.hi)
         rep = _check_int("bucket representative", self.representative)
@@ -75,26 +87,80 @@ class Bucket:
 
     def __str__(self) -> str:
         text = f"{self.dim}={self.lo}" if self.lo == self.hi else f"{self.dim}={self.lo}..{self.hi}"
+        if self.points:
+            return f"{text}@" + "+".join(str(v) if w == 1 else f"{v}*{w}" for v, w in self.points)
         return text if self.representative == self.hi else f"{text}@{self.representative}"
+
+    def weighted_points(self) -> tuple:
+        """((value, weight), ...) this bucket is measured at: its ``points``, else its representative alone."""
+        return self.points or ((self.representative, 1),)
 
     @classmethod
     def parse(cls, text: str) -> Bucket:
-        """Parse the string form: ``"n=33..64"``, ``"n=7"`` or ``"n=33..64@48"``."""
+        """Parse the string form: ``"n=33..64"``, ``"n=7"``, ``"n=33..64@48"`` or ``"n=1..64@8*3+40"``."""
         match = _BUCKET_TEXT.match(text.strip()) if isinstance(text, str) else None
         if match is None:
-            raise FormatError(f"bucket: expected text like 'n=33..64' or 'n=7', got {text!r}")
-        dim, lo, hi, rep = match.groups()
+            raise FormatError(f"bucket: expected text like 'n=33..64', 'n=7' or 'n=1..64@8+40', got {text!r}")
+        dim, lo, hi, at = match.groups()
         hi = hi if hi is not None else lo
-        return cls(dim, int(lo), int(hi), int(rep) if rep is not None else int(hi))
+        if at is None:
+            return cls(dim, int(lo), int(hi))
+        points = tuple((int(v), int(w or 1)) for v, _, w in (p.partition("*") for p in at.split("+")))
+        if len(points) == 1:
+            return cls(dim, int(lo), int(hi), points[0][0])
+        return cls(dim, int(lo), int(hi), points=points)
 
     def to_json(self) -> dict[str, Any]:
-        return {"dim": self.dim, "lo": self.lo, "hi": self.hi, "representative": self.representative}
+        out = {"dim": self.dim, "lo": self.lo, "hi": self.hi, "representative": self.representative}
+        if self.points:
+            out["points"] = [list(p) for p in self.points]
+        return out
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> Bucket:
         if not isinstance(obj, Mapping) or not {"dim", "lo", "hi"} <= set(obj):
             raise FormatError(f"bucket: expected an object with 'dim', 'lo', 'hi', got {obj!r}")
+        points = obj.get("points") or ()
+        if points:
+            if not isinstance(points, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                                 for p in points):
+                raise FormatError(f"bucket points: expected [[value, weight], ...], got {points!r}")
+            return cls(obj["dim"], obj["lo"], obj["hi"], points=tuple(tuple(p) for p in points))
         return cls(obj["dim"], obj["lo"], obj["hi"], obj.get("representative", obj["hi"]))
+
+
+def _check_points(points, lo: int, hi: int) -> tuple:
+    """``points`` as a sorted tuple of (value, weight) with distinct values in ``lo..hi`` and weights >= 1."""
+    if not isinstance(points, tuple):
+        raise FormatError(f"bucket points: expected a tuple of (value, weight), got {points!r}")
+    if not points:
+        return ()
+    out = []
+    for p in points:
+        if not isinstance(p, tuple) or len(p) != 2:
+            raise FormatError(f"bucket points: expected (value, weight) pairs, got {p!r}")
+        v, w = _check_int("bucket point", p[0]), _check_int("bucket point weight", p[1], 1)
+        if not lo <= v <= hi:
+            raise FormatError(f"bucket point: expected a value in {lo}..{hi}, got {v}")
+        out.append((v, w))
+    out.sort()
+    if len({v for v, _ in out}) != len(out):
+        raise FormatError(f"bucket points: expected distinct values, got {[v for v, _ in out]}")
+    if len(out) < 2:
+        raise FormatError(f"bucket points: expected two or more (one point is the representative), got {out}")
+    g = math.gcd(*(w for _, w in out))
+    return tuple((v, w // g) for v, w in out)
+
+
+def _time_median(points: tuple) -> int:
+    """The point where half of the traffic's time has been spent, taking time as proportional to the value."""
+    total = sum(max(v, 1) * w for v, w in points)
+    acc = 0
+    for v, w in points:
+        acc += max(v, 1) * w
+        if 2 * acc >= total:
+            return v
+    return points[-1][0]
 
 
 @dataclass(frozen=True)
@@ -336,3 +402,35 @@ def buckets_from_traffic(dim: str, histogram: Mapping[int, int], max_buckets: in
         buckets.append(Bucket(dim, lo, edge))
         lo = edge + 1
     return BucketSpec(dim, tuple(buckets))
+
+
+def traffic_points(bucket: Bucket, histogram: Mapping[int, int], max_points: int = 3) -> Bucket:
+    """``bucket`` measured at up to ``max_points`` values drawn from the ``histogram`` (value -> calls) of
+    the traffic inside it: the calls split into ``max_points`` equal shares, each share's median value a
+    point weighted by its calls (a value holding several shares' medians gets their weights). A config
+    tuned at the bucket's top edge alone can lose to the fallback at the bucket's short values, where
+    most calls may land; one timed at the traffic's points is ranked by the time the traffic spends.
+    With no traffic, or one value, inside the bucket: the bucket unchanged, or that value as representative."""
+    _check_int("max_points", max_points, 1)
+    inside = sorted((v, c) for v, c in histogram.items() if v in bucket and c > 0)
+    if not inside:
+        return bucket
+    total = sum(c for _, c in inside)
+    weights: dict[int, int] = {}
+    k = max_points
+    for share in range(k):
+        target = (2 * share + 1) * total / (2 * k)  # the median call of this share
+        acc = 0
+        for v, c in inside:
+            acc += c
+            if acc >= target:
+                weights[v] = weights.get(v, 0) + 1
+                break
+    if len(weights) == 1:
+        return Bucket(bucket.dim, bucket.lo, bucket.hi, next(iter(weights)))
+    return Bucket(bucket.dim, bucket.lo, bucket.hi, points=tuple(sorted(weights.items())))
+
+
+def with_traffic_points(spec: BucketSpec, histogram: Mapping[int, int], max_points: int = 3) -> BucketSpec:
+    """``spec`` with every bucket measured at its traffic's points (``traffic_points``)."""
+    return BucketSpec(spec.dim, tuple(traffic_points(b, histogram, max_points) for b in spec.buckets))

@@ -20,6 +20,7 @@ repeats, each reported as seconds per call. Kernels run with ``NIMBLE_NUM_THREAD
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -164,9 +165,10 @@ class TaskData:
     atol: float
 
     @classmethod
-    def of(cls, task: Task, options: MeasureOptions) -> TaskData:
+    def of(cls, task: Task, options: MeasureOptions, dims: dict | None = None) -> TaskData:
+        """The data at ``dims`` (default: the task's representatives); see ``task_data_of`` for traffic points."""
         tmpl, sig = task.template_obj, task.signature
-        inputs = tmpl.random_inputs(sig, task.dims, np.random.default_rng(0))
+        inputs = tmpl.random_inputs(sig, task.dims if dims is None else dims, np.random.default_rng(0))
         refs = [np.asarray(r) for r in tmpl.reference(sig, inputs)] if options.check_correctness else []
         tol = max([default_tolerance(r.dtype) for r in refs], default=0.0)
         return cls(tuple(np.asarray(a, order="C") for a in inputs), tuple(refs),  # (ascontiguousarray makes 0-d 1-d)
@@ -181,6 +183,41 @@ class TaskData:
             np.save(folder / f"reference_{k}.npy", r, allow_pickle=False)
 
 
+POINTS_FILE = "points.json"
+
+
+@dataclass(frozen=True)
+class PointsData:
+    """A task's data at each of its traffic points (``Task.points``) with their weights: the runner times
+    a config at every point and reports the weighted mean seconds per call of each repeat."""
+
+    parts: tuple[tuple[TaskData, int], ...]
+
+    @property
+    def rtol(self) -> float:
+        return max(d.rtol for d, _ in self.parts)
+
+    @property
+    def atol(self) -> float:
+        return max(d.atol for d, _ in self.parts)
+
+    def save(self, folder: Path) -> None:
+        """Each point's files in ``point_<k>/``, and ``points.json`` listing them with their weights."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, (data, _) in enumerate(self.parts):
+            data.save(folder / f"point_{k}")
+        (folder / POINTS_FILE).write_text(json.dumps(
+            {"points": [{"folder": f"point_{k}", "weight": w} for k, (_, w) in enumerate(self.parts)]}))
+
+
+def task_data_of(task: Task, options: MeasureOptions) -> TaskData | PointsData:
+    """What a runner needs to measure ``task``: its data at the representatives, or at each traffic point."""
+    points = task.points()
+    if len(points) == 1:
+        return TaskData.of(task, options)
+    return PointsData(tuple((TaskData.of(task, options, binding), weight) for binding, weight in points))
+
+
 def call_worker(worker: WorkerProcess, message: dict, timeout_s: float) -> dict:
     """The worker's reply, or an error reply of kind timeout/crash when the worker is lost."""
     try:
@@ -192,7 +229,7 @@ def call_worker(worker: WorkerProcess, message: dict, timeout_s: float) -> dict:
     return reply
 
 
-def load_and_run(runner: WorkerProcess, description: dict, index: int, folder: str, data: TaskData,
+def load_and_run(runner: WorkerProcess, description: dict, index: int, folder: str, data: TaskData | PointsData,
                  options: MeasureOptions) -> dict:
     """Build (from the object cache) config ``index`` in ``runner``, check and time it: the runner's reply."""
     reply = call_worker(runner, {"op": "load", "task": description, "index": index}, options.timeout_s)
@@ -293,7 +330,7 @@ class Measurer:
         self.runner = runner or LocalRunner(self.options)
         self._scratch = ScratchFolder()
         self._folder = self._scratch.path
-        self._task_data: dict[tuple[str, str], tuple[str, TaskData]] = {}
+        self._task_data: dict[tuple[str, str], tuple[str, TaskData | PointsData]] = {}
 
     def __enter__(self) -> Measurer:
         return self
@@ -326,11 +363,11 @@ class Measurer:
             results.append(result)
         return results
 
-    def task_data(self, task: Task) -> tuple[str, TaskData]:
+    def task_data(self, task: Task) -> tuple[str, TaskData | PointsData]:
         """(folder of the saved inputs and reference outputs, the data), made once per task."""
         key = (task.workload_key.hash, str(task.bucket))
         if key not in self._task_data:
-            data = TaskData.of(task, self.options)
+            data = task_data_of(task, self.options)
             folder = self._folder / f"task{len(self._task_data)}"
             data.save(folder)
             self._task_data[key] = (str(folder), data)

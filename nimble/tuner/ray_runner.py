@@ -39,7 +39,8 @@ from pathlib import Path
 from ..errors import TuningError
 from ..schedules.space import Config
 from .fingerprint import NUM_THREADS_ENV, HostFingerprint, host_fingerprint, num_threads
-from .measure import MeasureOptions, MeasureResult, TaskData, call_worker, load_and_run, result_of, task_to_json
+from .measure import (MeasureOptions, MeasureResult, PointsData, TaskData, call_worker, load_and_run, result_of,
+                      task_data_of, task_to_json)
 from .task import Task
 from .worker_process import WorkerProcess
 
@@ -100,7 +101,7 @@ def _build(description: dict, index: int, timeout_s: float, threads: int) -> dic
     return _guarded(lambda: call_worker(_worker("builder", threads), message, timeout_s))
 
 
-def _measure(description: dict, index: int, data_key: str, data: TaskData, options: MeasureOptions,
+def _measure(description: dict, index: int, data_key: str, data: TaskData | PointsData, options: MeasureOptions,
              threads: int) -> dict:
     if data_key not in _FOLDERS:
         folder = tempfile.mkdtemp(prefix="nimble-ray-task-")
@@ -148,7 +149,7 @@ class RayMeasurer:
         self._suspects: dict[str, float] = {}  # node id -> when it lost a measurement
         self.measured_on: Counter = Counter()  # node id -> configs measured there
         self.busy_nodes: set[str] = set()  # nodes with one of this measurer's measurements in flight
-        self._task_data: dict[tuple[str, str], tuple[str, object, TaskData]] = {}
+        self._task_data: dict[tuple[str, str], tuple[str, object, TaskData | PointsData]] = {}
         self.lost_workers = 0  # Ray workers or nodes lost under a config, over this measurer's life
 
     def __enter__(self) -> RayMeasurer:
@@ -199,10 +200,10 @@ class RayMeasurer:
                               f"(start measuring nodes with --resources '{{\"{self.resource}\": 1}}')")
         return matching
 
-    def _data(self, task: Task) -> tuple[str, object, TaskData]:
+    def _data(self, task: Task) -> tuple[str, object, TaskData | PointsData]:
         key = (task.workload_key.hash, str(task.bucket))
         if key not in self._task_data:
-            data = TaskData.of(task, self.options)
+            data = task_data_of(task, self.options)
             self._task_data[key] = (f"{key[0]}:{key[1]}", _ray().put(data), data)
         return self._task_data[key]
 

@@ -11,6 +11,8 @@ Started by ``measure.Measurer`` as a builder or as the runner. Requests:
   with ``reference_<k>.npy`` when ``check``, then time it; replies ``{"ok": true, "costs": [...]}``
   (seconds per call, one per repeat). With ``flush_bytes`` > 0 the timed calls rotate through copies
   of the arguments spanning that many bytes (``rotation``): each call starts with its data out of cache.
+  When ``DIR`` holds ``points.json`` (a task measured at traffic points: ``measure.PointsData``), each
+  listed folder is checked and timed in turn and each reported repeat is the weighted mean over them.
 
 A failure replies ``{"ok": false, "kind": KIND, "message": TEXT}`` with ``KIND`` one of
 ``build``, ``invalid_config``, ``runtime``, ``wrong_result``; a task the worker cannot set up
@@ -36,6 +38,7 @@ from ..schedules.registry import TemplateError
 
 _WATCHDOG_PERIOD_S = 0.5
 _MAX_NUMBER = 1 << 24
+_KEPT_FOLDERS = 8  # task data folders a worker keeps loaded (a task's traffic points)
 
 
 def time_calls(call, number: int, repeat: int, min_repeat_ms: float) -> list[float]:
@@ -120,7 +123,7 @@ class MeasureWorker:
     def __init__(self) -> None:
         self.tasks: dict[str, object] = {}
         self.kernel = None
-        self.data: tuple[str, list, list] | None = None
+        self.data: dict[str, tuple[list, list]] = {}
 
     def handle(self, request: dict) -> dict:
         op = request.get("op")
@@ -160,19 +163,37 @@ class MeasureWorker:
         return {"ok": True, "build_s": time.perf_counter() - start}
 
     def load_data(self, folder: str) -> tuple[list, list]:
-        if self.data is None or self.data[0] != folder:
+        """The inputs and references saved in ``folder``, kept for the folders of the latest task (its points)."""
+        if folder not in self.data:
+            if len(self.data) >= _KEPT_FOLDERS:
+                self.data.clear()
             path = Path(folder)
             inputs = [np.load(p, allow_pickle=False) for p in sorted(path.glob("input_*.npy"), key=_number)]
             refs = [np.load(p, allow_pickle=False) for p in sorted(path.glob("reference_*.npy"), key=_number)]
-            self.data = (folder, inputs, refs)
-        return self.data[1], self.data[2]
+            self.data[folder] = (inputs, refs)
+        return self.data[folder]
 
     def run(self, request: dict) -> dict:
         if self.kernel is None:
             return _error("runtime", "measure worker: run requested before a successful load")
+        listing = Path(request["data"]) / "points.json"
+        if not listing.exists():
+            return self.run_at(request, request["data"])
+        total, costs = 0, None
+        for point in json.loads(listing.read_text())["points"]:
+            reply = self.run_at(request, str(Path(request["data"]) / point["folder"]))
+            if not reply["ok"]:
+                return reply
+            weight = point["weight"]
+            total += weight
+            timed = [weight * c for c in reply["costs"]]
+            costs = timed if costs is None else [a + b for a, b in zip(costs, timed)]
+        return {"ok": True, "costs": [c / total for c in costs]}
+
+    def run_at(self, request: dict, folder: str) -> dict:
         tk = self.kernel
         try:
-            inputs, refs = self.load_data(request["data"])
+            inputs, refs = self.load_data(folder)
             prepared = tk.prepare_inputs([a.copy() for a in inputs])
             result = tk.kernel(*prepared)
         except Exception as exc:  # noqa: BLE001

@@ -12,7 +12,8 @@ from .workload import WorkloadKey
 @dataclass(frozen=True)
 class Task:
     """What to tune: ``template`` for ``signature`` on ``target``, measured at the representative
-    values of ``bucket`` (``BucketKey.parse("static")`` when the signature has no symbolic dim)."""
+    values of ``bucket`` or at its traffic points (``points()``; ``BucketKey.parse("static")`` when the
+    signature has no symbolic dim)."""
 
     template: str
     signature: Signature
@@ -41,6 +42,21 @@ class Task:
         """Symbolic dim -> the value this task is measured at."""
         return dict(self.bucket.representatives())
 
+    def points(self) -> list[tuple[dict, int]]:
+        """(binding, weight) pairs this task is measured at: the representatives alone, or the buckets' traffic
+        points (``Bucket.points``). Dims whose buckets carry the same points move together (the model's
+        symbolic dims tracking one length, as ``extract_tasks`` keys them); other dims combine as a product."""
+        rep = self.dims
+        groups: dict = {}
+        for b in self.bucket.buckets:
+            groups.setdefault(b.weighted_points(), []).append(b.dim)
+        out = [(rep, 1)]
+        for points, dims in groups.items():
+            if len(points) == 1:
+                continue
+            out = [({**binding, **{d: v for d in dims}}, weight * w) for binding, weight in out for v, w in points]
+        return out
+
     def fallback(self):
         return self.template_obj.fallback(self.signature, self.space, self.dims)
 
@@ -49,8 +65,13 @@ class Task:
         args = [(shape, dtype) for shape, dtype in self.signature.args]
         return WorkloadKey(self.template, args, self.target, _thaw(dict(self.signature.attrs)))
 
-    def flops(self) -> int:
-        return self.template_obj.flops(self.signature, self.dims)
+    def flops(self) -> float:
+        """FLOPs of one call: at the representatives, or the weighted mean over the traffic points."""
+        points = self.points()
+        if len(points) == 1:
+            return self.template_obj.flops(self.signature, self.dims)
+        total = sum(w for _, w in points)
+        return sum(w * self.template_obj.flops(self.signature, b) for b, w in points) / total
 
     def build(self, config, name: str | None = None):
         return self.template_obj.build(self.signature, config, name=name or self.template)

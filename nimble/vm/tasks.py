@@ -155,8 +155,10 @@ def profile_shares(mod, inputs, records=None, ir_passes=None, runs: int = 3) -> 
     return out
 
 
-def _bucket_key(sig: Signature, lo: int, hi: int) -> str:
-    return ",".join(f"{d}={lo}..{hi}" for d in sig.symbolic_dims)
+def _bucket_key(sig: Signature, lo: int, hi: int, bucket=None) -> str:
+    """Every symbolic dim of ``sig`` in ``lo..hi`` (or in ``bucket``, with its representative or traffic points)."""
+    body = str(bucket).partition("=")[2] if bucket is not None else f"{lo}..{hi}"
+    return ",".join(f"{d}={body}" for d in sig.symbolic_dims)
 
 
 def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templates=None,
@@ -164,7 +166,7 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
     """Tuning tasks of a model: each template-backed fused group's signature in each bucket.
 
     ``buckets``: a ``BucketSpec`` or its text (``"n=1:8,9:32,33:128"``) of the model's dynamic
-    length (default: powers of two up to 512). A signature with several symbolic dims (softmax
+    length (default: powers of two up to 512); its buckets' representatives or traffic points carry over. A signature with several symbolic dims (softmax
     over (12, n, n), batch_matmul's n and k) is tuned on the diagonal: every symbolic dim in the
     same bucket, as when they all track one sequence length; a static signature gets one
     ``static`` task, and one whose cost does not depend on its symbolic dims (``ONE_BUCKET``: lstm_cell, a
@@ -188,8 +190,8 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
             tasks.append(Task(mt.template, sig, target, _bucket_key(sig, 1, 1)))
             continue
         for b in spec.buckets:
-            task = Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi))
-            moved = mt.bytes_moved(max(task.dims.values()))
+            task = Task(mt.template, sig, target, _bucket_key(sig, b.lo, b.hi, b))
+            moved = mt.bytes_moved(max(v for binding, _ in task.points() for v in binding.values()))
             if max_bytes is not None and moved > max_bytes:
                 log.warning("extract_tasks: %s @ %s left out: it moves %.1f GiB at the bucket's representative "
                             "(max_bytes %.1f GiB); tune it with smaller buckets", mt.template, task.bucket,

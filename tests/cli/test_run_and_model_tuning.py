@@ -69,5 +69,12 @@ def test_tune_a_model_with_buckets_from_a_histogram(tmp_path, monkeypatch):
                         "--max-buckets", "2", "--trials", "2", "--tuner", "random", "--db", str(db), "--no-progress"])
     assert rc == 0
     buckets = {str(r.bucket) for r in Database(db).records()}
-    assert buckets == {"n=1..3", "n=4..40"}
+    # n=3 is the first bucket's only traffic; the second's calls split in three shares: 20, 40, 40
+    assert buckets == {"n=1..3", "n=4..40@20+40*2"}
+    top = tmp_path / "top.db"
+    rc = tune_cli.main(["--model", "tiny_model_for_tune:build", "--buckets-from", str(tmp_path / "h.json"),
+                        "--max-buckets", "2", "--traffic-points", "0", "--trials", "2", "--tuner", "random",
+                        "--db", str(top), "--no-progress"])
+    assert rc == 0
+    assert {str(r.bucket) for r in Database(top).records()} == {"n=1..3", "n=4..40"}
     sys.modules.pop("tiny_model_for_tune", None)

@@ -157,3 +157,21 @@ def test_explain_says_how_the_picked_record_was_measured(tmp_path):
     assert "n=1..64" in str(unknown) and "(cold cache)" in str(unknown)  # the table's row for the cold bucket
     exe.save(tmp_path / "m.nimble")
     assert nimble.Executable.load(tmp_path / "m.nimble").explain(dense_name(exe), (8, K)) == cold
+
+
+def test_a_bucket_measured_at_traffic_points_wins_over_its_top_edge_record(tmp_path):
+    """Records of one range measured at the bucket's traffic points and at its top edge do not compare (a
+    weighted mean over short lengths against a time at the longest): the traffic-point record keys the
+    table whatever the costs, explain names its points, and a range without one keeps its top-edge record."""
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db = Database(tmp_path / "traffic.db")
+    db.add_records([record(task, "n=1..64", 2, 32, 1e-6),  # cheaper, but timed at n=64 only
+                    record(task, "n=1..64@8*3+40", 4, 16, 5e-6),
+                    record(task, "n=65..300", 6, 32, 2e-5)])
+    exe = nimble.compile(model(), records=db)
+    short = exe.explain(dense_name(exe), (8, K))
+    assert short["bucket"] == "n=1..64@8*3+40" and short["config"]["tile_rows"] == 4
+    assert short["measured_cost_s"] == pytest.approx(5e-6)
+    assert exe.explain(dense_name(exe), (100, K))["config"]["tile_rows"] == 6
+    x = np.random.default_rng(3).standard_normal((8, K)).astype("float32")
+    np.testing.assert_allclose(nimble.VirtualMachine(exe).run(x), ir.evaluate(model(), x), rtol=1e-4, atol=1e-4)

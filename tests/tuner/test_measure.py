@@ -158,3 +158,31 @@ def test_a_template_module_the_workers_cannot_import_is_a_tuning_error_not_error
     with Measurer(MeasureOptions(n_parallel=1, **FAST)) as m, pytest.raises(TuningError, match="could not set up") as err:
         m.measure(task, [task.space.config(mode="double")])
     assert "No module named 'vanishing_templates'" in str(err.value)
+
+
+def test_a_task_at_traffic_points_is_checked_at_every_point(measurer):
+    task = faulty_task("n=1..64@3+17*2+64")
+    assert task.points() == [({"n": 3}, 1), ({"n": 17}, 2), ({"n": 64}, 1)]
+    before = len(faulty.REFERENCE_CALLS)
+    ok, wrong = measurer.measure(task, [task.space.config(mode="double"), task.space.config(mode="wrong")])
+    assert sorted(faulty.REFERENCE_CALLS[before:]) == [(3,), (17,), (64,)]
+    assert ok.ok and len(ok.costs) == FAST["repeat"]
+    assert wrong.error_kind == "wrong_result"
+
+
+def test_a_traffic_point_cost_is_the_weighted_mean_of_the_points_times():
+    """n=1 three times as often as n=512: the cost is (3 t(1) + t(512)) / 4, about a quarter of t(512)."""
+    import statistics
+
+    sig = dense_signature("n", 256, 256)
+    config = Task("dense", sig, "llvm", "n=1..512").fallback()
+    with Measurer(MeasureOptions(repeat=5, min_repeat_ms=10.0, n_parallel=0)) as m:
+        def cost(bucket):
+            [result] = m.measure(Task("dense", sig, "llvm", bucket), [config])
+            assert result.ok, result.error_message
+            return statistics.median(result.costs)
+
+        small, large, mixed = cost("n=1..512@1"), cost("n=1..512"), cost("n=1..512@1*3+512")
+    assert large > 20 * small
+    expected = (3 * small + large) / 4
+    assert 0.6 * expected < mixed < 1.6 * expected

@@ -42,6 +42,15 @@ def test_each_signature_is_one_task_per_bucket_on_the_diagonal_of_its_dims(small
         assert isinstance(task, Task) and task.flops() > 0 and len(task.space) > 1
 
 
+def test_a_buckets_traffic_points_reach_every_dim_of_the_diagonal(small_bert):
+    from nimble.tuner.buckets import Bucket, BucketSpec
+
+    spec = BucketSpec("n", (Bucket("n", 1, 8, 8), Bucket.parse("n=9..32@12*2+30")))
+    softmax = [t for t in extract_tasks(small_bert, buckets=spec, ir_passes=NO_ATTENTION) if t.template == "softmax"]
+    assert [str(t.bucket) for t in softmax] == ["d0_1=1..8,d0_2=1..8", "d0_1=9..32@12*2+30,d0_2=9..32@12*2+30"]
+    assert softmax[1].points() == [({"d0_1": 12, "d0_2": 12}, 2), ({"d0_1": 30, "d0_2": 30}, 1)]
+
+
 def test_shares_follow_flops_and_bytes_and_sum_to_one(small_bert):
     tasks = model_tasks(small_bert, NO_ATTENTION)
     at_8, at_512 = shares(tasks, 8), shares(tasks, 512)

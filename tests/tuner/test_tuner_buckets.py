@@ -3,9 +3,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nimble.errors import FormatError
+from nimble.schedules.dense import dense_signature
+from nimble.schedules.registry import Signature
 from nimble.tuner.buckets import (
-    Bucket, BucketKey, BucketSpace, BucketSpec, buckets_from_histogram,
+    Bucket, BucketKey, BucketSpace, BucketSpec, buckets_from_histogram, buckets_from_traffic, traffic_points,
+    with_traffic_points,
 )
+from nimble.tuner.task import Task
 
 PRIMES = [2, 3, 5, 7, 11, 13, 31, 61, 127, 257, 509, 521, 8191, 65537, 2147483647]
 VALUES = st.one_of(st.just(0), st.just(1), st.sampled_from(PRIMES), st.integers(0, 5000), st.integers(0, 10**15))
@@ -176,3 +180,65 @@ def test_bucket_space_maps_bindings_and_reports_outside_dims():
     assert len(space.keys()) == 7 * 2
     with pytest.raises(FormatError, match=r"value for dims \['m'\]"):
         space.key_of({"n": 3})
+
+
+def test_traffic_point_buckets_round_trip_and_reject_bad_points():
+    b = Bucket.parse("n=1..64@8*3+40")
+    assert b.points == ((8, 3), (40, 1)) and str(b) == "n=1..64@8*3+40"
+    assert b.representative == 40  # 8*3 = 24 of the 64 value-calls lie below 40
+    assert Bucket.parse("n=1..64@8*30+40").representative == 8  # 240 of 280
+    assert str(Bucket.parse("n=1..29@23+9*2+12*2")) == "n=1..29@9*2+12*2+23"
+    assert str(Bucket.parse("n=1..29@9*2+12*2")) == "n=1..29@9+12"  # weights reduced by their gcd
+    assert Bucket.parse("n=1..29@9*2+12*2") == Bucket.parse("n=1..29@9+12")
+    assert Bucket.parse("n=1..64@48*5") == Bucket("n", 1, 64, 48)  # one point: the representative
+    assert Bucket.from_json(b.to_json()) == b and Bucket.from_json(Bucket("n", 1, 8).to_json()) == Bucket("n", 1, 8)
+    assert BucketKey.parse(str(BucketKey.of([b, Bucket("m", 1, 4)]))) == BucketKey.of([b, Bucket("m", 1, 4)])
+    for text, message in [("n=1..64@8+80", "in 1..64"), ("n=1..64@8+8", "distinct"), ("n=1..64@8*0+9", "weight"),
+                          ("n=1..64@8+", "expected text")]:
+        with pytest.raises(FormatError, match=message):
+            Bucket.parse(text)
+    with pytest.raises(FormatError, match="points"):
+        Bucket.from_json({"dim": "n", "lo": 1, "hi": 8, "points": [3, 4]})
+
+
+def test_traffic_points_split_the_calls_in_equal_shares():
+    hist = {8: 24, 9: 24, 10: 12, 11: 12, 12: 24, 17: 24, 18: 12, 23: 12, 29: 24, 40: 12, 125: 3}
+    spec = BucketSpec.parse("n=1:29,30:125")
+    assert [str(b) for b in with_traffic_points(spec, hist, 3).buckets] == ["n=1..29@9+12+23", "n=30..125@40*2+125"]
+    assert str(traffic_points(Bucket("n", 1, 29), hist, 1)) == "n=1..29@12"  # the median call
+    assert traffic_points(Bucket("n", 1, 29), {}, 3) == Bucket("n", 1, 29)  # no traffic: the top edge
+    assert traffic_points(Bucket("n", 1, 29), {5: 7, 40: 2}, 3) == Bucket("n", 1, 29, 5)  # one value: itself
+    assert str(traffic_points(Bucket("n", 1, 29), {5: 1, 6: 1}, 3)) == "n=1..29@5*2+6"
+    with pytest.raises(FormatError, match="max_points"):
+        traffic_points(Bucket("n", 1, 29), hist, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hist=st.dictionaries(st.one_of(st.sampled_from(PRIMES[:10]), st.integers(0, 3000)), st.integers(0, 1000),
+                            min_size=1, max_size=40),
+       max_buckets=st.integers(1, 8), max_points=st.integers(1, 5))
+def test_traffic_points_lie_in_the_bucket_on_observed_values(hist, max_buckets, max_points):
+    spec = buckets_from_traffic("n", hist, max_buckets)
+    for plain, b in zip(spec.buckets, with_traffic_points(spec, hist, max_points).buckets):
+        assert (b.lo, b.hi) == (plain.lo, plain.hi)
+        seen = [v for v, c in hist.items() if c > 0 and v in plain]
+        assert b == Bucket.parse(str(b))
+        if not seen:
+            assert b == plain
+            continue
+        values = [v for v, _ in b.weighted_points()]
+        assert 1 <= len(values) <= max_points and set(values) <= set(seen)
+        assert b.representative in values and min(seen) <= b.representative <= max(seen)
+
+
+def test_a_task_at_traffic_points_moves_dims_with_the_same_points_together():
+    sig = Signature.make([(("n", "k"), "float32")])
+    diagonal = Task("softmax", sig, "llvm", "k=1..29@9+23,n=1..29@9+23")
+    assert diagonal.points() == [({"k": 9, "n": 9}, 1), ({"k": 23, "n": 23}, 1)]
+    product = Task("softmax", sig, "llvm", "k=1..4@2*3+4,n=1..29@9+23")
+    assert product.points() == [({"k": 2, "n": 9}, 3), ({"k": 2, "n": 23}, 3), ({"k": 4, "n": 9}, 1),
+                                ({"k": 4, "n": 23}, 1)]
+    assert Task("softmax", sig, "llvm", "k=1..4,n=1..29@9").points() == [({"k": 4, "n": 9}, 1)]
+    dense = Task("dense", dense_signature("n", 64, 32), "llvm", "n=1..40@8*3+40")
+    assert dense.flops() == pytest.approx((3 * 2 * 8 * 64 * 32 + 2 * 40 * 64 * 32) / 4)
+    assert dense.dims == {"n": 40}

@@ -11,6 +11,7 @@ small register tiles).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import replace
@@ -285,6 +286,46 @@ def _fallback_in_gaps(chosen: list, dim: str, ranges, fallback) -> list:
     return out
 
 
+REFIT_MAX = 256  # values of the dispatched dim up to which a record's config is refit per value (Template.refit)
+
+
+def _refit_ranges(tmpl, signature, space, dim: str, chosen: list) -> list:
+    """``chosen`` with each record's range split where the template runs another config at some values of
+    ``dim`` (``Template.refit``: dense takes the tile height that computes the fewest rows at each n, its
+    other knobs as tuned); fallback ranges and values above ``REFIT_MAX`` stay as they are. Ranges with the
+    same config share one kernel (``template_dispatch``)."""
+    out = []
+    for r, cfg_json in chosen:
+        try:
+            cfg = space.from_json(cfg_json)
+        except FormatError:
+            cfg = None
+        if r.source == "fallback" or cfg is None:
+            out.append((r, cfg_json))
+            continue
+        pieces: list = []  # [lo, hi, config JSON or None (the record's own)]
+        for n in range(r.lo, min(r.hi, REFIT_MAX) + 1):
+            other = tmpl.refit(signature, space, cfg, dim, n) if n >= 1 else None
+            config = None if other is None else other.to_json()
+            if pieces and pieces[-1][2] == config:
+                pieces[-1][1] = n
+            else:
+                pieces.append([n, n, config])
+        if r.hi > REFIT_MAX:
+            if pieces and pieces[-1][2] is None:
+                pieces[-1][1] = r.hi
+            else:
+                pieces.append([max(r.lo, REFIT_MAX + 1), r.hi, None])
+        for lo, hi, config in pieces:
+            if config is None:
+                out.append((replace(r, lo=lo, hi=hi), cfg_json))
+            else:
+                note = ", ".join(f"{k} {v}" for k, v in config.items() if cfg_json.get(k) != v)
+                out.append((replace(r, lo=lo, hi=hi, cost=None, label=f"{r.label} ({note} at {_range_label(dim, lo, hi)})"),
+                            config))
+    return out
+
+
 def _one_dim_ranges(template, signature, probe, tmpl, space, db, target, accept_foreign, key_dim, fallback_ranges):
     """(BucketRange, config JSON) of a one-dim table: records of the signature, else of its one-length form,
     with the gaps filled by fallback ranges; else the fallback ranges alone."""
@@ -300,6 +341,7 @@ def _one_dim_ranges(template, signature, probe, tmpl, space, db, target, accept_
     if dims:
         chosen = _fallback_in_gaps(chosen, key_dim, fallback_ranges, lambda rep: tmpl.fallback(
             signature, space, {d: rep for d in dims}).to_json())
+        chosen = _refit_ranges(tmpl, signature, space, key_dim, chosen)
     return chosen
 
 
@@ -343,11 +385,14 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
             r = BucketRange(r.lo, r.hi, r.label, "fallback", extra=r.extra)
         resolved.append((replace(r, config=cfg.to_json()), cfg))
     configs = [cfg for _, cfg in resolved]
-    kernels, maps = [], []
+    kernels, maps, built = [], [], {}
     for k, (r, cfg) in enumerate(resolved):
-        inst = tmpl.instantiate(signature, cfg)
-        kernel = build(inst.schedule, inst.args, name=f"{name}_b{k}", residues=inst.residue_vars())
-        kernels.append(KernelEntry.from_kernel(kernel))
+        key = json.dumps(cfg.to_json(), sort_keys=True)
+        if key not in built:  # ranges with one config (a record's range split by refit) share its kernel
+            inst = tmpl.instantiate(signature, cfg)
+            built[key] = KernelEntry.from_kernel(build(inst.schedule, inst.args, name=f"{name}_b{k}",
+                                                       residues=inst.residue_vars()))
+        kernels.append(built[key])
         maps.append(tuple(arg_layout(cfg, configs)))
     extra_dims = tuple((*dim_places[d], d) for d in others)
     entry = DispatchEntry(name, tuple(dim), tuple(r for r, _ in resolved), tuple(kernels), tuple(maps), key_dim or "n",

@@ -101,6 +101,12 @@ class Template:
     def instantiate(self, sig: Signature, cfg: Config) -> Instance:
         raise TemplateError(f"template {self.name} defines no schedule")
 
+    def refit(self, sig: Signature, space: ConfigSpace, cfg: Config, dim: str, n: int) -> Config | None:
+        """The config to run at ``dim == n`` in place of ``cfg``, one tuned for a range of ``dim``; None keeps it.
+        A template whose cost jumps with ``n`` by a knob's granularity (a tile height that overcomputes the
+        last tile) adapts that knob here; the default keeps every config."""
+        return None
+
     def reference(self, sig: Signature, inputs: list) -> list:
         """numpy outputs for numpy inputs (the inputs the user gives, before ``prepare``)."""
         raise TemplateError(f"template {self.name} defines no reference")

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .. import te
-from .gemm import GemmOperands, gemm_compute, gemm_fallback, gemm_schedule, gemm_space, pack_columns
+from .gemm import GemmOperands, gemm_compute, gemm_fallback, gemm_refit, gemm_schedule, gemm_space, pack_columns
 from .base import Instance, Signature, Template, TemplateError
 
 EPILOGUES = ("relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "residual")
@@ -76,6 +76,10 @@ class Dense(Template):
     def fallback(self, sig, space, hints=None):
         n, k, m = _dims(sig)
         return gemm_fallback(space, n, k, m, hints)
+
+    def refit(self, sig, space, cfg, dim, n):
+        n_dim, _, _ = _dims(sig)
+        return gemm_refit(space, cfg, n) if dim == n_dim else None
 
     def instantiate(self, sig, cfg) -> Instance:
         n_dim, k, m = _dims(sig)

@@ -80,6 +80,23 @@ def _rows_for(rep: int, space: ConfigSpace, isa: VectorISA) -> int:
     return min(allowed, key=lambda r: (-(-rep // r) * r * ROW_COST[r], -r))
 
 
+def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None):
+    """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
+    ``n`` rows, weighted by ``ROW_COST`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
+    4-row tiles 8); 1 or 2 rows at n = 1, 2 (the fallback's rule); None when the config's own height is best
+    or is not one ``ROW_COST`` weighs. Its other knobs stay as tuned."""
+    isa = isa or host_isa()
+    own, values = config["tile_rows"], space.knobs["tile_rows"].values
+    if own not in ROW_COST or n < 1:
+        return None
+    if n <= 2:
+        rows = n if n < own and n in values else own
+    else:
+        allowed = [r for r in ROW_COST if r in values and isa.fits(r, config["tile_cols"])] + [own]
+        rows = min(allowed, key=lambda r: (-(-n // r) * r * ROW_COST[r], r != own))
+    return None if rows == own else space.config(**{**config.values, "tile_rows": rows})
+
+
 @dataclass
 class GemmOperands:
     """How the micro-kernel reads its operands (te tensors and shapes)."""

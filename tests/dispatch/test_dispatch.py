@@ -1,4 +1,5 @@
 """Dispatch tables: each concrete shape reaches the kernel tuned for its bucket."""
+import json
 import logging
 
 import numpy as np
@@ -67,8 +68,13 @@ def test_two_buckets_and_a_residue_variant(two_bucket_db):
         np.testing.assert_array_equal(native.run(x), vm.run(x))
     assert native.shape_histogram()[name] == {n: 1 for n in range(1, 301)}
     table = next(f for f in vm._library if getattr(f, "name", "") == name)
-    assert table.calls == [128, 472]  # each n twice on the Python VM
-    assert table.variant_calls[small["variant"]] == 32  # n = 4, 8, ..., 64
+    by_bucket = {}  # a record's range split where another tile height computes fewer rows (refit)
+    for r, calls in zip(table.entry.ranges, table.calls):
+        by_bucket[r.label.split(" ")[0]] = by_bucket.get(r.label.split(" ")[0], 0) + calls
+    assert by_bucket == {"n=1..64": 128, "n=65..300": 472}  # each n twice on the Python VM
+    same = [n for n in range(1, 65) if exe.explain(name, (n, K))["variant"] == small["variant"]]
+    assert 8 in same and all(n % 4 == 0 for n in same)
+    assert table.variant_calls[small["variant"]] == 2 * len(same)
     assert table.outside == 0
     hist = vm.shape_histogram()[name]
     assert sum(hist.values()) == 600 and hist[1] == 2
@@ -175,3 +181,32 @@ def test_a_bucket_measured_at_traffic_points_wins_over_its_top_edge_record(tmp_p
     assert exe.explain(dense_name(exe), (100, K))["config"]["tile_rows"] == 6
     x = np.random.default_rng(3).standard_normal((8, K)).astype("float32")
     np.testing.assert_allclose(nimble.VirtualMachine(exe).run(x), ir.evaluate(model(), x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_records_tile_height_is_refit_per_length_and_ranges_share_kernels(tmp_path):
+    """A record of tile height 6 for n=1..64 runs 4-row tiles at n = 8 (6-row tiles would compute 12 rows) and
+    its own config at n = 12 and 24; ranges with one config share one kernel; every n computes the model."""
+    task = Task("dense", dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const"), "llvm", "n=1..64")
+    db = Database(tmp_path / "refit.db")
+    db.add_records([record(task, "n=1..64", 6, 16, 1e-5)])
+    mod = model()
+    exe = nimble.compile(mod, records=db)
+    name = dense_name(exe)
+    at8, at12 = exe.explain(name, (8, K)), exe.explain(name, (12, K))
+    assert at8["source"] == "record" and at8["config"]["tile_rows"] == 4 and at8["measured_cost_s"] is None
+    assert "tile_rows 4 at n=" in at8["bucket"] and at8["variant"].endswith("_r0")
+    assert at12["bucket"] == "n=1..64" and at12["config"]["tile_rows"] == 6 and at12["measured_cost_s"] == 1e-5
+    assert exe.explain(name, (24, K))["config"]["tile_rows"] == 6
+    assert all(exe.explain(name, (n, K))["config"]["tile_cols"] == 16 for n in range(1, 65))
+    entry = next(p for p in exe.packed if p.name == name)
+    configs = {json.dumps(r.config, sort_keys=True) for r in entry.ranges}
+    assert len({id(k) for k in entry.kernels}) == len(configs) < len(entry.ranges)
+    vm, native = nimble.VirtualMachine(exe, backend="python"), nimble.VirtualMachine(exe)
+    for n in range(0, 80):
+        x = np.random.default_rng(n).standard_normal((n, K)).astype("float32")
+        np.testing.assert_allclose(native.run(x), ir.evaluate(mod, x), rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(vm.run(x), native.run(x))
+    exe.save(tmp_path / "m.nimble")
+    loaded = nimble.VirtualMachine(nimble.Executable.load(tmp_path / "m.nimble"))
+    x = np.random.default_rng(1).standard_normal((8, K)).astype("float32")
+    np.testing.assert_array_equal(loaded.run(x), native.run(x))

@@ -101,3 +101,45 @@ def test_bad_signatures_are_named():
         t.space(Signature.make([(("n", 10), "float32"), ((4, 12), "float32")]))
     with pytest.raises(TemplateError, match="no template 'nope'"):
         get_template("nope")
+
+
+def _weighted_rows(n, rows):
+    from nimble.schedules.gemm import ROW_COST
+
+    return -(-n // rows) * rows * ROW_COST[rows]
+
+
+def test_a_tuned_tile_height_is_refit_where_another_computes_fewer_rows():
+    from nimble.codegen.isa import AVX2
+
+    from nimble.schedules.gemm import gemm_refit
+
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 3072, weight="const")
+    space = t.space(sig)
+    six = space.config(**{**t.fallback(sig, space, {"n": 64}).values, "tile_rows": 6, "tile_cols": 16})
+    rows = {n: (gemm_refit(space, six, n, AVX2) or six)["tile_rows"] for n in (1, 2, 3, 8, 9, 12, 16, 23, 24, 64)}
+    assert rows == {1: 1, 2: 2, 3: 4, 8: 4, 9: 5, 12: 6, 16: 4, 23: 6, 24: 6, 64: 6}
+    assert gemm_refit(space, six, 12, AVX2) is None  # its own height: the record's config itself
+    refit = gemm_refit(space, six, 8, AVX2)
+    assert {k: v for k, v in refit.values.items() if k != "tile_rows"} == {
+        k: v for k, v in six.values.items() if k != "tile_rows"}
+    eight = space.config(**{**six.values, "tile_rows": 8})
+    assert all(gemm_refit(space, eight, n, AVX2) is None for n in (3, 8, 9, 12))  # no cost known for 8 rows
+    assert t.refit(sig, space, six, "m", 8) is None  # only the row dim
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.one_of(st.integers(3, 600), st.sampled_from([3, 5, 7, 11, 13, 127, 509])), own=st.sampled_from([4, 5, 6]))
+def test_refit_never_computes_more_weighted_rows_than_the_tuned_height(n, own):
+    from nimble.codegen.isa import AVX2
+
+    from nimble.schedules.gemm import gemm_refit
+
+    t = get_template("dense")
+    sig = dense_signature("n", 64, 32)
+    space = t.space(sig)
+    cfg = space.config(**{**t.fallback(sig, space, {"n": 64}).values, "tile_rows": own, "tile_cols": 16})
+    refit = gemm_refit(space, cfg, n, AVX2)
+    if refit is not None:
+        assert _weighted_rows(n, refit["tile_rows"]) < _weighted_rows(n, own)

@@ -167,8 +167,8 @@ class Explanation(Mapping):
         if f.get("ranges"):
             width = max(len(r[0]) for r in f["ranges"])
             lines.append(f"  {'bucket'.ljust(width)}  source        measured")
-            for label, source, c, *rest in f["ranges"]:
-                mark = "*" if label == f["bucket"] else " "
+            for k, (label, source, c, *rest) in enumerate(f["ranges"]):
+                mark = "*" if f.get("range", k if label == f["bucket"] else -1) == k else " "
                 lines.append(f"{mark} {label.ljust(width)}  {source.ljust(12)}  "
                              f"{'-' if c is None else f'{c * 1e3:.4g} ms' + _cache_note(rest[0] if rest else '')}")
         return "\n".join(lines)

@@ -122,7 +122,7 @@ class LinkedDispatch:
         dims = [name for _, _, name in self.entry.dims]
         return Explanation({
             "function": self.name, "dim": ",".join(dims), "value": n if not self.entry.extra_dims else tuple(n),
-            "bucket": r.label, "inside": r.distance(self._point(n)) == 0,
+            "bucket": r.label, "range": k, "inside": r.distance(self._point(n)) == 0,
             "source": r.source, "host": r.host, "record_id": r.record_id, "measured_cost_s": r.cost, "cache": r.cache,
             "config": r.config,
             "kernel": self.entry.kernels[k].name, "variant": self.variant_of(k, n),

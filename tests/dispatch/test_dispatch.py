@@ -197,6 +197,9 @@ def test_a_records_tile_height_is_refit_per_length_and_ranges_share_kernels(tmp_
     assert "tile_rows 4 at n=" in at8["bucket"] and at8["variant"].endswith("_r0")
     assert at12["bucket"] == "n=1..64" and at12["config"]["tile_rows"] == 6 and at12["measured_cost_s"] == 1e-5
     assert exe.explain(name, (24, K))["config"]["tile_rows"] == 6
+    rows = str(at12).splitlines()[3:]  # the table: one row a range, the one serving n=12 starred
+    assert len(rows) == len(next(p for p in exe.packed if p.name == name).ranges)
+    assert [r[0] for r in rows].count("*") == 1 and rows[at12["range"]].startswith("* n=1..64 ")
     assert all(exe.explain(name, (n, K))["config"]["tile_cols"] == 16 for n in range(1, 65))
     entry = next(p for p in exe.packed if p.name == name)
     configs = {json.dumps(r.config, sort_keys=True) for r in entry.ranges}

@@ -26,7 +26,7 @@ from ..te.expr import (
 from ..te.schedule import THREAD_TAGS
 from ..te.simplify import simplify
 from ..te.visit import free_vars, substitute
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Store, While
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Prefetch, Seq, Store, While
 from .llvm import CodegenError
 
 log = debug_logger("nimble.codegen.cuda")
@@ -182,6 +182,8 @@ class _Emitter:
             self.line(f"{self.var_name(s.buffer)}[{self.expr(s.index)}] = {self.expr(s.value)};", d)
         elif isinstance(s, For):
             self.loop(s, d)
+        elif isinstance(s, Prefetch):  # a CPU cache hint: GPU kernels stage their tiles in shared memory instead
+            self.line(f"// prefetch {self.var_name(s.buffer)}[{self.expr(s.index)}]", d)
         elif isinstance(s, IfThenElse):
             dep = self._thread_dependent(s.cond)
             self.divergent += dep

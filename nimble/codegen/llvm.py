@@ -20,7 +20,7 @@ from ..te.expr import (
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Seq, Stmt, Store, While
+from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Prefetch, Seq, Stmt, Store, While
 from .llvm_math import _c as _const
 from .llvm_math import _like, emit_bits, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
@@ -201,6 +201,8 @@ class LLVMCodegen:
                 self.stmt(x)
         elif isinstance(s, Store):
             self._store(s)
+        elif isinstance(s, Prefetch):
+            self._prefetch(s)
         elif isinstance(s, For):
             self._for(s)
         elif isinstance(s, IfThenElse):
@@ -230,6 +232,20 @@ class LLVMCodegen:
         ptr = self._elem_ptr(s.buffer, self.expr(s.index))
         val = self._to_mem(self.expr(s.value), s.buffer.dtype)
         self.b.store(val, ptr, align=_SIZES[s.buffer.dtype])
+
+    def _prefetch(self, s: Prefetch) -> None:
+        """``llvm.prefetch`` (read, keep in all levels) of each line; the address may lie past the buffer."""
+        if self.vec is not None:
+            raise CodegenError(f"prefetch of {s.buffer.name}: a prefetch cannot be inside an explicit vector loop")
+        fn = self.module.globals.get("llvm.prefetch.p0")
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]), "llvm.prefetch.p0")
+        i8 = ir.IntType(8)
+        start = self.b.mul(self.expr(s.index), ir.Constant(I64, _SIZES[s.buffer.dtype]))
+        for line in range(s.lines):
+            offset = self.b.add(start, ir.Constant(I64, 64 * line)) if line else start
+            ptr = _gep(self.b, self.bufs[s.buffer], [offset], i8)  # not inbounds: it may pass the end
+            self.b.call(fn, [ptr, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
     def _elem_ptr(self, buf: Buffer, index):
         return _gep(self.b, self.bufs[buf], [index], mem_type(buf.dtype))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..te.expr import Expr, IntImm, Var
 from ..te.simplify import simplify
 from ..te.visit import free_vars, walk
-from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Stmt, Store, While
+from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Prefetch, Seq, Stmt, Store, While
 
 
 def stmt_exprs(s: Stmt):
@@ -21,6 +21,8 @@ def stmt_exprs(s: Stmt):
     elif isinstance(s, Store):
         yield s.index
         yield s.value
+    elif isinstance(s, Prefetch):
+        yield s.index
     elif isinstance(s, IfThenElse):
         yield s.cond
         yield from stmt_exprs(s.then_case)
@@ -58,7 +60,7 @@ def uses(s: Stmt):
             defined.add(st.var)
         if isinstance(st, Allocate):
             allocated.add(st.buffer)
-        if isinstance(st, Store) and st.buffer not in used_bufs:
+        if isinstance(st, (Store, Prefetch)) and st.buffer not in used_bufs:
             used_bufs.append(st.buffer)
     for e in stmt_exprs(s):
         for n in walk(e):

@@ -75,7 +75,7 @@ class Dense(Template):
 
     def fallback(self, sig, space, hints=None):
         n, k, m = _dims(sig)
-        return gemm_fallback(space, n, k, m, hints)
+        return gemm_fallback(space, n, k, m, hints, streamed=sig.attr("weight", "input") == "const")
 
     def refit(self, sig, space, cfg, dim, n):
         n_dim, _, _ = _dims(sig)
@@ -114,7 +114,7 @@ class Dense(Template):
         ops = GemmOperands(tensors[0], k, m, tensors[1], "packed" if const_weight else "mk")
         out, D, pack = gemm_compute(ops, bn, finish)
         s = te.create_schedule(out)
-        gemm_schedule(s, out, D, pack, cfg)
+        gemm_schedule(s, out, D, pack, cfg, weight=tensors[1])
         residues = [{n_dim: cfg["tile_rows"]}] if isinstance(n_dim, str) and cfg["tile_rows"] > 1 else []
         prepare = None
         if const_weight:

@@ -10,7 +10,9 @@ packing stage inside it. Tail rows are overcomputed from clamped x rows and not 
 
 Knobs: tile_rows, tile_cols, k_unroll (split of k, inner part unrolled), col_block (panels of
 col_block x tile_cols weight columns kept in L2), order (rows or columns of tiles outer within
-a panel), parallel (fused outer loops, the outermost loop, or none).
+a panel), parallel (fused outer loops, the outermost loop, or none), prefetch (how many bytes ahead
+in the weight stream each step of r prefetches, every cache line of its tile_cols weights; 0 leaves
+the stream to the hardware prefetcher).
 
 Fallback (documented heuristic): tile_rows from the representative n: 1, 2, 4 for n <= 1, 2, 4,
 else the one of 4, 5, 6 that computes the fewest rows for n (the tail tile overcomputes; ``ROW_COST``
@@ -18,7 +20,8 @@ weighs a short tile's lower reuse): 4 for n = 8, 16, 32, 6 for n = 64; tile_cols
 row and a broadcast fit the host's vector registers (``codegen.isa``): 6 x 32 on AVX-512 (12 zmm
 accumulators + 2 + 1 of 32), 6 x 16 on AVX2 (12 ymm + 2 + 1 of 16; 6 x 32 would spill and
 runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
-(half of L2); rows outer; parallel over the fused outer loops.
+(half of L2); rows outer; parallel over the fused outer loops; prefetch ``FALLBACK_PREFETCH`` bytes
+ahead when the weight is a model constant (streamed from memory on every call), none otherwise.
 """
 from __future__ import annotations
 
@@ -41,6 +44,13 @@ def pack_columns(w_kxm: np.ndarray, bn: int) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, -2, -3))
 
 
+# How far ahead in the weight stream the micro-kernel prefetches, in bytes (0: none, the hardware's own).
+PREFETCH_BYTES = (0, 1024, 2048, 4096)
+# Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread): 1 KiB ahead gains 5-40% at
+# 8-32 rows and 1-3% at 128 over the hardware prefetcher alone, and is never slower.
+FALLBACK_PREFETCH = 1024
+
+
 def gemm_space(name: str, n, k) -> ConfigSpace:
     s = ConfigSpace(name)
     s.define_split("tile_rows", n if isinstance(n, int) else None, candidates=(1, 2, 3, 4, 5, 6, 8), max_factor=8)
@@ -49,10 +59,14 @@ def gemm_space(name: str, n, k) -> ConfigSpace:
     s.define_knob("col_block", (1, 2, 4, 8, 16, 32))
     s.define_reorder("order", (("rows_outer",), ("cols_outer",)))
     s.define_annotate("parallel", ("fused", "outer", "none"))
+    s.define_knob("prefetch", PREFETCH_BYTES, default=0)
     return s
 
 
-def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None):
+def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None,
+                  streamed: bool = False):
+    """The documented heuristic config (module docstring); ``streamed``: the weight is a model constant,
+    read from memory on every call, so the kernel prefetches it ``FALLBACK_PREFETCH`` bytes ahead."""
     isa = isa or host_isa()
     rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
     rows = 1 if rep <= 1 else 2 if rep <= 2 else 4 if rep <= 4 else _rows_for(rep, space, isa)
@@ -63,7 +77,7 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
-                        parallel="fused")
+                        parallel="fused", prefetch=FALLBACK_PREFETCH if streamed else 0)
 
 
 # A tile of fewer rows reuses each weight load for fewer FMAs: the cost of a row in a tile of r rows,
@@ -95,6 +109,11 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
         allowed = [r for r in ROW_COST if r in values and isa.fits(r, config["tile_cols"])] + [own]
         rows = min(allowed, key=lambda r: (-(-n // r) * r * ROW_COST[r], r != own))
     return None if rows == own else space.config(**{**config.values, "tile_rows": rows})
+
+
+def _knob(cfg, name: str, default):
+    values = cfg.values if hasattr(cfg, "values") and isinstance(cfg.values, dict) else cfg
+    return values.get(name, default)
 
 
 @dataclass
@@ -150,9 +169,10 @@ def gemm_compute(ops: GemmOperands, bn: int, epilogue=None):
     return out, D, pack
 
 
-def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False) -> None:
+def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=None) -> None:
     """Apply a config of the gemm space to the stages of ``gemm_compute``; ``pack_reads_rows``
-    when the weight is laid out (k, m) so that packing reads contiguous rows."""
+    when the weight is laid out (k, m) so that packing reads contiguous rows; ``weight``: the
+    tensor the kernel reads weights from when it does not pack them (what ``prefetch`` streams)."""
     ty, bn, ku = cfg["tile_rows"], cfg["tile_cols"], cfg["k_unroll"]
     axes = list(s[out].axis)
     *batch, i, j = axes
@@ -184,6 +204,10 @@ def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False) -> None:
     s[D].unroll(dri)
     s[D].unroll(di)
     s[D].vectorize(dj)
+    ahead = _knob(cfg, "prefetch", 0)
+    streamed = pack if pack is not None else weight
+    if ahead and streamed is not None:  # each step of r reads tile_cols weights: prefetch that many steps ahead
+        s[D].prefetch(streamed, dri, max(1, ahead // (bn * 4)))
     if pack is not None:
         *pb, a, kk, c = s[pack].axis
         if pack_reads_rows:  # w[..., r, j]: contiguous along the packed columns

@@ -45,7 +45,7 @@ def _build(name, sig, cfg, batch):
     layout = "packed" if const else ("mk" if trans else "km")
     out, D, pack = gemm_compute(GemmOperands(x, te_k, te_m, y, layout), bn)
     s = te.create_schedule(out)
-    gemm_schedule(s, out, D, pack, cfg, pack_reads_rows=layout == "km")
+    gemm_schedule(s, out, D, pack, cfg, pack_reads_rows=layout == "km", weight=y)
     residues = [{n: cfg["tile_rows"]}] if isinstance(n, str) and cfg["tile_rows"] > 1 else []
     prepare = None
     if const:
@@ -61,7 +61,7 @@ class Matmul(Template):
 
     def fallback(self, sig, space, hints=None):
         n, k, m, _ = _check("matmul", sig, False)
-        return gemm_fallback(space, n, k, m, hints)
+        return gemm_fallback(space, n, k, m, hints, streamed=sig.attr("weight", "input") == "const")
 
     def instantiate(self, sig, cfg):
         return _build("matmul", sig, cfg, False)

@@ -21,6 +21,7 @@ class Knob:
     name: str
     kind: str  # "split" | "reorder" | "annotate" | "option"
     values: tuple
+    default: object = None  # what a config without this knob means (one recorded before the knob existed)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -69,8 +70,13 @@ class ConfigSpace:
     def define_annotate(self, name: str, choices) -> Knob:
         return self._add(Knob(name, "annotate", tuple(choices)))
 
-    def define_knob(self, name: str, values) -> Knob:
-        return self._add(Knob(name, "option", tuple(values)))
+    def define_knob(self, name: str, values, default=None) -> Knob:
+        """Plain options; ``default`` (one of them) is what a config recorded without this knob means,
+        so records made before a knob was added stay readable."""
+        values = tuple(values)
+        if default is not None and default not in values:
+            raise FormatError(f"config space {self.name}: knob {name!r}: default {default!r} is not one of {list(values)}")
+        return self._add(Knob(name, "option", values, default))
 
     # --------------------------------------------------------------------------- access
     def __len__(self) -> int:
@@ -119,7 +125,20 @@ class ConfigSpace:
                 raise FormatError(f"config for {self.name}: not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise FormatError(f"config for {self.name}: expected a JSON object, got {type(data).__name__}")
-        return self.config(**{k: _from_json(v) for k, v in data.items()})
+        values = {k: _from_json(v) for k, v in data.items()}
+        for k in self.knobs.values():
+            if k.name not in values and k.default is not None:
+                values[k.name] = k.default
+        return self.config(**values)
+
+    def recorded(self, index: int, data) -> "Config | None":
+        """The config a tuning record names by ``index`` and JSON ``data``, or None when the two disagree
+        (a record of another version of this space); knobs the JSON lacks take their defaults."""
+        try:
+            config = self.from_json(data)
+        except FormatError:
+            return None
+        return config if config.index == index else None
 
     def neighbours(self, config: "Config") -> list:
         """Configs differing from ``config`` in one knob by one position."""

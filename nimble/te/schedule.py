@@ -52,6 +52,7 @@ class Stage:
         self.kinds: dict = {}
         self.attach = "root"  # "root" | "inline" | (Stage, IterVar)
         self.overcompute_region = False
+        self.prefetches: list = []  # (tensor, IterVar, offset in iterations)
 
     # --------------------------------------------------------------------------- access
     @property
@@ -159,6 +160,20 @@ class Stage:
         if any(k == tag for other, k in self.kinds.items() if other is not iv):
             raise ScheduleError(f"bind: stage {self.name} already has a loop bound to {tag}")
         self.kinds[iv] = tag
+
+    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int) -> None:
+        """At the top of each iteration of loop ``iv``, prefetch what this stage reads of ``tensor``
+        ``offset`` iterations of ``iv`` later (the loops inside ``iv`` at their start; every cache
+        line of the span they read when it is contiguous). A hint: results never change, and an
+        address past the tensor's end is allowed, so a stream continues into its next block."""
+        self._check_leaf(iv, "prefetch")
+        if self.kinds.get(iv) == "vectorized":
+            raise ScheduleError(f"prefetch: {iv.var.name} is vectorized; prefetch at a loop outside it")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
+            raise ScheduleError(f"prefetch: offset must be a positive number of iterations, got {offset!r}")
+        if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(self.op.body)):
+            raise ScheduleError(f"prefetch: stage {self.name} does not read {tensor.name}")
+        self.prefetches.append((tensor, iv, offset))
 
     def compute_inline(self) -> None:
         """Substitute this elementwise stage's body into its consumers."""

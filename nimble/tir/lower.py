@@ -8,7 +8,7 @@ from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
 from .bounds import index_checks, place_checks
-from .nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, PrimFunc, Store, seq
+from .nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Prefetch, PrimFunc, Store, seq
 from .transform import substitute_stmt
 from .partition import partition_loops, simplify_guards
 
@@ -46,6 +46,7 @@ class _Lowerer:
         self.messages: list = []  # assert messages; status code = 2 + position
         self.checks: dict = {}  # stage -> value checks after inlining
         self.hoisted: list = []  # (condition, message) of checks over shape variables and 0-d arguments: at the top
+        self.prefetch_at: dict = {}  # id(IterVar) -> [Prefetch] at the top of that loop's body
         for t in args:
             self.buffers[t] = Buffer(t.name, t.dtype, t.shape)
         self._inline()
@@ -181,6 +182,8 @@ class _Lowerer:
             for pos, iv in enumerate(op.axis):
                 spatial_guard.append(glob[iv] < iv.extent)
         axis_map = {iv.var: glob[iv] for iv in list(op.axis) + list(op.reduce_axis)}
+        for tensor, iv, offset in st.prefetches:
+            self.prefetch_at.setdefault(id(iv), []).append(self._prefetch(st, tensor, iv, offset, axis_map, ext))
         out_index = flatten([local[iv] if region is not None else glob[iv] for iv in op.axis], buf.shape)
         # each guard goes inside the innermost loop it depends on, so that it also covers the
         # stages computed at that loop (a tile entirely past the end computes nothing)
@@ -211,6 +214,27 @@ class _Lowerer:
         store = _guarded(store, spatial_at.get(None, []))
         return self._nest(st, leaves, ext, store, spatial_at, checks=checks_at)
 
+    def _prefetch(self, st: Stage, tensor, iv, offset: int, axis_map: dict, ext: dict) -> Prefetch:
+        """The prefetch of what ``st`` reads of ``tensor`` ``offset`` iterations of ``iv`` ahead."""
+        if st.kinds.get(iv) == "vectorized":
+            raise LowerError(f"prefetch: loop {iv.var.name} of {st.name} is vectorized")
+        accesses = [n for n in walk(self.bodies[st]) if isinstance(n, TensorLoad) and n.tensor is tensor]
+        if not accesses:
+            raise LowerError(f"prefetch: {st.name} does not read {tensor.name}")
+        ahead = {iv.var: iv.var + offset}
+        indices = tuple(simplify(substitute(substitute(i, axis_map), ahead)) for i in accesses[0].indices)
+        load = self._to_loads(TensorLoad(tensor, indices))
+        leaves = st.leaf_iter_vars
+        inner = {v.var: ext[v] for v in leaves[leaves.index(iv) + 1:]}
+        ranges = {v: (IntImm(0), simplify(e - 1)) for v, e in inner.items()}
+        span = _span(simplify(load.index, ranges), inner)
+        size = {"float64": 8, "int64": 8, "uint64": 8, "float16": 2, "bfloat16": 2}.get(load.buffer.dtype, 4)
+        if span is None:
+            return Prefetch(load.buffer, simplify(substitute(load.index, {v: IntImm(0) for v in inner})))
+        lo, hi = simplify(span[0]), simplify(span[1] - span[0] + 1)
+        lines = -(-hi.value * size // 64) if isinstance(hi, IntImm) else 1
+        return Prefetch(load.buffer, lo, max(1, min(lines, 16)))
+
     def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True, checks=None):
         for iv in reversed(loops):
             if checks:  # after the stages computed at iv, which may fill the buffers they read
@@ -219,6 +243,8 @@ class _Lowerer:
                 for child in self.children.get(id(iv), ()):
                     inner = self._emit_attached(child, st, iv, inner)
             inner = _guarded(inner, guards.get(id(iv), []))
+            if with_children and id(iv) in self.prefetch_at:
+                inner = seq(*self.prefetch_at[id(iv)], inner)
             inner = For(iv.var, IntImm(0), ext[iv], st.kinds.get(iv, "serial"), inner)
         return inner
 

@@ -1,4 +1,4 @@
-"""The loop IR: buffers, flat loads/stores, loops with kinds, while loops, guards, lets and local allocations."""
+"""The loop IR: buffers, flat loads/stores, prefetches, loops with kinds, while loops, guards, lets and local allocations."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -73,6 +73,16 @@ class Store(Stmt):
     buffer: Buffer
     index: Expr
     value: Expr
+
+
+@dataclass(frozen=True, repr=False)
+class Prefetch(Stmt):
+    """A hint to bring ``lines`` cache lines from ``buffer[index]`` on into the cache; no effect on
+    results, and an address past the buffer's end is allowed (a prefetch never faults)."""
+
+    buffer: Buffer
+    index: Expr
+    lines: int = 1
 
 
 @dataclass(frozen=True, repr=False)

@@ -10,7 +10,7 @@ from ..te.expr import LT, And, Expr, IntImm, Min, Select, Var
 from ..te.visit import walk
 from ..te.simplify import linear, prove_nonneg, simplify
 from ..te.visit import free_vars
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store, seq
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Stmt, Store, seq
 
 
 def _simplify_index(e, ranges):
@@ -36,6 +36,8 @@ def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
     true or false (and loops left empty)."""
     if isinstance(s, Store):
         return Store(s.buffer, simplify(s.index, ranges), _simplify_index(s.value, ranges))
+    if isinstance(s, Prefetch):
+        return Prefetch(s.buffer, simplify(s.index, ranges), s.lines)
     if isinstance(s, For):
         inner = dict(ranges)
         inner[s.var] = (s.min, simplify(s.min + s.extent - 1))

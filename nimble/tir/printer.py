@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..te.printer import expr_str
 from ..te.simplify import simplify
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Store, While
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Store, While
 
 
 def stmt_str(s, indent: int = 0) -> str:
@@ -15,6 +15,9 @@ def stmt_str(s, indent: int = 0) -> str:
         return f"{pad}for {s.var.name} in range({lo}{end}):{kind}\n{stmt_str(s.body, indent + 1)}"
     if isinstance(s, Store):
         return f"{pad}{s.buffer.name}[{expr_str(s.index)}] = {expr_str(s.value)}"
+    if isinstance(s, Prefetch):
+        lines = f"  # {s.lines} lines" if s.lines != 1 else ""
+        return f"{pad}prefetch {s.buffer.name}[{expr_str(s.index)}]{lines}"
     if isinstance(s, While):
         return f"{pad}while {expr_str(s.cond)}:\n{stmt_str(s.body, indent + 1)}"
     if isinstance(s, IfThenElse):

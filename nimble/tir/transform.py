@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..te.visit import substitute
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Seq, Stmt, Store, While
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Stmt, Store, While
 
 
 def map_exprs(s: Stmt, fn: Callable) -> Stmt:
@@ -13,6 +13,8 @@ def map_exprs(s: Stmt, fn: Callable) -> Stmt:
         return For(s.var, fn(s.min), fn(s.extent), s.kind, map_exprs(s.body, fn))
     if isinstance(s, Store):
         return Store(s.buffer, fn(s.index), fn(s.value))
+    if isinstance(s, Prefetch):
+        return Prefetch(s.buffer, fn(s.index), s.lines)
     if isinstance(s, IfThenElse):
         return IfThenElse(fn(s.cond), map_exprs(s.then_case, fn),
                           map_exprs(s.else_case, fn) if s.else_case is not None else None)

@@ -44,10 +44,8 @@ def _teach(load, other: Task, records) -> int:
     space = other.space
     configs, costs = [], []
     for r in records:
-        if r.config_index >= len(space):
-            continue
-        config = space.get(r.config_index)
-        if config.to_json() != dict(r.config):
+        config = space.recorded(r.config_index, dict(r.config))
+        if config is None:
             continue  # measured with another version of the template's space
         configs.append(config)
         costs.append(r.mean_cost)

@@ -369,13 +369,13 @@ def _warm_start(task: Task, db: Database, host, tuner: Tuner, summary: TuneSumma
     if not ranked:
         return []
     load = getattr(tuner, "load_history", None)
-    space_size, picked, loaded = len(task.space), [], 0
+    picked, loaded = [], 0
     candidates = []
     for m in ranked:
         per_bucket: dict = {}
         for record in by_host[m.host]:
-            config = task.space.get(record.config_index) if record.config_index < space_size else None
-            if config is None or config.to_json() != dict(record.config):
+            config = task.space.recorded(record.config_index, dict(record.config))
+            if config is None:
                 continue  # another version of the template's space
             per_bucket.setdefault(str(record.bucket), []).append((record, config))
             throughput = (record.flops or 1.0) / record.mean_cost
@@ -404,15 +404,14 @@ def _resume(task: Task, db: Database, host, tuner: Tuner, summary: TuneSummary, 
     """Read back this host's records of the task measured the way this run measures (``cache``: a cold run
     resumes cold records only, a warm one the others): count them, teach the tuner; returns their indices."""
     configs, costs, measured = [], [], set()
-    space_size = len(task.space)
     for record in db.records(workload=task.workload_key, bucket=task.bucket, target=task.target, host=host):
         if cache is not None and _measured_cold(record) != (cache == "cold"):
             continue
         index = record.config_index
         if index in measured:
             continue
-        config = task.space.get(index) if index < space_size else None
-        if config is None or config.to_json() != dict(record.config):
+        config = task.space.recorded(index, dict(record.config))
+        if config is None:
             log.warning("%s: record of config #%d does not match the template's config space; ignored", task, index)
             continue
         measured.add(index)

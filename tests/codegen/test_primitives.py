@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 import nimble
 from nimble import te
+from nimble.te.schedule import ScheduleError
 
 NS = [0, 1, 2, 5, 13, 31, 97, 131]
 rng = np.random.default_rng(1)
@@ -226,3 +227,60 @@ def test_integer_abs():
     k = nimble.build(B, [A, B], name="iabs")
     a = np.arange(-5, 5, dtype="int32")
     np.testing.assert_array_equal(k(a), np.abs(a))
+
+
+def prefetched_rowsum(par: bool):
+    """Row sums of (n, m) with the reduction split by 16 and the next rows' data prefetched."""
+    n, m = te.var("n"), te.var("m")
+    A = te.placeholder((n, m), name="A")
+    k = te.reduce_axis(m, "k")
+    B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    s = te.create_schedule(B)
+    (i,) = s[B].axis
+    ko, ki = s[B].split(s[B].reduce_axis[0], 16)
+    if par:
+        s[B].parallel(i)
+    s[B].prefetch(A, ko, 3)
+    return A, B, s
+
+
+@pytest.mark.parametrize("par", [False, True], ids=["serial", "parallel"])
+def test_prefetch_is_a_hint_that_never_changes_results(par):
+    A, B, s = prefetched_rowsum(par)
+    k = nimble.build(s, [A, B], name=f"prefetch_{par}")
+    # three 16-element steps ahead of the step the loop starts; the 16 floats span one 64-byte line
+    assert "prefetch A[(((i * m) + (k.o * 16)) + 48)]" in k.ir()
+    assert "llvm.prefetch" in k.llvm_ir()
+    for n in NS:
+        for m in (0, 1, 10, 29, 300):  # prefetches run past the end of the last row: allowed
+            a = rng.standard_normal((n, m)).astype("float32")
+            np.testing.assert_allclose(k(a), a.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_prefetch_covers_every_line_of_a_contiguous_span():
+    n = te.var("n")
+    A = te.placeholder((n, 48), name="A")
+    B = te.compute((n, 48), lambda i, j: A[i, j] + 1.0, name="B")
+    s = te.create_schedule(B)
+    i, j = s[B].axis
+    s[B].vectorize(j)
+    s[B].prefetch(A, i, 2)
+    k = nimble.build(s, [A, B], name="prefetch_lines")
+    assert "prefetch A[((i * 48) + 96)]  # 3 lines" in k.ir()  # 48 floats = 192 bytes
+    a = rng.standard_normal((7, 48)).astype("float32")
+    np.testing.assert_allclose(k(a), a + 1.0)
+
+
+def test_prefetch_rejects_what_it_cannot_mean():
+    A, B, s = rowsum()
+    (i,) = s[B].axis
+    C = te.placeholder((4,), name="C")
+    with pytest.raises(ScheduleError, match="positive number of iterations"):
+        s[B].prefetch(A, i, 0)
+    with pytest.raises(ScheduleError, match="does not read C"):
+        s[B].prefetch(C, i, 1)
+    A2, B2, s2 = ew()
+    i2, j2 = s2[B2].axis
+    s2[B2].vectorize(j2)
+    with pytest.raises(ScheduleError, match="vectorized"):
+        s2[B2].prefetch(A2, j2, 1)

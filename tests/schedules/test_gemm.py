@@ -143,3 +143,47 @@ def test_refit_never_computes_more_weighted_rows_than_the_tuned_height(n, own):
     refit = gemm_refit(space, cfg, n, AVX2)
     if refit is not None:
         assert _weighted_rows(n, refit["tile_rows"]) < _weighted_rows(n, own)
+
+
+def test_a_config_recorded_before_the_prefetch_knob_means_no_prefetch():
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 768, weight="const")
+    space = t.space(sig)
+    unprefetched = space.config(**{**t.fallback(sig, space, {"n": 32}).values, "prefetch": 0})
+    old = {k: v for k, v in unprefetched.to_json().items() if k != "prefetch"}
+    assert space.from_json(old) == unprefetched
+    assert space.recorded(unprefetched.index, old) == unprefetched  # its index did not move either
+    assert space.recorded(unprefetched.index + 1, old) is None  # index and JSON disagree: another space's record
+    with pytest.raises(Exception, match="prefetch"):
+        space.from_json({**old, "prefetch": 100})
+
+
+def test_the_fallback_prefetches_constant_weights_only():
+    from nimble.schedules.gemm import FALLBACK_PREFETCH
+
+    t = get_template("dense")
+    for weight, expected in (("const", FALLBACK_PREFETCH), ("input", 0)):
+        sig = dense_signature("n", 64, 64, weight=weight)
+        assert t.fallback(sig, t.space(sig), {"n": 8})["prefetch"] == expected
+    name, sig = CASES["bmm_attention_scores"]
+    bmm = get_template(name)
+    assert bmm.fallback(sig, bmm.space(sig), {"n": 8})["prefetch"] == 0
+
+
+@pytest.fixture(scope="module")
+def dense_prefetched():
+    t = get_template("dense")
+    sig = dense_signature("n", 53, 100, bias=True, weight="const")
+    space = t.space(sig)
+    cfg = space.config(**{**t.fallback(sig, space, {"n": 16}).values, "tile_cols": 48, "prefetch": 4096})
+    kernel = t.build(sig, cfg, name="dense_prefetched")
+    assert "# 3 lines" in kernel.kernel.ir()  # 48 weights a step: 3 cache lines
+    return t, sig, kernel
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(st.integers(0, 300), st.sampled_from([0, 1, 2, 3, 5, 7, 13, 127, 509])))
+def test_prefetching_dense_matches_numpy_at_any_n(dense_prefetched, n):
+    t, sig, kernel = dense_prefetched
+    ins = t.random_inputs(sig, {"n": n}, rng)
+    np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)

@@ -38,8 +38,7 @@ def buckets():
     out = {}
     for bucket, rows in groups.items():
         task = Task("dense", sig, "llvm", bucket)
-        configs = [task.space.config(**{k: tuple(v) if isinstance(v, list) else v for k, v in c.items()})
-                   for c, _ in rows]
+        configs = [task.space.from_json(c) for c, _ in rows]  # recorded before the prefetch knob: its default
         out[bucket] = (task, configs, np.array([task.flops() / cost for _, cost in rows]))
         _FEATURES[bucket] = np.stack([XGBTuner(task).features(c) for c in configs])
     return out

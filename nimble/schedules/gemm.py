@@ -21,7 +21,8 @@ row and a broadcast fit the host's vector registers (``codegen.isa``): 6 x 32 on
 accumulators + 2 + 1 of 32), 6 x 16 on AVX2 (12 ymm + 2 + 1 of 16; 6 x 32 would spill and
 runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
 (half of L2); rows outer; parallel over the fused outer loops; prefetch ``FALLBACK_PREFETCH`` bytes
-ahead when the weight is a model constant (streamed from memory on every call), none otherwise.
+ahead when the weight is a model constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from
+L3 or memory on every call), none otherwise.
 """
 from __future__ import annotations
 
@@ -47,8 +48,14 @@ def pack_columns(w_kxm: np.ndarray, bn: int) -> np.ndarray:
 # How far ahead in the weight stream the micro-kernel prefetches, in bytes (0: none, the hardware's own).
 PREFETCH_BYTES = (0, 1024, 2048, 4096)
 # Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread): 1 KiB ahead gains 5-40% at
-# 8-32 rows and 1-3% at 128 over the hardware prefetcher alone, and is never slower.
+# 8-32 rows and 1-3% at 128 over the hardware prefetcher alone, and is never slower. Weights under
+# STREAMED_WEIGHT_BYTES stay in L2 between calls (Tree-LSTM's 0.4-0.5 MB: no gain, 2% slower at 2 threads).
 FALLBACK_PREFETCH = 1024
+STREAMED_WEIGHT_BYTES = 1 << 20
+
+
+def _weight_bytes(k, m) -> int:
+    return 4 * k * m if isinstance(k, int) and isinstance(m, int) else STREAMED_WEIGHT_BYTES
 
 
 def gemm_space(name: str, n, k) -> ConfigSpace:
@@ -65,8 +72,9 @@ def gemm_space(name: str, n, k) -> ConfigSpace:
 
 def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None,
                   streamed: bool = False):
-    """The documented heuristic config (module docstring); ``streamed``: the weight is a model constant,
-    read from memory on every call, so the kernel prefetches it ``FALLBACK_PREFETCH`` bytes ahead."""
+    """The documented heuristic config (module docstring); ``streamed``: the weight is a model constant, so
+    the kernel prefetches it ``FALLBACK_PREFETCH`` bytes ahead when it is too big to stay in L2 between calls
+    (``STREAMED_WEIGHT_BYTES``)."""
     isa = isa or host_isa()
     rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
     rows = 1 if rep <= 1 else 2 if rep <= 2 else 4 if rep <= 4 else _rows_for(rep, space, isa)
@@ -76,8 +84,9 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     kk = k if isinstance(k, int) else 256
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
+    ahead = FALLBACK_PREFETCH if streamed and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
-                        parallel="fused", prefetch=FALLBACK_PREFETCH if streamed else 0)
+                        parallel="fused", prefetch=ahead)
 
 
 # A tile of fewer rows reuses each weight load for fewer FMAs: the cost of a row in a tile of r rows,

@@ -158,13 +158,13 @@ def test_a_config_recorded_before_the_prefetch_knob_means_no_prefetch():
         space.from_json({**old, "prefetch": 100})
 
 
-def test_the_fallback_prefetches_constant_weights_only():
+def test_the_fallback_prefetches_constant_weights_too_big_for_l2():
     from nimble.schedules.gemm import FALLBACK_PREFETCH
 
     t = get_template("dense")
-    for weight, expected in (("const", FALLBACK_PREFETCH), ("input", 0)):
-        sig = dense_signature("n", 64, 64, weight=weight)
-        assert t.fallback(sig, t.space(sig), {"n": 8})["prefetch"] == expected
+    for k, weight, expected in ((768, "const", FALLBACK_PREFETCH), (768, "input", 0), (64, "const", 0)):
+        sig = dense_signature("n", k, 768, weight=weight)  # a 64 x 768 weight (192 KiB) stays in L2
+        assert t.fallback(sig, t.space(sig), {"n": 8})["prefetch"] == expected, (k, weight)
     name, sig = CASES["bmm_attention_scores"]
     bmm = get_template(name)
     assert bmm.fallback(sig, bmm.space(sig), {"n": 8})["prefetch"] == 0

@@ -184,7 +184,8 @@ class Attention(Template):
         for g, (o, dense, pack) in (("s", st["scores"]), ("c", st["ctx"])):
             gemm_schedule(s, o, dense, pack, {"tile_rows": cfg[f"{g}_rows"], "tile_cols": cfg[f"{g}_cols"],
                                               "k_unroll": cfg[f"{g}_unroll"], "col_block": 1024,
-                                              "order": ("rows_outer",), "parallel": "fused" if par else "none"})
+                                              "order": ("rows_outer",), "parallel": "fused" if par else "none",
+                                              "prefetch": 0})
         e, inv = st["e"], st["inv"]
         st["rowmax"].schedule(s, s[e], schedule_rows(s[e], 8, par))
         row = fuse_rows(s[inv], list(s[inv].axis))

@@ -32,6 +32,7 @@ import numpy as np
 
 from .. import te
 from ..codegen.isa import VectorISA, host_isa
+from ..dtypes import numpy_dtype
 from .space import ConfigSpace
 
 
@@ -118,11 +119,6 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
         allowed = [r for r in ROW_COST if r in values and isa.fits(r, config["tile_cols"])] + [own]
         rows = min(allowed, key=lambda r: (-(-n // r) * r * ROW_COST[r], r != own))
     return None if rows == own else space.config(**{**config.values, "tile_rows": rows})
-
-
-def _knob(cfg, name: str, default):
-    values = cfg.values if hasattr(cfg, "values") and isinstance(cfg.values, dict) else cfg
-    return values.get(name, default)
 
 
 @dataclass
@@ -213,10 +209,9 @@ def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=No
     s[D].unroll(dri)
     s[D].unroll(di)
     s[D].vectorize(dj)
-    ahead = _knob(cfg, "prefetch", 0)
     streamed = pack if pack is not None else weight
-    if ahead and streamed is not None:  # each step of r reads tile_cols weights: prefetch that many steps ahead
-        s[D].prefetch(streamed, dri, max(1, ahead // (bn * 4)))
+    if cfg["prefetch"] and streamed is not None:  # a step of r reads tile_cols weights
+        s[D].prefetch(streamed, dri, max(1, cfg["prefetch"] // (bn * numpy_dtype(streamed.dtype).itemsize)))
     if pack is not None:
         *pb, a, kk, c = s[pack].axis
         if pack_reads_rows:  # w[..., r, j]: contiguous along the packed columns

@@ -1,6 +1,7 @@
 """Lowering a schedule to the loop IR, with bound inference over symbolic extents."""
 from __future__ import annotations
 
+from ..dtypes import numpy_dtype
 from ..errors import NimbleError, ShapeError
 from ..te.expr import Expr, IntImm, Max, Min, ReductionAdd, Var, all_, ceildiv
 from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
@@ -228,7 +229,7 @@ class _Lowerer:
         inner = {v.var: ext[v] for v in leaves[leaves.index(iv) + 1:]}
         ranges = {v: (IntImm(0), simplify(e - 1)) for v, e in inner.items()}
         span = _span(simplify(load.index, ranges), inner)
-        size = {"float64": 8, "int64": 8, "uint64": 8, "float16": 2, "bfloat16": 2}.get(load.buffer.dtype, 4)
+        size = numpy_dtype(load.buffer.dtype).itemsize
         if span is None:
             return Prefetch(load.buffer, simplify(substitute(load.index, {v: IntImm(0) for v in inner})))
         lo, hi = simplify(span[0]), simplify(span[1] - span[0] + 1)

@@ -208,7 +208,7 @@ def main(argv=None) -> int:
                 latencies[k].append(float(np.median(ts)) * 1e3)
             ratios.append(float(np.median(np.array(times["nimble fallback"]) / np.array(times["nimble tuned"]))))
     headers = ("length", *(f"{k} ms" for k in systems), "tuned vs fallback")
-    rows = [(n, *(f"{latencies[k][i]:.3f}" for k in systems), f"{ratios[i]:.2f}x faster")
+    rows = [(n, *(f"{latencies[k][i]:.3f}" for k in systems), f"{ratios[i]:.2f}x {'faster' if ratios[i] >= 1 else 'slower'}")
             for i, n in enumerate(LENGTHS)]
     print("median of 25 rounds; tuned vs fallback: the median of their per-round ratios (fallback / tuned)")
     print(_table(headers, rows))

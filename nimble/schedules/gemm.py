@@ -22,7 +22,7 @@ accumulators + 2 + 1 of 32), 6 x 16 on AVX2 (12 ymm + 2 + 1 of 16; 6 x 32 would 
 runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
 (half of L2); rows outer; parallel over the fused outer loops; prefetch ``FALLBACK_PREFETCH`` bytes
 ahead when the weight is a model constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from
-L3 or memory on every call), none otherwise.
+L3 or memory on every call) and a tile has more than 2 rows, none otherwise.
 """
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ def pack_columns(w_kxm: np.ndarray, bn: int) -> np.ndarray:
 
 # How far ahead in the weight stream the micro-kernel prefetches, in bytes (0: none, the hardware's own).
 PREFETCH_BYTES = (0, 1024, 2048, 4096)
-# Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread): 1 KiB ahead gains 5-40% at
-# 8-32 rows and 1-3% at 128 over the hardware prefetcher alone, and is never slower. Weights under
+# Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread): 1 KiB ahead gains 11-14% at 4
+# rows, 5-40% at 8-32 and 1-3% at 128 over the hardware prefetcher alone; at 1 row (a GEMV: 2 FLOPs a weight,
+# the stream alone) it loses 8-27%, at 2 it is even, so tiles of 1 or 2 rows do not prefetch. Weights under
 # STREAMED_WEIGHT_BYTES stay in L2 between calls (Tree-LSTM's 0.4-0.5 MB: no gain, 2% slower at 2 threads).
 FALLBACK_PREFETCH = 1024
 STREAMED_WEIGHT_BYTES = 1 << 20
@@ -85,7 +86,7 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     kk = k if isinstance(k, int) else 256
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
-    ahead = FALLBACK_PREFETCH if streamed and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
+    ahead = FALLBACK_PREFETCH if streamed and rows > 2 and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
                         parallel="fused", prefetch=ahead)
 
@@ -107,8 +108,8 @@ def _rows_for(rep: int, space: ConfigSpace, isa: VectorISA) -> int:
 def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None):
     """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
     ``n`` rows, weighted by ``ROW_COST`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
-    4-row tiles 8); 1 or 2 rows at n = 1, 2 (the fallback's rule); None when the config's own height is best
-    or is not one ``ROW_COST`` weighs. Its other knobs stay as tuned."""
+    4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules); None when the config's own
+    height is best or is not one ``ROW_COST`` weighs. Its other knobs stay as tuned."""
     isa = isa or host_isa()
     own, values = config["tile_rows"], space.knobs["tile_rows"].values
     if own not in ROW_COST or n < 1:
@@ -118,7 +119,9 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
     else:
         allowed = [r for r in ROW_COST if r in values and isa.fits(r, config["tile_cols"])] + [own]
         rows = min(allowed, key=lambda r: (-(-n // r) * r * ROW_COST[r], r != own))
-    return None if rows == own else space.config(**{**config.values, "tile_rows": rows})
+    if rows == own:
+        return None
+    return space.config(**{**config.values, "tile_rows": rows, **({"prefetch": 0} if rows <= 2 else {})})
 
 
 @dataclass

@@ -162,9 +162,16 @@ def test_the_fallback_prefetches_constant_weights_too_big_for_l2():
     from nimble.schedules.gemm import FALLBACK_PREFETCH
 
     t = get_template("dense")
-    for k, weight, expected in ((768, "const", FALLBACK_PREFETCH), (768, "input", 0), (64, "const", 0)):
+    for k, weight, n, expected in ((768, "const", 8, FALLBACK_PREFETCH), (768, "input", 8, 0), (64, "const", 8, 0),
+                                   (768, "const", 1, 0), (768, "const", 2, 0)):
         sig = dense_signature("n", k, 768, weight=weight)  # a 64 x 768 weight (192 KiB) stays in L2
-        assert t.fallback(sig, t.space(sig), {"n": 8})["prefetch"] == expected, (k, weight)
+        assert t.fallback(sig, t.space(sig), {"n": n})["prefetch"] == expected, (k, weight, n)
+    sig = dense_signature("n", 768, 768, weight="const")  # a GEMV streams faster without: refit drops it at n = 1, 2
+    space = t.space(sig)
+    tuned = t.fallback(sig, space, {"n": 16})
+    assert tuned["prefetch"] == FALLBACK_PREFETCH
+    assert [t.refit(sig, space, tuned, "n", n)["prefetch"] for n in (1, 2)] == [0, 0]
+    assert t.refit(sig, space, tuned, "n", 6)["prefetch"] == FALLBACK_PREFETCH  # one tile of 6 rows: still prefetched
     name, sig = CASES["bmm_attention_scores"]
     bmm = get_template(name)
     assert bmm.fallback(sig, bmm.space(sig), {"n": 8})["prefetch"] == 0

@@ -24,10 +24,10 @@ for a backoff period that doubles while stalls repeat (``BACKOFF_*``) and shrink
 regions, so two threads on a loaded machine cost about what one does instead of a time slice per
 region. A region that cost more than the caller's own time per chunk times all chunks (the second thread
 made it slower: a worker cold in cache or woken late on a loaded core) backs off the same way, however
-small it is. A machine found oversubscribed (a spinning worker lost its core, or the calling thread was switched
-out involuntarily several times within ~20 ms: ``PREEMPTED_TICKS``, ``SAMPLE_TICKS``) marks the pool contended
-for ``CONTENDED_TICKS``: regions run serially on the caller and idle workers sleep at once, so a second thread
-costs about nothing where it cannot help. ``stats()`` counts what the runtime decided. A pool without workers
+small it is. A machine found oversubscribed (a spinning worker lost its core to other threads for much of
+~0.1 s, or the calling thread was switched out involuntarily several times within ~20 ms: ``LOST_*``,
+``SAMPLE_TICKS``) marks the pool contended for ``CONTENDED_TICKS``: regions run serially on the caller and
+idle workers sleep at once, so a second thread costs about nothing where it cannot help. ``stats()`` counts what the runtime decided. A pool without workers
 (creation failed) is still correct: the caller runs every chunk; a forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
@@ -45,7 +45,8 @@ SERIAL_LEFT = "nimble_parallel_serial_left_v1"
 CONTENDED_LEFT = "nimble_parallel_contended_left_v1"
 STATS_ENTRY = "nimble_parallel_stats_v1"
 WATCH_ENTRY = "nimble_parallel_watch_v1"
-STATS = ("serial", "parallel", "wakes", "worker_sleeps", "stragglers", "preemptions", "switch_bursts")
+LOST_CORE_ENTRY = "nimble_parallel_lost_core_v1"
+STATS = ("serial", "parallel", "wakes", "worker_sleeps", "stragglers", "preemptions", "switch_bursts", "steals")
 CHUNKS_PER_THREAD = 4
 # A worker spins this long (time-stamp-counter ticks, ~0.3-0.5 ns each: ~60-100 us) for the next job before it
 # sleeps: the VM calls kernels back to back, and waking a sleeping worker (a futex wake, and on a VM an
@@ -55,12 +56,21 @@ CHUNKS_PER_THREAD = 4
 WORKER_SPIN_TICKS = 200_000
 # Oversubscription (another process wants our cores): a spinning worker that sees the time-stamp counter
 # jump by more than PREEMPTED_TICKS (~0.1 ms, longer than interrupts and shorter than a scheduler slice)
-# between two loop iterations lost its core. That, or the caller's switch rate below, marks the pool contended
-# for CONTENDED_TICKS (~1.3-2 s): regions run serially on the caller and idle workers sleep at once instead of
-# spinning (three runnable threads on two cores run at 2/3 speed each, so a spinning worker slows the caller's
-# serial work between kernels by 1.5x). When the mark runs out, regions go parallel again and are watched
-# closely (PROBATION_*). A straggling chunk alone only backs off (below): a quiet machine has those too.
+# between two loop iterations, while its count of involuntary context switches grew, lost its core to another
+# thread of this machine. One such gap proves little: an idle 2-vCPU cloud guest (Xeon, session 30) switched a
+# spinning thread out 5-16 times a second for its own kernel threads (0.3-0.9% of the time, mostly < 0.5 ms),
+# and marking the pool contended for each turned 78% of BERT's regions serial at 2 threads (1.35x the 1-thread
+# speed where ORT got 1.85x). A process burning a core cost the same spinner ~90 gaps a second of 3-10 ms, a
+# third of its time. So the pool is marked when LOST_MIN_GAPS or more gaps within LOST_WINDOW_TICKS (~0.1-0.2 s)
+# add up to LOST_NUM / LOST_DEN of the time since the first. A jump without a switch is time the hypervisor
+# took from the vCPU (``steals``, ignored: no thread count avoids it). That, or the caller's switch rate below,
+# marks the pool contended for CONTENDED_TICKS (~1.3-2 s): regions run serially on the caller and idle
+# workers sleep at once instead of spinning (three runnable threads on two cores run at 2/3 speed each, so a
+# spinning worker slows the caller's serial work between kernels by 1.5x). When the mark runs out, regions go
+# parallel again and are watched closely (PROBATION_*). A straggling chunk alone only backs off (below): a
+# quiet machine has those too.
 PREEMPTED_TICKS = 250_000
+LOST_WINDOW_TICKS, LOST_MIN_GAPS, LOST_NUM, LOST_DEN = 400_000_000, 3, 1, 8
 CONTENDED_TICKS = 4_000_000_000
 # The caller can lose its core too (a scheduler may put it beside the other process while a worker spins
 # alone): every SAMPLE_TICKS (~10-20 ms) of parallel regions the calling thread's involuntary context switches
@@ -157,6 +167,7 @@ class _Pool:
         self.atfork_done = g("atfork_done", I32)
         self.run_chunks = self._run_chunks()
         self.sample = self._sample_switches()
+        self.lost_core = self._lost_core_entry()
         self.worker = self._worker()
         self.after_fork = self._after_fork()
         self.spawn = self._spawn()
@@ -228,6 +239,11 @@ class _Pool:
         seen_slot = b.alloca(I64)
         spins_slot = b.alloca(I64)
         last_slot = b.alloca(I64)
+        switches_slot = b.alloca(I64)
+        usage = b.alloca(ir.ArrayType(I64, RUSAGE_WORDS))
+        window = b.alloca(ir.ArrayType(I64, 3))  # this worker's time lost to other threads (lost_core)
+        b.store(ir.Constant(ir.ArrayType(I64, 3), None), window)
+        b.store(self._involuntary_switches(b, usage), switches_slot)
         b.store(b.lshr(self._load(b, self.counter, I64), _c(32)), seen_slot)
         wait, check_spin, spin, sleep, sleep2, unsleep, work, help_ = (
             fn.append_basic_block(n) for n in ("wait", "check_spin", "spin", "sleep", "sleep2", "unsleep",
@@ -248,11 +264,20 @@ class _Pool:
         b.position_at_end(check_spin)
         now = b.call(self.tsc, [])
         waited = b.sub(now, b.load(spins_slot, typ=I64))
-        preempted = b.icmp_signed(">", b.sub(now, b.load(last_slot, typ=I64)), _c(PREEMPTED_TICKS))
-        with b.if_then(preempted):
-            self._count(b, "preemptions")
-            self._mark_contended(b, now)
+        last = b.load(last_slot, typ=I64)
+        preempted = b.icmp_signed(">", b.sub(now, last), _c(PREEMPTED_TICKS))
         b.store(now, last_slot)
+        with b.if_then(preempted):
+            switches = self._involuntary_switches(b, usage)
+            switched = b.icmp_signed(">", switches, b.load(switches_slot, typ=I64))
+            b.store(switches, switches_slot)
+            with b.if_else(switched) as (lost_core, stolen):
+                with lost_core:
+                    self._count(b, "preemptions")
+                    b.call(self.lost_core, [now, b.sub(now, last), window])
+                with stolen:
+                    self._count(b, "steals")
+            b.store(b.call(self.tsc, []), last_slot)  # the getrusage call took time too
         contended = b.icmp_signed("<", now, self._load(b, self.contended_until, I64, "monotonic"))
         keep = b.and_(b.icmp_signed("<", waited, _c(WORKER_SPIN_TICKS)), b.not_(contended))
         b.cbranch(keep, spin, sleep)
@@ -438,6 +463,32 @@ class _Pool:
             self._count(b, "stragglers")
         b.call(self.sample, [t2])
 
+    def _lost_core_entry(self):
+        """``void nimble_parallel_lost_core_v1(i64 now, i64 gap, i64 *window)``: a spinning worker lost its core
+        for ``gap`` ticks (until ``now``) to another thread. Marks the pool contended when such gaps make up
+        ``LOST_NUM / LOST_DEN`` of the time since the first of at least ``LOST_MIN_GAPS`` within
+        ``LOST_WINDOW_TICKS``; ``window``: the worker's three slots (that first gap's start, ticks lost, count).
+        Exported so that tests can feed it gaps."""
+        fn, b = self._fn(LOST_CORE_ENTRY, ir.FunctionType(ir.VoidType(), [I64, I64, PTR]), "external")
+        now, gap, window = fn.args
+        start, lost, count = (b.gep(window, [_c(i)], source_etype=I64) for i in range(3))
+        stale = b.icmp_signed(">", b.sub(now, b.load(start, typ=I64)), _c(LOST_WINDOW_TICKS))
+        with b.if_then(stale):
+            b.store(b.sub(now, gap), start)
+            b.store(_c(0), lost)
+            b.store(_c(0), count)
+        total = b.add(b.load(lost, typ=I64), gap)
+        n = b.add(b.load(count, typ=I64), _c(1))
+        b.store(total, lost)
+        b.store(n, count)
+        span = b.sub(now, b.load(start, typ=I64))
+        busy = b.and_(b.icmp_signed(">=", n, _c(LOST_MIN_GAPS)),
+                      b.icmp_signed(">=", b.mul(total, _c(LOST_DEN)), b.mul(span, _c(LOST_NUM))))
+        with b.if_then(busy):
+            self._mark_contended(b, now)
+        b.ret_void()
+        return fn
+
     def _mark_contended(self, b, now):
         with b.if_then(b.icmp_signed("==", self._load(b, self.watch_off, I32, "monotonic"), _c(0, I32))):
             b.store_atomic(b.add(now, _c(CONTENDED_TICKS)), self.contended_until, "monotonic", 8)
@@ -465,11 +516,9 @@ class _Pool:
         probation = b.icmp_signed("<", now, b.load(self.probation_until, typ=I64))
         window = b.select(probation, _c(PROBATION_SAMPLE_TICKS), _c(SAMPLE_TICKS))
         least = b.select(probation, _c(1), _c(MIN_SWITCHES))
+        usage = b.alloca(ir.ArrayType(I64, RUSAGE_WORDS))
         with b.if_then(b.icmp_signed(">=", elapsed, window)):
-            usage = b.alloca(ir.ArrayType(I64, RUSAGE_WORDS))
-            b.store(ir.Constant(ir.ArrayType(I64, RUSAGE_WORDS), None), usage)
-            b.call(self.getrusage, [_c(RUSAGE_THREAD, I32), usage])
-            switches = b.load(b.gep(usage, [_c(0, I32), _c(NIVCSW_WORD, I32)]), typ=I64)
+            switches = self._involuntary_switches(b, usage)
             delta = b.sub(switches, b.load(self.sample_switches, typ=I64))
             me = b.call(self.pthread_self, [])
             first = b.or_(b.icmp_signed("==", b.load(self.sample_tsc, typ=I64), _c(0)),
@@ -484,6 +533,13 @@ class _Pool:
             b.store(now, self.sample_tsc)
         b.ret_void()
         return fn
+
+    def _involuntary_switches(self, b, usage):
+        """The calling thread's count of involuntary context switches (getrusage's ``ru_nivcsw``); ``usage``: a
+        ``struct rusage`` alloca'd in the function's entry block (an alloca in a loop grows the stack)."""
+        b.store(ir.Constant(ir.ArrayType(I64, RUSAGE_WORDS), None), usage)
+        b.call(self.getrusage, [_c(RUSAGE_THREAD, I32), usage])
+        return b.load(b.gep(usage, [_c(0, I32), _c(NIVCSW_WORD, I32)]), typ=I64)
 
     def _serial_left(self):
         """``i64 nimble_parallel_serial_left_v1()``: ticks until parallel regions run in parallel again (0: now)."""
@@ -584,8 +640,10 @@ def serial_left() -> int:
 def stats() -> dict:
     """Counts since the process started: regions run ``serial`` (more than one thread asked; backing off,
     contended, nested, or one iteration) and ``parallel``, wakes sent to sleeping workers (``wakes``),
-    ``worker_sleeps``, ``stragglers`` (each backs off), worker ``preemptions`` and caller ``switch_bursts``
-    (each marks the pool contended)."""
+    ``worker_sleeps``, ``stragglers`` (each backs off), worker ``preemptions`` (a spinning worker lost its core
+    to another thread; enough of them close together mark the pool contended), caller ``switch_bursts`` (each
+    marks it) and ``steals`` (a spinning worker's time-stamp counter jumped with no context switch: a
+    hypervisor took the virtual CPU, or a long interrupt; ignored)."""
     import ctypes
 
     register()
@@ -601,6 +659,19 @@ def set_contention_watch(on: bool) -> None:
 
     register()
     ctypes.CFUNCTYPE(None, ctypes.c_int32)(_loaded[0][0].address(WATCH_ENTRY))(1 if on else 0)
+
+
+def feed_lost_core(gaps: list[tuple[int, int]]) -> None:
+    """Report ``(now, gap)`` pairs (time-stamp-counter ticks) to the contention rule as one worker's lost cores,
+    through a fresh window: what a spinning worker does when another thread takes its core. For tests."""
+    import ctypes
+
+    register()
+    window = (ctypes.c_int64 * 3)()
+    lost_core = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)(
+        _loaded[0][0].address(LOST_CORE_ENTRY))
+    for now, gap in gaps:
+        lost_core(now, gap, ctypes.addressof(window))
 
 
 def contended_left() -> int:

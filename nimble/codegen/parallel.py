@@ -90,9 +90,12 @@ MAX_WORKERS = 255
 # Straggler backoff, in time-stamp-counter ticks (~0.3-0.5 ns each): a region whose caller waited longer for
 # other threads' chunks than it spent on its own, and at least STALL_TICKS, means a worker lost its core to
 # another process; regions then run serially for max(twice the last backoff, STALL_COST_FACTOR x the wait)
-# (so a probe's stall costs at most ~1/16 of the time), clamped, halved after each clean parallel region.
+# (so a probe's stall costs at most ~1/4 of the time), clamped, halved after each clean parallel region. Not
+# more: a cloud guest's vCPU stolen by the hypervisor for 1-15 ms stalls a region as a busy core does, and at 16x
+# the wait BERT ran 7% of its 2-thread regions serially on an idle Xeon guest (1-3% at 4x); a machine that
+# stays busy is caught by the contention mark.
 STALL_TICKS = 150_000
-STALL_COST_FACTOR = 16
+STALL_COST_FACTOR = 4
 BACKOFF_MIN_TICKS = 2_000_000
 # A region that cost more than the caller alone would have (wall > LOSS_NUM / LOSS_DEN x the caller's time per
 # chunk x all chunks) backs off too, however small: on a loaded machine small kernels lose most to a second

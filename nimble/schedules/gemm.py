@@ -15,11 +15,12 @@ in the weight stream each step of r prefetches, every cache line of its tile_col
 the stream to the hardware prefetcher).
 
 Fallback (documented heuristic): tile_rows from the representative n: 1, 2, 4 for n <= 1, 2, 4,
-else the one of 4, 5, 6 that computes the fewest rows for n (the tail tile overcomputes; ``ROW_COST``
-weighs a short tile's lower reuse): 4 for n = 8, 16, 32, 6 for n = 64; tile_cols the widest of 32 and 16 (16 when m < 32) whose accumulator block, one weight
-row and a broadcast fit the host's vector registers (``codegen.isa``): 6 x 32 on AVX-512 (12 zmm
-accumulators + 2 + 1 of 32), 6 x 16 on AVX2 (12 ymm + 2 + 1 of 16; 6 x 32 would spill and
-runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
+else the one of 4, 5, 6 (and 8 where 32 vector registers hold an 8 x 32 tile) that computes the fewest
+rows for n (the tail tile overcomputes; ``row_cost`` weighs a short tile's lower reuse): on AVX2 4 for
+n = 8, 16, 32, 6 for n = 64; on AVX-512 8 for n = 8, 16, 32, 64, 6 for n = 12; tile_cols the widest of 32
+and 16 (16 when m < 32) whose accumulator block, one weight row and a broadcast fit the host's vector
+registers (``codegen.isa``): 8 x 32 on AVX-512 (16 zmm accumulators + 2 + 1 of 32), 6 x 16 on AVX2
+(12 ymm + 2 + 1 of 16; 6 x 32 would spill and runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
 (half of L2); rows outer; parallel over the fused outer loops; prefetch ``FALLBACK_PREFETCH`` bytes
 ahead when the weight is a model constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from
 L3 or memory on every call) and a tile has more than 2 rows, none otherwise.
@@ -92,33 +93,45 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
 
 
 # A tile of fewer rows reuses each weight load for fewer FMAs: the cost of a row in a tile of r rows,
-# relative to 6 (measured on Zen 1: 4 x 16 and 6 x 16 run within 3% of each other per computed row).
+# relative to the best height (measured on Zen 1: 4 x 16 and 6 x 16 run within 3% of each other per computed
+# row). With 32 vector registers (AVX-512) 8 x 32 tiles fit (16 accumulators + 2 + 1) and win: on a 2-vCPU
+# Xeon guest (session 30; BERT's dense shapes, k = 768 or 3072, m = 768 or 3072, const weights) 8 x 32 ran
+# 1.09-1.45x faster than the heights this table gave before (6 x 32 at n = 64, 128; 4 x 32 at n = 8..32), the
+# row costs below within ~5%.
 ROW_COST = {4: 1.08, 5: 1.04, 6: 1.0}
+ROW_COST_WIDE = {4: 1.22, 5: 1.12, 6: 1.08, 8: 1.0}
+
+
+def row_cost(isa: VectorISA) -> dict:
+    """``ROW_COST`` of the host's register file: the wide table where 8-row tiles fit."""
+    return ROW_COST_WIDE if isa.fits(8, 2 * isa.f32_lanes) else ROW_COST
 
 
 def _rows_for(rep: int, space: ConfigSpace, isa: VectorISA) -> int:
-    """The tile height that computes the fewest rows (weighted by ``ROW_COST``) for ``rep`` rows:
-    the last tile overcomputes, so 8 rows run as 2 tiles of 4 rather than 2 of 6."""
-    allowed = [r for r in ROW_COST if r in space.knobs["tile_rows"].values and isa.fits(r, 16)]
+    """The tile height that computes the fewest rows (weighted by ``row_cost``) for ``rep`` rows:
+    the last tile overcomputes, so 8 rows run as 2 tiles of 4 rather than 2 of 6 (on AVX2)."""
+    cost = row_cost(isa)
+    allowed = [r for r in cost if r in space.knobs["tile_rows"].values and isa.fits(r, 16)]
     if not allowed:
         return 6
-    return min(allowed, key=lambda r: (-(-rep // r) * r * ROW_COST[r], -r))
+    return min(allowed, key=lambda r: (-(-rep // r) * r * cost[r], -r))
 
 
 def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None):
     """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
-    ``n`` rows, weighted by ``ROW_COST`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
+    ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
     4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules); None when the config's own
-    height is best or is not one ``ROW_COST`` weighs. Its other knobs stay as tuned."""
+    height is best or is not one ``row_cost`` weighs. Its other knobs stay as tuned."""
     isa = isa or host_isa()
+    cost = row_cost(isa)
     own, values = config["tile_rows"], space.knobs["tile_rows"].values
-    if own not in ROW_COST or n < 1:
+    if own not in cost or n < 1:
         return None
     if n <= 2:
         rows = n if n < own and n in values else own
     else:
-        allowed = [r for r in ROW_COST if r in values and isa.fits(r, config["tile_cols"])] + [own]
-        rows = min(allowed, key=lambda r: (-(-n // r) * r * ROW_COST[r], r != own))
+        allowed = [r for r in cost if r in values and isa.fits(r, config["tile_cols"])] + [own]
+        rows = min(allowed, key=lambda r: (-(-n // r) * r * cost[r], r != own))
     if rows == own:
         return None
     return space.config(**{**config.values, "tile_rows": rows, **({"prefetch": 0} if rows <= 2 else {})})

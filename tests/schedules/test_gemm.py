@@ -194,3 +194,17 @@ def test_prefetching_dense_matches_numpy_at_any_n(dense_prefetched, n):
     t, sig, kernel = dense_prefetched
     ins = t.random_inputs(sig, {"n": n}, rng)
     np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
+
+
+def test_refit_on_avx512_weighs_8_row_tiles():
+    from nimble.codegen.isa import AVX512
+
+    from nimble.schedules.gemm import gemm_refit
+
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 3072, weight="const")
+    space = t.space(sig)
+    eight = t.fallback(sig, space, {"n": 64})
+    eight = space.config(**{**eight.values, "tile_rows": 8, "tile_cols": 32})
+    rows = {n: (gemm_refit(space, eight, n, AVX512) or eight)["tile_rows"] for n in (1, 2, 3, 5, 8, 12, 16, 64)}
+    assert rows == {1: 1, 2: 2, 3: 4, 5: 5, 8: 8, 12: 6, 16: 8, 64: 8}

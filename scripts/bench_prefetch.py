@@ -1,4 +1,4 @@
-"""The weight prefetch of the dense fallback (``gemm.FALLBACK_PREFETCH``) on and off, in whole models.
+"""The weight prefetch of the dense fallback (``gemm.FALLBACK_PREFETCH_STEPS``) on and off, in whole models.
 
     NIMBLE_NUM_THREADS=1 python scripts/bench_prefetch.py                  # BERT-base seq 8/32/128, Tree-LSTM
     NIMBLE_NUM_THREADS=2 python scripts/bench_prefetch.py --seqs 8,64 --models bert
@@ -25,15 +25,15 @@ from harness import cpu_name  # noqa: E402
 
 
 def _compiled_pair(build) -> dict:
-    """{bytes ahead: VirtualMachine} for no prefetch and the shipped distance."""
-    shipped = gemm.FALLBACK_PREFETCH
+    """{steps ahead: VirtualMachine} for no prefetch and the shipped distance."""
+    shipped = gemm.FALLBACK_PREFETCH_STEPS
     vms = {}
     try:
         for ahead in (0, shipped):
-            gemm.FALLBACK_PREFETCH = ahead
+            gemm.FALLBACK_PREFETCH_STEPS = ahead
             vms[ahead] = nimble.VirtualMachine(nimble.compile(build(), records=None))
     finally:
-        gemm.FALLBACK_PREFETCH = shipped
+        gemm.FALLBACK_PREFETCH_STEPS = shipped
     return vms
 
 
@@ -62,9 +62,10 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=12, help="BERT encoder layers (default 12, BERT-base)")
     p.add_argument("--rounds", type=int, default=11)
     args = p.parse_args()
-    shipped = gemm.FALLBACK_PREFETCH
+    shipped = gemm.FALLBACK_PREFETCH_STEPS
     print(f"CPU: {cpu_name()}; {nimble.settings.num_threads()} thread(s); fallback configs; "
-          f"prefetch {shipped} bytes ahead vs none\n")
+          f"prefetch {shipped} steps ahead ({gemm.fallback_prefetch(16)} bytes on AVX2, "
+          f"{gemm.fallback_prefetch(32)} on AVX-512) vs none\n")
     print("| workload | no prefetch ms | prefetch ms | no prefetch / prefetch |")
     print("|---|---|---|---|")
     models = args.models.split(",")

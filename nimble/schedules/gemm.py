@@ -20,10 +20,11 @@ rows for n (the tail tile overcomputes; ``row_cost`` weighs a short tile's lower
 n = 8, 16, 32, 6 for n = 64; on AVX-512 8 for n = 8, 16, 32, 64, 6 for n = 12; tile_cols the widest of 32
 and 16 (16 when m < 32) whose accumulator block, one weight row and a broadcast fit the host's vector
 registers (``codegen.isa``): 8 x 32 on AVX-512 (16 zmm accumulators + 2 + 1 of 32), 6 x 16 on AVX2
-(12 ymm + 2 + 1 of 16; 6 x 32 would spill and runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a weight panel is about 256 KiB
-(half of L2); rows outer; parallel over the fused outer loops; prefetch ``FALLBACK_PREFETCH`` bytes
-ahead when the weight is a model constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from
-L3 or memory on every call) and a tile has more than 2 rows, none otherwise.
+(12 ymm + 2 + 1 of 16; 6 x 32 would spill and runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a
+weight panel is about 256 KiB (half of L2); rows outer; parallel over the fused outer loops; prefetch
+``FALLBACK_PREFETCH_STEPS`` steps of r ahead (1 KiB on AVX2, 2 KiB on AVX-512) when the weight is a model
+constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from L3 or memory on every call) and a tile
+has more than 2 rows, none otherwise.
 """
 from __future__ import annotations
 
@@ -49,12 +50,22 @@ def pack_columns(w_kxm: np.ndarray, bn: int) -> np.ndarray:
 
 # How far ahead in the weight stream the micro-kernel prefetches, in bytes (0: none, the hardware's own).
 PREFETCH_BYTES = (0, 1024, 2048, 4096)
-# Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread): 1 KiB ahead gains 11-14% at 4
-# rows, 5-40% at 8-32 and 1-3% at 128 over the hardware prefetcher alone; at 1 row (a GEMV: 2 FLOPs a weight,
-# the stream alone) it loses 8-27%, at 2 it is even, so tiles of 1 or 2 rows do not prefetch. Weights under
-# STREAMED_WEIGHT_BYTES stay in L2 between calls (Tree-LSTM's 0.4-0.5 MB: no gain, 2% slower at 2 threads).
-FALLBACK_PREFETCH = 1024
+# Measured on Zen 1 (BERT-base dense shapes, weights from memory, 1 thread, 6 x 16 tiles): 1 KiB ahead gains
+# 11-14% at 4 rows, 5-40% at 8-32 and 1-3% at 128 over the hardware prefetcher alone; at 1 row (a GEMV: 2 FLOPs a
+# weight, the stream alone) it loses 8-27%, at 2 it is even, so tiles of 1 or 2 rows do not prefetch. On a Xeon
+# guest (AVX-512, 8 x 32 tiles, weights from memory) 2 KiB beat 1 KiB by 2-18% and none by 4-48% at n = 8..128.
+# Both are 16 steps of r ahead (a step reads tile_cols weights: 64 bytes on AVX2, 128 on AVX-512), the
+# fallback's distance. Weights under STREAMED_WEIGHT_BYTES stay in L2 between calls (Tree-LSTM's 0.4-0.5 MB:
+# no gain, 2% slower at 2 threads).
+FALLBACK_PREFETCH_STEPS = 16
 STREAMED_WEIGHT_BYTES = 1 << 20
+
+
+def fallback_prefetch(tile_cols: int, itemsize: int = 4) -> int:
+    """The fallback's prefetch distance in bytes: ``FALLBACK_PREFETCH_STEPS`` steps of ``tile_cols`` weights,
+    rounded up to a value of the knob (0 when the steps are 0)."""
+    want = FALLBACK_PREFETCH_STEPS * tile_cols * itemsize
+    return 0 if want <= 0 else min([b for b in PREFETCH_BYTES if b >= want] or [PREFETCH_BYTES[-1]])
 
 
 def _weight_bytes(k, m) -> int:
@@ -76,7 +87,7 @@ def gemm_space(name: str, n, k) -> ConfigSpace:
 def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None,
                   streamed: bool = False):
     """The documented heuristic config (module docstring); ``streamed``: the weight is a model constant, so
-    the kernel prefetches it ``FALLBACK_PREFETCH`` bytes ahead when it is too big to stay in L2 between calls
+    the kernel prefetches it ``fallback_prefetch`` bytes ahead when it is too big to stay in L2 between calls
     (``STREAMED_WEIGHT_BYTES``)."""
     isa = isa or host_isa()
     rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
@@ -87,7 +98,7 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     kk = k if isinstance(k, int) else 256
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
-    ahead = FALLBACK_PREFETCH if streamed and rows > 2 and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
+    ahead = fallback_prefetch(cols) if streamed and rows > 2 and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
                         parallel="fused", prefetch=ahead)
 

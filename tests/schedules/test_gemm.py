@@ -159,19 +159,21 @@ def test_a_config_recorded_before_the_prefetch_knob_means_no_prefetch():
 
 
 def test_the_fallback_prefetches_constant_weights_too_big_for_l2():
-    from nimble.schedules.gemm import FALLBACK_PREFETCH
+    from nimble.codegen.isa import host_isa
+    from nimble.schedules.gemm import fallback_prefetch
 
     t = get_template("dense")
-    for k, weight, n, expected in ((768, "const", 8, FALLBACK_PREFETCH), (768, "input", 8, 0), (64, "const", 8, 0),
+    ahead = fallback_prefetch(32 if host_isa().registers >= 32 else 16)
+    for k, weight, n, expected in ((768, "const", 8, ahead), (768, "input", 8, 0), (64, "const", 8, 0),
                                    (768, "const", 1, 0), (768, "const", 2, 0)):
         sig = dense_signature("n", k, 768, weight=weight)  # a 64 x 768 weight (192 KiB) stays in L2
         assert t.fallback(sig, t.space(sig), {"n": n})["prefetch"] == expected, (k, weight, n)
     sig = dense_signature("n", 768, 768, weight="const")  # a GEMV streams faster without: refit drops it at n = 1, 2
     space = t.space(sig)
     tuned = t.fallback(sig, space, {"n": 16})
-    assert tuned["prefetch"] == FALLBACK_PREFETCH
+    assert tuned["prefetch"] == ahead
     assert [t.refit(sig, space, tuned, "n", n)["prefetch"] for n in (1, 2)] == [0, 0]
-    assert t.refit(sig, space, tuned, "n", 6)["prefetch"] == FALLBACK_PREFETCH  # one tile of 6 rows: still prefetched
+    assert t.refit(sig, space, tuned, "n", 6)["prefetch"] == ahead  # one tile of 6 rows: still prefetched
     name, sig = CASES["bmm_attention_scores"]
     bmm = get_template(name)
     assert bmm.fallback(sig, bmm.space(sig), {"n": 8})["prefetch"] == 0
@@ -194,6 +196,18 @@ def test_prefetching_dense_matches_numpy_at_any_n(dense_prefetched, n):
     t, sig, kernel = dense_prefetched
     ins = t.random_inputs(sig, {"n": n}, rng)
     np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
+
+
+def test_the_fallback_prefetch_is_16_steps_of_a_tile_row_ahead():
+    from nimble.codegen.isa import AVX2, AVX512
+    from nimble.schedules import gemm
+
+    assert [gemm.fallback_prefetch(c) for c in (8, 16, 32, 64)] == [1024, 1024, 2048, 4096]
+    assert gemm.fallback_prefetch(16, itemsize=2) == 1024 and gemm.fallback_prefetch(128) == 4096  # the knob's top
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 3072, weight="const")
+    assert gemm.gemm_fallback(t.space(sig), "n", 768, 3072, {"n": 32}, AVX512, streamed=True)["prefetch"] == 2048
+    assert gemm.gemm_fallback(t.space(sig), "n", 768, 3072, {"n": 32}, AVX2, streamed=True)["prefetch"] == 1024
 
 
 def test_refit_on_avx512_weighs_8_row_tiles():

@@ -79,3 +79,15 @@ def nimble_env(monkeypatch):
     yield set_env
     monkeypatch.undo()
     settings.reload()
+
+
+@pytest.fixture
+def avx2_gemm(monkeypatch):
+    """The gemm template's decisions (fallback tile heights, refit) as on an AVX2 host, whatever this host's
+    vector ISA: for tests whose expected tables name AVX2's tile heights (4, 5, 6 rows). The kernels run
+    anywhere; AVX-512's own heights are tested with the ISA passed explicitly (tests/codegen/test_isa.py)."""
+    from nimble.codegen.isa import AVX2
+    from nimble.schedules import gemm
+
+    monkeypatch.setattr(gemm, "host_isa", lambda: AVX2)
+    return AVX2

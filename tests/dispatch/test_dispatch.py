@@ -14,6 +14,8 @@ from nimble.tuner import Database, TuningRecord, host_fingerprint
 from nimble.tuner.fingerprint import HostFingerprint
 from nimble.tuner.task import Task
 
+pytestmark = pytest.mark.usefixtures("avx2_gemm")  # their tables name AVX2's tile heights
+
 K, M = 32, 48
 
 

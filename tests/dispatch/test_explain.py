@@ -9,6 +9,8 @@ from nimble.errors import NimbleError
 from nimble.ir import Any
 from nimble.tuner import Database
 
+pytestmark = pytest.mark.usefixtures("avx2_gemm")  # their tables name AVX2's tile heights
+
 
 def model():
     x = ir.var("x", shape=(Any, 16))

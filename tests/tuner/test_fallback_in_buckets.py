@@ -11,6 +11,8 @@ from nimble.tuner import Database, TuningRecord, host_fingerprint
 from nimble.tuner.task import Task
 from nimble.tuner.tune import fallback_candidates
 
+pytestmark = pytest.mark.usefixtures("avx2_gemm")  # their tables name AVX2's tile heights
+
 K, M = 32, 48
 SIG = dense_signature("n", K, M, bias=True, epilogue=["relu"], weight="const")
 

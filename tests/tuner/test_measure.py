@@ -170,6 +170,7 @@ def test_a_task_at_traffic_points_is_checked_at_every_point(measurer):
     assert wrong.error_kind == "wrong_result"
 
 
+@pytest.mark.usefixtures("avx2_gemm")  # a 6-row tile at n = 1, whatever the host
 def test_a_traffic_point_cost_is_the_weighted_mean_of_the_points_times():
     """n=1 three times as often as n=512: the cost is (3 t(1) + t(512)) / 4, about a quarter of t(512)."""
     import statistics
@@ -183,6 +184,6 @@ def test_a_traffic_point_cost_is_the_weighted_mean_of_the_points_times():
             return statistics.median(result.costs)
 
         small, large, mixed = cost("n=1..512@1"), cost("n=1..512"), cost("n=1..512@1*3+512")
-    assert large > 20 * small
+    assert large > 10 * small  # above 7x, the bounds below tell the weighted mean from the plain one
     expected = (3 * small + large) / 4
     assert 0.6 * expected < mixed < 1.6 * expected

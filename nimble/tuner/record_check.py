@@ -3,10 +3,9 @@ a record edited or written by another version never becomes a bucket's "best".""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 
-from ..errors import NimbleError
+from ..errors import FormatError, NimbleError
 from ..schedules.registry import Signature, TemplateError, get_template
 from .records import TuningRecord
 from .workload import WorkloadKey, canonical_json
@@ -39,8 +38,8 @@ def config_problem(record: TuningRecord) -> str | None:
         return space
     if record.config_index >= len(space):
         return f"config_index {record.config_index} is outside the space of {len(space)} configs"
-    expected = json.loads(canonical_json(space.get(record.config_index).to_json()))
-    if space.recorded(record.config_index, dict(record.config)) is None:
-        return (f"config {canonical_json(dict(record.config))} is not config {record.config_index} of the "
-                f"space ({canonical_json(expected)})")[:400]
+    try:
+        space.from_json(dict(record.config))
+    except FormatError as exc:
+        return f"config {canonical_json(dict(record.config))} is not in the space: {exc}"[:400]
     return None

@@ -35,12 +35,12 @@ def test_gemm_fallback_never_spills():
 
 
 def test_gemm_fallback_takes_8_row_tiles_where_32_registers_hold_them():
-    """AVX-512 holds an 8 x 32 accumulator block (16 + 2 + 1 of 32 zmm), which reuses each weight load for 8
-    FMAs; AVX2's 16 registers do not (8 x 16 needs 19 ymm), so its heights stay 4, 5 or 6."""
-    t = get_template("dense")
-    sig = dense_signature("n", 768, 3072, weight="const")
-    rows = {isa.name: {n: gemm_fallback(t.space(sig), "n", 768, 3072, {"n": n}, isa)["tile_rows"]
+    """AVX-512 holds up to a 12 x 32 accumulator block (24 + 2 + 1 of 32 zmm), which reuses each weight load for
+    12 FMAs; AVX2's 16 registers do not hold 8 x 16 (19 ymm), so its heights stay 4, 5 or 6."""
+    from nimble.schedules.gemm import gemm_space
+
+    rows = {isa.name: {n: gemm_fallback(gemm_space("dense", "n", 768, isa), "n", 768, 3072, {"n": n}, isa)["tile_rows"]
                        for n in (3, 8, 12, 16, 24, 32, 64, 128)} for isa in (AVX2, AVX512)}
-    assert rows["avx512"] == {3: 4, 8: 8, 12: 6, 16: 8, 24: 8, 32: 8, 64: 8, 128: 8}
+    assert rows["avx512"] == {3: 4, 8: 8, 12: 12, 16: 8, 24: 12, 32: 8, 64: 8, 128: 10}
     assert rows["avx2"] == {3: 4, 8: 4, 12: 6, 16: 4, 24: 6, 32: 4, 64: 6, 128: 6}
-    assert gemm_fallback(t.space(sig), "n", 768, 3072, {"n": 64}, AVX512)["tile_cols"] == 32
+    assert gemm_fallback(gemm_space("dense", "n", 768, AVX512), "n", 768, 3072, {"n": 64}, AVX512)["tile_cols"] == 32

@@ -142,7 +142,7 @@ def test_shipped_records_for_this_cpu_are_found_without_a_database(tmp_path, mon
     exe = nimble.compile(model())
     assert exe.explain(dense_name(exe), (100, K))["source"] == "record"  # this host: used
     small = exe.explain(dense_name(exe), (9, K))  # the other thread count's: not; the fallback of its size instead
-    assert small["source"] == "fallback" and small["bucket"] == "n=5..32"
+    assert small["source"] == "fallback" and small["bucket"].startswith("n=5..32")  # refit per length inside
     exe = nimble.compile(model(), accept_foreign=True)
     info = exe.explain(dense_name(exe), (9, K))
     assert info["source"] == "same-cpu" and info["config"]["tile_rows"] == 5

@@ -49,8 +49,9 @@ def test_buckets_without_a_record_run_the_fallback_of_their_size_and_every_n_is_
     name = next(p.name for p in exe.packed if p.name.endswith("dense_add_relu"))
     by_n = {n: exe.explain(name, (n, K)) for n in (1, 3, 6, 40, 200)}
     assert [by_n[n]["source"] for n in (1, 3, 6, 40)] == ["fallback"] * 3 + ["record"]
-    assert [by_n[n]["config"]["tile_rows"] for n in (1, 3, 6, 40, 200)] == [1, 4, 4, 8, 8]
-    assert by_n[6]["bucket"] == "n=5..8" and by_n[40]["bucket"] == "n=9..64"
+    # the fallback of 5..32 (4-row tiles at its representative 16) is refit per length: 6 rows at n = 6
+    assert [by_n[n]["config"]["tile_rows"] for n in (1, 3, 6, 40, 200)] == [1, 4, 6, 8, 8]
+    assert by_n[6]["bucket"] == "n=5..8 (tile_rows 6 at n=6)" and by_n[40]["bucket"] == "n=9..64"
     assert not by_n[200]["inside"]  # above every bucket: the nearest record, as before
     vm = nimble.VirtualMachine(exe)
     for n in (0, 1, 2, 3, 4, 5, 7, 8, 9, 31, 64, 67):

@@ -88,7 +88,7 @@ def test_other_workloads_rank_a_workload_never_measured(shipped):
             tuner = XGBTuner(task)
             assert learn_same_template(task, db, host, tuner) > 0
             own = _own(records, key, bucket)
-            xs = np.stack([cached_features(task, task.space.get(r.config_index)) for r in own])
+            xs = np.stack([cached_features(task, task.space.recorded(r.config_index, dict(r.config))) for r in own])
             ys = np.array([task.flops() / r.mean_cost for r in own])
             tuner.model.fit(np.stack(tuner.xs), np.array(tuner.ys), tuner._group_ids())
             rhos.append(_spearman(tuner.model.predict(xs), ys))
@@ -113,6 +113,6 @@ def test_other_buckets_and_other_workloads_together(shipped):
     assert same > 0 and other > 0
     assert len(set(tuner.groups)) >= 3 + 4  # 3 other buckets, 4 other workloads x their buckets
     own = _own(records, key, bucket)
-    xs = np.stack([cached_features(task, task.space.get(r.config_index)) for r in own])
+    xs = np.stack([cached_features(task, task.space.recorded(r.config_index, dict(r.config))) for r in own])
     tuner.model.fit(np.stack(tuner.xs), np.array(tuner.ys), tuner._group_ids())
     assert _spearman(tuner.model.predict(xs), [task.flops() / r.mean_cost for r in own]) > 0.2

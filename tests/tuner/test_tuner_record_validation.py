@@ -24,8 +24,16 @@ def make(index, cost, config=None, key=DENSE):
 
 def test_a_config_outside_the_space_is_a_problem_and_a_real_one_is_not():
     assert config_problem(make(3, 1e-3)) is None
-    assert "not config" in config_problem(make(3, 1e-3, config={"tile": 999}))
+    assert "not in the space" in config_problem(make(3, 1e-3, config={"tile": 999}))
     assert "outside the space" in config_problem(make(10**9, 1e-3, config={"tile": 1}))
+
+
+def test_a_record_means_its_knob_values_whatever_its_index():
+    """A knob that gains values renumbers the configs after it; the record's JSON is what it means."""
+    space = _space_of(DENSE.canonical)
+    config = space.get(3)
+    assert config_problem(make(5, 1e-3, config=config.to_json())) is None
+    assert space.recorded(5, config.to_json()) == config
 
 
 def test_an_unregistered_template_cannot_be_checked_and_passes():
@@ -37,7 +45,7 @@ def test_import_skips_a_record_outside_its_space_as_malformed(tmp_path):
     lines = [make(1, 2e-3).to_line(), make(2, 1e-9, config={"tile_rows": 10**6}).to_line()]
     report = Database(tmp_path / "t.db").import_jsonl(io.StringIO("\n".join(lines) + "\n"))
     assert report.added == 1 and len(report.malformed) == 1
-    assert "line 2" in str(report.malformed[0]) and "not config 2" in str(report.malformed[0])
+    assert "line 2" in str(report.malformed[0]) and "not in the space" in str(report.malformed[0])
 
 
 def test_best_record_is_the_best_valid_one_when_an_invalid_one_is_cheaper(tmp_path):

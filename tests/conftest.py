@@ -88,6 +88,9 @@ def avx2_gemm(monkeypatch):
     anywhere; AVX-512's own heights are tested with the ISA passed explicitly (tests/codegen/test_isa.py)."""
     from nimble.codegen.isa import AVX2
     from nimble.schedules import gemm
+    from nimble.tuner.record_check import _space_of
 
+    _space_of.cache_clear()  # spaces depend on the ISA (10- and 12-row tiles on AVX-512): none cached across
     monkeypatch.setattr(gemm, "host_isa", lambda: AVX2)
-    return AVX2
+    yield AVX2
+    _space_of.cache_clear()

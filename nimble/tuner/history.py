@@ -22,12 +22,13 @@ log = logging.getLogger(__name__)
 MAX_OTHER_WORKLOADS = 4  # other workloads of the template taught per task, the most similar first
 PER_WORKLOAD = 96  # their records taught per workload, spread over the cost range
 _CACHE_SIZE = 20000
-_features: OrderedDict = OrderedDict()  # (workload hash, bucket, config index) -> feature vector
+_features: OrderedDict = OrderedDict()  # (workload hash, bucket, space size, config index) -> feature vector
 
 
 def cached_features(task: Task, config):
-    """``extract(task, config)``, cached by workload, bucket and config."""
-    key = (task.workload_key.hash, str(task.bucket), config.index)
+    """``extract(task, config)``, cached by workload, bucket and config (an index numbers a config in a space of
+    its size: the gemm space has more tile heights on AVX-512)."""
+    key = (task.workload_key.hash, str(task.bucket), len(config.space), config.index)
     f = _features.get(key)
     if f is None:
         f = extract(task, config)

@@ -27,8 +27,9 @@ made it slower: a worker cold in cache or woken late on a loaded core) backs off
 small it is. A machine found oversubscribed (a spinning worker lost its core to other threads for much of
 ~0.1 s, or the calling thread was switched out involuntarily several times within ~20 ms: ``LOST_*``,
 ``SAMPLE_TICKS``) marks the pool contended for ``CONTENDED_TICKS``: regions run serially on the caller and
-idle workers sleep at once, so a second thread costs about nothing where it cannot help. ``stats()`` counts what the runtime decided. A pool without workers
-(creation failed) is still correct: the caller runs every chunk; a forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
+idle workers sleep at once, so a second thread costs about nothing where it cannot help. ``stats()`` counts
+what the runtime decided. A pool without workers (creation failed) is still correct: the caller runs every
+chunk; a forked child forgets its parent's workers (glibc's ``__register_atfork``) and starts its own.
 
 The module is compiled once per process (object cache) and its entry registered for the JIT
 linker under the ABI name above; kernels name that symbol, so the implementation may change

@@ -338,7 +338,8 @@ def _one_dim_ranges(template, signature, probe, tmpl, space, db, target, accept_
     if not chosen:
         if not dims:
             return [(BucketRange(0, UNBOUNDED, "static"), tmpl.fallback(signature, space, {}).to_json())]
-        return _refit_ranges(tmpl, signature, space, key_dim, _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges))
+        fallbacks = _fallback_ranges(tmpl, signature, space, key_dim, fallback_ranges)
+        return _refit_ranges(tmpl, signature, space, key_dim, fallbacks)
     if dims:
         chosen = _fallback_in_gaps(chosen, key_dim, fallback_ranges, lambda rep: tmpl.fallback(
             signature, space, {d: rep for d in dims}).to_json())

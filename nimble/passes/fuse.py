@@ -102,7 +102,7 @@ def _fusable(producer: Call, consumer: Call, g: "Group") -> bool:
         return False  # data-dependent shapes stay alone
     members = [pattern_of(x) for x in g.calls] + [pattern_of(g.root)]
     if p in _ANCHORS:  # an anchor joins a group of elementwise epilogues only
-        if p == OpPattern.OUT_ELEMWISE_FUSABLE and any(x.op.name == "cast" for x in g.calls + [g.root]):
+        if p == OpPattern.OUT_ELEMWISE_FUSABLE and any(x.op.name == "cast" for x in g.calls + [g.root, consumer]):
             return False  # dense / conv2d templates keep their dtype through their epilogues: a cast stays apart
         return g.anchor is None and c in _EPILOGUE and all(m in _EPILOGUE for m in members)
     if p in _INJECTIVE and c in _INJECTIVE + (OpPattern.COMM_REDUCE,):

@@ -1,0 +1,41 @@
+"""The fuse pass: which calls share a kernel."""
+import numpy as np
+import pytest
+
+import nimble
+from nimble import ir
+from nimble import ops as nb
+from nimble.ir import Any
+from nimble.passes.fuse import fuse_ops
+
+
+W = np.random.default_rng(0).standard_normal((16, 8)).astype("float32")
+
+
+def _module(tail):
+    x = ir.var("x", shape=(Any, 8))
+    w = ir.const(W)
+    b = ir.Builder()
+    y = b.let("y", tail(nb.dense(x, w)))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], b.ret(y)))
+    return mod, x
+
+
+@pytest.mark.parametrize("tail, names, want", [
+    (lambda d: nb.add(nb.cast(d, dtype="float16"), ir.const(np.ones(16, "float16"))), [["dense"], ["cast", "add"]],
+     lambda v: v.astype("float16") + np.float16(1)),
+    (lambda d: nb.cast(nb.relu(d), dtype="float16"), [["dense"], ["relu", "cast"]],
+     lambda v: np.maximum(v, 0).astype("float16")),
+    (lambda d: nb.cast(d, dtype="float16"), [["dense"], ["cast"]], lambda v: v.astype("float16")),
+])
+def test_a_dense_anchor_never_shares_a_group_with_a_cast_wherever_the_cast_sits(tail, names, want):
+    mod, _ = _module(tail)
+    fused = fuse_ops(mod)
+    groups, _ = fused.groups_of(mod.functions["main"])
+    got = sorted([c.op.name for c in g.calls] for g in groups.values())
+    assert got == sorted(names)
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype("float32")
+    out = nimble.VirtualMachine(nimble.compile(mod)).run(x)
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(out.astype("float32"), want(x @ W.T).astype("float32"), rtol=2e-3, atol=2e-3)

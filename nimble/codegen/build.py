@@ -15,7 +15,7 @@ from ..te.expr import BinaryOp, Expr, IntImm, Var
 from ..te.tensor import ComputeOp, Tensor
 from ..tir.lower import lower
 from ..tir.nodes import PrimFunc
-from . import jit, memo
+from . import isa, jit, memo
 from .llvm import PYARRAY_SUFFIX, SHAPE_STATUS, codegen_llvm
 from .threads import num_threads
 
@@ -59,7 +59,8 @@ def compile_funcs(funcs: list) -> list:
         if debug_level() >= 1:
             log.debug("loop IR of %s:\n%s", func.name, func)
     host = jit.host()
-    key = None if settings.current().no_cache else memo.structural_key(funcs, host.key, settings.current().parallel_min_work)
+    key = None if settings.current().no_cache else memo.structural_key(
+        funcs, host.key, settings.current().parallel_min_work, isa.host_dot_widths())
     found = memo.lookup(key)
     if found is not None:
         llvm_ir, obj, lib = found

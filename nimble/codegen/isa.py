@@ -43,3 +43,24 @@ def host_isa() -> VectorISA:
     from .jit import host
 
     return isa_from_features(host().features)
+
+
+def dot_widths(features: str) -> tuple:
+    """The int32 lane counts of the VNNI byte dot product (``vpdpbusd``) the target has, widest first:
+    (16, 8, 4) with AVX512-VNNI and AVX512-VL, (16,) with AVX512-VNNI alone, (8, 4) with AVX-VNNI, () without."""
+    flags = set(features.split(","))
+    out = []
+    if "+avx512vnni" in flags and "+avx512f" in flags:
+        out.append(16)
+        if "+avx512vl" in flags:
+            out += [8, 4]
+    if "+avxvnni" in flags and 8 not in out:
+        out += [8, 4]
+    return tuple(out)
+
+
+def host_dot_widths() -> tuple:
+    """``dot_widths`` of the JIT target (none when ``NIMBLE_CPU`` forces a CPU: its features are unknown)."""
+    from .jit import host
+
+    return dot_widths(host().features)

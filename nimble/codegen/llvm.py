@@ -15,12 +15,13 @@ import llvmlite.ir as ir
 from .. import settings
 from ..errors import NimbleError
 from ..te.expr import (
-    BIT_FUNCS, EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max,
+    BIT_FUNCS, DOT4, EQ, LE, LT, NE, Add, And, BinaryOp, Call, Cast, Div, Expr, FloatImm, FloorDiv, FloorMod, IntImm, Max,
     Min, Mul, Not, Or, ReductionAdd, Select, Sub, Var, is_float,
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
 from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Prefetch, Seq, Stmt, Store, While
+from .llvm_dot import emit_dot4
 from .llvm_math import _c as _const
 from .llvm_math import _like, emit_bits, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
@@ -529,6 +530,8 @@ class LLVMCodegen:
                 xv, yv = self._broadcast(xv, lanes), self._broadcast(yv, lanes)
             return xv, yv
 
+        if isinstance(e, ReductionAdd) and isinstance(e.b, Call) and e.b.func == DOT4:
+            return emit_dot4(self, e.a, e.b, sub, vector)
         if isinstance(e, BinaryOp) and e.dtype in _REGISTER_DTYPE and not is_float(e.dtype) and isinstance(
                 e, (Add, Sub, Mul, FloorDiv, FloorMod)):
             return self._wrap(self._emit_binary(e, both(e.a, e.b)), e.dtype)
@@ -583,6 +586,8 @@ class LLVMCodegen:
             return b.select(c, t, f)
         if isinstance(e, Cast):
             return self._cast(sub(e.value), e.value.dtype, e.dtype, lanes)
+        if isinstance(e, Call) and e.func == DOT4:
+            return emit_dot4(self, None, e, sub, vector)
         if isinstance(e, Call):
             args = [sub(a) for a in e.args]
             if vector:

@@ -1,6 +1,6 @@
 """Tensor expressions with symbolic shapes, the simplifier, and schedules."""
 from .expr import (  # noqa: F401
-    Expr, FloatImm, IntImm, Var, abs_, all_, any_, cast, ceildiv, const, eq, erf, exp, fmod, log, math_call, max_,
+    Expr, FloatImm, IntImm, Var, abs_, all_, any_, cast, ceildiv, const, dot4, eq, erf, exp, fmod, log, math_call, max_,
     min_, ne, not_, power, select, sigmoid, sqrt, tanh, var,
 )
 from .schedule import Schedule, Stage, create_schedule  # noqa: F401

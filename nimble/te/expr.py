@@ -22,6 +22,7 @@ FLOAT_FUNCS = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asi
                "floor", "ceil")
 BIT_FUNCS = ("bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "shift_left", "shift_right")
 MATH_FUNCS = ("exp", "log", "sqrt", "tanh", "sigmoid", "erf", "pow", "abs", "fmod") + FLOAT_FUNCS + BIT_FUNCS
+DOT4 = "dot4"  # the int32 sum of four products of 8-bit integers (``dot4``)
 
 
 def is_float(dtype: str) -> bool:
@@ -424,6 +425,21 @@ def fmod(x, y):
 
 def abs_(x):
     return _math("abs", x)
+
+
+def dot4(a, b) -> Expr:
+    """``sum(int32(a[t]) * int32(b[t]) for t in 0..3)`` of two sequences of four 8-bit integer expressions.
+
+    Code generation turns it, when ``a`` and ``b`` each load four consecutive bytes (one uint8 side, one int8
+    side) into a VNNI dot product (``vpdpbusd``) where the CPU has one; it is exact integer arithmetic either way
+    (each product fits 16 bits, the sum 18)."""
+    a, b = tuple(as_expr(v) for v in a), tuple(as_expr(v) for v in b)
+    if len(a) != 4 or len(b) != 4:
+        raise NimbleTypeError(f"dot4: expected two sequences of 4 expressions, got {len(a)} and {len(b)}")
+    for side in (a, b):
+        if len({v.dtype for v in side}) != 1 or side[0].dtype not in ("int8", "uint8"):
+            raise NimbleTypeError(f"dot4: each side must be 4 int8 or 4 uint8 expressions, got {[v.dtype for v in side]}")
+    return Call(DOT4, a + b, "int32")
 
 
 def ceildiv(a, b) -> Expr:

@@ -36,21 +36,22 @@ def matmul_values(ctx, a, b):
     return out
 
 
-def dense_rows(ctx, a, weight: np.ndarray):
-    """`dense(a, weight)` for `a` of any rank >= 2: batch dims fold into rows, `reshape(a, (-1, k))`, a 2-D dense
-    (the dense template's form), and a reshape back to `a`'s leading dims (static where at most one is unknown,
-    a `dyn.reshape` of `a`'s run-time dims otherwise). The result keeps `a`'s leading dims in its type."""
+def dense_rows(ctx, a, weight: np.ndarray, op: str = "dense", extra=()):
+    """`dense(a, weight)` (or `op(a, weight, *extra)`, such as dense_integer) for `a` of any rank >= 2: batch dims
+    fold into rows, `reshape(a, (-1, k))`, a 2-D dense (the dense template's form), and a reshape back to `a`'s
+    leading dims (static where at most one is unknown, a `dyn.reshape` of `a`'s run-time dims otherwise). The
+    result keeps `a`'s leading dims in its type."""
     if a.ndim <= 2:
-        return ctx.emit("dense", a, weight)
+        return ctx.emit(op, a, weight, *extra)
     from ..ir.types import TensorType
     from .onnx_ops_shape import dims_tensor
     from .onnx_values import shape_dims
 
     k, m = a.shape[-1], weight.shape[0]
     rows = ctx.emit("reshape", a, newshape=(-1, k) if isinstance(k, int) else (-1, weight.shape[1]))
-    out = ctx.emit("dense", rows, weight)
+    out = ctx.emit(op, rows, weight, *extra)
     dims = shape_dims(a)[:-1] + (m,)
-    out_type = TensorType(tuple(a.shape[:-1]) + (m,), a.dtype)
+    out_type = TensorType(tuple(a.shape[:-1]) + (m,), out.dtype)
     if sum(not isinstance(d, int) for d in dims) <= 1:
         return ctx.emit("reshape", out, newshape=tuple(d if isinstance(d, int) else -1 for d in dims), type_=out_type)
     return ctx.emit("dyn.reshape", out, dims_tensor(ctx, dims), type_=out_type)

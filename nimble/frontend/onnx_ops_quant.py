@@ -144,11 +144,29 @@ def _integer_matmul(ctx, a, b, a_zero_point, b_zero_point):
         if v.dtype not in QUANT_DTYPES:
             raise ConversionError(f"{name} must be int8 or uint8, got {v.dtype}")
     a_zero_point, b_zero_point = _single(ctx, a_zero_point), _single(ctx, b_zero_point)
+    if b.is_const and b.ndim == 2 and not a.is_const and a.ndim >= 1 and (a_zero_point is None or a_zero_point.ndim == 0):
+        return _dense_integer(ctx, a, b, a_zero_point, b_zero_point)
     if a_zero_point is not None and a_zero_point.ndim == 1 and a.ndim >= 2:
         a_zero_point = ctx.emit("reshape", a_zero_point, newshape=(-1, 1))
     from .onnx_ops_nn import matmul_values
 
     return matmul_values(ctx, _to_int32(ctx, a, a_zero_point), _to_int32(ctx, b, b_zero_point))
+
+
+def _dense_integer(ctx, a, b, a_zero_point, b_zero_point):
+    """int32 (a - a_zero_point) @ (b - b_zero_point) for a constant 2-D b and a scalar (or no) a_zero_point: the
+    `dense_integer` operator (its template: VNNI dot products of uint8 a and int8 b), then, for a nonzero b zero
+    point, minus b_zero_point times the row sums of (a - a_zero_point)."""
+    from .onnx_ops_nn import dense_rows
+
+    zero = a_zero_point if a_zero_point is not None else np.zeros((), numpy_dtype(a.dtype))
+    squeeze = a.ndim == 1
+    rows = ctx.emit("expand_dims", a, axis=0) if squeeze else a
+    out = dense_rows(ctx, rows, np.ascontiguousarray(b.const.T), op="dense_integer", extra=(zero,))
+    if b_zero_point is not None and not (b_zero_point.is_const and not np.any(b_zero_point.const)):
+        sums = ctx.emit("sum", _to_int32(ctx, rows, a_zero_point), axis=-1, keepdims=True)
+        out = ctx.emit("subtract", out, ctx.emit("multiply", sums, _to_int32(ctx, b_zero_point)))
+    return ctx.emit("squeeze", out, axis=(-2,)) if squeeze else out
 
 
 @converter("MatMulInteger")

@@ -28,7 +28,7 @@ from .creation import arange, full, nonzero, ones, shape_of, zeros
 from .elementwise import abs, cast, erf, exp, gelu, log, negative, relu, sigmoid, sqrt, tanh  # noqa: A004
 from .pool import avg_pool, max_pool, max_pool_indices
 from .topk import topk_indices, topk_values
-from .quantize import quantize_linear
+from .quantize import dense_integer, quantize_linear
 from .nn import batch_matmul, batch_norm, dense, layer_norm, log_softmax, matmul, softmax
 from .reduce import argmax, max, mean, min, prod, sum  # noqa: A004
 from .registry import OpDef, OpPattern, ShapeFuncKind, get_op, list_ops, register

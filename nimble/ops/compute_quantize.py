@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import te
 from ..dtypes import int_range
 from ..te.expr import Expr
-from .compute import broadcast_dims, broadcast_index, checker, register_compute
+from .compute import broadcast_dims, broadcast_index, checker, dim_checks, register_compute
 from .quantize import compute_dtype
 
 LIMIT = 2.0**40  # |x / scale| is clipped here first so the int64 cast is defined; far outside any int8 range
@@ -37,3 +37,16 @@ def _quantize_linear(inputs, attrs, out_shapes):
         return te.cast(dtype, te.min_(te.max_(q, low), high))
 
     return te.compute(shape, body, name="quantize_linear", checks=checker(checks))
+
+
+@register_compute("dense_integer")
+def _dense_integer(inputs, attrs, out_shapes):
+    x, w, zero = inputs
+    k = te.reduce_axis(x.shape[-1], "k")
+    checks = dim_checks("dense_integer", [(x.shape[-1], w.shape[1], "x's columns and weight's columns")])
+
+    def body(*i):
+        xv = te.cast("int32", x[i[:-1] + (k.var,)]) - te.cast("int32", zero[()])
+        return te.sum(xv * te.cast("int32", w[i[-1], k.var]), axis=k)
+
+    return te.compute(x.shape[:-1] + (w.shape[0],), body, name="dense_integer", checks=checker(checks))

@@ -4,6 +4,9 @@ x, scale and zero_point broadcasting (numpy rules; per-axis scales arrive reshap
 
 x / scale is computed in float32 (float64 for float64 x), rounded half to even (numpy's rint), offset by the zero
 point and clipped to the output dtype's range; NaN quantizes to the zero point clipped (ONNX leaves it undefined).
+
+dense_integer: the int32 product of 8-bit matrices, ``(x - x_zero_point) @ weight.T`` (ONNX MatMulInteger with a
+constant weight), exact modulo 2**32 like numpy's int32 arithmetic.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 from ..dtypes import int_range, numpy_dtype
 from ..ir.types import TensorType
 from .registry import OpPattern, register
-from .relations import FLOAT_DTYPES, broadcast_shapes, tensor_arg
+from .relations import FLOAT_DTYPES, broadcast_shapes, dims_equal, rank_at_least, rank_is, tensor_arg
 
 QUANT_DTYPES = ("int8", "uint8", "int16", "uint16", "int4", "uint4", "int2", "uint2")
 
@@ -53,4 +56,34 @@ quantize_linear = register(
     doc="saturate(round_half_even(x / scale) + zero_point) as dtype (int8, uint8, int16, uint16, int4, uint4, int2 or "
     "uint2), with numpy "
     "broadcasting.",
+)
+
+
+# ---- dense_integer: (x (..., k) - x_zero_point) @ weight (m, k)^T in int32 -------------------------------------------
+BYTE_DTYPES = ("int8", "uint8")
+
+
+def _dense_integer_rel(x, weight, x_zero_point):
+    x = tensor_arg("dense_integer", "x", x, BYTE_DTYPES)
+    weight = tensor_arg("dense_integer", "weight", weight, BYTE_DTYPES)
+    zero = tensor_arg("dense_integer", "x_zero_point", x_zero_point, (x.dtype,))
+    rank_at_least("dense_integer", "x", x, 1)
+    rank_is("dense_integer", "weight", weight, 2)
+    rank_is("dense_integer", "x_zero_point", zero, 0)
+    dims_equal("dense_integer", x.shape[-1], weight.shape[1], "x has {a} columns, weight expects {b}")
+    return TensorType(x.shape[:-1] + (weight.shape[0],), "int32")
+
+
+def _dense_integer_reference(x, weight, x_zero_point):
+    with np.errstate(over="ignore"):
+        return np.matmul(x.astype(np.int32) - np.int32(x_zero_point), weight.astype(np.int32).T)
+
+
+dense_integer = register(
+    "dense_integer", args=("x", "weight", "x_zero_point"), type_rel=_dense_integer_rel,
+    shape_func=lambda x, weight, x_zero_point: [np.concatenate([x[:-1], weight[:1]])],
+    reference=_dense_integer_reference, pattern=OpPattern.OPAQUE,
+    doc="int32 (x (..., k) - x_zero_point) times weight (m, k) transposed: (..., m); x and weight int8 or uint8, "
+    "x_zero_point a scalar of x's dtype (ONNX MatMulInteger with a constant weight). A kernel of its own: uint8 x "
+    "and int8 weight with k a multiple of 4 run the dense_integer template (VNNI byte dot products).",
 )

@@ -12,6 +12,7 @@ from .cuda_injective import CudaInjective
 from .cuda_reduce import CudaReduce
 from .cuda_softmax import CudaSoftmax
 from .dense import Dense
+from .dense_integer import DenseInteger
 from .injective import Injective
 from .layer_norm import LayerNorm
 from .lstm_cell import LSTMCell
@@ -22,6 +23,7 @@ from .take import Take
 
 BUILTIN_TEMPLATES = (
     ("dense", "llvm", Dense),
+    ("dense_integer", "llvm", DenseInteger),
     ("matmul", "llvm", Matmul),
     ("batch_matmul", "llvm", BatchMatmul),
     ("attention", "llvm", Attention),

@@ -216,10 +216,11 @@ def gemm_compute(ops: GemmOperands, bn: int, epilogue=None):
     return out, D, pack
 
 
-def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=None) -> None:
+def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=None, step_bytes=None) -> None:
     """Apply a config of the gemm space to the stages of ``gemm_compute``; ``pack_reads_rows``
     when the weight is laid out (k, m) so that packing reads contiguous rows; ``weight``: the
-    tensor the kernel reads weights from when it does not pack them (what ``prefetch`` streams)."""
+    tensor the kernel reads weights from when it does not pack them (what ``prefetch`` streams);
+    ``step_bytes``: the weight bytes a step of the reduction reads (default: tile_cols weights)."""
     ty, bn, ku = cfg["tile_rows"], cfg["tile_cols"], cfg["k_unroll"]
     axes = list(s[out].axis)
     *batch, i, j = axes
@@ -253,7 +254,8 @@ def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=No
     s[D].vectorize(dj)
     streamed = pack if pack is not None else weight
     if cfg["prefetch"] and streamed is not None:  # a step of r reads tile_cols weights
-        s[D].prefetch(streamed, dri, max(1, cfg["prefetch"] // (bn * numpy_dtype(streamed.dtype).itemsize)))
+        step = step_bytes or bn * numpy_dtype(streamed.dtype).itemsize
+        s[D].prefetch(streamed, dri, max(1, cfg["prefetch"] // step))
     if pack is not None:
         *pb, a, kk, c = s[pack].axis
         if pack_reads_rows:  # w[..., r, j]: contiguous along the packed columns

@@ -133,10 +133,11 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     from .conv_kernels import conv2d_template_kernel
     from .cumulative_kernels import cumulative_group_kernel
     from .nonzero_kernels import nonzero_group_kernel
-    from .template_kernels import lone_template_kernel, lstm_cell_template_kernel
+    from .template_kernels import dense_integer_template_kernel, lone_template_kernel, lstm_cell_template_kernel
     from .topk_kernels import topk_group_kernel
 
     templated = (lstm_cell_template_kernel(group, types, name, db, accept_foreign)
+                 or dense_integer_template_kernel(group, types, name, db, accept_foreign)
                  or _op_template_kernel(group, types, name, db, accept_foreign))
     if templated is not None:
         return templated

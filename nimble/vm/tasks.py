@@ -31,7 +31,7 @@ from ..tuner.task import Task
 from ..ops.registry import get_op
 from .conv_kernels import conv2d_template_instance
 from .kernels import dense_group_signature, lstm_cell_kernel_signature, op_template_signature
-from .template_kernels import lone_template_signature
+from .template_kernels import dense_integer_group_signature, lone_template_signature
 
 log = logging.getLogger("nimble.tasks")
 MAX_TASK_BYTES = 1 << 30  # buckets whose kernel moves more are not tuned by default (measuring them takes GiBs)
@@ -76,6 +76,9 @@ def group_task(group, types):
     found = dense_group_signature(group, types)
     if found is not None:
         return "dense", found[0]
+    found = dense_integer_group_signature(group, types)
+    if found is not None:
+        return "dense_integer", found[0]
     if len(group.calls) == 1 and group.calls[0].op.name == "lstm_cell":
         call = group.calls[0]
         sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))

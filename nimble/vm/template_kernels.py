@@ -11,6 +11,8 @@ fails its check leaves that row's index unwritten, which the row copy then reads
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..ir.types import TensorType
 from ..ops.registry import get_op
 from .kernels import (GroupKernel, _named_shape, _outputs_of, _static, dim_places, dispatch_dim, instance_out_shapes,
@@ -109,3 +111,59 @@ def lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: 
     out_t = types[call]
     return GroupKernel(name, entry, lstm_cell_inputs(call, sig, cfg["block"], {}),
                        [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))
+
+
+def dense_integer_group_signature(group, types):
+    """(signature, x, weight constant, zero point) of a lone dense_integer(x (n, k) uint8, W int8 constant, zp)
+    whose k is a multiple of 4 (the dense_integer template's calls), else None."""
+    from ..ir.expr import Constant
+    from ..schedules.dense_integer import dense_integer_signature
+
+    if len(group.calls) != 1 or group.calls[0].op.name != "dense_integer":
+        return None
+    x, w, zero = group.calls[0].args
+    xt = types[x]
+    if not isinstance(w, Constant) or isinstance(x, Constant) or not isinstance(xt, TensorType) or xt.ndim != 2:
+        return None
+    m, k = w.value.shape
+    if xt.dtype != "uint8" or str(w.value.dtype) != "int8" or k % 4:
+        return None
+    return dense_integer_signature(xt.shape[0] if isinstance(xt.shape[0], int) else "n", k, m), x, w, zero
+
+
+def dense_integer_inputs(call, weight_layouts, cache: dict) -> list:
+    """The kernel inputs of a dense_integer call: x, the weight packed for each tile width, its column sums, the
+    zero point (packed once per weight and width in ``cache``)."""
+    from ..schedules.dense_integer import column_sums, pack_weight
+
+    x, w, zero = call.args
+    packed = []
+    for key, make in [((id(w), bn), lambda bn=bn: pack_weight(np.asarray(w.value), bn)) for bn in weight_layouts] + [
+            ((id(w), "colsum"), lambda: column_sums(np.asarray(w.value)))]:
+        if key not in cache:
+            cache[key] = make()
+        packed.append(cache[key])
+    return [x] + packed + [zero]
+
+
+def dense_integer_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone dense_integer with a constant int8 weight through its template (VNNI dot products), with a dispatch
+    table on the row count from the records of ``db``, fallback configs where none; else None."""
+    from ..dispatch.build import template_dispatch
+
+    found = dense_integer_group_signature(group, types)
+    if found is None:
+        return None
+    sig, x, w, zero = found
+
+    def layout(cfg, configs):
+        bns = sorted({c["tile_cols"] for c in configs})
+        base = 1 + len(bns)
+        return (0, 1 + bns.index(cfg["tile_cols"]), base, base + 1, base + 2)  # x, wp, colsum, zero, the output
+
+    entry, configs = template_dispatch("dense_integer", sig, name, (0, 0), layout, db, "llvm", accept_foreign)
+    bns = tuple(sorted({c["tile_cols"] for c in configs}))
+    out_t = types[group.root]
+    out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], w.value.shape[0]]]
+    return GroupKernel(name, entry, dense_integer_inputs(group.calls[0], bns, {}), [(_static(out_t), out_t.dtype)],
+                       out_shapes, None, "dense_integer", sig, bns)

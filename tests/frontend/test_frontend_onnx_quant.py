@@ -126,3 +126,73 @@ def test_dynamically_quantized_mlp_matches_onnxruntime(tmp_path_factory):
         got, want = np.asarray(vm.run(x)), sess.run(None, {"x": x})[0]
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _lowered(mod):
+    from nimble.passes.pipeline import Pipeline
+    from nimble.vm.pipeline import compile_pipeline
+
+    passes = compile_pipeline("llvm", None, False).passes
+    return Pipeline(passes[:[p.name for p in passes].index("lower_kernels") + 1]).run(mod, print_after=(), debug=0)
+
+
+@functools.cache
+def _projection_model(a_type, k, b_zero):
+    """DynamicQuantizeLinear (or QuantizeLinear to int8) of x (batch, seq, k) -> MatMulInteger with a constant
+    int8 (k, 24) weight and zero point `b_zero` -> Cast -> Mul by the scales, as quantize_dynamic writes it."""
+    rng = np.random.default_rng(k)
+    w = rng.integers(-128, 128, (k, 24)).astype(np.int8)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(b_zero, np.int8), "wz"),
+             numpy_helper.from_array(np.array(0.01, np.float32), "ws"),
+             numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(-3, np.int8), "z")]
+    if a_type == U8:
+        quant = [helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"])]
+    else:
+        quant = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]), helper.make_node("Identity", ["s"], ["xs"]),
+                 helper.make_node("Identity", ["z"], ["xz"])]
+    nodes = quant + [
+        helper.make_node("MatMulInteger", ["xq", "w", "xz", "wz"], ["acc"]),
+        helper.make_node("Cast", ["acc"], ["accf"], to=F),
+        helper.make_node("Mul", ["xs", "ws"], ["scale"]),
+        helper.make_node("Mul", ["accf", "scale"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, ["b", "s", k])],
+                              [helper.make_tensor_value_info("acc", I32, None), helper.make_tensor_value_info("y", F, None)],
+                              initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    mod = from_onnx(model)
+    return model, mod, nimble.VirtualMachine(nimble.compile(mod))
+
+
+CASES = [(U8, 64, 0, True), (U8, 64, 5, True), (U8, 30, 0, False), (I8, 64, 0, False)]
+
+
+@pytest.mark.parametrize("a_type, k, b_zero, template", CASES)
+def test_which_kernel_serves_matmul_integer(a_type, k, b_zero, template):
+    kinds = [gk.template for gk in _lowered(_projection_model(a_type, k, b_zero)[1]).kernels]
+    assert ("dense_integer" in kinds) == template, kinds
+
+
+@pytest.mark.parametrize("a_type, k, b_zero, template", CASES)
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(batch=st.sampled_from([0, 1, 2, 3]), seq=ROWS, seed=st.integers(0, 2**16))
+def test_matmul_integer_with_a_constant_weight_is_one_exact_dense_integer(a_type, k, b_zero, template, batch, seq,
+                                                                          seed):
+    """uint8 x int8 with k a multiple of 4 runs the dense_integer template (VNNI where the CPU has it), other types
+    and widths the operator's generic kernel; a weight zero point is subtracted times the rows' sums. Exact."""
+    model, mod, vm = _projection_model(a_type, k, b_zero)
+    x = (np.random.default_rng(seed).standard_normal((batch, seq, k)) * 3).astype(np.float32)
+    acc, y = (np.asarray(v) for v in vm.run(x))
+    c = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    if a_type == U8:  # DynamicQuantizeLinear
+        top, low = np.float32(max(0, x.max(initial=0))), np.float32(min(0, x.min(initial=0)))
+        xs = np.float32((top - low) if top != low else 1) / np.float32(255)
+        xz = np.uint8(np.clip(np.rint(-low / xs), 0, 255))
+        xq = np.clip(np.rint(x / xs) + xz, 0, 255).astype(np.uint8)
+    else:
+        xq = np.clip(np.rint(x / c["s"]) + c["z"], -128, 127).astype(np.int8)
+        xs, xz = c["s"], c["z"]
+    want = (xq.astype(np.int32) - np.int32(xz)) @ (c["w"].astype(np.int32) - np.int32(b_zero))
+    assert acc.dtype == np.int32 and acc.shape == (batch, seq, 24)
+    np.testing.assert_array_equal(acc, want)
+    np.testing.assert_allclose(y, want.astype(np.float32) * (np.float32(xs) * c["ws"]), rtol=1e-6, atol=1e-6)

@@ -138,7 +138,8 @@ def shape_dim_source(chain: LetChain, e: Expr, axis: int | None = None):
 def dim_tokens(chain: LetChain, e: Expr, depth: int = 64):
     """Per-dim tokens of the run-time shape of tensor `e`: ints and symbolic dims of its type, else (var, axis) of
     the tensor the dim was read from through a ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``, or of
-    the input of a shape-preserving operator (layer_norm, a unary elementwise operator). Two tensors whose tokens
+    the input of a shape-preserving operator (layer_norm, a unary elementwise operator, a broadcast one of one tensor
+    and scalars). Two tensors whose tokens
     are equal have equal shapes. None when unknown."""
     if depth <= 0:
         return None
@@ -161,6 +162,10 @@ def _dim_tokens(chain: LetChain, e: Expr, depth: int):
     if p is not None and p.args and (p.op.name == "layer_norm" or (
             len(p.args) == 1 and get_op(p.op.name).pattern == OpPattern.ELEMWISE)):
         return dim_tokens(chain, p.args[0], depth - 1)  # the shape of its input
+    if p is not None and len(p.args) >= 2 and get_op(p.op.name).pattern in (OpPattern.ELEMWISE, OpPattern.BROADCAST):
+        shaped = [x for x in p.args if not _scalar(chain, x)]
+        if len(shaped) == 1:  # one tensor and scalars (a quantization's scale and zero point): the tensor's shape
+            return dim_tokens(chain, shaped[0], depth - 1)
     if p is not None and len(p.args) == 2 and get_op(p.op.name).pattern in (OpPattern.ELEMWISE, OpPattern.BROADCAST):
         a, b = (dim_tokens(chain, x, depth - 1) for x in p.args)  # operands of one shape: that shape
         if a is not None and a == b:
@@ -174,6 +179,11 @@ def _dim_tokens(chain: LetChain, e: Expr, depth: int):
     if not isinstance(t, TensorType):
         return None
     return tuple(d if isinstance(d, (int, SymDim)) else (e, k) for k, d in enumerate(t.shape))
+
+
+def _scalar(chain: LetChain, e: Expr) -> bool:
+    t = chain.type_of(e)
+    return isinstance(t, TensorType) and not t.shape
 
 
 def field_token(chain: LetChain, f: Expr, depth: int):

@@ -7,8 +7,10 @@ join the dense kernel's epilogue. This pass moves those reshapes down through ro
 * ``reshape(reshape(x, s1), s2)`` -> ``reshape(x, s2)``; ``reshape(x, (-1, m))`` of a 2-D (?, m) x -> x; the same
   ``reshape(x, newshape)`` twice -> once;
 * ``f(reshape(z, s))`` for an elementwise ``f``, ``layer_norm`` over the last axis, or a broadcast binary operator
-  whose other operand is a per-feature constant or a tensor of the same leading dims -> ``reshape(f(z, ...), s)``,
-  where z is 2-D with the same last dim.
+  whose other operand is a per-feature constant, a scalar, or a tensor of the same leading dims -> ``reshape(f(z, ...), s)``,
+  where z is 2-D with the same last dim; the same for an elementwise or broadcast operator of one such tensor and
+  scalars (``quantize_linear`` with a per-tensor scale and zero point);
+* ``sum / max / min / prod(reshape(z, s))`` over every axis (keepdims off) -> the same of z.
 
 Leading dims are "the same" when they are provably equal (equal ints, the same symbolic dim, the same dim of one
 tensor read through the frontend's ``dyn.reshape(., concatenate(take(shape_of(y), [i]), ...))``), or differ at one
@@ -29,6 +31,7 @@ from .let_chain import LetChain, concat_fields, dim_tokens, field_token, last_ax
 
 RESHAPES = ("reshape", "dyn.reshape")
 BINARY = ("add", "subtract", "multiply", "divide", "power", "maximum", "minimum")
+WHOLE_REDUCTIONS = ("sum", "max", "min", "prod")
 
 
 def _same_dim(a, b) -> bool:
@@ -127,17 +130,27 @@ class _Rows:
         if op == "shape_of" and self._exact_shape(args[0]) is not None:
             self.subst[var] = self._exact_shape(args[0])
             return 0
-        if not isinstance(vt, TensorType) or not vt.shape or not isinstance(vt.shape[-1], int):
+        if op in WHOLE_REDUCTIONS and value.attrs.get("axis") is None and not value.attrs.get("keepdims"):
+            r = chain.producer(args[0], RESHAPES)  # a reduction of every element: the same over the rows
+            if r is not None and self._rows(r.args[0]):
+                chain.replace(index, chain.call(op, (r.args[0],), value.attrs.as_dict()))
+            return 0
+        if not isinstance(vt, TensorType) or not vt.shape:
+            return 0
+        opdef = get_op(op)
+        shaped = [k for k, a in enumerate(args) if not self._scalar(a)]
+        if opdef.pattern in (OpPattern.ELEMWISE, OpPattern.BROADCAST) and len(shaped) == 1:
+            # one tensor, any others scalars (a quantization's scale and zero point): it commutes with a reshape
+            r = chain.producer(args[shaped[0]], RESHAPES)
+            if r is None or not self._rows(r.args[0]):
+                return 0
+            new_args = args[:shaped[0]] + (r.args[0],) + args[shaped[0] + 1:]
+            new_call = chain.call(op, new_args, value.attrs.as_dict())
+            chain.replace(index + 1, self.out_reshape(index, new_call, r, vt, op.replace(".", "_")))
+            return 1
+        if not isinstance(vt.shape[-1], int):
             return 0
         m = vt.shape[-1]
-        opdef = get_op(op)
-        if len(args) == 1 and opdef.pattern == OpPattern.ELEMWISE:
-            v = self.view(args[0])
-            if v is None:
-                return 0
-            new_call = chain.call(op, (v[0],), value.attrs.as_dict())
-            chain.replace(index + 1, self.out_reshape(index, new_call, v[1], vt, op.replace(".", "_")))
-            return 1
         if op == "layer_norm" and last_axis(value.attrs, len(vt.shape)):
             v = self.view(args[0])
             if v is None:
@@ -148,6 +161,14 @@ class _Rows:
         if op in BINARY and len(args) == 2:
             return self._binary(index, var, value, args, vt, m)
         return 0
+
+    def _rows(self, e) -> bool:
+        t = self.chain.type_of(e)
+        return isinstance(t, TensorType) and len(t.shape) == 2
+
+    def _scalar(self, e) -> bool:
+        t = self.chain.type_of(e)
+        return isinstance(t, TensorType) and not t.shape
 
     def _same_target(self, r1: Call, r2: Call) -> bool:
         """Two reshapes to the same shape: equal static newshapes without -1, or the same shape tensor value."""
@@ -206,6 +227,8 @@ class _Rows:
                     not in (1, m):
                 return 0  # a constant that adds dims, or varies along a leading dim
             other_rows, added = (Constant(c.reshape(c.shape[-1:])) if c.ndim else other), 0
+        elif isinstance(chain.type_of(other), TensorType) and not chain.type_of(other).shape:
+            other_rows, added = other, 0  # a run-time scalar (a quantization scale) broadcasts the same on rows
         else:
             if _rows_compatible(chain.type_of(args[side]), chain.type_of(other)) is None and not (
                     views[1 - side] is not None and self._same_target(views[side][1], views[1 - side][1])) and not (

@@ -2,9 +2,11 @@
 frontend with its own rewriting off (graphs in tests/frontend/onnx_pattern_models.py)."""
 import math
 
+import numpy as np
 import pytest
 
 pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
 
 from nimble.frontend import from_onnx  # noqa: E402
 from nimble.passes.let_chain import LetChain  # noqa: E402
@@ -91,3 +93,48 @@ def test_attention_with_a_dynamic_batch_stays():
     model = models.attention_model()
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     assert "matmul" in ops(rewrite_patterns(raw(model)))
+
+
+def _quantized_chain_model():
+    """x (batch, seq, 16) -> two dynamically quantized projections (DynamicQuantizeLinear, MatMulInteger, Cast,
+    Mul by the scales, Add a bias), as onnxruntime's quantize_dynamic writes each Linear."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes, inits, last = [], [], "x"
+    for i, (k, m) in enumerate([(16, 24), (24, 8)]):
+        inits += [numpy_helper.from_array(rng.integers(-128, 128, (k, m)).astype(np.int8), f"w{i}"),
+                  numpy_helper.from_array(np.array(0.01, np.float32), f"ws{i}"),
+                  numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), f"b{i}")]
+        nodes += [helper.make_node("DynamicQuantizeLinear", [last], [f"q{i}", f"s{i}", f"z{i}"]),
+                  helper.make_node("MatMulInteger", [f"q{i}", f"w{i}", f"z{i}"], [f"acc{i}"]),
+                  helper.make_node("Cast", [f"acc{i}"], [f"f{i}"], to=TensorProto.FLOAT),
+                  helper.make_node("Mul", [f"s{i}", f"ws{i}"], [f"scale{i}"]),
+                  helper.make_node("Mul", [f"f{i}", f"scale{i}"], [f"y{i}"]),
+                  helper.make_node("Add", [f"y{i}", f"b{i}"], [f"out{i}"])]
+        last = f"out{i}"
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", "s", 16])],
+                              [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_dynamic_quantization_stays_on_rows_and_matches_onnxruntime():
+    """The per-tensor min / max and quantize_linear of the second projection's input run on its 2-D rows: one
+    reshape into rows, one back out, none between the projections."""
+    import nimble
+
+    model = _quantized_chain_model()
+    after = fold_rows(raw(model))
+    chain = LetChain.of(after["main"].body)
+    rank = {v.op.name: len(var.type_annotation.shape) for var, v in chain.bindings
+            if hasattr(v, "op") and v.op.name in ("quantize_linear", "dense_integer", "max", "min") and
+            var.type_annotation.shape}
+    assert rank == {"quantize_linear": 2, "dense_integer": 2}, rank
+    reduced = [v.args[0] for _, v in chain.bindings if hasattr(v, "op") and v.op.name in ("max", "min")]
+    assert sum(len(chain.type_of(a).shape) == 2 for a in reduced) == 2  # the second projection's, on rows
+    assert ops(after).count("dyn.reshape") + ops(after).count("reshape") == 2
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    vm = nimble.VirtualMachine(nimble.compile(from_onnx(model)))
+    for shape in [(1, 5, 16), (3, 7, 16), (2, 1, 16)]:
+        x = np.random.default_rng(shape[1]).standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(vm.run(x), sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)

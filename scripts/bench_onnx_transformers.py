@@ -9,11 +9,13 @@ checked against ORT's before timing. Timing: interleaved rounds (every system in
 
     python scripts/bench_onnx_transformers.py                      # 12 layers, seq 8/32/128, 1 and 2 threads
     python scripts/bench_onnx_transformers.py --quick --layers 2 --threads 1
+    python scripts/bench_onnx_transformers.py --models bert-int8,bert-fp16   # quantized / float16 BERT-base
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import statistics
@@ -30,12 +32,32 @@ from harness import settle, thread_env  # noqa: E402
 
 SEQS = (8, 32, 128)
 TOLERANCE = 1e-3
+# int8: nimble's exact int32 products and ORT's may quantize an activation one step apart; float16: its rounding
+KIND_TOLERANCE = {"bert-int8": 0.1, "bert-fp16": 2e-2}
+KINDS = ("bert", "gpt2", "bert-int8", "bert-fp16")
+NAMES = {"bert": "BERT-base", "gpt2": "GPT-2", "bert-int8": "BERT-base int8", "bert-fp16": "BERT-base float16"}
 
 
 def export(kind: str, layers: int, path: str) -> str:
-    """Export BERT-base (`kind` "bert") or the GPT-2-style decoder ("gpt2") with `layers` layers to `path`."""
+    """Export BERT-base (`kind` "bert") or the GPT-2-style decoder ("gpt2") with `layers` layers to `path`;
+    "bert-int8": BERT-base quantized by onnxruntime's ``quantize_dynamic`` (int8 weights, uint8 activations);
+    "bert-fp16": converted by onnxruntime's float16 converter (float16 weights, inputs of ids, float16 output)."""
     import torch
     import transformers
+
+    if kind in ("bert-int8", "bert-fp16"):
+        fp32 = export("bert", layers, path + ".fp32.onnx")
+        if kind == "bert-int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            logging.getLogger().setLevel(logging.ERROR)  # (its advice to pre-process the model)
+            quantize_dynamic(fp32, path, weight_type=QuantType.QInt8)
+        else:
+            import onnx
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            onnx.save(convert_float_to_float16(onnx.load(fp32), keep_io_types=False), path)
+        return path
 
     torch.manual_seed(0)
     if kind == "bert":
@@ -128,8 +150,9 @@ def run_child(threads: int, layers: int, quick: bool, models: list, records: str
                 feed = {"input_ids": ids, "attention_mask": mask}
                 want = sess.run(None, feed)[0]
                 got = np.asarray(vm.run(ids, mask))
-                err = float(np.max(np.abs(got - want)))
-                if not np.allclose(got, want, atol=TOLERANCE, rtol=TOLERANCE):
+                err = float(np.max(np.abs(got.astype(np.float64) - want)))
+                tol = KIND_TOLERANCE.get(kind, TOLERANCE)
+                if not np.allclose(got.astype(np.float64), want, atol=tol, rtol=tol):
                     raise SystemExit(f"{kind} seq {seq}: nimble differs from ORT (max abs err {err:.2g})")
                 systems = {"nimble ONNX": lambda: vm.run(ids, mask), "ORT": lambda: sess.run(None, feed)}
                 if kind == "bert":
@@ -143,16 +166,16 @@ def run_child(threads: int, layers: int, quick: bool, models: list, records: str
 
 
 def table(threads: int, layers: int, rows: list) -> str:
-    lines = [f"### {threads} thread{'s' if threads > 1 else ''}, {layers} layers (batch 1, fp32, median ms)", "",
-             "| model | seq | nimble ONNX ms | ORT ms | ORT / nimble | builder ms | nimble ONNX / builder |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [f"### {threads} thread{'s' if threads > 1 else ''}, {layers} layers (batch 1, median ms)", "",
+             "| model | seq | nimble ONNX ms | ORT ms | ORT / nimble | builder ms | nimble ONNX / builder | max abs err |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ms = r["ms"]
         nim, ort_ms = ms["nimble ONNX"], ms["ORT"]
         builder = ms.get("nimble builder")
-        lines.append(f"| {'BERT-base' if r['model'] == 'bert' else 'GPT-2'} | {r['seq']} | {nim:.2f} | {ort_ms:.2f} | "
+        lines.append(f"| {NAMES[r['model']]} | {r['seq']} | {nim:.2f} | {ort_ms:.2f} | "
                      f"{ort_ms / nim:.2f} | {'' if builder is None else f'{builder:.2f}'} | "
-                     f"{'' if builder is None else f'{nim / builder:.2f}'} |")
+                     f"{'' if builder is None else f'{nim / builder:.2f}'} | {r['max_err']:.1e} |")
     return "\n".join(lines)
 
 
@@ -161,13 +184,13 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     p.add_argument("--layers", type=int, default=12, help="transformer layers of every model (default 12)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts, one child process each")
-    p.add_argument("--models", default="bert,gpt2", help="comma-separated: bert, gpt2")
+    p.add_argument("--models", default="bert,gpt2", help=f"comma-separated, of {', '.join(KINDS)}")
     p.add_argument("--records", metavar="PATH_OR_URL", help="tuning records (default: none, fallback configs)")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if set(models) - {"bert", "gpt2"} or not models:
-        p.error(f"--models: expected bert and/or gpt2, got {args.models!r}")
+    if set(models) - set(KINDS) or not models:
+        p.error(f"--models: expected some of {', '.join(KINDS)}, got {args.models!r}")
     if args.layers < 1:
         p.error("--layers must be at least 1")
     if args.child:

@@ -43,7 +43,7 @@ def test_a_dense_anchor_never_shares_a_group_with_a_cast_wherever_the_cast_sits(
 
 def test_a_reduction_to_a_scalar_keeps_its_own_kernel():
     """max(x) then maximum(., 0) (DynamicQuantizeLinear's range): the max runs alone (the reduce template's pass
-    over the data), the scalar step apart."""
+    over the data), the scalar step in another kernel."""
     x = ir.var("x", shape=(Any, 8))
     b = ir.Builder()
     top = b.let("top", nb.maximum(nb.max(x, axis=None), ir.const(np.float32(0))))
@@ -51,7 +51,7 @@ def test_a_reduction_to_a_scalar_keeps_its_own_kernel():
     mod.define("main", ir.Function([x], b.ret(nb.multiply(nb.relu(x), top))))
     groups, _ = fuse_ops(mod).groups_of(mod.functions["main"])
     got = sorted([c.op.name for c in g.calls] for g in groups.values())
-    assert ["max"] in got and ["maximum"] in got, got
+    assert ["max"] in got and all("max" not in g for g in got if g != ["max"]), got
     v = np.random.default_rng(2).standard_normal((6, 8)).astype("float32")
     np.testing.assert_allclose(nimble.VirtualMachine(nimble.compile(mod)).run(v),
                                np.maximum(v, 0) * max(v.max(), 0), rtol=1e-6)

@@ -121,16 +121,20 @@ def unsupported_nodes(graph, opset: int) -> dict:
 
 
 def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
-              constants: dict | None = None, patterns: bool = True) -> IRModule:
+              constants: dict | None = None, patterns: bool = True, float16: str = "float32") -> IRModule:
     """Convert an ONNX model to an `IRModule` with a `main` function.
 
     `shapes` overrides input shapes by name (None or -1 = `Any`). With `sym_dims`, a `dim_param` becomes a named
     symbolic dim (otherwise `Any`). `constants` binds graph inputs by name to fixed values (they are then no
     parameters of `main`), for operators whose axes, shapes or weights arrive as inputs. With `patterns`, exported
     LayerNorm / GELU / attention chains become nimble's operators and batch dims fold into rows around dense layers
-    (`nimble.passes.patterns`, `nimble.passes.rows`). Raises `FormatError` for a malformed model and one
+    (`nimble.passes.patterns`, `nimble.passes.rows`). `float16="float32"` (the default) computes a float16 /
+    bfloat16 model in float32, its inputs and outputs keeping their types (`onnx_widen`); `"exact"` rounds after
+    every operator as the types say. Raises `FormatError` for a malformed model and one
     `UnsupportedOperatorError` listing every operator without a converter.
     """
+    if float16 not in ("float32", "exact"):
+        raise ValueError(f"from_onnx: float16 must be 'float32' or 'exact', got {float16!r}")
     model = _load(model_or_path)
     if not model.HasField("graph"):
         raise FormatError("the ONNX model has no graph")
@@ -145,6 +149,10 @@ def from_onnx(model_or_path, shapes: dict | None = None, sym_dims: bool = True,
     if opset > onnx_opset_version():
         raise FormatError(f"ONNX opset {opset} is newer than the installed onnx package knows "
                           f"({onnx_opset_version()}); expected opset {MIN_OPSET}..{onnx_opset_version()}")
+    from .onnx_widen import has_narrow_floats, widen_float16
+
+    if float16 == "float32" and has_narrow_floats(model):
+        model = widen_float16(model)
     graph = model.graph
     missing = unsupported_nodes(graph, opset)
     if missing:

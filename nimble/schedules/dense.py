@@ -8,6 +8,7 @@ packs it itself on every call.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -24,9 +25,28 @@ def gelu_tanh(v, tanh):
     return v * 0.5 * (tanh((v + v * v * v * 0.044715) * GELU_TANH_C) + 1.0)
 
 
-def pack_weight(w: np.ndarray, bn: int) -> np.ndarray:
-    """w(m, k) -> wp(ceil(m / bn), k, bn) with wp[a, r, b] = w[a*bn + b, r] (zero padded)."""
-    return pack_columns(np.ascontiguousarray(w.T), bn)
+def pack_weight(w: np.ndarray, bn: int, dtype=None) -> np.ndarray:
+    """w(m, k) -> wp(ceil(m / bn), k, bn) with wp[a, r, b] = w[a*bn + b, r] (zero padded), stored as ``dtype``
+    (default w's)."""
+    wp = pack_columns(np.ascontiguousarray(w.T), bn)
+    return wp if dtype is None or wp.dtype == np.dtype(dtype) else wp.astype(dtype)
+
+
+def half_exact(w: np.ndarray) -> bool:
+    """Whether every value of a float32 weight is a float16 one (a float16 model computed in float32): the dense
+    template then stores it packed as float16, half the bytes to stream, widened exactly on load."""
+    if w.dtype != np.float32:
+        return False
+    key = id(w)
+    found = _HALF_EXACT.get(key)
+    if found is None or found[0]() is not w:
+        with np.errstate(over="ignore"):
+            found = (weakref.ref(w), bool(np.array_equal(w.astype(np.float16).astype(np.float32), w)))
+        _HALF_EXACT[key] = found
+    return found[1]
+
+
+_HALF_EXACT: dict = {}  # id(weight) -> (weakref to it, answer): the check reads every value, once
 
 
 def apply_epilogue(name: str, v, extra=None):
@@ -86,6 +106,9 @@ class Dense(Template):
         bias = bool(sig.attr("bias", False))
         epilogue = tuple(sig.attr("epilogue", ()))
         const_weight = sig.attr("weight", "input") == "const"
+        weight_dtype = sig.attr("weight_dtype", sig.args[1][1])
+        if weight_dtype != sig.args[1][1] and not const_weight:
+            raise TemplateError("dense: weight_dtype applies to a constant weight (weight='const') only")
         bn = cfg["tile_cols"]
         names = ["x", "w"] + (["bias"] if bias else []) + [f"residual{i}" for i, e in enumerate(epilogue) if e == "residual"]
         if len(names) != len(sig.args):
@@ -93,7 +116,7 @@ class Dense(Template):
         sig_w = sig
         if const_weight:  # the kernel takes the packed weight
             args = list(sig.args)
-            args[1] = ((-(-m // bn), k, bn), args[1][1])
+            args[1] = ((-(-m // bn), k, bn), weight_dtype)
             sig_w = Signature(tuple(args), sig.attrs)
         tensors, dims = sig_w.placeholders(names)
         extra = list(tensors[2:])
@@ -120,9 +143,15 @@ class Dense(Template):
         if const_weight:
             def prepare(inputs, bn=bn):
                 inputs = list(inputs)
-                inputs[1] = pack_weight(inputs[1], bn)
+                inputs[1] = pack_weight(inputs[1], bn, weight_dtype)
                 return inputs
         return Instance(s, list(tensors) + [out], dims, residues, prepare)
+
+    def random_inputs(self, sig, dims, rng):
+        inputs = super().random_inputs(sig, dims, rng)
+        if sig.attr("weight_dtype") == "float16":  # the values such a weight holds
+            inputs[1] = inputs[1].astype(np.float16).astype(inputs[1].dtype)
+        return inputs
 
     def reference(self, sig, inputs):
         x, w = inputs[0], inputs[1]
@@ -145,13 +174,16 @@ class Dense(Template):
         return 2 * n * k * m
 
 
-def dense_signature(n, k: int, m: int, bias: bool = False, epilogue=(), weight: str = "input", dtype="float32"):
-    """The signature of a dense call; n may be a symbolic dim name."""
+def dense_signature(n, k: int, m: int, bias: bool = False, epilogue=(), weight: str = "input", dtype="float32",
+                    weight_dtype: str | None = None):
+    """The signature of a dense call; n may be a symbolic dim name. ``weight_dtype`` "float16": a constant weight
+    whose values are all float16 ones, stored packed as float16 (``half_exact``)."""
     args = [((n, k), dtype), ((m, k), dtype)]
     if bias:
         args.append(((m,), dtype))
     for e in epilogue:
         if e == "residual":
             args.append(((n, m), dtype))
-    return Signature.make(args, bias=bias, epilogue=list(epilogue), weight=weight)
+    extra = {"weight_dtype": weight_dtype} if weight_dtype not in (None, dtype) else {}
+    return Signature.make(args, bias=bias, epilogue=list(epilogue), weight=weight, **extra)
 

@@ -208,6 +208,8 @@ def gemm_compute(ops: GemmOperands, bn: int, epilogue=None):
         *b, i, j = idx
         xv = x[(*b, te.min_(i, last), r)]
         wv = w[(*b, r, j)] if wp is None else wp[(*b, j // bn, r, j % bn)]
+        if wv.dtype != xv.dtype:  # a weight stored narrower (float16): widened on load
+            wv = te.cast(xv.dtype, wv)
         return te.sum(xv * wv, axis=r)
 
     out_shape = (*x.shape[:nb], n, ops.m)

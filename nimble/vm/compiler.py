@@ -447,7 +447,7 @@ def _with_inputs(gk, mc, group):
     for bn in gk.weight_layouts:
         key = (id(w), bn)
         if key not in cache:
-            cache[key] = pack_weight(np.asarray(w.value), bn)
+            cache[key] = pack_weight(np.asarray(w.value), bn, gk.signature.attr("weight_dtype"))
         packed.append(cache[key])
     bias = [a for c in group.calls[1:2] for a in c.args if isinstance(a, Constant)]
     inputs = [dense.args[0]] + packed + (bias[:1] if gk.signature.attr("bias") else []) + _residuals(group)

@@ -213,7 +213,7 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
 def dense_group_signature(group, types):
     """(signature, x, weight constant, bias constant or None, residual inputs) when ``group`` is
     dense(x, W const) [+ bias const] [activations] [+ residual], the dense template's family; else None."""
-    from ..schedules.dense import dense_signature
+    from ..schedules.dense import dense_signature, half_exact
 
     calls = group.calls
     if not calls or calls[0].op.name != "dense" or group.anchor is not calls[0]:
@@ -244,7 +244,9 @@ def dense_group_signature(group, types):
             return None
         prev = c
     n = xt.shape[0] if isinstance(xt.shape[0], int) else "n"
-    return dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const"), x, w, bias, residuals
+    half = "float16" if half_exact(np.asarray(w.value)) else None
+    return (dense_signature(n, k, m, bias=bias is not None, epilogue=epilogue, weight="const", weight_dtype=half), x,
+            w, bias, residuals)
 
 
 def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
@@ -267,7 +269,8 @@ def _dense_template_kernel(group, types, name: str, db, accept_foreign: bool):
 
     entry, configs = template_dispatch("dense", sig, name, (0, 0), layout, db, "llvm", accept_foreign)
     bns = tuple(sorted({c["tile_cols"] for c in configs}))
-    inputs = [x] + [pack_weight(np.asarray(w.value), bn) for bn in bns] + ([bias] if bias is not None else []) + residuals
+    packed = [pack_weight(np.asarray(w.value), bn, sig.attr("weight_dtype")) for bn in bns]
+    inputs = [x] + packed + ([bias] if bias is not None else []) + residuals
     out_t = types[group.root]
     out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], m]]
     return GroupKernel(name, entry, inputs, [(_static(out_t), out_t.dtype)], out_shapes, None, "dense", sig, bns)

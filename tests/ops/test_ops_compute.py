@@ -96,6 +96,16 @@ def _quantize_values(draw, sizes, rng, dtype):
     return [x, scale, np.array(rng.integers(max(low, 0), min(high, 8), endpoint=True)).astype(numpy_dtype(dtype))]
 
 
+def _byte_values(draw, sizes, rng, x_dtype, w_dtype, batch):
+    """x (b?, n, k), w (m, k) over their whole 8-bit ranges and a zero point of x's type."""
+    def full(dtype, shape):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+
+    x_shape = ((sizes["b"],) if batch else ()) + (sizes["n"], sizes["k"])
+    return [full(x_dtype, x_shape), full(w_dtype, (sizes["m"], sizes["k"])), full(x_dtype, ())]
+
+
 def _batched_attention_values(draw, sizes, rng):
     """b sequences of s rows each (q, k, v of b * s rows) and a (b, 1, s) key mask."""
     b, s = sizes["b"], sizes["s"]
@@ -150,6 +160,10 @@ SPECS = [
     Spec("where", [("n 1", "bool"), ("n m", "float32"), ("m", "float32")]),
     Spec("dense", [("n k", "float32"), ("m k", "float32")], tol=1e-4),
     Spec("dense", [("b n k", "float32"), ("7 k", "float32")], sizes={"b": SMALL, "n": SMALL}, tol=1e-4),
+    *[Spec("dense_integer", [(("b " if batch else "") + "n k", xd), ("m k", wd), ("", xd)],
+           sizes={"b": SMALL} if batch else {}, values=functools.partial(_byte_values, x_dtype=xd, w_dtype=wd,
+                                                                         batch=batch))
+      for xd, wd, batch in (("uint8", "int8", False), ("int8", "uint8", True), ("int8", "int8", False))],
     Spec("matmul", [("n k", "float32"), ("k m", "float32")], tol=1e-4),
     Spec("matmul", [("b n k", "float32"), ("1 k m", "float32")], sizes={"b": SMALL}, tol=1e-4),
     Spec("batch_matmul", [("b n k", "float32"), ("b m k", "float32")], {"transpose_b": True},

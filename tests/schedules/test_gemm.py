@@ -16,6 +16,8 @@ CASES = {
     "dense_input": ("dense", dense_signature("n", 40, 48)),
     "dense_const_bias_gelu": ("dense", dense_signature("n", 37, 70, bias=True, epilogue=["gelu"], weight="const")),
     "dense_relu_residual": ("dense", dense_signature("n", 16, 33, epilogue=["relu", "residual"])),
+    "dense_const_half_weight": ("dense", dense_signature("n", 40, 70, bias=True, epilogue=["relu"], weight="const",
+                                                         weight_dtype="float16")),
     "matmul_symbolic_kn": ("matmul", Signature.make([(("n", "k"), "float32"), (("k", 40), "float32")])),
     "matmul_symbolic_m": ("matmul", Signature.make([(("n", 24), "float32"), ((24, "m"), "float32")])),
     "bmm_attention_scores": ("batch_matmul", Signature.make([(("b", "n", 16), "float32"), (("b", "n", 16), "float32")])),
@@ -75,6 +77,18 @@ def test_residue_variant_serves_multiples_of_the_tile():
         ins = t.random_inputs(sig, {"n": n}, rng)
         np.testing.assert_allclose(k(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
     assert k.kernel.variant_calls == [2, 1]
+
+
+def test_a_float16_weight_is_packed_as_float16_and_only_when_exact():
+    from nimble.schedules.dense import half_exact
+
+    w = np.random.default_rng(1).standard_normal((6, 5)).astype("float32")
+    assert not half_exact(w) and half_exact(w.astype("float16").astype("float32"))
+    assert not half_exact(np.full((2, 2), 1e6, "float32")) and not half_exact(w.astype("float64"))
+    assert pack_weight(w, 4, "float16").dtype == np.float16 and pack_weight(w, 4).dtype == np.float32
+    with pytest.raises(TemplateError, match="weight_dtype"):
+        get_template("dense").instantiate(dense_signature("n", 8, 8, weight_dtype="float16"),
+                                          get_template("dense").space(dense_signature("n", 8, 8)).get(0))
 
 
 def test_pack_weight_layout():

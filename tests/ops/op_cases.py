@@ -84,6 +84,15 @@ def _dense(draw):
 
 
 @st.composite
+def _dense_integer(draw):
+    lead, k, m = draw(shapes(0, 2)), draw(DIMS), draw(DIMS)
+    xd, wd = draw(st.sampled_from([("uint8", "int8"), ("int8", "uint8"), ("int8", "int8"), ("uint8", "uint8")]))
+    lo = {"uint8": 0, "int8": -128}
+    return Case([array(draw, lead + (k,), xd, lo[xd], lo[xd] + 255), array(draw, (m, k), wd, lo[wd], lo[wd] + 255),
+                 array(draw, (), xd, lo[xd], lo[xd] + 255)])
+
+
+@st.composite
 def _matmul(draw):
     n, k, m = draw(DIMS), draw(DIMS), draw(DIMS)
     ba, bb = broadcastable_pair(draw)
@@ -404,7 +413,7 @@ CASES = {
     "not_equal": _binary("int64", -1, 1), "less": _binary(), "less_equal": _binary("int64", -1, 1),
     "greater": _binary(), "greater_equal": _binary("int64", -1, 1), "logical_and": _binary("bool"),
     "logical_or": _binary("bool"), "where": _where(),
-    "dense": _dense(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
+    "dense": _dense(), "dense_integer": _dense_integer(), "matmul": _matmul(), "batch_matmul": _batch_matmul(), "softmax": _softmax(),
     "log_softmax": _softmax(), "layer_norm": _layer_norm(), "batch_norm": _batch_norm(),
     "sum": _reduce(False), "mean": _reduce(True), "max": _reduce(True), "min": _reduce(True), "prod": _reduce(False),
     "cumsum": _cumulative(), "cumprod": _cumulative(),

@@ -393,6 +393,8 @@ ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
     "dense": lambda x, w: np.einsum("...k,mk->...m", x.astype(np.float64), w),
+    "dense_integer": lambda x, w, z: np.einsum("...k,mk->...m", x.astype(np.int64) - int(z), w.astype(np.int64)).astype(
+        np.int32),  # |products| < 2**16, k small: no int32 wrap in the cases
     "matmul": lambda a, b: np.einsum("...nk,...km->...nm", a.astype(np.float64), b),
     "batch_matmul": lambda x, y, transpose_b: np.einsum("bnk,bmk->bnm" if transpose_b else "bnk,bkm->bnm", x.astype(np.float64), y),
     "softmax": lambda x, axis: _softmax_oracle(x, axis),

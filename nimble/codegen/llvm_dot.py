@@ -13,8 +13,8 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 
-from ..te.expr import IntImm
-from ..te.simplify import simplify
+from ..te.expr import Add, IntImm
+from ..te.simplify import linear
 from ..tir.nodes import Load
 from . import isa
 
@@ -52,10 +52,16 @@ def _byte_run(loads):
     buf = loads[0].buffer
     if buf.dtype not in ("int8", "uint8") or any(x.buffer is not buf for x in loads):
         return None
+    first = loads[0].index
+    if all(isinstance(x.index, Add) and x.index.b == IntImm(t, first.dtype) and x.index.a == first
+           for t, x in enumerate(loads[1:], 1)):
+        return buf, first  # (as lowering writes it: first + t)
+    base = linear(first)
     for t, x in enumerate(loads[1:], 1):
-        if simplify(x.index - loads[0].index) != IntImm(t, x.index.dtype):
+        lin = linear(x.index)
+        if lin.const != base.const + t or lin.terms != base.terms:
             return None
-    return buf, loads[0].index
+    return buf, first
 
 
 def _bytes(cg, loads, lanes: int):

@@ -155,18 +155,42 @@ def _integer_matmul(ctx, a, b, a_zero_point, b_zero_point):
 
 def _dense_integer(ctx, a, b, a_zero_point, b_zero_point):
     """int32 (a - a_zero_point) @ (b - b_zero_point) for a constant 2-D b and a scalar (or no) a_zero_point: the
-    `dense_integer` operator (its template: VNNI dot products of uint8 a and int8 b), then, for a nonzero b zero
-    point, minus b_zero_point times the row sums of (a - a_zero_point)."""
+    `dense_integer` operator, whose template takes uint8 a and int8 b (VNNI dot products). An int8 a is shifted
+    to uint8 with its zero point (a + 128 - (zp + 128): the same differences); a uint8 b is shifted to int8, its
+    zero point with it. A nonzero (shifted) b zero point is then subtracted times the row sums of
+    (a - a_zero_point)."""
     from .onnx_ops_nn import dense_rows
 
     zero = a_zero_point if a_zero_point is not None else np.zeros((), numpy_dtype(a.dtype))
     squeeze = a.ndim == 1
     rows = ctx.emit("expand_dims", a, axis=0) if squeeze else a
-    out = dense_rows(ctx, rows, np.ascontiguousarray(b.const.T), op="dense_integer", extra=(zero,))
-    if b_zero_point is not None and not (b_zero_point.is_const and not np.any(b_zero_point.const)):
-        sums = ctx.emit("sum", _to_int32(ctx, rows, a_zero_point), axis=-1, keepdims=True)
-        out = ctx.emit("subtract", out, ctx.emit("multiply", sums, _to_int32(ctx, b_zero_point)))
+    if a.dtype == "int8":
+        rows, zero = (_shift_to_uint8(ctx, v) for v in (rows, zero))
+    weight = b.const
+    b_shift = 0
+    if weight.dtype == np.uint8:
+        weight, b_shift = (weight.astype(np.int16) - 128).astype(np.int8), 128
+    out = dense_rows(ctx, rows, np.ascontiguousarray(weight.T), op="dense_integer", extra=(zero,))
+    if b_zero_point is None:
+        b_zero = np.array(-b_shift, np.int32) if b_shift else None
+    elif b_zero_point.is_const:
+        b_zero = np.asarray(b_zero_point.const).astype(np.int32) - b_shift
+        b_zero = b_zero if np.any(b_zero) else None
+    else:
+        b_zero = _to_int32(ctx, b_zero_point)
+        if b_shift:
+            b_zero = ctx.emit("subtract", b_zero, np.array(b_shift, np.int32))
+    if b_zero is not None:
+        sums = ctx.emit("sum", _to_int32(ctx, rows, zero), axis=-1, keepdims=True)
+        out = ctx.emit("subtract", out, ctx.emit("multiply", sums, b_zero))
     return ctx.emit("squeeze", out, axis=(-2,)) if squeeze else out
+
+
+def _shift_to_uint8(ctx, v):
+    """An int8 tensor (or numpy scalar) plus 128, as uint8."""
+    if isinstance(v, np.ndarray):
+        return (v.astype(np.int16) + 128).astype(np.uint8)
+    return ctx.emit("cast", ctx.emit("add", ctx.emit("cast", v, dtype="int32"), np.array(128, np.int32)), dtype="uint8")
 
 
 @converter("MatMulInteger")

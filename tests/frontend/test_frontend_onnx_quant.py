@@ -137,12 +137,13 @@ def _lowered(mod):
 
 
 @functools.cache
-def _projection_model(a_type, k, b_zero):
+def _projection_model(a_type, k, b_zero, w_type=I8):
     """DynamicQuantizeLinear (or QuantizeLinear to int8) of x (batch, seq, k) -> MatMulInteger with a constant
-    int8 (k, 24) weight and zero point `b_zero` -> Cast -> Mul by the scales, as quantize_dynamic writes it."""
+    (k, 24) weight of `w_type` and zero point `b_zero` -> Cast -> Mul by the scales, as quantize_dynamic writes it."""
     rng = np.random.default_rng(k)
-    w = rng.integers(-128, 128, (k, 24)).astype(np.int8)
-    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(b_zero, np.int8), "wz"),
+    wd = np.int8 if w_type == I8 else np.uint8
+    w = rng.integers(np.iinfo(wd).min, np.iinfo(wd).max, (k, 24), endpoint=True).astype(wd)
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array(b_zero, wd), "wz"),
              numpy_helper.from_array(np.array(0.01, np.float32), "ws"),
              numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(-3, np.int8), "z")]
     if a_type == U8:
@@ -164,23 +165,25 @@ def _projection_model(a_type, k, b_zero):
     return model, mod, nimble.VirtualMachine(nimble.compile(mod))
 
 
-CASES = [(U8, 64, 0, True), (U8, 64, 5, True), (U8, 30, 0, False), (I8, 64, 0, False)]
+CASES = [(U8, 64, 0, I8, True), (U8, 64, 5, I8, True), (U8, 30, 0, I8, False), (I8, 64, 0, I8, True),
+         (I8, 64, 3, U8, True), (U8, 64, 200, U8, True)]
 
 
-@pytest.mark.parametrize("a_type, k, b_zero, template", CASES)
-def test_which_kernel_serves_matmul_integer(a_type, k, b_zero, template):
-    kinds = [gk.template for gk in _lowered(_projection_model(a_type, k, b_zero)[1]).kernels]
+@pytest.mark.parametrize("a_type, k, b_zero, w_type, template", CASES)
+def test_which_kernel_serves_matmul_integer(a_type, k, b_zero, w_type, template):
+    kinds = [gk.template for gk in _lowered(_projection_model(a_type, k, b_zero, w_type)[1]).kernels]
     assert ("dense_integer" in kinds) == template, kinds
 
 
-@pytest.mark.parametrize("a_type, k, b_zero, template", CASES)
+@pytest.mark.parametrize("a_type, k, b_zero, w_type, template", CASES)
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batch=st.sampled_from([0, 1, 2, 3]), seq=ROWS, seed=st.integers(0, 2**16))
-def test_matmul_integer_with_a_constant_weight_is_one_exact_dense_integer(a_type, k, b_zero, template, batch, seq,
-                                                                          seed):
-    """uint8 x int8 with k a multiple of 4 runs the dense_integer template (VNNI where the CPU has it), other types
-    and widths the operator's generic kernel; a weight zero point is subtracted times the rows' sums. Exact."""
-    model, mod, vm = _projection_model(a_type, k, b_zero)
+def test_matmul_integer_with_a_constant_weight_is_one_exact_dense_integer(a_type, k, b_zero, w_type, template, batch,
+                                                                          seq, seed):
+    """With k a multiple of 4 every 8-bit type pair runs the dense_integer template (VNNI where the CPU has it;
+    int8 activations and uint8 weights shifted by 128), other widths the operator's generic kernel; a weight zero
+    point is subtracted times the rows' sums. Exact."""
+    model, mod, vm = _projection_model(a_type, k, b_zero, w_type)
     x = (np.random.default_rng(seed).standard_normal((batch, seq, k)) * 3).astype(np.float32)
     acc, y = (np.asarray(v) for v in vm.run(x))
     c = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

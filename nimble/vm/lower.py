@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..ir.expr import Constant
 from ..passes.fuse import FusedModule, functions_in
 from .kernels import build_group_kernel
@@ -28,8 +30,18 @@ def group_key(group, types) -> str:
 
     parts = [f"{c.op.name}{sorted(c.attrs.as_dict().items())}({','.join(source(a) for a in c.args)})"
              for c in group.calls]
-    parts += [f"{types[inp]}{'const' if isinstance(inp, Constant) else ''}" for inp in group.inputs]
+    parts += [f"{types[inp]}{_const_kind(inp)}" for inp in group.inputs]
     return "|".join(parts)
+
+
+def _const_kind(inp) -> str:
+    """'const', and 'half' for a float32 one whose values are all float16 ones (the dense template stores such a
+    weight as float16: a group with another weight must not share its kernel)."""
+    if not isinstance(inp, Constant):
+        return ""
+    from ..schedules.dense import half_exact
+
+    return "const half" if half_exact(np.asarray(inp.value)) else "const"
 
 
 @dataclass

@@ -55,3 +55,20 @@ def test_a_reduction_to_a_scalar_keeps_its_own_kernel():
     v = np.random.default_rng(2).standard_normal((6, 8)).astype("float32")
     np.testing.assert_allclose(nimble.VirtualMachine(nimble.compile(mod)).run(v),
                                np.maximum(v, 0) * max(v.max(), 0), rtol=1e-6)
+
+
+def test_dense_layers_of_one_shape_share_a_kernel_only_with_the_same_weight_storage():
+    """A float16-exact weight is stored as float16: a same-shaped layer whose weight is not must get its own kernel
+    (sharing it would round that weight to float16)."""
+    rng = np.random.default_rng(3)
+    exact = rng.standard_normal((16, 16)).astype("float16").astype("float32")
+    full = rng.standard_normal((16, 16)).astype("float32")
+    x = ir.var("x", shape=(Any, 16))
+    b = ir.Builder()
+    h = b.let("h", nb.relu(nb.dense(x, ir.const(exact))))
+    y = b.let("y", nb.relu(nb.dense(h, ir.const(full))))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], b.ret(y)))
+    v = rng.standard_normal((5, 16)).astype("float32")
+    want = np.maximum(np.maximum(v @ exact.T, 0) @ full.T, 0)
+    np.testing.assert_allclose(nimble.VirtualMachine(nimble.compile(mod)).run(v), want, rtol=1e-5, atol=1e-5)

@@ -138,8 +138,8 @@ def dense_integer_inputs(call, weight_layouts, cache: dict) -> list:
 
     x, w, zero = call.args
     packed = []
-    for key, make in [((id(w), bn), lambda bn=bn: pack_weight(np.asarray(w.value), bn)) for bn in weight_layouts] + [
-            ((id(w), "colsum"), lambda: column_sums(np.asarray(w.value)))]:
+    for key, make in [(("dense_integer", id(w), bn), lambda bn=bn: pack_weight(np.asarray(w.value), bn))
+                      for bn in weight_layouts] + [(("dense_integer", id(w)), lambda: column_sums(np.asarray(w.value)))]:
         if key not in cache:
             cache[key] = make()
         packed.append(cache[key])

@@ -88,8 +88,8 @@ class DenseInteger(Template):
         residues = [{n_dim: cfg["tile_rows"]}] if isinstance(n_dim, str) and cfg["tile_rows"] > 1 else []
 
         def prepare(inputs, bn=bn):
-            x_, w_, zero_ = inputs
-            return [x_, pack_weight(np.asarray(w_), bn), column_sums(np.asarray(w_)), zero_]
+            x_, w_, zero_, *outputs = inputs
+            return [x_, pack_weight(np.asarray(w_), bn), column_sums(np.asarray(w_)), zero_, *outputs]
 
         return Instance(s, [x, wp, colsum, zero, out], dims, residues, prepare)
 

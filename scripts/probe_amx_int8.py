@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import ctypes
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
 os.environ.setdefault("NIMBLE_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a checkout
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import median_time  # noqa: E402
 
 ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA, SYS_ARCH_PRCTL = 0x1023, 18, 158
 COLS = 4  # 16-column blocks a kernel call
@@ -64,16 +64,6 @@ def amx_ir(k: int, m: int) -> str:
     return "\n".join(lines)
 
 
-def median_ms(fn, repeat: int = 40) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
-
 def main() -> int:
     import llvmlite.binding as llvm
 
@@ -111,11 +101,11 @@ def main() -> int:
         out = np.empty((n, m), np.int32)
         gemm(x.ctypes.data, wp.ctypes.data, out.ctypes.data, n)
         np.testing.assert_array_equal(out, x.astype(np.int32) @ w.astype(np.int32).T)
-        amx = median_ms(lambda: gemm(x.ctypes.data, wp.ctypes.data, out.ctypes.data, n))
+        amx = 1e3 * median_time(lambda: gemm(x.ctypes.data, wp.ctypes.data, out.ctypes.data, n), 0.2)
         sig = dense_integer_signature("n", k, m)
         kernel = template.build(sig, template.fallback(sig, template.space(sig), {"n": n}))
         prepared = kernel.prepare_inputs([x, w, np.array(0, np.uint8)])
-        vnni = median_ms(lambda: kernel.kernel(*prepared))
+        vnni = 1e3 * median_time(lambda: kernel.kernel(*prepared), 0.2)
         ops = 2 * n * k * m / 1e6
         print(f"| {n} x {k} x {m} | {amx:.3f} | {ops / amx:.0f} | {vnni:.3f} | {ops / vnni:.0f} | {vnni / amx:.2f} |")
     return 0

@@ -60,6 +60,14 @@ NDARRAY_DIMS_OFFSET = 32
 SHAPE_STATUS = 1 << 20  # + param index: that array's rank or dims disagree with the shape variables
 
 
+
+def _power_of_two(y):
+    """s where ``y`` is a scalar integer constant 2**s (s >= 1), else None."""
+    if not isinstance(y, ir.Constant) or not isinstance(y.type, ir.IntType) or not isinstance(y.constant, int):
+        return None
+    v = y.constant
+    return v.bit_length() - 1 if v > 1 and v & (v - 1) == 0 else None
+
 class CodegenError(NimbleError, ValueError):
     """The loop IR cannot be turned into LLVM IR."""
 
@@ -235,7 +243,8 @@ class LLVMCodegen:
         self.b.store(val, ptr, align=_SIZES[s.buffer.dtype])
 
     def _prefetch(self, s: Prefetch) -> None:
-        """``llvm.prefetch`` (read, keep in all levels) of each line; the address may lie past the buffer."""
+        """``llvm.prefetch`` (read) of each line into L1 (locality 3) or L2 (locality 2); the address may lie
+        past the buffer."""
         if self.vec is not None:
             raise CodegenError(f"prefetch of {s.buffer.name}: a prefetch cannot be inside an explicit vector loop")
         fn = self.module.globals.get("llvm.prefetch.p0")
@@ -246,7 +255,7 @@ class LLVMCodegen:
         for line in range(s.lines):
             offset = self.b.add(start, ir.Constant(I64, 64 * line)) if line else start
             ptr = _gep(self.b, self.bufs[s.buffer], [offset], i8)  # not inbounds: it may pass the end
-            self.b.call(fn, [ptr, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
+            self.b.call(fn, [ptr, ir.Constant(I32, 0), ir.Constant(I32, 4 - s.level), ir.Constant(I32, 1)])
 
     def _elem_ptr(self, buf: Buffer, index):
         return _gep(self.b, self.bufs[buf], [index], mem_type(buf.dtype))
@@ -612,6 +621,9 @@ class LLVMCodegen:
         b = self.b
         if fl:
             return intrinsic(b, "floor", [b.fdiv(x, y)])
+        shift = _power_of_two(y)
+        if shift is not None:  # floor division by 2**s is an arithmetic shift, for negative x too
+            return b.ashr(x, _const(x.type, shift))
         q = b.sdiv(x, y)
         r = b.srem(x, y)
         zero = _const(x.type, 0)
@@ -627,6 +639,8 @@ class LLVMCodegen:
             shift = b.and_(b.fcmp_ordered("!=", r, zero), b.xor(b.fcmp_ordered("<", r, zero), b.fcmp_ordered("<", y, zero)))
             r = b.select(shift, b.fadd(r, y), r)
             return b.select(b.fcmp_ordered("==", r, zero), intrinsic(b, "copysign", [zero, y]), r)
+        if _power_of_two(y) is not None:  # floor modulo 2**s keeps the low s bits (two's complement)
+            return b.and_(x, _const(x.type, y.constant - 1))
         r = b.srem(x, y)
         zero = _const(x.type, 0)
         adjust = b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("!=", b.icmp_signed("<", r, zero),

@@ -7,6 +7,7 @@ outputs; primitives act on ``s[tensor]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import NimbleError
 from .expr import Expr, IntImm, as_expr, ceildiv, var
@@ -40,6 +41,16 @@ LOOP_KINDS = ("serial", "parallel", "vectorized", "unrolled")
 THREAD_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y", "threadIdx.z")
 
 
+@dataclass(frozen=True)
+class IndexedPrefetch:
+    """A prefetch at an explicit flat element index: ``index(*axis values)``, ``lines`` cache lines, under
+    the condition ``when(*axis values)`` (always when None)."""
+
+    index: Callable
+    lines: int
+    when: Callable | None = None
+
+
 class Stage:
     """The loop nest of one compute op."""
 
@@ -52,7 +63,8 @@ class Stage:
         self.kinds: dict = {}
         self.attach = "root"  # "root" | "inline" | (Stage, IterVar)
         self.overcompute_region = False
-        self.prefetches: list = []  # (tensor, IterVar, offset in iterations)
+        # (tensor, IterVar, offset in iterations or an IndexedPrefetch, cache level)
+        self.prefetches: list = []
 
     # --------------------------------------------------------------------------- access
     @property
@@ -161,19 +173,43 @@ class Stage:
             raise ScheduleError(f"bind: stage {self.name} already has a loop bound to {tag}")
         self.kinds[iv] = tag
 
-    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int) -> None:
+    def prefetch(self, tensor: Tensor, iv: IterVar, offset: int, level: int = 1) -> None:
         """At the top of each iteration of loop ``iv``, prefetch what this stage reads of ``tensor``
         ``offset`` iterations of ``iv`` later (the loops inside ``iv`` at their start; every cache
-        line of the span they read when it is contiguous). A hint: results never change, and an
-        address past the tensor's end is allowed, so a stream continues into its next block."""
+        line of the span they read when it is contiguous) into cache ``level`` (1: L1 and below,
+        2: L2 and below). A hint: results never change, and an address past the tensor's end is
+        allowed, so a stream continues into its next block."""
         self._check_leaf(iv, "prefetch")
         if self.kinds.get(iv) == "vectorized":
             raise ScheduleError(f"prefetch: {iv.var.name} is vectorized; prefetch at a loop outside it")
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
             raise ScheduleError(f"prefetch: offset must be a positive number of iterations, got {offset!r}")
+        if level not in (1, 2):
+            raise ScheduleError(f"prefetch: level must be 1 (L1) or 2 (L2), got {level!r}")
         if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(self.op.body)):
             raise ScheduleError(f"prefetch: stage {self.name} does not read {tensor.name}")
-        self.prefetches.append((tensor, iv, offset))
+        self.prefetches.append((tensor, iv, offset, level))
+
+    def prefetch_index(self, tensor: Tensor, iv: IterVar, index, lines: int = 1, level: int = 2, when=None) -> None:
+        """At the top of each iteration of loop ``iv``, prefetch ``lines`` cache lines of ``tensor``
+        from its flat element ``index(*values)`` on, into cache ``level``; ``values`` are this stage's
+        axes (spatial, then reduction) where that iteration starts (the loops inside ``iv`` at 0).
+        ``when(*values)``, if given, is a condition the prefetch is issued under (e.g. on a shape).
+        For streams whose next part is not a fixed distance ahead (a gemm prefetching the next
+        weight block across its passes over the current one). A hint: the address may lie anywhere."""
+        self._check_leaf(iv, "prefetch_index")
+        if self.kinds.get(iv) == "vectorized":
+            raise ScheduleError(f"prefetch_index: {iv.var.name} is vectorized; prefetch at a loop outside it")
+        if not isinstance(lines, int) or isinstance(lines, bool) or not 1 <= lines <= 64:
+            raise ScheduleError(f"prefetch_index: lines must be an int in 1..64, got {lines!r}")
+        if level not in (1, 2):
+            raise ScheduleError(f"prefetch_index: level must be 1 (L1) or 2 (L2), got {level!r}")
+        if not callable(index) or not (when is None or callable(when)):
+            raise ScheduleError(f"prefetch_index: index and when must be functions of the stage's axes, "
+                                f"got {index!r}, {when!r}")
+        if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(self.op.body)):
+            raise ScheduleError(f"prefetch_index: stage {self.name} does not read {tensor.name}")
+        self.prefetches.append((tensor, iv, IndexedPrefetch(index, lines, when), level))
 
     def compute_inline(self) -> None:
         """Substitute this elementwise stage's body into its consumers."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..dtypes import numpy_dtype
 from ..errors import NimbleError, ShapeError
 from ..te.expr import Expr, IntImm, Max, Min, ReductionAdd, Var, all_, ceildiv
-from ..te.schedule import Fuse, Schedule, Split, Stage, create_schedule
+from ..te.schedule import Fuse, IndexedPrefetch, Schedule, Split, Stage, create_schedule
 from ..te.simplify import linear, simplify
 from ..te.tensor import ComputeOp, PlaceholderOp, Reduce, Tensor, TensorLoad
 from ..te.visit import free_vars, substitute, transform, walk
@@ -183,8 +183,9 @@ class _Lowerer:
             for pos, iv in enumerate(op.axis):
                 spatial_guard.append(glob[iv] < iv.extent)
         axis_map = {iv.var: glob[iv] for iv in list(op.axis) + list(op.reduce_axis)}
-        for tensor, iv, offset in st.prefetches:
-            self.prefetch_at.setdefault(id(iv), []).append(self._prefetch(st, tensor, iv, offset, axis_map, ext))
+        for tensor, iv, offset, level in st.prefetches:
+            self.prefetch_at.setdefault(id(iv), []).append(
+                self._prefetch(st, tensor, iv, offset, axis_map, ext, level))
         out_index = flatten([local[iv] if region is not None else glob[iv] for iv in op.axis], buf.shape)
         # each guard goes inside the innermost loop it depends on, so that it also covers the
         # stages computed at that loop (a tile entirely past the end computes nothing)
@@ -215,13 +216,21 @@ class _Lowerer:
         store = _guarded(store, spatial_at.get(None, []))
         return self._nest(st, leaves, ext, store, spatial_at, checks=checks_at)
 
-    def _prefetch(self, st: Stage, tensor, iv, offset: int, axis_map: dict, ext: dict) -> Prefetch:
-        """The prefetch of what ``st`` reads of ``tensor`` ``offset`` iterations of ``iv`` ahead."""
+    def _prefetch(self, st: Stage, tensor, iv, offset, axis_map: dict, ext: dict, level: int = 1) -> Prefetch:
+        """The prefetch of what ``st`` reads of ``tensor`` ``offset`` iterations of ``iv`` ahead, or at an
+        ``IndexedPrefetch``'s index."""
         if st.kinds.get(iv) == "vectorized":
             raise LowerError(f"prefetch: loop {iv.var.name} of {st.name} is vectorized")
         accesses = [n for n in walk(self.bodies[st]) if isinstance(n, TensorLoad) and n.tensor is tensor]
         if not accesses:
             raise LowerError(f"prefetch: {st.name} does not read {tensor.name}")
+        if isinstance(offset, IndexedPrefetch):
+            leaves = st.leaf_iter_vars
+            at_start = {v.var: IntImm(0) for v in leaves[leaves.index(iv) + 1:]}
+            values = [simplify(substitute(axis_map[a.var], at_start)) for a in list(st.op.axis) + list(st.op.reduce_axis)]
+            buffer = self._to_loads(TensorLoad(tensor, accesses[0].indices)).buffer
+            fetch = Prefetch(buffer, simplify(offset.index(*values)), offset.lines, level)
+            return fetch if offset.when is None else IfThenElse(simplify(offset.when(*values)), fetch)
         ahead = {iv.var: iv.var + offset}
         indices = tuple(simplify(substitute(substitute(i, axis_map), ahead)) for i in accesses[0].indices)
         load = self._to_loads(TensorLoad(tensor, indices))
@@ -231,10 +240,10 @@ class _Lowerer:
         span = _span(simplify(load.index, ranges), inner)
         size = numpy_dtype(load.buffer.dtype).itemsize
         if span is None:
-            return Prefetch(load.buffer, simplify(substitute(load.index, {v: IntImm(0) for v in inner})))
+            return Prefetch(load.buffer, simplify(substitute(load.index, {v: IntImm(0) for v in inner})), 1, level)
         lo, hi = simplify(span[0]), simplify(span[1] - span[0] + 1)
         lines = -(-hi.value * size // 64) if isinstance(hi, IntImm) else 1
-        return Prefetch(load.buffer, lo, max(1, min(lines, 16)))
+        return Prefetch(load.buffer, lo, max(1, min(lines, 16)), level)
 
     def _nest(self, st: Stage, loops: list, ext: dict, inner, guards: dict, with_children: bool = True, checks=None):
         for iv in reversed(loops):

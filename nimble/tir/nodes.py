@@ -83,6 +83,7 @@ class Prefetch(Stmt):
     buffer: Buffer
     index: Expr
     lines: int = 1
+    level: int = 1  # the cache level it fills: 1 (L1 and below) or 2 (L2 and below)
 
 
 @dataclass(frozen=True, repr=False)

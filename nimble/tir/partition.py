@@ -37,7 +37,7 @@ def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
     if isinstance(s, Store):
         return Store(s.buffer, simplify(s.index, ranges), _simplify_index(s.value, ranges))
     if isinstance(s, Prefetch):
-        return Prefetch(s.buffer, simplify(s.index, ranges), s.lines)
+        return Prefetch(s.buffer, simplify(s.index, ranges), s.lines, s.level)
     if isinstance(s, For):
         inner = dict(ranges)
         inner[s.var] = (s.min, simplify(s.min + s.extent - 1))

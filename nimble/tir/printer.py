@@ -17,7 +17,8 @@ def stmt_str(s, indent: int = 0) -> str:
         return f"{pad}{s.buffer.name}[{expr_str(s.index)}] = {expr_str(s.value)}"
     if isinstance(s, Prefetch):
         lines = f"  # {s.lines} lines" if s.lines != 1 else ""
-        return f"{pad}prefetch {s.buffer.name}[{expr_str(s.index)}]{lines}"
+        level = " to L2" if s.level == 2 else ""
+        return f"{pad}prefetch{level} {s.buffer.name}[{expr_str(s.index)}]{lines}"
     if isinstance(s, While):
         return f"{pad}while {expr_str(s.cond)}:\n{stmt_str(s.body, indent + 1)}"
     if isinstance(s, IfThenElse):

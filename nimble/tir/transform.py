@@ -14,7 +14,7 @@ def map_exprs(s: Stmt, fn: Callable) -> Stmt:
     if isinstance(s, Store):
         return Store(s.buffer, fn(s.index), fn(s.value))
     if isinstance(s, Prefetch):
-        return Prefetch(s.buffer, fn(s.index), s.lines)
+        return Prefetch(s.buffer, fn(s.index), s.lines, s.level)
     if isinstance(s, IfThenElse):
         return IfThenElse(fn(s.cond), map_exprs(s.then_case, fn),
                           map_exprs(s.else_case, fn) if s.else_case is not None else None)

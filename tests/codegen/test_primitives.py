@@ -284,3 +284,55 @@ def test_prefetch_rejects_what_it_cannot_mean():
     s2[B2].vectorize(j2)
     with pytest.raises(ScheduleError, match="vectorized"):
         s2[B2].prefetch(A2, j2, 1)
+
+
+def test_prefetch_index_fetches_an_explicit_address_under_a_condition_into_l2():
+    n, m = te.var("n"), te.var("m")
+    A = te.placeholder((n, m), name="A")
+    k = te.reduce_axis(m, "k")
+    B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
+    s = te.create_schedule(B)
+    (i,) = s[B].axis
+    ko, ki = s[B].split(s[B].reduce_axis[0], 16)
+    # the next row's matching line, fetched only while rows are long enough to need it
+    s[B].prefetch_index(A, ko, lambda i, k: (i + 1) * m + k, lines=2, level=2, when=lambda i, k: m >= 64)
+    s[B].prefetch(A, ko, 1, level=1)
+    kern = nimble.build(s, [A, B], name="prefetch_index")
+    assert "if (64 <= m):" in kern.ir() and "prefetch to L2 A[(((i + 1) * m) + (k.o * 16))]  # 2 lines" in kern.ir()
+    assert "i32 0, i32 2, i32 1)" in kern.llvm_ir() and "i32 0, i32 3, i32 1)" in kern.llvm_ir()  # L2 and L1
+    for rows in NS:
+        for cols in (0, 1, 63, 64, 300):  # the last row's prefetch runs past the end: allowed
+            a = rng.standard_normal((rows, cols)).astype("float32")
+            np.testing.assert_allclose(kern(a), a.sum(axis=1), rtol=1e-5, atol=1e-5)
+
+
+def test_prefetch_index_rejects_what_it_cannot_mean():
+    A, B, s = rowsum()
+    (i,) = s[B].axis
+    C = te.placeholder((4,), name="C")
+    with pytest.raises(ScheduleError, match="lines must be an int in 1..64"):
+        s[B].prefetch_index(A, i, lambda *v: 0, lines=0)
+    with pytest.raises(ScheduleError, match="level must be 1"):
+        s[B].prefetch_index(A, i, lambda *v: 0, level=3)
+    with pytest.raises(ScheduleError, match="level must be 1"):
+        s[B].prefetch(A, i, 1, level=0)
+    with pytest.raises(ScheduleError, match="must be functions"):
+        s[B].prefetch_index(A, i, 5)
+    with pytest.raises(ScheduleError, match="does not read C"):
+        s[B].prefetch_index(C, i, lambda *v: 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-(2 ** 40), 2 ** 40), min_size=0, max_size=40),
+       st.sampled_from([1, 2, 3, 4, 7, 8, 64, 1024, 1 << 20]), st.sampled_from(["int64", "int32"]))
+def test_floor_division_and_modulo_by_a_constant_match_numpy(values, d, dtype):
+    """Powers of two compile to a shift and a mask: exact for negative values too."""
+    a = np.array(values, "int64").astype(dtype)
+    n = te.var("n")
+    A = te.placeholder((n,), dtype, name="A")
+    Q = te.compute((n,), lambda i: A[i] // d, name="Q")
+    R = te.compute((n,), lambda i: A[i] % d, name="R")
+    q = nimble.build(Q, [A, Q], name=f"fdiv_{dtype}_{d}")
+    r = nimble.build(R, [A, R], name=f"fmod_{dtype}_{d}")
+    np.testing.assert_array_equal(q(a), a // d)
+    np.testing.assert_array_equal(r(a), a % d)

@@ -248,8 +248,59 @@ def test_records_are_read_by_their_knob_values_when_a_knob_gained_values():
     assert narrow.knobs["tile_rows"].values == (1, 2, 3, 4, 5, 6, 8)
     assert wide.knobs["tile_rows"].values == (1, 2, 3, 4, 5, 6, 8, 10, 12)
     old = narrow.config(tile_rows=6, tile_cols=32, k_unroll=4, col_block=2, order=("rows_outer",), parallel="fused",
-                        prefetch=1024)
+                        prefetch=1024, stream=0)
     now = wide.recorded(old.index, old.to_json())
     assert now is not None and now.to_json() == old.to_json() and now.index != old.index
     twelve = wide.config(**{**now.values, "tile_rows": 12})
     assert narrow.recorded(twelve.index, twelve.to_json()) is None
+
+
+def test_the_stream_prefetches_the_next_block_where_later_passes_hide_it():
+    from nimble.codegen.isa import AVX2, AVX512
+    from nimble.schedules import gemm
+
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 3072, weight="const")
+    space = gemm.gemm_space("dense", "n", 768, AVX512)
+    at = {n: gemm.gemm_fallback(space, "n", 768, 3072, {"n": n}, AVX512, streamed=True) for n in (1, 8, 32, 128)}
+    assert [at[n]["stream"] for n in (1, 8, 32)] == [0, 1, 1]  # 1 row: no prefetch at all
+    assert at[128]["tile_rows"] > gemm.STREAM_MAX_ROWS and at[128]["stream"] == 0
+    assert gemm.gemm_fallback(space, "n", 768, 3072, {"n": 32}, AVX512, streamed=False)["stream"] == 0
+    assert gemm.gemm_fallback(gemm.gemm_space("dense", "n", 768, AVX2), "n", 768, 3072, {"n": 32}, AVX2,
+                              streamed=True)["stream"] == 1
+    refit = {n: gemm.gemm_refit(space, at[32], n, AVX512) for n in (1, 2, 9, 12)}
+    assert refit[1]["stream"] == refit[2]["stream"] == 0  # no prefetch for a GEMV
+    assert all(r["stream"] == 0 for r in (refit[9], refit[12]) if r["tile_rows"] > gemm.STREAM_MAX_ROWS)
+    ir = t.build(sig, t.space(sig).config(**{**t.fallback(sig, t.space(sig), {"n": 32}).values, "stream": 1})
+                 ).kernel.ir()
+    assert "prefetch to L2 w[" in ir and " <= 8))" in ir  # under the condition of 2..8 passes
+
+
+def test_a_config_recorded_before_the_stream_knob_means_no_stream():
+    t = get_template("dense")
+    sig = dense_signature("n", 768, 768, weight="const")
+    space = t.space(sig)
+    plain = space.config(**{**t.fallback(sig, space, {"n": 32}).values, "stream": 0})
+    old = {k: v for k, v in plain.to_json().items() if k != "stream"}
+    assert space.from_json(old) == plain and space.recorded(plain.index, old) == plain
+
+
+@pytest.fixture(scope="module")
+def dense_streamed():
+    t = get_template("dense")
+    sig = dense_signature("n", 53, 200, bias=True, weight="const")
+    space = t.space(sig)
+    cfg = space.config(**{**t.fallback(sig, space, {"n": 16}).values, "tile_rows": 4, "tile_cols": 16,
+                          "col_block": 2, "prefetch": 1024, "stream": 1})
+    kernel = t.build(sig, cfg, name="dense_streamed")
+    assert "prefetch to L2 w[" in kernel.kernel.ir()
+    return t, sig, kernel
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.one_of(st.integers(0, 80), st.sampled_from([0, 1, 4, 5, 8, 9, 16, 17, 32, 33, 127])))
+def test_streaming_dense_matches_numpy_at_every_pass_count(dense_streamed, n):
+    """4-row tiles: 0..20 passes over each block, so the stream is off, on at each share, and off again."""
+    t, sig, kernel = dense_streamed
+    ins = t.random_inputs(sig, {"n": n}, rng)
+    np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)

@@ -97,7 +97,7 @@ TILE_ROWS_WIDE = TILE_ROWS + (10, 12)
 def gemm_space(name: str, n, k, isa: VectorISA | None = None) -> ConfigSpace:
     """The gemm micro-kernel's knobs (module docstring) for ``n`` rows and ``k`` (ints or symbolic)."""
     isa = isa or host_isa()
-    rows = TILE_ROWS_WIDE if _wide(isa) else TILE_ROWS
+    rows = TILE_ROWS_WIDE if wide_tiles(isa) else TILE_ROWS
     s = ConfigSpace(name)
     s.define_split("tile_rows", n if isinstance(n, int) else None, candidates=rows, max_factor=max(rows))
     s.define_knob("tile_cols", (16, 32, 48, 64))
@@ -140,14 +140,14 @@ ROW_COST = {4: 1.08, 5: 1.04, 6: 1.0}
 ROW_COST_WIDE = {4: 1.22, 5: 1.12, 6: 1.08, 8: 1.0, 10: 0.98, 12: 0.97}
 
 
-def _wide(isa: VectorISA) -> bool:
+def wide_tiles(isa: VectorISA) -> bool:
     """Whether the register file holds the tall tiles (12 rows of two vectors each, AVX-512's 32 registers)."""
     return isa.fits(12, 2 * isa.f32_lanes)
 
 
 def row_cost(isa: VectorISA) -> dict:
     """``ROW_COST`` of the host's register file: the wide table where the tall tiles fit."""
-    return ROW_COST_WIDE if _wide(isa) else ROW_COST
+    return ROW_COST_WIDE if wide_tiles(isa) else ROW_COST
 
 
 def _rows_for(rep: int, space: ConfigSpace, isa: VectorISA) -> int:

@@ -78,10 +78,19 @@ def fallback_prefetch(tile_cols: int, itemsize: int = 4) -> int:
 # took the model from 58.3 to 46.9 ms. Fetching the whole next block from every pass gained 1-3%, and a stream
 # at twice the even rate none: the prefetches crowd out the loads of the block being computed.
 STREAM = (0, 1)
-# Taller tiles keep more x row pointers live than x86's 16 registers hold beside the stream's address and
-# condition: the allocator then reloads them every group of k steps (10 x 32 tiles at n = 128: 6% slower with the
-# stream compiled in and never taken), and with that many rows a block's first pass is a small part of its time.
-STREAM_MAX_ROWS = 8
+# The passes over a block between which the stream prefetches (``_stream_next_block``); a refit whose tile height
+# puts n outside them drops the stream: taller tiles keep more x row pointers live than x86's 16 registers hold
+# beside the stream's address and condition, and the allocator then reloads them every group of k steps even
+# when the stream is not taken (10 x 32 tiles at n = 128, 13 passes: 6% slower with it compiled in).
+STREAM_PASSES = (2, 8)
+# What a row computed in a streaming tile costs, relative to one without the stream, where its passes over a block
+# are ``STREAM_CREDITED`` (``gemm_refit``). Measured in BERT-base on the Xeon guest (session 32): the stream gains
+# 12-21% at 4..8 passes (n = 32..96) and 0-7% at 2..3 (n = 20, 26, 30: an 8-row tile at 4 passes beat a 10-row one
+# at 3 by 11%), so only 4..8 passes are credited; and only tiles of 8 rows or more (6-row tiles streaming at 4..6
+# passes lost 4% to 12-row ones at 2..3 at n = 24, 33, 36).
+STREAM_ROW_COST = 0.88
+STREAM_CREDITED = (4, 8)
+STREAM_CREDITED_ROWS = 8
 
 
 def _weight_bytes(k, m) -> int:
@@ -126,7 +135,7 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
     ahead = fallback_prefetch(cols) if streamed and rows > 2 and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
-                        parallel="fused", prefetch=ahead, stream=1 if ahead and rows <= STREAM_MAX_ROWS else 0)
+                        parallel="fused", prefetch=ahead, stream=1 if ahead else 0)
 
 
 # A tile of fewer rows reuses each weight load for fewer FMAs: the cost of a row in a tile of r rows,
@@ -163,8 +172,9 @@ def _rows_for(rep: int, space: ConfigSpace, isa: VectorISA) -> int:
 def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None):
     """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
     ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
-    4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules), and no stream above
-    ``STREAM_MAX_ROWS``; None when the config's own height is best or is not one ``row_cost`` weighs. Its other
+    4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules). For a streaming config a
+    height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs ``STREAM_ROW_COST`` a row, and a height outside ``STREAM_PASSES``
+    drops the stream. None when the config's own height is best or is not one ``row_cost`` weighs. Its other
     knobs stay as tuned."""
     isa = isa or host_isa()
     cost = row_cost(isa)
@@ -175,17 +185,25 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
         rows = n if n < own and n in values else own
     else:
         allowed = [r for r in cost if r in values and isa.fits(r, config["tile_cols"])] + [own]
-        rows = min(allowed, key=lambda r: (-(-n // r) * r * cost[r], r != own))
+        streams = bool(config.values.get("stream"))
+
+        def weighted(r):
+            passes = -(-n // r)
+            credited = streams and r >= STREAM_CREDITED_ROWS and STREAM_CREDITED[0] <= passes <= STREAM_CREDITED[1]
+            credit = STREAM_ROW_COST if credited else 1.0
+            return passes * r * cost[r] * credit
+
+        rows = min(allowed, key=lambda r: (weighted(r), r != own))
     if rows == own:
         return None
     values = {**config.values, "tile_rows": rows, **({"prefetch": 0, "stream": 0} if rows <= 2 else {})}
-    if rows > STREAM_MAX_ROWS:
+    if not STREAM_PASSES[0] <= -(-n // rows) <= STREAM_PASSES[1]:
         values["stream"] = 0
     return space.config(**values)
 
 
 def _stream_next_block(stage, weight, at, ty: int, bn: int, ku: int, cb: int, step_elems: int, itemsize: int,
-                       min_passes: int = 2, max_passes: int = 8) -> None:
+                       passes_range: tuple = STREAM_PASSES) -> None:
     """Prefetch the next column block into L2, spread over the passes of row tiles over the current one: at
     each iteration of ``at`` (the outer k loop), pass ``io`` of block ``jb`` fetches the lines of block
     ``jb + 1`` at its share of the way through, so the passes together fetch it at an even rate instead of the
@@ -194,10 +212,11 @@ def _stream_next_block(stage, weight, at, ty: int, bn: int, ku: int, cb: int, st
     two 2**s <= passes (a shift, not a divide per step; the stream then runs up to 2x ahead), and each fetch
     takes the lines of 2 passes' share, so consecutive fetches overlap rather than leave holes.
 
-    No prefetch with fewer than ``min_passes`` passes (no later pass to hide the fetch behind), with more than
-    ``max_passes`` (a block's first pass is a small part of its time, and the fetches cost more than they save),
+    No prefetch outside ``passes_range``: with fewer passes there is no later pass to hide the fetch behind, with
+    more (a block's first pass is a small part of its time, and the fetches cost more than they save),
     or where the two blocks and the rows of x (4 bytes a step) do not fit in L2 together (the prefetch would
     evict rows the next block's passes read again)."""
+    min_passes, max_passes = passes_range
     n = stage.op.axis[-2].extent
     k = stage.op.reduce_axis[0].extent
     k = k.value if isinstance(k, te.IntImm) else k
@@ -205,23 +224,28 @@ def _stream_next_block(stage, weight, at, ty: int, bn: int, ku: int, cb: int, st
     per_pass = cb * k_groups
     block = cb * k * step_elems
     passes = te.ceildiv(n, ty) if not isinstance(n, int) else -(-n // ty)
-    log2_passes = sum(te.cast("int64", passes >= (1 << b)) for b in range(1, max_passes.bit_length()))
+    fits = n * k * 4 + 2 * block * itemsize <= host_cache_bytes("l2", 1 << 20)
+    if isinstance(n, int):  # a static row count decides here
+        if not (fits and min_passes <= passes <= max_passes):
+            return
+        log2_passes = te.const(passes.bit_length() - 1, "int64")
+    else:
+        log2_passes = sum(te.cast("int64", passes >= (1 << b)) for b in range(1, max_passes.bit_length()))
     rate = ku * step_elems  # elements of a block a group of ku steps reads
 
     def index(i, j, r):
         jo = j // bn
         start = ((i // ty) * per_pass + (jo % cb) * k_groups) * rate
-        if rate % max_passes:
+        if rate % (1 << (max_passes.bit_length() - 1)):
             return (jo // cb + 1) * block + te.math_call("shift_right", start + (r // ku) * rate, log2_passes)
         # rate a multiple of 2**s: the shift of the sum is the sum of shifts, and the address an induction
         # variable of the k loop (one register, not a shift per step)
         step = te.math_call("shift_right", te.const(rate, "int64"), log2_passes)
         return (jo // cb + 1) * block + te.math_call("shift_right", start, log2_passes) + (r // ku) * step
 
-    fits = n * k * 4 + 2 * block * itemsize <= host_cache_bytes("l2", 1 << 20)
     lines = -(-ku * step_elems * itemsize // (64 * min_passes))
-    stage.prefetch_index(weight, at, index, lines, level=2,
-                         when=lambda *v: te.all_(fits, passes >= min_passes, passes <= max_passes))
+    when = None if isinstance(n, int) else (lambda *v: te.all_(fits, passes >= min_passes, passes <= max_passes))
+    stage.prefetch_index(weight, at, index, lines, level=2, when=when)
 
 
 @dataclass

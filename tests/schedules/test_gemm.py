@@ -235,7 +235,7 @@ def test_refit_on_avx512_weighs_8_row_tiles():
     assert eight["tile_rows"] == 8 and eight["tile_cols"] == 32
     rows = {n: (gemm_refit(space, eight, n, AVX512) or eight)["tile_rows"]
             for n in (1, 2, 3, 5, 8, 9, 12, 16, 17, 24, 33, 64)}
-    assert rows == {1: 1, 2: 2, 3: 4, 5: 5, 8: 8, 9: 10, 12: 12, 16: 8, 17: 6, 24: 12, 33: 12, 64: 8}
+    assert rows == {1: 1, 2: 2, 3: 4, 5: 5, 8: 8, 9: 10, 12: 12, 16: 8, 17: 6, 24: 12, 33: 10, 64: 8}  # 33: streamed
 
 
 def test_records_are_read_by_their_knob_values_when_a_knob_gained_values():
@@ -263,14 +263,22 @@ def test_the_stream_prefetches_the_next_block_where_later_passes_hide_it():
     sig = dense_signature("n", 768, 3072, weight="const")
     space = gemm.gemm_space("dense", "n", 768, AVX512)
     at = {n: gemm.gemm_fallback(space, "n", 768, 3072, {"n": n}, AVX512, streamed=True) for n in (1, 8, 32, 128)}
-    assert [at[n]["stream"] for n in (1, 8, 32)] == [0, 1, 1]  # 1 row: no prefetch at all
-    assert at[128]["tile_rows"] > gemm.STREAM_MAX_ROWS and at[128]["stream"] == 0
+    assert [at[n]["stream"] for n in (1, 8, 32, 128)] == [0, 1, 1, 1]  # 1 row: no prefetch at all
     assert gemm.gemm_fallback(space, "n", 768, 3072, {"n": 32}, AVX512, streamed=False)["stream"] == 0
     assert gemm.gemm_fallback(gemm.gemm_space("dense", "n", 768, AVX2), "n", 768, 3072, {"n": 32}, AVX2,
                               streamed=True)["stream"] == 1
-    refit = {n: gemm.gemm_refit(space, at[32], n, AVX512) for n in (1, 2, 9, 12)}
+    eight = at[32]
+    assert eight["tile_rows"] == 8
+    refit = {n: gemm.gemm_refit(space, eight, n, AVX512) or eight for n in (1, 2, 12, 26, 40, 48, 128)}
     assert refit[1]["stream"] == refit[2]["stream"] == 0  # no prefetch for a GEMV
-    assert all(r["stream"] == 0 for r in (refit[9], refit[12]) if r["tile_rows"] > gemm.STREAM_MAX_ROWS)
+    # 12 rows: one pass, nothing to stream behind; 128 rows in 10-row tiles: 13 passes, too many
+    assert (refit[12]["tile_rows"], refit[12]["stream"]) == (12, 0)
+    assert (refit[128]["tile_rows"], refit[128]["stream"]) == (10, 0)
+    # the stream's credit: 8-row tiles (4 passes) over 10-row ones (3 passes, fewer rows computed) at n = 26;
+    # 10 and 12 rows at 4 passes over 8 rows at 5 and 6
+    assert [(refit[n]["tile_rows"], refit[n]["stream"]) for n in (26, 40, 48)] == [(8, 1), (10, 1), (12, 1)]
+    plain = space.config(**{**eight.values, "stream": 0})
+    assert (gemm.gemm_refit(space, plain, 26, AVX512) or plain)["tile_rows"] == 10  # without it: fewest rows
     ir = t.build(sig, t.space(sig).config(**{**t.fallback(sig, t.space(sig), {"n": 32}).values, "stream": 1})
                  ).kernel.ir()
     assert "prefetch to L2 w[" in ir and " <= 8))" in ir  # under the condition of 2..8 passes

@@ -81,8 +81,9 @@ STREAM = (0, 1)
 # The passes over a block between which the stream prefetches (``_stream_next_block``); a refit whose tile height
 # puts n outside them drops the stream: taller tiles keep more x row pointers live than x86's 16 registers hold
 # beside the stream's address and condition, and the allocator then reloads them every group of k steps even
-# when the stream is not taken (10 x 32 tiles at n = 128, 13 passes: 6% slower with it compiled in).
-STREAM_PASSES = (2, 8)
+# when the stream is not taken (10 x 32 tiles at n = 128, 13 passes: 6% slower with it compiled in and off).
+# Up to 16 passes against up to 8: BERT-base 1.08-1.14x at n = 100..128; up to 32: 0.97x at 128, 1.03x at 200.
+STREAM_PASSES = (2, 16)
 # What a row computed in a streaming tile costs, relative to one without the stream, where its passes over a block
 # are ``STREAM_CREDITED`` (``gemm_refit``). Measured in BERT-base on the Xeon guest (session 32): the stream gains
 # 12-21% at 4..8 passes (n = 32..96) and 0-7% at 2..3 (n = 20, 26, 30: an 8-row tile at 4 passes beat a 10-row one
@@ -173,8 +174,8 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
     """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
     ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
     4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules). For a streaming config a
-    height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs ``STREAM_ROW_COST`` a row, and a height outside ``STREAM_PASSES``
-    drops the stream. None when the config's own height is best or is not one ``row_cost`` weighs. Its other
+    height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs ``STREAM_ROW_COST`` a row,
+    and a height outside ``STREAM_PASSES`` drops the stream. None when the config's own height is best or is not one ``row_cost`` weighs. Its other
     knobs stay as tuned."""
     isa = isa or host_isa()
     cost = row_cost(isa)

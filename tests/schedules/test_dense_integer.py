@@ -80,7 +80,7 @@ def test_signatures_it_does_not_take_are_named(args, match):
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(n=st.one_of(st.integers(0, 150), st.sampled_from([0, 1, 8, 9, 17, 31, 64, 65, 127])), seed=st.integers(0, 99))
 def test_streaming_the_next_weight_block_is_exact_at_every_pass_count(n, seed):
-    """8-row tiles over 2-panel blocks: 0..19 passes, the stream off (1, above 8), on with each power-of-two share."""
+    """8-row tiles over 2-panel blocks: 0..19 passes, the stream off (1, above 16), on with each power-of-two share."""
     sig = dense_integer_signature("n", 96, 200)
     space = T.space(sig)
     cfg = space.config(**{**T.fallback(sig, space, {"n": 32}).values, "tile_rows": 8, "col_block": 2, "stream": 1})

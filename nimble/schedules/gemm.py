@@ -175,7 +175,8 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
     ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
     4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules). For a streaming config a
     height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs ``STREAM_ROW_COST`` a row,
-    and a height outside ``STREAM_PASSES`` drops the stream. None when the config's own height is best or is not one ``row_cost`` weighs. Its other
+    and a height outside ``STREAM_PASSES`` drops the stream (also the config's own). None when the config's own
+    height is best (and keeps its stream) or is not one ``row_cost`` weighs. Its other
     knobs stay as tuned."""
     isa = isa or host_isa()
     cost = row_cost(isa)
@@ -195,10 +196,11 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
             return passes * r * cost[r] * credit
 
         rows = min(allowed, key=lambda r: (weighted(r), r != own))
-    if rows == own:
+    outside = not STREAM_PASSES[0] <= -(-n // rows) <= STREAM_PASSES[1]
+    if rows == own and not (config.values.get("stream") and outside):
         return None
     values = {**config.values, "tile_rows": rows, **({"prefetch": 0, "stream": 0} if rows <= 2 else {})}
-    if not STREAM_PASSES[0] <= -(-n // rows) <= STREAM_PASSES[1]:
+    if outside:  # the stream's code costs 2-3% where it is compiled in and not taken (one pass at n = 8)
         values["stream"] = 0
     return space.config(**values)
 

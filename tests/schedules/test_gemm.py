@@ -269,9 +269,11 @@ def test_the_stream_prefetches_the_next_block_where_later_passes_hide_it():
                               streamed=True)["stream"] == 1
     eight = at[32]
     assert eight["tile_rows"] == 8
-    refit = {n: gemm.gemm_refit(space, eight, n, AVX512) or eight for n in (1, 2, 12, 26, 40, 48, 128, 200)}
+    refit = {n: gemm.gemm_refit(space, eight, n, AVX512) or eight for n in (1, 2, 8, 12, 26, 40, 48, 128, 200)}
+    assert (refit[8]["tile_rows"], refit[8]["stream"]) == (8, 0)
+    assert gemm.gemm_refit(space, eight, 32, AVX512) is None  # its own height, 4 passes: as it is
     assert refit[1]["stream"] == refit[2]["stream"] == 0  # no prefetch for a GEMV
-    # 12 rows: one pass, nothing to stream behind; 128 rows in 10-row tiles: 13 passes; 200: 20, too many
+    # 8 rows at n = 8 (the config's own height) and 12 rows at n = 12: one pass, nothing to stream behind; 128 rows in 10-row tiles: 13 passes; 200: 20, too many
     assert (refit[12]["tile_rows"], refit[12]["stream"]) == (12, 0)
     assert (refit[128]["tile_rows"], refit[128]["stream"]) == (10, 1)
     assert (refit[200]["tile_rows"], refit[200]["stream"]) == (10, 0)

@@ -229,17 +229,22 @@ def test_integer_abs():
     np.testing.assert_array_equal(k(a), np.abs(a))
 
 
-def prefetched_rowsum(par: bool):
-    """Row sums of (n, m) with the reduction split by 16 and the next rows' data prefetched."""
+def split_rowsum():
+    """Row sums of (n, m) with the reduction split by 16: (A, B, schedule, outer reduction loop, m)."""
     n, m = te.var("n"), te.var("m")
     A = te.placeholder((n, m), name="A")
     k = te.reduce_axis(m, "k")
     B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
     s = te.create_schedule(B)
-    (i,) = s[B].axis
     ko, ki = s[B].split(s[B].reduce_axis[0], 16)
+    return A, B, s, ko, m
+
+
+def prefetched_rowsum(par: bool):
+    """Row sums of (n, m) with the reduction split by 16 and the next rows' data prefetched."""
+    A, B, s, ko, _ = split_rowsum()
     if par:
-        s[B].parallel(i)
+        s[B].parallel(s[B].axis[0])
     s[B].prefetch(A, ko, 3)
     return A, B, s
 
@@ -287,13 +292,7 @@ def test_prefetch_rejects_what_it_cannot_mean():
 
 
 def test_prefetch_index_fetches_an_explicit_address_under_a_condition_into_l2():
-    n, m = te.var("n"), te.var("m")
-    A = te.placeholder((n, m), name="A")
-    k = te.reduce_axis(m, "k")
-    B = te.compute((n,), lambda i: te.sum(A[i, k], axis=k), name="B")
-    s = te.create_schedule(B)
-    (i,) = s[B].axis
-    ko, ki = s[B].split(s[B].reduce_axis[0], 16)
+    A, B, s, ko, m = split_rowsum()
     # the next row's matching line, fetched only while rows are long enough to need it
     s[B].prefetch_index(A, ko, lambda i, k: (i + 1) * m + k, lines=2, level=2, when=lambda i, k: m >= 64)
     s[B].prefetch(A, ko, 1, level=1)

@@ -159,16 +159,17 @@ def test_refit_never_computes_more_weighted_rows_than_the_tuned_height(n, own):
         assert _weighted_rows(n, refit["tile_rows"]) < _weighted_rows(n, own)
 
 
-def test_a_config_recorded_before_the_prefetch_knob_means_no_prefetch():
+@pytest.mark.parametrize("knob", ["prefetch", "stream"])
+def test_a_config_recorded_before_a_knob_means_its_default_off(knob):
     t = get_template("dense")
     sig = dense_signature("n", 768, 768, weight="const")
     space = t.space(sig)
-    unprefetched = space.config(**{**t.fallback(sig, space, {"n": 32}).values, "prefetch": 0})
-    old = {k: v for k, v in unprefetched.to_json().items() if k != "prefetch"}
-    assert space.from_json(old) == unprefetched
-    assert space.recorded(unprefetched.index, old) == unprefetched
-    with pytest.raises(Exception, match="prefetch"):
-        space.from_json({**old, "prefetch": 100})
+    off = space.config(**{**t.fallback(sig, space, {"n": 32}).values, knob: 0})
+    old = {k: v for k, v in off.to_json().items() if k != knob}
+    assert space.from_json(old) == off
+    assert space.recorded(off.index, old) == off
+    with pytest.raises(Exception, match=knob):
+        space.from_json({**old, knob: 100})
 
 
 def test_the_fallback_prefetches_constant_weights_too_big_for_l2():
@@ -285,15 +286,6 @@ def test_the_stream_prefetches_the_next_block_where_later_passes_hide_it():
     ir = t.build(sig, t.space(sig).config(**{**t.fallback(sig, t.space(sig), {"n": 32}).values, "stream": 1})
                  ).kernel.ir()
     assert "prefetch to L2 w[" in ir and " <= 16))" in ir  # under the condition of 2..16 passes
-
-
-def test_a_config_recorded_before_the_stream_knob_means_no_stream():
-    t = get_template("dense")
-    sig = dense_signature("n", 768, 768, weight="const")
-    space = t.space(sig)
-    plain = space.config(**{**t.fallback(sig, space, {"n": 32}).values, "stream": 0})
-    old = {k: v for k, v in plain.to_json().items() if k != "stream"}
-    assert space.from_json(old) == plain and space.recorded(plain.index, old) == plain
 
 
 @pytest.fixture(scope="module")

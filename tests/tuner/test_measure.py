@@ -173,15 +173,13 @@ def test_a_task_at_traffic_points_is_checked_at_every_point(measurer):
 @pytest.mark.usefixtures("avx2_gemm")  # a 6-row tile at n = 1, whatever the host
 def test_a_traffic_point_cost_is_the_weighted_mean_of_the_points_times():
     """n=1 three times as often as n=512: the cost is (3 t(1) + t(512)) / 4, about a quarter of t(512)."""
-    import statistics
-
     sig = dense_signature("n", 256, 256)
     config = Task("dense", sig, "llvm", "n=1..512").fallback()
     with Measurer(MeasureOptions(repeat=5, min_repeat_ms=10.0, n_parallel=0)) as m:
         def cost(bucket):
             [result] = m.measure(Task("dense", sig, "llvm", bucket), [config])
             assert result.ok, result.error_message
-            return statistics.median(result.costs)
+            return min(result.costs)  # the least disturbed repeat: other tests may share the cores
 
         small, large, mixed = cost("n=1..512@1"), cost("n=1..512"), cost("n=1..512@1*3+512")
     assert large > 10 * small  # above 7x, the bounds below tell the weighted mean from the plain one

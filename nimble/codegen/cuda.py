@@ -212,6 +212,8 @@ class _Emitter:
     def loop(self, s: For, d: int) -> None:
         v = self.var_name(s.var)
         if s.kind in THREAD_TAGS:
+            if s.reverse is not None:
+                raise CodegenError(f"cuda: loop {s.var.name} is bound to {s.kind}; a bound loop has no order to reverse")
             if s.min != IntImm(0):
                 raise CodegenError(f"cuda: bound loop {s.var.name} must start at 0, starts at {s.min}")
             if s.kind.startswith("threadIdx"):
@@ -236,7 +238,11 @@ class _Emitter:
         if s.kind in ("unrolled", "vectorized") and isinstance(simplify(s.extent), IntImm):
             self.line("#pragma unroll", d)
         lo, hi = self.expr(s.min), self.expr(simplify(s.min + s.extent))
-        self.line(f"for (long long {v} = {lo}; {v} < {hi}; ++{v}) {{", d)
+        if s.reverse is None:
+            self.line(f"for (long long {v} = {lo}; {v} < {hi}; ++{v}) {{", d)
+        else:
+            self.line(f"for (long long {v}_step = {lo}; {v}_step < {hi}; ++{v}_step) {{", d)
+            self.line(f"const long long {v} = ({self.expr(s.reverse)}) ? {lo} + {hi} - 1 - {v}_step : {v}_step;", d + 1)
         self.stmt(s.body, d + 1)
         self.line("}", d)
         self.divergent -= dep

@@ -351,6 +351,8 @@ class LLVMCodegen:
     # --------------------------------------------------------------------------- loops
     def _for(self, s: For) -> None:
         ext = simplify(s.extent)
+        if s.reverse is not None and s.kind in ("vectorized", "unrolled"):
+            raise CodegenError(f"loop {s.var.name} is {s.kind}; only a serial or parallel loop runs backwards")
         if s.kind == "vectorized" and self.vec is None and self._can_vectorize(s, ext):
             self._vector_loop(s, ext.value)
         elif s.kind == "unrolled" and isinstance(ext, IntImm) and ext.value <= MAX_UNROLL and self.vec is None:
@@ -361,9 +363,11 @@ class LLVMCodegen:
         elif s.kind == "parallel" and self.use_openmp and not self.s.in_parallel and self.vec is None:
             self._parallel_loop(s)
         else:
-            self._serial_loop(s.var, self.expr(s.min), self.expr(s.extent), lambda: self.stmt(s.body))
+            reverse = None if s.reverse is None else self.expr(s.reverse)
+            self._serial_loop(s.var, self.expr(s.min), self.expr(s.extent), lambda: self.stmt(s.body), reverse)
 
-    def _serial_loop(self, var: Var, start, extent, body) -> None:
+    def _serial_loop(self, var: Var, start, extent, body, reverse=None) -> None:
+        """``var`` over [start, start + extent); backwards where the i1 ``reverse`` is set."""
         b = self.b
         end = b.add(start, extent)
         pre = b.block
@@ -376,7 +380,7 @@ class LLVMCodegen:
         i.add_incoming(start, pre)
         b.cbranch(b.icmp_signed("<", i, end), body_bb, exit_bb)
         b.position_at_end(body_bb)
-        self.env[var] = i
+        self.env[var] = i if reverse is None else b.select(reverse, b.sub(b.add(start, b.sub(end, i)), ir.Constant(I64, 1)), i)
         body()
         nxt = b.add(i, ir.Constant(I64, 1), flags=("nsw",))
         i.add_incoming(nxt, b.block)
@@ -392,6 +396,8 @@ class LLVMCodegen:
                 raise CodegenError(f"variable {v.name} is used before it is defined")
         start, extent = self.expr(s.min), self.expr(s.extent)
         fields = [start, extent, self.s.status_ptr] + [self.env[v] for v in used_vars] + [self.bufs[bf] for bf in used_bufs]
+        if s.reverse is not None:  # last: set on the serial path only (threads keep their chunks' order)
+            fields.append(self.expr(s.reverse))
         sty = ir.LiteralStructType([f.type for f in fields])
         data = _alloca(self.s.entry, sty, name="par.data")
         for k, f in enumerate(fields):
@@ -406,8 +412,12 @@ class LLVMCodegen:
         big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, settings.current().parallel_min_work)),
                      b.and_(b.icmp_signed(">", self.s.nthreads, ir.Constant(I32, 1)),
                             b.icmp_signed(">", extent, ir.Constant(I64, 1))))
+        flag = (_gep(b, data, [ir.Constant(I32, 0), ir.Constant(I32, len(fields) - 1)], sty)
+                if s.reverse is not None else None)
         with b.if_else(big) as (then, otherwise):
             with then:
+                if flag is not None:
+                    b.store(ir.Constant(ir.IntType(1), 0), flag)
                 pfor = self._extern(PARALLEL_ENTRY, ir.VoidType(), [PTR, PTR, I64, I32])
                 b.call(pfor, [_as_ptr(range_fn), data, extent, self.s.nthreads])
             with otherwise:
@@ -427,7 +437,8 @@ class LLVMCodegen:
         for bf, val in zip(used_bufs, fields[3 + len(used_vars):]):
             self.bufs[bf] = val
         start = b.add(fields[0], lo)
-        self._serial_loop(s.var, start, b.sub(hi, lo), lambda: self.stmt(s.body))
+        reverse = fields[-1] if s.reverse is not None else None
+        self._serial_loop(s.var, start, b.sub(hi, lo), lambda: self.stmt(s.body), reverse)
         self.b.ret_void()
         self.s.finish(block)
         self.s, self.env, self.bufs = saved

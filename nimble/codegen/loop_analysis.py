@@ -14,6 +14,8 @@ def stmt_exprs(s: Stmt):
     if isinstance(s, For):
         yield s.min
         yield s.extent
+        if s.reverse is not None:
+            yield s.reverse
         yield from stmt_exprs(s.body)
     elif isinstance(s, (Assert, While)):
         yield s.cond

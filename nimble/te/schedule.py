@@ -13,7 +13,7 @@ from ..errors import NimbleError
 from .expr import Expr, IntImm, as_expr, ceildiv, var
 from .simplify import simplify
 from .tensor import ComputeOp, IterVar, PlaceholderOp, Tensor, TensorLoad, compute
-from .visit import transform, walk
+from .visit import free_vars, transform, walk
 
 
 class ScheduleError(NimbleError, ValueError):
@@ -65,6 +65,7 @@ class Stage:
         self.overcompute_region = False
         # (tensor, IterVar, offset in iterations or an IndexedPrefetch, cache level)
         self.prefetches: list = []
+        self.reversed: dict = {}  # IterVar -> the condition (an Expr) under which it runs backwards
 
     # --------------------------------------------------------------------------- access
     @property
@@ -97,6 +98,7 @@ class Stage:
         A symbolic extent that the factor may not divide gets a guarded tail: correct for every n.
         """
         pos = self._check_leaf(iv, "split")
+        self._not_reversed(iv, "split")
         if (factor is None) == (nparts is None):
             raise ScheduleError("split: give exactly one of factor= or nparts=")
         if factor is not None:
@@ -126,6 +128,8 @@ class Stage:
     def fuse(self, outer: IterVar, inner: IterVar) -> IterVar:
         """Fuse two adjacent loops (outer immediately enclosing inner) into one."""
         po, pi = self._check_leaf(outer, "fuse"), self._check_leaf(inner, "fuse")
+        self._not_reversed(outer, "fuse")
+        self._not_reversed(inner, "fuse")
         if pi != po + 1:
             raise ScheduleError(f"fuse: {outer!r} must immediately enclose {inner!r}")
         if outer.kind != inner.kind:
@@ -143,8 +147,14 @@ class Stage:
         for pos, iv in zip(positions, ivs):
             self.leaf_iter_vars[pos] = iv
 
+    def _not_reversed(self, iv: IterVar, what: str) -> None:
+        if iv in self.reversed:
+            raise ScheduleError(f"{what}: {iv.var.name} runs backwards (reverse); {what} it before reversing it")
+
     def _annotate(self, iv: IterVar, kind: str) -> None:
         self._check_leaf(iv, kind)
+        if kind not in ("parallel", "serial"):
+            self._not_reversed(iv, kind)
         if kind in ("parallel", "vectorized") and iv.kind == "reduce":
             raise ScheduleError(f"{kind}: a reduction loop ({iv.var.name}) cannot be {kind}")
         self.kinds[iv] = kind
@@ -210,6 +220,26 @@ class Stage:
         if not any(isinstance(n, TensorLoad) and n.tensor is tensor for n in walk(self.op.body)):
             raise ScheduleError(f"prefetch_index: stage {self.name} does not read {tensor.name}")
         self.prefetches.append((tensor, iv, IndexedPrefetch(index, lines, when), level))
+
+    def reverse(self, iv: IterVar, when=None) -> None:
+        """Run the spatial loop ``iv`` from its last iteration to its first wherever ``when`` holds (always
+        when None): a condition over shape variables and 0-d inputs, decided once per kernel call. What is
+        computed never changes, only the order memory is touched in. A kernel that runs again and again over
+        data larger than a cache (an RNN's recurrent weights, one call per time step) finds the part it used
+        last still cached when every other call runs the other way; in the same direction it would find none."""
+        self._check_leaf(iv, "reverse")
+        if iv.kind == "reduce":
+            raise ScheduleError(f"reverse: {iv.var.name} is a reduction loop; its order would change the sum")
+        if self.kinds.get(iv) not in (None, "serial", "parallel"):
+            raise ScheduleError(f"reverse: {iv.var.name} is {self.kinds[iv]}; only a serial or parallel loop runs "
+                                "backwards")
+        cond = IntImm(1, "bool") if when is None else as_expr(when)
+        if cond.dtype != "bool":
+            raise ScheduleError(f"reverse: when must be a bool condition, got {cond.dtype}")
+        axes = {v.var for v in list(self.op.axis) + list(self.op.reduce_axis) + list(self.leaf_iter_vars)}
+        if free_vars(cond) & axes:
+            raise ScheduleError(f"reverse: when must not depend on the loops of stage {self.name}")
+        self.reversed[iv] = cond
 
     def compute_inline(self) -> None:
         """Substitute this elementwise stage's body into its consumers."""

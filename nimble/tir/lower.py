@@ -255,7 +255,8 @@ class _Lowerer:
             inner = _guarded(inner, guards.get(id(iv), []))
             if with_children and id(iv) in self.prefetch_at:
                 inner = seq(*self.prefetch_at[id(iv)], inner)
-            inner = For(iv.var, IntImm(0), ext[iv], st.kinds.get(iv, "serial"), inner)
+            reverse = self._to_loads(st.reversed[iv]) if iv in st.reversed else None
+            inner = For(iv.var, IntImm(0), ext[iv], st.kinds.get(iv, "serial"), inner, reverse)
         return inner
 
     def _emit_attached(self, child: Stage, parent: Stage, at, rest):
@@ -466,6 +467,11 @@ def lower(schedule_or_tensors, args: list, name: str = "kernel", assume_multiple
             missing = free_vars(iv.extent) - bindable
             if missing:
                 raise ShapeError(f"{st.name}: extent {iv.extent} uses {', '.join(v.name for v in missing)}, unbound by the args")
+        for iv, cond in st.reversed.items():
+            loads = [n for n in walk(cond) if isinstance(n, TensorLoad)]
+            if free_vars(cond) - bindable or any(n.tensor not in args or n.tensor.shape for n in loads):
+                raise LowerError(f"reverse: the condition of {st.name}'s loop {iv.var.name} may read only shape "
+                                 f"variables and 0-d arguments, got {cond}")
     assume_multiple = dict(assume_multiple or {})
     for v, factor in assume_multiple.items():
         if v not in bindable or not isinstance(factor, int) or factor < 1:

@@ -59,13 +59,19 @@ class Stmt:
 
 @dataclass(frozen=True, repr=False)
 class For(Stmt):
-    """``for var in range(min, min + extent)``; kind is serial/parallel/vectorized/unrolled."""
+    """``for var in range(min, min + extent)``; kind is serial/parallel/vectorized/unrolled.
+
+    ``reverse``: a condition under which the iterations run from the last to the first (the order only; a
+    parallel loop whose chunks run on several threads keeps each thread's order, so that every thread keeps
+    touching the same part of memory from call to call).
+    """
 
     var: Var
     min: Expr
     extent: Expr
     kind: str
     body: Stmt
+    reverse: Expr | None = None
 
 
 @dataclass(frozen=True, repr=False)

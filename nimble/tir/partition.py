@@ -47,7 +47,7 @@ def simplify_guards(s: Stmt, ranges: dict) -> Stmt | None:
         ext = simplify(s.extent, ranges)
         if isinstance(ext, IntImm) and ext.value <= 0:
             return None
-        return For(s.var, simplify(s.min, ranges), ext, s.kind, body)
+        return For(s.var, simplify(s.min, ranges), ext, s.kind, body, s.reverse)
     if isinstance(s, IfThenElse):
         cond = simplify(s.cond, ranges)
         if isinstance(cond, IntImm):
@@ -170,12 +170,12 @@ def partition_loops(s: Stmt, ranges: dict | None = None) -> Stmt:
                     tail_r = dict(ranges)
                     tail_r[s.var] = (main, simplify(s.extent - 1))
                     tail_body = simplify_guards(s.body, tail_r)
-                    parts = [For(s.var, IntImm(0), main, s.kind, partition_loops(main_body, main_r))]
+                    parts = [For(s.var, IntImm(0), main, s.kind, partition_loops(main_body, main_r), s.reverse)]
                     if tail_body is not None:
                         parts.append(For(s.var, main, simplify(s.extent - main), s.kind,
-                                         partition_loops(tail_body, tail_r)))
+                                         partition_loops(tail_body, tail_r), s.reverse))
                     return seq(*parts)
-        return For(s.var, s.min, s.extent, s.kind, partition_loops(s.body, inner))
+        return For(s.var, s.min, s.extent, s.kind, partition_loops(s.body, inner), s.reverse)
     if isinstance(s, Seq):
         return seq(*[partition_loops(x, ranges) for x in s.stmts])
     if isinstance(s, IfThenElse):

@@ -10,6 +10,8 @@ def stmt_str(s, indent: int = 0) -> str:
     pad = "  " * indent
     if isinstance(s, For):
         kind = "" if s.kind == "serial" else f"  # {s.kind}"
+        if s.reverse is not None:
+            kind += f"  # backwards when {expr_str(s.reverse)}"
         lo = "" if expr_str(s.min) == "0" else f"{expr_str(s.min)}, "
         end = expr_str(s.extent) if not lo else expr_str(simplify(s.min + s.extent))
         return f"{pad}for {s.var.name} in range({lo}{end}):{kind}\n{stmt_str(s.body, indent + 1)}"

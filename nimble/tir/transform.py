@@ -10,7 +10,8 @@ from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, St
 def map_exprs(s: Stmt, fn: Callable) -> Stmt:
     """The statement with ``fn`` applied to each expression it holds."""
     if isinstance(s, For):
-        return For(s.var, fn(s.min), fn(s.extent), s.kind, map_exprs(s.body, fn))
+        return For(s.var, fn(s.min), fn(s.extent), s.kind, map_exprs(s.body, fn),
+                   None if s.reverse is None else fn(s.reverse))
     if isinstance(s, Store):
         return Store(s.buffer, fn(s.index), fn(s.value))
     if isinstance(s, Prefetch):

@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
-from harness import cpu_name, settle  # noqa: E402,F401  (bench_threads, bench_onnx_transformers import it from here)
+from harness import SETTLE_S, cpu_name, forget_setup_load, settle  # noqa: E402,F401  (bench_threads, bench_onnx_transformers import it from here)
 
 PEERS = ("PyTorch", "ORT", "OpenVINO")
 TOLERANCE = 1e-3
@@ -123,6 +123,8 @@ def time_systems(systems: dict, workload: Workload, rounds: int, min_time: float
     # switch between systems then costs a small share of a pass)
     inner = max(1, math.ceil(min_time / 10 / max(min(warm[n] for n in timed), 1e-6)))
     times = {n: [] for n in timed}
+    time.sleep(SETTLE_S * 4)
+    forget_setup_load()
     start = time.perf_counter()
     while True:
         for name in timed:

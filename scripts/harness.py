@@ -27,6 +27,17 @@ def settle() -> None:
     time.sleep(SETTLE_S)
 
 
+def forget_setup_load() -> None:
+    """Clear the nimble pool's contention mark before timing starts. Setting up the peers (an ONNX export,
+    OpenVINO's compile, sessions that start thread pools) keeps the cores busy for a while; the pool sees that as
+    an oversubscribed machine and runs its regions serially for seconds after (LSTM at 2 threads: 84 ms in the
+    benchmark, 31 ms alone). A machine that stays busy (``--busy``) marks it again within milliseconds."""
+    from nimble.codegen import parallel
+
+    parallel.set_contention_watch(False)
+    parallel.set_contention_watch(True)
+
+
 def median_time(fn, min_time: float, warmup: int = 2) -> float:
     """Median seconds of ``fn()`` over at least 5 calls, more (up to 200) until ``min_time`` has passed."""
     for _ in range(warmup):

@@ -23,7 +23,7 @@ from .. import settings
 from ..errors import NimbleError
 
 log = logging.getLogger("nimble.codegen")
-CODEGEN_VERSION = "2"  # 2: parallel loops call nimble_parallel_for_v1, not libgomp
+CODEGEN_VERSION = "3"  # 2: parallel loops call nimble_parallel_for_v1, not libgomp; 3: v2 (flags)
 stats = {"llvm_compiles": 0, "cache_hits": 0}
 _lock = threading.Lock()
 _state: dict = {}

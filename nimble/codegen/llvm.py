@@ -26,7 +26,7 @@ from .llvm_math import _c as _const
 from .llvm_math import _like, emit_bits, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
 from .loop_analysis import uses, vector_body_ok, work_estimate
-from .parallel import ENTRY as PARALLEL_ENTRY
+from .parallel import ENTRY as PARALLEL_ENTRY, FLAG_BACKWARDS
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
@@ -396,8 +396,9 @@ class LLVMCodegen:
                 raise CodegenError(f"variable {v.name} is used before it is defined")
         start, extent = self.expr(s.min), self.expr(s.extent)
         fields = [start, extent, self.s.status_ptr] + [self.env[v] for v in used_vars] + [self.bufs[bf] for bf in used_bufs]
-        if s.reverse is not None:  # last: set on the serial path only (threads keep their chunks' order)
-            fields.append(self.expr(s.reverse))
+        backwards = None if s.reverse is None else self.expr(s.reverse)
+        if backwards is not None:  # last: each chunk runs backwards (and each thread takes its chunks last first)
+            fields.append(backwards)
         sty = ir.LiteralStructType([f.type for f in fields])
         data = _alloca(self.s.entry, sty, name="par.data")
         for k, f in enumerate(fields):
@@ -412,14 +413,12 @@ class LLVMCodegen:
         big = b.and_(b.icmp_signed(">=", work, ir.Constant(I64, settings.current().parallel_min_work)),
                      b.and_(b.icmp_signed(">", self.s.nthreads, ir.Constant(I32, 1)),
                             b.icmp_signed(">", extent, ir.Constant(I64, 1))))
-        flag = (_gep(b, data, [ir.Constant(I32, 0), ir.Constant(I32, len(fields) - 1)], sty)
-                if s.reverse is not None else None)
+        flags = (ir.Constant(I32, 0) if backwards is None
+                 else b.select(backwards, ir.Constant(I32, FLAG_BACKWARDS), ir.Constant(I32, 0)))
         with b.if_else(big) as (then, otherwise):
             with then:
-                if flag is not None:
-                    b.store(ir.Constant(ir.IntType(1), 0), flag)
-                pfor = self._extern(PARALLEL_ENTRY, ir.VoidType(), [PTR, PTR, I64, I32])
-                b.call(pfor, [_as_ptr(range_fn), data, extent, self.s.nthreads])
+                pfor = self._extern(PARALLEL_ENTRY, ir.VoidType(), [PTR, PTR, I64, I32, I32])
+                b.call(pfor, [_as_ptr(range_fn), data, extent, self.s.nthreads, flags])
             with otherwise:
                 b.call(range_fn, [data, ir.Constant(I64, 0), extent])
 

@@ -1,18 +1,24 @@
 """nimble's parallel-for runtime: what a kernel's parallel loop calls instead of libgomp.
 
-    void nimble_parallel_for_v1(void (*range)(void *data, i64 lo, i64 hi), void *data,
-                                i64 extent, i32 nthreads)
+    void nimble_parallel_for_v2(void (*range)(void *data, i64 lo, i64 hi), void *data,
+                                i64 extent, i32 nthreads, i32 flags)
 
 runs ``range`` over ``[0, extent)`` in chunks on a pool of ``nthreads - 1`` worker threads and
-the calling thread. Why not libgomp: a ``GOMP_parallel`` region ends at a barrier every thread
+the calling thread (``nimble_parallel_for_v1``, without flags, stays for kernels saved before v2).
+Each thread owns a contiguous share of the chunks and claims its own first, in order (last to first
+with ``FLAG_BACKWARDS``), then any left, from the far end: on a quiet machine a thread runs the same
+part of every call of a kernel, so what that part read stays in its core's caches (an RNN's step
+kernel over weights that fit the cores' L2s together but not one alone), and a late thread's share
+is still taken by the others. Why not libgomp: a ``GOMP_parallel`` region ends at a barrier every thread
 of the team must reach, so on a machine where another process holds a core, a worker the OS has
 not scheduled yet stalls the whole region for a scheduler time slice (measured 5-80x slowdowns at
-2 threads). Here the work is ``nthreads * CHUNKS_PER_THREAD`` chunks handed out through one
-atomic counter; the caller takes chunks too, and the call returns when every chunk is *done*, not
+2 threads). Here the work is ``nthreads * CHUNKS_PER_THREAD`` chunks (at most ``MAX_CHUNKS``) claimed through one
+atomic word; the caller takes chunks too, and the call returns when every chunk is *done*, not
 when every worker has arrived: a worker that wakes late finds nothing left and sleeps again.
 
-The counter holds ``generation << 32 | next chunk``; a job is published by writing its fields
-under the marker chunk ``0xFFFFFFFF`` and then storing ``generation << 32``. A worker reads the
+The counter holds ``generation << 32 | claimed chunks`` (a bit each); a job is published by writing its
+fields under the marker ``0xFFFFFFFF`` (every bit claimed) and then storing ``generation << 32`` with the
+bits past its chunk count set. A worker reads the
 fields after seeing the generation and claims chunks with compare-and-swap on the same word, so
 it never runs a chunk of one job with the fields of another. Idle workers spin for ``WORKER_SPIN_TICKS`` (the VM
 calls kernels back to back) and then sleep on a futex. One job runs at a time: a caller that
@@ -41,7 +47,9 @@ import threading
 
 from llvmlite import ir
 
-ENTRY = "nimble_parallel_for_v1"
+ENTRY = "nimble_parallel_for_v2"
+LEGACY_ENTRY = "nimble_parallel_for_v1"  # (range, data, extent, nthreads): v2 with no flags, for saved kernels
+FLAG_BACKWARDS = 1  # v2's flags: each thread runs its own chunks last to first (a loop run backwards)
 SERIAL_LEFT = "nimble_parallel_serial_left_v1"
 CONTENDED_LEFT = "nimble_parallel_contended_left_v1"
 STATS_ENTRY = "nimble_parallel_stats_v1"
@@ -49,6 +57,9 @@ WATCH_ENTRY = "nimble_parallel_watch_v1"
 LOST_CORE_ENTRY = "nimble_parallel_lost_core_v1"
 STATS = ("serial", "parallel", "wakes", "worker_sleeps", "stragglers", "preemptions", "switch_bursts", "steals")
 CHUNKS_PER_THREAD = 4
+# Chunks are claimed by setting their bit in the low half of the job word, so a job has at most 32 of them
+# (CHUNKS_PER_THREAD each up to 8 threads, fewer each beyond; more than 32 threads share 32 chunks).
+MAX_CHUNKS = 32
 # A worker spins this long (time-stamp-counter ticks, ~0.3-0.5 ns each: ~60-100 us) for the next job before it
 # sleeps: the VM calls kernels back to back, and waking a sleeping worker (a futex wake, and on a VM an
 # interrupt to a halted vCPU) took longer than small kernels run (Tree-LSTM at 2 threads: 2x the 1-thread
@@ -149,6 +160,7 @@ class _Pool:
         self.job_chunk = g("job_chunk", I64)
         self.job_nchunks = g("job_nchunks", I64)
         self.job_workers = g("job_workers", I32)
+        self.job_flags = g("job_flags", I32)
         self.serial_until = g("serial_until", I64)
         self.backoff = g("backoff", I64)
         self.contended_until = g("contended_until", I64)
@@ -176,6 +188,7 @@ class _Pool:
         self.after_fork = self._after_fork()
         self.spawn = self._spawn()
         self.entry = self._entry()
+        self._legacy_entry()
         self.serial_left = self._serial_left()
         self.contended_left = self._left(CONTENDED_LEFT, self.contended_until)
         self._stats_entry()
@@ -207,30 +220,52 @@ class _Pool:
 
     # ----------------------------------------------------------------- claiming chunks
     def _run_chunks(self):
-        """run_chunks(gen, fn, data, extent, chunk, nchunks): run chunks of job ``gen`` until none is left;
-        returns how many this thread ran."""
-        fn, b = self._fn("nimble_par_run_chunks", ir.FunctionType(I64, [I64, PTR, PTR, I64, I64, I64]))
-        gen, rfn, data, extent, chunk, nchunks = fn.args
+        """run_chunks(gen, fn, data, extent, chunk, nchunks, slot, threads, flags): run chunks of job ``gen``
+        until none is left, this thread's share (``slot`` of ``threads``) first; returns how many it ran.
+
+        Attempt j < own: chunk own_lo + j (own_hi - 1 - j backwards); then chunk nchunks - 1 - m (m
+        backwards) for m = j - own: every chunk once, the others' shares from their far end. A chunk whose
+        bit is set was taken; a generation that moved on ends the job for this thread."""
+        fn, b = self._fn("nimble_par_run_chunks", ir.FunctionType(I64, [I64, PTR, PTR, I64, I64, I64, I64, I64, I32]))
+        gen, rfn, data, extent, chunk, nchunks, slot, threads, flags = fn.args
         ran = b.alloca(I64)
+        attempt = b.alloca(I64)
         b.store(_c(0), ran)
-        loop, claim, run, out = (fn.append_basic_block(n) for n in ("loop", "claim", "run", "out"))
-        b.branch(loop)
-        b.position_at_end(loop)
+        b.store(_c(0), attempt)
+        backwards = b.icmp_unsigned("!=", b.and_(flags, _c(FLAG_BACKWARDS, I32)), _c(0, I32))
+        own_lo = b.udiv(b.mul(slot, nchunks), threads)
+        own_hi = b.udiv(b.mul(b.add(slot, _c(1)), nchunks), threads)
+        own = b.sub(own_hi, own_lo)
+        next_, pick, load, check, claim, run, out = (
+            fn.append_basic_block(n) for n in ("next", "pick", "load", "check", "claim", "run", "out"))
+        b.branch(next_)
+        b.position_at_end(next_)
+        j = b.load(attempt, typ=I64)
+        b.cbranch(b.icmp_unsigned("<", j, b.add(own, nchunks)), pick, out)
+        b.position_at_end(pick)
+        mine = b.icmp_unsigned("<", j, own)
+        m = b.sub(j, own)
+        k = b.select(mine, b.select(backwards, b.sub(b.sub(own_hi, _c(1)), j), b.add(own_lo, j)),
+                     b.select(backwards, m, b.sub(b.sub(nchunks, _c(1)), m)))
+        b.store(b.add(j, _c(1)), attempt)
+        bit = b.shl(_c(1), k)
+        b.branch(load)
+        b.position_at_end(load)
         v = self._load(b, self.counter, I64)
-        idx = b.and_(v, _c(0xFFFFFFFF))
-        same = b.icmp_unsigned("==", b.lshr(v, _c(32)), gen)
-        b.cbranch(b.and_(same, b.icmp_unsigned("<", idx, nchunks)), claim, out)
+        b.cbranch(b.icmp_unsigned("==", b.lshr(v, _c(32)), gen), check, out)
+        b.position_at_end(check)
+        b.cbranch(b.icmp_unsigned("==", b.and_(v, bit), _c(0)), claim, next_)
         b.position_at_end(claim)
-        ok = b.extract_value(b.cmpxchg(self.counter, v, b.add(v, _c(1)), "seq_cst", "seq_cst"), 1)
-        b.cbranch(ok, run, loop)
+        ok = b.extract_value(b.cmpxchg(self.counter, v, b.or_(v, bit), "seq_cst", "seq_cst"), 1)
+        b.cbranch(ok, run, load)  # failed: another chunk was claimed meanwhile (or the job ended); look again
         b.position_at_end(run)
-        lo = b.mul(idx, chunk)
+        lo = b.mul(k, chunk)
         hi = b.add(lo, chunk)
         hi = b.select(b.icmp_signed("<", hi, extent), hi, extent)
         b.call(FnPtr(rfn, RANGE_FN), [data, lo, hi])
         b.atomic_rmw("add", self.done, _c(1), "release")
         b.store(b.add(b.load(ran, typ=I64), _c(1)), ran)
-        b.branch(loop)
+        b.branch(next_)
         b.position_at_end(out)
         b.ret(b.load(ran, typ=I64))
         return fn
@@ -312,11 +347,14 @@ class _Pool:
         self._restart_wait(b, spins_slot, last_slot)
         b.cbranch(b.and_(wanted, ready), help_, wait)
         b.position_at_end(help_)
+        threads = b.add(b.zext(self._load(b, self.job_workers, I32, "acquire"), I64), _c(1))
         b.call(self.run_chunks, [gen, self._load(b, self.job_fn, PTR, "acquire"),
                                  self._load(b, self.job_data, PTR, "acquire"),
                                  self._load(b, self.job_extent, I64, "acquire"),
                                  self._load(b, self.job_chunk, I64, "acquire"),
-                                 self._load(b, self.job_nchunks, I64, "acquire")])
+                                 self._load(b, self.job_nchunks, I64, "acquire"),
+                                 b.add(index, _c(1)), threads,
+                                 self._load(b, self.job_flags, I32, "acquire")])
         self._restart_wait(b, spins_slot, last_slot)
         b.branch(wait)
         return fn
@@ -364,9 +402,15 @@ class _Pool:
         return fn
 
     # --------------------------------------------------------------------------- entry
+    def _legacy_entry(self):
+        """``nimble_parallel_for_v1(range, data, extent, nthreads)``: v2 without flags."""
+        fn, b = self._fn(LEGACY_ENTRY, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I32]), "external")
+        b.call(self.entry, [*fn.args, _c(0, I32)])
+        b.ret_void()
+
     def _entry(self):
-        fn, b = self._fn(ENTRY, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I32]), "external")
-        rfn, data, extent, nthreads = fn.args
+        fn, b = self._fn(ENTRY, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I32, I32]), "external")
+        rfn, data, extent, nthreads, flags = fn.args
         serial, try_pool, pooled, wake, run, wait, spin, yield_, finish = (
             fn.append_basic_block(n) for n in ("serial", "try_pool", "pooled", "wake", "run", "wait", "spin",
                                               "yield", "finish"))
@@ -390,6 +434,7 @@ class _Pool:
         workers = b.sub(nt, _c(1, I32))
         b.call(self.spawn, [workers])
         want = b.mul(b.zext(nt, I64), _c(CHUNKS_PER_THREAD))
+        want = b.select(b.icmp_signed("<", want, _c(MAX_CHUNKS)), want, _c(MAX_CHUNKS))
         nchunks0 = b.select(b.icmp_signed("<", extent, want), extent, want)
         chunk = b.sdiv(b.sub(b.add(extent, nchunks0), _c(1)), nchunks0)
         nchunks = b.sdiv(b.sub(b.add(extent, chunk), _c(1)), chunk)
@@ -398,9 +443,10 @@ class _Pool:
         b.atomic_rmw("xchg", self.counter, b.or_(high, _c(WRITING)), "seq_cst")
         for slot, val in ((self.job_fn, rfn), (self.job_data, data), (self.job_extent, extent),
                           (self.job_chunk, chunk), (self.job_nchunks, nchunks), (self.job_workers, workers),
-                          (self.done, _c(0))):
+                          (self.job_flags, flags), (self.done, _c(0))):
             b.atomic_rmw("xchg", slot, val, "release")
-        b.atomic_rmw("xchg", self.counter, high, "seq_cst")
+        unused = b.xor(b.sub(b.shl(_c(1), nchunks), _c(1)), _c(0xFFFFFFFF))  # bits of chunks past the last: taken
+        b.atomic_rmw("xchg", self.counter, b.or_(high, unused), "seq_cst")
         # wake sleepers unless a wake sent less than WAKE_RETRY_TICKS ago is still on its way (a woken worker
         # clears ``wake_sent`` when it runs): on a loaded machine a woken worker waits milliseconds for a core,
         # and a futex call per region cost more than small regions run; a wake that went to nobody is resent
@@ -420,7 +466,7 @@ class _Pool:
 
         b.position_at_end(run)
         t_run = b.call(self.tsc, [])
-        mine = b.call(self.run_chunks, [gen, rfn, data, extent, chunk, nchunks])
+        mine = b.call(self.run_chunks, [gen, rfn, data, extent, chunk, nchunks, _c(0), b.zext(nt, I64), flags])
         t1 = b.call(self.tsc, [])
         b.branch(wait)
         b.position_at_end(wait)
@@ -619,6 +665,7 @@ def register(object_code: bytes | None = None, object_version: str | None = None
             obj = jit.LoadedObject(object_code, runtime=True)
             addr = obj.address(ENTRY)
             llvm.add_symbol(ENTRY, addr)
+            llvm.add_symbol(LEGACY_ENTRY, obj.address(LEGACY_ENTRY))
             _loaded.append((obj, addr, ver, bytes(object_code)))
     return _loaded[0][1]
 

@@ -61,9 +61,9 @@ class Stmt:
 class For(Stmt):
     """``for var in range(min, min + extent)``; kind is serial/parallel/vectorized/unrolled.
 
-    ``reverse``: a condition under which the iterations run from the last to the first (the order only; a
-    parallel loop whose chunks run on several threads keeps each thread's order, so that every thread keeps
-    touching the same part of memory from call to call).
+    ``reverse``: a condition under which the iterations run from the last to the first (the order only). A
+    parallel loop reverses each thread's share: chunks stay with their threads, so each keeps touching the
+    same part of memory from call to call.
     """
 
     var: Var

@@ -470,7 +470,7 @@ def _register_parallel(data: dict, sections: list) -> None:
 
     if not isinstance(data, dict) or not isinstance(data.get("version"), str):
         raise FormatError("parallel runtime: expected {abi, version, object}")
-    if data.get("abi") != parallel.ENTRY:
+    if data.get("abi") not in (parallel.ENTRY, parallel.LEGACY_ENTRY):
         raise FormatError(f"parallel runtime: ABI {str(data.get('abi'))[:60]!r} is not this nimble's "
                           f"{parallel.ENTRY!r}; rebuild the executable")
     if data["version"] != parallel.version():

@@ -214,7 +214,8 @@ def _check_resolvable(names: set, what: str) -> None:
 
     jit.host()
     # nimble's parallel-for runtime is registered before anything links (jit.LoadedObject)
-    missing = sorted(s for s in names if s != parallel.ENTRY and not llvm.address_of_symbol(s))
+    missing = sorted(s for s in names if s not in (parallel.ENTRY, parallel.LEGACY_ENTRY)
+                     and not llvm.address_of_symbol(s))
     if missing:
         raise FormatError(f"{what}: the object code needs symbols this process lacks: {', '.join(missing[:8])}")
 

@@ -234,3 +234,54 @@ def test_a_worker_marks_the_pool_contended_only_when_it_loses_its_core_often(gap
     future = 1 << 61  # time-stamp-counter values far ahead of now: a mark made there is still running when read
     parallel.feed_lost_core([(future + now, gap) for now, gap in gaps])
     assert (parallel.contended_left() > 0) is marks
+
+
+
+def _record_chunks(entry_name: str, extent: int, nthreads: int, flags=None) -> list:
+    """Call the runtime entry ``entry_name`` directly with a Python range function; (thread, lo, hi) per chunk."""
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    from nimble.codegen import parallel
+
+    parallel.register()
+    ranges = []
+    callback = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)(
+        lambda data, lo, hi: ranges.append((threading.get_ident(), lo, hi)))
+    args = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32]
+    if flags is not None:
+        args.append(ctypes.c_int32)
+    fn = ctypes.CFUNCTYPE(None, *args)(llvm.address_of_symbol(entry_name))
+    fn(ctypes.cast(callback, ctypes.c_void_p), None, extent, nthreads, *([] if flags is None else [flags]))
+    return ranges
+
+
+@pytest.mark.parametrize("flags", [0, 1], ids=["forward", "backwards"])
+@pytest.mark.parametrize("extent", [2, 7, 8, 33, 1000])
+@pytest.mark.parametrize("nthreads", [2, 3])
+def test_each_thread_takes_its_own_share_in_order_and_every_chunk_runs_once(extent, flags, nthreads):
+    """A thread claims the chunks of its share (the caller: the first) in order, last first with the backwards
+    flag; chunks it finds taken are skipped, and others' chunks are taken only after."""
+    from nimble.codegen.parallel import ENTRY, MAX_CHUNKS
+
+    ranges = _record_chunks(ENTRY, extent, nthreads, flags)
+    covered = sorted((lo, hi) for _, lo, hi in ranges)
+    assert covered[0][0] == 0 and covered[-1][1] == extent
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:])), covered  # each element once
+    assert len(ranges) <= min(extent, MAX_CHUNKS)
+    chunk, nchunks = covered[0][1] - covered[0][0], len(covered)
+    caller = [lo // chunk for t, lo, _ in ranges if t == threading.get_ident()]
+    share = range(0, nchunks // nthreads)
+    own = [k for k in caller if k in share]
+    assert own == sorted(own, reverse=bool(flags)), (caller, list(share))
+    assert caller[:len(own)] == own, caller  # its own share before anything else
+
+
+def test_the_entry_without_flags_still_serves_kernels_saved_before_it():
+    from nimble.codegen.parallel import LEGACY_ENTRY
+
+    ranges = _record_chunks(LEGACY_ENTRY, 100, 2)
+    covered = sorted((lo, hi) for _, lo, hi in ranges)
+    assert covered[0][0] == 0 and covered[-1][1] == 100
+    assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))

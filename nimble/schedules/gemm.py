@@ -22,7 +22,8 @@ fewest rows for n (the tail tile overcomputes; ``row_cost`` weighs a short tile'
 for n = 8, 16, 32, 6 for n = 64; on AVX-512 8 for n = 8, 16, 32, 64, 12 for n = 12, 24; tile_cols the widest of 32
 and 16 (16 when m < 32) whose accumulator block, one weight row and a broadcast fit the host's vector
 registers (``codegen.isa``): 8 x 32 on AVX-512 (16 zmm accumulators + 2 + 1 of 32), 6 x 16 on AVX2
-(12 ymm + 2 + 1 of 16; 6 x 32 would spill and runs 2-4x slower on a Zen 3); k_unroll 4; col_block so that a
+(12 ymm + 2 + 1 of 16; 6 x 32 would spill and runs 2-4x slower on a Zen 3); 64 for a static n whose tile
+has fewer than ``GEMV_CHAINS`` accumulators (1 row on AVX-512) when m >= 64; k_unroll 4; col_block so that a
 weight panel is about 256 KiB (half of L2); rows outer; parallel over the fused outer loops; prefetch
 ``FALLBACK_PREFETCH_STEPS`` steps of r ahead (1 KiB on AVX2, 2 KiB on AVX-512) when the weight is a model
 constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from L3 or memory on every call) and a tile
@@ -120,6 +121,12 @@ def gemm_space(name: str, n, k, isa: VectorISA | None = None) -> ConfigSpace:
     return s
 
 
+# A static 1-row product (a Tree-LSTM cell's linear layers) reads its weights from L2 once per call: with 32
+# columns (2 zmm accumulators, each FMA waiting 4 cycles for the last) a 300 x 448 weight took 4.3 us, with 64
+# columns (4) 3.3 us, the speed of a hand-written C loop (3.0 us).
+GEMV_CHAINS = 4
+
+
 def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorISA | None = None,
                   streamed: bool = False):
     """The documented heuristic config (module docstring); ``streamed``: the weight is a model constant, so
@@ -130,6 +137,9 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     rows = 1 if rep <= 1 else 2 if rep <= 2 else 4 if rep <= 4 else _rows_for(rep, space, isa)
     rows = rows if rows in space.knobs["tile_rows"].values else space.knobs["tile_rows"].values[-1]
     cols = 32 if (not isinstance(m, int) or m >= 32) and isa.fits(rows, 32) else 16
+    chains = rows * (-(-cols // isa.f32_lanes))
+    if isinstance(n, int) and chains < GEMV_CHAINS and isinstance(m, int) and m >= 64 and isa.fits(rows, 64):
+        cols = 64  # a matrix-vector product: enough accumulator chains to hide the FMA latency
     ku = 4 if 4 in space.knobs["k_unroll"].values else space.knobs["k_unroll"].values[-1]
     kk = k if isinstance(k, int) else 256
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))

@@ -79,6 +79,12 @@ class Executable:
     metadata: dict = field(default_factory=dict)
     _linked: list = field(default_factory=list, init=False, compare=False, repr=False)
 
+    def __post_init__(self):
+        from .storage import aligned
+
+        # constants (weights above all) start on a cache line: vector loads then never straddle two
+        object.__setattr__(self, "constants", tuple(aligned(c) for c in self.constants))
+
     def function_index(self, name: str) -> int:
         if name not in self.entry:
             raise NimbleError(f"the executable has no function {name!r}; it has {sorted(self.entry)}")

@@ -307,3 +307,18 @@ def test_streaming_dense_matches_numpy_at_every_pass_count(dense_streamed, n):
     t, sig, kernel = dense_streamed
     ins = t.random_inputs(sig, {"n": n}, rng)
     np.testing.assert_allclose(kernel(*ins), t.reference(sig, ins)[0], rtol=2e-4, atol=2e-4)
+
+
+def test_a_static_one_row_product_gets_enough_accumulator_chains():
+    """n = 1 (a Tree-LSTM cell's linear layer): 64 columns on AVX-512 (4 zmm chains hide the FMA latency), 32 on
+    AVX2 (already 4 ymm); narrow outputs and symbolic row counts keep the usual 32."""
+    from nimble.codegen.isa import AVX2, AVX512
+    from nimble.schedules.gemm import gemm_fallback, gemm_space
+
+    wide, narrow = gemm_space("dense", 1, 300, AVX512), gemm_space("dense", 1, 300, AVX2)
+    assert gemm_fallback(wide, 1, 300, 448, None, AVX512)["tile_cols"] == 64
+    assert gemm_fallback(narrow, 1, 300, 448, None, AVX2)["tile_cols"] == 32
+    assert gemm_fallback(wide, 1, 300, 48, None, AVX512)["tile_cols"] == 32
+    assert gemm_fallback(wide, 2, 300, 448, None, AVX512)["tile_cols"] == 32  # 2 rows x 2 vectors: 4 chains
+    symbolic = gemm_space("dense", "n", 300, AVX512)
+    assert gemm_fallback(symbolic, "n", 300, 448, {"n": 1}, AVX512)["tile_cols"] == 32

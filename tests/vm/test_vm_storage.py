@@ -78,3 +78,35 @@ def test_profile_reports_kernels_instructions_and_allocations():
     np.testing.assert_array_equal(report.outputs, np.full((3, 5), 2, np.float32))
     table = report.table()
     assert "add_rows_f32" in table and "invoke_packed" in table and "peak bytes in use" in table
+
+
+def test_constants_of_an_executable_start_on_a_cache_line():
+    """numpy puts large arrays 16 bytes past a page; an executable's constants are moved to 64-byte boundaries
+    (vector loads of weights then never straddle two lines), values and write flags unchanged."""
+    from nimble.vm.storage import aligned
+
+    raw = np.zeros(1 << 20, np.uint8)
+    off = (16 - raw.ctypes.data) % 64
+    odd = raw[off:off + 4 * 3000].view(np.float32).reshape(30, 100)
+    odd[...] = np.arange(3000, dtype=np.float32).reshape(30, 100)
+    odd.flags.writeable = False
+    assert odd.ctypes.data % 64 == 16
+    fixed = aligned(odd)
+    assert fixed.ctypes.data % 64 == 0 and not fixed.flags.writeable
+    np.testing.assert_array_equal(fixed, odd)
+    assert aligned(fixed) is fixed
+    objects = np.array([{}, 1], dtype=object)
+    assert aligned(objects) is objects
+    strided = np.arange(64, dtype=np.float64).reshape(8, 8)[:, ::2]
+    np.testing.assert_array_equal(aligned(strided), strided)
+
+    from nimble import ops as nb
+    from nimble.ir.builder import var
+    from nimble.ir.expr import Constant, Function
+    from nimble.ir.module import IRModule
+
+    x = var("x", shape=(30, 100))
+    exe = nimble.compile(IRModule({"main": Function([x], nb.add(x, Constant(odd, "w")))}))
+    assert all(c.ctypes.data % 64 == 0 for c in exe.constants if isinstance(c, np.ndarray) and c.nbytes)
+    got = nimble.VirtualMachine(exe).run(np.ones((30, 100), np.float32))
+    np.testing.assert_array_equal(got, odd + 1)

@@ -17,7 +17,7 @@ explicit inclusive ranges; ``n=1..512`` one bucket; ``n=64`` one value. One task
 
 ``--model MODULE:FUNCTION`` (or an ``.onnx`` file): every templated group of the model, as
 ``nimble.vm.tasks.extract_tasks`` lists them (dense and conv2d groups; lone softmax, layer_norm,
-batch_matmul, attention, lstm_cell and sum / mean / max / min calls), one task per bucket.
+batch_matmul, attention, lstm_cell, gru_cell and sum / mean / max / min calls), one task per bucket.
 
 ``--tasks FILE``: a JSON list of ``{"op", "shape", "attrs", "dtype", "buckets"}`` or
 ``{"template", "signature": {"args": [{"shape", "dtype"}], "attrs"}, "buckets"}`` objects

@@ -3,9 +3,10 @@
 * The input side of every gate of every step is one GEMM before the loop: X (T, B, I) @ W^T + Wb (+ the parts of
   Rb that only add) -> (T, B, G*H).
 * An LSTM step without peepholes is one `lstm_cell` kernel (h @ R^T, row t of the projection, the gates and the
-  c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows. Otherwise (GRU,
-  peepholes) a step computes h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as
-  fusion allows; each gate reads its columns of row t of the projection through a take of its own (a value used
+  c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows; a GRU step with
+  linear_before_reset=1 (PyTorch's) one `gru_cell` kernel over the state (1, B, H). Otherwise (GRU with
+  linear_before_reset=0, whose candidate needs the reset gate before its product; peepholes) a step computes
+  h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as fusion allows; each gate reads its columns of row t of the projection through a take of its own (a value used
   once fuses into its consumer).
 * Each step's h (B, H) is consed onto a list; after the loop `models.row_stack` joins the list into (T * B, H)
   rows with about T / 7 concatenate kernels (not a copy of the whole output per step), reshaped to (T, B, H).
@@ -20,6 +21,7 @@ from ..ir.builder import if_, tuple_
 from ..ir.expr import Var
 from ..ir.types import AnyDim, TensorType, TupleType
 from ..models.row_stack import define_row_stack
+from ..ops.gru_cell import ONNX_GRU_ORDER
 from ..ops.lstm_cell import ONNX_GATE_ORDER
 from .onnx_control import _recursive
 from .onnx_graph import ConversionError, converter, fresh
@@ -158,7 +160,7 @@ def _check_recurrent(node, inputs, attrs, default_acts):
 def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states, fused_cell=None):
     """`make_step(ctx, r, rb, hidden, d) -> (step, the part of rb the projection adds)`. With layout=1 (batch
     first: X (B, T, I), states (B, D, H), Y (B, T, D, H)) the tensors are transposed to and from layout 0.
-    `fused_cell(c, rows, state, r) -> new state`: the step over the states stacked into one (n_states, B, H)
+    `fused_cell(c, rows, state, r, rb) -> new state`: the step over the states stacked into one (n_states, B, H)
     tensor, reading the (T * B, G) projection rows itself (used when the input size is static)."""
     batch_first = attrs.get("layout", 0)
     if batch_first:
@@ -185,7 +187,7 @@ def _run_directions(ctx, node, inputs, attrs, gates, make_step, n_states, fused_
                         else _zeros(ctx, h_dims, x.dtype))
         if fused:
             stacked = ctx.concat([ctx.emit("expand_dims", s, axis=0) for s in init], 0)
-            cell = (lambda c, rows, states, r=r: [fused_cell(c, rows, states[0], r)])
+            cell = (lambda c, rows, states, r=r, rb=rb: [fused_cell(c, rows, states[0], r, rb)])
             first = (lambda c, new: c.emit("take", new[0], np.array(0, np.int64), axis=0))  # h_t (B, H)
             y, (state,) = _recurrence(ctx, node.op_type.lower(), x, xw, n, [stacked], h_dims, name == "reverse",
                                       cell, (n_states,) + h_dims, first)
@@ -236,7 +238,7 @@ def lstm(ctx, node, inputs, attrs):
 
         return step, rb
 
-    def fused_cell(c, rows, state, r):
+    def fused_cell(c, rows, state, r, rb):
         return c.emit("lstm_cell", rows.xs, rows.t, state, r, gate_order=ONNX_GATE_ORDER)
 
     return _run_directions(ctx, node, inputs, attrs, 4, make_step, 2, None if peep is not None else fused_cell)
@@ -272,4 +274,9 @@ def gru(ctx, node, inputs, attrs):
             if before_reset else rb
         return step, in_projection
 
-    return _run_directions(ctx, node, inputs, attrs, 3, make_step, 1)
+    def fused_cell(c, rows, state, r, rb):  # linear_before_reset: every gate's recurrent part is h @ R^T
+        hidden = r.shape[1]
+        return c.emit("gru_cell", rows.xs, rows.t, state, r, _rows(c, rb, 2 * hidden, 3 * hidden),
+                      gate_order=ONNX_GRU_ORDER)
+
+    return _run_directions(ctx, node, inputs, attrs, 3, make_step, 1, fused_cell if before_reset else None)

@@ -36,6 +36,7 @@ from .transform import concatenate, expand_dims, reshape, split, squeeze, stride
 from .attention import attention  # noqa: E402 - after the operators the compute modules register for
 from .gelu_tanh import gelu_tanh  # noqa: E402
 from .lstm_cell import lstm_cell  # noqa: E402
+from .gru_cell import gru_cell  # noqa: E402
 from .broadcast import bitwise_and, bitwise_or, bitwise_xor, left_shift, right_shift  # noqa: E402
 from .cumulative import cumprod, cumsum  # noqa: E402
 from .elementwise import (  # noqa: E402

@@ -15,6 +15,7 @@ from .dense import Dense
 from .dense_integer import DenseInteger
 from .injective import Injective
 from .layer_norm import LayerNorm
+from .gru_cell import GRUCell
 from .lstm_cell import LSTMCell
 from .matmul import BatchMatmul, Matmul
 from .reduce import Reduce
@@ -31,6 +32,7 @@ BUILTIN_TEMPLATES = (
     ("injective", "llvm", Injective),
     ("layer_norm", "llvm", LayerNorm),
     ("lstm_cell", "llvm", LSTMCell),
+    ("gru_cell", "llvm", GRUCell),
     ("reduce", "llvm", Reduce),
     ("softmax", "llvm", Softmax),
     ("take", "llvm", Take),

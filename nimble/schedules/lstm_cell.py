@@ -122,16 +122,70 @@ def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = 
     return {"rec": rec, "row": row, "out": out}
 
 
-def pack_lstm_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
-    """W_hh (4H, H) -> wp (ceil(H / bn), H, 4, bn), gate-interleaved as the module docstring says."""
-    hidden = w.shape[1]
+def pack_gate_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
+    """A recurrent weight of G = len(order) gate blocks (G * H, H) -> (ceil(H / bn), H, G, bn), gate-interleaved
+    as the module docstring says for W_hh (gate g is block order[g])."""
+    hidden, gates = w.shape[1], len(order)
     blocks = -(-hidden // bn)
-    out = np.zeros((blocks, hidden, 4, bn), np.float32)
-    for g in range(4):
+    out = np.zeros((blocks, hidden, gates, bn), np.float32)
+    for g in range(gates):
         rows = np.zeros((blocks * bn, hidden), np.float32)
         rows[:hidden] = w[order[g] * hidden:(order[g] + 1) * hidden]
         out[:, :, g, :] = rows.reshape(blocks, bn, hidden).transpose(0, 2, 1)
     return out
+
+
+def pack_lstm_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:
+    """W_hh (4H, H) -> wp (ceil(H / bn), H, 4, bn), gate-interleaved as the module docstring says."""
+    return pack_gate_weight(w, bn, order)
+
+
+def recurrent_cell_space(name: str) -> ConfigSpace:
+    """The knobs of a one-kernel recurrent step (lstm_cell, gru_cell; the module docstring)."""
+    lanes = host_isa().f32_lanes
+    s = ConfigSpace(name)
+    s.define_knob("block", tuple(lanes * k for k in (1, 2, 3, 4)))
+    s.define_knob("k_unroll", (1, 2, 4, 8))
+    s.define_annotate("parallel", ("blocks", "none"))
+    s.define_knob("prefetch", PREFETCH_BYTES, default=0)
+    s.define_knob("alternate", (0, 1), default=0)
+    return s
+
+
+def recurrent_cell_fallback(space: ConfigSpace):
+    """The documented fallback of a recurrent step (the module docstring)."""
+    return space.config(block=2 * host_isa().f32_lanes, k_unroll=4, parallel="blocks", prefetch=0, alternate=1)
+
+
+def schedule_recurrent_cell(stages: dict, t, weight, gates: int, cfg):
+    """The schedule of ``stages`` ("rec", "row", "out" of a recurrent step over a packed weight of ``gates``
+    gate blocks; ``t`` the step placeholder) for ``cfg``, as the module docstring says."""
+    out, rec = stages["out"], stages["rec"]
+    bn = cfg["block"]
+    s = te.create_schedule(out)
+    state_row, b, u = s[out].axis
+    uo, ui = s[out].split(u, bn)
+    s[out].reorder(uo, b, state_row, ui)
+    s[out].unroll(state_row)
+    s[out].vectorize(ui)
+    if cfg["parallel"] == "blocks":
+        s[out].parallel(uo)
+    if cfg["alternate"]:  # odd steps run the blocks backwards: they start on the blocks the last step left cached
+        s[out].reverse(uo, when=te.eq(t[()] % 2, 1))
+    s[stages["row"]].compute_at(s[out], b)
+    s[rec].compute_at(s[out], b)
+    s[rec].overcompute()
+    rb, rg, ru = s[rec].axis
+    (rr,) = s[rec].reduce_axis
+    ro, ri = s[rec].split(rr, cfg["k_unroll"])
+    s[rec].reorder(ro, ri, rb, rg, ru)
+    s[rec].unroll(ri)
+    if cfg["prefetch"]:  # a step of r reads gates * bn weights
+        s[rec].prefetch(weight, ri, max(1, cfg["prefetch"] // (4 * gates * bn)))
+    s[rec].unroll(rb)
+    s[rec].unroll(rg)
+    s[rec].vectorize(ru)
+    return s
 
 
 def lstm_cell_dims(sig: Signature) -> dict:
@@ -153,18 +207,11 @@ def lstm_cell_dims(sig: Signature) -> dict:
 class LSTMCell(Template):
     def space(self, sig):
         lstm_cell_dims(sig)
-        lanes = host_isa().f32_lanes
-        s = ConfigSpace("lstm_cell")
-        s.define_knob("block", tuple(lanes * k for k in (1, 2, 3, 4)))
-        s.define_knob("k_unroll", (1, 2, 4, 8))
-        s.define_annotate("parallel", ("blocks", "none"))
-        s.define_knob("prefetch", PREFETCH_BYTES, default=0)
-        s.define_knob("alternate", (0, 1), default=0)
-        return s
+        return recurrent_cell_space("lstm_cell")
 
     def fallback(self, sig, space, hints=None):
         lstm_cell_dims(sig)
-        return space.config(block=2 * host_isa().f32_lanes, k_unroll=4, parallel="blocks", prefetch=0, alternate=1)
+        return recurrent_cell_fallback(space)
 
     def instantiate(self, sig, cfg):
         dims = lstm_cell_dims(sig)
@@ -173,30 +220,8 @@ class LSTMCell(Template):
         args[3] = ((-(-hidden // bn), hidden, 4, bn), "float32")  # the kernel takes the packed weight
         phs, tvars = Signature(tuple(args), sig.attrs).placeholders(["gates_x", "t", "state", "weight"])
         st = lstm_cell_compute(*phs, dims["order"], bn)
-        out, rec = st["out"], st["rec"]
-        s = te.create_schedule(out)
-        gate, b, u = s[out].axis
-        uo, ui = s[out].split(u, bn)
-        s[out].reorder(uo, b, gate, ui)
-        s[out].unroll(gate)
-        s[out].vectorize(ui)
-        if cfg["parallel"] == "blocks":
-            s[out].parallel(uo)
-        if cfg["alternate"]:  # odd steps run the blocks backwards: they start on the blocks the last step left cached
-            s[out].reverse(uo, when=te.eq(phs[1][()] % 2, 1))
-        s[st["row"]].compute_at(s[out], b)
-        s[rec].compute_at(s[out], b)
-        s[rec].overcompute()
-        rb, rg, ru = s[rec].axis
-        (rr,) = s[rec].reduce_axis
-        ro, ri = s[rec].split(rr, cfg["k_unroll"])
-        s[rec].reorder(ro, ri, rb, rg, ru)
-        s[rec].unroll(ri)
-        if cfg["prefetch"]:  # a step of r reads 4 * bn weights
-            s[rec].prefetch(phs[3], ri, max(1, cfg["prefetch"] // (16 * bn)))
-        s[rec].unroll(rb)
-        s[rec].unroll(rg)
-        s[rec].vectorize(ru)
+        out = st["out"]
+        s = schedule_recurrent_cell(st, phs[1], phs[3], 4, cfg)
 
         def prepare(inputs, bn=bn, order=dims["order"]):
             inputs = list(inputs)

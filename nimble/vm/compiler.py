@@ -355,11 +355,11 @@ class FunctionCompiler:
 
             gk = replace(gk, inputs=dense_integer_inputs(group.calls[0], gk.weight_layouts,
                                                          self.mc.__dict__.setdefault("_packed", {})))
-        elif gk.template == "lstm_cell":  # its own W_hh, packed (the kernel is shared)
-            from .kernels import lstm_cell_inputs
+        elif gk.template in ("lstm_cell", "gru_cell"):  # its own recurrent weight, packed (the kernel is shared)
+            from .kernels import recurrent_cell_inputs
 
-            gk = replace(gk, inputs=lstm_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
-                                                     self.mc.__dict__.setdefault("_packed", {})))
+            gk = replace(gk, inputs=recurrent_cell_inputs(group.calls[0], gk.signature, gk.weight_layouts[0],
+                                                          self.mc.__dict__.setdefault("_packed", {})))
         elif gk.template != "auto":  # a lone operator through its template: its own arguments (and shape function)
             gk = replace(gk, inputs=list(group.calls[0].args), shape_op=group.root if gk.shape_op is not None else None)
         else:

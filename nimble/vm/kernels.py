@@ -133,10 +133,10 @@ def build_group_kernel(group, types, name: str, db=None, accept_foreign: bool = 
     from .conv_kernels import conv2d_template_kernel
     from .cumulative_kernels import cumulative_group_kernel
     from .nonzero_kernels import nonzero_group_kernel
-    from .template_kernels import dense_integer_template_kernel, lone_template_kernel, lstm_cell_template_kernel
+    from .template_kernels import dense_integer_template_kernel, lone_template_kernel, recurrent_cell_template_kernel
     from .topk_kernels import topk_group_kernel
 
-    templated = (lstm_cell_template_kernel(group, types, name, db, accept_foreign)
+    templated = (recurrent_cell_template_kernel(group, types, name, db, accept_foreign)
                  or dense_integer_template_kernel(group, types, name, db, accept_foreign)
                  or _op_template_kernel(group, types, name, db, accept_foreign))
     if templated is not None:
@@ -417,26 +417,32 @@ def _same_shape(a: TensorType, b: TensorType) -> bool:
         for x, y in zip(a.shape, b.shape))
 
 
-def lstm_cell_kernel_signature(call, arg_types: list, attrs: dict):
-    """The template signature of an lstm_cell call whose W_hh is a constant (the template packs it), else None."""
+RECURRENT_CELLS = ("lstm_cell", "gru_cell")  # one-kernel recurrent steps: their template packs the weight
+
+
+def recurrent_cell_kernel_signature(call, arg_types: list, attrs: dict):
+    """The template signature of an lstm_cell or gru_cell call whose recurrent weight (argument 3) is a constant
+    (the template packs it), else None."""
+    from ..schedules.gru_cell import gru_cell_signature
     from ..schedules.lstm_cell import lstm_cell_signature
 
-    if not isinstance(call.args[3], Constant):
+    if call.op.name not in RECURRENT_CELLS or not isinstance(call.args[3], Constant):
         return None
-    gx, _, st, _ = arg_types
+    gx, st = arg_types[0], arg_types[2]
     rows = gx.shape[0] if isinstance(gx.shape[0], int) else "n"
     batch = st.shape[1] if isinstance(st.shape[1], int) else "b"
-    return lstm_cell_signature(rows, batch, st.shape[2], attrs["gate_order"])
+    make = lstm_cell_signature if call.op.name == "lstm_cell" else gru_cell_signature
+    return make(rows, batch, st.shape[2], attrs["gate_order"])
 
 
-def lstm_cell_inputs(call, sig, bn: int, cache: dict) -> list:
-    """The template kernel's inputs for an lstm_cell call: its arguments with W_hh packed for block ``bn``
-    (``cache`` keeps one packed copy per weight and layout)."""
-    from ..schedules.lstm_cell import lstm_cell_dims, pack_lstm_weight
+def recurrent_cell_inputs(call, sig, bn: int, cache: dict) -> list:
+    """The template kernel's inputs for an lstm_cell or gru_cell call: its arguments with the recurrent weight
+    packed for block ``bn`` (``cache`` keeps one packed copy per weight and layout)."""
+    from ..schedules.lstm_cell import pack_gate_weight
 
     weight = call.args[3]
-    order = lstm_cell_dims(sig)["order"]
-    key = (id(weight), "lstm_cell", bn, order)
+    order = tuple(int(g) for g in sig.attr("gate_order"))
+    key = (id(weight), call.op.name, bn, order)
     if key not in cache:
-        cache[key] = pack_lstm_weight(np.asarray(weight.value, np.float32), bn, order)
-    return [call.args[0], call.args[1], call.args[2], cache[key]]
+        cache[key] = pack_gate_weight(np.asarray(weight.value, np.float32), bn, order)
+    return [*call.args[:3], cache[key], *call.args[4:]]

@@ -2,7 +2,7 @@
 an estimate of each one's share of the model's run time.
 
 A task is what compile turns into a dispatch table: a dense-family group (``dense`` template), a
-conv2d-family group (``conv2d``), or a lone softmax, layer_norm, batch_matmul, attention, lstm_cell or
+conv2d-family group (``conv2d``), or a lone softmax, layer_norm, batch_matmul, attention, lstm_cell, gru_cell or
 sum / mean / max / min call (their templates), the same kernels ``nimble.compile`` builds. Groups of
 the generic schedule (``take``, elementwise chains: ``vm/template_kernels.py`` says why) are not tasks.
 
@@ -30,12 +30,12 @@ from ..tuner.buckets import BucketSpec
 from ..tuner.task import Task
 from ..ops.registry import get_op
 from .conv_kernels import conv2d_template_instance
-from .kernels import dense_group_signature, lstm_cell_kernel_signature, op_template_signature
+from .kernels import RECURRENT_CELLS, dense_group_signature, op_template_signature, recurrent_cell_kernel_signature
 from .template_kernels import dense_integer_group_signature, lone_template_signature
 
 log = logging.getLogger("nimble.tasks")
 MAX_TASK_BYTES = 1 << 30  # buckets whose kernel moves more are not tuned by default (measuring them takes GiBs)
-ONE_BUCKET = {"lstm_cell"}  # templates whose kernel cost does not depend on their symbolic dims: one task each
+ONE_BUCKET = set(RECURRENT_CELLS)  # templates whose kernel cost does not depend on their symbolic dims: one task each
 PEAK_FLOPS = 100e9  # one core's fp32 FMA peak here is ~117 GFLOP/s (shared/NOTES.md); kernels reach less
 BANDWIDTH = 20e9  # bytes/s: numpy's one-thread copy runs at 24-26 GB/s
 
@@ -79,10 +79,11 @@ def group_task(group, types):
     found = dense_integer_group_signature(group, types)
     if found is not None:
         return "dense_integer", found[0]
-    if len(group.calls) == 1 and group.calls[0].op.name == "lstm_cell":
+    if len(group.calls) == 1 and group.calls[0].op.name in RECURRENT_CELLS:
         call = group.calls[0]
-        sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
-        return None if sig is None else ("lstm_cell", sig)
+        op = call.op.name
+        sig = recurrent_cell_kernel_signature(call, [types[a] for a in call.args], get_op(op).full_attrs(call.attrs))
+        return None if sig is None else (op, sig)
     found = op_template_signature(group, types)
     if found is not None:
         return found[:2]
@@ -172,8 +173,8 @@ def extract_tasks(mod, target: str = "llvm", buckets=None, ir_passes=None, templ
     length (default: powers of two up to 512); its buckets' representatives or traffic points carry over. A signature with several symbolic dims (softmax
     over (12, n, n), batch_matmul's n and k) is tuned on the diagonal: every symbolic dim in the
     same bucket, as when they all track one sequence length; a static signature gets one
-    ``static`` task, and one whose cost does not depend on its symbolic dims (``ONE_BUCKET``: lstm_cell, a
-    step) one task at 1. ``templates``: keep only these template names (default: every one). Use
+    ``static`` task, and one whose cost does not depend on its symbolic dims (``ONE_BUCKET``: lstm_cell and
+    gru_cell, a step) one task at 1. ``templates``: keep only these template names (default: every one). Use
     ``task_shares`` for each task's weight. ``max_bytes``: a bucket whose kernel would move more bytes
     than this at its representative is left out with a warning (a conv2d with a dynamic batch, height
     and width tuned on the diagonal at 512 would allocate gigabytes to be measured); None keeps all.

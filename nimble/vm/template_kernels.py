@@ -16,7 +16,7 @@ import numpy as np
 from ..ir.types import TensorType
 from ..ops.registry import get_op
 from .kernels import (GroupKernel, _named_shape, _outputs_of, _static, dim_places, dispatch_dim, instance_out_shapes,
-                      lstm_cell_inputs, lstm_cell_kernel_signature)
+                      recurrent_cell_inputs, recurrent_cell_kernel_signature)
 
 REDUCE_OPS = ("sum", "mean", "max", "min")  # the reduce template's ops, named as the operators are
 
@@ -88,29 +88,32 @@ def lone_template_kernel(group, types, name: str, db=None, accept_foreign: bool 
                        template, sig)
 
 
-def lstm_cell_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
-    """A lone lstm_cell with a constant W_hh through its template, the weight packed here once for the config:
-    a one-range dispatch table (a step costs the same at any sequence length) from the best record of its
-    workload in any bucket, else the fallback config."""
+def recurrent_cell_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
+    """A lone lstm_cell or gru_cell with a constant recurrent weight through its template, the weight packed here
+    once for the config: a one-range dispatch table (a step costs the same at any sequence length) from the best
+    record of its workload in any bucket, else the fallback config."""
     from ..dispatch.build import any_bucket_dispatch
     from ..schedules import get_template
 
-    if len(group.calls) != 1 or group.calls[0].op.name != "lstm_cell":
+    if len(group.calls) != 1:
         return None
     call = group.calls[0]
-    sig = lstm_cell_kernel_signature(call, [types[a] for a in call.args], get_op("lstm_cell").full_attrs(call.attrs))
+    op = call.op.name
+    sig = recurrent_cell_kernel_signature(call, [types[a] for a in call.args], get_op(op).full_attrs(call.attrs))
     if sig is None:
-        return None  # a W_hh that is not a constant: the generic schedule of the op's compute serves it
-    tmpl = get_template("lstm_cell")
+        return None  # not a recurrent cell, or a weight that is not a constant: the op's generic schedule serves it
+    tmpl = get_template(op)
     inst = tmpl.instantiate(sig, tmpl.fallback(sig, tmpl.space(sig)))  # output shapes do not depend on the config
-    out_shapes = instance_out_shapes(inst, 4)  # (the packed weight's dims are static)
+    n_args = len(sig.args)
+    out_shapes = instance_out_shapes(inst, n_args)  # (the packed weight's dims are static)
     if out_shapes is None:
         return None
-    entry, (cfg,) = any_bucket_dispatch("lstm_cell", sig, name, (0, 0), lambda cfg, cfgs: (0, 1, 2, 3, 4), db, "llvm",
-                                        accept_foreign, dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
+    entry, (cfg,) = any_bucket_dispatch(op, sig, name, (0, 0), lambda cfg, cfgs: tuple(range(n_args + 1)), db,
+                                        "llvm", accept_foreign,
+                                        dim_name=sig.symbolic_dims[0] if sig.symbolic_dims else "n")
     out_t = types[call]
-    return GroupKernel(name, entry, lstm_cell_inputs(call, sig, cfg["block"], {}),
-                       [(_static(out_t), out_t.dtype)], out_shapes, None, "lstm_cell", sig, (cfg["block"],))
+    return GroupKernel(name, entry, recurrent_cell_inputs(call, sig, cfg["block"], {}),
+                       [(_static(out_t), out_t.dtype)], out_shapes, None, op, sig, (cfg["block"],))
 
 
 def dense_integer_group_signature(group, types):

@@ -1,5 +1,6 @@
-"""lstm_cell is a tuning task: one per signature (a step costs the same at any sequence length), and the best
-record of its workload in any bucket configures the compiled model's kernel (its W_hh packed for that block)."""
+"""lstm_cell (and gru_cell) is a tuning task: one per signature (a step costs the same at any sequence length), and
+the best record of its workload in any bucket configures the compiled model's kernel (its weight packed for that
+block)."""
 import numpy as np
 import pytest
 
@@ -76,3 +77,54 @@ def test_the_lstm_cell_task_tunes_and_its_scalar_step_input_stays_a_scalar(tmp_p
                options=MeasureOptions(repeat=2, min_repeat_ms=1.0, timeout_s=30.0))
     assert s.trials == 3 and s.errors == 0 and s.best_config is not None
     assert _explain_lstm(nimble.compile(mod, records=db), 9)["source"] == "record"
+
+
+def _gru_module(hidden=24, batch=1):
+    """A GRU recursion over t whose step is gru_cell with constant R and bias_n (x: (T * batch, 3H) projections)."""
+    from nimble import ops as nb
+    from nimble.ir.builder import Builder, const, if_, var
+    from nimble.ir.expr import Constant, Function, GlobalVar
+    from nimble.ir.module import IRModule
+    from nimble.ir.types import Any, TensorType
+
+    rng = np.random.default_rng(5)
+    w = rng.uniform(-0.3, 0.3, (3 * hidden, hidden)).astype(np.float32)
+    bias = rng.uniform(-0.3, 0.3, hidden).astype(np.float32)
+    state_t = TensorType((1, batch, hidden))
+    loop = GlobalVar("loop")
+    t, n = var("t", shape=(), dtype="int64"), var("n", shape=(), dtype="int64")
+    gx, state = var("gx", shape=(Any, 3 * hidden)), var("state", type=state_t)
+    b = Builder()
+    new = b.let("new", nb.gru_cell(gx, t, state, Constant(w, "w"), Constant(bias, "bias")))
+    mod = IRModule()
+    mod.define(loop, Function([t, n, gx, state], if_(nb.less(t, n), b.ret(loop(nb.add(t, const(1, "int64")), n, gx,
+                                                                                   new)), state), state_t))
+    xs = var("xs", shape=(Any, 3 * hidden))
+    steps = nb.divide(nb.take(nb.shape_of(xs), const(0, "int64"), axis=0), const(batch, "int64"))
+    mod.define("main", Function([xs], loop(const(0, "int64"), steps, xs, nb.zeros((1, batch, hidden))), state_t))
+    return mod, w, bias
+
+
+def test_gru_cell_is_one_task_whose_tuned_record_configures_the_kernel(tmp_path):
+    from nimble.schedules.gru_cell import gru_cell_reference
+    from nimble.tuner import tune
+    from nimble.tuner.measure import MeasureOptions
+
+    mod, w, bias = _gru_module()
+    tasks = [t for t in extract_tasks(mod, "llvm", "n=1:8,9:32,33:128") if t.template == "gru_cell"]
+    assert len(tasks) == 1 and str(tasks[0].bucket) == "n=1"
+    db = Database(tmp_path / "r.db")
+    [s] = tune(tasks[0], db, n_trials=3, batch_size=3, tuner="random", progress=False,
+               options=MeasureOptions(repeat=2, min_repeat_ms=1.0, timeout_s=30.0))
+    assert s.trials == 3 and s.errors == 0 and s.best_config is not None
+    exe = nimble.compile(mod, records=db)
+    name = next(p.name for p in exe.packed if p.name.endswith("gru_cell"))
+    why = exe.explain(name, (9, 72))
+    assert why["source"] == "record"
+    vm = nimble.VirtualMachine(exe)
+    for n in (1, 6):
+        x = np.random.default_rng(n).standard_normal((n, 72)).astype(np.float32)
+        want = np.zeros((1, 1, 24), np.float32)
+        for step in range(n):
+            want = gru_cell_reference(x, np.array(step), want, w, bias)
+        np.testing.assert_allclose(vm.run(x), want, rtol=1e-5, atol=1e-5)

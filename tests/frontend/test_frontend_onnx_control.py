@@ -72,18 +72,20 @@ def test_recurrent_variants_match_onnxruntime_over_lengths(kind):
             np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("gru", [False, True])
-def test_recurrent_loop_reads_a_projection_and_conses_its_outputs(gru):
-    mod = from_onnx(onnx_models.lstm_model("forward", gru=gru))
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_linear_before_reset"])
+def test_recurrent_loop_reads_a_projection_and_conses_its_outputs(kind):
+    gru = kind.startswith("gru")
+    mod = from_onnx(onnx_models.lstm_model("forward", gru=gru, linear_before_reset=int(kind.endswith("reset"))))
     text = ir.print_module(mod)
     name = next(n for n in mod.functions if n.startswith("gru_" if gru else "lstm_") and "stack" not in n)
     loop = text.split(f"def @{name}(")[1].split("\ndef ")[0]
     assert "concatenate" not in loop and "Cons(" in loop
-    if gru:
+    if kind == "gru":  # the candidate needs the reset gate before its product
         assert loop.count("dense(") == 2  # h @ R^T and (r * h) @ R_h^T; X @ W^T is outside
         assert "take(%xs, %t, axis=0)" in loop
     else:  # one fused cell reads row t of the projection itself; X @ W^T is outside
-        assert loop.count("dense(") == 0 and loop.count("lstm_cell(%xs, %t, %s0, ") == 1
+        cell = "gru_cell" if gru else "lstm_cell"
+        assert loop.count("dense(") == 0 and loop.count(f"{cell}(%xs, %t, %s0, ") == 1
 
 
 def test_dim_params_become_symbolic_dims():

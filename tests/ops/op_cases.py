@@ -405,6 +405,17 @@ def _lstm_cell(draw):
     return Case(args, {"gate_order": order}, any_ok=False)
 
 
+@st.composite
+def _gru_cell(draw):
+    hidden, batch = draw(st.sampled_from([1, 2, 3, 5, 7, 8, 13])), draw(st.sampled_from([0, 1, 2, 3]))
+    steps = draw(st.sampled_from([1, 2, 5]))
+    order = draw(st.sampled_from([(0, 1, 2), (1, 0, 2)]))
+    args = [array(draw, (steps * batch + draw(st.sampled_from([0, 1])), 3 * hidden)),
+            np.array(draw(st.integers(0, steps - 1)), np.int64), array(draw, (1, batch, hidden)),
+            array(draw, (3 * hidden, hidden), low=-1.0, high=1.0), array(draw, (hidden,), low=-1.0, high=1.0)]
+    return Case(args, {"gate_order": order}, any_ok=False)
+
+
 CASES = {
     "relu": _unary(), "negative": _unary(), "abs": _unary(), "tanh": _unary(), "sigmoid": _unary(-30, 30),
     "exp": _unary(), "log": _unary(0.01, 5), "sqrt": _unary(0, 5), "erf": _unary(), "gelu": _unary(), "cast": _cast(),
@@ -424,7 +435,7 @@ CASES = {
     "take": _take(), "zeros": _fill(), "ones": _fill(), "dyn.zeros": _dyn_fill(), "dyn.ones": _dyn_fill(),
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
     "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
-    "gelu_tanh": _unary(), "attention": _attention(), "lstm_cell": _lstm_cell(),
+    "gelu_tanh": _unary(), "attention": _attention(), "lstm_cell": _lstm_cell(), "gru_cell": _gru_cell(),
     "quantize_linear": _quantize(),
     "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),
     "max_pool": _pool_nd("max"), "avg_pool": _pool_nd("avg"), "max_pool_indices": _pool_nd("indices"),

@@ -124,6 +124,18 @@ def _lstm_cell_values(hidden):
     return values
 
 
+def _gru_cell_values(hidden):
+    def values(draw, sizes, rng):
+        batch, steps = sizes["b"], draw(st.sampled_from([1, 2, 3, 7]))
+        return [rng.uniform(-3, 3, (steps * batch, 3 * hidden)).astype("float32"),
+                np.array(draw(st.integers(0, steps - 1)), "int64"),
+                rng.uniform(-3, 3, (1, batch, hidden)).astype("float32"),
+                rng.uniform(-1, 1, (3 * hidden, hidden)).astype("float32"),
+                rng.uniform(-1, 1, (hidden,)).astype("float32")]
+
+    return values
+
+
 CONV_HW = st.sampled_from([3, 5, 7, 13])
 SPECS = [
     *[unary(op) for op in ("tanh", "sigmoid", "exp", "erf", "gelu", "gelu_tanh", "relu", "negative", "abs")],
@@ -137,6 +149,9 @@ SPECS = [
     *[Spec("lstm_cell", [("n " + str(4 * h), "float32"), ("", "int64"), (f"2 b {h}", "float32"),
                          (f"{4 * h} {h}", "float32")], {"gate_order": order}, sizes={"b": SMALL},
            values=_lstm_cell_values(h), tol=1e-4) for h, order in ((5, (0, 1, 2, 3)), (13, (0, 2, 3, 1)))],
+    *[Spec("gru_cell", [("n " + str(3 * h), "float32"), ("", "int64"), (f"1 b {h}", "float32"),
+                        (f"{3 * h} {h}", "float32"), (str(h), "float32")], {"gate_order": order}, sizes={"b": SMALL},
+           values=_gru_cell_values(h), tol=1e-4) for h, order in ((5, (0, 1, 2)), (13, (1, 0, 2)))],
     *[unary(op) for op in ("sin", "cos", "tan", "atan", "sinh", "cosh", "asinh", "round", "floor", "ceil")],
     unary("asin", -1, 1), unary("acos", -1, 1, "float64"), unary("atanh", -0.99, 0.99), unary("acosh", 1, 5),
     unary("round", -4, 4, "float64"), unary("bitwise_not", -128, 127, "int8"),
@@ -387,6 +402,21 @@ def test_lstm_cell_raises_on_a_step_outside_the_projection_rows():
             kernel(gx, np.array(bad), state, w)
         with pytest.raises(nimble.OutOfRangeError):
             get_op("lstm_cell").evaluate([gx, np.array(bad), state, w], {})
+
+
+def test_gru_cell_raises_on_a_step_outside_the_projection_rows():
+    n, b = te.var("n"), te.var("b")
+    ins = [te.placeholder((n, 9), name="gx"), te.placeholder((), "int64", name="t"),
+           te.placeholder((1, b, 3), name="state"), te.placeholder((9, 3), name="w"), te.placeholder((3,), name="bn")]
+    kernel = _kernel_of("gru_cell", ins, {})
+    gx, state, w, bn = (np.ones((4, 9), "float32"), np.zeros((1, 2, 3), "float32"), np.ones((9, 3), "float32"),
+                        np.zeros(3, "float32"))
+    assert kernel(gx, np.array(1), state, w, bn).shape == (1, 2, 3)  # rows 2 and 3
+    for bad in (2, -1):
+        with pytest.raises(nimble.OutOfRangeError, match="gru_cell: step t is outside the rows of gates_x"):
+            kernel(gx, np.array(bad), state, w, bn)
+        with pytest.raises(nimble.OutOfRangeError):
+            get_op("gru_cell").evaluate([gx, np.array(bad), state, w, bn], {})
 
 
 def test_take_from_an_empty_axis_raises_like_numpy():

@@ -389,6 +389,23 @@ def _lstm_cell_oracle(gates_x, t, state, weight, gate_order):
     return out
 
 
+def _gru_cell_oracle(gates_x, t, state, weight, bias_n, gate_order):
+    """Unit by unit with scalars: z and r from their projection column plus a dot product, the candidate from its
+    column plus r times (its dot product plus bias_n), then h = (1 - z) n + z h."""
+    _, batch, hidden = state.shape
+    out = np.zeros((1, batch, hidden))
+    for b in range(batch):
+        for u in range(hidden):
+            col = [gate_order[k] * hidden + u for k in range(3)]
+            dot = [math.fsum(float(state[0, b, r]) * float(weight[c, r]) for r in range(hidden)) for c in col]
+            row = int(t) * batch + b
+            z = _sigmoid(float(gates_x[row, col[0]]) + dot[0])
+            reset = _sigmoid(float(gates_x[row, col[1]]) + dot[1])
+            n = math.tanh(float(gates_x[row, col[2]]) + reset * (dot[2] + float(bias_n[u])))
+            out[0, b, u] = (1 - z) * n + z * float(state[0, b, u])
+    return out
+
+
 ORACLES = {
     "cast": lambda x, dtype: elementwise(lambda v: int(v) if dtype.startswith("int") else v, x, dtype=dtype),
     "where": lambda c, x, y: elementwise(lambda a, b, d: b if a else d, c, x, y),
@@ -440,6 +457,7 @@ ORACLES = {
     "avg_pool": _pool_nd_oracle("avg"),
     "max_pool_indices": _pool_nd_oracle("indices"),
     "lstm_cell": _lstm_cell_oracle,
+    "gru_cell": _gru_cell_oracle,
     "bitwise_and": lambda a, b: elementwise(operator.and_, a, b, dtype=a.dtype),
     "bitwise_or": lambda a, b: elementwise(operator.or_, a, b, dtype=a.dtype),
     "bitwise_xor": lambda a, b: elementwise(operator.xor, a, b, dtype=a.dtype),

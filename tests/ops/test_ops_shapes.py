@@ -161,6 +161,10 @@ def test_builder_rejects_unknown_attributes_and_wrong_arity():
          "lstm_cell: weight has 20 rows, 4 \\* hidden is 16"),
         ("lstm_cell", [TensorType((3, 16)), TensorType((), "int64"), TensorType((2, 1, 4)), TensorType((16, 4))],
          {"gate_order": (0, 1, 1, 3)}, r"lstm_cell: gate_order must be a permutation of \(0, 1, 2, 3\)"),
+        ("gru_cell", [TensorType((3, 12)), TensorType((), "int64"), TensorType((1, 1, 4)), TensorType((12, 4)),
+                      TensorType((5,))], {}, "gru_cell: bias_n has 5 elements, the hidden size is 4"),
+        ("gru_cell", [TensorType((3, 12)), TensorType((), "int64"), TensorType((2, 1, 4)), TensorType((12, 4)),
+                      TensorType((4,))], {}, r"gru_cell: state must have 1 row \(h\)"),
     ],
 )
 def test_type_relation_errors_name_argument_expected_and_actual(name, arg_types, attrs, message):

@@ -86,10 +86,15 @@ LOST_WINDOW_TICKS, LOST_MIN_GAPS, LOST_NUM, LOST_DEN = 400_000_000, 3, 1, 8
 CONTENDED_TICKS = 4_000_000_000
 # The caller can lose its core too (a scheduler may put it beside the other process while a worker spins
 # alone): every SAMPLE_TICKS (~10-20 ms) of parallel regions the calling thread's involuntary context switches
-# are read (getrusage); MIN_SWITCHES or more in such a window mark the pool contended. A quiet machine switches
-# a thread out involuntarily a few times a second at most; one shared with a busy process, every few ms.
+# are read (getrusage); MIN_SWITCHES or more in such a window (BURST_WINDOWS in a row) mark the pool contended. A
+# quiet machine switches a thread out involuntarily a few times a second at most; one shared with a busy process,
+# every few ms.
 SAMPLE_TICKS = 40_000_000
 MIN_SWITCHES = 3
+# ... in BURST_WINDOWS consecutive windows: a lone burst happens on a quiet 2-vCPU guest too (another process's
+# thread pool going idle, a kernel thread), and one marked the pool contended for seconds in the middle of a
+# benchmark (ONNX LSTM at 2 threads: 63.5 ms, 22 ms unmarked); a busy core switches the caller out in every window.
+BURST_WINDOWS = 2
 # For PROBATION_TICKS (~5-10 s) after a contended period began, the machine is likely still loaded when it
 # ends: samples are then taken every PROBATION_SAMPLE_TICKS (~1 ms) and one involuntary switch in such a window
 # marks the pool contended again, so a second thread costs ~1 ms, not ~20 ms, each time the mark runs out.
@@ -168,6 +173,7 @@ class _Pool:
         self.sample_tsc = g("sample_tsc", I64)
         self.sample_switches = g("sample_switches", I64)
         self.sample_thread = g("sample_thread", I64)
+        self.burst_streak = g("burst_streak", I64)
         self.probation_until = g("probation_until", I64)
         self.watch_off = g("watch_off", I32)  # 1: never mark the pool contended (set_contention_watch)
         self.pthread_self = ir.Function(module, ir.FunctionType(I64, []), "pthread_self")
@@ -557,8 +563,9 @@ class _Pool:
 
     def _sample_switches(self):
         """sample(now): every ``SAMPLE_TICKS``, ``MIN_SWITCHES`` or more involuntary context switches of the calling
-        thread since its last sample, at a rate of at least ``MIN_SWITCHES`` per ``SAMPLE_TICKS``, mark the pool
-        contended (a sample by another caller thread starts over). Called after parallel regions only: serial
+        thread since its last sample, at a rate of at least ``MIN_SWITCHES`` per ``SAMPLE_TICKS``, in
+        ``BURST_WINDOWS`` samples in a row (one in probation), mark the pool contended (a sample by another caller
+        thread starts over). Called after parallel regions only: serial
         regions (backing off, contended) would sample switches caused by the process's other thread pools."""
         fn, b = self._fn("nimble_par_sample", ir.FunctionType(ir.VoidType(), [I64]))
         now = fn.args[0]
@@ -574,9 +581,12 @@ class _Pool:
             first = b.or_(b.icmp_signed("==", b.load(self.sample_tsc, typ=I64), _c(0)),
                           b.icmp_unsigned("!=", b.load(self.sample_thread, typ=I64), me))
             b.store(me, self.sample_thread)
-            burst = b.and_(b.icmp_signed(">=", delta, least),
-                           b.icmp_signed(">=", b.mul(delta, window), b.mul(elapsed, least)))
-            with b.if_then(b.and_(burst, b.not_(first))):
+            burst = b.and_(b.and_(b.icmp_signed(">=", delta, least),
+                                  b.icmp_signed(">=", b.mul(delta, window), b.mul(elapsed, least))), b.not_(first))
+            streak = b.select(burst, b.add(b.load(self.burst_streak, typ=I64), _c(1)), _c(0))
+            b.store(streak, self.burst_streak)
+            with b.if_then(b.and_(burst, b.or_(probation, b.icmp_signed(">=", streak, _c(BURST_WINDOWS))))):
+                b.store(_c(0), self.burst_streak)
                 self._count(b, "switch_bursts")
                 self._mark_contended(b, now)
             b.store(switches, self.sample_switches)

@@ -159,12 +159,12 @@ def test_refit_never_computes_more_weighted_rows_than_the_tuned_height(n, own):
         assert _weighted_rows(n, refit["tile_rows"]) < _weighted_rows(n, own)
 
 
-@pytest.mark.parametrize("knob", ["prefetch", "stream"])
-def test_a_config_recorded_before_a_knob_means_its_default_off(knob):
+@pytest.mark.parametrize("knob, default", [("prefetch", 0), ("stream", 0), ("k_streams", 1)])
+def test_a_config_recorded_before_a_knob_means_its_default_off(knob, default):
     t = get_template("dense")
     sig = dense_signature("n", 768, 768, weight="const")
     space = t.space(sig)
-    off = space.config(**{**t.fallback(sig, space, {"n": 32}).values, knob: 0})
+    off = space.config(**{**t.fallback(sig, space, {"n": 32}).values, knob: default})
     old = {k: v for k, v in off.to_json().items() if k != knob}
     assert space.from_json(old) == off
     assert space.recorded(off.index, old) == off
@@ -249,7 +249,7 @@ def test_records_are_read_by_their_knob_values_when_a_knob_gained_values():
     assert narrow.knobs["tile_rows"].values == (1, 2, 3, 4, 5, 6, 8)
     assert wide.knobs["tile_rows"].values == (1, 2, 3, 4, 5, 6, 8, 10, 12)
     old = narrow.config(tile_rows=6, tile_cols=32, k_unroll=4, col_block=2, order=("rows_outer",), parallel="fused",
-                        prefetch=1024, stream=0)
+                        prefetch=1024, stream=0, k_streams=1)
     now = wide.recorded(old.index, old.to_json())
     assert now is not None and now.to_json() == old.to_json() and now.index != old.index
     twelve = wide.config(**{**now.values, "tile_rows": 12})
@@ -322,3 +322,49 @@ def test_a_static_one_row_product_gets_enough_accumulator_chains():
     assert gemm_fallback(wide, 2, 300, 448, None, AVX512)["tile_cols"] == 32  # 2 rows x 2 vectors: 4 chains
     symbolic = gemm_space("dense", "n", 300, AVX512)
     assert gemm_fallback(symbolic, "n", 300, 448, {"n": 1}, AVX512)["tile_cols"] == 32
+
+
+def test_k_streams_where_the_rows_make_one_pass_over_streamed_weights():
+    """4 interleaved parts of k where up to 8 rows make one pass over weights from memory; dropped by the refit
+    where they make more passes or the tile is taller; never for weights that stay in L2."""
+    from nimble.codegen.isa import AVX512
+    from nimble.schedules import gemm
+
+    space = gemm.gemm_space("dense", "n", 768, AVX512)
+    static = gemm.gemm_space("dense", 8, 768, AVX512)
+    assert gemm.gemm_fallback(static, 8, 768, 3072, None, AVX512, streamed=True)["k_streams"] == 4
+    assert gemm.gemm_fallback(static, 8, 768, 64, None, AVX512, streamed=True)["k_streams"] == 1  # 192 KB: in L2
+    assert gemm.gemm_fallback(static, 8, 768, 3072, None, AVX512)["k_streams"] == 1  # not a model constant
+    wide = gemm.gemm_fallback(space, "n", 768, 3072, {"n": 64}, AVX512, streamed=True)
+    assert wide["k_streams"] == 1
+
+    def parts(n):
+        return (gemm.gemm_refit(space, wide, n, AVX512) or wide)["k_streams"]
+
+    assert [parts(n) for n in (1, 2, 3, 5, 8, 9, 12, 16, 64)] == [1, 1, 4, 4, 4, 1, 1, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def dense_k_streams():
+    t = get_template("dense")
+    sig = dense_signature("n", 96, 80, bias=True, weight="const")
+    space = t.space(sig)
+    base = {**t.fallback(sig, space, {"n": 8}).values, "tile_rows": 4, "tile_cols": 16, "k_unroll": 4}
+    kernels = {p: t.build(sig, space.config(**{**base, "k_streams": p}), name=f"dense_k{p}") for p in (1, 2, 4)}
+    odd = dense_signature("n", 94, 80, bias=True, weight="const")  # 94 = no multiple of 4 * 4: the knob is ignored
+    ospace = t.space(odd)
+    kernels["odd"] = t.build(odd, ospace.config(**{**t.fallback(odd, ospace, {"n": 8}).values, "k_streams": 4}),
+                             name="dense_k_odd")
+    return t, sig, odd, kernels
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sampled_from([0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 31]))
+def test_dense_with_k_streams_matches_numpy(dense_k_streams, n):
+    t, sig, odd, kernels = dense_k_streams
+    ins = t.random_inputs(sig, {"n": n}, rng)
+    want = t.reference(sig, ins)[0]
+    for p in (1, 2, 4):
+        np.testing.assert_allclose(kernels[p](*ins), want, rtol=2e-5, atol=2e-5, err_msg=f"k_streams {p}")
+    ins = t.random_inputs(odd, {"n": n}, rng)
+    np.testing.assert_allclose(kernels["odd"](*ins), t.reference(odd, ins)[0], rtol=2e-5, atol=2e-5)

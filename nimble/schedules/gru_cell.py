@@ -20,12 +20,11 @@ import numpy as np
 from .. import te
 from ..errors import OutOfRangeError, ShapeError
 from .base import Instance, Signature, Template, TemplateError
-from .lstm_cell import _static, pack_gate_weight, recurrent_cell_fallback, recurrent_cell_space, \
-    schedule_recurrent_cell
+from .lstm_cell import (pack_gate_weight, recurrent_cell_fallback, recurrent_cell_space, recurrent_cell_stages,
+                        schedule_recurrent_cell)
 
 ONNX_GRU_ORDER = (0, 1, 2)
 TORCH_GRU_ORDER = (1, 0, 2)
-MSG_STEP = "gru_cell: step t is outside the rows of gates_x"
 
 
 def check_gru_order(gate_order) -> tuple:
@@ -63,45 +62,14 @@ def gru_cell_reference(gates_x, t, state, weight, bias_n, gate_order=ONNX_GRU_OR
 def gru_cell_compute(gates_x, t, state, weight, bias_n, order: tuple, bn: int | None = None) -> dict:
     """The stages ("rec", "row" (template only), "out") of gru_cell over te tensors; ``weight`` is R (3H, H) when
     ``bn`` is None, else the packed (ceil(H / bn), H, 3, bn)."""
-    batch, hidden = state.shape[1], _static(state.shape[2])
-    rows = gates_x.shape[0]
-    r = te.reduce_axis(hidden, "r")
-    if bn is None:
-        rec = te.compute((batch, 3 * hidden), lambda b, col: te.sum(state[0, b, r] * weight[col, r], axis=r),
-                         name="rec")
 
-        def recurrent(k, b, u):
-            return rec[b, order[k] * hidden + u]
-    else:
-        padded = -(-hidden // bn) * bn
-        rec = te.compute((batch, 3, padded),
-                         lambda b, g, u: te.sum(state[0, b, r] * weight[u // bn, r, g, u % bn], axis=r), name="rec")
-
-        def recurrent(k, b, u):
-            return rec[b, k, u]
-
-    def row_of(b):  # the check makes the clamp a no-op
-        return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
-
-    def checks(*_):
-        step = t[()]
-        return [(te.all_(step >= 0, (step + 1) * batch <= rows), MSG_STEP)]
-
-    row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
-
-    def cell(s, b, u):
-        r_b = row_of(b) if row is None else row[b]
-
-        def gx(k):
-            return gates_x[r_b, order[k] * hidden + u]
-
-        z = te.sigmoid(gx(0) + recurrent(0, b, u))
-        reset = te.sigmoid(gx(1) + recurrent(1, b, u))
-        n = te.tanh(gx(2) + reset * (recurrent(2, b, u) + bias_n[u]))
+    def cell(s, b, u, recurrent, x_side):
+        z = te.sigmoid(x_side(0) + recurrent(0))
+        reset = te.sigmoid(x_side(1) + recurrent(1))
+        n = te.tanh(x_side(2) + reset * (recurrent(2) + bias_n[u]))
         return (1.0 - z) * n + z * state[s, b, u]
 
-    out = te.compute(tuple(state.shape), cell, name="gru_cell", checks=checks if row is None else None)
-    return {"rec": rec, "row": row, "out": out}
+    return recurrent_cell_stages("gru_cell", gates_x, t, state, weight, order, bn, cell)
 
 
 def gru_cell_dims(sig: Signature) -> dict:

@@ -70,56 +70,67 @@ def lstm_cell_reference(gates_x, t, state, weight, gate_order=TORCH_GATE_ORDER) 
     return np.stack([new_h, new_c]).astype(state.dtype)
 
 
-MSG_STEP = "lstm_cell: step t is outside the rows of gates_x"
-
-
 def _static(d) -> int | None:
     if isinstance(d, int):
         return d
     return d.value if isinstance(d, te.IntImm) else None
 
 
-def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = None) -> dict:
-    """The stages (dict: "rec", "row" (template only), "out") of lstm_cell over te tensors; ``weight`` is W_hh (4H, H) when ``bn`` is
-    None, else the packed wp (ceil(H / bn), H, 4, bn)."""
+def recurrent_cell_stages(name: str, gates_x, t, state, weight, order: tuple, bn: int | None, cell) -> dict:
+    """The stages (dict: "rec", "row" (template only), "out") of a one-kernel recurrent step ``name`` whose weight
+    has G = len(order) gate blocks: (G * H, H) when ``bn`` is None, else packed (ceil(H / bn), H, G, bn).
+    ``out[s, b, u] = cell(s, b, u, recurrent, x_side)``: ``recurrent(k)`` is gate k's h @ R^T at (b, u),
+    ``x_side(k)`` its column of row t of ``gates_x``; a t outside ``gates_x``'s rows fails the step check."""
+    gates = len(order)
     batch, hidden = state.shape[1], _static(state.shape[2])
     rows = gates_x.shape[0]
     r = te.reduce_axis(hidden, "r")
     if bn is None:
-        rec = te.compute((batch, 4 * hidden), lambda b, col: te.sum(state[0, b, r] * weight[col, r], axis=r),
+        rec = te.compute((batch, gates * hidden), lambda b, col: te.sum(state[0, b, r] * weight[col, r], axis=r),
                          name="rec")
 
-        def pre_rec(k, b, u):
+        def rec_at(k, b, u):
             return rec[b, order[k] * hidden + u]
     else:
         padded = -(-hidden // bn) * bn
-        rec = te.compute((batch, 4, padded),
+        rec = te.compute((batch, gates, padded),
                          lambda b, g, u: te.sum(state[0, b, r] * weight[u // bn, r, g, u % bn], axis=r), name="rec")
 
-        def pre_rec(k, b, u):
+        def rec_at(k, b, u):
             return rec[b, k, u]
 
     def row_of(b):  # the check makes the clamp a no-op
         return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
 
+    message = f"{name}: step t is outside the rows of gates_x"
+
     def checks(*_):
         step = t[()]
-        return [(te.all_(step >= 0, (step + 1) * batch <= rows), MSG_STEP)]
+        return [(te.all_(step >= 0, (step + 1) * batch <= rows), message)]
 
     # the template computes the rows (and their check) once per batch row, outside the vector loop
     row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
 
-    def cell(s, b, u):
+    def value(s, b, u):
         r_b = row_of(b) if row is None else row[b]
+        return cell(s, b, u, lambda k: rec_at(k, b, u), lambda k: gates_x[r_b, order[k] * hidden + u])
 
+    out = te.compute(tuple(state.shape), value, name=name, checks=checks if row is None else None)
+    return {"rec": rec, "row": row, "out": out}
+
+
+def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = None) -> dict:
+    """The stages (dict: "rec", "row" (template only), "out") of lstm_cell over te tensors; ``weight`` is W_hh
+    (4H, H) when ``bn`` is None, else the packed wp (ceil(H / bn), H, 4, bn)."""
+
+    def cell(s, b, u, recurrent, x_side):
         def pre(k):
-            return pre_rec(k, b, u) + gates_x[r_b, order[k] * hidden + u]
+            return recurrent(k) + x_side(k)
 
         new_c = te.sigmoid(pre(1)) * state[1, b, u] + te.sigmoid(pre(0)) * te.tanh(pre(2))
         return te.select(te.eq(s, 0), te.sigmoid(pre(3)) * te.tanh(new_c), new_c)
 
-    out = te.compute(tuple(state.shape), cell, name="lstm_cell", checks=checks if row is None else None)
-    return {"rec": rec, "row": row, "out": out}
+    return recurrent_cell_stages("lstm_cell", gates_x, t, state, weight, order, bn, cell)
 
 
 def pack_gate_weight(w: np.ndarray, bn: int, order: tuple) -> np.ndarray:

@@ -55,6 +55,7 @@ CONTENDED_LEFT = "nimble_parallel_contended_left_v1"
 STATS_ENTRY = "nimble_parallel_stats_v1"
 WATCH_ENTRY = "nimble_parallel_watch_v1"
 LOST_CORE_ENTRY = "nimble_parallel_lost_core_v1"
+SWITCHES_ENTRY = "nimble_parallel_switches_v1"
 STATS = ("serial", "parallel", "wakes", "worker_sleeps", "stragglers", "preemptions", "switch_bursts", "steals")
 CHUNKS_PER_THREAD = 4
 # Chunks are claimed by setting their bit in the low half of the job word, so a job has at most 32 of them
@@ -188,6 +189,7 @@ class _Pool:
         self.register_atfork = ir.Function(module, ir.FunctionType(I32, [PTR, PTR, PTR, PTR]), "__register_atfork")
         self.atfork_done = g("atfork_done", I32)
         self.run_chunks = self._run_chunks()
+        self.switch_rule = self._switch_rule()
         self.sample = self._sample_switches()
         self.lost_core = self._lost_core_entry()
         self.worker = self._worker()
@@ -552,13 +554,15 @@ class _Pool:
 
     def _watch_entry(self):
         """``void nimble_parallel_watch_v1(i32 on)``: mark the pool contended when the machine looks
-        oversubscribed (1, the default) or never (0; clears a current mark)."""
+        oversubscribed (1, the default) or never (0; clears a current mark and the switch samples)."""
         fn, b = self._fn(WATCH_ENTRY, ir.FunctionType(ir.VoidType(), [I32]), "external")
         b.store_atomic(b.select(b.icmp_signed("==", fn.args[0], _c(0, I32)), _c(1, I32), _c(0, I32)),
                        self.watch_off, "monotonic", 4)
         with b.if_then(b.icmp_signed("==", fn.args[0], _c(0, I32))):
             b.store_atomic(_c(0), self.contended_until, "monotonic", 8)
             b.store_atomic(_c(0), self.probation_until, "monotonic", 8)
+            for slot in (self.sample_tsc, self.burst_streak):  # the next sample starts over
+                b.store(_c(0), slot)
         b.ret_void()
 
     def _sample_switches(self):
@@ -572,25 +576,35 @@ class _Pool:
         elapsed = b.sub(now, b.load(self.sample_tsc, typ=I64))
         probation = b.icmp_signed("<", now, b.load(self.probation_until, typ=I64))
         window = b.select(probation, _c(PROBATION_SAMPLE_TICKS), _c(SAMPLE_TICKS))
-        least = b.select(probation, _c(1), _c(MIN_SWITCHES))
         usage = b.alloca(ir.ArrayType(I64, RUSAGE_WORDS))
         with b.if_then(b.icmp_signed(">=", elapsed, window)):
-            switches = self._involuntary_switches(b, usage)
-            delta = b.sub(switches, b.load(self.sample_switches, typ=I64))
-            me = b.call(self.pthread_self, [])
-            first = b.or_(b.icmp_signed("==", b.load(self.sample_tsc, typ=I64), _c(0)),
-                          b.icmp_unsigned("!=", b.load(self.sample_thread, typ=I64), me))
-            b.store(me, self.sample_thread)
-            burst = b.and_(b.and_(b.icmp_signed(">=", delta, least),
-                                  b.icmp_signed(">=", b.mul(delta, window), b.mul(elapsed, least))), b.not_(first))
-            streak = b.select(burst, b.add(b.load(self.burst_streak, typ=I64), _c(1)), _c(0))
-            b.store(streak, self.burst_streak)
-            with b.if_then(b.and_(burst, b.or_(probation, b.icmp_signed(">=", streak, _c(BURST_WINDOWS))))):
-                b.store(_c(0), self.burst_streak)
-                self._count(b, "switch_bursts")
-                self._mark_contended(b, now)
-            b.store(switches, self.sample_switches)
-            b.store(now, self.sample_tsc)
+            b.call(self.switch_rule, [now, self._involuntary_switches(b, usage), b.call(self.pthread_self, [])])
+        b.ret_void()
+        return fn
+
+    def _switch_rule(self):
+        """``void nimble_parallel_switches_v1(i64 now, i64 switches, i64 thread)``: one sample of the caller's
+        count of involuntary context switches (``sample``'s rule); exported so that tests can feed it counts."""
+        fn, b = self._fn(SWITCHES_ENTRY, ir.FunctionType(ir.VoidType(), [I64, I64, I64]), "external")
+        now, switches, me = fn.args
+        elapsed = b.sub(now, b.load(self.sample_tsc, typ=I64))
+        probation = b.icmp_signed("<", now, b.load(self.probation_until, typ=I64))
+        window = b.select(probation, _c(PROBATION_SAMPLE_TICKS), _c(SAMPLE_TICKS))
+        least = b.select(probation, _c(1), _c(MIN_SWITCHES))
+        delta = b.sub(switches, b.load(self.sample_switches, typ=I64))
+        first = b.or_(b.icmp_signed("==", b.load(self.sample_tsc, typ=I64), _c(0)),
+                      b.icmp_unsigned("!=", b.load(self.sample_thread, typ=I64), me))
+        b.store(me, self.sample_thread)
+        burst = b.and_(b.and_(b.icmp_signed(">=", delta, least),
+                              b.icmp_signed(">=", b.mul(delta, window), b.mul(elapsed, least))), b.not_(first))
+        streak = b.select(burst, b.add(b.load(self.burst_streak, typ=I64), _c(1)), _c(0))
+        b.store(streak, self.burst_streak)
+        with b.if_then(b.and_(burst, b.or_(probation, b.icmp_signed(">=", streak, _c(BURST_WINDOWS))))):
+            b.store(_c(0), self.burst_streak)
+            self._count(b, "switch_bursts")
+            self._mark_contended(b, now)
+        b.store(switches, self.sample_switches)
+        b.store(now, self.sample_tsc)
         b.ret_void()
         return fn
 
@@ -733,6 +747,18 @@ def feed_lost_core(gaps: list[tuple[int, int]]) -> None:
         _loaded[0][0].address(LOST_CORE_ENTRY))
     for now, gap in gaps:
         lost_core(now, gap, ctypes.addressof(window))
+
+
+def feed_switches(samples: list[tuple[int, int]], thread: int = 1) -> None:
+    """Report ``(now, involuntary switches so far)`` samples (time-stamp-counter ticks) of one calling thread to the
+    contention rule, as the runtime does after parallel regions. For tests."""
+    import ctypes
+
+    register()
+    rule = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64)(
+        _loaded[0][0].address(SWITCHES_ENTRY))
+    for now, switches in samples:
+        rule(now, switches, thread)
 
 
 def contended_left() -> int:

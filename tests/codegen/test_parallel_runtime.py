@@ -285,3 +285,36 @@ def test_the_entry_without_flags_still_serves_kernels_saved_before_it():
     covered = sorted((lo, hi) for _, lo, hi in ranges)
     assert covered[0][0] == 0 and covered[-1][1] == 100
     assert all(a[1] == b[0] for a, b in zip(covered, covered[1:]))
+
+
+def test_a_lone_burst_of_switches_does_not_mark_the_pool_but_bursts_in_a_row_do():
+    """The caller's involuntary context switches, sampled per window: MIN_SWITCHES in one window is a burst; only
+    BURST_WINDOWS bursts in a row mark the pool contended (a quiet guest has lone ones); in probation one does."""
+    from nimble.codegen import parallel
+    from nimble.codegen.parallel import BURST_WINDOWS, MIN_SWITCHES, PROBATION_SAMPLE_TICKS, SAMPLE_TICKS
+
+    parallel.set_contention_watch(False)  # clears a mark and the samples of earlier tests
+    parallel.set_contention_watch(True)
+    try:
+        now = 1 << 60  # far past the time-stamp counter: a mark made at `now` is still running when it is read
+        switches = 0
+        parallel.feed_switches([(now, switches)], thread=7)  # the thread's first sample: a start, no burst
+        bursts = parallel.stats()["switch_bursts"]
+        for _ in range(3):  # lone bursts, each followed by a quiet window
+            now, switches = now + SAMPLE_TICKS, switches + MIN_SWITCHES
+            parallel.feed_switches([(now, switches), (now + SAMPLE_TICKS, switches)], thread=7)
+            now += SAMPLE_TICKS
+            assert parallel.contended_left() == 0 and parallel.stats()["switch_bursts"] == bursts
+        parallel.feed_switches([(now, switches)], thread=8)  # another thread: its first sample starts over
+        assert parallel.contended_left() == 0
+        samples = [(now + k * SAMPLE_TICKS, switches + k * MIN_SWITCHES) for k in range(1, BURST_WINDOWS + 1)]
+        parallel.feed_switches(samples[:-1], thread=8)
+        assert parallel.contended_left() == 0
+        parallel.feed_switches(samples[-1:], thread=8)
+        assert parallel.contended_left() > 0 and parallel.stats()["switch_bursts"] == bursts + 1
+        now, switches = samples[-1]
+        parallel.feed_switches([(now + PROBATION_SAMPLE_TICKS, switches + 1)], thread=8)  # probation: one is enough
+        assert parallel.stats()["switch_bursts"] == bursts + 2
+    finally:
+        parallel.set_contention_watch(False)
+        parallel.set_contention_watch(True)

@@ -213,7 +213,8 @@ class _Emitter:
         v = self.var_name(s.var)
         if s.kind in THREAD_TAGS:
             if s.reverse is not None:
-                raise CodegenError(f"cuda: loop {s.var.name} is bound to {s.kind}; a bound loop has no order to reverse")
+                raise CodegenError(f"cuda: loop {s.var.name} is bound to {s.kind}; a bound loop has no order to "
+                                   "reverse")
             if s.min != IntImm(0):
                 raise CodegenError(f"cuda: bound loop {s.var.name} must start at 0, starts at {s.min}")
             if s.kind.startswith("threadIdx"):

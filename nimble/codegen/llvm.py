@@ -380,7 +380,10 @@ class LLVMCodegen:
         i.add_incoming(start, pre)
         b.cbranch(b.icmp_signed("<", i, end), body_bb, exit_bb)
         b.position_at_end(body_bb)
-        self.env[var] = i if reverse is None else b.select(reverse, b.sub(b.add(start, b.sub(end, i)), ir.Constant(I64, 1)), i)
+        if reverse is None:
+            self.env[var] = i
+        else:  # start + end - 1 - i
+            self.env[var] = b.select(reverse, b.sub(b.add(start, b.sub(end, i)), ir.Constant(I64, 1)), i)
         body()
         nxt = b.add(i, ir.Constant(I64, 1), flags=("nsw",))
         i.add_incoming(nxt, b.block)

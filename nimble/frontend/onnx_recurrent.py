@@ -6,8 +6,9 @@
   c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows; a GRU step with
   linear_before_reset=1 (PyTorch's) one `gru_cell` kernel over the state (1, B, H). Otherwise (GRU with
   linear_before_reset=0, whose candidate needs the reset gate before its product; peepholes) a step computes
-  h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as fusion allows; each gate reads its columns of row t of the projection through a take of its own (a value used
-  once fuses into its consumer).
+  h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as fusion allows; each gate
+  reads its columns of row t of the projection through a take of its own (a value used once fuses into its
+  consumer).
 * Each step's h (B, H) is consed onto a list; after the loop `models.row_stack` joins the list into (T * B, H)
   rows with about T / 7 concatenate kernels (not a copy of the whole output per step), reshaped to (T, B, H).
 * A reverse direction counts t down from T - 1, so the index needs no arithmetic of its own.

@@ -205,10 +205,10 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
     ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
     4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules); k_streams dropped where the
     rows make more than one pass, taken (``ONE_PASS_K_STREAMS``) where they make one over streamed weights. For a
-    streaming config a height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs ``STREAM_ROW_COST`` a row,
-    and a height outside ``STREAM_PASSES`` drops the stream (also the config's own). None when the config's own
-    height is best (and keeps its stream) or is not one ``row_cost`` weighs. Its other
-    knobs stay as tuned."""
+    streaming config a height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs
+    ``STREAM_ROW_COST`` a row, and a height outside ``STREAM_PASSES`` drops the stream (also the config's own).
+    None when the config's own height is best (and keeps its stream and k_streams) or is not one ``row_cost``
+    weighs. Its other knobs stay as tuned."""
     isa = isa or host_isa()
     cost = row_cost(isa)
     own, values = config["tile_rows"], space.knobs["tile_rows"].values

@@ -79,7 +79,7 @@ def test_the_lstm_cell_task_tunes_and_its_scalar_step_input_stays_a_scalar(tmp_p
     assert _explain_lstm(nimble.compile(mod, records=db), 9)["source"] == "record"
 
 
-def _gru_module(hidden=24, batch=1):
+def _gru_module(hidden=24, batch=1, gate_order=(0, 1, 2), seed=5):
     """A GRU recursion over t whose step is gru_cell with constant R and bias_n (x: (T * batch, 3H) projections)."""
     from nimble import ops as nb
     from nimble.ir.builder import Builder, const, if_, var
@@ -87,7 +87,7 @@ def _gru_module(hidden=24, batch=1):
     from nimble.ir.module import IRModule
     from nimble.ir.types import Any, TensorType
 
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed)
     w = rng.uniform(-0.3, 0.3, (3 * hidden, hidden)).astype(np.float32)
     bias = rng.uniform(-0.3, 0.3, hidden).astype(np.float32)
     state_t = TensorType((1, batch, hidden))
@@ -95,7 +95,7 @@ def _gru_module(hidden=24, batch=1):
     t, n = var("t", shape=(), dtype="int64"), var("n", shape=(), dtype="int64")
     gx, state = var("gx", shape=(Any, 3 * hidden)), var("state", type=state_t)
     b = Builder()
-    new = b.let("new", nb.gru_cell(gx, t, state, Constant(w, "w"), Constant(bias, "bias")))
+    new = b.let("new", nb.gru_cell(gx, t, state, Constant(w, "w"), Constant(bias, "bias"), gate_order=gate_order))
     mod = IRModule()
     mod.define(loop, Function([t, n, gx, state], if_(nb.less(t, n), b.ret(loop(nb.add(t, const(1, "int64")), n, gx,
                                                                                    new)), state), state_t))
@@ -127,4 +127,21 @@ def test_gru_cell_is_one_task_whose_tuned_record_configures_the_kernel(tmp_path)
         want = np.zeros((1, 1, 24), np.float32)
         for step in range(n):
             want = gru_cell_reference(x, np.array(step), want, w, bias)
+        np.testing.assert_allclose(vm.run(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_compiled_gru_loop_matches_a_numpy_gru():
+    """gru_cell inside a recursion over t (its weight a constant: the template packs it), batch 2, PyTorch's gate
+    order, against numpy step by step."""
+    from nimble.schedules.gru_cell import TORCH_GRU_ORDER, gru_cell_reference
+
+    hidden, batch = 24, 2
+    mod, w, bias = _gru_module(hidden, batch, TORCH_GRU_ORDER, seed=3)
+    vm = nimble.VirtualMachine(nimble.compile(mod))
+    rng = np.random.default_rng(3)
+    for n_steps in (1, 4, 11):
+        x = rng.standard_normal((n_steps * batch, 3 * hidden)).astype(np.float32)
+        want = np.zeros((1, batch, hidden), np.float32)
+        for s in range(n_steps):
+            want = gru_cell_reference(x, np.array(s), want, w, bias, TORCH_GRU_ORDER)
         np.testing.assert_allclose(vm.run(x), want, rtol=1e-5, atol=1e-5)

@@ -1,6 +1,6 @@
 """gru_cell template: configs against the numpy reference over hidden sizes (1, primes, non-multiples of the vector
 width), batch rows and projection lengths, both gate orders; the 3-gate packing; alternating steps bit for bit;
-bad steps and signatures; the op through compile against a step-by-step numpy GRU."""
+bad steps and signatures (the op compiled in a loop: tests/dispatch/test_lstm_cell_records.py)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -113,37 +113,3 @@ def test_signatures_the_template_cannot_take_are_refused():
     with pytest.raises(TemplateError, match="shapes must be"):
         t.space(Signature.make([(("n", 12), "float32"), ((), "int64"), ((2, 1, 4), "float32"),
                                 ((12, 4), "float32"), ((4,), "float32")], gate_order=[0, 1, 2]))
-
-
-def test_a_compiled_gru_loop_matches_a_numpy_gru():
-    """gru_cell inside a recursion over t (its weight a constant: the template packs it), against numpy."""
-    from nimble import ops as nb
-    from nimble.ir.builder import Builder, const, if_, var
-    from nimble.ir.expr import Constant, Function, GlobalVar
-    from nimble.ir.module import IRModule
-    from nimble.ir.types import Any, TensorType
-
-    hidden, batch = 24, 2
-    rng = np.random.default_rng(3)
-    w = rng.uniform(-0.3, 0.3, (3 * hidden, hidden)).astype(np.float32)
-    bias = rng.uniform(-0.3, 0.3, hidden).astype(np.float32)
-    state_t = TensorType((1, batch, hidden))
-    loop = GlobalVar("loop")
-    t, n = var("t", shape=(), dtype="int64"), var("n", shape=(), dtype="int64")
-    gx, state = var("gx", shape=(Any, 3 * hidden)), var("state", type=state_t)
-    b = Builder()
-    new = b.let("new", nb.gru_cell(gx, t, state, Constant(w, "w"), Constant(bias, "bias"),
-                                   gate_order=TORCH_GRU_ORDER))
-    body = if_(nb.less(t, n), b.ret(loop(nb.add(t, const(1, "int64")), n, gx, new)), state)
-    mod = IRModule()
-    mod.define(loop, Function([t, n, gx, state], body, state_t))
-    xs = var("xs", shape=(Any, 3 * hidden))
-    steps = nb.divide(nb.take(nb.shape_of(xs), const(0, "int64"), axis=0), const(batch, "int64"))
-    mod.define("main", Function([xs], loop(const(0, "int64"), steps, xs, nb.zeros((1, batch, hidden))), state_t))
-    vm = nimble.VirtualMachine(nimble.compile(mod))
-    for n_steps in (1, 4, 11):
-        x = rng.standard_normal((n_steps * batch, 3 * hidden)).astype(np.float32)
-        want = np.zeros((1, batch, hidden), np.float32)
-        for s in range(n_steps):
-            want = gru_cell_reference(x, np.array(s), want, w, bias, TORCH_GRU_ORDER)
-        np.testing.assert_allclose(vm.run(x), want, rtol=1e-5, atol=1e-5)

@@ -172,10 +172,10 @@ def partition_loops(s: Stmt, ranges: dict | None = None) -> Stmt:
                     tail_body = simplify_guards(s.body, tail_r)
                     parts = [For(s.var, IntImm(0), main, s.kind, partition_loops(main_body, main_r), s.reverse)]
                     if tail_body is not None:
-                        parts.append(For(s.var, main, simplify(s.extent - main), s.kind,
-                                         partition_loops(tail_body, tail_r), s.reverse))
+                        parts.append(_clip_to_guard(For(s.var, main, simplify(s.extent - main), s.kind,
+                                                        partition_loops(tail_body, tail_r), s.reverse)))
                     return seq(*parts)
-        return For(s.var, s.min, s.extent, s.kind, partition_loops(s.body, inner), s.reverse)
+        return _clip_to_guard(For(s.var, s.min, s.extent, s.kind, partition_loops(s.body, inner), s.reverse))
     if isinstance(s, Seq):
         return seq(*[partition_loops(x, ranges) for x in s.stmts])
     if isinstance(s, IfThenElse):
@@ -188,6 +188,23 @@ def partition_loops(s: Stmt, ranges: dict | None = None) -> Stmt:
     if isinstance(s, Assert):
         return Assert(s.cond, s.code, partition_loops(s.body, ranges))
     return s
+
+
+def _clip_to_guard(loop: For) -> For:
+    """``loop`` ending where the guard around its whole body stops holding: a serial loop whose body is
+    ``if (v*k < rest)`` (k > 0) does nothing from ``v = ceil(rest / k)`` on, so its tail iterations (a tail of
+    a 1024-panel column split ran ~1000 empty iterations per row tile) are not run at all. The loop keeps its
+    start; an end below it runs no iteration (serial loops compare ``v < end``)."""
+    body = loop.body
+    if loop.kind != "serial" or not isinstance(body, IfThenElse) or body.else_case is not None:
+        return loop
+    stop = _main_extent(For(loop.var, IntImm(0), loop.extent, loop.kind, IfThenElse(body.cond, seq())))
+    if stop is None:
+        return loop
+    end = simplify(loop.min + loop.extent)
+    if prove_nonneg(simplify(stop - end), {}):
+        return loop
+    return For(loop.var, loop.min, simplify(Min(end, stop) - loop.min), loop.kind, body, loop.reverse)
 
 
 def _has_no_guard_on(s: Stmt, v: Var) -> bool:

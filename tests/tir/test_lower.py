@@ -88,3 +88,54 @@ def test_cache_write_tile_is_local_and_constant_sized():
     s[CL].compute_at(s[C], jo)
     text = str(lower(s, [A, W, C], "mm"))
     assert "C.local = alloc float32[64]  # local" in text
+
+
+def _loops(s, out):
+    if isinstance(s, For):
+        out.append(s)
+        _loops(s.body, out)
+    elif isinstance(s, Seq):
+        for x in s.stmts:
+            _loops(x, out)
+    elif isinstance(s, IfThenElse):
+        _loops(s.then_case, out)
+    elif hasattr(s, "body"):
+        _loops(s.body, out)
+    return out
+
+
+def _panel_split(block: int):
+    """B = A + 1 over (n,): tiles of 4 split into blocks of ``block`` tiles (the gemm's column panels)."""
+    n = te.var("n")
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] + 1.0, name="B")
+    s = te.create_schedule(B)
+    io, ii = s[B].split(s[B].axis[0], 4)
+    s[B].split(io, block)
+    return n, s, A, B
+
+
+def test_a_loop_whose_whole_body_is_guarded_ends_where_the_guard_stops_holding():
+    from nimble.te.simplify import simplify
+    from nimble.te.visit import substitute
+
+    n, s, A, B = _panel_split(1024)
+    f = lower(s, [A, B], "k")
+    loops = {lp.var.name: lp for lp in _loops(f.body, [])}
+    block, tile = loops["i.o.o"].var, loops["i.o.i"]
+    for value, last in ((1, 0), (5, 0), (4096 + 9, 1), (3 * 4096, 2)):
+        end = substitute(simplify(tile.min + tile.extent), {n: te.const(value, "int64"), block: te.const(last, "int64")})
+        # the last block runs its tiles only, not the block's 1024 with the guard failing
+        assert simplify(end).value == -(-value // 4) - 1024 * last, (value, str(f))
+
+
+def test_a_clipped_tail_computes_every_element_once():
+    import numpy as np
+
+    from nimble.codegen.build import build
+
+    n, s, A, B = _panel_split(16)
+    k = build(s, [A, B], name="panels")
+    for value in (0, 1, 3, 4, 63, 64, 65, 67, 257):
+        a = np.arange(value, dtype="float32")
+        np.testing.assert_array_equal(k(a), a + 1.0)

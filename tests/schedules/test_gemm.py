@@ -368,3 +368,53 @@ def test_dense_with_k_streams_matches_numpy(dense_k_streams, n):
         np.testing.assert_allclose(kernels[p](*ins), want, rtol=2e-5, atol=2e-5, err_msg=f"k_streams {p}")
     ins = t.random_inputs(odd, {"n": n}, rng)
     np.testing.assert_allclose(kernels["odd"](*ins), t.reference(odd, ins)[0], rtol=2e-5, atol=2e-5)
+
+
+def _evaluate(e, env: dict) -> int:
+    """An integer te expression's value (the index arithmetic a prefetch address is made of)."""
+    from nimble.te import expr as E
+
+    ops = {E.Add: lambda a, b: a + b, E.Sub: lambda a, b: a - b, E.Mul: lambda a, b: a * b,
+           E.FloorDiv: lambda a, b: a // b, E.FloorMod: lambda a, b: a % b, E.Min: min, E.Max: max,
+           E.EQ: lambda a, b: int(a == b), E.LT: lambda a, b: int(a < b), E.LE: lambda a, b: int(a <= b)}
+    if isinstance(e, E.IntImm):
+        return e.value
+    if isinstance(e, E.Var):
+        return env[e]
+    if isinstance(e, E.Cast):
+        return _evaluate(e.value, env)
+    if isinstance(e, E.Select):
+        return _evaluate(e.true_value if _evaluate(e.cond, env) else e.false_value, env)
+    if isinstance(e, E.Call) and e.func == "shift_right":
+        return _evaluate(e.args[0], env) >> _evaluate(e.args[1], env)
+    return ops[type(e)](_evaluate(e.a, env), _evaluate(e.b, env))
+
+
+@pytest.mark.parametrize("passes", range(2, 17))
+def test_the_passes_over_a_block_fetch_all_of_the_next_block_evenly(passes):
+    """Every pass count of the stream's range (7 included, where a power-of-two share left the last 3 passes
+    fetching past the next block): the passes together fetch every line of block 1 while computing block 0,
+    each pass about its 1/passes share, and nothing past the block but the last fetch's own lines."""
+    from nimble import te
+    from nimble.schedules.gemm import stream_plan
+
+    ty, bn, ku, cb, k = 8, 32, 4, 2, 64
+    n = te.var("n")
+    index, lines, _ = stream_plan(n, k, ty, bn, ku, cb, bn, 4)
+    rows = passes * ty - 3  # a partial last tile
+    block_lines = cb * k * bn * 4 // 64
+    per_pass = []
+    for p in range(passes):
+        fetched = set()
+        for panel in range(cb):
+            for r in range(0, k, ku):
+                at = _evaluate(index(te.const(p * ty, "int64"), te.const(panel * bn, "int64"), te.const(r, "int64")),
+                               {n: rows})
+                first = at * 4 // 64
+                fetched.update(range(first, first + lines))
+        per_pass.append(fetched)
+    every = set().union(*per_pass)
+    assert set(range(block_lines, 2 * block_lines)) <= every
+    assert max(every) < 2 * block_lines + lines
+    new = [len(f - set().union(*per_pass[:p])) for p, f in enumerate(per_pass)]
+    assert max(new) <= block_lines / passes * 1.5 + lines, new  # no pass fetches much more than its share

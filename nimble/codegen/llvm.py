@@ -27,6 +27,7 @@ from .llvm_math import _like, emit_bits, emit_math, intrinsic
 from .llvm_minifloat import MINI_FLOATS, from_f32, to_f32
 from .loop_analysis import uses, vector_body_ok, work_estimate
 from .parallel import ENTRY as PARALLEL_ENTRY, FLAG_BACKWARDS
+from . import workspace
 
 I1, I8, I16, I32, I64 = ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64)
 F16, F32 = ir.HalfType(), ir.FloatType()
@@ -331,8 +332,7 @@ class LLVMCodegen:
             self.stmt(s.body)
             return
         nbytes = self.b.mul(self.expr(ext), ir.Constant(I64, _SIZES[s.buffer.dtype]))
-        nbytes = self.b.add(nbytes, ir.Constant(I64, 64))  # never malloc(0)
-        ptr = self.b.call(self._extern("malloc", PTR, [I64]), [nbytes])
+        ptr = self.b.call(self._extern(workspace.ALLOC_ENTRY, PTR, [I64]), [nbytes])  # workspace.py: cached
         failed = self.b.icmp_unsigned("==", ptr, ir.Constant(PTR, None))
         with self.b.if_else(failed, likely=False) as (then, otherwise):
             with then:
@@ -340,7 +340,7 @@ class LLVMCodegen:
             with otherwise:
                 self.bufs[s.buffer] = ptr
                 self.stmt(s.body)
-                self.b.call(self._extern("free", ir.VoidType(), [PTR]), [ptr])
+                self.b.call(self._extern(workspace.FREE_ENTRY, ir.VoidType(), [PTR]), [ptr])
 
     def _extern(self, name: str, ret, args):
         fn = self.module.globals.get(name)

@@ -47,6 +47,8 @@ import threading
 
 from llvmlite import ir
 
+from . import workspace
+
 ENTRY = "nimble_parallel_for_v2"
 LEGACY_ENTRY = "nimble_parallel_for_v1"  # (range, data, extent, nthreads): v2 with no flags, for saved kernels
 FLAG_BACKWARDS = 1  # v2's flags: each thread runs its own chunks last to first (a loop run backwards)
@@ -644,6 +646,7 @@ def runtime_ir(triple: str = "", data_layout: str = "") -> str:
     if data_layout:
         module.data_layout = data_layout
     _Pool(module)
+    workspace.emit(module)
     return str(module)
 
 
@@ -690,8 +693,16 @@ def register(object_code: bytes | None = None, object_version: str | None = None
             addr = obj.address(ENTRY)
             llvm.add_symbol(ENTRY, addr)
             llvm.add_symbol(LEGACY_ENTRY, obj.address(LEGACY_ENTRY))
+            for name in (workspace.ALLOC_ENTRY, workspace.FREE_ENTRY):
+                llvm.add_symbol(name, obj.address(name))
             _loaded.append((obj, addr, ver, bytes(object_code)))
     return _loaded[0][1]
+
+
+def runtime_address(name: str) -> int:
+    """The address of one of the linked runtime's external functions."""
+    register()
+    return _loaded[0][0].address(name)
 
 
 def saved_object() -> tuple[str, bytes]:

@@ -3,12 +3,12 @@
 * The input side of every gate of every step is one GEMM before the loop: X (T, B, I) @ W^T + Wb (+ the parts of
   Rb that only add) -> (T, B, G*H).
 * An LSTM step without peepholes is one `lstm_cell` kernel (h @ R^T, row t of the projection, the gates and the
-  c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows; a GRU step with
-  linear_before_reset=1 (PyTorch's) one `gru_cell` kernel over the state (1, B, H). Otherwise (GRU with
-  linear_before_reset=0, whose candidate needs the reset gate before its product; peepholes) a step computes
-  h @ R^T (the dense kernel alone) and the gates in as few elementwise kernels as fusion allows; each gate
-  reads its columns of row t of the projection through a take of its own (a value used once fuses into its
-  consumer).
+  c / h update) over the state (2, B, H) = stack(h, c), the projection kept as (T * B, 4H) rows; a GRU step one
+  `gru_cell` kernel over the state (1, B, H) (with linear_before_reset=0, ONNX's default, the kernel makes two
+  passes over R: the candidate's product needs the reset gate first). Otherwise (an LSTM with peepholes, or an
+  input size that is not static) a step computes h @ R^T (the dense kernel alone) and the gates in as few
+  elementwise kernels as fusion allows; each gate reads its columns of row t of the projection through a take
+  of its own (a value used once fuses into its consumer).
 * Each step's h (B, H) is consed onto a list; after the loop `models.row_stack` joins the list into (T * B, H)
   rows with about T / 7 concatenate kernels (not a copy of the whole output per step), reshaped to (T, B, H).
 * A reverse direction counts t down from T - 1, so the index needs no arithmetic of its own.
@@ -275,9 +275,11 @@ def gru(ctx, node, inputs, attrs):
             if before_reset else rb
         return step, in_projection
 
-    def fused_cell(c, rows, state, r, rb):  # linear_before_reset: every gate's recurrent part is h @ R^T
+    def fused_cell(c, rows, state, r, rb):
         hidden = r.shape[1]
-        return c.emit("gru_cell", rows.xs, rows.t, state, r, _rows(c, rb, 2 * hidden, 3 * hidden),
-                      gate_order=ONNX_GRU_ORDER)
+        # linear_before_reset=0: all of Rb is in the projection; the candidate's bias is then 0
+        bias_n = _rows(c, rb, 2 * hidden, 3 * hidden) if before_reset else np.zeros(hidden, rb.dtype)
+        return c.emit("gru_cell", rows.xs, rows.t, state, r, bias_n, gate_order=ONNX_GRU_ORDER,
+                      linear_before_reset=1 if before_reset else 0)
 
-    return _run_directions(ctx, node, inputs, attrs, 3, make_step, 1, fused_cell if before_reset else None)
+    return _run_directions(ctx, node, inputs, attrs, 3, make_step, 1, fused_cell)

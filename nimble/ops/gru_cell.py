@@ -1,17 +1,16 @@
-"""gru_cell: one GRU time step (linear_before_reset, as PyTorch's GRU and ONNX's GRU with linear_before_reset=1)
-as one operator.
+"""gru_cell: one GRU time step (ONNX's GRU; linear_before_reset=1 is PyTorch's GRU) as one operator.
 
-``gru_cell(gates_x, t, state, weight, bias_n, gate_order)`` -> the new state (1, B, H):
+``gru_cell(gates_x, t, state, weight, bias_n, gate_order, linear_before_reset)`` -> the new state (1, B, H):
 
 * ``state`` (1, B, H) holds h_{t-1} of B batch rows;
 * ``gates_x`` (N, 3H): the input side of the gates of every step and batch row (x W^T + Wb, plus Rb of the z and
   r gates), the row of batch row b at step t being ``t * B + b``; ``t`` an int64 scalar;
-* ``weight`` (3H, H): R, its rows in blocks of H per gate; ``bias_n`` (H,): Rb of the candidate gate, which the
-  reset gate multiplies; ``gate_order`` gives the block of gate z, r, n ((0, 1, 2): ONNX's z, r, h; (1, 0, 2):
-  PyTorch's r, z, n).
+* ``weight`` (3H, H): R, its rows in blocks of H per gate; ``bias_n`` (H,): the candidate's recurrent bias (Rb_h,
+  which the reset gate multiplies when linear_before_reset=1); ``gate_order`` gives the block of gate z, r, n
+  ((0, 1, 2): ONNX's z, r, h; (1, 0, 2): PyTorch's r, z, n).
 
-z = sigmoid(gx_z + h R_z^T), r = sigmoid(gx_r + h R_r^T), n = tanh(gx_n + r * (h R_n^T + bias_n)),
-h_t = (1 - z) * n + z * h. A t outside the rows of ``gates_x`` raises `nimble.OutOfRangeError`. The ``gru_cell``
+z = sigmoid(gx_z + h R_z^T), r = sigmoid(gx_r + h R_r^T), h_t = (1 - z) * n + z * h with
+n = tanh(gx_n + r * (h R_n^T + bias_n)) (linear_before_reset=1) or n = tanh(gx_n + (r * h) R_n^T + bias_n) (0). A t outside the rows of ``gates_x`` raises `nimble.OutOfRangeError`. The ``gru_cell``
 template (schedules/gru_cell.py) computes it in one kernel that streams R once, packed gate-interleaved.
 """
 from __future__ import annotations
@@ -25,11 +24,13 @@ from .compute import register_compute
 from .registry import OpPattern, register
 from .relations import dims_equal, rank_is, same_dtype, tensor_arg
 
-ATTRS = {"gate_order": ONNX_GRU_ORDER}
+ATTRS = {"gate_order": ONNX_GRU_ORDER, "linear_before_reset": 1}
 
 
-def _gru_cell_rel(gates_x, t, state, weight, bias_n, gate_order):
+def _gru_cell_rel(gates_x, t, state, weight, bias_n, gate_order, linear_before_reset):
     check_gru_order(gate_order)
+    if linear_before_reset not in (0, 1) or isinstance(linear_before_reset, bool):
+        raise ShapeError(f"gru_cell: linear_before_reset must be 0 or 1, got {linear_before_reset!r}")
     gx = tensor_arg("gru_cell", "gates_x", gates_x, ("float32",))
     tt = tensor_arg("gru_cell", "t", t, ("int64",))
     st = tensor_arg("gru_cell", "state", state, ("float32",))
@@ -60,8 +61,8 @@ def _gru_cell_shape(gates_x, t, state, weight, bias_n, **_):
 gru_cell = register(
     "gru_cell", args=("gates_x", "t", "state", "weight", "bias_n"), attrs=ATTRS, type_rel=_gru_cell_rel,
     shape_func=_gru_cell_shape, reference=gru_cell_reference, pattern=OpPattern.OPAQUE,
-    doc="one GRU step (linear_before_reset): h_t, as (1, B, H), from the input-side gates row t, the state h, R "
-        "and the candidate's recurrent bias.",
+    doc="one GRU step: h_t, as (1, B, H), from the input-side gates row t, the state h, R and the candidate's "
+        "recurrent bias.",
 )
 
 
@@ -70,4 +71,5 @@ def _gru_cell_compute(inputs, attrs, out_shapes):
     from ..schedules.gru_cell import gru_cell_compute
 
     gates_x, t, state, weight, bias_n = inputs
-    return gru_cell_compute(gates_x, t, state, weight, bias_n, check_gru_order(attrs["gate_order"]))["out"]
+    return gru_cell_compute(gates_x, t, state, weight, bias_n, check_gru_order(attrs["gate_order"]),
+                            linear_before_reset=attrs["linear_before_reset"])["out"]

@@ -171,9 +171,16 @@ def recurrent_cell_fallback(space: ConfigSpace):
 def schedule_recurrent_cell(stages: dict, t, weight, gates: int, cfg):
     """The schedule of ``stages`` ("rec", "row", "out" of a recurrent step over a packed weight of ``gates``
     gate blocks; ``t`` the step placeholder) for ``cfg``, as the module docstring says."""
-    out, rec = stages["out"], stages["rec"]
+    s = te.create_schedule(stages["out"])
+    schedule_cell_phase(s, stages["out"], stages["rec"], stages["row"], t, weight, gates, cfg)
+    return s
+
+
+def schedule_cell_phase(s, out, rec, row, t, weight, gates: int, cfg) -> None:
+    """Schedule one pass of a recurrent step over its packed weight: ``out`` (rows, B, H) by blocks of bn units
+    (parallel, backwards on odd steps with ``alternate``), ``rec`` (B, gates, bn-padded H: its reduction over
+    the weight) and ``row`` (the gates_x row, or None) computed at out's batch loop."""
     bn = cfg["block"]
-    s = te.create_schedule(out)
     state_row, b, u = s[out].axis
     uo, ui = s[out].split(u, bn)
     s[out].reorder(uo, b, state_row, ui)
@@ -183,7 +190,8 @@ def schedule_recurrent_cell(stages: dict, t, weight, gates: int, cfg):
         s[out].parallel(uo)
     if cfg["alternate"]:  # odd steps run the blocks backwards: they start on the blocks the last step left cached
         s[out].reverse(uo, when=te.eq(t[()] % 2, 1))
-    s[stages["row"]].compute_at(s[out], b)
+    if row is not None:
+        s[row].compute_at(s[out], b)
     s[rec].compute_at(s[out], b)
     s[rec].overcompute()
     rb, rg, ru = s[rec].axis
@@ -196,7 +204,6 @@ def schedule_recurrent_cell(stages: dict, t, weight, gates: int, cfg):
     s[rec].unroll(rb)
     s[rec].unroll(rg)
     s[rec].vectorize(ru)
-    return s
 
 
 def lstm_cell_dims(sig: Signature) -> dict:

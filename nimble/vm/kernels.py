@@ -431,18 +431,23 @@ def recurrent_cell_kernel_signature(call, arg_types: list, attrs: dict):
     gx, st = arg_types[0], arg_types[2]
     rows = gx.shape[0] if isinstance(gx.shape[0], int) else "n"
     batch = st.shape[1] if isinstance(st.shape[1], int) else "b"
-    make = lstm_cell_signature if call.op.name == "lstm_cell" else gru_cell_signature
-    return make(rows, batch, st.shape[2], attrs["gate_order"])
+    if call.op.name == "lstm_cell":
+        return lstm_cell_signature(rows, batch, st.shape[2], attrs["gate_order"])
+    return gru_cell_signature(rows, batch, st.shape[2], attrs["gate_order"], attrs.get("linear_before_reset", 1))
 
 
 def recurrent_cell_inputs(call, sig, bn: int, cache: dict) -> list:
     """The template kernel's inputs for an lstm_cell or gru_cell call: its arguments with the recurrent weight
     packed for block ``bn`` (``cache`` keeps one packed copy per weight and layout)."""
+    from ..schedules.gru_cell import pack_gru_weight
     from ..schedules.lstm_cell import pack_gate_weight
 
     weight = call.args[3]
     order = tuple(int(g) for g in sig.attr("gate_order"))
-    key = (id(weight), call.op.name, bn, order)
+    before = int(sig.attr("linear_before_reset", 1))
+    key = (id(weight), call.op.name, bn, order, before)
     if key not in cache:
-        cache[key] = pack_gate_weight(np.asarray(weight.value, np.float32), bn, order)
+        w = np.asarray(weight.value, np.float32)
+        cache[key] = pack_gate_weight(w, bn, order) if call.op.name == "lstm_cell" else \
+            pack_gru_weight(w, bn, order, before)
     return [*call.args[:3], cache[key], *call.args[4:]]

@@ -413,7 +413,7 @@ def _gru_cell(draw):
     args = [array(draw, (steps * batch + draw(st.sampled_from([0, 1])), 3 * hidden)),
             np.array(draw(st.integers(0, steps - 1)), np.int64), array(draw, (1, batch, hidden)),
             array(draw, (3 * hidden, hidden), low=-1.0, high=1.0), array(draw, (hidden,), low=-1.0, high=1.0)]
-    return Case(args, {"gate_order": order}, any_ok=False)
+    return Case(args, {"gate_order": order, "linear_before_reset": draw(st.sampled_from([0, 1]))}, any_ok=False)
 
 
 CASES = {

@@ -389,19 +389,29 @@ def _lstm_cell_oracle(gates_x, t, state, weight, gate_order):
     return out
 
 
-def _gru_cell_oracle(gates_x, t, state, weight, bias_n, gate_order):
+def _gru_cell_oracle(gates_x, t, state, weight, bias_n, gate_order, linear_before_reset):
     """Unit by unit with scalars: z and r from their projection column plus a dot product, the candidate from its
-    column plus r times (its dot product plus bias_n), then h = (1 - z) n + z h."""
+    column plus r times (its dot product plus bias_n) (linear_before_reset=1) or plus the dot product of r * h
+    (every unit's reset gate first) and bias_n (0), then h = (1 - z) n + z h."""
     _, batch, hidden = state.shape
     out = np.zeros((1, batch, hidden))
     for b in range(batch):
+        row = int(t) * batch + b
+
+        def gate(k, u):
+            c = gate_order[k] * hidden + u
+            return float(gates_x[row, c]), math.fsum(float(state[0, b, r]) * float(weight[c, r]) for r in range(hidden))
+
+        resets = [_sigmoid(sum(gate(1, u))) for u in range(hidden)]
         for u in range(hidden):
-            col = [gate_order[k] * hidden + u for k in range(3)]
-            dot = [math.fsum(float(state[0, b, r]) * float(weight[c, r]) for r in range(hidden)) for c in col]
-            row = int(t) * batch + b
-            z = _sigmoid(float(gates_x[row, col[0]]) + dot[0])
-            reset = _sigmoid(float(gates_x[row, col[1]]) + dot[1])
-            n = math.tanh(float(gates_x[row, col[2]]) + reset * (dot[2] + float(bias_n[u])))
+            z = _sigmoid(sum(gate(0, u)))
+            x_n, dot_n = gate(2, u)
+            if linear_before_reset:
+                n = math.tanh(x_n + resets[u] * (dot_n + float(bias_n[u])))
+            else:
+                c = gate_order[2] * hidden + u
+                reset_dot = math.fsum(resets[r] * float(state[0, b, r]) * float(weight[c, r]) for r in range(hidden))
+                n = math.tanh(x_n + reset_dot + float(bias_n[u]))
             out[0, b, u] = (1 - z) * n + z * float(state[0, b, u])
     return out
 

@@ -7,7 +7,7 @@ nimble (``from_onnx`` + ``nimble.compile``, fallback configs), and timed against
 nimble's outputs are checked against ORT's before timing. Timing: interleaved rounds (every system in turn, after a
 pause for the other's threads to go idle), medians of the set's total.
 
-    python scripts/bench_onnx_rnn.py                         # lstm and gru, 1 and 2 threads
+    python scripts/bench_onnx_rnn.py                         # lstm, gru, gru-reset-first; 1 and 2 threads
     python scripts/bench_onnx_rnn.py --quick --threads 1 --models gru
 """
 from __future__ import annotations
@@ -27,10 +27,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import cpu_name, forget_setup_load, run_children, settle  # noqa: E402
 
-KINDS = ("lstm", "gru")
+KINDS = ("lstm", "gru", "gru-reset-first")
 
 
 def export(kind: str, layers: int, input_size: int, hidden: int, path: str) -> None:
+    """``gru-reset-first``: the exported GRU with linear_before_reset=0 on every GRU node (ONNX's default, what
+    Keras's GRU computes; PyTorch exports 1), the same weights."""
+    import onnx
     import torch
 
     torch.manual_seed(0)
@@ -40,6 +43,14 @@ def export(kind: str, layers: int, input_size: int, hidden: int, path: str) -> N
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.randn(7, 1, input_size),), path, input_names=["x"], output_names=outs,
                           dynamic_axes={"x": {0: "T"}, "y": {0: "T"}}, opset_version=17, dynamo=False)
+    if kind == "gru-reset-first":
+        m = onnx.load(path)
+        for node in m.graph.node:
+            if node.op_type == "GRU":
+                kept = [a for a in node.attribute if a.name != "linear_before_reset"]
+                del node.attribute[:]
+                node.attribute.extend(kept + [onnx.helper.make_attribute("linear_before_reset", 0)])
+        onnx.save(m, path)
 
 
 def run_child(args) -> dict:
@@ -93,7 +104,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer sentences and rounds")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts, one child process each")
-    p.add_argument("--models", default="lstm,gru", help=f"comma-separated, of {', '.join(KINDS)}")
+    p.add_argument("--models", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--input", type=int, default=300)
     p.add_argument("--hidden", type=int, default=512)

@@ -29,7 +29,7 @@ weight panel is about 256 KiB (half of L2); rows outer; parallel over the fused 
 ``FALLBACK_PREFETCH_STEPS`` steps of r ahead (1 KiB on AVX2, 2 KiB on AVX-512) when the weight is a model
 constant of at least 1 MiB (``STREAMED_WEIGHT_BYTES``: it streams from L3 or memory on every call) and a tile
 has more than 2 rows, none otherwise; stream where it prefetches; k_streams 4 where it prefetches and the rows
-(up to 8 a tile) make one pass over the weights, else 1.
+(up to ``K_STREAMS_MAX_ROWS`` a tile) make at most ``K_STREAMS_MAX_PASSES`` passes over the weights, else 1.
 """
 from __future__ import annotations
 
@@ -67,18 +67,19 @@ FALLBACK_PREFETCH_STEPS = 16
 STREAMED_WEIGHT_BYTES = 1 << 20
 # k_streams: the reduction of a tile read as that many interleaved parts of k (step j reads r = j, j + k/p, ...),
 # so that the weight panel streams from memory as p sequences at once, not one (a core keeps more misses in
-# flight over several streams: a C loop read memory at 14 GB/s from one stream, 17 GB/s from four). Taken only
-# where k is a static multiple of p * k_unroll. It pays where the rows make one pass over the weights, the
-# weights streamed from memory: BERT-base's dense layers at n = 8, weights cold, 1 thread (Xeon guest), 0.80 ->
-# 0.72 ms (768 x 3072), 0.205 -> 0.180 ms (768 x 768), 0.725 -> 0.680 ms (3072 x 768); at 32 rows (4 passes) it lost
-# 6%, at 128 rows 43% (the passes after the first read the panel from L2, where the interleaving only costs).
-# In-model A/B (BERT-base, 1 thread): 4-8% faster at n = 3..8 (8-row tiles), 7% slower at n = 12 (12-row tiles: the
-# interleaved parts touch 4x the rows of x at a time), the same at n = 10.
+# flight over several streams: a C loop read memory at 14 GB/s from one stream, 17 GB/s from four), each with
+# its own prefetch (``_prefetch_k_streams``). Taken only where k is a static multiple of p * k_unroll. It pays
+# where the rows make few passes over weights streamed from memory. In-model A/B (BERT-base, 1 thread, Xeon
+# guest), once each stream had its prefetch: 8-9% faster at n = 3..8 (8-row tiles, one pass), 13-17% at n = 9..12
+# (10- and 12-row tiles), 14% at n = 16 and 7% at n = 24 (two passes); 4% slower at n = 32 (4 passes), 8-13% at
+# 48..128 (the passes after the first read the panel from L2, where the interleaving only costs). Before the
+# per-stream prefetch it lost 7% at n = 12.
 # With 4 parts k_unroll 1 runs as fast as 4 (the parts are the unrolled steps) and keeps the loop body, and the
 # compile time, of a k_unroll-4 kernel (unrolled 4 x 4, BERT-base compiled in 20 s instead of 15).
 K_STREAMS = (1, 2, 4)
-ONE_PASS_K_STREAMS = 4
-K_STREAMS_MAX_ROWS = 8
+FEW_PASS_K_STREAMS = 4
+K_STREAMS_MAX_ROWS = 12
+K_STREAMS_MAX_PASSES = 2
 K_STREAMS_K_UNROLL = 1
 
 
@@ -163,7 +164,7 @@ def gemm_fallback(space: ConfigSpace, n, k, m, hints: dict | None, isa: VectorIS
     panel = max(1, (256 * 1024) // max(1, kk * cols * 4))
     cb = max(c for c in space.knobs["col_block"].values if c <= panel)
     ahead = fallback_prefetch(cols) if streamed and rows > 2 and _weight_bytes(k, m) >= STREAMED_WEIGHT_BYTES else 0
-    parts = ONE_PASS_K_STREAMS if ahead and rep <= rows <= K_STREAMS_MAX_ROWS else 1
+    parts = FEW_PASS_K_STREAMS if ahead and rep <= K_STREAMS_MAX_PASSES * rows and rows <= K_STREAMS_MAX_ROWS else 1
     ku = ku if parts == 1 else K_STREAMS_K_UNROLL
     return space.config(tile_rows=rows, tile_cols=cols, k_unroll=ku, col_block=cb, order=("rows_outer",),
                         parallel="fused", prefetch=ahead, stream=1 if ahead else 0, k_streams=parts)
@@ -204,7 +205,8 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
     """``config`` (tuned for a range of the row count) with the tile height that computes the fewest rows at
     ``n`` rows, weighted by ``row_cost`` (the last tile overcomputes: 6-row tiles compute 12 rows at n = 8,
     4-row tiles 8); 1 or 2 rows at n = 1, 2, without prefetch (the fallback's rules); k_streams dropped where the
-    rows make more than one pass, taken (``ONE_PASS_K_STREAMS``) where they make one over streamed weights. For a
+    rows make more than ``K_STREAMS_MAX_PASSES`` passes, taken (``FEW_PASS_K_STREAMS``) where they make that many
+    or fewer over streamed weights. For a
     streaming config a height of ``STREAM_CREDITED_ROWS`` or more at ``STREAM_CREDITED`` passes costs
     ``STREAM_ROW_COST`` a row, and a height outside ``STREAM_PASSES`` drops the stream (also the config's own).
     None when the config's own height is best (and keeps its stream and k_streams) or is not one ``row_cost``
@@ -229,9 +231,9 @@ def gemm_refit(space: ConfigSpace, config, n: int, isa: VectorISA | None = None)
         rows = min(allowed, key=lambda r: (weighted(r), r != own))
     outside = not STREAM_PASSES[0] <= -(-n // rows) <= STREAM_PASSES[1]
     parts = config.values.get("k_streams", 1)
-    one_pass = n <= rows and 2 < rows <= K_STREAMS_MAX_ROWS and config.values.get("prefetch", 0) > 0
+    few_passes = n <= K_STREAMS_MAX_PASSES * rows and 2 < rows <= K_STREAMS_MAX_ROWS and config.values.get("prefetch", 0) > 0
     knob = space.knobs.get("k_streams")
-    want_parts = ONE_PASS_K_STREAMS if one_pass and knob and ONE_PASS_K_STREAMS in knob.values else 1
+    want_parts = FEW_PASS_K_STREAMS if few_passes and knob and FEW_PASS_K_STREAMS in knob.values else 1
     if rows == own and not (config.values.get("stream") and outside) and parts == want_parts:
         return None
     values = {**config.values, "tile_rows": rows, **({"prefetch": 0, "stream": 0} if rows <= 2 else {})}
@@ -308,6 +310,24 @@ def stream_plan(n, k, ty: int, bn: int, ku: int, cb: int, step_elems: int, items
     lines = -(-ku * step_elems * itemsize // (64 * min_passes))
     when = None if isinstance(n, int) else (lambda *v: te.all_(fits, passes >= min_passes, passes <= max_passes))
     return index, lines, when
+
+
+def _prefetch_k_streams(stage, weight, at, parts: int, k: int, bn: int, ahead_bytes: int, itemsize: int,
+                        step_bytes: int) -> None:
+    """``prefetch`` bytes ahead in each of the ``parts`` weight streams of a k_streams tile (a packed weight
+    ``[m / bn, k, bn]``), the lines of one step each. A plain prefetch covered the first stream only (16 lines of
+    it a step, mostly again): per stream, BERT-base at 3..8 tokens ran 8-9% faster (1 thread, Xeon guest)."""
+    lines = max(1, -(-step_bytes // 64))
+    ahead = max(1, ahead_bytes // step_bytes)  # steps of r
+    per = k // parts
+    step_elems = step_bytes // itemsize
+
+    for p in range(parts):
+        def index(*v, p=p):
+            *_, j, r = v
+            return ((j // bn) * k + p * per + r + ahead) * step_elems
+
+        stage.prefetch_index(weight, at, index, lines, level=1)
 
 
 @dataclass
@@ -412,7 +432,11 @@ def gemm_schedule(s, out, D, pack, cfg, pack_reads_rows: bool = False, weight=No
     streamed = pack if pack is not None else weight
     itemsize = numpy_dtype(streamed.dtype).itemsize if streamed is not None else 4
     step = step_bytes or bn * itemsize  # the weight bytes a step of r reads
-    if cfg["prefetch"] and streamed is not None:
+    split_k = parts > 1 and isinstance(extent, int) and extent % (parts * ku) == 0
+    packed_panels = streamed is not None and len(streamed.shape) == 3 and not batch  # [m / bn, k, bn]
+    if cfg["prefetch"] and split_k and pack is None and packed_panels:
+        _prefetch_k_streams(s[D], streamed, dri, parts, extent, bn, cfg["prefetch"], itemsize, step)
+    elif cfg["prefetch"] and streamed is not None:
         s[D].prefetch(streamed, dri, max(1, cfg["prefetch"] // step))
     stream = (cfg if isinstance(cfg, dict) else cfg.values).get("stream", 0)
     if stream and streamed is not None and not batch and rows_outer:

@@ -134,10 +134,14 @@ def test_a_tuned_tile_height_is_refit_where_another_computes_fewer_rows():
     six = space.config(**{**t.fallback(sig, space, {"n": 64}).values, "tile_rows": 6, "tile_cols": 16})
     rows = {n: (gemm_refit(space, six, n, AVX2) or six)["tile_rows"] for n in (1, 2, 3, 8, 9, 12, 16, 23, 24, 64)}
     assert rows == {1: 1, 2: 2, 3: 4, 8: 4, 9: 5, 12: 6, 16: 4, 23: 6, 24: 6, 64: 6}
-    assert gemm_refit(space, six, 12, AVX2) is None  # its own height: the record's config itself
-    refit = gemm_refit(space, six, 8, AVX2)
-    assert {k: v for k, v in refit.values.items() if k != "tile_rows"} == {
-        k: v for k, v in six.values.items() if k != "tile_rows"}
+    assert gemm_refit(space, six, 24, AVX2) is None  # its own height, 4 passes: the record's config itself
+    two_passes = gemm_refit(space, six, 12, AVX2)  # its own height, but 2 passes over streamed weights: k_streams
+    assert (two_passes["tile_rows"], two_passes["k_streams"]) == (6, 4)
+    refit = gemm_refit(space, six, 8, AVX2)  # 4-row tiles, 2 passes: k_streams (with its k_unroll), the rest kept
+    fewer_passes = ("tile_rows", "k_streams", "k_unroll")
+    assert {k: v for k, v in refit.values.items() if k not in fewer_passes} == {
+        k: v for k, v in six.values.items() if k not in fewer_passes}
+    assert (refit["k_streams"], refit["k_unroll"]) == (4, 1)
     eight = space.config(**{**six.values, "tile_rows": 8})
     assert all(gemm_refit(space, eight, n, AVX2) is None for n in (3, 8, 9, 12))  # no cost known for 8 rows
     assert t.refit(sig, space, six, "m", 8) is None  # only the row dim
@@ -324,9 +328,9 @@ def test_a_static_one_row_product_gets_enough_accumulator_chains():
     assert gemm_fallback(symbolic, "n", 300, 448, {"n": 1}, AVX512)["tile_cols"] == 32
 
 
-def test_k_streams_where_the_rows_make_one_pass_over_streamed_weights():
-    """4 interleaved parts of k where up to 8 rows make one pass over weights from memory; dropped by the refit
-    where they make more passes or the tile is taller; never for weights that stay in L2."""
+def test_k_streams_where_the_rows_make_few_passes_over_streamed_weights():
+    """4 interleaved parts of k where tiles of up to 12 rows make one or two passes over weights from memory;
+    dropped by the refit where they make more passes; never for weights that stay in L2."""
     from nimble.codegen.isa import AVX512
     from nimble.schedules import gemm
 
@@ -341,7 +345,8 @@ def test_k_streams_where_the_rows_make_one_pass_over_streamed_weights():
     def parts(n):
         return (gemm.gemm_refit(space, wide, n, AVX512) or wide)["k_streams"]
 
-    assert [parts(n) for n in (1, 2, 3, 5, 8, 9, 12, 16, 64)] == [1, 1, 4, 4, 4, 1, 1, 1, 1]
+    assert [parts(n) for n in (1, 2, 3, 5, 8, 9, 12, 16, 24, 26, 64)] == [1, 1, 4, 4, 4, 4, 4, 4, 4, 1, 1]
+    assert gemm.gemm_fallback(static, 8, 768, 3072, None, AVX512, streamed=True)["k_unroll"] == 1
 
 
 @pytest.fixture(scope="module")

@@ -104,12 +104,14 @@ STREAM = (0, 1)
 # Up to 16 passes against up to 8: BERT-base 1.08-1.14x at n = 100..128; up to 32: 0.97x at 128, 1.03x at 200.
 STREAM_PASSES = (2, 16)
 # What a row computed in a streaming tile costs, relative to one without the stream, where its passes over a block
-# are ``STREAM_CREDITED`` (``gemm_refit``). Measured in BERT-base on the Xeon guest (session 32): the stream gains
-# 12-21% at 4..8 passes (n = 32..96) and 0-7% at 2..3 (n = 20, 26, 30: an 8-row tile at 4 passes beat a 10-row one
-# at 3 by 11%), so only 4..8 passes are credited; and only tiles of 8 rows or more (6-row tiles streaming at 4..6
-# passes lost 4% to 12-row ones at 2..3 at n = 24, 33, 36).
+# are ``STREAM_CREDITED`` (``gemm_refit``). Measured in BERT-base on the Xeon guest (session 32): the stream gained
+# 12-21% at 4..8 passes (n = 32..96) and 0-7% at 2..3, so only 4..8 passes were credited; but those were the pass
+# counts where its shares were exact (powers of two, then). With exact shares at every count (``SHARE_BITS``),
+# crediting all of ``STREAM_PASSES`` picked better heights: 4-11% faster at n = 17, 26, 30, 33, 36 and 88 (there
+# 12-row tiles, 8 passes, 96 rows computed, became 8-row ones), within 2% elsewhere (session 35). Only tiles of 8 rows or more
+# (6-row tiles streaming at 4..6 passes lost 4% to 12-row ones at 2..3 at n = 24, 33, 36).
 STREAM_ROW_COST = 0.88
-STREAM_CREDITED = (4, 8)
+STREAM_CREDITED = STREAM_PASSES
 STREAM_CREDITED_ROWS = 8
 
 

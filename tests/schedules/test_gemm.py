@@ -240,7 +240,8 @@ def test_refit_on_avx512_weighs_8_row_tiles():
     assert eight["tile_rows"] == 8 and eight["tile_cols"] == 32
     rows = {n: (gemm_refit(space, eight, n, AVX512) or eight)["tile_rows"]
             for n in (1, 2, 3, 5, 8, 9, 12, 16, 17, 24, 33, 64)}
-    assert rows == {1: 1, 2: 2, 3: 4, 5: 5, 8: 8, 9: 10, 12: 12, 16: 8, 17: 6, 24: 12, 33: 10, 64: 8}  # 33: streamed
+    # 17 and 33: 10- and 12-row tiles streaming at 2 and 3 passes (credited) over 6- and 10-row ones at 3 and 4
+    assert rows == {1: 1, 2: 2, 3: 4, 5: 5, 8: 8, 9: 10, 12: 12, 16: 8, 17: 10, 24: 12, 33: 12, 64: 8}
 
 
 def test_records_are_read_by_their_knob_values_when_a_knob_gained_values():
@@ -282,9 +283,9 @@ def test_the_stream_prefetches_the_next_block_where_later_passes_hide_it():
     assert (refit[12]["tile_rows"], refit[12]["stream"]) == (12, 0)
     assert (refit[128]["tile_rows"], refit[128]["stream"]) == (10, 1)
     assert (refit[200]["tile_rows"], refit[200]["stream"]) == (10, 0)
-    # the stream's credit: 8-row tiles (4 passes) over 10-row ones (3 passes, fewer rows computed) at n = 26;
-    # 10 and 12 rows at 4 passes over 8 rows at 5 and 6
-    assert [(refit[n]["tile_rows"], refit[n]["stream"]) for n in (26, 40, 48)] == [(8, 1), (10, 1), (12, 1)]
+    # the stream's credit at every pass count it runs at: the fewest rows computed among streaming heights of 8
+    # rows or more (10-row tiles at n = 26: 30 rows in 3 passes), weighted by row_cost
+    assert [(refit[n]["tile_rows"], refit[n]["stream"]) for n in (26, 40, 48)] == [(10, 1), (10, 1), (12, 1)]
     plain = space.config(**{**eight.values, "stream": 0})
     assert (gemm.gemm_refit(space, plain, 26, AVX512) or plain)["tile_rows"] == 10  # without it: fewest rows
     ir = t.build(sig, t.space(sig).config(**{**t.fallback(sig, t.space(sig), {"n": 32}).values, "stream": 1})

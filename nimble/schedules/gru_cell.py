@@ -25,7 +25,7 @@ from .. import te
 from ..errors import OutOfRangeError, ShapeError
 from .base import Instance, Signature, Template, TemplateError
 from .lstm_cell import (pack_gate_weight, recurrent_cell_fallback, recurrent_cell_space, recurrent_cell_stages,
-                        schedule_cell_phase, schedule_recurrent_cell)
+                        schedule_cell_phase, schedule_recurrent_cell, step_rows)
 
 ONNX_GRU_ORDER = (0, 1, 2)
 TORCH_GRU_ORDER = (1, 0, 2)
@@ -90,26 +90,12 @@ def _gru_cell_reset_first(gates_x, t, state, weight, bias_n, order: tuple, bn: i
     pass 2 the candidate's product over zr[1] and the new h. The packed weight (``pack_gru_weight``) is flat: the
     z and r blocks gate-interleaved, (ceil(H / bn), H, 2, bn), then the n block, (ceil(H / bn), H, bn), so that
     each pass streams only its own part."""
-    batch, rows = state.shape[1], gates_x.shape[0]
+    batch = state.shape[1]
     hidden = state.shape[2].value if isinstance(state.shape[2], te.IntImm) else state.shape[2]
-    message = "gru_cell: step t is outside the rows of gates_x"
-
-    def checks(*_):
-        step = t[()]
-        return [(te.all_(step >= 0, (step + 1) * batch <= rows), message)]
-
-    def row_of(b):  # the check makes the clamp a no-op
-        return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
-
-    row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
-
-    def at_row(b):
-        return row_of(b) if row is None else row[b]
-
+    row, at_row, checks = step_rows("gru_cell", gates_x, t, batch, bn is not None)
     r1, r2 = te.reduce_axis(hidden, "r"), te.reduce_axis(hidden, "r")
-    if bn is not None:
-        padded = -(-hidden // bn) * bn
-        n_part = 2 * padded * hidden  # where the n block's part of the flat packed weight starts
+    padded = hidden if bn is None else -(-hidden // bn) * bn
+    n_part = 2 * padded * hidden  # packed: where the n block's part of the flat weight starts
     if bn is None:
         def gate_row(g, u):  # the z or r block's row of R
             return te.select(te.eq(g, 0), te.const(order[0] * hidden), te.const(order[1] * hidden)) + u

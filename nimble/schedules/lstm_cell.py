@@ -83,7 +83,6 @@ def recurrent_cell_stages(name: str, gates_x, t, state, weight, order: tuple, bn
     ``x_side(k)`` its column of row t of ``gates_x``; a t outside ``gates_x``'s rows fails the step check."""
     gates = len(order)
     batch, hidden = state.shape[1], _static(state.shape[2])
-    rows = gates_x.shape[0]
     r = te.reduce_axis(hidden, "r")
     if bn is None:
         rec = te.compute((batch, gates * hidden), lambda b, col: te.sum(state[0, b, r] * weight[col, r], axis=r),
@@ -99,6 +98,23 @@ def recurrent_cell_stages(name: str, gates_x, t, state, weight, order: tuple, bn
         def rec_at(k, b, u):
             return rec[b, k, u]
 
+    row, at_row, checks = step_rows(name, gates_x, t, batch, bn is not None)
+
+    def value(s, b, u):
+        r_b = at_row(b)
+        return cell(s, b, u, lambda k: rec_at(k, b, u), lambda k: gates_x[r_b, order[k] * hidden + u])
+
+    out = te.compute(tuple(state.shape), value, name=name, checks=checks if row is None else None)
+    return {"rec": rec, "row": row, "out": out}
+
+
+def step_rows(name: str, gates_x, t, batch, as_stage: bool):
+    """(row stage or None, at_row(b), checks) of a recurrent step: the row of ``gates_x`` batch row b reads at step
+    t, and the check that t lies inside its rows (`nimble.OutOfRangeError`). ``as_stage``: the rows (and their
+    check) are a stage of their own, computed once per batch row outside the vector loop (the templates); else
+    ``checks`` belongs on the stage that reads them."""
+    rows = gates_x.shape[0]
+
     def row_of(b):  # the check makes the clamp a no-op
         return te.min_(te.max_(t[()] * batch + b, 0), rows - 1)
 
@@ -108,15 +124,8 @@ def recurrent_cell_stages(name: str, gates_x, t, state, weight, order: tuple, bn
         step = t[()]
         return [(te.all_(step >= 0, (step + 1) * batch <= rows), message)]
 
-    # the template computes the rows (and their check) once per batch row, outside the vector loop
-    row = None if bn is None else te.compute((batch,), row_of, name="row", checks=checks)
-
-    def value(s, b, u):
-        r_b = row_of(b) if row is None else row[b]
-        return cell(s, b, u, lambda k: rec_at(k, b, u), lambda k: gates_x[r_b, order[k] * hidden + u])
-
-    out = te.compute(tuple(state.shape), value, name=name, checks=checks if row is None else None)
-    return {"rec": rec, "row": row, "out": out}
+    row = te.compute((batch,), row_of, name="row", checks=checks) if as_stage else None
+    return row, (row_of if row is None else (lambda b: row[b])), checks
 
 
 def lstm_cell_compute(gates_x, t, state, weight, order: tuple, bn: int | None = None) -> dict:

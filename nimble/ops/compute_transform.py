@@ -89,7 +89,9 @@ def _squeeze(inputs, attrs, out_shapes):
 
 @register_compute("concatenate")
 def _concatenate(inputs, attrs, out_shapes):
-    """A select chain over the fields; each read is clamped (every field's index is 0 where it is not read)."""
+    """A select chain over the fields; each read's index on ``axis`` is clamped (0 where the field is not read).
+    The other axes need no clamp (every field has the output's extent there), so the reads stay contiguous along
+    them and vectorize."""
     first = inputs[0]
     ax = normalize_axis("concatenate", attrs["axis"], first.ndim)
     pairs, offsets, total = [], [], IntImm(0)
@@ -105,7 +107,7 @@ def _concatenate(inputs, attrs, out_shapes):
         out = None
         for t, off in reversed(list(zip(inputs, offsets))):
             inside = te.all_(i[ax] >= off, i[ax] < off + t.shape[ax])
-            index = tuple(te.select(inside, i[a] - off if a == ax else i[a], 0) for a in range(t.ndim))
+            index = tuple(te.select(inside, i[a] - off, 0) if a == ax else i[a] for a in range(t.ndim))
             out = t[index] if out is None else te.select(inside, t[index], out)
         return out
 

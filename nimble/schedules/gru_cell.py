@@ -174,8 +174,7 @@ class GRUCell(Template):
         return recurrent_cell_space("gru_cell")
 
     def fallback(self, sig, space, hints=None):
-        gru_cell_dims(sig)
-        return recurrent_cell_fallback(space)
+        return recurrent_cell_fallback(space, gru_cell_dims(sig)["hidden"], 3)
 
     def instantiate(self, sig, cfg):
         dims = gru_cell_dims(sig)

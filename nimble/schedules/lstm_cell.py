@@ -22,11 +22,14 @@ read in one direction every step, each block has left the cache by the time it i
 used goes first), so every step streams all 4 MiB from L3. Reversed every other step, a step starts on the
 blocks the last one read last, still in L2: measured on an Intel Xeon (2 MiB L2), 158 -> 115 us a step, 1
 thread. A parallel loop keeps its order when it runs on several threads (chunks move between threads).
-Fallback (documented heuristic): bn = 2 vectors (16 on AVX2, 32 on AVX-512): 8 accumulators, a broadcast and a
-load fit the 16 ymm of AVX2 with room for the FMA latency (8 independent chains); k_unroll 4; parallel over
-blocks (the pool keeps a region serial when the work is small); alternate (free where the weights fit a
-cache: the order of cached reads does not matter); no prefetch (the paper's LSTM, H = 512, 1 thread on
-Zen 1: 0, 1, 2 and 4 KiB ahead within +-5% of each other, run to run).
+Fallback (documented heuristic): bn = 4 vectors where 4 accumulators a gate, a broadcast and a load fit the
+registers (AVX-512's 32: 64 units, 16 accumulators for the LSTM) and pad H no further than 2 vectors do, else 2
+vectors (AVX2's 16 ymm: 8 accumulators, 8 independent FMA chains); k_unroll 8; parallel over blocks (the pool
+keeps a region serial when the work is small); alternate (free where the weights fit a cache: the order of
+cached reads does not matter); no prefetch (the paper's LSTM, H = 512, 1 thread on Zen 1: 0, 1, 2 and 4 KiB
+ahead within +-5% of each other, run to run). Measured on an Intel Xeon (AVX-512, whole 2-layer LSTM, in one
+process against bn = 32 / k_unroll 4): H = 384 0.93x the time at 1 thread, 0.87x at 2; H = 512 0.98x and
+0.86-0.92x; H = 1024 0.98x and 0.99x; H = 256 0.99x and 1.01x.
 """
 from __future__ import annotations
 
@@ -172,9 +175,17 @@ def recurrent_cell_space(name: str) -> ConfigSpace:
     return s
 
 
-def recurrent_cell_fallback(space: ConfigSpace):
-    """The documented fallback of a recurrent step (the module docstring)."""
-    return space.config(block=2 * host_isa().f32_lanes, k_unroll=4, parallel="blocks", prefetch=0, alternate=1)
+def recurrent_cell_fallback(space: ConfigSpace, hidden: int, gates: int):
+    """The documented fallback of a recurrent step of ``hidden`` units whose reduction pass keeps ``gates``
+    accumulator blocks (the module docstring)."""
+    isa = host_isa()
+    lanes = isa.f32_lanes
+
+    def padded(vectors):
+        return -(-hidden // (vectors * lanes)) * vectors * lanes
+
+    vectors = 4 if gates * 4 + 2 <= isa.registers and padded(4) == padded(2) else 2
+    return space.config(block=vectors * lanes, k_unroll=8, parallel="blocks", prefetch=0, alternate=1)
 
 
 def schedule_recurrent_cell(stages: dict, t, weight, gates: int, cfg):
@@ -237,8 +248,7 @@ class LSTMCell(Template):
         return recurrent_cell_space("lstm_cell")
 
     def fallback(self, sig, space, hints=None):
-        lstm_cell_dims(sig)
-        return recurrent_cell_fallback(space)
+        return recurrent_cell_fallback(space, lstm_cell_dims(sig)["hidden"], 4)
 
     def instantiate(self, sig, cfg):
         dims = lstm_cell_dims(sig)

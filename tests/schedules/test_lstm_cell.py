@@ -92,3 +92,19 @@ def test_alternating_steps_compute_the_same_bits_as_forward_steps(hidden):
     for step in range(steps):
         ref = t.reference(sig, [gx, np.array(step, np.int64), ref, w])[0]
     np.testing.assert_allclose(states[1], ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("isa, hidden, gates, block", [
+    ("AVX512", 512, 4, 64), ("AVX512", 384, 4, 64), ("AVX512", 300, 4, 64), ("AVX512", 96, 4, 32),
+    ("AVX512", 512, 3, 64), ("AVX2", 512, 4, 16), ("AVX2", 512, 3, 32), ("SSE", 512, 4, 8)])
+def test_fallback_block_keeps_the_accumulators_in_registers_without_extra_padding(monkeypatch, isa, hidden, gates,
+                                                                                 block):
+    """4 vectors a gate where 4 accumulators a gate, a broadcast and a load fit the registers and pad H no
+    further than 2 vectors do (300 pads to 320 either way on AVX-512; 96 would pad to 128); else 2 vectors."""
+    from nimble.codegen import isa as isa_module
+    from nimble.schedules import lstm_cell
+
+    monkeypatch.setattr(lstm_cell, "host_isa", lambda: getattr(isa_module, isa))
+    space = lstm_cell.recurrent_cell_space("lstm_cell")
+    cfg = lstm_cell.recurrent_cell_fallback(space, hidden, gates)
+    assert cfg["block"] == block and cfg["k_unroll"] == 8 and cfg["alternate"] == 1

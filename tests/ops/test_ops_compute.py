@@ -464,3 +464,37 @@ def test_register_compute_rejects_unknown_ops_and_duplicates():
         register_compute("add")(lambda inputs, attrs, out_shapes: inputs[0])
     with pytest.raises(nimble.NimbleError):
         get_compute("no_such_op")
+
+
+def test_concatenate_along_rows_reads_each_field_contiguously_along_the_vector():
+    """Only the joined axis's index is clamped: a clamp on the vectorized inner axis turned every vector read
+    into a gather (8 rows of 512 took 17 us instead of 2)."""
+    from nimble.schedules.auto import auto_schedule
+    from nimble.te.expr import Select
+    from nimble.te.visit import free_vars, walk
+    from nimble.tir.lower import lower
+    from nimble.tir.nodes import For, Load, Seq, Store
+
+    fields = [te.placeholder((te.var(f"n{i}"), 512), "float32", f"x{i}") for i in range(3)]
+    out = get_compute("concatenate")(fields, {"axis": 0}, None)
+    func = lower(auto_schedule([out]), fields + [out], "concat_rows")
+    loads, lanes = [], set()
+
+    def visit(s, in_vector):
+        if isinstance(s, For):
+            if s.kind == "vectorized":
+                lanes.add(s.var)
+            visit(s.body, in_vector or s.kind == "vectorized")
+        elif isinstance(s, Seq):
+            for x in s.stmts:
+                visit(x, in_vector)
+        elif isinstance(s, Store) and in_vector:
+            loads.extend(n for n in walk(s.value) if isinstance(n, Load))
+        elif hasattr(s, "body"):
+            visit(s.body, in_vector)
+
+    visit(func.body, False)
+    assert lanes and len(loads) >= 3
+    for load in loads:
+        selects = [n for n in walk(load.index) if isinstance(n, Select)]
+        assert not any(free_vars(n) & lanes for n in selects), f"{load}: the vector lane goes through a select"

@@ -37,7 +37,7 @@ def test_extract_tasks_gives_one_lstm_cell_task_whatever_the_buckets(mod):
 
 def test_the_best_record_configures_the_kernel_at_every_length(tmp_path, mod):
     [task] = [t for t in extract_tasks(mod, "llvm") if t.template == "lstm_cell"]
-    lanes = task.fallback().values["block"] // 2
+    lanes = task.space.knobs["block"].values[0]  # one vector of units
     db = Database(tmp_path / "r.db")
     db.add_records([_record(task, {"block": lanes, "k_unroll": 1, "parallel": "none"}, 2e-6),
                     _record(task, {"block": 3 * lanes, "k_unroll": 2}, 5e-6)])
@@ -56,7 +56,7 @@ def test_the_best_record_configures_the_kernel_at_every_length(tmp_path, mod):
 
 def test_a_confirmed_pick_wins_over_a_cheaper_first_measure(tmp_path, mod):
     [task] = [t for t in extract_tasks(mod, "llvm") if t.template == "lstm_cell"]
-    lanes = task.fallback().values["block"] // 2
+    lanes = task.space.knobs["block"].values[0]  # one vector of units
     fb = task.fallback().values
     db = Database(tmp_path / "r.db")
     db.add_records([_record(task, {"block": lanes, "k_unroll": 1}, 1e-6),  # noise: never confirmed

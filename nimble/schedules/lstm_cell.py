@@ -29,7 +29,9 @@ keeps a region serial when the work is small); alternate (free where the weights
 cached reads does not matter); no prefetch (the paper's LSTM, H = 512, 1 thread on Zen 1: 0, 1, 2 and 4 KiB
 ahead within +-5% of each other, run to run). Measured on an Intel Xeon (AVX-512, whole 2-layer LSTM, in one
 process against bn = 32 / k_unroll 4): H = 384 0.93x the time at 1 thread, 0.87x at 2; H = 512 0.98x and
-0.86-0.92x; H = 1024 0.98x and 0.99x; H = 256 0.99x and 1.01x.
+0.86-0.92x; H = 1024 0.98x and 0.99x; H = 256 0.99x and 1.01x. AVX2 code on the same Xeon (``NIMBLE_CPU=haswell``),
+H = 512: the LSTM (bn 16, k_unroll 8 against 4) 0.99x and 0.97x; the GRU (3 gates: bn 32 against 16) 0.96x at 1
+thread, 0.90-1.00x at 2.
 """
 from __future__ import annotations
 

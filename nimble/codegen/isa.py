@@ -64,3 +64,11 @@ def host_dot_widths() -> tuple:
     from .jit import host
 
     return dot_widths(host().features)
+
+
+def host_amx_int8() -> bool:
+    """Whether kernels may use AMX-INT8 tiles here: the JIT target has them and Linux granted the tile state."""
+    from .jit import host
+    from .llvm_amx import has_amx_int8, tile_permission
+
+    return has_amx_int8(host().features) and tile_permission()

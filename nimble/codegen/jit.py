@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 
 from .. import settings
 from ..errors import NimbleError
+from .llvm_amx import has_amx_int8, tile_permission
 
 log = logging.getLogger("nimble.codegen")
 CODEGEN_VERSION = "3"  # 2: parallel loops call nimble_parallel_for_v1, not libgomp; 3: v2 (flags)
@@ -59,6 +60,8 @@ def _init() -> None:
         features = llvm.get_host_cpu_features().flatten() if not chosen else ""
         _state["host"] = HostTarget(triple, cpu, features, True)
         _state["tm"] = _new_target_machine()
+        if has_amx_int8(features):  # before any kernel, built here or loaded from a file, runs a tile instruction
+            tile_permission()
 
 
 def _new_target_machine():

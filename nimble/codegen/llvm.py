@@ -20,7 +20,10 @@ from ..te.expr import (
 )
 from ..te.simplify import Linear, from_linear, linear, simplify
 from ..te.visit import free_vars
-from ..tir.nodes import Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Prefetch, Seq, Stmt, Store, While
+from ..tir.nodes import (
+    Allocate, Assert, Buffer, For, IfThenElse, LetStmt, Load, PrimFunc, Prefetch, Seq, Stmt, Store, TileMatmul, While,
+)
+from .llvm_amx import emit_tile_matmul
 from .llvm_dot import emit_dot4
 from .llvm_math import _c as _const
 from .llvm_math import _like, emit_bits, emit_math, intrinsic
@@ -232,6 +235,12 @@ class LLVMCodegen:
                     self.b.store(self.b.select(first, ir.Constant(I32, s.code), old), self.s.status_ptr)
         elif isinstance(s, Allocate):
             self._allocate(s)
+        elif isinstance(s, TileMatmul):
+            if self.vec is not None:
+                raise CodegenError("tile_matmul cannot be inside an explicit vector loop")
+            emit_tile_matmul(self.b, self.module, s, self._elem_ptr(s.a, self.expr(s.a_index)),
+                             self._elem_ptr(s.b, self.expr(s.b_index)), self._elem_ptr(s.out, self.expr(s.out_index)),
+                             self.expr(s.rows))
         else:
             raise CodegenError(f"unknown statement {type(s).__name__}")
 

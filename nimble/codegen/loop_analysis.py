@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..te.expr import Expr, IntImm, Var
 from ..te.simplify import simplify
 from ..te.visit import free_vars, walk
-from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Prefetch, Seq, Stmt, Store, While
+from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Prefetch, Seq, Stmt, Store, TileMatmul, While
 
 
 def stmt_exprs(s: Stmt):
@@ -25,6 +25,11 @@ def stmt_exprs(s: Stmt):
         yield s.value
     elif isinstance(s, Prefetch):
         yield s.index
+    elif isinstance(s, TileMatmul):
+        yield s.out_index
+        yield s.a_index
+        yield s.b_index
+        yield s.rows
     elif isinstance(s, IfThenElse):
         yield s.cond
         yield from stmt_exprs(s.then_case)
@@ -64,6 +69,8 @@ def uses(s: Stmt):
             allocated.add(st.buffer)
         if isinstance(st, (Store, Prefetch)) and st.buffer not in used_bufs:
             used_bufs.append(st.buffer)
+        if isinstance(st, TileMatmul):
+            used_bufs.extend(x for x in (st.out, st.a, st.b) if x not in used_bufs)
     for e in stmt_exprs(s):
         for n in walk(e):
             if isinstance(n, Var):
@@ -103,4 +110,7 @@ def work_estimate(s: Stmt, available: set) -> Expr:
         return simplify(IntImm(16) * work_estimate(s.body, available))
     if isinstance(s, (LetStmt, Allocate, Assert)):
         return work_estimate(s.body, available)
+    if isinstance(s, TileMatmul):  # in 16-lane multiply-adds
+        rows = s.rows if free_vars(s.rows) <= available else IntImm(16)
+        return simplify(rows * max(1, s.cols * s.k // 16))
     return IntImm(1)

@@ -1,4 +1,5 @@
-"""The loop IR: buffers, flat loads/stores, prefetches, loops with kinds, while loops, guards, lets and local allocations."""
+"""The loop IR: buffers, flat loads/stores, prefetches, loops with kinds, while loops, guards, lets, local allocations
+and tile matrix products."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -90,6 +91,35 @@ class Prefetch(Stmt):
     index: Expr
     lines: int = 1
     level: int = 1  # the cache level it fills: 1 (L1 and below) or 2 (L2 and below)
+
+
+@dataclass(frozen=True, repr=False)
+class TileMatmul(Stmt):
+    """``out[r, c] = sum_q a[r, q] * w[c, q]`` for r < rows, c < cols, q < k: uint8 ``a`` times int8 ``w`` into
+    int32 ``out`` (wrapping), run on Intel AMX tiles (``tdpbusd``); only code generation for a CPU with AMX-INT8
+    takes it.
+
+    Row r of ``a`` starts at ``a[a_index + r * a_stride]`` and of ``out`` at ``out[out_index + r * out_stride]``;
+    ``w`` is packed in blocks of 16 columns, ``b[b_index + (c // 16) * 16 * k + (q // 4) * 64 + (c % 16) * 4 + q % 4]``
+    (``schedules.dense_integer.pack_weight`` with 16 columns a block; columns past ``cols`` are read and ignored).
+    ``rows`` is any expression >= 0; ``cols``, ``k`` (a multiple of 4) and the strides are constants.
+    ``row_tiles`` x ``col_tiles`` accumulator tiles of 16 x 16 are kept at once (with the tiles they read, at
+    most the 8 AMX tile registers).
+    """
+
+    out: Buffer
+    out_index: Expr
+    out_stride: int
+    a: Buffer
+    a_index: Expr
+    a_stride: int
+    b: Buffer
+    b_index: Expr
+    rows: Expr
+    cols: int
+    k: int
+    row_tiles: int = 2
+    col_tiles: int = 2
 
 
 @dataclass(frozen=True, repr=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..te.printer import expr_str
 from ..te.simplify import simplify
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Store, While
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Store, TileMatmul, While
 
 
 def stmt_str(s, indent: int = 0) -> str:
@@ -21,6 +21,10 @@ def stmt_str(s, indent: int = 0) -> str:
         lines = f"  # {s.lines} lines" if s.lines != 1 else ""
         level = " to L2" if s.level == 2 else ""
         return f"{pad}prefetch{level} {s.buffer.name}[{expr_str(s.index)}]{lines}"
+    if isinstance(s, TileMatmul):
+        return (f"{pad}{s.out.name}[{expr_str(s.out_index)}; {s.out_stride}] = tile_matmul("
+                f"{s.a.name}[{expr_str(s.a_index)}; {s.a_stride}], {s.b.name}[{expr_str(s.b_index)}], "
+                f"rows={expr_str(s.rows)}, cols={s.cols}, k={s.k})  # {s.row_tiles} x {s.col_tiles} tiles")
     if isinstance(s, While):
         return f"{pad}while {expr_str(s.cond)}:\n{stmt_str(s.body, indent + 1)}"
     if isinstance(s, IfThenElse):

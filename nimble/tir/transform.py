@@ -1,10 +1,11 @@
 """Rewriting every expression of a loop-IR statement tree."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from ..te.visit import substitute
-from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Stmt, Store, While
+from .nodes import Allocate, Assert, For, IfThenElse, LetStmt, Prefetch, Seq, Stmt, Store, TileMatmul, While
 
 
 def map_exprs(s: Stmt, fn: Callable) -> Stmt:
@@ -16,6 +17,8 @@ def map_exprs(s: Stmt, fn: Callable) -> Stmt:
         return Store(s.buffer, fn(s.index), fn(s.value))
     if isinstance(s, Prefetch):
         return Prefetch(s.buffer, fn(s.index), s.lines, s.level)
+    if isinstance(s, TileMatmul):
+        return replace(s, out_index=fn(s.out_index), a_index=fn(s.a_index), b_index=fn(s.b_index), rows=fn(s.rows))
     if isinstance(s, IfThenElse):
         return IfThenElse(fn(s.cond), map_exprs(s.then_case, fn),
                           map_exprs(s.else_case, fn) if s.else_case is not None else None)

@@ -24,8 +24,7 @@ import numpy as np
 
 from ..te.expr import BinaryOp, Call, Div, Expr, IntImm, Var, is_float
 from ..te.visit import walk
-from ..tir.lower import lower
-from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Store, While
+from ..tir.nodes import Allocate, Assert, For, IfThenElse, LetStmt, Load, Seq, Store, TileMatmul, While
 
 MAX_DEPTH = 10
 MAX_BUFFERS = 5
@@ -40,7 +39,8 @@ FEATURE_NAMES = (
     + [f"buf{b}_{f}" for b in range(MAX_BUFFERS) for f in ("bytes", "stride0", "stride1", "strideN", "reuse")]
 )
 
-_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+_SIZES = {"float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+          "uint32": 4, "uint64": 8, "float16": 2, "bfloat16": 2}
 
 
 def _log2(x: float) -> float:
@@ -123,6 +123,13 @@ class _Walker:
             self.visit(s.body, path, mult)
         elif isinstance(s, Store):
             self._statement(s, path, mult)
+        elif isinstance(s, TileMatmul):  # its tiles counted as 16-lane operations
+            rows = max(_eval(s.rows, self.env), 0)
+            g = self.g
+            g["work"] += mult * rows * s.cols * s.k / 16
+            g["flops"] += mult * 2 * rows * s.cols * s.k
+            g["loads"] += mult * (rows * s.k + s.cols * s.k) / 64
+            g["stores"] += mult * rows * s.cols / 16
 
     def _statement(self, s: Store, path: list, mult: float) -> None:
         g = self.g
@@ -170,8 +177,7 @@ def _knob_values(config) -> list:
 def extract(task, config, dims: dict | None = None) -> np.ndarray:
     """The feature vector of ``config`` of ``task`` at ``dims`` (default: the task's bucket)."""
     dims = task.dims if dims is None else dims
-    inst = task.template_obj.instantiate(task.signature, config)
-    func = lower(inst.schedule, inst.args, "features")
+    func = task.template_obj.lower(task.signature, config, "features")
     env = {v: dims.get(v.name, 1) for v in func.shape_vars}
     w = _Walker(env, func.params)
     w.visit(func.body, [], 1.0)

@@ -19,6 +19,7 @@ The environment is read when this module is first imported; after that the value
 | ``NIMBLE_NO_CACHE`` | bool | false | never read or write the object cache |
 | ``NIMBLE_VM`` | ``native`` or ``python`` | native | the default ``VirtualMachine`` backend |
 | ``NIMBLE_BYTECODE_OPT`` | bool | true | run the bytecode optimisations (``nimble.vm.bytecode_opt``) |
+| ``NIMBLE_AMX`` | bool | true | int8 products of models on Intel AMX tiles where the CPU has AMX-INT8 |
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class Settings:
     no_cache: bool = False
     vm: str = "native"
     bytecode_opt: bool = True
+    amx: bool = True
 
 
 def _int(minimum: int) -> Callable[[str, str], int]:
@@ -105,6 +107,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NIMBLE_NO_CACHE", "no_cache", _bool, lambda: False),
     Variable("NIMBLE_VM", "vm", _choice("native", "python"), lambda: "native"),
     Variable("NIMBLE_BYTECODE_OPT", "bytecode_opt", _bool, lambda: True),
+    Variable("NIMBLE_AMX", "amx", _bool, lambda: True),
 )
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}
 

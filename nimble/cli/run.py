@@ -80,12 +80,12 @@ def require_onnx() -> None:
 def onnx_cache_path(model_path: str, records: str | None) -> Path:
     """Where the executable compiled from ``model_path`` (with ``records``) is cached: keyed by the
     model's bytes, nimble's version, this host's CPU, the thread count (records are chosen per
-    thread count) and the records file's size and mtime."""
+    thread count), whether AMX tiles may be used (``NIMBLE_AMX``) and the records file's size and mtime."""
     from ..version import __version__
     from ..codegen.jit import cache_dir, host
 
     h = hashlib.sha256(Path(model_path).read_bytes())
-    for part in (__version__, host().key, str(records), str(settings.num_threads())):
+    for part in (__version__, host().key, str(records), str(settings.num_threads()), f"amx={settings.current().amx}"):
         h.update(b"\0" + part.encode())
     if records and "://" not in records and Path(records).is_file():
         st = Path(records).stat()

@@ -17,7 +17,6 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from ..codegen.build import build
 from ..errors import FormatError, NimbleError
 from ..schedules.registry import Signature
 from ..tuner.buckets import FALLBACK_RANGES, UNBOUNDED, BucketKey
@@ -391,9 +390,7 @@ def template_dispatch(template: str, signature, name: str, dim: tuple, arg_layou
     for k, (r, cfg) in enumerate(resolved):
         key = json.dumps(cfg.to_json(), sort_keys=True)
         if key not in built:  # ranges with one config (a record's range split by refit) share its kernel
-            inst = tmpl.instantiate(signature, cfg)
-            built[key] = KernelEntry.from_kernel(build(inst.schedule, inst.args, name=f"{name}_b{k}",
-                                                       residues=inst.residue_vars()))
+            built[key] = KernelEntry.from_kernel(tmpl.build(signature, cfg, name=f"{name}_b{k}").kernel)
         kernels.append(built[key])
         maps.append(tuple(arg_layout(cfg, configs)))
     extra_dims = tuple((*dim_places[d], d) for d in others)
@@ -430,8 +427,7 @@ def any_bucket_dispatch(template: str, signature, name: str, dim: tuple, arg_lay
     if cfg is None:
         cfg = tmpl.fallback(signature, space, {})
         r = BucketRange(0, UNBOUNDED, f"{dim_name}>=0", "fallback", None, None, cfg.to_json())
-    inst = tmpl.instantiate(signature, cfg)
-    kernel = build(inst.schedule, inst.args, name=f"{name}_b0", residues=inst.residue_vars())
+    kernel = tmpl.build(signature, cfg, name=f"{name}_b0").kernel
     entry = DispatchEntry(name, tuple(dim), (r,), (KernelEntry.from_kernel(kernel),), (tuple(arg_layout(cfg, [cfg])),),
                           dim_name)
     return entry, [cfg]

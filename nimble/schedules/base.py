@@ -128,6 +128,13 @@ class Template:
     def num_inputs(self, sig: Signature) -> int:
         return len(sig.args)
 
+    def lower(self, sig: Signature, cfg: Config, name: str = "kernel"):
+        """The loop IR (``PrimFunc``) of ``cfg`` for ``sig``: what the cost model's features read."""
+        from ..tir.lower import lower
+
+        inst = self.instantiate(sig, cfg)
+        return lower(inst.schedule, inst.args, name)
+
     def build(self, sig: Signature, cfg: Config, name: str | None = None):
         """Compile ``cfg`` for ``sig``: a ``TemplateKernel`` taking the user's numpy inputs."""
         from ..codegen.build import build

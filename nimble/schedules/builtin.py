@@ -13,6 +13,7 @@ from .cuda_reduce import CudaReduce
 from .cuda_softmax import CudaSoftmax
 from .dense import Dense
 from .dense_integer import DenseInteger
+from .dense_integer_amx import DenseIntegerAmx
 from .injective import Injective
 from .layer_norm import LayerNorm
 from .gru_cell import GRUCell
@@ -25,6 +26,7 @@ from .take import Take
 BUILTIN_TEMPLATES = (
     ("dense", "llvm", Dense),
     ("dense_integer", "llvm", DenseInteger),
+    ("dense_integer_amx", "llvm", DenseIntegerAmx),
     ("matmul", "llvm", Matmul),
     ("batch_matmul", "llvm", BatchMatmul),
     ("attention", "llvm", Attention),

@@ -350,7 +350,7 @@ class FunctionCompiler:
             from .conv_kernels import conv2d_group_inputs
 
             gk = replace(gk, inputs=conv2d_group_inputs(group, self.mc.types, self.mc.__dict__.setdefault("_packed", {})))
-        elif gk.template == "dense_integer":  # its own weight, packed, and column sums
+        elif gk.template in ("dense_integer", "dense_integer_amx"):  # its own weight, packed, and column sums
             from .template_kernels import dense_integer_inputs
 
             gk = replace(gk, inputs=dense_integer_inputs(group.calls[0], gk.weight_layouts,

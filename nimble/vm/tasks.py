@@ -78,7 +78,9 @@ def group_task(group, types):
         return "dense", found[0]
     found = dense_integer_group_signature(group, types)
     if found is not None:
-        return "dense_integer", found[0]
+        from ..schedules.dense_integer_amx import dense_integer_template
+
+        return dense_integer_template(), found[0]
     if len(group.calls) == 1 and group.calls[0].op.name in RECURRENT_CELLS:
         call = group.calls[0]
         op = call.op.name

@@ -150,23 +150,30 @@ def dense_integer_inputs(call, weight_layouts, cache: dict) -> list:
 
 
 def dense_integer_template_kernel(group, types, name: str, db=None, accept_foreign: bool = False):
-    """A lone dense_integer with a constant int8 weight through its template (VNNI dot products), with a dispatch
-    table on the row count from the records of ``db``, fallback configs where none; else None."""
+    """A lone dense_integer with a constant int8 weight through its template (AMX tiles where the CPU has them,
+    else VNNI dot products: ``dense_integer_template``), with a dispatch table on the row count from the records
+    of ``db``, fallback configs where none; else None."""
     from ..dispatch.build import template_dispatch
+    from ..schedules.dense_integer_amx import dense_integer_template
 
     found = dense_integer_group_signature(group, types)
     if found is None:
         return None
     sig, x, w, zero = found
+    template = dense_integer_template()
+
+    def widths(configs):
+        return (16,) if template == "dense_integer_amx" else tuple(sorted({c["tile_cols"] for c in configs}))
 
     def layout(cfg, configs):
-        bns = sorted({c["tile_cols"] for c in configs})
+        bns = widths(configs)
         base = 1 + len(bns)
-        return (0, 1 + bns.index(cfg["tile_cols"]), base, base + 1, base + 2)  # x, wp, colsum, zero, the output
+        width = 16 if template == "dense_integer_amx" else cfg["tile_cols"]
+        return (0, 1 + bns.index(width), base, base + 1, base + 2)  # x, wp, colsum, zero, the output
 
-    entry, configs = template_dispatch("dense_integer", sig, name, (0, 0), layout, db, "llvm", accept_foreign)
-    bns = tuple(sorted({c["tile_cols"] for c in configs}))
+    entry, configs = template_dispatch(template, sig, name, (0, 0), layout, db, "llvm", accept_foreign)
+    bns = widths(configs)
     out_t = types[group.root]
     out_shapes = [[["dim", 0, 0] if not isinstance(out_t.shape[0], int) else out_t.shape[0], w.value.shape[0]]]
     return GroupKernel(name, entry, dense_integer_inputs(group.calls[0], bns, {}), [(_static(out_t), out_t.dtype)],
-                       out_shapes, None, "dense_integer", sig, bns)
+                       out_shapes, None, template, sig, bns)

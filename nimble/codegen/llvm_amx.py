@@ -97,7 +97,7 @@ def _byte_ptr(b: ir.IRBuilder, base, offset):
     return b.gep(base, [offset], source_etype=I8)
 
 
-def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k: int, a_stride: int,
+def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k: int, a_layout: tuple,
            out_stride: int, part: str) -> None:
     """One block: row tiles of ``rows`` (i16 values or ints) at a / c, column tiles ``widths`` (valid columns).
 
@@ -106,6 +106,7 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
     other widths would need more tile registers than a function's one configuration has.)"""
     colsb = [4 * n for n in widths]
     steps, tail = divmod(k, TILE_BYTES)
+    a_row, a_step, a_tile_bytes = a_layout
 
     def c_ptr(i, j):
         return _byte_ptr(b, c, i * TILE_ROWS * out_stride * 4 + j * TILE_BYTES)
@@ -123,7 +124,7 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
     def step(acc, a_off, w_off, width):
         def a_tile(i):
             return b.call(f.load, [_i16(b, rows[i]), _i16(b, width), _byte_ptr(b, a, b.add(a_off, ir.Constant(
-                I64, i * TILE_ROWS * a_stride))), ir.Constant(I64, a_stride)])
+                I64, i * a_tile_bytes))), ir.Constant(I64, a_row)])
 
         def w_tile(j):
             return b.call(f.load, [_i16(b, width // 4), _i16(b, colsb[j]), _byte_ptr(b, w, b.add(w_off, ir.Constant(
@@ -174,7 +175,7 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
         for i in range(len(rows)):
             for j in range(len(colsb)):
                 phis[i][j].add_incoming(acc[i][j], pre)
-        new = step(phis, b.mul(s, ir.Constant(I64, TILE_BYTES)), b.mul(s, ir.Constant(I64, TILE_ROWS * TILE_BYTES)),
+        new = step(phis, b.mul(s, ir.Constant(I64, a_step)), b.mul(s, ir.Constant(I64, TILE_ROWS * TILE_BYTES)),
                    TILE_BYTES)
         nxt = b.add(s, ir.Constant(I64, 1))
         s.add_incoming(nxt, b.block)
@@ -185,18 +186,18 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
         b.position_at_end(done)
         acc = new
     if tail:
-        acc = step(acc, ir.Constant(I64, first * TILE_BYTES), ir.Constant(I64, first * TILE_ROWS * TILE_BYTES), tail)
+        acc = step(acc, ir.Constant(I64, first * a_step), ir.Constant(I64, first * TILE_ROWS * TILE_BYTES), tail)
     for i, r in enumerate(rows):
         for j, cb in enumerate(colsb):
             b.call(f.store, [_i16(b, r), _i16(b, cb), c_ptr(i, j), ir.Constant(I64, out_stride * 4), acc[i][j]])
 
 
-def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tuple, k: int, a_stride: int,
+def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tuple, k: int, a_layout: tuple,
                    out_stride: int, part: str) -> ir.Function:
     """``void f(ptr a, ptr w, ptr c, i64 n)``: ``n`` blocks of ``row_tiles x 16`` rows (``dynamic``: one block of
     ``n`` < 16 rows), the blocks' column tiles of ``widths`` columns; ``part`` of the reduction as ``_block``."""
     name = (f"nimble.amx.u8s8.{part}.r{row_tiles}{'d' if dynamic else ''}.c{'_'.join(map(str, widths))}.k{k}"
-            f".a{a_stride}.o{out_stride}")
+            f".a{'_'.join(map(str, a_layout))}.o{out_stride}")
     fn = module.globals.get(name)
     if fn is not None:
         return fn
@@ -209,7 +210,7 @@ def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tup
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(entry)
     if dynamic:
-        _block(b, f, a, w, c, [b.trunc(n, I16)], list(widths), k, a_stride, out_stride, part)
+        _block(b, f, a, w, c, [b.trunc(n, I16)], list(widths), k, a_layout, out_stride, part)
         b.ret_void()
         return fn
     head = b.append_basic_block("rows.head")
@@ -222,9 +223,9 @@ def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tup
     b.cbranch(b.icmp_signed("<", blk, n), body, done)
     b.position_at_end(body)
     rows = row_tiles * TILE_ROWS
-    a_blk = _byte_ptr(b, a, b.mul(blk, ir.Constant(I64, rows * a_stride)))
+    a_blk = _byte_ptr(b, a, b.mul(blk, ir.Constant(I64, row_tiles * a_layout[2])))
     c_blk = _byte_ptr(b, c, b.mul(blk, ir.Constant(I64, rows * out_stride * 4)))
-    _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_stride, out_stride, part)
+    _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_layout, out_stride, part)
     blk.add_incoming(b.add(blk, ir.Constant(I64, 1)), b.block)
     b.branch(head)
     b.position_at_end(done)
@@ -243,6 +244,13 @@ def _groups(cols: int, col_tiles: int) -> list:
     return out
 
 
+def _a_layout(s) -> tuple:
+    """(bytes from a row of a to the next, from a 64-byte step to the next, from a row tile to the next)."""
+    if s.a_packed:
+        return TILE_BYTES, TILE_ROWS * TILE_BYTES, -(-s.k // TILE_BYTES) * TILE_ROWS * TILE_BYTES
+    return s.a_stride, TILE_BYTES, TILE_ROWS * s.a_stride
+
+
 def _rows(b: ir.IRBuilder, module: ir.Module, s, widths: tuple, a, w, c, rows) -> None:
     """Every row of one column group (w and c at the group's first column)."""
     rt = s.row_tiles
@@ -253,18 +261,23 @@ def _rows(b: ir.IRBuilder, module: ir.Module, s, widths: tuple, a, w, c, rows) -
     done = b.add(bulk_rows, b.mul(ones, ir.Constant(I64, TILE_ROWS)))
     left = b.sub(rows, done)
 
+    a_layout = _a_layout(s)
+
     def at(ptr, row, stride):
         return _byte_ptr(b, ptr, b.mul(row, ir.Constant(I64, stride)))
 
+    def a_at(row):  # row: a multiple of 16
+        return _byte_ptr(b, a, b.mul(b.sdiv(row, ir.Constant(I64, TILE_ROWS)), ir.Constant(I64, a_layout[2])))
+
     for part in parts:
         def fn(tiles, dynamic):
-            return _rows_function(module, tiles, dynamic, widths, s.k, s.a_stride, s.out_stride, part)
+            return _rows_function(module, tiles, dynamic, widths, s.k, a_layout, s.out_stride, part)
 
         b.call(fn(rt, False), [a, w, c, blocks])
         if rt > 1:
-            b.call(fn(1, False), [at(a, bulk_rows, s.a_stride), w, at(c, bulk_rows, 4 * s.out_stride), ones])
+            b.call(fn(1, False), [a_at(bulk_rows), w, at(c, bulk_rows, 4 * s.out_stride), ones])
         with b.if_then(b.icmp_signed(">", left, ir.Constant(I64, 0))):
-            b.call(fn(1, True), [at(a, done, s.a_stride), w, at(c, done, 4 * s.out_stride), left])
+            b.call(fn(1, True), [a_at(done), w, at(c, done, 4 * s.out_stride), left])
 
 
 def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows) -> None:

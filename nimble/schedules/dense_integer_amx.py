@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import te
 from ..te.expr import IntImm, Var
-from ..tir.nodes import Buffer, For, IfThenElse, Load, PrimFunc, Store, TileMatmul, seq
+from ..tir.nodes import Allocate, Buffer, For, IfThenElse, Load, PrimFunc, Store, TileMatmul, seq
 from ..tir.transform import substitute_stmt
 from .base import Signature, Template, TemplateError, TemplateKernel
 from .dense_integer import DenseInteger, _dims, column_sums, pack_weight
@@ -31,6 +31,7 @@ from .space import ConfigSpace
 TILES = ("1x1", "1x2", "1x4", "2x1", "2x2", "4x1")
 PANEL_KB = (64, 128, 256, 512, 1024)
 PARALLEL = ("cols", "fused")
+A_LAYOUTS = ("tiles", "rows")  # x copied into 16 x 64-byte tiles first, or read in place (rows k bytes apart)
 SMALL_ROWS = 16  # below this many rows a block is one partial tile: wide groups (1 x 4) read x once
 
 
@@ -41,6 +42,22 @@ def dense_integer_template() -> str:
     from ..codegen.isa import host_amx_int8
 
     return "dense_integer_amx" if settings.current().amx and host_amx_int8() else "dense_integer"
+
+
+def _pack(x: Buffer, tiles: Buffer, n, k: int, kp: int):
+    """x (n, k) into 16 x 64-byte tiles: ``tiles[(i // 16) * 16 * kp + (q // 64) * 1024 + (i % 16) * 64 + q % 64]``
+    (``TileMatmul``'s packed a; the bytes past k in a row's last tile are never read)."""
+    i, s, q = Var("pi"), Var("ps"), Var("pq")
+    steps, tail = divmod(k, 64)
+    base = (i // 16) * 16 * kp + (i % 16) * 64
+
+    def copy(step, width):
+        return For(q, IntImm(0), IntImm(width), "vectorized",
+                   Store(tiles, base + step * 1024 + q, Load(x, i * k + step * 64 + q)))
+
+    body = seq(For(s, IntImm(0), IntImm(steps), "serial", copy(s, 64)) if steps else None,
+               copy(IntImm(steps), tail) if tail else None)
+    return For(i, IntImm(0), n, "parallel", body)
 
 
 def _tiles(cfg) -> tuple:
@@ -57,13 +74,14 @@ class DenseIntegerAmx(DenseInteger):
         s.define_knob("tiles", TILES)
         s.define_knob("panel_kb", PANEL_KB)
         s.define_knob("parallel", PARALLEL)
+        s.define_knob("a_layout", A_LAYOUTS)
         return s
 
     def fallback(self, sig, space, hints=None):
         n, k, m = _dims(sig)
         rep = n if isinstance(n, int) else (hints or {}).get(n, 64)
         tiles = "1x4" if rep <= SMALL_ROWS else "2x2"
-        return space.config(tiles=tiles, panel_kb=256, parallel="cols")
+        return space.config(tiles=tiles, panel_kb=256, parallel="cols", a_layout="tiles")
 
     def refit(self, sig, space, cfg, dim, n):
         n_dim, _, _ = _dims(sig)
@@ -94,9 +112,14 @@ class DenseIntegerAmx(DenseInteger):
         rows = te.min_(IntImm(panel), n - first_row)
         zp = te.cast("int32", Load(zero, IntImm(0)))
 
+        packed = cfg["a_layout"] == "tiles"
+        kp = -(-k // 64) * 64
+        a = Buffer("x_tiles", "uint8", (te.ceildiv(n, IntImm(16)) * 16 * kp,), "global") if packed else x
+
         def group(col0, cols):
-            product = TileMatmul(out, first_row * m + col0, m, x, first_row * k, k, wp, col0 * k, rows, cols, k, rt,
-                                 ct)
+            a_index = (first_row // 16) * 16 * kp if packed else first_row * k
+            product = TileMatmul(out, first_row * m + col0, m, a, a_index, k, wp, col0 * k, rows, cols, k, rt, ct,
+                                 packed)
             at = (first_row + i) * m + col0 + j
             fix = For(i, IntImm(0), rows, "serial", For(j, IntImm(0), IntImm(cols), "vectorized", Store(
                 out, at, Load(out, at) - zp * Load(colsum, col0 + j))))
@@ -115,6 +138,8 @@ class DenseIntegerAmx(DenseInteger):
                        substitute_stmt(body, {p: q // n_groups, g: q % n_groups}))
         else:
             body = For(p, IntImm(0), panels, "serial", For(g, IntImm(0), IntImm(n_groups), "parallel", body))
+        if packed:
+            body = Allocate(a, a.shape[0], seq(_pack(x, a, n, k, kp), body))
         shape_vars = (n,) if isinstance(n, Var) else ()
         return PrimFunc(name, (x, wp, colsum, zero, out), shape_vars, body)
 

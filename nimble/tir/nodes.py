@@ -102,7 +102,9 @@ class TileMatmul(Stmt):
     Row r of ``a`` starts at ``a[a_index + r * a_stride]`` and of ``out`` at ``out[out_index + r * out_stride]``;
     ``w`` is packed in blocks of 16 columns, ``b[b_index + (c // 16) * 16 * k + (q // 4) * 64 + (c % 16) * 4 + q % 4]``
     (``schedules.dense_integer.pack_weight`` with 16 columns a block; columns past ``cols`` are read and ignored).
-    ``rows`` is any expression >= 0; ``cols``, ``k`` (a multiple of 4) and the strides are constants.
+    ``rows`` is any expression >= 0; ``cols``, ``k`` (a multiple of 4) and the strides are constants. With
+    ``a_packed`` (``a_stride`` unused), ``a`` holds 16 x 64-byte tiles, ``a[a_index + (r // 16) * 16 * K + (q // 64)
+    * 1024 + (r % 16) * 64 + q % 64]`` with K = k rounded up to 64 (``schedules.dense_integer_amx`` packs it).
     ``row_tiles`` x ``col_tiles`` accumulator tiles of 16 x 16 are kept at once (with the tiles they read, at
     most the 8 AMX tile registers).
     """
@@ -120,6 +122,7 @@ class TileMatmul(Stmt):
     k: int
     row_tiles: int = 2
     col_tiles: int = 2
+    a_packed: bool = False
 
 
 @dataclass(frozen=True, repr=False)

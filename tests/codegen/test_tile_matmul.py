@@ -19,13 +19,22 @@ from nimble.tir.nodes import Buffer, PrimFunc, TileMatmul
 amx = pytest.mark.skipif(not host_amx_int8(), reason="this CPU (or its OS) has no AMX-INT8 tiles")
 
 
-def _func(k: int, m: int, tiles=(2, 2), dtypes=("uint8", "int8", "int32"), name="tile_mm"):
-    n = Var("n")
-    x = Buffer("x", dtypes[0], (n, IntImm(k)))
+def _func(k: int, m: int, tiles=(2, 2), dtypes=("uint8", "int8", "int32"), name="tile_mm", packed=False):
+    n, size = Var("n"), Var("size")
+    x = Buffer("x", dtypes[0], (size,) if packed else (n, IntImm(k)))
     wp = Buffer("wp", dtypes[1], (IntImm(-(-m // 16)), IntImm(k // 4), IntImm(16), IntImm(4)))
     out = Buffer("out", dtypes[2], (n, IntImm(m)))
-    body = TileMatmul(out, IntImm(0), m, x, IntImm(0), k, wp, IntImm(0), n, m, k, *tiles)
-    return PrimFunc(name, (x, wp, out), (n,), body)
+    body = TileMatmul(out, IntImm(0), m, x, IntImm(0), k, wp, IntImm(0), n, m, k, *tiles, packed)
+    return PrimFunc(name, (x, wp, out), (size, n) if packed else (n,), body)
+
+
+def _tiles_of(x: np.ndarray) -> np.ndarray:
+    """x (n, k) as TileMatmul's packed a: 16 x 64-byte tiles, row tiles apart by 16 x k rounded up to 64."""
+    n, k = x.shape
+    kp, nt = -(-k // 64) * 64, -(-n // 16)
+    padded = np.zeros((nt * 16, kp), np.uint8)
+    padded[:n, :k] = x
+    return np.ascontiguousarray(padded.reshape(nt, 16, kp // 64, 64).transpose(0, 2, 1, 3)).reshape(-1)
 
 
 _kernels: dict = {}
@@ -63,6 +72,19 @@ def test_every_accumulator_shape_is_exact_around_the_tile_edges(tiles):
 def test_any_rows_k_and_columns(n, shape, tiles, seed):
     k, m = shape
     _check(_kernel(k, m, tiles), n, k, m, np.random.default_rng(seed))
+
+
+@amx
+@pytest.mark.parametrize("k, m, tiles", [(192, 80, (2, 2)), (100, 37, (1, 4)), (260, 50, (4, 1))])
+def test_packed_a_is_exact(k, m, tiles):
+    kernel = build_func(_func(k, m, tiles, name=f"tmm_packed_{k}_{m}_{tiles[0]}x{tiles[1]}", packed=True), outputs=[2])
+    rng = np.random.default_rng(k)
+    w = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    for n in (0, 1, 16, 17, 40, 99):
+        x = rng.integers(0, 256, (n, k)).astype(np.uint8)
+        out = np.empty((n, m), np.int32)
+        kernel(_tiles_of(x), pack_weight(w, 16), out)
+        np.testing.assert_array_equal(out, x.astype(np.int32) @ w.astype(np.int32).T, err_msg=f"n={n}")
 
 
 @amx

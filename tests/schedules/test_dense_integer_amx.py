@@ -23,11 +23,17 @@ amx = pytest.mark.skipif(not host_amx_int8(), reason="this CPU (or its OS) has n
 
 @amx
 @pytest.mark.parametrize("k, m", [(256, 96), (132, 40)])
-def test_every_config_is_exact_at_many_row_counts(k, m):
+def test_every_knob_value_is_exact_at_many_row_counts(k, m):
+    """Each value of each knob, the others at the fallback's (every tile shape with both layouts of x)."""
     sig = dense_integer_signature("n", k, m)
     rng = np.random.default_rng(k)
     space = T.space(sig)
-    for index in range(len(space)):
+    base = T.fallback(sig, space, {"n": 64})
+    picks = {space.config(**{**base.values, "tiles": t, "a_layout": a}).index
+             for t in space.knobs["tiles"].values for a in space.knobs["a_layout"].values}
+    picks |= {space.config(**{**base.values, name: v}).index for name in ("panel_kb", "parallel")
+              for v in space.knobs[name].values}
+    for index in sorted(picks):
         kernel = built("dense_integer_amx", sig, index)
         for n in (0, 1, 16, 33, 200):
             ins = T.random_inputs(sig, {"n": n}, rng)
@@ -68,10 +74,10 @@ def test_fallback_and_refit_take_wide_groups_for_few_rows():
 def test_the_loop_ir_is_one_tile_product_per_column_group_and_the_cost_model_reads_it():
     sig = dense_integer_signature("n", 768, 200)  # 200 columns: 6 groups of 32 and one of 8
     space = T.space(sig)
-    cfg = space.config(tiles="2x2", panel_kb=256, parallel="cols")
+    cfg = space.config(tiles="2x2", panel_kb=256, parallel="cols", a_layout="tiles")
     func = T.lower(sig, cfg)
     text = str(func)
-    assert "cols=32, k=768)  # 2 x 2 tiles" in text and "cols=8, k=768)" in text
+    assert "cols=32, k=768)  # 2 x 2 tiles, a packed" in text and "cols=8, k=768)" in text
     assert "# parallel" in text
     task = Task("dense_integer_amx", sig, "llvm", "n=17..64")
     small, big = (features.extract(task, cfg, {"n": n}) for n in (17, 64))

@@ -191,7 +191,7 @@ class Kernel:
                 if any(d < 0 for d in shape):
                     return self._fail(full, allocate)
                 try:
-                    full[i] = np.empty(shape, dtype=self.dtypes[i])
+                    full[i] = aligned_empty(shape, self.dtypes[i])
                 except (ValueError, MemoryError):
                     return self._fail(full, allocate)
         for i, k, fn, _ in self._derived:
@@ -273,6 +273,21 @@ class Kernel:
         return self._launch(full, env, allocate)
 
 
+ALIGNMENT = 64
+
+
+def aligned_empty(shape: tuple, dtype) -> np.ndarray:
+    """``np.empty`` starting on a cache line, as the VM's storage does (numpy puts large arrays 16 bytes past a page:
+    a kernel's 64-byte vector and AMX tile rows then straddle two lines each)."""
+    dt = numpy_dtype(dtype) if isinstance(dtype, str) else np.dtype(dtype)
+    count = 1
+    for d in shape:
+        count *= int(d)
+    raw = np.empty(count * dt.itemsize + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start:start + count * dt.itemsize].view(dt).reshape(shape)
+
+
 def _empty(shape: tuple, dtype: str, what: str):
     """``np.empty`` with the element count and byte size checked against int64 first."""
     count = 1
@@ -282,7 +297,7 @@ def _empty(shape: tuple, dtype: str, what: str):
     if nbytes >= 1 << 63:
         raise ShapeError(f"{what}: shape {shape} needs {nbytes} bytes, more than an int64 byte count can hold")
     try:
-        return np.empty(shape, dtype=numpy_dtype(dtype))
+        return aligned_empty(shape, dtype)
     except (MemoryError, ValueError) as exc:
         raise MemoryError(f"{what}: cannot allocate shape {shape} ({nbytes} bytes): {exc}") from None
 

@@ -23,11 +23,15 @@ from .gemm import gemm_fallback, gemm_refit, gemm_schedule, gemm_space
 
 def pack_weight(w: np.ndarray, bn: int) -> np.ndarray:
     """w(m, k) int8 -> wp(ceil(m / bn), k / 4, bn, 4) with wp[a, r, b, t] = w[a*bn + b, 4r + t] (zero padded)."""
+    from ..codegen.build import aligned_empty
+
     m, k = w.shape
     mo = -(-m // bn)
     padded = np.zeros((mo * bn, k), w.dtype)
     padded[:m] = w
-    return np.ascontiguousarray(padded.reshape(mo, bn, k // 4, 4).transpose(0, 2, 1, 3))
+    out = aligned_empty((mo, k // 4, bn, 4), w.dtype)  # AMX tile rows must not straddle cache lines
+    out[...] = padded.reshape(mo, bn, k // 4, 4).transpose(0, 2, 1, 3)
+    return out
 
 
 def column_sums(w: np.ndarray) -> np.ndarray:

@@ -240,7 +240,8 @@ class LLVMCodegen:
                 raise CodegenError("tile_matmul cannot be inside an explicit vector loop")
             emit_tile_matmul(self.b, self.module, s, self._elem_ptr(s.a, self.expr(s.a_index)),
                              self._elem_ptr(s.b, self.expr(s.b_index)), self._elem_ptr(s.out, self.expr(s.out_index)),
-                             self.expr(s.rows))
+                             self.expr(s.rows),
+                             None if s.init is None else self._elem_ptr(s.init, self.expr(s.init_index)))
         else:
             raise CodegenError(f"unknown statement {type(s).__name__}")
 

@@ -98,12 +98,14 @@ def _byte_ptr(b: ir.IRBuilder, base, offset):
 
 
 def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k: int, a_layout: tuple,
-           out_stride: int, part: str) -> None:
+           out_stride: int, part: str, init=None) -> None:
     """One block: row tiles of ``rows`` (i16 values or ints) at a / c, column tiles ``widths`` (valid columns).
 
     ``part`` "all": the whole reduction from zero, k a multiple of 64 or below 64; "steps": the 64-byte steps of a
     k that is neither; "last": the last, narrower step of such a k, added to what "steps" stored. (Tiles of
-    other widths would need more tile registers than a function's one configuration has.)"""
+    other widths would need more tile registers than a function's one configuration has.) ``a_layout``: the bytes
+    from a row of a to the next, from a 64-byte step to the next, from a row tile to the next (``_a_layout``).
+    ``init``: int32 columns every row of the sum starts from (loaded with a row stride of 0), else 0."""
     colsb = [4 * n for n in widths]
     steps, tail = divmod(k, TILE_BYTES)
     a_row, a_step, a_tile_bytes = a_layout
@@ -116,7 +118,11 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
                 for j, cb in enumerate(colsb)] for i, r in enumerate(rows)]
         steps, first = 0, steps
     else:
-        acc = [[b.call(f.zero, [_i16(b, r), _i16(b, cb)]) for cb in colsb] for r in rows]
+        if init is None:
+            acc = [[b.call(f.zero, [_i16(b, r), _i16(b, cb)]) for cb in colsb] for r in rows]
+        else:
+            acc = [[b.call(f.load, [_i16(b, r), _i16(b, cb), _byte_ptr(b, init, j * TILE_BYTES), ir.Constant(I64, 0)])
+                    for j, cb in enumerate(colsb)] for r in rows]
         first = 0
         if part == "steps":
             tail = 0
@@ -193,24 +199,26 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
 
 
 def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tuple, k: int, a_layout: tuple,
-                   out_stride: int, part: str) -> ir.Function:
-    """``void f(ptr a, ptr w, ptr c, i64 n)``: ``n`` blocks of ``row_tiles x 16`` rows (``dynamic``: one block of
-    ``n`` < 16 rows), the blocks' column tiles of ``widths`` columns; ``part`` of the reduction as ``_block``."""
+                   out_stride: int, part: str, init: bool) -> ir.Function:
+    """``void f(ptr a, ptr w, ptr c, i64 n, ptr init)``: ``n`` blocks of ``row_tiles x 16`` rows (``dynamic``: one
+    block of ``n`` < 16 rows), the blocks' column tiles of ``widths`` columns; ``part`` of the reduction and
+    ``init`` (used or not) as ``_block``."""
     name = (f"nimble.amx.u8s8.{part}.r{row_tiles}{'d' if dynamic else ''}.c{'_'.join(map(str, widths))}.k{k}"
-            f".a{'_'.join(map(str, a_layout))}.o{out_stride}")
+            f".a{'_'.join(map(str, a_layout))}.o{out_stride}{'.init' if init else ''}")
     fn = module.globals.get(name)
     if fn is not None:
         return fn
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64]), name)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, I64, PTR]), name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
     fn.attributes.add("noinline")
-    a, w, c, n = fn.args
+    a, w, c, n, start = fn.args
+    start = start if init else None
     f = _Intrinsics(module)
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(entry)
     if dynamic:
-        _block(b, f, a, w, c, [b.trunc(n, I16)], list(widths), k, a_layout, out_stride, part)
+        _block(b, f, a, w, c, [b.trunc(n, I16)], list(widths), k, a_layout, out_stride, part, start)
         b.ret_void()
         return fn
     head = b.append_basic_block("rows.head")
@@ -225,7 +233,7 @@ def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tup
     rows = row_tiles * TILE_ROWS
     a_blk = _byte_ptr(b, a, b.mul(blk, ir.Constant(I64, row_tiles * a_layout[2])))
     c_blk = _byte_ptr(b, c, b.mul(blk, ir.Constant(I64, rows * out_stride * 4)))
-    _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_layout, out_stride, part)
+    _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_layout, out_stride, part, start)
     blk.add_incoming(b.add(blk, ir.Constant(I64, 1)), b.block)
     b.branch(head)
     b.position_at_end(done)
@@ -251,8 +259,8 @@ def _a_layout(s) -> tuple:
     return s.a_stride, TILE_BYTES, TILE_ROWS * s.a_stride
 
 
-def _rows(b: ir.IRBuilder, module: ir.Module, s, widths: tuple, a, w, c, rows) -> None:
-    """Every row of one column group (w and c at the group's first column)."""
+def _rows(b: ir.IRBuilder, module: ir.Module, s, widths: tuple, a, w, c, rows, init) -> None:
+    """Every row of one column group (w, c and init, or None, at the group's first column)."""
     rt = s.row_tiles
     parts = ("steps", "last") if s.k > TILE_BYTES and s.k % TILE_BYTES else ("all",)
     blocks = b.sdiv(rows, ir.Constant(I64, rt * TILE_ROWS))
@@ -270,19 +278,24 @@ def _rows(b: ir.IRBuilder, module: ir.Module, s, widths: tuple, a, w, c, rows) -
         return _byte_ptr(b, a, b.mul(b.sdiv(row, ir.Constant(I64, TILE_ROWS)), ir.Constant(I64, a_layout[2])))
 
     for part in parts:
+        start = init if part != "last" else None
+
         def fn(tiles, dynamic):
-            return _rows_function(module, tiles, dynamic, widths, s.k, a_layout, s.out_stride, part)
+            return _rows_function(module, tiles, dynamic, widths, s.k, a_layout, s.out_stride, part,
+                                  start is not None)
 
-        b.call(fn(rt, False), [a, w, c, blocks])
+        arg = start if start is not None else ir.Constant(PTR, None)
+        b.call(fn(rt, False), [a, w, c, blocks, arg])
         if rt > 1:
-            b.call(fn(1, False), [a_at(bulk_rows), w, at(c, bulk_rows, 4 * s.out_stride), ones])
+            b.call(fn(1, False), [a_at(bulk_rows), w, at(c, bulk_rows, 4 * s.out_stride), ones, arg])
         with b.if_then(b.icmp_signed(">", left, ir.Constant(I64, 0))):
-            b.call(fn(1, True), [a_at(done), w, at(c, done, 4 * s.out_stride), left])
+            b.call(fn(1, True), [a_at(done), w, at(c, done, 4 * s.out_stride), left, arg])
 
 
-def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows) -> None:
+def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows, init=None) -> None:
     """Emit ``s`` (a ``TileMatmul``) at ``b``: ``a``, ``w`` and ``c`` the addresses of its first A row, its packed
-    weight and its first output element, ``rows`` its i64 row count."""
+    weight and its first output element, ``rows`` its i64 row count, ``init`` the address of its first initial
+    column (None: the sums start from 0)."""
     from .llvm import CodegenError
 
     if (s.row_tiles, s.col_tiles) not in TILE_SHAPES:
@@ -290,13 +303,15 @@ def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows) -> No
     if s.k <= 0 or s.k % 4 or s.cols <= 0:
         raise CodegenError(f"tile_matmul: k must be a positive multiple of 4 and cols positive, got k={s.k}, "
                            f"cols={s.cols}")
-    if (s.a.dtype, s.b.dtype, s.out.dtype) != ("uint8", "int8", "int32"):
-        raise CodegenError(f"tile_matmul: takes uint8 a, int8 b and int32 out, got {s.a.dtype}, {s.b.dtype}, "
-                           f"{s.out.dtype}")
+    if (s.a.dtype, s.b.dtype, s.out.dtype) != ("uint8", "int8", "int32") or (
+            s.init is not None and s.init.dtype != "int32"):
+        raise CodegenError(f"tile_matmul: takes uint8 a, int8 b, int32 out and int32 init, got {s.a.dtype}, "
+                           f"{s.b.dtype}, {s.out.dtype}, {None if s.init is None else s.init.dtype}")
     for first, count, widths in _groups(s.cols, s.col_tiles):
         w0, c0 = _byte_ptr(b, w, first * s.k), _byte_ptr(b, c, first * 4)
+        i0 = None if init is None else _byte_ptr(b, init, first * 4)
         if count == 1:
-            _rows(b, module, s, widths, a, w0, c0, rows)
+            _rows(b, module, s, widths, a, w0, c0, rows, i0)
             continue
         pre = b.block
         body = b.append_basic_block("colgroup.body")
@@ -307,7 +322,8 @@ def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows) -> No
         g.add_incoming(ir.Constant(I64, 0), pre)
         span = len(widths) * TILE_ROWS
         _rows(b, module, s, widths, a, _byte_ptr(b, w0, b.mul(g, ir.Constant(I64, span * s.k))),
-              _byte_ptr(b, c0, b.mul(g, ir.Constant(I64, span * 4))), rows)
+              _byte_ptr(b, c0, b.mul(g, ir.Constant(I64, span * 4))), rows,
+              None if i0 is None else _byte_ptr(b, i0, b.mul(g, ir.Constant(I64, span * 4))))
         nxt = b.add(g, ir.Constant(I64, 1))
         g.add_incoming(nxt, b.block)
         b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, count)), body, done)

@@ -30,6 +30,7 @@ def stmt_exprs(s: Stmt):
         yield s.a_index
         yield s.b_index
         yield s.rows
+        yield s.init_index
     elif isinstance(s, IfThenElse):
         yield s.cond
         yield from stmt_exprs(s.then_case)
@@ -70,7 +71,7 @@ def uses(s: Stmt):
         if isinstance(st, (Store, Prefetch)) and st.buffer not in used_bufs:
             used_bufs.append(st.buffer)
         if isinstance(st, TileMatmul):
-            used_bufs.extend(x for x in (st.out, st.a, st.b) if x not in used_bufs)
+            used_bufs.extend(x for x in (st.out, st.a, st.b, st.init) if x is not None and x not in used_bufs)
     for e in stmt_exprs(s):
         for n in walk(e):
             if isinstance(n, Var):

@@ -8,8 +8,11 @@ One ``tdpbusd`` multiplies a 16 x 64-byte tile of x by 64 x 16 weight bytes: 16,
 The kernel: rows of x in panels of about ``panel_kb`` KiB (a multiple of the block height); per panel, the output
 columns in groups of ``16 x col_tiles`` (weight packed 16 columns a block, ``dense_integer.pack_weight(w, 16)``),
 the groups in parallel ("cols"; "fused": the (panel, group) pairs in parallel), each group's rows in blocks of
-``16 x row_tiles`` (``tiles``: accumulators held in tile registers over the whole reduction); then the group's
-columns take ``zero_point * colsum[j]`` off, while they are still in cache. Rows, columns and k need no multiple
+``16 x row_tiles`` (``tiles``: accumulators held in tile registers over the whole reduction), the accumulators
+starting from ``-zero_point * colsum[j]`` (a row computed once per call, loaded into every tile row). x is first
+copied into 16 x 64-byte tiles (``a_layout`` "tiles": a tile load of rows k bytes apart ran ~3x slower) unless
+``a_layout`` is "rows". Every operand starts on a cache line (packed weights, workspace and the VM's storage are
+64-byte aligned; a tile row straddling two lines ran at a third of the speed). Rows, columns and k need no multiple
 of 16 or 64: the last rows run a narrower tile, the last columns fewer and narrower tiles, and a k that is not a
 multiple of 64 a last narrower step.
 
@@ -116,14 +119,12 @@ class DenseIntegerAmx(DenseInteger):
         kp = -(-k // 64) * 64
         a = Buffer("x_tiles", "uint8", (te.ceildiv(n, IntImm(16)) * 16 * kp,), "global") if packed else x
 
+        start = Buffer("start", "int32", (IntImm(m),), "local")  # every row's sum starts at -zp * colsum[j]
+
         def group(col0, cols):
             a_index = (first_row // 16) * 16 * kp if packed else first_row * k
-            product = TileMatmul(out, first_row * m + col0, m, a, a_index, k, wp, col0 * k, rows, cols, k, rt, ct,
-                                 packed)
-            at = (first_row + i) * m + col0 + j
-            fix = For(i, IntImm(0), rows, "serial", For(j, IntImm(0), IntImm(cols), "vectorized", Store(
-                out, at, Load(out, at) - zp * Load(colsum, col0 + j))))
-            return seq(product, fix)
+            return TileMatmul(out, first_row * m + col0, m, a, a_index, k, wp, col0 * k, rows, cols, k, rt, ct,
+                              packed, start, col0)
 
         col0 = g * group_cols
         if groups and rest:
@@ -138,8 +139,12 @@ class DenseIntegerAmx(DenseInteger):
                        substitute_stmt(body, {p: q // n_groups, g: q % n_groups}))
         else:
             body = For(p, IntImm(0), panels, "serial", For(g, IntImm(0), IntImm(n_groups), "parallel", body))
+        body = seq(For(j, IntImm(0), IntImm(m), "vectorized", Store(start, j, -zp * Load(colsum, j))), body)
         if packed:
-            body = Allocate(a, a.shape[0], seq(_pack(x, a, n, k, kp), body))
+            body = seq(_pack(x, a, n, k, kp), body)
+        body = Allocate(start, IntImm(m), body)
+        if packed:
+            body = Allocate(a, a.shape[0], body)
         shape_vars = (n,) if isinstance(n, Var) else ()
         return PrimFunc(name, (x, wp, colsum, zero, out), shape_vars, body)
 

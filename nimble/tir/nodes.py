@@ -105,6 +105,8 @@ class TileMatmul(Stmt):
     ``rows`` is any expression >= 0; ``cols``, ``k`` (a multiple of 4) and the strides are constants. With
     ``a_packed`` (``a_stride`` unused), ``a`` holds 16 x 64-byte tiles, ``a[a_index + (r // 16) * 16 * K + (q // 64)
     * 1024 + (r % 16) * 64 + q % 64]`` with K = k rounded up to 64 (``schedules.dense_integer_amx`` packs it).
+    With ``init`` (int32), every row of the sum starts from ``init[init_index + c]`` instead of 0 (a bias, or a
+    zero point's correction, added for free: the accumulators are loaded from it).
     ``row_tiles`` x ``col_tiles`` accumulator tiles of 16 x 16 are kept at once (with the tiles they read, at
     most the 8 AMX tile registers).
     """
@@ -123,6 +125,8 @@ class TileMatmul(Stmt):
     row_tiles: int = 2
     col_tiles: int = 2
     a_packed: bool = False
+    init: Buffer | None = None
+    init_index: Expr = IntImm(0)
 
 
 @dataclass(frozen=True, repr=False)

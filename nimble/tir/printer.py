@@ -25,7 +25,8 @@ def stmt_str(s, indent: int = 0) -> str:
         return (f"{pad}{s.out.name}[{expr_str(s.out_index)}; {s.out_stride}] = tile_matmul("
                 f"{s.a.name}[{expr_str(s.a_index)}; {s.a_stride}], {s.b.name}[{expr_str(s.b_index)}], "
                 f"rows={expr_str(s.rows)}, cols={s.cols}, k={s.k})  # {s.row_tiles} x {s.col_tiles} tiles"
-                + (", a packed" if s.a_packed else ""))
+                + (", a packed" if s.a_packed else "")
+                + (f", from {s.init.name}[{expr_str(s.init_index)}]" if s.init is not None else ""))
     if isinstance(s, While):
         return f"{pad}while {expr_str(s.cond)}:\n{stmt_str(s.body, indent + 1)}"
     if isinstance(s, IfThenElse):

@@ -18,7 +18,8 @@ def map_exprs(s: Stmt, fn: Callable) -> Stmt:
     if isinstance(s, Prefetch):
         return Prefetch(s.buffer, fn(s.index), s.lines, s.level)
     if isinstance(s, TileMatmul):
-        return replace(s, out_index=fn(s.out_index), a_index=fn(s.a_index), b_index=fn(s.b_index), rows=fn(s.rows))
+        return replace(s, out_index=fn(s.out_index), a_index=fn(s.a_index), b_index=fn(s.b_index), rows=fn(s.rows),
+                       init_index=fn(s.init_index))
     if isinstance(s, IfThenElse):
         return IfThenElse(fn(s.cond), map_exprs(s.then_case, fn),
                           map_exprs(s.else_case, fn) if s.else_case is not None else None)

@@ -19,13 +19,17 @@ from nimble.tir.nodes import Buffer, PrimFunc, TileMatmul
 amx = pytest.mark.skipif(not host_amx_int8(), reason="this CPU (or its OS) has no AMX-INT8 tiles")
 
 
-def _func(k: int, m: int, tiles=(2, 2), dtypes=("uint8", "int8", "int32"), name="tile_mm", packed=False):
+def _func(k: int, m: int, tiles=(2, 2), dtypes=("uint8", "int8", "int32"), name="tile_mm", packed=False,
+          init=False):
+    """x (or its tiles when ``packed``), wp, [start (m,) when ``init``], out."""
     n, size = Var("n"), Var("size")
     x = Buffer("x", dtypes[0], (size,) if packed else (n, IntImm(k)))
     wp = Buffer("wp", dtypes[1], (IntImm(-(-m // 16)), IntImm(k // 4), IntImm(16), IntImm(4)))
     out = Buffer("out", dtypes[2], (n, IntImm(m)))
-    body = TileMatmul(out, IntImm(0), m, x, IntImm(0), k, wp, IntImm(0), n, m, k, *tiles, packed)
-    return PrimFunc(name, (x, wp, out), (size, n) if packed else (n,), body)
+    start = Buffer("start", "int32", (IntImm(m),)) if init else None
+    body = TileMatmul(out, IntImm(0), m, x, IntImm(0), k, wp, IntImm(0), n, m, k, *tiles, packed, start)
+    params = (x, wp) + ((start,) if init else ()) + (out,)
+    return PrimFunc(name, params, (size, n) if packed else (n,), body)
 
 
 def _tiles_of(x: np.ndarray) -> np.ndarray:
@@ -88,6 +92,19 @@ def test_packed_a_is_exact(k, m, tiles):
 
 
 @amx
+@pytest.mark.parametrize("k, m, tiles", [(192, 80, (2, 2)), (100, 37, (1, 4)), (260, 50, (4, 1))])
+def test_sums_start_from_init_columns(k, m, tiles):
+    kernel = build_func(_func(k, m, tiles, name=f"tmm_init_{k}_{m}_{tiles[0]}x{tiles[1]}", init=True), outputs=[3])
+    rng = np.random.default_rng(m)
+    w = rng.integers(-128, 128, (m, k)).astype(np.int8)
+    start = rng.integers(-2**20, 2**20, m).astype(np.int32)
+    for n in (0, 1, 16, 17, 40, 99):
+        x = rng.integers(0, 256, (n, k)).astype(np.uint8)
+        want = x.astype(np.int32) @ w.astype(np.int32).T + start
+        np.testing.assert_array_equal(kernel(x, pack_weight(w, 16), start), want, err_msg=f"n={n}")
+
+
+@amx
 def test_the_extremes_are_exact():
     k, m = 4096, 16  # 255 * -128 * 4096 = -133,693,440: the largest products, summed in int32
     x, w = np.full((3, k), 255, np.uint8), np.full((m, k), -128, np.int8)
@@ -115,8 +132,8 @@ def test_the_code_for_an_amx_cpu_configures_loads_multiplies_and_releases_tiles(
 
 @pytest.mark.parametrize("tiles, dtypes, match", [
     ((3, 2), ("uint8", "int8", "int32"), "accumulator tiles"),
-    ((2, 2), ("int8", "int8", "int32"), "uint8 a, int8 b and int32 out"),
-    ((2, 2), ("uint8", "int8", "float32"), "uint8 a, int8 b and int32 out"),
+    ((2, 2), ("int8", "int8", "int32"), "uint8 a, int8 b, int32 out"),
+    ((2, 2), ("uint8", "int8", "float32"), "uint8 a, int8 b, int32 out"),
 ])
 def test_statements_it_cannot_run_are_refused_by_name(tiles, dtypes, match):
     with pytest.raises(CodegenError, match=match):

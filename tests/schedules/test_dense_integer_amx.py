@@ -148,3 +148,49 @@ def test_a_model_takes_the_tiles_only_where_allowed_and_both_are_exact(use_amx):
         xs = rng.integers(0, 256, (n, 128)).astype(np.uint8)
         got = np.asarray(vm.run(xs, np.array(9, np.uint8)))
         np.testing.assert_array_equal(got, (xs.astype(np.int32) - 9) @ w.astype(np.int32).T)
+
+
+def _int8_module(w):
+    from nimble import ir
+    from nimble import ops as nb
+
+    x, z = ir.var("x", shape=(ir.Any, w.shape[1]), dtype="uint8"), ir.var("z", shape=(), dtype="uint8")
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x, z], nb.dense_integer(x, ir.const(w), z)))
+    return mod
+
+
+@amx
+def test_extract_tasks_names_the_tile_template_and_a_record_configures_the_model(tmp_path):
+    from nimble.tuner import Database, TuningRecord, host_fingerprint
+    from nimble.vm.tasks import extract_tasks
+
+    w = np.random.default_rng(1).integers(-128, 128, (40, 192)).astype(np.int8)
+    mod = _int8_module(w)
+    tasks = [t for t in extract_tasks(mod, "llvm", "n=1:16,17:64") if t.template.startswith("dense_integer")]
+    assert {t.template for t in tasks} == {"dense_integer_amx"} and len(tasks) == 2
+    task = next(t for t in tasks if str(t.bucket) == "n=17..64")
+    cfg = task.space.config(tiles="4x1", panel_kb=64, parallel="fused", a_layout="rows")
+    db = Database(tmp_path / "r.db")
+    db.add_records([TuningRecord(task.workload_key, task.bucket, "llvm", host_fingerprint("llvm"), cfg.to_json(),
+                                 cfg.index, costs=(1e-6,), tuner="test")])
+    exe = nimble.compile(mod, records=db)
+    name = next(p.name for p in exe.packed if "dense_integer" in p.name)
+    why = exe.explain(name, (40, 192))
+    assert why["source"] == "record" and why["config"]["tiles"] == "4x1", why
+    vm = nimble.VirtualMachine(exe)
+    for n in (3, 40, 100):
+        xs = np.random.default_rng(n).integers(0, 256, (n, 192)).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(vm.run(xs, np.array(5, np.uint8))),
+                                      (xs.astype(np.int32) - 5) @ w.astype(np.int32).T)
+
+
+@amx
+def test_the_tuner_measures_tile_configs(tmp_path):
+    from nimble.tuner import Database
+    from nimble.tuner.task import Task
+    from nimble.tuner.tune import tune
+
+    task = Task("dense_integer_amx", dense_integer_signature("n", 128, 48), "llvm", "n=17..64")
+    [summary] = tune(task, Database(tmp_path / "t.db"), n_trials=4, tuner="random", progress=False)
+    assert summary.errors == 0 and summary.new_trials == 4 and summary.best_cost > 0

@@ -1,8 +1,10 @@
 """Converters of ONNX's integer quantization operators: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
-MatMulInteger, QLinearMatMul and ConvInteger.
+MatMulInteger, QLinearMatMul, ConvInteger and QLinearConv.
 
 Integer products accumulate in int32 (matmul of int32 operands, zero points subtracted first) and match numpy
-exactly; ConvInteger convolves in float64, exact while a sum stays below 2**53. Requantisation follows ONNX's
+exactly; a 2-D ConvInteger / QLinearConv with a constant weight and one group is an integer matrix product over the
+image's windows (``image_patches`` + ``dense_integer``), any other convolves in float64, exact while a sum stays
+below 2**53. Requantisation follows ONNX's
 reference: the int32 accumulator times a_scale * b_scale / y_scale, rounded half to even, plus the zero point,
 saturated. Per-axis scales and zero points (1-D) are reshaped to broadcast along their axis; blocked ones
 (`block_size` > 0: x's rank, ceil(dim / block_size) entries along the axis) are gathered to x's shape (see
@@ -220,18 +222,80 @@ def qlinear_matmul(ctx, node, inputs, attrs):
 
 @converter("ConvInteger")
 def conv_integer(ctx, node, inputs, attrs):
-    """int32 convolution of (x - x_zero_point) and (w - w_zero_point), computed in float64 (exact)."""
+    return [_conv_integer(ctx, node, inputs[0], inputs[1], _optional(inputs, 2), _optional(inputs, 3), attrs)]
+
+
+@converter("QLinearConv")
+def qlinear_conv(ctx, node, inputs, attrs):
+    """saturate(round((acc + bias) * (x_scale * w_scale / y_scale)) + y_zero_point), acc ConvInteger's int32 sum;
+    w_scale (and w_zero_point) scalar or per output channel."""
+    x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point = (list(inputs) + [None] * 8)[:8]
+    bias = _optional(inputs, 8)
+    acc = _conv_integer(ctx, node, x, w, x_zero_point, w_zero_point, attrs)
+    if bias is not None:
+        acc = ctx.emit("add", acc, ctx.emit("reshape", ctx.emit("cast", bias, dtype="int32"), newshape=(1, -1, 1, 1)))
+    x_scale, w_scale, y_scale, y_zero_point = (_single(ctx, v) for v in (x_scale, w_scale, y_scale, y_zero_point))
+    if x_scale.ndim or y_scale.ndim or (y_zero_point is not None and y_zero_point.ndim):
+        raise ConversionError("x_scale, y_scale and y_zero_point must be scalars (per-tensor)")
+    if w_scale.ndim == 1:
+        w_scale = ctx.emit("reshape", w_scale, newshape=(-1, 1, 1))
+    scales = [ctx.emit("cast", s, dtype="float32") if s.dtype != "float32" else s for s in (x_scale, w_scale, y_scale)]
+    multiplier = ctx.emit("divide", ctx.emit("multiply", scales[0], scales[1]), scales[2])
+    product = ctx.emit("multiply", ctx.emit("cast", acc, dtype="float64"), ctx.emit("cast", multiplier, dtype="float64"))
+    dtype = y_zero_point.dtype if y_zero_point is not None else x.dtype
+    zero_point = y_zero_point if y_zero_point is not None else np.zeros((), dtype)
+    return [ctx.emit("quantize_linear", product, np.ones((), np.float64), zero_point, dtype=dtype)]
+
+
+def _conv_integer(ctx, node, x, w, x_zero_point, w_zero_point, attrs):
+    """int32 convolution of (x - x_zero_point) and (w - w_zero_point): a 2-D one with a constant weight, one group
+    and a scalar x zero point as ``_conv_as_product``; any other computed in float64 (exact)."""
     from .onnx_ops_nn import conv
 
-    x, w = inputs[:2]
-    x_zero_point, w_zero_point = _optional(inputs, 2), _optional(inputs, 3)
     for name, v in (("x", x), ("w", w)):
         if v.dtype not in QUANT_DTYPES:
             raise ConversionError(f"{name} must be int8 or uint8, got {v.dtype}")
     x_zero_point, w_zero_point = _single(ctx, x_zero_point), _single(ctx, w_zero_point)
+    product = _conv_as_product(ctx, x, w, x_zero_point, w_zero_point, attrs)
+    if product is not None:
+        return product
     if w_zero_point is not None and w_zero_point.ndim == 1:
         w_zero_point = ctx.emit("reshape", w_zero_point, newshape=(-1,) + (1,) * (w.ndim - 1))
     xf = ctx.emit("cast", _to_int32(ctx, x, x_zero_point), dtype="float64")
     wf = ctx.emit("cast", _to_int32(ctx, w, w_zero_point), dtype="float64")
     (out,) = conv(ctx, node, [xf, wf], attrs)
-    return [ctx.emit("cast", out, dtype="int32")]
+    return ctx.emit("cast", out, dtype="int32")
+
+
+def _conv_as_product(ctx, x, w, x_zero_point, w_zero_point, attrs):
+    """A 2-D ConvInteger with a constant weight (M, C, kh, kw), one group and a scalar (or no) x zero point as an
+    integer matrix product: the windows of x as rows (``image_patches``, the padding and the columns that round
+    C x kh x kw up to a multiple of 4 filled with the x zero point, so they add nothing), times the weight as an
+    (M, C x kh x kw) matrix (zero columns appended): ``dense_integer`` (AMX tiles or VNNI dot products), with the
+    weight's zero point (scalar or per output channel) as MatMulInteger's. The (N, OH, OW, M) result is transposed
+    to NCHW. None where it does not apply."""
+    from .onnx_ops_nn import _pads
+    from .onnx_values import const_value
+
+    if x.ndim != 4 or not w.is_const or w.ndim != 4 or int(attrs.get("group", 1)) != 1:
+        return None
+    if x_zero_point is not None and x_zero_point.ndim != 0:
+        return None
+    if w_zero_point is not None and w_zero_point.ndim > 1:
+        return None
+    weight = np.asarray(w.const)
+    m, c, kh, kw = weight.shape
+    if x.shape[1] != c or m == 0 or c == 0:
+        return None
+    strides = [int(s) for s in attrs.get("strides", [1, 1])]
+    dilations = [int(d) for d in attrs.get("dilations", [1, 1])]
+    before, after = _pads(ctx, x, attrs, [kh, kw], strides, dilations)
+    used = c * kh * kw
+    columns = -(-used // 4) * 4
+    matrix = np.zeros((columns, m), weight.dtype)
+    matrix[:used] = weight.reshape(m, used).T
+    zero = x_zero_point if x_zero_point is not None else const_value(np.zeros((), numpy_dtype(x.dtype)))
+    patches = ctx.emit("image_patches", x, zero, kernel=(kh, kw), strides=tuple(strides), dilation=tuple(dilations),
+                       padding=(before[0], before[1], after[0], after[1]), columns=columns)
+    rows = _integer_matmul(ctx, patches, const_value(matrix), x_zero_point, w_zero_point)
+    return ctx.emit("transpose", rows, axes=(0, 3, 1, 2))

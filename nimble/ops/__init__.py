@@ -23,7 +23,7 @@ from .broadcast import (
     subtract,
     where,
 )
-from .conv import avg_pool2d, conv2d, max_pool2d
+from .conv import avg_pool2d, conv2d, image_patches, max_pool2d
 from .creation import arange, full, nonzero, ones, shape_of, zeros
 from .elementwise import abs, cast, erf, exp, gelu, log, negative, relu, sigmoid, sqrt, tanh  # noqa: A004
 from .pool import avg_pool, max_pool, max_pool_indices

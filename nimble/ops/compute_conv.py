@@ -89,3 +89,25 @@ def _avg_pool2d(inputs, attrs, out_shapes):
 
     return te.compute(shape, lambda n, c, y, x: te.cast(data.dtype, total[n, c, y, x] / count(y, x)),
                       name="avg_pool2d")
+
+
+@register_compute("image_patches")
+def _image_patches(inputs, attrs, out_shapes):
+    data, pad_value = inputs
+    (kh, kw), (sh, sw) = int_pair("image_patches", "kernel", attrs["kernel"]), int_pair("image_patches", "strides",
+                                                                                      attrs["strides"])
+    (dh, dw) = int_pair("image_patches", "dilation", attrs["dilation"])
+    pt, pl, pb, pr = padding4("image_patches", attrs["padding"])
+    columns = attrs["columns"]
+    channels = data.shape[1]
+    used = channels * kh * kw
+    oh = window_len(data.shape[2], kh, sh, pt, pb, dh)
+    ow = window_len(data.shape[3], kw, sw, pl, pr, dw)
+
+    def body(n, y, x, q):
+        qc = te.min_(q, used - 1)
+        c, i, j = qc // (kh * kw), (qc // kw) % kh, qc % kw
+        inside, v = padded_read(data, n, c, y * sh + i * dh - pt, x * sw + j * dw - pl)
+        return te.select(te.all_(inside, q < used), v, pad_value[()])
+
+    return te.compute((data.shape[0], oh, ow, IntImm(columns)), body, name="image_patches")

@@ -202,3 +202,111 @@ def test_matmul_integer_with_a_constant_weight_is_one_exact_dense_integer(a_type
     assert acc.dtype == np.int32 and acc.shape == (batch, seq, 24)
     np.testing.assert_array_equal(acc, want)
     np.testing.assert_allclose(y, want.astype(np.float32) * (np.float32(xs) * c["ws"]), rtol=1e-6, atol=1e-6)
+
+
+def _conv_integer_model(x_type, w, x_zero, w_zero, pads, strides, dilations):
+    channels = w.shape[1]
+    inits, names = [numpy_helper.from_array(w, "w")], ["x", "w"]
+    if x_zero is not None:
+        inits.append(numpy_helper.from_array(x_zero, "xz"))
+        names.append("xz")
+    if w_zero is not None:
+        if x_zero is None:
+            names.append("")
+        inits.append(numpy_helper.from_array(w_zero, "wz"))
+        names.append("wz")
+    node = helper.make_node("ConvInteger", names, ["y"], pads=pads, strides=strides, dilations=dilations)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", x_type, ["n", channels, "h", "w"])],
+                              [helper.make_tensor_value_info("y", I32, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def _conv_integer_reference(x, w, x_zero, w_zero, pads, strides, dilations):
+    """Exact int64 convolution of (x - x_zero) and (w - w_zero[m]), loops over the kernel taps."""
+    n, c, h, wd = x.shape
+    m, _, kh, kw = w.shape
+    (sh, sw), (dh, dw) = strides, dilations
+    pt, pl, pb, pr = pads
+    xs = x.astype(np.int64) - (0 if x_zero is None else int(x_zero))
+    ws = w.astype(np.int64) - (0 if w_zero is None else np.asarray(w_zero, np.int64).reshape(-1, 1, 1, 1))
+    padded = np.zeros((n, c, h + pt + pb, wd + pl + pr), np.int64)
+    padded[:, :, pt:pt + h, pl:pl + wd] = xs
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, m, oh, ow), np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            tap = padded[:, :, i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
+            out += np.einsum("nchw,mc->nmhw", tap, ws[:, :, i, j])
+    return out.astype(np.int32)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(types=st.sampled_from([(U8, np.uint8, np.int8), (I8, np.int8, np.int8), (U8, np.uint8, np.uint8)]),
+       geometry=st.sampled_from([([1, 1, 1, 1], [1, 1], [1, 1], 3), ([0, 1, 2, 0], [2, 1], [1, 2], 3),
+                                 ([0, 0, 0, 0], [1, 1], [1, 1], 1), ([2, 2, 2, 2], [3, 2], [2, 1], 5)]),
+       zeros=st.sampled_from(["none", "scalar", "channel"]), n=st.sampled_from([0, 1, 2]),
+       hw=st.sampled_from([(5, 5), (7, 12), (13, 6)]), seed=st.integers(0, 2**16))
+def test_conv_integer_is_one_exact_integer_product(types, geometry, zeros, n, hw, seed):
+    """ConvInteger with a constant weight: image_patches then dense_integer (AMX or VNNI), exact against numpy at
+    any batch and image size; C x kh x kw = 5 x k x k is rounded up to a multiple of 4 by zero-point columns."""
+    x_type, x_dt, w_dt = types
+    pads, strides, dilations, k = geometry
+    rng = np.random.default_rng(seed)
+    info_w, info_x = np.iinfo(w_dt), np.iinfo(x_dt)
+    w = rng.integers(info_w.min, info_w.max + 1, (6, 5, k, k)).astype(w_dt)
+    x = rng.integers(info_x.min, info_x.max + 1, (n, 5) + hw).astype(x_dt)
+    x_zero = None if zeros == "none" else np.array(rng.integers(info_x.min, info_x.max + 1), x_dt)
+    w_zero = {"none": None, "scalar": np.array(rng.integers(info_w.min, info_w.max + 1), w_dt),
+              "channel": rng.integers(info_w.min, info_w.max + 1, (6,)).astype(w_dt)}[zeros]
+    model = _conv_integer_model(x_type, w, x_zero, w_zero, pads, strides, dilations)
+    got = np.asarray(nimble.VirtualMachine(nimble.compile(from_onnx(model))).run(x))
+    want = _conv_integer_reference(x, w, x_zero, w_zero, pads, strides, dilations)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_conv_integer_matches_onnxruntime_and_runs_on_the_integer_template():
+    from nimble.schedules.dense_integer_amx import dense_integer_template
+
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, (16, 8, 3, 3)).astype(np.int8)
+    model = _conv_integer_model(U8, w, np.array(9, np.uint8), None, [1, 1, 1, 1], [1, 1], [1, 1])
+    mod = from_onnx(model)
+    kinds = [gk.template for gk in _lowered(mod).kernels]
+    assert dense_integer_template() in kinds, kinds
+    vm, sess = nimble.VirtualMachine(nimble.compile(mod)), _session(model)
+    for shape in [(1, 8, 14, 14), (2, 8, 9, 17)]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(vm.run(x)), sess.run(None, {"x": x})[0])
+
+
+@pytest.mark.parametrize("x_type, x_dt, per_channel, bias", [(U8, np.uint8, False, True), (U8, np.uint8, True, True),
+                                                              (I8, np.int8, True, False)])
+def test_qlinear_conv_matches_onnxruntime(x_type, x_dt, per_channel, bias):
+    """QLinearConv (the integer convolution, an int32 bias, requantized per tensor or per output channel) equal to
+    ONNX Runtime's at several image sizes."""
+    rng = np.random.default_rng(int(per_channel) + 2 * int(bias))
+    m, c, k = 8, 4, 3
+    w = rng.integers(-127, 128, (m, c, k, k)).astype(np.int8)
+    w_scale = (rng.uniform(0.001, 0.01, (m,)) if per_channel else np.array(0.004)).astype(np.float32)
+    inits = [numpy_helper.from_array(np.array(0.02, np.float32), "xs"),
+             numpy_helper.from_array(np.array(3 if x_dt == np.uint8 else -2, x_dt), "xz"),
+             numpy_helper.from_array(w, "w"), numpy_helper.from_array(w_scale, "ws"),
+             numpy_helper.from_array(np.zeros(w_scale.shape, np.int8), "wz"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "ys"),
+             numpy_helper.from_array(np.array(10 if x_dt == np.uint8 else 0, x_dt), "yz")]
+    names = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.integers(-5000, 5000, (m,)).astype(np.int32), "b"))
+        names.append("b")
+    node = helper.make_node("QLinearConv", names, ["y"], pads=[1, 1, 1, 1], strides=[2, 1])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", x_type, ["n", c, "h", "w"])],
+                              [helper.make_tensor_value_info("y", x_type, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    vm, sess = nimble.VirtualMachine(nimble.compile(from_onnx(model))), _session(model)
+    for shape in [(1, c, 9, 9), (2, c, 6, 11), (0, c, 4, 4)]:
+        x = rng.integers(np.iinfo(x_dt).min, np.iinfo(x_dt).max + 1, shape).astype(x_dt)
+        got = np.asarray(vm.run(x))
+        assert got.dtype == x_dt
+        np.testing.assert_array_equal(got, sess.run(None, {"x": x})[0])

@@ -310,6 +310,21 @@ def _conv2d(draw):
     return Case([data, weight], attrs)
 
 
+@st.composite
+def _image_patches(draw):
+    n, c = draw(st.sampled_from([0, 1, 2])), draw(st.sampled_from([1, 2, 3]))
+    kh, kw = draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 3]))
+    strides = (draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, 3])))
+    dilation = (draw(st.sampled_from([1, 2])), 1)
+    padding = draw(st.sampled_from([(0, 0), (1, 1), (1, 0, 2, 1)]))
+    h, w = draw(st.integers(dilation[0] * (kh - 1) + 1, 7)), draw(st.integers(kw, 7))
+    dtype = draw(st.sampled_from(["uint8", "int8", "float32"]))
+    lo, hi = {"uint8": (0, 255), "int8": (-128, 127), "float32": (-3, 3)}[dtype]
+    columns = c * kh * kw + draw(st.sampled_from([0, 1, 3]))
+    attrs = {"kernel": (kh, kw), "strides": strides, "padding": padding, "dilation": dilation, "columns": columns}
+    return Case([array(draw, (n, c, h, w), dtype, lo, hi), array(draw, (), dtype, lo, hi)], attrs)
+
+
 def _pool(avg: bool):
     @st.composite
     def case(draw):
@@ -434,7 +449,7 @@ CASES = {
     "squeeze": _squeeze(), "concatenate": _concatenate(), "split": _split(), "strided_slice": _strided_slice(),
     "take": _take(), "zeros": _fill(), "ones": _fill(), "dyn.zeros": _dyn_fill(), "dyn.ones": _dyn_fill(),
     "full": _full(), "dyn.full": _dyn_full(), "arange": _arange(), "nonzero": _nonzero(), "shape_of": _shape_of(),
-    "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True),
+    "conv2d": _conv2d(), "max_pool2d": _pool(False), "avg_pool2d": _pool(True), "image_patches": _image_patches(),
     "gelu_tanh": _unary(), "attention": _attention(), "lstm_cell": _lstm_cell(), "gru_cell": _gru_cell(),
     "quantize_linear": _quantize(),
     "topk": _topk(), "topk_values": _topk(), "topk_indices": _topk(),

@@ -182,6 +182,20 @@ def _conv2d_oracle(data, weight, strides, padding, dilation, groups):
     return out
 
 
+def _image_patches_oracle(data, pad_value, kernel, strides, padding, dilation, columns):
+    n, c, h, w = data.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilation
+    pt, pl, pb, pr = padding if len(padding) == 4 else padding * 2
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    out = np.full((n, oh, ow, columns), pad_value, data.dtype)
+    for b, y, x, ic, ky, kx in itertools.product(range(n), range(oh), range(ow), range(c), range(kh), range(kw)):
+        iy, ix = y * sh + ky * dh - pt, x * sw + kx * dw - pl
+        if 0 <= iy < h and 0 <= ix < w:
+            out[b, y, x, (ic * kh + ky) * kw + kx] = data[b, ic, iy, ix]
+    return out
+
+
 def _pool_oracle(data, pool_size, strides, padding, count_include_pad=None):
     n, c, h, w = data.shape
     (kh, kw), (sh, sw) = pool_size, strides
@@ -455,6 +469,7 @@ ORACLES = {
     "nonzero": _nonzero_oracle,
     "shape_of": lambda x, dtype: np.array(list(x.shape), dtype=dtype),
     "conv2d": _conv2d_oracle,
+    "image_patches": _image_patches_oracle,
     "max_pool2d": _pool_oracle,
     "avg_pool2d": _pool_oracle,
     "attention": _attention_oracle,

@@ -274,8 +274,10 @@ def _conv_as_product(ctx, x, w, x_zero_point, w_zero_point, attrs):
     (M, C x kh x kw) matrix (zero columns appended): ``dense_integer`` (AMX tiles or VNNI dot products), with the
     weight's zero point (scalar or per output channel) as MatMulInteger's. The (N, OH, OW, M) result is transposed
     to NCHW. None where it does not apply."""
+    from ..ir.types import TensorType
     from .onnx_ops_nn import _pads
-    from .onnx_values import const_value
+    from .onnx_ops_shape import dims_tensor
+    from .onnx_values import const_value, shape_dims
 
     if x.ndim != 4 or not w.is_const or w.ndim != 4 or int(attrs.get("group", 1)) != 1:
         return None
@@ -290,12 +292,21 @@ def _conv_as_product(ctx, x, w, x_zero_point, w_zero_point, attrs):
     strides = [int(s) for s in attrs.get("strides", [1, 1])]
     dilations = [int(d) for d in attrs.get("dilations", [1, 1])]
     before, after = _pads(ctx, x, attrs, [kh, kw], strides, dilations)
-    used = c * kh * kw
-    columns = -(-used // 4) * 4
-    matrix = np.zeros((columns, m), weight.dtype)
-    matrix[:used] = weight.reshape(m, used).T
+    channels = -(-c // 4) * 4  # each tap's channels padded to a multiple of 4 (dense_integer's k)
+    matrix = np.zeros((m, kh, kw, channels), weight.dtype)
+    matrix[..., :c] = weight.transpose(0, 2, 3, 1)
     zero = x_zero_point if x_zero_point is not None else const_value(np.zeros((), numpy_dtype(x.dtype)))
-    patches = ctx.emit("image_patches", x, zero, kernel=(kh, kw), strides=tuple(strides), dilation=tuple(dilations),
-                       padding=(before[0], before[1], after[0], after[1]), columns=columns)
-    rows = _integer_matmul(ctx, patches, const_value(matrix), x_zero_point, w_zero_point)
-    return ctx.emit("transpose", rows, axes=(0, 3, 1, 2))
+    patches = ctx.emit("image_patches", ctx.emit("transpose", x, axes=(0, 2, 3, 1)), zero, kernel=(kh, kw),
+                       strides=tuple(strides), dilation=tuple(dilations),
+                       padding=(before[0], before[1], after[0], after[1]), channels=channels)
+    k = kh * kw * channels
+    pixels = shape_dims(patches)[:3]  # (N, OH, OW): a row of taps each (a view: the VM reshapes without a copy)
+    shape = TensorType(tuple(patches.shape[:3]) + (k,), patches.dtype)
+    if sum(not isinstance(d, int) for d in pixels) <= 1:
+        rows = ctx.emit("reshape", patches, newshape=tuple(d if isinstance(d, int) else -1 for d in pixels) + (k,),
+                        type_=shape)
+    else:
+        rows = ctx.emit("dyn.reshape", patches, dims_tensor(ctx, pixels + (k,)), type_=shape)
+    product = _integer_matmul(ctx, rows, const_value(np.ascontiguousarray(matrix.reshape(m, k).T)), x_zero_point,
+                              w_zero_point)
+    return ctx.emit("transpose", product, axes=(0, 3, 1, 2))

@@ -93,21 +93,26 @@ def _avg_pool2d(inputs, attrs, out_shapes):
 
 @register_compute("image_patches")
 def _image_patches(inputs, attrs, out_shapes):
+    """Contiguous along the channels: one bounds test per tap, a vector copy of its channels."""
     data, pad_value = inputs
     (kh, kw), (sh, sw) = int_pair("image_patches", "kernel", attrs["kernel"]), int_pair("image_patches", "strides",
                                                                                       attrs["strides"])
     (dh, dw) = int_pair("image_patches", "dilation", attrs["dilation"])
     pt, pl, pb, pr = padding4("image_patches", attrs["padding"])
-    columns = attrs["columns"]
-    channels = data.shape[1]
-    used = channels * kh * kw
-    oh = window_len(data.shape[2], kh, sh, pt, pb, dh)
-    ow = window_len(data.shape[3], kw, sw, pl, pr, dw)
+    channels = attrs["channels"]
+    c_in, h, w = data.shape[3], data.shape[1], data.shape[2]
+    if not isinstance(c_in, IntImm) or c_in.value > channels:
+        raise ShapeError(f"image_patches: data's channel count must be static and at most channels={channels}, "
+                         f"data has shape {data.shape}")
+    oh = window_len(h, kh, sh, pt, pb, dh)
+    ow = window_len(w, kw, sw, pl, pr, dw)
 
-    def body(n, y, x, q):
-        qc = te.min_(q, used - 1)
-        c, i, j = qc // (kh * kw), (qc // kw) % kh, qc % kw
-        inside, v = padded_read(data, n, c, y * sh + i * dh - pt, x * sw + j * dw - pl)
-        return te.select(te.all_(inside, q < used), v, pad_value[()])
+    def body(n, y, x, i, j, c):
+        iy, ix = y * sh + i * dh - pt, x * sw + j * dw - pl
+        inside = te.all_(iy >= 0, iy < h, ix >= 0, ix < w)
+        if channels != c_in.value:
+            inside = te.all_(inside, c < c_in)
+        v = data[n, clamp(iy, 0, h - 1), clamp(ix, 0, w - 1), te.min_(c, c_in - 1)]
+        return te.select(inside, v, pad_value[()])
 
-    return te.compute((data.shape[0], oh, ow, IntImm(columns)), body, name="image_patches")
+    return te.compute((data.shape[0], oh, ow, IntImm(kh), IntImm(kw), IntImm(channels)), body, name="image_patches")

@@ -145,53 +145,54 @@ avg_pool2d = register(
 )
 
 
-# ---- image_patches: a convolution's windows as rows (im2col) ---------------------------------------------------
+# ---- image_patches: a convolution's windows, one row of taps per output pixel (im2col), NHWC -------------------
 def _patches_geometry(kernel, strides, padding, dilation):
     return (int_pair("image_patches", "kernel", kernel), int_pair("image_patches", "strides", strides),
             padding4("image_patches", padding), int_pair("image_patches", "dilation", dilation))
 
 
-def _image_patches_rel(data, pad_value, kernel, strides, padding, dilation, columns):
+def _image_patches_rel(data, pad_value, kernel, strides, padding, dilation, channels):
     data = tensor_arg("image_patches", "data", data)
     pad_value = tensor_arg("image_patches", "pad_value", pad_value)
     rank_is("image_patches", "data", data, 4)
     rank_is("image_patches", "pad_value", pad_value, 0)
     same_dtype("image_patches", ("data", data), ("pad_value", pad_value))
     (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _patches_geometry(kernel, strides, padding, dilation)
-    c = data.shape[1]
-    least = c * kh * kw if isinstance(c, int) else 1
-    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < least:
-        raise ShapeError(f"image_patches: columns must be an int >= channels x kernel = {least}, got {columns!r}")
-    h = window_out(data.shape[2], kh, sh, pt, pb, dh)
-    w = window_out(data.shape[3], kw, sw, pl, pr, dw)
-    return TensorType((data.shape[0], h, w, int(columns)), data.dtype)
+    c = data.shape[3]
+    least = c if isinstance(c, int) else 1  # (a run-time channel count is checked by the kernel's shapes)
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < least:
+        raise ShapeError(f"image_patches: channels must be an int >= data's {c} channels, got {channels!r}")
+    h = window_out(data.shape[1], kh, sh, pt, pb, dh)
+    w = window_out(data.shape[2], kw, sw, pl, pr, dw)
+    return TensorType((data.shape[0], h, w, kh, kw, int(channels)), data.dtype)
 
 
-def _image_patches_shape(data, pad_value, kernel, strides, padding, dilation, columns):
+def _image_patches_shape(data, pad_value, kernel, strides, padding, dilation, channels):
     (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) = _patches_geometry(kernel, strides, padding, dilation)
-    h = window_out(int(data[2]), kh, sh, pt, pb, dh)
-    w = window_out(int(data[3]), kw, sw, pl, pr, dw)
-    return [np.array([data[0], h, w, columns], dtype=np.int64)]
+    h = window_out(int(data[1]), kh, sh, pt, pb, dh)
+    w = window_out(int(data[2]), kw, sw, pl, pr, dw)
+    return [np.array([data[0], h, w, kh, kw, channels], dtype=np.int64)]
 
 
-def _image_patches_ref(data, pad_value, kernel, strides, padding, dilation, columns):
+def _image_patches_ref(data, pad_value, kernel, strides, padding, dilation, channels):
     (kh, kw), strides, padding, dilation = _patches_geometry(kernel, strides, padding, dilation)
-    window_out(data.shape[2], kh, strides[0], padding[0], padding[2], dilation[0])  # a window that does not fit: a
-    window_out(data.shape[3], kw, strides[1], padding[1], padding[3], dilation[1])  # ShapeError naming it
-    win = _windows(data, kh, kw, strides, dilation, padding, pad_value)  # (N, C, OH, OW, kh, kw)
+    window_out(data.shape[1], kh, strides[0], padding[0], padding[2], dilation[0])  # a window that does not fit: a
+    window_out(data.shape[2], kw, strides[1], padding[1], padding[3], dilation[1])  # ShapeError naming it
+    win = _windows(data.transpose(0, 3, 1, 2), kh, kw, strides, dilation, padding, pad_value)  # N, C, OH, OW, kh, kw
     n, c, oh, ow = win.shape[:4]
-    rows = win.transpose(0, 2, 3, 1, 4, 5).reshape(n, oh, ow, c * kh * kw)
-    out = np.full((n, oh, ow, columns), pad_value, data.dtype)
-    out[..., : c * kh * kw] = rows
+    out = np.full((n, oh, ow, kh, kw, channels), pad_value, data.dtype)
+    out[..., :c] = win.transpose(0, 2, 3, 4, 5, 1)
     return out
 
 
 image_patches = register(
     "image_patches", args=("data", "pad_value"),
-    attrs={"kernel": REQUIRED, "strides": (1, 1), "padding": (0, 0), "dilation": (1, 1), "columns": REQUIRED},
+    attrs={"kernel": REQUIRED, "strides": (1, 1), "padding": (0, 0), "dilation": (1, 1), "channels": REQUIRED},
     type_rel=_image_patches_rel, shape_func=_image_patches_shape, reference=_image_patches_ref,
-    pattern=OpPattern.INJECTIVE,
-    doc="The windows of a convolution over NCHW data as rows (im2col): out[n, y, x, (c * kh + i) * kw + j] = "
-    "data[n, c, y * sh + i * dh - top, x * sw + j * dw - left], pad_value outside the data and in the columns "
-    "past channels x kh x kw (columns pads the row, e.g. to a multiple of 4 for dense_integer).",
+    pattern=OpPattern.OPAQUE,
+    doc="The windows of a convolution over NHWC data (im2col): out[n, y, x, i, j, c] = data[n, y * sh + i * dh - "
+    "top, x * sw + j * dw - left, c], pad_value outside the data and for c past its channels (channels pads each "
+    "tap, e.g. to a multiple of 4 for dense_integer). Reshaped to (N, OH, OW, kh x kw x channels), a view, each "
+    "pixel's row is a convolution's operand (the weight as O x (kh x kw x channels)). Opaque: an elementwise "
+    "producer is computed once, not once per tap.",
 )

@@ -366,6 +366,8 @@ class FunctionCompiler:
             gk = replace(gk, inputs=flat_inputs_of(group, self.mc.types),
                          shape_op=group.root if gk.shape_op is not None else None)
         ins = [self._input(x) for x in gk.inputs]
+        if _is_view(group, gk):
+            return self._view(gk, ins)
         if gk.bounded:
             outs = self._bounded_call(index, gk, ins)
         else:
@@ -385,6 +387,17 @@ class FunctionCompiler:
         self.emit(bc.AllocStorage(size, 64, 0, storage))
         dst = self.new_reg()
         self.emit(bc.AllocTensor(storage, 0, tuple(shape), dtype, dst))
+        return dst
+
+    def _view(self, gk, ins: list) -> int:
+        """A lone reshape (squeeze, expand_dims): its input's storage with the output's shape, no copy."""
+        (shape, _), = gk.out_types
+        if None not in shape:
+            shape_reg = self._input(np.array(shape, np.int64))
+        else:
+            (shape_reg, _), = self._shape_registers(gk, ins)
+        dst = self.new_reg()
+        self.emit(bc.ReshapeTensor(ins[0], shape_reg, dst))
         return dst
 
     def _alloc_outputs(self, gk, ins: list) -> list:
@@ -408,6 +421,17 @@ class FunctionCompiler:
 
     def _dynamic_outputs(self, gk, ins: list) -> list:
         """(storage, tensor) registers per output, sized at run time by a host shape function."""
+        outs = []
+        for (shape, dtype), (sreg, zreg) in zip(gk.out_types, self._shape_registers(gk, ins)):
+            storage = self.new_reg()
+            self.emit(bc.AllocStorage(zreg, 64, 0, storage))
+            dst = self.new_reg()
+            self.emit(bc.AllocTensorReg(storage, 0, sreg, dtype, dst))
+            outs.append((storage, dst))
+        return outs
+
+    def _shape_registers(self, gk, ins: list) -> list:
+        """(shape, byte size) registers per output, computed at run time by a host shape function."""
         if gk.shape_op is not None:
             call = gk.shape_op
             host = self.mc.host_func("op_shape", op=call.op.name, attrs=call.attrs.as_dict(),
@@ -422,14 +446,18 @@ class FunctionCompiler:
             size_regs.append(self._static_tensor((), "int64"))
         pairs = [r for pair in zip(shape_regs, size_regs) for r in pair]
         self.emit(bc.InvokePacked(host, tuple(op_args) + tuple(pairs), len(pairs)))
-        outs = []
-        for (shape, dtype), sreg, zreg in zip(gk.out_types, shape_regs, size_regs):
-            storage = self.new_reg()
-            self.emit(bc.AllocStorage(zreg, 64, 0, storage))
-            dst = self.new_reg()
-            self.emit(bc.AllocTensorReg(storage, 0, sreg, dtype, dst))
-            outs.append((storage, dst))
-        return outs
+        return list(zip(shape_regs, size_regs))
+
+
+VIEW_OPS = ("reshape", "dyn.reshape", "reshape_like", "squeeze", "expand_dims")
+
+
+def _is_view(group, gk) -> bool:
+    """A group that is one reshape-like call of a tensor: its output is the input's bytes in another shape (every
+    tensor of the VM is contiguous), so it becomes a view (``reshape_tensor``) instead of a copying kernel."""
+    return (len(group.calls) == 1 and group.calls[0].op.name in VIEW_OPS and gk.template == "auto" and not gk.bounded
+            and len(gk.out_types) == 1 and len(gk.inputs) >= 1
+            and not isinstance(gk.inputs[0], (np.ndarray, Constant)))  # (a model's constants stay unaliased)
 
 
 def _is_tuple_root(group, types) -> bool:

@@ -320,9 +320,9 @@ def _image_patches(draw):
     h, w = draw(st.integers(dilation[0] * (kh - 1) + 1, 7)), draw(st.integers(kw, 7))
     dtype = draw(st.sampled_from(["uint8", "int8", "float32"]))
     lo, hi = {"uint8": (0, 255), "int8": (-128, 127), "float32": (-3, 3)}[dtype]
-    columns = c * kh * kw + draw(st.sampled_from([0, 1, 3]))
-    attrs = {"kernel": (kh, kw), "strides": strides, "padding": padding, "dilation": dilation, "columns": columns}
-    return Case([array(draw, (n, c, h, w), dtype, lo, hi), array(draw, (), dtype, lo, hi)], attrs)
+    channels = c + draw(st.sampled_from([0, 1, 3]))
+    attrs = {"kernel": (kh, kw), "strides": strides, "padding": padding, "dilation": dilation, "channels": channels}
+    return Case([array(draw, (n, h, w, c), dtype, lo, hi), array(draw, (), dtype, lo, hi)], attrs)
 
 
 def _pool(avg: bool):

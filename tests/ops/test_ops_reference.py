@@ -182,17 +182,17 @@ def _conv2d_oracle(data, weight, strides, padding, dilation, groups):
     return out
 
 
-def _image_patches_oracle(data, pad_value, kernel, strides, padding, dilation, columns):
-    n, c, h, w = data.shape
+def _image_patches_oracle(data, pad_value, kernel, strides, padding, dilation, channels):
+    n, h, w, c = data.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, strides, dilation
     pt, pl, pb, pr = padding if len(padding) == 4 else padding * 2
     oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
     ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    out = np.full((n, oh, ow, columns), pad_value, data.dtype)
+    out = np.full((n, oh, ow, kh, kw, channels), pad_value, data.dtype)
     for b, y, x, ic, ky, kx in itertools.product(range(n), range(oh), range(ow), range(c), range(kh), range(kw)):
         iy, ix = y * sh + ky * dh - pt, x * sw + kx * dw - pl
         if 0 <= iy < h and 0 <= ix < w:
-            out[b, y, x, (ic * kh + ky) * kw + kx] = data[b, ic, iy, ix]
+            out[b, y, x, ky, kx, ic] = data[b, iy, ix, ic]
     return out
 
 

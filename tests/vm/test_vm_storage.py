@@ -110,3 +110,36 @@ def test_constants_of_an_executable_start_on_a_cache_line():
     assert all(c.ctypes.data % 64 == 0 for c in exe.constants if isinstance(c, np.ndarray) and c.nbytes)
     got = nimble.VirtualMachine(exe).run(np.ones((30, 100), np.float32))
     np.testing.assert_array_equal(got, odd + 1)
+
+
+def _dense_reshape_dense_module():
+    """x (n, 8) -> dense (n, 12) -> reshape (n, 3, 4), then reshaped again into a second dense and expanded into
+    the second output: lone reshapes between opaque groups, views used after their source register is dead."""
+    from nimble import ir
+    from nimble import ops as nb
+
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((12, 8)).astype(np.float32)
+    w2 = rng.standard_normal((5, 4)).astype(np.float32)
+    x = ir.var("x", shape=(ir.Any, 8))
+    b = ir.Builder()
+    h = b.let("h", nb.dense(x, ir.const(w1)))
+    r = b.let("r", nb.reshape(h, newshape=(-1, 3, 4)))
+    e = b.let("e", nb.expand_dims(r, axis=0))
+    mod = ir.IRModule()
+    mod.define("main", ir.Function([x], b.ret(ir.tuple_(nb.dense(nb.reshape(r, newshape=(-1, 4)), ir.const(w2)), e))))
+    return mod, w1, w2
+
+
+def test_a_lone_reshape_is_a_view_not_a_copy():
+    mod, w1, w2 = _dense_reshape_dense_module()
+    exe = nimble.compile(mod)
+    text = exe.disassemble()
+    assert text.count("reshape_tensor") >= 2, text  # the reshape and the expand_dims
+    vm = VirtualMachine(exe)
+    for n in (0, 1, 7, 30):
+        x = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+        h = x @ w1.T
+        out, e = vm.run(x)
+        np.testing.assert_allclose(np.asarray(out), h.reshape(-1, 4) @ w2.T, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(e), h.reshape(1, -1, 3, 4), rtol=1e-5, atol=1e-5)

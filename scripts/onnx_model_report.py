@@ -1,7 +1,7 @@
 """Real models through the ONNX frontend: each exported (small configs, random weights; nothing downloaded) with
 dynamic axes, compiled once by nimble, and compared with ONNX Runtime at several shapes.
 
-    python scripts/onnx_model_report.py   # CNN (opset 9, 13), BERT, DistilBERT, GPT-2, ViT, T5 and Whisper encoders, BERT int8
+    python scripts/onnx_model_report.py   # CNN (opset 9, 13; int8), BERT, DistilBERT, GPT-2, ViT, T5 and Whisper encoders, BERT int8
     python scripts/onnx_model_report.py --light squeezenet   # also the onnx package's light CNNs (opset 9, 224x224)
 
 Columns: model, the dims left dynamic, the shapes run, max abs error vs ORT over them (relative to the largest
@@ -188,6 +188,7 @@ def image_models(tmp):
         path = _torch_export(TinyResNet(), (torch.randn(2, 3, 32, 32),), f"{tmp}/cnn{opset}.onnx", (["x"], ["y"]),
                              {"x": {0: "batch"}, "y": {0: "batch"}}, opset)
         yield f"ResNet-like CNN (opset {opset})", path, "batch", [(1, 32), (4, 32)], images
+    yield from _int8_cnn(tmp, images)
     vit = transformers.ViTModel(transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=32,
                                                        num_hidden_layers=2, num_attention_heads=4,
                                                        intermediate_size=64), add_pooling_layer=False)
@@ -203,6 +204,41 @@ def image_models(tmp):
     path = _torch_export(ViT(), (torch.randn(2, 3, 32, 32),), f"{tmp}/vit.onnx", (["x"], ["y"]),
                          {"x": {0: "batch"}, "y": {0: "batch"}}, 17)
     yield "ViT", path, "batch", [(1, 32), (4, 32)], images
+
+
+def _int8_cnn(tmp, images):
+    """A ResNet-18-like stem and three basic blocks (64 and 128 channels) at 224 x 224, quantized by ONNX Runtime's
+    ``quantize_dynamic`` (ConvInteger and MatMulInteger with DynamicQuantizeLinear), dynamic batch and size."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    class Block(torch.nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c1, self.c2 = torch.nn.Conv2d(c, c, 3, padding=1), torch.nn.Conv2d(c, c, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(x + self.c2(torch.relu(self.c1(x))))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 7, stride=2, padding=3), torch.nn.ReLU(),
+                                            torch.nn.MaxPool2d(3, 2, 1))
+            self.b1, self.b2 = Block(64), Block(64)
+            self.down, self.b3 = torch.nn.Conv2d(64, 128, 3, stride=2, padding=1), Block(128)
+            self.head = torch.nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = self.b3(torch.relu(self.down(self.b2(self.b1(self.stem(x))))))
+            return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+    torch.manual_seed(0)
+    fp32 = _torch_export(Net().eval(), (torch.randn(1, 3, 224, 224),), f"{tmp}/resnet_like.onnx", (["x"], ["y"]),
+                         {"x": {0: "batch", 2: "h", 3: "w"}, "y": {0: "batch"}}, 13)
+    quantize_dynamic(fp32, f"{tmp}/resnet_like_int8.onnx", weight_type=QuantType.QInt8)
+    yield ("ResNet-like CNN int8 (quantize_dynamic)", f"{tmp}/resnet_like_int8.onnx", "batch, h, w",
+           [(2, 96), (1, 224)], images)
 
 
 def light_models(tmp, names):

@@ -310,3 +310,35 @@ def test_qlinear_conv_matches_onnxruntime(x_type, x_dt, per_channel, bias):
         got = np.asarray(vm.run(x))
         assert got.dtype == x_dt
         np.testing.assert_array_equal(got, sess.run(None, {"x": x})[0])
+
+
+def test_dynamically_quantized_cnn_matches_onnxruntime(tmp_path):
+    """A small CNN (a strided stem, a residual block) quantized by `quantize_dynamic`: ConvInteger on the integer
+    template at several batch and image sizes (all dynamic), equal to ONNX Runtime's up to float rounding."""
+    torch = pytest.importorskip("torch")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 16, 5, stride=2, padding=2)
+            self.c1, self.c2 = torch.nn.Conv2d(16, 16, 3, padding=1), torch.nn.Conv2d(16, 16, 3, padding=1)
+
+        def forward(self, x):
+            x = torch.relu(self.stem(x))
+            return torch.relu(x + self.c2(torch.relu(self.c1(x))))
+
+    fp32, int8 = f"{tmp_path}/cnn.onnx", f"{tmp_path}/cnn_int8.onnx"
+    torch.onnx.export(Net().eval(), (torch.randn(1, 3, 20, 20),), fp32, dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n"}}, opset_version=13)
+    quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, reduce_range=True)
+    model = onnx.load(int8)
+    assert "ConvInteger" in {node.op_type for node in model.graph.node}
+    vm, sess = nimble.VirtualMachine(nimble.compile(from_onnx(model))), _session(model)
+    for shape in [(1, 3, 20, 20), (2, 3, 13, 31), (1, 3, 1, 1)]:
+        x = np.random.default_rng(shape[2]).standard_normal(shape).astype(np.float32)
+        got, want = np.asarray(vm.run(x)), sess.run(None, {"x": x})[0]
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,14 @@ Columns go in groups of ``col_tiles x 16`` (a last group may hold fewer tiles, i
 narrower C and B tile, so no column past ``cols`` is written). A block keeps its ``row_tiles x col_tiles`` int32
 accumulators in tile registers over the reduction: per 64 bytes of k, one A tile load a row tile, one B tile load
 a column tile (16 packed weight rows of 64 bytes), and a ``tdpbusd`` per accumulator; a k that is not a multiple
-of 64 ends with a narrower step (A tiles ``k % 64`` bytes wide, B tiles ``k % 64 / 4`` rows).
+of 64 ends with a narrower step (A tiles ``k % 64`` bytes wide, B tiles ``k % 64 / 4`` rows), in a function of its
+own that reloads the accumulators (tiles of two widths need more registers than one configuration has). The
+accumulators start from zero, or from ``init`` (one int32 row loaded with a row stride of 0). A packed ``a``
+(16 x 64-byte tiles, 1 KiB contiguous each) loads at full speed; rows k bytes apart load ~3x slower, and any row
+that straddles two cache lines ~3.5x slower (the operands must be 64-byte aligned).
+
+Tile registers are not renamed: a load into a register that a product still reads waits for it, so where the
+accumulators and the tiles of a step fit the 8 registers every tile of the step gets its own.
 
 Linux hands out the tile state on request only (``arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)``, once per
 process; the first tile instruction without it kills the process): ``tile_permission`` asks, and the JIT asks on

@@ -212,12 +212,18 @@ def qlinear_matmul(ctx, node, inputs, attrs):
         a_scale = ctx.emit("reshape", a_scale, newshape=(-1, 1))
     if y_scale.ndim or (y_zero_point is not None and y_zero_point.ndim):
         raise ConversionError("a per-column y_scale / y_zero_point is not supported")
+    return [_requantize(ctx, acc, a_scale, b_scale, y_scale, y_zero_point, a.dtype)]
+
+
+def _requantize(ctx, acc, a_scale, b_scale, y_scale, y_zero_point, dtype: str):
+    """saturate(round(acc * (a_scale * b_scale / y_scale)) + y_zero_point): the multiplier in float32, the product
+    in float64 (ONNX's reference), as y_zero_point's dtype (``dtype`` without one)."""
     scales = [ctx.emit("cast", s, dtype="float32") if s.dtype != "float32" else s for s in (a_scale, b_scale, y_scale)]
     multiplier = ctx.emit("divide", ctx.emit("multiply", scales[0], scales[1]), scales[2])
     product = ctx.emit("multiply", ctx.emit("cast", acc, dtype="float64"), ctx.emit("cast", multiplier, dtype="float64"))
-    dtype = y_zero_point.dtype if y_zero_point is not None else a.dtype
+    dtype = y_zero_point.dtype if y_zero_point is not None else dtype
     zero_point = y_zero_point if y_zero_point is not None else np.zeros((), dtype)
-    return [ctx.emit("quantize_linear", product, np.ones((), np.float64), zero_point, dtype=dtype)]
+    return ctx.emit("quantize_linear", product, np.ones((), np.float64), zero_point, dtype=dtype)
 
 
 @converter("ConvInteger")
@@ -239,12 +245,7 @@ def qlinear_conv(ctx, node, inputs, attrs):
         raise ConversionError("x_scale, y_scale and y_zero_point must be scalars (per-tensor)")
     if w_scale.ndim == 1:
         w_scale = ctx.emit("reshape", w_scale, newshape=(-1, 1, 1))
-    scales = [ctx.emit("cast", s, dtype="float32") if s.dtype != "float32" else s for s in (x_scale, w_scale, y_scale)]
-    multiplier = ctx.emit("divide", ctx.emit("multiply", scales[0], scales[1]), scales[2])
-    product = ctx.emit("multiply", ctx.emit("cast", acc, dtype="float64"), ctx.emit("cast", multiplier, dtype="float64"))
-    dtype = y_zero_point.dtype if y_zero_point is not None else x.dtype
-    zero_point = y_zero_point if y_zero_point is not None else np.zeros((), dtype)
-    return [ctx.emit("quantize_linear", product, np.ones((), np.float64), zero_point, dtype=dtype)]
+    return [_requantize(ctx, acc, x_scale, w_scale, y_scale, y_zero_point, x.dtype)]
 
 
 def _conv_integer(ctx, node, x, w, x_zero_point, w_zero_point, attrs):

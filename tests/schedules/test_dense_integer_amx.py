@@ -194,3 +194,28 @@ def test_the_tuner_measures_tile_configs(tmp_path):
     task = Task("dense_integer_amx", dense_integer_signature("n", 128, 48), "llvm", "n=17..64")
     [summary] = tune(task, Database(tmp_path / "t.db"), n_trials=4, tuner="random", progress=False)
     assert summary.errors == 0 and summary.new_trials == 4 and summary.best_cost > 0
+
+
+@amx
+def test_a_saved_executable_runs_its_tiles_in_a_fresh_process(tmp_path):
+    """Linux grants the tile state per process: a process that only loads an executable (no compile) must ask for
+    it before the first tile instruction, or die of SIGILL."""
+    import subprocess
+    import sys
+    import textwrap
+
+    w = np.random.default_rng(3).integers(-128, 128, (48, 128)).astype(np.int8)
+    nimble.compile(_int8_module(w)).save(tmp_path / "int8.nimble")
+    np.save(tmp_path / "w.npy", w)
+    script = textwrap.dedent(f"""
+        import numpy as np, nimble
+        from nimble.vm.executable import Executable
+        vm = nimble.VirtualMachine(Executable.load({str(tmp_path / "int8.nimble")!r}))
+        w = np.load({str(tmp_path / "w.npy")!r})
+        x = np.random.default_rng(0).integers(0, 256, (37, 128)).astype(np.uint8)
+        got = np.asarray(vm.run(x, np.array(4, np.uint8)))
+        assert np.array_equal(got, (x.astype(np.int32) - 4) @ w.astype(np.int32).T)
+        print("exact")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "exact" in out.stdout, (out.returncode, out.stderr[-2000:])

@@ -104,6 +104,44 @@ def _byte_ptr(b: ir.IRBuilder, base, offset):
     return b.gep(base, [offset], source_etype=I8)
 
 
+def _counted_loop(b: ir.IRBuilder, name: str, count, body, carried=()):
+    """``for i in range(count)``, values carried from one iteration to the next: ``body(i, values) -> values``;
+    returns the values after the loop. A Python int ``count`` (at least 1) tests at the bottom; an i64 value, which
+    may be 0, at the head."""
+    pre = b.block
+    if isinstance(count, int):
+        loop = b.append_basic_block(f"{name}.body")
+        done = b.append_basic_block(f"{name}.done")
+        b.branch(loop)
+        b.position_at_end(loop)
+    else:
+        loop = b.append_basic_block(f"{name}.head")
+        inner = b.append_basic_block(f"{name}.body")
+        done = b.append_basic_block(f"{name}.done")
+        b.branch(loop)
+        b.position_at_end(loop)
+    i = b.phi(I64, name=name)
+    i.add_incoming(ir.Constant(I64, 0), pre)
+    phis = [b.phi(v.type) for v in carried]
+    for p, v in zip(phis, carried):
+        p.add_incoming(v, pre)
+    if not isinstance(count, int):
+        b.cbranch(b.icmp_signed("<", i, count), inner, done)
+        b.position_at_end(inner)
+    new = body(i, phis)
+    nxt = b.add(i, ir.Constant(I64, 1))
+    i.add_incoming(nxt, b.block)
+    for p, v in zip(phis, new):
+        p.add_incoming(v, b.block)
+    if isinstance(count, int):
+        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, count)), loop, done)
+        b.position_at_end(done)
+        return list(new)
+    b.branch(loop)
+    b.position_at_end(done)
+    return phis
+
+
 def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k: int, a_layout: tuple,
            out_stride: int, part: str, init=None) -> None:
     """One block: row tiles of ``rows`` (i16 values or ints) at a / c, column tiles ``widths`` (valid columns).
@@ -177,27 +215,16 @@ def _block(b: ir.IRBuilder, f: _Intrinsics, a, w, c, rows: list, widths: list, k
     if steps == 1:
         acc = step(acc, ir.Constant(I64, 0), ir.Constant(I64, 0), TILE_BYTES)
     elif steps > 1:
-        pre = b.block
-        body = b.append_basic_block("k.body")
-        done = b.append_basic_block("k.done")
-        b.branch(body)
-        b.position_at_end(body)
-        s = b.phi(I64, name="s")
-        s.add_incoming(ir.Constant(I64, 0), pre)
-        phis = [[b.phi(TILE) for _ in colsb] for _ in rows]
-        for i in range(len(rows)):
-            for j in range(len(colsb)):
-                phis[i][j].add_incoming(acc[i][j], pre)
-        new = step(phis, b.mul(s, ir.Constant(I64, a_step)), b.mul(s, ir.Constant(I64, TILE_ROWS * TILE_BYTES)),
-                   TILE_BYTES)
-        nxt = b.add(s, ir.Constant(I64, 1))
-        s.add_incoming(nxt, b.block)
-        for i in range(len(rows)):
-            for j in range(len(colsb)):
-                phis[i][j].add_incoming(new[i][j], b.block)
-        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, steps)), body, done)
-        b.position_at_end(done)
-        acc = new
+        nc = len(colsb)
+
+        def k_step(s, flat):
+            grid = [flat[i * nc:(i + 1) * nc] for i in range(len(rows))]
+            new = step(grid, b.mul(s, ir.Constant(I64, a_step)), b.mul(s, ir.Constant(I64, TILE_ROWS * TILE_BYTES)),
+                       TILE_BYTES)
+            return [t for row in new for t in row]
+
+        flat = _counted_loop(b, "s", steps, k_step, [t for row in acc for t in row])
+        acc = [flat[i * nc:(i + 1) * nc] for i in range(len(rows))]
     if tail:
         acc = step(acc, ir.Constant(I64, first * a_step), ir.Constant(I64, first * TILE_ROWS * TILE_BYTES), tail)
     for i, r in enumerate(rows):
@@ -228,22 +255,15 @@ def _rows_function(module: ir.Module, row_tiles: int, dynamic: bool, widths: tup
         _block(b, f, a, w, c, [b.trunc(n, I16)], list(widths), k, a_layout, out_stride, part, start)
         b.ret_void()
         return fn
-    head = b.append_basic_block("rows.head")
-    body = b.append_basic_block("rows.body")
-    done = b.append_basic_block("rows.done")
-    b.branch(head)
-    b.position_at_end(head)
-    blk = b.phi(I64, name="block")
-    blk.add_incoming(ir.Constant(I64, 0), entry)
-    b.cbranch(b.icmp_signed("<", blk, n), body, done)
-    b.position_at_end(body)
     rows = row_tiles * TILE_ROWS
-    a_blk = _byte_ptr(b, a, b.mul(blk, ir.Constant(I64, row_tiles * a_layout[2])))
-    c_blk = _byte_ptr(b, c, b.mul(blk, ir.Constant(I64, rows * out_stride * 4)))
-    _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_layout, out_stride, part, start)
-    blk.add_incoming(b.add(blk, ir.Constant(I64, 1)), b.block)
-    b.branch(head)
-    b.position_at_end(done)
+
+    def one_block(blk, _):
+        a_blk = _byte_ptr(b, a, b.mul(blk, ir.Constant(I64, row_tiles * a_layout[2])))
+        c_blk = _byte_ptr(b, c, b.mul(blk, ir.Constant(I64, rows * out_stride * 4)))
+        _block(b, f, a_blk, w, c_blk, [TILE_ROWS] * row_tiles, list(widths), k, a_layout, out_stride, part, start)
+        return []
+
+    _counted_loop(b, "block", n, one_block)
     b.ret_void()
     return fn
 
@@ -320,18 +340,12 @@ def emit_tile_matmul(b: ir.IRBuilder, module: ir.Module, s, a, w, c, rows, init=
         if count == 1:
             _rows(b, module, s, widths, a, w0, c0, rows, i0)
             continue
-        pre = b.block
-        body = b.append_basic_block("colgroup.body")
-        done = b.append_basic_block("colgroup.done")
-        b.branch(body)
-        b.position_at_end(body)
-        g = b.phi(I64, name="group")
-        g.add_incoming(ir.Constant(I64, 0), pre)
         span = len(widths) * TILE_ROWS
-        _rows(b, module, s, widths, a, _byte_ptr(b, w0, b.mul(g, ir.Constant(I64, span * s.k))),
-              _byte_ptr(b, c0, b.mul(g, ir.Constant(I64, span * 4))), rows,
-              None if i0 is None else _byte_ptr(b, i0, b.mul(g, ir.Constant(I64, span * 4))))
-        nxt = b.add(g, ir.Constant(I64, 1))
-        g.add_incoming(nxt, b.block)
-        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, count)), body, done)
-        b.position_at_end(done)
+
+        def group(g, _, w0=w0, c0=c0, i0=i0, widths=widths, span=span):
+            _rows(b, module, s, widths, a, _byte_ptr(b, w0, b.mul(g, ir.Constant(I64, span * s.k))),
+                  _byte_ptr(b, c0, b.mul(g, ir.Constant(I64, span * 4))), rows,
+                  None if i0 is None else _byte_ptr(b, i0, b.mul(g, ir.Constant(I64, span * 4))))
+            return []
+
+        _counted_loop(b, "group", count, group)
